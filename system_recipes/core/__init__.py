@@ -1,0 +1,1 @@
+"""The machinery every recipe shares: options -> render -> validate -> plan -> commit -> reload."""

@@ -1,0 +1,160 @@
+"""The run's journal: what each change replaced, so a failed or killed run can be undone.
+
+Every entry is appended (and fsynced) *before* its change is made, so rolling back an entry
+whose change never happened is harmless. The journal lives in the state directory, never in
+an include directory that a daemon reads. A run commits by writing the new manifest; the
+journal records that manifest's hash first, so recovery can tell a committed run (delete the
+journal) from an interrupted one (roll back).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from . import fsops
+from .model import sha256
+
+
+class Journal:
+    def __init__(self, root: str, directory: str):
+        self.root = root
+        self.directory = directory
+        self.log_path = os.path.join(directory, "log.jsonl")
+        self._stream = None
+        self._count = 0
+
+    # -- writing ---------------------------------------------------------------------------
+    def _open(self) -> None:
+        if self._stream is None:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            self._stream = open(self.log_path, "a", encoding="utf-8")
+
+    def _append(self, entry: dict) -> None:
+        self._open()
+        self._stream.write(json.dumps(entry, sort_keys=True) + "\n")
+        self._stream.flush()
+        os.fsync(self._stream.fileno())
+
+    def _backup(self, data: bytes) -> str:
+        self._open()
+        self._count += 1
+        name = f"{self._count:06d}.orig"
+        fd = os.open(os.path.join(self.directory, name),
+                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        return name
+
+    def before_file_change(self, path: str, previous: fsops.FileState | None) -> None:
+        """Record what ``path`` holds now (file or nothing) before it is written or removed."""
+        self._open()
+        if previous is None:
+            self._append({"op": "file", "path": path, "backup": None})
+        else:
+            self._append({"op": "file", "path": path, "backup": self._backup(previous.data),
+                          "mode": previous.mode, "uid": previous.uid, "gid": previous.gid})
+
+    def before_metadata_change(self, path: str, previous: fsops.FileState, kind: str) -> None:
+        self._append({"op": "meta", "kind": kind, "path": path, "mode": previous.mode,
+                      "uid": previous.uid, "gid": previous.gid})
+
+    def created_directories(self, paths: list[str]) -> None:
+        for path in paths:
+            self._append({"op": "mkdir", "path": path})
+
+    def before_accounts_change(self) -> None:
+        from .accounts import ACCOUNT_FILES
+
+        saved = {}
+        for path in ACCOUNT_FILES:
+            state = fsops.inspect(self.root, path)
+            if state is not None and state.kind == "file":
+                saved[path] = {"backup": self._backup(state.data), "mode": state.mode,
+                               "uid": state.uid, "gid": state.gid}
+            else:
+                saved[path] = None
+        self._append({"op": "accounts", "files": saved})
+
+    def committing(self, manifest_data: bytes) -> None:
+        self._append({"op": "commit", "manifest": sha256(manifest_data)})
+
+    @property
+    def active(self) -> bool:
+        return self._stream is not None
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def discard(self) -> None:
+        self.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    # -- reading and undoing ---------------------------------------------------------------
+    def entries(self) -> list[dict]:
+        try:
+            with open(self.log_path, encoding="utf-8") as stream:
+                lines = stream.read().splitlines()
+        except FileNotFoundError:
+            return []
+        result = []
+        for line in lines:
+            try:
+                result.append(json.loads(line))
+            except ValueError:
+                break  # a torn last line from a killed run: that change was never made
+        return result
+
+    def rollback(self) -> int:
+        """Undo every recorded change, newest first; returns how many were undone."""
+        self.close()
+        entries = [e for e in self.entries() if e["op"] != "commit"]
+        for entry in reversed(entries):
+            self._undo(entry)
+        self.discard()
+        return len(entries)
+
+    def _restore(self, path: str, backup: str, mode: int, uid: int, gid: int) -> None:
+        with open(os.path.join(self.directory, backup), "rb") as stream:
+            data = stream.read()
+        fsops.write_file(self.root, path, data, mode, uid, gid)
+
+    def _undo(self, entry: dict) -> None:
+        op, path = entry["op"], entry.get("path")
+        if op == "file":
+            if entry["backup"] is None:
+                fsops.remove_file(self.root, path)
+            else:
+                self._restore(path, entry["backup"], entry["mode"], entry["uid"], entry["gid"])
+        elif op == "meta":
+            state = fsops.inspect(self.root, path, read=False)
+            if state is not None and state.kind in ("file", "dir"):
+                if state.kind == "dir":
+                    fsops.make_directory(self.root, path, entry["mode"], entry["uid"], entry["gid"])
+                else:
+                    fsops.set_metadata(self.root, path, entry["mode"], entry["uid"], entry["gid"])
+        elif op == "mkdir":
+            fsops.remove_empty_directory(self.root, path)
+        elif op == "accounts":
+            for account_file, saved in entry["files"].items():
+                if saved is None:
+                    fsops.remove_file(self.root, account_file)
+                else:
+                    self._restore(account_file, saved["backup"], saved["mode"], saved["uid"],
+                                  saved["gid"])
+
+    def recover(self, manifest_data: bytes | None) -> tuple[str, int]:
+        """After a killed run: ('committed'|'rolled back'|'clean', changes undone)."""
+        if not os.path.isdir(self.directory):
+            return "clean", 0
+        entries = self.entries()
+        if entries and entries[-1]["op"] == "commit" and manifest_data is not None \
+                and entries[-1]["manifest"] == sha256(manifest_data):
+            self.discard()
+            return "committed", 0
+        return "rolled back", self.rollback()

@@ -1,0 +1,81 @@
+"""Where things go on a Debian-like or a Red Hat-like host: the profile never spells this out."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    supervisor_include: str
+    supervisor_suffix: str
+    supervisor_service: str
+    nrpe_include: str
+    nrpe_service: str
+    nagios_objects: str
+    nagios_service: str
+    nagios_plugins: str
+    cron_directory: str = "/etc/cron.d"
+    logrotate_directory: str = "/etc/logrotate.d"
+    systemd_directory: str = "/etc/systemd/system"
+    init_directory: str = "/etc/init.d"
+    rc_directory: str = "/etc"  # rcN.d live here on both families today
+    nologin_shell: str = "/usr/sbin/nologin"
+
+
+LAYOUTS = {
+    "debian": Layout(
+        name="debian",
+        supervisor_include="/etc/supervisor/conf.d",
+        supervisor_suffix=".conf",
+        supervisor_service="supervisor",
+        nrpe_include="/etc/nagios/nrpe.d",
+        nrpe_service="nagios-nrpe-server",
+        nagios_objects="/etc/nagios4/conf.d",
+        nagios_service="nagios4",
+        nagios_plugins="/usr/lib/nagios/plugins",
+    ),
+    "redhat": Layout(
+        name="redhat",
+        supervisor_include="/etc/supervisord.d",
+        supervisor_suffix=".ini",
+        supervisor_service="supervisord",
+        nrpe_include="/etc/nrpe.d",
+        nrpe_service="nrpe",
+        nagios_objects="/etc/nagios/conf.d",
+        nagios_service="nagios",
+        nagios_plugins="/usr/lib64/nagios/plugins",
+    ),
+}
+
+REDHAT_IDS = {"rhel", "centos", "fedora", "rocky", "almalinux", "ol", "amzn"}
+DEBIAN_IDS = {"debian", "ubuntu", "raspbian", "linuxmint"}
+
+
+def read_os_release(root: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for candidate in ("etc/os-release", "usr/lib/os-release"):
+        path = os.path.join(root, candidate)
+        try:
+            with open(path, encoding="utf-8") as stream:
+                for line in stream:
+                    key, sep, value = line.strip().partition("=")
+                    if sep:
+                        result[key] = value.strip().strip('"').strip("'")
+            return result
+        except OSError:
+            continue
+    return result
+
+
+def detect_layout(root: str) -> str | None:
+    """The layout family named by os-release below ``root``, or None when it says nothing."""
+    release = read_os_release(root)
+    ids = {release.get("ID", "")} | set(release.get("ID_LIKE", "").split())
+    if ids & REDHAT_IDS:
+        return "redhat"
+    if ids & DEBIAN_IDS:
+        return "debian"
+    return None

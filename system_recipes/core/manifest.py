@@ -1,0 +1,54 @@
+"""The books: which part owns which file, with the sha256, mode and owner it was written with.
+
+One manifest per state directory, divided by instance (one instance per host configuration),
+so several host configurations can share a machine and still see each other's files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+MANIFEST_NAME = "manifest.json"
+
+
+class Manifest:
+    """``parts[part] = {"recipe": str, "files": {path: {...}}, "directories": {path: {...}}}``."""
+
+    def __init__(self, instances: dict | None = None, instance: str = "host"):
+        self.instances: dict[str, dict] = instances or {}
+        self.instance = instance
+        self.parts: dict[str, dict] = self.instances.setdefault(instance, {})
+
+    @classmethod
+    def parse(cls, data: bytes | None, instance: str) -> Manifest:
+        if data is None:
+            return cls(instance=instance)
+        return cls(json.loads(data.decode("utf-8"))["instances"], instance)
+
+    @staticmethod
+    def read_bytes(state_path: str) -> bytes | None:
+        try:
+            with open(os.path.join(state_path, MANIFEST_NAME), "rb") as stream:
+                return stream.read()
+        except FileNotFoundError:
+            return None
+
+    def dumps(self) -> bytes:
+        instances = {k: v for k, v in self.instances.items() if v}
+        return (json.dumps({"version": 1, "instances": instances}, indent=1, sort_keys=True)
+                + "\n").encode("utf-8")
+
+    def owner_of(self, path: str) -> tuple[str, str] | None:
+        """(instance, part) that owns ``path``."""
+        for instance, parts in self.instances.items():
+            for part, books in parts.items():
+                if path in books.get("files", {}):
+                    return instance, part
+        return None
+
+    def files(self, part: str) -> dict[str, dict]:
+        return self.parts.get(part, {}).get("files", {})
+
+    def directories(self, part: str) -> dict[str, dict]:
+        return self.parts.get(part, {}).get("directories", {})

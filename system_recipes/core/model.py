@@ -1,0 +1,78 @@
+"""What a part wants on disk (desired state), independent of what is there."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Reload:
+    """A daemon action run once per run, after commit, when a file that asks for it changed."""
+
+    kind: str  # a key of reload.HANDLERS: "supervisor", "systemd", "service", "command"
+    target: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target}"
+
+
+@dataclass(frozen=True)
+class Check:
+    """A validator to run on a file's new content, with recipe-specific arguments."""
+
+    validator: str
+    arguments: tuple = ()
+
+
+@dataclass
+class FileSpec:
+    path: str  # as seen on the host; written below the root
+    content: bytes
+    owner: str = "root"
+    group: str = "root"
+    mode: int = 0o644
+    secret: bool = False
+    checks: list[Check] = field(default_factory=list)
+    reloads: list[Reload] = field(default_factory=list)
+
+    @property
+    def sha256(self) -> str:
+        return sha256(self.content)
+
+
+@dataclass
+class DirSpec:
+    path: str
+    owner: str = "root"
+    group: str = "root"
+    mode: int = 0o755
+    reloads: list[Reload] = field(default_factory=list)
+
+
+@dataclass
+class AccountSpec:
+    """A system account to create when missing; accounts are never removed."""
+
+    user: str | None
+    group: str
+    home: str
+    shell: str
+
+
+@dataclass
+class PartSpec:
+    """Everything one buildout part wants, built by its recipe in ``__init__``."""
+
+    name: str
+    recipe: str
+    files: list[FileSpec] = field(default_factory=list)
+    directories: list[DirSpec] = field(default_factory=list)
+    accounts: list[AccountSpec] = field(default_factory=list)
+    force: bool = False
+    # reloads when the part is removed (a dropped supervisor program must be stopped)
+    removal_reloads: list[Reload] = field(default_factory=list)

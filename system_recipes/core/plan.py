@@ -1,0 +1,226 @@
+"""Desired state vs disk: the list of actions a run would take, with the checks that guard them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import accounts, fsops
+from .errors import ConfigError
+from .manifest import Manifest
+from .model import AccountSpec, DirSpec, FileSpec, PartSpec, Reload, sha256
+from .settings import Settings
+
+
+@dataclass
+class Action:
+    part: str
+    verb: str  # create, update, chmod, remove, keep, mkdir, rmdir, account
+    path: str
+    old: fsops.FileState | None = None
+    file: FileSpec | None = None
+    directory: DirSpec | None = None
+    account: AccountSpec | None = None
+    backup: bool = False
+    note: str = ""
+
+    @property
+    def reloads(self) -> list[Reload]:
+        if self.file is not None:
+            return self.file.reloads
+        if self.directory is not None:
+            return self.directory.reloads
+        return []
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    unchanged: dict[str, list[str]] = field(default_factory=dict)  # part -> paths
+    parts: dict[str, str] = field(default_factory=dict)  # part -> created/updated/unchanged/removed
+    removal_reloads: list[Reload] = field(default_factory=list)
+    adopted: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.actions)
+
+    def for_part(self, part: str) -> list[Action]:
+        return [a for a in self.actions if a.part == part]
+
+    @property
+    def reloads(self) -> list[Reload]:
+        result = []
+        for action in self.actions:
+            if action.verb in ("create", "update", "chmod", "remove", "mkdir"):
+                result += action.reloads
+        return result + self.removal_reloads
+
+
+class Planner:
+    """Compares what parts want with the disk and the manifest; raises on anything unsafe."""
+
+    def __init__(self, settings: Settings, manifest: Manifest):
+        self.settings = settings
+        self.manifest = manifest
+        self.root = settings.root
+        self.planned_users: set[str] = set()
+        self.planned_groups: set[str] = set()
+
+    def plan(self, specs: dict[str, PartSpec | None], removed: set[str]) -> Plan:
+        """``specs``: parts to converge (None: uninstall); ``removed``: orphans to remove too."""
+        result = Plan()
+        wanted_paths: dict[str, str] = {}
+        live = {name: spec for name, spec in specs.items() if spec is not None}
+        for name, spec in live.items():
+            for item in [*spec.files, *spec.directories]:
+                other = wanted_paths.setdefault(item.path, name)
+                if other != name:
+                    raise ConfigError(name, "path", f"{item.path} is also written by [{other}]",
+                                      "each file to belong to one part")
+        for spec in live.values():
+            self._plan_accounts(spec, result)
+        for spec in live.values():
+            for directory in spec.directories:
+                self._plan_directory(spec, directory, result)
+        for spec in live.values():
+            for item in spec.files:
+                self._plan_file(spec, item, wanted_paths, result)
+        leaving = {n for n, s in specs.items() if s is None} | removed
+        for name in list(self.manifest.parts):
+            self._plan_removals(name, live.get(name), name in leaving, wanted_paths, result)
+        for name, spec in live.items():
+            changed = any(a.part == name for a in result.actions)
+            if not changed:
+                result.parts[name] = "unchanged"
+            elif name in self.manifest.parts:
+                result.parts[name] = "updated"
+            else:
+                result.parts[name] = "created"
+        for name in sorted(leaving):
+            if name in self.manifest.parts and name not in live:
+                result.parts[name] = "removed"
+        return result
+
+    # -- owners ----------------------------------------------------------------------------
+    def check_owner(self, part: str, option: str, user: str, group: str) -> None:
+        if user not in self.planned_users and accounts.find_user(self.root, user) is None:
+            raise ConfigError(part, option, f"no user {user!r} on this host",
+                              "an existing user or one a deployment part creates")
+        if group not in self.planned_groups and accounts.find_group(self.root, group) is None:
+            raise ConfigError(part, "group" if option == "owner" else option,
+                              f"no group {group!r} on this host",
+                              "an existing group or one a deployment part creates")
+
+    def ids(self, user: str, group: str) -> tuple[int | None, int | None]:
+        found = accounts.find_user(self.root, user)
+        gid = accounts.find_group(self.root, group)
+        return (found.uid if found else None), gid
+
+    # -- accounts --------------------------------------------------------------------------
+    def _plan_accounts(self, spec: PartSpec, result: Plan) -> None:
+        for account in spec.accounts:
+            if accounts.find_group(self.root, account.group) is None and \
+                    account.group not in self.planned_groups:
+                result.actions.append(Action(spec.name, "account", f"group {account.group}",
+                                             account=AccountSpec(None, account.group, "", "")))
+            self.planned_groups.add(account.group)
+            if account.user and accounts.find_user(self.root, account.user) is None and \
+                    account.user not in self.planned_users:
+                result.actions.append(Action(spec.name, "account", f"user {account.user}",
+                                             account=account))
+            if account.user:
+                self.planned_users.add(account.user)
+
+    # -- directories -----------------------------------------------------------------------
+    def _plan_directory(self, spec: PartSpec, item: DirSpec, result: Plan) -> None:
+        self.check_owner(spec.name, "owner", item.owner, item.group)
+        state = self._inspect(spec.name, item.path, read=False)
+        if state is None:
+            result.actions.append(Action(spec.name, "mkdir", item.path, directory=item))
+            return
+        if state.kind != "dir":
+            raise ConfigError(spec.name, "path", f"{item.path} exists and is not a directory",
+                              "a directory or nothing at that path")
+        uid, gid = self.ids(item.owner, item.group)
+        if (state.mode, state.uid, state.gid) != (item.mode, uid, gid):
+            result.actions.append(Action(spec.name, "chmod", item.path, old=state, directory=item))
+        else:
+            result.unchanged.setdefault(spec.name, []).append(item.path)
+
+    # -- files -----------------------------------------------------------------------------
+    def _plan_file(self, spec: PartSpec, item: FileSpec, wanted: dict, result: Plan) -> None:
+        self.check_owner(spec.name, "owner", item.owner, item.group)
+        state = self._inspect(spec.name, item.path)
+        books = self.manifest.files(spec.name).get(item.path)
+        if state is None:
+            result.actions.append(Action(spec.name, "create", item.path, file=item))
+            return
+        if state.kind != "file":
+            raise ConfigError(spec.name, "path", f"{item.path} exists and is {state.kind}; "
+                              "refusing to replace it", "a regular file or nothing at that path")
+        uid, gid = self.ids(item.owner, item.group)
+        same_content = state.data == item.content
+        same_meta = (state.mode, state.uid, state.gid) == (item.mode, uid, gid)
+        owner = self.manifest.owner_of(item.path)
+        if books is None and owner is not None and owner != (self.manifest.instance, spec.name):
+            instance, other = owner
+            leaving = other not in wanted.values() or wanted.get(item.path) == spec.name
+            if instance != self.manifest.instance or not leaving:
+                raise ConfigError(spec.name, "path", f"{item.path} belongs to [{other}]"
+                                  + (f" of instance {instance}" if instance != self.manifest.instance else ""),
+                                  "each file to belong to one part")
+            books = self.manifest.files(other).get(item.path)  # handed over from a removed part
+        if same_content and same_meta:
+            result.unchanged.setdefault(spec.name, []).append(item.path)
+            if books is None:
+                result.adopted.setdefault(spec.name, []).append(item.path)
+            return
+        drifted = books is None or books["sha256"] != sha256(state.data)
+        if drifted and not same_content:
+            if not spec.force:
+                why = ("was not written by system-recipes" if books is None
+                       else "was changed since system-recipes wrote it")
+                raise ConfigError(spec.name, "path", f"{item.path} {why}; refusing to overwrite it",
+                                  "force = true to replace it (a backup is kept)")
+            result.actions.append(Action(spec.name, "update", item.path, old=state, file=item,
+                                         backup=True, note="forced over local changes"))
+            return
+        verb = "update" if not same_content else "chmod"
+        result.actions.append(Action(spec.name, verb, item.path, old=state, file=item))
+
+    # -- removals --------------------------------------------------------------------------
+    def _plan_removals(self, name: str, spec: PartSpec | None, leaving: bool, wanted: dict,
+                       result: Plan) -> None:
+        if spec is None and not leaving:
+            return
+        keep_files = {f.path for f in spec.files} if spec else set()
+        keep_dirs = {d.path for d in spec.directories} if spec else set()
+        force = spec.force if spec else False
+        for path, books in self.manifest.files(name).items():
+            if path in keep_files or path in wanted:
+                continue
+            state = self._inspect(name, path)
+            if state is None:
+                result.actions.append(Action(name, "forget", path, note="already gone"))
+            elif state.kind != "file" or sha256(state.data) != books["sha256"]:
+                if force and state.kind == "file":
+                    result.actions.append(Action(name, "remove", path, old=state, backup=True))
+                else:
+                    result.actions.append(Action(name, "keep", path, old=state,
+                                                 note="changed since written; left in place"))
+            else:
+                result.actions.append(Action(name, "remove", path, old=state))
+        for path, books in sorted(self.manifest.directories(name).items(), reverse=True):
+            if path in keep_dirs or path in wanted:
+                continue
+            result.actions.append(Action(name, "rmdir" if books.get("created") else "forget",
+                                         path, note="" if books.get("created") else "not ours"))
+        if spec is None:
+            for item in self.manifest.parts.get(name, {}).get("removal_reloads", []):
+                result.removal_reloads.append(Reload(*item))
+
+    def _inspect(self, part: str, path: str, read: bool = True) -> fsops.FileState | None:
+        try:
+            return fsops.inspect(self.root, path, read=read)
+        except fsops.UnsafePath as error:
+            raise ConfigError(part, "path", error.strerror, "a path without symlinks") from None

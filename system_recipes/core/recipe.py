@@ -1,0 +1,129 @@
+"""The glue between buildout and the core: every recipe is a subclass of :class:`Recipe`.
+
+A subclass declares ``schema`` and implements :meth:`Recipe.build`, which fills a
+:class:`PartSpec` from typed values. Everything else -- checking options, staging, the
+manifest, validation, reloads -- is done once, here and in :mod:`run`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import zc.buildout
+
+from . import render, run
+from .errors import ConfigError
+from .model import PartSpec
+from .schema import Schema, Values, unescape
+
+_ACTIVE: dict[str, run.Run] = {}
+
+
+class Recipe:
+    schema: Schema = Schema([])
+    recipe_name = ""
+    #: options written back for other sections to reference (``${app:log-directory}``)
+    exposed: tuple[str, ...] = ()
+
+    def __init__(self, buildout, name: str, options):
+        self.buildout, self.name, self.options = buildout, name, options
+        active = run.current(buildout)
+        if active is None:
+            raise zc.buildout.UserError(
+                f"[{name}] recipe system_recipes:{self.recipe_name} needs the system-recipes "
+                "extension: add 'extensions = system-recipes' to [buildout] "
+                "(profiles/base.cfg does)")
+        _ACTIVE["run"] = active
+        self.run = active
+        self.settings = active.settings
+        self.layout = self.settings.layout
+        self.values: Values = self.schema.parse(name, options, ignore=set(self.exposed))
+        for key in self.exposed:
+            value = self.values.get(key)
+            options[key] = _option_text(value)
+        self.spec = PartSpec(name=name, recipe=self.recipe_name)
+        self.build(self.spec, self.values)
+        active.declare(self.spec)
+
+    def build(self, spec: PartSpec, values: Values) -> None:
+        raise NotImplementedError
+
+    # -- helpers for subclasses ------------------------------------------------------------
+    def render(self, template: str, context: dict, option: str = "template",
+               inline: bool = False) -> bytes:
+        search = self.search_path()
+        if not inline and ("/" in template):
+            full = os.path.join(self.settings.buildout_directory, template)
+            search = (os.path.dirname(full),) + search
+            template = os.path.basename(full)
+        try:
+            text = render.render(template, context, search, inline=inline)
+        except render.RenderError as error:
+            raise ConfigError(self.name, option, str(error)) from None
+        return text.encode("utf-8")
+
+    def search_path(self) -> tuple[str, ...]:
+        return tuple(self.settings.templates) + (render.packaged_templates(),)
+
+    def sections(self) -> SectionsView:
+        return SectionsView(self.buildout)
+
+    # -- buildout's interface --------------------------------------------------------------
+    def install(self):
+        self.run.stage(self.name)
+        return ()  # system-recipes keeps its own books; buildout must not delete anything
+
+    update = install
+
+
+def uninstall(name: str, options) -> None:
+    """``zc.buildout.uninstall`` entry point: stage the removal of a dropped part's files."""
+    active = _ACTIVE.get("run")
+    if active is None:
+        raise zc.buildout.UserError(
+            f"[{name}] cannot uninstall without the system-recipes extension")
+    active.stage_removal(name)
+
+
+def _option_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "\n".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+class SectionsView:
+    """``{{ sections.app.port }}``: other sections' options in templates (``$$`` -> ``$``)."""
+
+    def __init__(self, buildout):
+        self._buildout = buildout
+
+    def __getitem__(self, name: str) -> dict:
+        try:
+            section = self._buildout[name]
+        except KeyError:
+            raise KeyError(name) from None
+        values = {}
+        for key in list(section.keys()):
+            if key.startswith("_"):
+                continue
+            values[key] = unescape(section[key])
+            values.setdefault(key.replace("-", "_"), values[key])
+        return values
+
+    def __getattr__(self, name: str) -> dict:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            try:
+                return self[name.replace("_", "-")]
+            except KeyError:
+                raise AttributeError(name) from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._buildout

@@ -1,0 +1,71 @@
+"""Output for people: one line per part, a summary, diffs on request (secrets masked)."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+
+from .plan import Action, Plan
+
+VERBS = {"create": "create", "update": "update", "chmod": "owner/mode", "remove": "remove",
+         "keep": "keep", "mkdir": "mkdir", "rmdir": "rmdir", "account": "add", "forget": "forget"}
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stdout, flush=True)
+
+
+def diff(action: Action) -> str:
+    old = action.old.data if action.old is not None and action.old.data is not None else b""
+    new = action.file.content if action.file is not None and action.verb != "remove" else b""
+    if action.file is not None and action.file.secret or (action.old and action.old.mode & 0o077 == 0
+                                                           and action.verb == "remove"):
+        return f"    (secret: content of {action.path} not shown)\n"
+    try:
+        old_text, new_text = old.decode("utf-8"), new.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"    (binary content of {action.path} not shown)\n"
+    lines = difflib.unified_diff(old_text.splitlines(keepends=True),
+                                 new_text.splitlines(keepends=True),
+                                 fromfile=f"a{action.path}" if action.old else "/dev/null",
+                                 tofile=f"b{action.path}" if action.verb != "remove" else "/dev/null")
+    text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                   for line in lines)
+    return text
+
+
+def describe(action: Action) -> str:
+    text = f"{VERBS.get(action.verb, action.verb)} {action.path}"
+    if action.note:
+        text += f" ({action.note})"
+    return text
+
+
+def part_lines(plan: Plan, tense: str) -> list[str]:
+    """One line per part: ``  [web-logrotate] updated: update /etc/logrotate.d/web``."""
+    lines = []
+    width = max((len(p) for p in plan.parts), default=0) + 2
+    for part, status in plan.parts.items():
+        actions = plan.for_part(part)
+        label = f"[{part}]".ljust(width)
+        shown = status if tense == "past" else {"created": "create", "updated": "update",
+                                                  "removed": "remove"}.get(status, status)
+        details = "; ".join(describe(a) for a in actions)
+        lines.append(f"  {label} {shown}" + (f": {details}" if details else ""))
+    return lines
+
+
+def summary(plan: Plan, reloads: str, tense: str) -> str:
+    counts = {k: 0 for k in ("created", "updated", "removed", "unchanged")}
+    for status in plan.parts.values():
+        counts[status] = counts.get(status, 0) + 1
+    files = sum(1 for a in plan.actions if a.verb in ("create", "update", "chmod", "remove"))
+    head = "system-recipes:" if tense == "past" else "plan:"
+    return (f"{head} {counts['created']} created, {counts['updated']} updated, "
+            f"{counts['removed']} removed, {counts['unchanged']} unchanged; "
+            f"{files} file{'s' if files != 1 else ''} {'changed' if tense == 'past' else 'to change'}"
+            f"; reloads: {reloads}")
+
+
+def diffs(plan: Plan) -> list[str]:
+    return [diff(a) for a in plan.actions if a.verb in ("create", "update", "remove")]

@@ -1,0 +1,288 @@
+"""Options declared once: type, default, required, choices and help, checked in one place.
+
+Each recipe declares a :class:`Schema`; :meth:`Schema.parse` turns a buildout section into typed
+values or raises :class:`ConfigError` naming the section and option. The reference docs are
+generated from the same declarations (``system-recipes docs``).
+
+>>> schema = Schema([Option("rotate", Integer(minimum=0), default=14, help="copies to keep")])
+>>> schema.parse("web-logs", {"rotate": "7"}).rotate
+7
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+IGNORED_OPTIONS = {"recipe"}
+
+
+class OptionType:
+    """Parses one option's text; raises ValueError with the problem, states what it expects."""
+
+    expected = "text"
+
+    def parse(self, text: str) -> Any:
+        return text
+
+
+class Text(OptionType):
+    expected = "text"
+
+    def parse(self, text: str) -> str:
+        if "\0" in text:
+            raise ValueError("contains a NUL byte")
+        return text
+
+
+class Line(OptionType):
+    """A single line: a newline here would let a value inject lines into a config file."""
+
+    expected = "a single line"
+
+    def __init__(self, pattern: str | None = None, expected: str | None = None):
+        self.pattern = re.compile(pattern) if pattern else None
+        if expected:
+            self.expected = expected
+
+    def parse(self, text: str) -> str:
+        value = text.strip()
+        if any(c in value for c in "\n\r\0"):
+            raise ValueError("must be a single line")
+        if self.pattern and not self.pattern.fullmatch(value):
+            raise ValueError(f"{value!r} is not valid")
+        return value
+
+
+class Bool(OptionType):
+    expected = "true or false"
+    TRUE = {"true", "yes", "on", "1"}
+    FALSE = {"false", "no", "off", "0"}
+
+    def parse(self, text: str) -> bool:
+        value = text.strip().lower()
+        if value in self.TRUE:
+            return True
+        if value in self.FALSE:
+            return False
+        raise ValueError(f"{text.strip()!r} is not a boolean")
+
+
+class Integer(OptionType):
+    def __init__(self, minimum: int | None = None, maximum: int | None = None):
+        self.minimum, self.maximum = minimum, maximum
+        bounds = []
+        if minimum is not None:
+            bounds.append(f">= {minimum}")
+        if maximum is not None:
+            bounds.append(f"<= {maximum}")
+        self.expected = "an integer" + (" " + " and ".join(bounds) if bounds else "")
+
+    def parse(self, text: str) -> int:
+        try:
+            value = int(text.strip(), 10)
+        except ValueError:
+            raise ValueError(f"{text.strip()!r} is not an integer") from None
+        if (self.minimum is not None and value < self.minimum) or (
+            self.maximum is not None and value > self.maximum
+        ):
+            raise ValueError(f"{value} is out of range")
+        return value
+
+
+class Mode(OptionType):
+    expected = "an octal file mode such as 0644"
+
+    def parse(self, text: str) -> int:
+        value = text.strip().lower().removeprefix("0o")
+        if not re.fullmatch(r"[0-7]{3,4}", value):
+            raise ValueError(f"{text.strip()!r} is not an octal mode")
+        return int(value, 8)
+
+
+class Choice(OptionType):
+    def __init__(self, *choices: str):
+        self.choices = choices
+        self.expected = "one of " + ", ".join(choices)
+
+    def parse(self, text: str) -> str:
+        value = text.strip()
+        if value not in self.choices:
+            raise ValueError(f"{value!r} is not a choice")
+        return value
+
+
+class Lines(OptionType):
+    """One item per line; blank lines and lines starting with # are dropped."""
+
+    def __init__(self, item: OptionType | None = None):
+        self.item = item or Line()
+        self.expected = f"one item per line, each {self.item.expected}"
+
+    def parse(self, text: str) -> list:
+        items = []
+        for raw in text.splitlines():
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            items.append(self.item.parse(line))
+        return items
+
+
+class Name(Line):
+    """A file name component: what becomes a file name must not escape its directory."""
+
+    expected = "a name of letters, digits, '-', '_', '.' or '@', without '/' or '..'"
+
+    def parse(self, text: str) -> str:
+        value = super().parse(text)
+        if not value or value in (".", "..") or ".." in value or "/" in value:
+            raise ValueError(f"{value!r} would escape its directory")
+        if not re.fullmatch(r"[A-Za-z0-9_@][A-Za-z0-9_.@-]*", value):
+            raise ValueError(f"{value!r} is not a plain file name")
+        return value
+
+
+class AbsolutePath(Line):
+    """An absolute path on the host (it is written below the install root)."""
+
+    expected = "an absolute path without '..'"
+
+    def parse(self, text: str) -> str:
+        value = super().parse(text)
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} is not absolute")
+        if ".." in value.split("/"):
+            raise ValueError(f"{value!r} contains '..'")
+        return posixpath.normpath(value)
+
+
+class Account(Line):
+    expected = "a user or group name (lowercase letters, digits, '_' and '-')"
+
+    def parse(self, text: str) -> str:
+        value = super().parse(text)
+        if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
+            raise ValueError(f"{value!r} is not a valid account name")
+        return value
+
+
+class Assignments(OptionType):
+    """Lines of KEY=value (environment variables)."""
+
+    expected = "lines of KEY=value"
+
+    def parse(self, text: str) -> dict[str, str]:
+        result: dict[str, str] = {}
+        for line in Lines().parse(text):
+            key, sep, value = line.partition("=")
+            key = key.strip()
+            if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise ValueError(f"{line!r} is not KEY=value")
+            result[key] = value.strip()
+        return result
+
+
+Default = Callable[["Values"], Any] | Any
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One declared option. ``default`` may be a function of the values parsed so far."""
+
+    name: str
+    type: OptionType = field(default_factory=Line)
+    default: Default = None
+    required: bool = False
+    help: str = ""
+
+    def default_for(self, values: Values) -> Any:
+        return self.default(values) if callable(self.default) else self.default
+
+    def describe_default(self) -> str:
+        if self.required:
+            return "required"
+        if callable(self.default):
+            return (self.default.__doc__ or "computed").strip()
+        if self.default is None:
+            return "none"
+        if isinstance(self.type, Mode):
+            return f"{self.default:04o}"
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
+        return str(self.default) if self.default != "" else "empty"
+
+
+class Values(dict):
+    """Parsed options; reachable as ``values['log-directory']`` or ``values.log_directory``."""
+
+    section: str = ""
+
+    def __getattr__(self, name: str) -> Any:
+        key = name.replace("_", "-")
+        if key in self:
+            return self[key]
+        if name in self:
+            return self[name]
+        raise AttributeError(name)
+
+
+def unescape(text: str) -> str:
+    """buildout hands ``$$`` to recipes unchanged; it means a literal ``$``."""
+    return text.replace("$$", "$")
+
+
+class Schema:
+    """The declared options of one recipe, checked in one place."""
+
+    def __init__(self, options: list[Option], extra: bool = False, extra_help: str = ""):
+        self.options = {o.name: o for o in options}
+        self.extra = extra
+        self.extra_help = extra_help
+
+    def __add__(self, other: Schema) -> Schema:
+        return Schema(list(self.options.values()) + list(other.options.values()),
+                      extra=self.extra or other.extra, extra_help=self.extra_help or other.extra_help)
+
+    def parse(self, section: str, raw: Mapping[str, str], ignore: set[str] = frozenset()) -> Values:
+        values = Values()
+        values.section = section
+        known = set(self.options) | IGNORED_OPTIONS | set(ignore)
+        unknown = sorted(k for k in raw if k not in known and not k.startswith("_"))
+        if unknown and not self.extra:
+            close = ", ".join(sorted(self.options))
+            raise ConfigError(section, unknown[0], "unknown option", f"one of {close}")
+        for name, option in self.options.items():
+            if name in raw:
+                try:
+                    values[name] = option.type.parse(unescape(raw[name]))
+                except ValueError as error:
+                    raise ConfigError(section, name, str(error), option.type.expected) from None
+            elif option.required:
+                raise ConfigError(section, name, "missing required option", option.type.expected)
+            else:
+                values[name] = option.default_for(values)
+        if self.extra:
+            for key in unknown:
+                values[key] = Text().parse(unescape(raw[key]))
+        return values
+
+    def markdown(self, title: str, doc: str = "") -> str:
+        lines = [f"# {title}", ""]
+        if doc:
+            lines += [doc.strip(), ""]
+        lines += ["| option | type | default | description |", "| --- | --- | --- | --- |"]
+        for option in self.options.values():
+            lines.append(
+                f"| `{option.name}` | {option.type.expected} | {option.describe_default()} "
+                f"| {option.help} |"
+            )
+        if self.extra:
+            lines += ["", self.extra_help or "Other options are accepted."]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Level 1: one recipe per kind of file. Each module is a thin declaration on ``core``."""

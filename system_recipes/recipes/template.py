@@ -1,0 +1,82 @@
+"""``system_recipes:template``: any text file from a jinja2 template or inline text.
+
+Template variables: this section's options (``log-directory`` is also ``log_directory``),
+``sections`` for other sections (``{{ sections.app.port }}``) and ``settings`` (``root``,
+``layout``). Undefined variables are errors. ``secret = true`` makes the file 0600 by default
+and keeps its content out of every log and diff.
+
+Example::
+
+    [app-config]
+    recipe = system_recipes:template
+    path = ${app:etc-directory}/app.ini
+    template = app.ini.j2
+    owner = root
+    group = ${app:group}
+    mode = 0640
+    port = 8080
+"""
+
+from __future__ import annotations
+
+from ..core.errors import ConfigError
+from ..core.model import FileSpec, PartSpec, Reload
+from ..core.recipe import Recipe
+from ..core.schema import AbsolutePath, Account, Bool, Line, Mode, Option, Schema, Text, Values
+
+
+def _group_default(values: Values) -> str:
+    """the owner"""
+    return values["owner"]
+
+
+def _mode_default(values: Values) -> int:
+    """0600 when secret, else 0644"""
+    return 0o600 if values["secret"] else 0o644
+
+
+SCHEMA = Schema([
+    Option("path", AbsolutePath(), required=True, help="the file to write (below the root)"),
+    Option("template", Line(), default="",
+           help="a jinja2 template: a name found in the template directories, or a path "
+                "relative to the buildout directory"),
+    Option("text", Text(), default="", help="inline jinja2 template text (instead of template)"),
+    Option("owner", Account(), default="root", help="the file's owner"),
+    Option("group", Account(), default=_group_default, help="the file's group"),
+    Option("secret", Bool(), default=False,
+           help="never show the content (logs, diffs, plan); mode 0600 unless set"),
+    Option("mode", Mode(), default=_mode_default, help="the file's mode"),
+    Option("force", Bool(), default=False,
+           help="replace a file that was not written by system-recipes or was edited by hand "
+                "(a backup is kept in the state directory)"),
+    Option("on-change", Line(), default="",
+           help="a shell command run once, after the commit, when the file changed"),
+], extra=True, extra_help="Any other option is a template variable.")
+
+
+class Recipe(Recipe):
+    """A text file from a template."""
+
+    schema = SCHEMA
+    recipe_name = "template"
+
+    def build(self, spec: PartSpec, values: Values) -> None:
+        if bool(values.template) == bool(values.text):
+            raise ConfigError(self.name, "template", "set exactly one of template and text",
+                              "template = NAME or text = ...")
+        context = {key: value for key, value in values.items()}
+        context.update({key.replace("-", "_"): value for key, value in values.items()})
+        context.update(sections=self.sections(), settings=self.settings,
+                       layout=self.settings.layout)
+        if values.text:
+            # buildout strips a value's last newline; a text file wants one
+            text = values.text if values.text.endswith("\n") else values.text + "\n"
+            content = self.render(text, context, option="text", inline=True)
+        else:
+            content = self.render(values.template, context)
+        spec.force = values.force
+        spec.files.append(FileSpec(
+            path=values.path, content=content, owner=values.owner, group=values.group,
+            mode=values.mode, secret=values.secret,
+            reloads=[Reload("command", values.on_change)] if values.on_change else [],
+        ))
