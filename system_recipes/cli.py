@@ -1,8 +1,87 @@
-"""The ``system-recipes`` console script."""
+"""``system-recipes``: plan a run, generate the option reference."""
 
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
 import sys
+import tempfile
+
+import zc.buildout
+
+from .core import report
 
 
-def main(argv=None) -> int:
-    print("system-recipes: not yet", file=sys.stderr)
-    return 1
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="system-recipes")
+    commands = parser.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser("plan", help="show what `buildout -c CONFIG` would change")
+    plan.add_argument("-c", "--config", default="buildout.cfg", help="the host configuration")
+    plan.add_argument("-q", "--quiet", action="store_true", help="no diffs, only part lines")
+    plan.add_argument("assignments", nargs="*", metavar="section:option=value",
+                      help="override options, as buildout's command line does")
+    docs = commands.add_parser("docs", help="write the option reference (docs/recipes/*.md)")
+    docs.add_argument("-o", "--output", default=None, help="directory (default: docs/recipes)")
+    docs.add_argument("--check", action="store_true",
+                      help="exit 1 when the checked-in reference is stale")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "plan":
+            return run_plan(args.config, args.assignments, quiet=args.quiet)
+        if args.command == "docs":
+            from .docs import write_reference
+
+            return write_reference(args.output, check=args.check)
+    except zc.buildout.UserError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cloptions(assignments: list[str]) -> list[tuple[str, str, str]]:
+    result = []
+    for text in assignments:
+        target, sep, value = text.partition("=")
+        section, colon, option = target.rpartition(":")
+        if not sep or not colon:
+            raise zc.buildout.UserError(f"{text!r}: expected section:option=value")
+        result.append((section or "buildout", option, value))
+    return result
+
+
+def run_plan(config: str, assignments: list[str], quiet: bool = False) -> int:
+    """Render and validate every part, print the changes; exit 0 (none), 2 (some), 1 (error)."""
+    from zc.buildout.buildout import Buildout
+
+    from .core import reload
+    from .core.run import Run
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    scratch = tempfile.mkdtemp(prefix="system-recipes-plan-")
+    try:
+        # buildout creates its eggs directory when it loads; plan must not touch the disk
+        options = _cloptions(assignments) + [("buildout", "eggs-directory", scratch),
+                                             ("buildout", "log-level", "WARNING")]
+        buildout = Buildout(os.path.abspath(config), options, use_user_defaults=False)
+        active = Run(buildout, mode="plan")
+        active.acquire()
+        try:
+            for part in buildout["buildout"].get("parts", "").split():
+                buildout[part]  # constructs the recipe: it renders and declares its files
+            plan = active.build_plan(dict(active.declared))
+        finally:
+            active.release()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if os.path.isdir(active.journal.directory):
+        report.say("plan: an interrupted run will be rolled back first")
+    for line in report.part_lines(plan, "future"):
+        report.say(line)
+    if not quiet:
+        for text in report.diffs(plan):
+            report.say(text.rstrip("\n"))
+    grouped = reload.group(plan.reloads)
+    report.say(report.summary(plan, reload.describe(grouped) or "none", "future"))
+    return 2 if plan.changed else 0

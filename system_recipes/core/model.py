@@ -74,5 +74,8 @@ class PartSpec:
     directories: list[DirSpec] = field(default_factory=list)
     accounts: list[AccountSpec] = field(default_factory=list)
     force: bool = False
+    # accounts that must exist (or be created by this run) though no file is owned by them:
+    # (option, user, group-or-None), e.g. the user column of a cron entry
+    needs_accounts: list[tuple[str, str, str | None]] = field(default_factory=list)
     # reloads when the part is removed (a dropped supervisor program must be stopped)
     removal_reloads: list[Reload] = field(default_factory=list)

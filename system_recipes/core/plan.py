@@ -80,6 +80,9 @@ class Planner:
         for spec in live.values():
             self._plan_accounts(spec, result)
         for spec in live.values():
+            for option, user, group in spec.needs_accounts:
+                self.check_owner(spec.name, option, user, group or "root")
+        for spec in live.values():
             for directory in spec.directories:
                 self._plan_directory(spec, directory, result)
         for spec in live.values():
@@ -186,7 +189,12 @@ class Planner:
                                          backup=True, note="forced over local changes"))
             return
         verb = "update" if not same_content else "chmod"
-        result.actions.append(Action(spec.name, verb, item.path, old=state, file=item))
+        note = ""
+        if state.mode != item.mode:
+            note = f"mode {state.mode:04o} -> {item.mode:04o}"
+        if (state.uid, state.gid) != (uid, gid):
+            note = (note + ", " if note else "") + f"owner {item.owner}:{item.group}"
+        result.actions.append(Action(spec.name, verb, item.path, old=state, file=item, note=note))
 
     # -- removals --------------------------------------------------------------------------
     def _plan_removals(self, name: str, spec: PartSpec | None, leaving: bool, wanted: dict,

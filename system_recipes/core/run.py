@@ -14,6 +14,7 @@ import datetime
 import fcntl
 import logging
 import os
+import signal
 import time
 
 from . import accounts, fsops, reload, report
@@ -26,6 +27,8 @@ from .settings import Settings, settings_from_buildout
 from .validate import Item, Validation
 
 ATTRIBUTE = "_system_recipes_run"
+# Fault injection for the crash tests: SIGKILL this process after N applied actions.
+FAULT_KILL_AFTER = "SYSTEM_RECIPES_FAULT_KILL_AFTER"
 
 
 def current(buildout) -> Run | None:
@@ -179,9 +182,12 @@ class Run:
                         self.journal.before_accounts_change()
                         accounts_done = True
                     self._apply_account(action)
-            for action in plan.actions:
+            kill_after = int(os.environ.get(FAULT_KILL_AFTER, "0") or 0)
+            for done, action in enumerate(plan.actions, start=1):
                 current = action
                 self._apply_one(action, manifest)
+                if done == kill_after:
+                    os.kill(os.getpid(), signal.SIGKILL)
             self._record_unchanged(plan, manifest)
             data = manifest.dumps()
             self.journal.committing(data)

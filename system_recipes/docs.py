@@ -1,0 +1,53 @@
+"""The option reference, generated from the recipes' declared schemas (one page per recipe)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from .core.settings import SCHEMA as SETTINGS_SCHEMA
+
+RECIPES = ("deployment", "template", "runscript", "cron", "logrotate", "supervisor", "nrpe",
+           "nagios")
+DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
+                       "recipes")
+
+
+def pages() -> dict[str, str]:
+    result = {"settings.md": SETTINGS_SCHEMA.markdown(
+        "[system-recipes] settings", "Read by every recipe from the `[system-recipes]` section.")}
+    for name in RECIPES:
+        try:
+            module = importlib.import_module(f"system_recipes.recipes.{name}")
+        except ImportError:
+            continue
+        doc = (module.__doc__ or "").strip()
+        title, _, rest = doc.partition("\n")
+        result[f"{name}.md"] = module.Recipe.schema.markdown(
+            f"system_recipes:{name}", (title.replace("``", "`") + "\n" + rest).strip())
+    return result
+
+
+def write_reference(directory: str | None, check: bool = False) -> int:
+    directory = directory or DEFAULT
+    stale = []
+    for name, text in pages().items():
+        path = os.path.join(directory, name)
+        try:
+            with open(path, encoding="utf-8") as stream:
+                current = stream.read()
+        except FileNotFoundError:
+            current = None
+        if current != text:
+            stale.append(path)
+            if not check:
+                os.makedirs(directory, exist_ok=True)
+                with open(path, "w", encoding="utf-8") as stream:
+                    stream.write(text)
+    if check and stale:
+        print("stale reference (run `system-recipes docs`): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    for path in stale if not check else []:
+        print(f"wrote {path}")
+    return 0
