@@ -144,7 +144,11 @@ def write_file(root: str, host_path: str, data: bytes, mode: int, uid: int, gid:
             os.fchown(fd, uid, gid)
             os.fchmod(fd, mode)
             os.fsync(fd)
-        finally:
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp, dir_fd=dfd)
+            raise
+        else:
             os.close(fd)
         try:
             os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)

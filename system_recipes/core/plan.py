@@ -141,6 +141,9 @@ class Planner:
         if state is None:
             result.actions.append(Action(spec.name, "mkdir", item.path, directory=item))
             return
+        if state.kind == "symlink":
+            raise ConfigError(spec.name, "path", f"{item.path} is a symlink; refusing to follow "
+                              "it", "a real directory or nothing at that path")
         if state.kind != "dir":
             raise ConfigError(spec.name, "path", f"{item.path} exists and is not a directory",
                               "a directory or nothing at that path")

@@ -16,8 +16,6 @@ from .errors import ConfigError
 from .model import PartSpec
 from .schema import Schema, Values, unescape
 
-_ACTIVE: dict[str, run.Run] = {}
-
 
 class Recipe:
     schema: Schema = Schema([])
@@ -33,7 +31,6 @@ class Recipe:
                 f"[{name}] recipe system_recipes:{self.recipe_name} needs the system-recipes "
                 "extension: add 'extensions = system-recipes' to [buildout] "
                 "(profiles/base.cfg does)")
-        _ACTIVE["run"] = active
         self.run = active
         self.settings = active.settings
         self.layout = self.settings.layout
@@ -78,7 +75,7 @@ class Recipe:
 
 def uninstall(name: str, options) -> None:
     """``zc.buildout.uninstall`` entry point: stage the removal of a dropped part's files."""
-    active = _ACTIVE.get("run")
+    active = run.current()
     if active is None:
         raise zc.buildout.UserError(
             f"[{name}] cannot uninstall without the system-recipes extension")

@@ -31,7 +31,14 @@ ATTRIBUTE = "_system_recipes_run"
 FAULT_KILL_AFTER = "SYSTEM_RECIPES_FAULT_KILL_AFTER"
 
 
-def current(buildout) -> Run | None:
+_LATEST: list[Run] = []
+
+
+def current(buildout=None) -> Run | None:
+    """The run of ``buildout``; without it, the latest run of this process (for uninstallers,
+    which buildout calls without the buildout)."""
+    if buildout is None:
+        return _LATEST[-1] if _LATEST else None
     return getattr(buildout, ATTRIBUTE, None)
 
 
@@ -49,6 +56,7 @@ class Run:
         self.journal = Journal(self.settings.root, os.path.join(self.state, "journal"))
         self.last_plan: Plan | None = None
         setattr(buildout, ATTRIBUTE, self)
+        _LATEST[:] = [self]
 
     # -- lock and recovery -----------------------------------------------------------------
     def acquire(self) -> None:
@@ -129,6 +137,9 @@ class Run:
         orphans = set(manifest.parts) - set(specs) - self.configured_parts()
         if self.mode == "plan":
             orphans = set(manifest.parts) - set(specs)
+        order = self.buildout["buildout"].get("parts", "").split()
+        specs = dict(sorted(specs.items(), key=lambda item: (
+            order.index(item[0]) if item[0] in order else len(order), item[0])))
         plan = Planner(self.settings, manifest).plan(specs, orphans)
         self._validate(plan)
         return plan
