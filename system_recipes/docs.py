@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import textwrap
 
 from .core.settings import SCHEMA as SETTINGS_SCHEMA
 
@@ -22,11 +23,18 @@ def pages() -> dict[str, str]:
             module = importlib.import_module(f"system_recipes.recipes.{name}")
         except ImportError:
             continue
-        doc = (module.__doc__ or "").strip()
-        title, _, rest = doc.partition("\n")
         result[f"{name}.md"] = module.Recipe.schema.markdown(
-            f"system_recipes:{name}", (title.replace("``", "`") + "\n" + rest).strip())
+            f"system_recipes:{name}", to_markdown(module.__doc__ or ""))
     return result
+
+
+def to_markdown(doc: str) -> str:
+    """A recipe's docstring (reST-ish, ending with ``Example::``) as markdown."""
+    text, _, example = doc.strip().replace("``", "`").partition("Example::")
+    text = text.strip()
+    if example.strip():
+        text += "\n\nExample:\n\n```ini\n" + textwrap.dedent(example).strip("\n") + "\n```"
+    return text
 
 
 def write_reference(directory: str | None, check: bool = False) -> int:

@@ -9,7 +9,6 @@ import sys
 import textwrap
 
 import pytest
-
 from sandbox import Sandbox
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

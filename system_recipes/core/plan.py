@@ -91,7 +91,7 @@ class Planner:
         leaving = {n for n, s in specs.items() if s is None} | removed
         for name in list(self.manifest.parts):
             self._plan_removals(name, live.get(name), name in leaving, wanted_paths, result)
-        for name, spec in live.items():
+        for name in live:
             changed = any(a.part == name for a in result.actions)
             if not changed:
                 result.parts[name] = "unchanged"

@@ -301,7 +301,7 @@ class Run:
                 del manifest.parts[part]
 
     def _backup(self, action: Action) -> None:
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
         target = os.path.join(self.settings.state_directory, "backups", stamp,
                               action.path.lstrip("/"))
         fsops.write_file(self.settings.root, target, action.old.data, action.old.mode,

@@ -162,6 +162,18 @@ class AbsolutePath(Line):
         return posixpath.normpath(value)
 
 
+class Directory(Line):
+    """An absolute directory chosen by the operator (an install root): normalized."""
+
+    expected = "an absolute directory"
+
+    def parse(self, text: str) -> str:
+        value = super().parse(text)
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} is not absolute")
+        return posixpath.normpath(value)
+
+
 class Account(Line):
     expected = "a user or group name (lowercase letters, digits, '_' and '-')"
 

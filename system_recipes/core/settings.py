@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 from .layout import LAYOUTS, Layout, detect_layout
-from .schema import AbsolutePath, Choice, Integer, Line, Lines, Option, Schema
+from .schema import AbsolutePath, Choice, Directory, Integer, Line, Lines, Option, Schema
 
 SECTION = "system-recipes"
 
 SCHEMA = Schema([
-    Option("root", AbsolutePath(), default="/",
+    Option("root", Directory(), default="/",
            help="install root: every path is written below it, so a profile can be rendered "
                 "into a scratch tree"),
     Option("layout", Choice("auto", "debian", "redhat"), default="auto",

@@ -1,0 +1,18 @@
+"""The README's demo profile, run into a scratch root."""
+
+import os
+import subprocess
+
+from conftest import BUILDOUT, REPO, make_scratch_root
+
+
+def test_demo_profile_writes_its_tree(tmp_path):
+    root = make_scratch_root(str(tmp_path / "root"))
+    result = subprocess.run(
+        [BUILDOUT, "-c", os.path.join(REPO, "profiles", "hosts", "demo.cfg"),
+         f"system-recipes:root={root}"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(os.path.join(root, "etc/demo/demo.ini")) as stream:
+        assert "log-file = /var/log/demo/demo.log" in stream.read()
+    assert "skipped" not in result.stdout or "root is" in result.stdout
+    assert os.path.isdir(os.path.join(root, "var/lib/demo"))
