@@ -17,5 +17,5 @@ if [ ! -x .venv/bin/buildout ]; then
     python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
-.venv/bin/ruff check system_recipes tests bench
+.venv/bin/ruff check system_recipes tests $( [ -d bench ] && echo bench )
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -10,7 +10,7 @@ import textwrap
 from .core.settings import SCHEMA as SETTINGS_SCHEMA
 
 RECIPES = ("deployment", "template", "runscript", "cron", "logrotate", "supervisor", "nrpe",
-           "nagios")
+           "nagios", "package")
 DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
                        "recipes")
 
