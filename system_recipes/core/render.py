@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import functools
 import os
-from importlib import resources
 
 import jinja2
 
 
 def packaged_templates() -> str:
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    checkout = os.path.join(os.path.dirname(here), "templates")
-    try:
-        installed = str(resources.files("system_recipes.templates"))
-        if os.path.isdir(installed):
-            return installed
-    except ModuleNotFoundError:
-        pass
-    return checkout
+    """``system_recipes/templates`` in an installed copy, ``templates/`` in a checkout."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    installed = os.path.join(package, "templates")
+    if os.path.isdir(installed):
+        return installed
+    return os.path.join(os.path.dirname(package), "templates")
 
 
 @functools.lru_cache(maxsize=16)

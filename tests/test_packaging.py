@@ -1,0 +1,33 @@
+"""The distribution: templates ship as package data and are found from an installed copy."""
+
+import glob
+import os
+import subprocess
+import sys
+import zipfile
+
+from conftest import REPO
+
+
+def test_wheel_carries_templates_and_finds_them(tmp_path):
+    probe = os.path.join(REPO, "templates", "sr-packaging-probe.j2")
+    with open(probe, "w") as stream:
+        stream.write("probe {{ value }}\n")
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                        "--no-build-isolation", "-w", str(tmp_path / "dist"), REPO],
+                       check=True, capture_output=True)
+    finally:
+        os.unlink(probe)
+    wheel = glob.glob(str(tmp_path / "dist" / "system_recipes-*.whl"))[0]
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        archive.extractall(tmp_path / "site")
+    assert "system_recipes/templates/sr-packaging-probe.j2" in names
+    assert any(n.endswith("entry_points.txt") for n in names)
+    found = subprocess.run(
+        [sys.executable, "-c", "from system_recipes.core.render import packaged_templates;"
+         "print(packaged_templates())"],
+        cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")),
+        capture_output=True, text=True, check=True).stdout.strip()
+    assert found == str(tmp_path / "site" / "system_recipes" / "templates")
