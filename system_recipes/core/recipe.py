@@ -48,9 +48,10 @@ class Recipe:
     # -- helpers for subclasses ------------------------------------------------------------
     def render(self, template: str, context: dict, option: str = "template",
                inline: bool = False) -> bytes:
-        search = self.search_path()
+        search = self.search_path(option)
         if not inline and ("/" in template):
-            full = os.path.join(self.settings.buildout_directory, template)
+            base = self.profile_directory(option) or self.settings.buildout_directory
+            full = os.path.join(base, template)
             search = (os.path.dirname(full),) + search
             template = os.path.basename(full)
         try:
@@ -59,8 +60,26 @@ class Recipe:
             raise ConfigError(self.name, option, str(error)) from None
         return text.encode("utf-8")
 
-    def search_path(self) -> tuple[str, ...]:
-        return tuple(self.settings.templates) + (render.packaged_templates(),)
+    def profile_directory(self, option: str) -> str | None:
+        """The directory of the configuration file that set ``option`` (buildout 6 has no
+        ``_profile_base_location_``): a role finds the templates that ship beside it."""
+        try:
+            source = self.buildout._annotated[self.name][option].source
+        except (AttributeError, KeyError):
+            return None
+        if not source or not os.path.isfile(source):
+            return None
+        return os.path.dirname(os.path.abspath(source))
+
+    def search_path(self, option: str = "template") -> tuple[str, ...]:
+        """templates/ beside (and above) the file that set ``option``, the profile's template
+        directories, then the packaged templates."""
+        near = ()
+        directory = self.profile_directory(option)
+        if directory:
+            near = (os.path.join(directory, "templates"),
+                    os.path.join(os.path.dirname(directory), "templates"))
+        return near + tuple(self.settings.templates) + (render.packaged_templates(),)
 
     def sections(self) -> SectionsView:
         return SectionsView(self.buildout)

@@ -25,7 +25,7 @@ def packaged_templates() -> str:
 @functools.lru_cache(maxsize=16)
 def environment(search_path: tuple[str, ...]) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(list(search_path)),
+        loader=jinja2.FileSystemLoader([p for p in search_path if os.path.isdir(p)]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -45,7 +45,8 @@ def render(name_or_text: str, context: dict, search_path: tuple[str, ...], inlin
         template = env.from_string(name_or_text) if inline else env.get_template(name_or_text)
         return template.render(**context)
     except jinja2.TemplateNotFound as error:
-        raise RenderError(f"template {error.name!r} not found in {', '.join(search_path)}") from None
+        where = ", ".join(p for p in search_path if os.path.isdir(p))
+        raise RenderError(f"template {error.name!r} not found in {where}") from None
     except jinja2.UndefinedError as error:
         raise RenderError(f"{error.message} {_where(error)}".strip()) from None
     except jinja2.TemplateSyntaxError as error:
