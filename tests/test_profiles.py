@@ -72,3 +72,26 @@ def test_not_installed_package_is_a_clear_error(tmp_path):
         assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
         assert "[shop-package] name: package shop is not installed" in result.stdout + result.stderr
         assert not host.exists("/etc/shop")
+
+
+def diff_of(output: str) -> list[str]:
+    """The unified diffs in a plan's or a verbose run's output."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("--- ")), len(lines))
+    return [line for line in lines[start:]
+            if not line.startswith(("system-recipes:", "plan:"))]
+
+
+def test_plan_prints_the_diffs_the_run_then_makes(web1, example_rpms):
+    steps = [
+        lambda: None,
+        lambda: web1.write(f"[buildout]\nextends = {WEB1}\n[shop-config]\nport = 9000\n"),
+        lambda: rpm_install(web1.sandbox, example_rpms("2.0"), upgrade=True),
+    ]
+    for step in steps:
+        step()
+        planned = web1.plan()
+        assert planned.returncode == 2
+        ran = ok(web1.buildout("-v"))
+        assert diff_of(planned.stdout) and diff_of(planned.stdout) == diff_of(ran.stdout)
+        assert web1.plan().returncode == 0
