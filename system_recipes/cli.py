@@ -51,19 +51,21 @@ def _cloptions(assignments: list[str]) -> list[tuple[str, str, str]]:
     return result
 
 
-def run_plan(config: str, assignments: list[str], quiet: bool = False) -> int:
-    """Render and validate every part, print the changes; exit 0 (none), 2 (some), 1 (error)."""
+def load_and_plan(config: str, assignments: list[str] | None = None):
+    """Load a host configuration, construct every part (render and validate), and plan.
+
+    Changes nothing on disk. Returns ``(run, plan)``; raises ``zc.buildout.UserError`` on bad
+    input. Tests use it to drive recipes in-process.
+    """
     from zc.buildout.buildout import Buildout
 
-    from .core import reload
     from .core.run import Run
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     scratch = tempfile.mkdtemp(prefix="system-recipes-plan-")
     try:
         # buildout creates its eggs directory when it loads; plan must not touch the disk
-        options = _cloptions(assignments) + [("buildout", "eggs-directory", scratch),
-                                             ("buildout", "log-level", "WARNING")]
+        options = _cloptions(assignments or []) + [("buildout", "eggs-directory", scratch),
+                                                   ("buildout", "log-level", "WARNING")]
         buildout = Buildout(os.path.abspath(config), options, use_user_defaults=False)
         active = Run(buildout, mode="plan")
         active.acquire()
@@ -75,6 +77,15 @@ def run_plan(config: str, assignments: list[str], quiet: bool = False) -> int:
             active.release()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    return active, plan
+
+
+def run_plan(config: str, assignments: list[str], quiet: bool = False) -> int:
+    """Render and validate every part, print the changes; exit 0 (none), 2 (some), 1 (error)."""
+    from .core import reload
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    active, plan = load_and_plan(config, assignments)
     if os.path.isdir(active.journal.directory):
         report.say("plan: an interrupted run will be rolled back first")
     for line in report.part_lines(plan, "future"):

@@ -162,8 +162,9 @@ class Planner:
             result.actions.append(Action(spec.name, "create", item.path, file=item))
             return
         if state.kind != "file":
-            raise ConfigError(spec.name, "path", f"{item.path} exists and is {state.kind}; "
-                              "refusing to replace it", "a regular file or nothing at that path")
+            kind = {"dir": "a directory", "symlink": "a symlink"}.get(state.kind, "not a file")
+            raise ConfigError(spec.name, "path", f"{item.path} is {kind}; refusing to replace "
+                              "it", "a regular file or nothing at that path")
         uid, gid = self.ids(item.owner, item.group)
         same_content = state.data == item.content
         same_meta = (state.mode, state.uid, state.gid) == (item.mode, uid, gid)
