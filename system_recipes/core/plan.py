@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 from . import accounts, fsops
@@ -54,6 +55,16 @@ class Plan:
             if action.verb in ("create", "update", "chmod", "remove", "mkdir"):
                 result += action.reloads
         return result + self.removal_reloads
+
+
+def load_recipe(name: str | None) -> None:
+    """Import a recipe module so its validators and reload handlers are registered: a run that
+    only removes a part never constructs that part's recipe."""
+    if name and name.isidentifier():
+        try:
+            importlib.import_module(f"system_recipes.recipes.{name}")
+        except ImportError:
+            pass
 
 
 class Planner:
@@ -228,6 +239,7 @@ class Planner:
             result.actions.append(Action(name, "rmdir" if books.get("created") else "forget",
                                          path, note="" if books.get("created") else "not ours"))
         if spec is None:
+            load_recipe(self.manifest.parts.get(name, {}).get("recipe"))
             for item in self.manifest.parts.get(name, {}).get("removal_reloads", []):
                 result.removal_reloads.append(Reload(*item))
 

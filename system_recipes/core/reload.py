@@ -58,5 +58,9 @@ def perform(reloads: list[Reload], settings: Settings) -> tuple[str, list[str]]:
         return describe(grouped) + f" skipped (root is {settings.root}, not /)", []
     problems = []
     for kind, targets in grouped.items():
-        problems += HANDLERS[kind](targets, settings)
+        handler = HANDLERS.get(kind)
+        if handler is None:
+            problems.append(f"no reload handler for {kind!r} ({' '.join(targets)})")
+            continue
+        problems += handler(targets, settings)
     return describe(grouped), problems

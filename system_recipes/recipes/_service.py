@@ -1,0 +1,98 @@
+"""Reloading a daemon that may or may not run, shared by the nrpe and nagios recipes.
+
+The rules (docs/writing-recipes.md): with systemd as PID 1, ``systemctl reload`` a unit that is
+active; without systemd, send SIGHUP to the pid in the daemon's pidfile (what the Debian init
+scripts' ``reload`` does). A daemon that is not running is said and skipped, not an error. A
+daemon that dies right after the signal (it re-read a configuration it refused) is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+from ..core import report
+
+
+def systemd_running() -> bool:
+    """True when systemd is the init system (sd_booted(3))."""
+    return os.path.isdir("/run/systemd/system")
+
+
+def directive(path: str, key: str) -> str | None:
+    """The last ``key=value`` of a flat config file (nrpe.cfg, nagios.cfg), or None."""
+    found = None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            for line in stream:
+                name, sep, value = line.strip().partition("=")
+                if sep and name.strip() == key:
+                    found = value.strip()
+    except OSError:
+        return None
+    return found
+
+
+def running_pid(pidfile: str, programs: tuple[str, ...]) -> int | None:
+    """The pid in ``pidfile`` when that process lives and is one of ``programs``."""
+    try:
+        with open(pidfile, encoding="ascii", errors="replace") as stream:
+            pid = int(stream.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if pid <= 1:
+        return None
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as stream:
+            comm = stream.read().strip()
+    except OSError:
+        return None
+    return pid if comm in programs else None
+
+
+def _alive(pid: int, programs: tuple[str, ...]) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stream:
+            fields = stream.read().rpartition(")")[2].split()
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as stream:
+            comm = stream.read().strip()
+    except OSError:
+        return False
+    return bool(fields) and fields[0] != "Z" and comm in programs
+
+
+def reload_service(kind: str, service: str, pidfile: str, programs: tuple[str, ...],
+                   settle: float = 1.0) -> list[str]:
+    """Reload ``service``; returns problems (empty when reloaded or not running)."""
+    if systemd_running():
+        active = subprocess.run(["systemctl", "is-active", "--quiet", service],
+                                capture_output=True, text=True)
+        if active.returncode:
+            report.say(f"system-recipes: {kind}: {service} is not running; not reloaded")
+            return []
+        result = subprocess.run(["systemctl", "reload", service], capture_output=True, text=True)
+        if result.returncode:
+            output = (result.stderr or result.stdout).strip().splitlines()
+            return [f"systemctl reload {service} exited {result.returncode}"
+                    + (f": {output[-1]}" if output else "")]
+        return []
+    pid = running_pid(pidfile, programs)
+    if pid is None:
+        report.say(f"system-recipes: {kind}: {service} is not running (no live process in "
+                   f"{pidfile}); not reloaded")
+        return []
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        report.say(f"system-recipes: {kind}: {service} exited before it could be reloaded")
+        return []
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline:
+        if not _alive(pid, programs):
+            return [f"{service} (pid {pid}) exited after SIGHUP: it refused the new "
+                    "configuration (see its log)"]
+        time.sleep(0.1)
+    report.say(f"system-recipes: {kind}: sent SIGHUP to {service} (pid {pid})")
+    return []

@@ -1,0 +1,283 @@
+"""``system_recipes:nrpe``: NRPE command definitions in the layout's ``nrpe.d``.
+
+Writes ``NAME.cfg`` (``name`` defaults to the section name) into the NRPE include directory
+(``/etc/nagios/nrpe.d`` on Debian, ``/etc/nrpe.d`` on Red Hat), one ``command[CHECK]=...`` line
+per line of ``checks``. Each check is one line, split like a shell command line (quote
+arguments that hold spaces):
+
+    CHECK PLUGIN [ARGUMENT...] [warning=W] [critical=C]
+
+``warning=W`` and ``critical=C`` become ``-w W`` and ``-c C``. A plugin without a slash is
+looked up in the layout's plugin directory (``/usr/lib/nagios/plugins`` on Debian); a path is
+taken as it is. The plugin must exist below the root and be executable. The arguments are
+quoted again for the shell NRPE runs the command with, so the plugin gets exactly the words
+written here. NRPE has no configuration check of its own: the file is checked by a parser that
+reads it the way NRPE does, and a check name that another file of the include directory
+already defines is refused (NRPE reads that directory in no defined order). When the file
+changes (or the part is dropped), the running NRPE daemon is reloaded once at the end of the
+run (``systemctl reload`` under systemd, else SIGHUP to the pid in ``pid_file``); a daemon
+that is not running is reported and skipped.
+
+Example::
+
+    [app-nrpe]
+    recipe = system_recipes:nrpe
+    checks =
+        check_app_http check_http -H 127.0.0.1 -p 8080 -u /health warning=2 critical=5
+        check_app_disk check_disk -p /var/lib/app warning=20% critical=10%
+        check_app_queue /opt/app/bin/check-queue --max 100
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import shlex
+from dataclasses import dataclass
+
+from ..core import reload, validate
+from ..core.errors import ConfigError
+from ..core.model import Check, FileSpec, PartSpec, Reload
+from ..core.recipe import Recipe
+from ..core.schema import Bool, Lines, Name, Option, Schema, Values
+from ..core.settings import Settings
+from ._service import directive, reload_service
+
+CHECK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+PLUGIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+CHECK_SYNTAX = "CHECK PLUGIN [ARGUMENT...] [warning=W] [critical=C]"
+# NRPE reads its configuration with fgets() into a buffer of MAX_INPUT_BUFFER (2048) bytes:
+# a longer line is cut in two and the rest is read as a line of its own.
+MAX_LINE = 2047
+THRESHOLDS = {"warning": "-w", "critical": "-c"}
+
+
+def _section_name(values: Values) -> str:
+    """the section name"""
+    return values.section
+
+
+SCHEMA = Schema([
+    Option("name", Name(), default=_section_name,
+           help="the file name in the NRPE include directory, without .cfg"),
+    Option("checks", Lines(), required=True,
+           help=f"one check per line: {CHECK_SYNTAX}; split like a shell command line; a "
+                "plugin without a slash is found in the layout's plugin directory"),
+    Option("force", Bool(), default=False,
+           help="replace a file that was not written by system-recipes or was edited by hand "
+                "(a backup is kept in the state directory)"),
+])
+
+
+@dataclass(frozen=True)
+class NrpeCheck:
+    name: str
+    plugin: str  # host path
+    arguments: tuple[str, ...]
+
+    @property
+    def command(self) -> str:
+        return shlex.join([self.plugin, *self.arguments])
+
+
+def parse_check(line: str, plugins: str) -> NrpeCheck:
+    """One ``checks`` line; raises ValueError with the problem."""
+    try:
+        words = shlex.split(line, comments=False, posix=True)
+    except ValueError as error:
+        raise ValueError(f"{line!r}: {str(error).lower()}") from None
+    if len(words) < 2:
+        raise ValueError(f"{line!r} has no plugin")
+    name, plugin, rest = words[0], words[1], words[2:]
+    if not CHECK_NAME.fullmatch(name):
+        raise ValueError(f"check name {name!r} is not a plain name (letters, digits, '_', '.', "
+                         "'-'; no ']', '=' or spaces)")
+    if "/" in plugin:
+        if not plugin.startswith("/") or ".." in plugin.split("/"):
+            raise ValueError(f"plugin {plugin!r} is not an absolute path without '..'")
+        path = posixpath.normpath(plugin)
+    elif PLUGIN_NAME.fullmatch(plugin):
+        path = posixpath.join(plugins, plugin)
+    else:
+        raise ValueError(f"plugin {plugin!r} is not a plugin name")
+    arguments: list[str] = []
+    seen: set[str] = set()
+    for word in rest:
+        key, sep, value = word.partition("=")
+        if sep and key in THRESHOLDS:
+            if key in seen:
+                raise ValueError(f"{name}: {key}= is given twice")
+            if not value:
+                raise ValueError(f"{name}: {key}= has no value")
+            seen.add(key)
+            arguments += [THRESHOLDS[key], value]
+        else:
+            arguments.append(word)
+    for word in arguments:
+        if any(c in word for c in "\n\r\0"):
+            raise ValueError(f"{name}: an argument holds a line break")
+    check = NrpeCheck(name, path, tuple(arguments))
+    length = len(f"command[{name}]={check.command}".encode())
+    if length > MAX_LINE:
+        raise ValueError(f"{name}: the command line is {length} bytes, NRPE reads at most "
+                         f"{MAX_LINE}")
+    return check
+
+
+class Recipe(Recipe):
+    """NRPE commands in the include directory."""
+
+    schema = SCHEMA
+    recipe_name = "nrpe"
+
+    def build(self, spec: PartSpec, values: Values) -> None:
+        checks: list[NrpeCheck] = []
+        seen: set[str] = set()
+        for line in values.checks:
+            try:
+                check = parse_check(line, self.layout.nagios_plugins)
+            except ValueError as error:
+                raise ConfigError(self.name, "checks", str(error), CHECK_SYNTAX) from None
+            if check.name in seen:
+                raise ConfigError(self.name, "checks", f"check {check.name} is defined twice",
+                                  "each check name once")
+            seen.add(check.name)
+            self._check_plugin(check)
+            checks.append(check)
+        if not checks:
+            raise ConfigError(self.name, "checks", "no checks", CHECK_SYNTAX)
+        content = self.render("nrpe.cfg.j2", {"section": self.name, "checks": checks})
+        include = self.layout.nrpe_include
+        path = posixpath.join(include, values.name + ".cfg")
+        # this part's earlier files (``name`` changed) are removed by this run: not conflicts
+        leaving = tuple(sorted(p for p in self.run.manifest().files(self.name) if p != path))
+        service = Reload("nrpe", self.layout.nrpe_service)
+        spec.force = values.force
+        spec.files.append(FileSpec(
+            path=path, content=content, mode=0o644,
+            checks=[Check("nrpe", (self.settings.root, include, leaving))], reloads=[service]))
+        spec.removal_reloads.append(service)
+
+    def _check_plugin(self, check: NrpeCheck) -> None:
+        real = self.settings.target(check.plugin)
+        where = "" if self.settings.root == "/" else f" below {self.settings.root}"
+        if not os.path.isfile(real):
+            raise ConfigError(self.name, "checks", f"{check.name}: plugin {check.plugin} does "
+                              f"not exist{where}", "an installed, executable plugin")
+        if not os.stat(real).st_mode & 0o111:
+            raise ConfigError(self.name, "checks", f"{check.name}: plugin {check.plugin} is not "
+                              "executable", "an installed, executable plugin")
+
+
+# -- the parse check --------------------------------------------------------------------------
+def read_commands(text: str) -> tuple[dict[str, str], list[str]]:
+    """Read an NRPE include file the way nrpe's read_config_file() does.
+
+    Returns (commands, problems). Only comments, blank lines and ``command[NAME]=LINE`` are
+    expected in a generated include file.
+    """
+    commands: dict[str, str] = {}
+    problems: list[str] = []
+    for number, raw in enumerate(text.split("\n"), start=1):
+        if len(raw.encode()) > MAX_LINE:
+            problems.append(f"line {number} is longer than NRPE's {MAX_LINE}-byte buffer")
+            continue
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name:
+            problems.append(f"line {number}: no variable name")
+            continue
+        if not value.strip():
+            problems.append(f"line {number}: no variable value")
+            continue
+        match = re.fullmatch(r"command\[([^\]]*)\]", name)
+        if not match:
+            problems.append(f"line {number}: {name!r} is not a command definition")
+            continue
+        command = match.group(1)
+        if not CHECK_NAME.fullmatch(command):
+            problems.append(f"line {number}: invalid command name {command!r}")
+        elif command in commands:
+            problems.append(f"line {number}: command {command} is defined twice")
+        commands[command] = value
+    return commands, problems
+
+
+@validate.register
+class NrpeValidator(validate.Validator):
+    """Parse check (NRPE has no config test mode) plus duplicate names in the include dir."""
+
+    name = "nrpe"
+    tools = ()
+
+    def check(self, items: list[validate.Item]) -> dict[int, str]:
+        errors: dict[int, str] = {}
+        batch_paths = {item.file.path for item in items}
+        leaving = {path for item in items for path in item.check.arguments[2]}
+        defined: dict[str, str] = {}  # command -> host path defining it
+        read: set[tuple[str, str]] = set()
+        for index, item in enumerate(items):
+            commands, problems = read_commands(item.file.content.decode("utf-8", "replace"))
+            if problems:
+                errors[index] = "NRPE would not read this file: " + "; ".join(problems)
+                continue
+            root, include, _ = item.check.arguments
+            if (root, include) not in read:
+                read.add((root, include))
+                for command, path in self._on_disk(root, include, batch_paths | leaving).items():
+                    defined.setdefault(command, path)
+            for command in commands:
+                other = defined.get(command)
+                if other is not None and other != item.file.path:
+                    errors[index] = (f"command {command} is also defined in {other} (NRPE reads "
+                                     "its include directory in no defined order)")
+                    break
+                defined[command] = item.file.path
+        return errors
+
+    @staticmethod
+    def _on_disk(root: str, include: str, skip: set[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        directory = os.path.join(root, include.lstrip("/"))
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            return found
+        for name in names:
+            host_path = posixpath.join(include, name)
+            full = os.path.join(directory, name)
+            if not name.endswith(".cfg") or host_path in skip or not os.path.isfile(full):
+                continue
+            try:
+                with open(full, encoding="utf-8", errors="replace") as stream:
+                    text = stream.read()
+            except OSError:
+                continue
+            for raw in text.splitlines():
+                match = re.match(r"\s*command\[([^\]]*)\]\s*=", raw)
+                if match:
+                    found.setdefault(match.group(1), host_path)
+        return found
+
+
+# -- the reload -----------------------------------------------------------------------------
+def main_config(settings: Settings) -> str:
+    """nrpe.cfg: beside the include directory (Debian), else /etc/nagios/nrpe.cfg (Red Hat)."""
+    beside = posixpath.join(posixpath.dirname(settings.layout.nrpe_include), "nrpe.cfg")
+    for candidate in (beside, "/etc/nagios/nrpe.cfg"):
+        if os.path.isfile(settings.target(candidate)):
+            return candidate
+    return beside
+
+
+@reload.register("nrpe")
+def reload_nrpe(targets: list[str], settings: Settings) -> list[str]:
+    config = settings.target(main_config(settings))
+    pidfile = directive(config, "pid_file") or "/run/nagios/nrpe.pid"
+    problems: list[str] = []
+    for service in targets:
+        problems += reload_service("nrpe", service, pidfile, ("nrpe",))
+    return problems

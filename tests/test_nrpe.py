@@ -1,0 +1,324 @@
+"""The nrpe recipe against a real NRPE daemon, inside the sandbox; bad input; a property test."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+
+import pytest
+from conftest import make_scratch_root
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from test_core_run import ok, one_error_line, snapshot
+
+from system_recipes.core import run
+from system_recipes.core.errors import ConfigError, RunError
+from system_recipes.recipes import nrpe
+
+CHECK_NRPE = "/usr/lib/nagios/plugins/check_nrpe"
+INCLUDE = "/etc/nagios/nrpe.d"
+
+PROFILE = """
+[buildout]
+extends = {base}
+parts = app-nrpe
+
+[app-nrpe]
+recipe = system_recipes:nrpe
+checks =
+    check_app check_dummy 0 "app is fine"
+    check_web check_tcp -H 127.0.0.1 -p %(web)d warning=2 critical=4
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def ask(sandbox, port: int, command: str) -> tuple[int, str]:
+    result = sandbox.run([CHECK_NRPE, "-H", "127.0.0.1", "-p", str(port), "-c", command],
+                         timeout=30)
+    return result.returncode, result.stdout.strip()
+
+
+def nrpe_pid(sandbox) -> int | None:
+    try:
+        return int(sandbox.read("/run/nagios/nrpe.pid").split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def kill(pid: int | None) -> None:
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture
+def live(host):
+    """The sandboxed host with NRPE configured on a free port (the network is shared)."""
+    port = free_port()
+    host.sandbox.run(f"sed -i 's/^server_port=.*/server_port={port}/' /etc/nagios/nrpe.cfg && "
+                     "install -d -o nagios -g nagios /run/nagios", check=True)
+    host.port = port
+    started: list[int] = []
+    host.started = started
+    yield host
+    started.append(nrpe_pid(host.sandbox))
+    for pid in started:
+        kill(pid)
+
+
+def start_nrpe(host) -> int:
+    host.sandbox.run(["/usr/sbin/nrpe", "-c", "/etc/nagios/nrpe.cfg", "-d"], check=True)
+    wait_port(host.port)
+    pid = nrpe_pid(host.sandbox)
+    assert pid is not None
+    host.started.append(pid)
+    return pid
+
+
+def test_real_nrpe_answers_the_generated_checks_and_is_reloaded(live):
+    host = live
+    web = free_port()
+    server = host.sandbox.popen(["python3", "-m", "http.server", "--bind", "127.0.0.1",
+                                 str(web)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(web)
+        host.write(PROFILE % {"web": web})
+        out = ok(host.buildout()).stdout
+        # not running yet: said and skipped, not an error
+        assert "nagios-nrpe-server is not running" in out, out
+        assert host.read(f"{INCLUDE}/app-nrpe.cfg") == (
+            "# NRPE commands of [app-nrpe], written by system-recipes: edits here are "
+            "overwritten.\n"
+            "command[check_app]=/usr/lib/nagios/plugins/check_dummy 0 'app is fine'\n"
+            f"command[check_web]=/usr/lib/nagios/plugins/check_tcp -H 127.0.0.1 -p {web} "
+            "-w 2 -c 4\n")
+        pid = start_nrpe(host)
+        assert ask(host.sandbox, host.port, "check_app") == (0, "OK: app is fine")
+        code, text = ask(host.sandbox, host.port, "check_web")
+        assert code == 0 and text.startswith("TCP OK"), text
+
+        # change a check, re-run: the reload handler makes the running daemon answer anew
+        host.write((PROFILE % {"web": web}).replace('0 "app is fine"', '2 "app is down"'))
+        out = ok(host.buildout()).stdout
+        assert f"sent SIGHUP to nagios-nrpe-server (pid {pid})" in out, out
+        assert "reloads: nrpe (nagios-nrpe-server)" in out, out
+        assert ask(host.sandbox, host.port, "check_app") == (2, "CRITICAL: app is down")
+
+        # a no-op run changes nothing and reloads nothing
+        out = ok(host.buildout()).stdout
+        assert "reloads: none" in out and "SIGHUP" not in out, out
+
+        # dropping the part removes the file and reloads: the command is gone
+        host.write("""
+            [buildout]
+            extends = {base}
+            parts = other-nrpe
+
+            [other-nrpe]
+            recipe = system_recipes:nrpe
+            checks = check_other check_dummy 1 other
+            """)
+        out = ok(host.buildout()).stdout
+        assert not host.exists(f"{INCLUDE}/app-nrpe.cfg")
+        assert f"sent SIGHUP to nagios-nrpe-server (pid {pid})" in out, out
+        code, text = ask(host.sandbox, host.port, "check_app")
+        assert code == 3 and "not defined" in text, text
+        assert ask(host.sandbox, host.port, "check_other") == (1, "WARNING: other")
+        assert nrpe_pid(host.sandbox) == pid
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_dropping_the_last_nrpe_part_reloads_nrpe(live):
+    host = live
+    host.write(PROFILE % {"web": 9})
+    ok(host.buildout())
+    pid = start_nrpe(host)
+    host.write("""
+        [buildout]
+        extends = {base}
+        parts =
+        """)
+    out = ok(host.buildout()).stdout
+    assert not host.exists(f"{INCLUDE}/app-nrpe.cfg")
+    assert f"sent SIGHUP to nagios-nrpe-server (pid {pid})" in out, out
+
+
+def test_plugin_must_exist_and_be_executable(host):
+    host.write("""
+        [buildout]
+        extends = {base}
+        parts = app-nrpe
+
+        [app-nrpe]
+        recipe = system_recipes:nrpe
+        checks = check_app check_nothing_like_this -H 127.0.0.1
+        """)
+    before = snapshot(host, "/etc")
+    one_error_line(host.buildout(), "[app-nrpe] checks:",
+                   "/usr/lib/nagios/plugins/check_nothing_like_this does not exist")
+    # /run is a sandbox overlay (never write /usr from a test)
+    host.sandbox.run("install -m 0644 /dev/null /run/check_plain", check=True)
+    host.write("""
+        [buildout]
+        extends = {base}
+        parts = app-nrpe
+
+        [app-nrpe]
+        recipe = system_recipes:nrpe
+        checks = check_app /run/check_plain
+        """)
+    one_error_line(host.buildout(), "[app-nrpe] checks:", "is not executable")
+    assert snapshot(host, "/etc") == before
+
+
+@pytest.mark.parametrize("options, fragments", [
+    ("checks = check_app check_dummy 0\ncolour = blue", ("[app-nrpe] colour:", "unknown option")),
+    # a second line trying to smuggle a raw NRPE directive in is read as a check, and refused
+    ("checks =\n    check_app check_dummy 0\n    command[evil]=/bin/sh -c id",
+     ("[app-nrpe] checks:", "is not a plain name")),
+    ("checks = check]x check_dummy 0", ("[app-nrpe] checks:", "not a plain name")),
+    ("checks = check=x check_dummy 0", ("[app-nrpe] checks:", "not a plain name")),
+    ("checks = check_app ../../bin/sh", ("[app-nrpe] checks:", "not an absolute path")),
+    ("checks = check_app check_dummy 0 'unterminated", ("[app-nrpe] checks:", "quotation")),
+    ("checks = check_app check_dummy 0 warning=1 warning=2", ("[app-nrpe] checks:", "twice")),
+    ("checks =\n    check_app check_dummy 0\n    check_app check_dummy 1",
+     ("[app-nrpe] checks:", "defined twice")),
+    ("name = ../../cron.d/evil\nchecks = check_app check_dummy 0",
+     ("[app-nrpe] name:", "escape its directory")),
+    ("name =\n    app\n    evil\nchecks = check_app check_dummy 0",
+     ("[app-nrpe] name:", "single line")),
+    ("", ("[app-nrpe] checks:", "missing required option")),
+])
+def test_bad_input_is_one_line_and_changes_nothing(host, options, fragments):
+    host.write("""
+        [buildout]
+        extends = {base}
+        parts = app-nrpe
+
+        [app-nrpe]
+        recipe = system_recipes:nrpe
+        """ + options.replace("\n", "\n        ") + "\n")
+    before = snapshot(host, "/etc")
+    one_error_line(host.buildout(), *fragments)
+    assert snapshot(host, "/etc") == before
+
+
+def test_a_check_name_another_file_defines_is_refused(host):
+    host.sandbox.run(f"echo 'command[check_app]=/bin/true' > {INCLUDE}/local.cfg", check=True)
+    host.write("""
+        [buildout]
+        extends = {base}
+        parts = app-nrpe
+
+        [app-nrpe]
+        recipe = system_recipes:nrpe
+        checks = check_app check_dummy 0
+        """)
+    one_error_line(host.buildout(), "[app-nrpe]", "command check_app is also defined in "
+                   f"{INCLUDE}/local.cfg")
+    assert not host.exists(f"{INCLUDE}/app-nrpe.cfg")
+
+
+def test_parse_check_reads_what_nrpe_reads():
+    commands, problems = nrpe.read_commands(
+        "# c\n\ncommand[a]=/bin/x 1\ncommand[a]=/bin/y\nnot a directive\ncommand[b]=\n")
+    assert commands == {"a": "/bin/y"}
+    assert problems == ["line 4: command a is defined twice", "line 5: no variable name",
+                        "line 6: no variable value"]
+
+
+# -- property test, in-process, in a scratch root ------------------------------------------
+class FakeBuildout(dict):
+    """Just enough of a buildout for a recipe's ``__init__`` and the run's plan + validate."""
+
+
+def declare(module, root: str, options: dict, name: str = "part") -> bytes:
+    """Construct the recipe in a plan-mode run below ``root``; plan and validate; the content."""
+    buildout = FakeBuildout()
+    buildout["buildout"] = {"directory": root, "parts": name}
+    buildout["system-recipes"] = {"root": root, "layout": "debian"}
+    active = run.Run(buildout, mode="plan")
+    module.Recipe(buildout, name, dict(options))
+    active.validate_declared()
+    return active.declared[name].files[0].content
+
+
+@pytest.fixture(scope="module")
+def plugin_root(tmp_path_factory):
+    root = make_scratch_root(str(tmp_path_factory.mktemp("nrpe") / "root"))
+    plugins = os.path.join(root, "usr/lib/nagios/plugins")
+    os.makedirs(plugins)
+    shutil.copy2("/usr/lib/nagios/plugins/check_dummy", plugins)
+    with open(os.path.join(plugins, "check_plain"), "w"):
+        pass
+    os.chmod(os.path.join(plugins, "check_plain"), stat.S_IRUSR)
+    return root
+
+
+WORD = st.text(alphabet=st.sampled_from(list("aZ09_-.=]/[ $;`'\"\\\t!*%~") + ["\u00e9"]),
+               min_size=0, max_size=8)
+
+
+def quoted(word: str, raw: bool) -> str:
+    return word if raw else shlex.quote(word)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.one_of(st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,12}", fullmatch=True), WORD),
+       plugin=st.sampled_from(["check_dummy"] * 4 + [
+           "/usr/lib/nagios/plugins/check_dummy", "check_plain", "check_missing",
+           "../check_dummy", "check dummy"]),
+       arguments=st.lists(st.tuples(WORD, st.booleans()), max_size=4),
+       warning=st.one_of(st.none(), WORD), raw=st.booleans())
+def test_property_random_checks_give_a_clean_error_or_what_the_shell_runs(
+        plugin_root, name, plugin, arguments, warning, raw):
+    words = [quoted(name, raw), plugin] + [quoted(w, r) for w, r in arguments]
+    if warning is not None:
+        words.append(quoted("warning=" + warning, raw))
+    line = " ".join(words)
+    try:
+        content = declare(nrpe, plugin_root, {"checks": line}).decode()
+    except (ConfigError, RunError) as error:
+        message = str(error)
+        assert message.startswith("[part] ") and "\n" not in message, message
+        event("refused")
+        return
+    event("accepted")
+    # the documented meaning: split like a shell line, warning=W is -w W
+    tokens = shlex.split(line)
+    expected = []
+    for token in tokens[2:]:
+        expected += ["-w", token[8:]] if token.startswith("warning=") else [token]
+    commands, problems = nrpe.read_commands(content)
+    assert problems == [] and list(commands) == [tokens[0]]
+    # NRPE hands the command line to /bin/sh: the plugin gets exactly those words
+    shown = subprocess.run(["sh", "-c", "printf '%s\\0' " + commands[tokens[0]]],
+                           capture_output=True, text=True, check=True).stdout
+    path = tokens[1] if "/" in tokens[1] else f"/usr/lib/nagios/plugins/{tokens[1]}"
+    assert shown.split("\0")[:-1] == [path, *expected]
