@@ -30,7 +30,7 @@ from rpmbuild import build_example_rpm  # noqa: E402
 
 HOSTS = os.path.join(REPO, "profiles", "hosts")
 EXAMPLES = os.path.join(REPO, "etc-examples")
-NOT_WRITTEN_BY_THE_PROFILE = ("var/lib/system-recipes", "var/lib/rpm", "opt", "etc/passwd",
+NOT_WRITTEN_BY_THE_PROFILE = ("var/lib/system-recipes", "var/lib/rpm", "opt", "usr", "etc/passwd",
                               "etc/group", "etc/shadow", "etc/gshadow", "etc/os-release",
                               "etc/passwd-", "etc/group-", "etc/shadow-", "etc/gshadow-",
                               "etc/subuid", "etc/subgid", "etc/subuid-", "etc/subgid-")
@@ -53,6 +53,9 @@ def install_example_package(root: str, workdir: str) -> None:
 
 def generate(host: str, out: str, workdir: str) -> None:
     root = make_scratch_root(os.path.join(workdir, "root"))
+    # the NRPE recipe checks that its plugins are installed below the root
+    os.makedirs(os.path.join(root, "usr/lib/nagios"))
+    os.symlink("/usr/lib/nagios/plugins", os.path.join(root, "usr/lib/nagios/plugins"))
     config = os.path.join(HOSTS, host + ".cfg")
     with open(config) as stream:
         if "system_recipes:package" in stream.read() or host != "demo":
