@@ -298,3 +298,15 @@ class Schema:
         if self.extra:
             lines += ["", self.extra_help or "Other options are accepted."]
         return "\n".join(lines) + "\n"
+
+
+# -- options many recipes share -----------------------------------------------------------------
+def section_name(values: Values) -> str:
+    """the section name"""
+    return values.section
+
+
+def force_option() -> Option:
+    return Option("force", Bool(), default=False,
+                  help="replace a file that was not written by system-recipes or was edited by "
+                       "hand (a backup is kept in the state directory)")

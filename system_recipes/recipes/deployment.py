@@ -16,7 +16,17 @@ from __future__ import annotations
 
 from ..core.model import AccountSpec, DirSpec, PartSpec
 from ..core.recipe import Recipe
-from ..core.schema import AbsolutePath, Account, Bool, Mode, Name, Option, Schema, Values
+from ..core.schema import (
+    AbsolutePath,
+    Account,
+    Bool,
+    Mode,
+    Name,
+    Option,
+    Schema,
+    Values,
+    section_name,
+)
 
 
 def derived(pattern: str):
@@ -29,13 +39,9 @@ def derived(pattern: str):
     return default
 
 
-def _section_name(values: Values) -> str:
-    """the section name"""
-    return values.section
-
 
 SCHEMA = Schema([
-    Option("name", Name(), default=_section_name,
+    Option("name", Name(), default=section_name,
            help="the application's name: it names the directories"),
     Option("user", Account(), default=derived("{name}"),
            help="the account the application runs as; created as a system user when missing"),

@@ -50,7 +50,17 @@ from ..core import reload, validate
 from ..core.errors import ConfigError
 from ..core.model import Check, FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe
-from ..core.schema import Bool, Line, Lines, Name, Option, Schema, Text, Values
+from ..core.schema import (
+    Line,
+    Lines,
+    Name,
+    Option,
+    Schema,
+    Text,
+    Values,
+    force_option,
+    section_name,
+)
 from ..core.settings import Settings
 from ._service import directive, reload_service
 
@@ -68,13 +78,9 @@ NRPE = "HOST NRPE-CHECK [DESCRIPTION...]"
 NAME_RULE = "letters, digits, '_', '.', '@', ':', '-'"
 
 
-def _section_name(values: Values) -> str:
-    """the section name"""
-    return values.section
-
 
 SCHEMA = Schema([
-    Option("name", Name(), default=_section_name,
+    Option("name", Name(), default=section_name,
            help="the file name in the Nagios object directory, without .cfg"),
     Option("hosts", Lines(), default=[], help=f"one host per line: {HOSTS}"),
     Option("commands", Lines(), default=[], help=f"one command per line: {COMMANDS}"),
@@ -91,9 +97,7 @@ SCHEMA = Schema([
            default="generic-service", help="the service template of every service"),
     Option("extra", Text(), default="",
            help="raw Nagios object definitions appended to the file"),
-    Option("force", Bool(), default=False,
-           help="replace a file that was not written by system-recipes or was edited by hand "
-                "(a backup is kept in the state directory)"),
+    force_option(),
 ])
 
 

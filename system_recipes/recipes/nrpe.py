@@ -40,7 +40,7 @@ from ..core import reload, validate
 from ..core.errors import ConfigError
 from ..core.model import Check, FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe
-from ..core.schema import Bool, Lines, Name, Option, Schema, Values
+from ..core.schema import Lines, Name, Option, Schema, Values, force_option, section_name
 from ..core.settings import Settings
 from ._service import directive, reload_service
 
@@ -53,20 +53,14 @@ MAX_LINE = 2047
 THRESHOLDS = {"warning": "-w", "critical": "-c"}
 
 
-def _section_name(values: Values) -> str:
-    """the section name"""
-    return values.section
-
 
 SCHEMA = Schema([
-    Option("name", Name(), default=_section_name,
+    Option("name", Name(), default=section_name,
            help="the file name in the NRPE include directory, without .cfg"),
     Option("checks", Lines(), required=True,
            help=f"one check per line: {CHECK_SYNTAX}; split like a shell command line; a "
                 "plugin without a slash is found in the layout's plugin directory"),
-    Option("force", Bool(), default=False,
-           help="replace a file that was not written by system-recipes or was edited by hand "
-                "(a backup is kept in the state directory)"),
+    force_option(),
 ])
 
 

@@ -21,17 +21,19 @@ from ..core.errors import ConfigError
 from ..core.model import PartSpec
 from ..core.packages import NotInstalled, common_prefix, query_dpkg, query_rpm
 from ..core.recipe import Recipe
-from ..core.schema import AbsolutePath, Choice, Line, Option, Schema, Values
-
-
-def _section_name(values: Values) -> str:
-    """the section name"""
-    return values.section
-
+from ..core.schema import (
+    AbsolutePath,
+    Choice,
+    Line,
+    Option,
+    Schema,
+    Values,
+    section_name,
+)
 
 SCHEMA = Schema([
     Option("name", Line(pattern=r"[A-Za-z0-9_.+-]+", expected="a package name"),
-           default=_section_name, help="the installed package's name"),
+           default=section_name, help="the installed package's name"),
     Option("manager", Choice("auto", "rpm", "dpkg"), default="auto",
            help="which package database to read; auto tries rpm, then dpkg on Debian layouts"),
     Option("dbpath", AbsolutePath(), default=None,

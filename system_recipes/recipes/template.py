@@ -22,7 +22,18 @@ from __future__ import annotations
 from ..core.errors import ConfigError
 from ..core.model import FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe
-from ..core.schema import AbsolutePath, Account, Bool, Line, Mode, Option, Schema, Text, Values
+from ..core.schema import (
+    AbsolutePath,
+    Account,
+    Bool,
+    Line,
+    Mode,
+    Option,
+    Schema,
+    Text,
+    Values,
+    force_option,
+)
 
 
 def _group_default(values: Values) -> str:
@@ -46,9 +57,7 @@ SCHEMA = Schema([
     Option("secret", Bool(), default=False,
            help="never show the content (logs, diffs, plan); mode 0600 unless set"),
     Option("mode", Mode(), default=_mode_default, help="the file's mode"),
-    Option("force", Bool(), default=False,
-           help="replace a file that was not written by system-recipes or was edited by hand "
-                "(a backup is kept in the state directory)"),
+    force_option(),
     Option("on-change", Line(), default="",
            help="a shell command run once, after the commit, when the file changed"),
 ], extra=True, extra_help="Any other option is a template variable.")
