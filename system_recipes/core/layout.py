@@ -12,6 +12,7 @@ class Layout:
     supervisor_include: str
     supervisor_suffix: str
     supervisor_service: str
+    supervisor_config: str
     nrpe_include: str
     nrpe_service: str
     nagios_objects: str
@@ -31,6 +32,7 @@ LAYOUTS = {
         supervisor_include="/etc/supervisor/conf.d",
         supervisor_suffix=".conf",
         supervisor_service="supervisor",
+        supervisor_config="/etc/supervisor/supervisord.conf",
         nrpe_include="/etc/nagios/nrpe.d",
         nrpe_service="nagios-nrpe-server",
         nagios_objects="/etc/nagios4/conf.d",
@@ -42,6 +44,7 @@ LAYOUTS = {
         supervisor_include="/etc/supervisord.d",
         supervisor_suffix=".ini",
         supervisor_service="supervisord",
+        supervisor_config="/etc/supervisord.conf",
         nrpe_include="/etc/nrpe.d",
         nrpe_service="nrpe",
         nagios_objects="/etc/nagios/conf.d",

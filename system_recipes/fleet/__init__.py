@@ -1,0 +1,1 @@
+"""Level 4: a system model turned into per-host profiles and applied over ssh."""
