@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("-q", "--quiet", action="store_true", help="no diffs, only part lines")
     plan.add_argument("assignments", nargs="*", metavar="section:option=value",
                       help="override options, as buildout's command line does")
+    explain = commands.add_parser(
+        "explain", help="print the sections meta-recipes generate, as cfg text")
+    explain.add_argument("-c", "--config", default="buildout.cfg", help="the host configuration")
+    explain.add_argument("sections", nargs="*", metavar="SECTION",
+                         help="meta sections to explain (default: all of them)")
     docs = commands.add_parser("docs", help="write the option reference (docs/recipes/*.md)")
     docs.add_argument("-o", "--output", default=None, help="directory (default: docs/recipes)")
     docs.add_argument("--check", action="store_true",
@@ -30,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "plan":
             return run_plan(args.config, args.assignments, quiet=args.quiet)
+        if args.command == "explain":
+            from .meta.explain import run_explain
+
+            return run_explain(args.config, args.sections)
         if args.command == "docs":
             from .docs import write_reference
 
@@ -60,6 +69,7 @@ def load_and_plan(config: str, assignments: list[str] | None = None):
     from zc.buildout.buildout import Buildout
 
     from .core.run import Run
+    from .meta.expand import expand
 
     scratch = tempfile.mkdtemp(prefix="system-recipes-plan-")
     try:
@@ -70,6 +80,7 @@ def load_and_plan(config: str, assignments: list[str] | None = None):
         active = Run(buildout, mode="plan")
         active.acquire()
         try:
+            expand(buildout)
             for part in buildout["buildout"].get("parts", "").split():
                 buildout[part]  # constructs the recipe: it renders and declares its files
             plan = active.build_plan(dict(active.declared))

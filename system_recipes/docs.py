@@ -11,6 +11,7 @@ from .core.settings import SCHEMA as SETTINGS_SCHEMA
 
 RECIPES = ("deployment", "template", "runscript", "cron", "logrotate", "supervisor", "nrpe",
            "nagios", "package")
+META_RECIPES = ("service",)
 DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
                        "recipes")
 
@@ -18,9 +19,11 @@ DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def pages() -> dict[str, str]:
     result = {"settings.md": SETTINGS_SCHEMA.markdown(
         "[system-recipes] settings", "Read by every recipe from the `[system-recipes]` section.")}
-    for name in RECIPES:
+    modules = [(name, f"system_recipes.recipes.{name}") for name in RECIPES]
+    modules += [(name, f"system_recipes.meta.{name}") for name in META_RECIPES]
+    for name, module_name in modules:
         try:
-            module = importlib.import_module(f"system_recipes.recipes.{name}")
+            module = importlib.import_module(module_name)
         except ImportError:
             continue
         result[f"{name}.md"] = module.Recipe.schema.markdown(

@@ -10,6 +10,7 @@ import os
 
 from .core import run
 from .core.settings import settings_from_buildout
+from .meta.expand import expand
 
 BUILDOUT_STATE = ("installed", "bin-directory", "parts-directory", "develop-eggs-directory")
 
@@ -18,6 +19,11 @@ def load(buildout) -> None:
     settings = settings_from_buildout(buildout)
     active = run.Run(buildout, settings, mode="apply")
     active.acquire()
+    try:
+        expand(buildout)  # meta sections become level-1 sections before any part is built
+    except Exception:
+        active.release()
+        raise
     # buildout creates its own directories with os.mkdir: their parents must exist
     for key in BUILDOUT_STATE:
         value = buildout["buildout"].get(key)

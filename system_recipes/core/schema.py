@@ -245,6 +245,14 @@ class Values(dict):
         raise AttributeError(name)
 
 
+def inline_comment_hint(problem: str, text: str) -> str:
+    """buildout keeps ``value  # comment`` whole: say so when such a value is refused."""
+    if re.search(r"\s[#;]", text):
+        return problem + "; buildout keeps inline comments in values: put the comment on a " \
+            "line of its own"
+    return problem
+
+
 def unescape(text: str) -> str:
     """buildout hands ``$$`` to recipes unchanged; it means a literal ``$``."""
     return text.replace("$$", "$")
@@ -275,7 +283,8 @@ class Schema:
                 try:
                     values[name] = option.type.parse(unescape(raw[name]))
                 except ValueError as error:
-                    raise ConfigError(section, name, str(error), option.type.expected) from None
+                    raise ConfigError(section, name, inline_comment_hint(str(error), raw[name]),
+                                      option.type.expected) from None
             elif option.required:
                 raise ConfigError(section, name, "missing required option", option.type.expected)
             else:

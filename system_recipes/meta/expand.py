@@ -1,0 +1,121 @@
+"""Meta-recipe expansion: one section with the essentials becomes level-1 sections.
+
+buildout substitutes a section's ``${...}`` references before it constructs the section's
+recipe, so a meta section that refers to values it generates (``command =
+${shop:prefix}/bin/shop-server``) cannot be expanded by its own recipe. The expansion runs
+instead when the system-recipes extension loads (and when ``plan``/``explain`` load a
+configuration), before any part is constructed: every section whose recipe is a meta-recipe
+gets its generated sections added to the buildout -- merged *under* a section of the same name
+that the profile already has (the profile wins, option by option) -- and inserted into
+``parts`` right after it. Generated values are annotated, so ``explain`` says where every value
+came from.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from zc.buildout.buildout import SectionKey
+
+from ..core.errors import ConfigError
+
+#: recipe name -> module defining ``generate(name, raw) -> Expansion``
+META_RECIPES = {"system_recipes:service": "system_recipes.meta.service"}
+GENERATED_MARK = "_generated_by"
+
+
+@dataclass
+class Expansion:
+    """What one meta section adds: sections in order, and options written back into it."""
+
+    sections: dict[str, dict[str, str]] = field(default_factory=dict)
+    exposed: dict[str, str] = field(default_factory=dict)
+    #: generated option -> the meta option it was taken from (for the source annotation)
+    origins: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def meta_sections(buildout) -> list[tuple[str, str]]:
+    """(section, recipe) of every configured part whose recipe is a meta-recipe."""
+    parts = buildout["buildout"].get("parts", "").split()
+    found = []
+    for name in parts:
+        raw = buildout._raw.get(name, {})
+        recipe = raw.get("recipe", "").strip()
+        if recipe in META_RECIPES:
+            found.append((name, recipe))
+    return found
+
+
+def expansion_of(buildout, name: str, recipe: str) -> Expansion:
+    module = importlib.import_module(META_RECIPES[recipe])
+    return module.generate(name, dict(buildout._raw[name]), buildout)
+
+
+def expand(buildout) -> dict[str, Expansion]:
+    """Add every meta section's generated sections to ``buildout``; returns them by section."""
+    expansions: dict[str, Expansion] = {}
+    metas = meta_sections(buildout)
+    if not metas:
+        return expansions
+    parts = buildout["buildout"].get("parts", "").split()
+    generated_by: dict[str, str] = {}
+    for name, recipe in metas:
+        expansion = expansion_of(buildout, name, recipe)
+        expansions[name] = expansion
+        for section, options in expansion.sections.items():
+            if section in generated_by:
+                raise ConfigError(name, None, f"generates [{section}], which [{generated_by[section]}]"
+                                  " generates too", "distinct service names")
+            generated_by[section] = name
+            _merge(buildout, name, section, options, expansion)
+        raw = buildout._raw[name]
+        for option, value in expansion.exposed.items():
+            if option not in raw:
+                raw[option] = value
+                _annotate(buildout, name, option, value, f"system_recipes:service [{name}]")
+        position = parts.index(name) + 1
+        new = [s for s in expansion.sections if s not in parts]
+        parts[position:position] = new
+    buildout["buildout"]["parts"] = "\n".join(parts)
+    return expansions
+
+
+def _merge(buildout, meta: str, section: str, options: dict[str, str],
+           expansion: Expansion) -> None:
+    """Generated options under the profile's own section of that name (profile wins)."""
+    existing = buildout._raw.get(section)
+    if existing is not None:
+        recipe = existing.get("recipe", "").strip()
+        if GENERATED_MARK in existing:
+            return  # expanded already (plan after a load)
+        if recipe and recipe != options["recipe"]:
+            raise ConfigError(section, "recipe", f"[{meta}] generates a section of this name "
+                              f"with recipe {options['recipe']}, and this one is {recipe}",
+                              f"no recipe option here (to refine the generated section), or "
+                              f"another service name in [{meta}]")
+    merged = dict(options)
+    merged.update(existing or {})
+    merged[GENERATED_MARK] = meta
+    buildout._raw[section] = merged
+    source = f"system_recipes:service [{meta}]"
+    for option, value in options.items():
+        if existing is not None and option in existing:
+            continue
+        origin = expansion.origins.get((section, option))
+        where = source
+        if origin:
+            meta_key = buildout._annotated.get(meta, {}).get(origin)
+            if meta_key is not None:
+                where = meta_key.source  # found beside the file that set it (templates)
+        _annotate(buildout, section, option, value, where)
+
+
+def _annotate(buildout, section: str, option: str, value: str, source: str) -> None:
+    buildout._annotated.setdefault(section, {})[option] = SectionKey(value, source)
+
+
+def origin(buildout, section: str, option: str) -> str:
+    """Where ``[section] option`` was set: a file, a meta section, or a command line."""
+    key = buildout._annotated.get(section, {}).get(option)
+    return key.source if key is not None else "computed"

@@ -1,0 +1,253 @@
+"""``system_recipes:service``: one section with the essentials configures a whole service.
+
+The section expands (when the system-recipes extension loads, before any part is built) into
+level-1 sections named after it, added to ``parts`` right after it:
+
+- ``NAME-package`` (``system_recipes:package``, when ``package`` is set): exposes ``prefix``,
+  ``version`` and ``release``, so ``${NAME:prefix}`` works in this section;
+- ``NAME-deployment`` (``system_recipes:deployment``): the account and ``/etc/NAME``,
+  ``/var/log/NAME``, ``/var/lib/NAME``, ``/run/NAME``; ``${NAME:etc-directory}`` and the other
+  directories work in this section;
+- ``NAME-config`` (``system_recipes:template``, when ``config`` is set): the template rendered
+  into the etc directory, mode 0640, group of the service;
+- ``NAME-supervisor`` (``run = supervisor``, autorestart) or ``NAME-runscript`` (``run =
+  systemd`` or ``sysv``): how the command is started;
+- ``NAME-logrotate``: ``logs`` (default: every ``*.log`` in the log directory) rotated daily,
+  14 copies, compressed, missingok, notifempty, and copytruncate -- unless ``reopen`` names a
+  command that makes the program reopen its logs, which then runs as postrotate;
+- ``NAME-cron`` (when ``cron`` is set): the entries, run as the service's user;
+- ``NAME-nrpe`` (when ``check`` is not ``none``): ``http PORT [PATH]`` becomes
+  ``check_http -H 127.0.0.1 -p PORT -u PATH`` with warning 2 s and critical 5 s, ``tcp PORT``
+  becomes ``check_tcp``.
+
+Every generated section can be refined: a section of the same name in the profile (without a
+``recipe`` line) is merged over the generated one, option by option, and wins; it may also add
+options (template variables for ``NAME-config``, ``dbpath`` for ``NAME-package``). Generated
+files are named after ``name`` (``/etc/logrotate.d/NAME``, ``/etc/cron.d/NAME``...).
+``system-recipes explain -c host.cfg NAME`` prints the generated sections as cfg text, each value
+with where it came from. Dropping the section from ``parts`` removes every file it generated.
+
+Example::
+
+    [shop]
+    recipe = system_recipes:service
+    package = shop
+    command = ${shop:prefix}/bin/shop-server --config ${shop:etc-directory}/shop.ini
+    user = shop
+    run = supervisor
+    config = shop.ini.j2
+    reopen = pkill -HUP -u shop -f shop-server
+    check = http 8080 /health
+    cron = 0 3 * * * ${shop:prefix}/bin/shop-cleanup
+
+    [shop-config]
+    port = 8080
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+import zc.buildout
+
+from ..core import run
+from ..core.errors import ConfigError
+from ..core.schema import (
+    Account,
+    Assignments,
+    Choice,
+    Line,
+    Lines,
+    Name,
+    Option,
+    Schema,
+    Text,
+    Values,
+    inline_comment_hint,
+    section_name,
+)
+from .expand import Expansion
+
+RUN_KINDS = ("supervisor", "systemd", "sysv")
+CHECK_SYNTAX = "http PORT [PATH], tcp PORT, or none"
+EXPOSED_FROM_PACKAGE = ("prefix", "version", "release")
+EXPOSED_FROM_DEPLOYMENT = ("etc-directory", "log-directory", "lib-directory", "run-directory",
+                           "user", "group")
+#: logrotate defaults; copytruncate gives way to postrotate when ``reopen`` is set
+LOGROTATE_DEFAULTS = {"frequency": "daily", "rotate": "14", "compress": "true",
+                      "missingok": "true", "notifempty": "true"}
+HTTP_THRESHOLDS = ("2", "5")
+TCP_THRESHOLDS = ("1", "3")
+
+SCHEMA = Schema([
+    Option("name", Name(), default=section_name,
+           help="the service's name: names its directories and files"),
+    Option("package", Line(pattern=r"[A-Za-z0-9_.+-]+", expected="a package name"),
+           default=None, help="the installed package that holds the software (adds NAME-package)"),
+    Option("command", Line(), required=True, help="the command that runs the service, in the "
+           "foreground"),
+    Option("user", Account(), default=None, help="the account it runs as (default: NAME)"),
+    Option("group", Account(), default=None, help="its group (default: the user)"),
+    Option("run", Choice(*RUN_KINDS), default="supervisor",
+           help="how it is started: a supervisor program, a systemd unit or an init script"),
+    Option("config", Line(), default=None,
+           help="a jinja2 template rendered into the etc directory (adds NAME-config); its file "
+                "name without .j2 names the file"),
+    Option("logs", Lines(), default=None,
+           help="log file globs to rotate (default: LOG-DIRECTORY/*.log)"),
+    Option("reopen", Line(), default=None,
+           help="a command that makes the service reopen its logs: run after rotation instead "
+                "of copytruncate"),
+    Option("check", Line(), default="none", help=f"the NRPE health check: {CHECK_SYNTAX}"),
+    Option("cron", Lines(), default=None,
+           help="cron entries (schedule and command), run as the user (adds NAME-cron)"),
+    Option("environment", Assignments(), default=None,
+           help="environment of the command, lines of KEY=value"),
+    Option("directory", Text(), default=None, help="working directory of the command"),
+])
+
+
+def parse_check(text: str) -> tuple[str, ...]:
+    """``http PORT [PATH]`` / ``tcp PORT`` / ``none`` -> words; raises ValueError."""
+    words = tuple(text.split())
+    if words in ((), ("none",)):
+        return ()
+    kind, args = words[0], words[1:]
+    port_ok = bool(args) and (args[0].startswith("${") or
+                              (args[0].isdigit() and 0 < int(args[0]) < 65536))
+    if kind == "http" and port_ok and len(args) <= 2:
+        path = args[1] if len(args) == 2 else "/"
+        if not (path.startswith("/") or path.startswith("${")):
+            raise ValueError(f"{path!r} is not a URL path")
+        return ("http", args[0], path)
+    if kind == "tcp" and port_ok and len(args) == 1:
+        return ("tcp", args[0])
+    raise ValueError(f"{text.strip()!r} is not a check")
+
+
+def _value(buildout, name: str, raw: dict, option: str) -> str | None:
+    """A meta option's value for deciding what to generate: substituted only when needed."""
+    value = raw.get(option)
+    if value is None or "${" not in value:
+        return value
+    return buildout.Options(buildout, name, dict(raw)).get(option)
+
+
+def generate(name: str, raw: dict[str, str], buildout) -> Expansion:
+    """The level-1 sections for the service section ``name`` (raw, unsubstituted values)."""
+    def choose(option: str, parse, resolve: bool = True):
+        text = _value(buildout, name, raw, option) if resolve else raw.get(option)
+        try:
+            return parse(text) if text is not None else None
+        except ValueError as error:
+            field = SCHEMA.options[option]
+            raise ConfigError(name, option, inline_comment_hint(str(error), text),
+                              field.type.expected if option != "check" else CHECK_SYNTAX) from None
+
+    if "command" not in raw:
+        raise ConfigError(name, "command", "missing required option", "the service's command")
+    kind = choose("run", SCHEMA.options["run"].type.parse) or "supervisor"
+    check = choose("check", parse_check, resolve=False) or ()  # keeps ${...} words
+    service = raw.get("name", name).strip()
+    exposed_to = {key: f"{name}-deployment" for key in EXPOSED_FROM_DEPLOYMENT}
+    if "package" in raw:
+        exposed_to.update({key: f"{name}-package" for key in EXPOSED_FROM_PACKAGE})
+
+    def rewrite(value: str, depth: int = 0) -> str:
+        """References to this section's own values point at where they come from, so the
+        generated sections stand on their own (``explain`` output can replace the section)."""
+        def replace(match: re.Match) -> str:
+            option = match.group(1)
+            if option in exposed_to and option not in raw:
+                return f"${{{exposed_to[option]}:{option}}}"
+            if option in raw and depth < 5:
+                return rewrite(raw[option], depth + 1)
+            return match.group(0)
+        return re.sub(r"\$\{" + re.escape(name) + r":([^}]+)\}", replace, value)
+
+    def take(option: str, default: str | None = None) -> str | None:
+        value = raw.get(option, default)
+        return None if value is None else rewrite(value)
+
+    out = Expansion()
+    deployment = f"{name}-deployment"
+
+    def add(suffix: str, options: dict[str, str | None], origins: dict[str, str] | None = None):
+        section = f"{name}-{suffix}"
+        out.sections[section] = {k: v for k, v in options.items() if v is not None}
+        for option, meta_option in (origins or {}).items():
+            out.origins[(section, option)] = meta_option
+
+    if "package" in raw:
+        add("package", {"recipe": "system_recipes:package", "name": take("package")})
+    add("deployment", {"recipe": "system_recipes:deployment", "name": service,
+                       "user": take("user", service), "group": take("group")})
+    user, group = f"${{{deployment}:user}}", f"${{{deployment}:group}}"
+    if "config" in raw:
+        template = take("config")
+        filename = posixpath.basename(template.strip())
+        filename = filename[:-3] if filename.endswith(".j2") else filename
+        add("config", {"recipe": "system_recipes:template",
+                       "path": f"${{{deployment}:etc-directory}}/{filename}",
+                       "template": template, "group": group, "mode": "0640"},
+            {"template": "config"})
+    environment = take("environment")
+    if kind == "supervisor":
+        add("supervisor", {"recipe": "system_recipes:supervisor", "name": service,
+                           "command": take("command"), "user": user,
+                           "directory": take("directory"), "environment": environment,
+                           "autostart": "true", "autorestart": "true",
+                           "redirect_stderr": "true"})
+    else:
+        add("runscript", {"recipe": "system_recipes:runscript", "kind": kind, "name": service,
+                          "command": take("command"), "user": user, "group": group,
+                          "working-directory": take("directory"), "environment": environment,
+                          "description": f"{service} (system_recipes:service [{name}])"})
+    logrotate = {"recipe": "system_recipes:logrotate", "name": service,
+                 "paths": take("logs", f"${{{deployment}:log-directory}}/*.log"),
+                 **LOGROTATE_DEFAULTS, "su": f"{user} {group}"}
+    if "reopen" in raw:
+        logrotate.update(sharedscripts="true", postrotate=take("reopen"))
+    else:
+        logrotate["copytruncate"] = "true"
+    add("logrotate", logrotate)
+    if "cron" in raw:
+        add("cron", {"recipe": "system_recipes:cron", "name": service,
+                     "entries": take("cron"), "user": user})
+    if check:
+        if check[0] == "http":
+            line = (f"check_{service}_http check_http -H 127.0.0.1 -p {check[1]} -u {check[2]} "
+                    f"warning={HTTP_THRESHOLDS[0]} critical={HTTP_THRESHOLDS[1]}")
+        else:
+            line = (f"check_{service}_tcp check_tcp -H 127.0.0.1 -p {check[1]} "
+                    f"warning={TCP_THRESHOLDS[0]} critical={TCP_THRESHOLDS[1]}")
+        add("nrpe", {"recipe": "system_recipes:nrpe", "name": service, "checks": rewrite(line)})
+    out.exposed = {key: f"${{{section}:{key}}}" for key, section in exposed_to.items()}
+    return out
+
+
+class Recipe:
+    """The service section itself writes nothing: its generated sections do. Constructing it
+    checks its options with their resolved values."""
+
+    schema = SCHEMA
+    recipe_name = "service"
+
+    def __init__(self, buildout, name: str, options):
+        if run.current(buildout) is None:
+            raise zc.buildout.UserError(
+                f"[{name}] recipe system_recipes:service needs the system-recipes extension: "
+                "add 'extensions = system-recipes' to [buildout] (profiles/base.cfg does)")
+        exposed = set(EXPOSED_FROM_PACKAGE) | set(EXPOSED_FROM_DEPLOYMENT)
+        values: Values = SCHEMA.parse(name, options, ignore=exposed)
+        try:
+            parse_check(values.check)
+        except ValueError as error:
+            raise ConfigError(name, "check", str(error), CHECK_SYNTAX) from None
+        self.values = values
+
+    def install(self):
+        return ()
+
+    update = install
