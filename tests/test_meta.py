@@ -1,0 +1,189 @@
+"""The service meta-recipe: one section expands into level-1 sections (real buildout, real tools)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from conftest import SYSTEM_RECIPES
+from test_core_run import ok, one_error_line, said, snapshot
+
+SERVICE = """
+[buildout]
+extends = {base}
+parts = hello
+
+[system-recipes]
+root = {root}
+
+[hello]
+recipe = system_recipes:service
+command = /usr/bin/python3 -m http.server --directory ${hello:lib-directory} 8765
+config = hello.ini.j2
+check = http ${hello-config:port} /
+cron = 15 3 * * * /usr/bin/find ${hello:lib-directory} -name '*.tmp' -delete
+%(extra)s
+
+[hello-config]
+port = 8765
+"""
+
+TEMPLATE = "# {{ path }}\n[hello]\nport = {{ port }}\nlogs = {{ sections.hello.log_directory }}\n"
+
+#: the files the [hello] section generates, below the scratch root
+GENERATED = ("/etc/hello/hello.ini", "/etc/supervisor/conf.d/hello.conf",
+             "/etc/logrotate.d/hello", "/etc/cron.d/hello", "/etc/nagios/nrpe.d/hello.cfg")
+
+
+def profile(scratch, extra: str = "", name: str = "host.cfg") -> str:
+    os.makedirs(os.path.join(scratch.directory, "templates"), exist_ok=True)
+    with open(os.path.join(scratch.directory, "templates", "hello.ini.j2"), "w") as stream:
+        stream.write(TEMPLATE)
+    return scratch.write(SERVICE % {"extra": extra}, name=name)
+
+
+def managed(scratch) -> dict[str, tuple]:
+    """Content, mode and owner of every file below the scratch root's /etc (not the copies of
+    the account files every scratch root starts with)."""
+    result = {}
+    for path, entry in scratch.tree("/etc").items():
+        if entry[0] == "file" and not path.startswith(("/etc/passwd", "/etc/group", "/etc/shadow",
+                                                       "/etc/gshadow", "/etc/os-release")):
+            result[path] = entry[:5]
+    return result
+
+
+def outside_state(scratch) -> dict:
+    """The scratch root's /etc, /var/log and /run (a run always takes its lock in the state
+    directory, which it creates)."""
+    return snapshot(scratch, "/etc", "/var/log", "/run")
+
+
+def explain(scratch, *sections: str) -> subprocess.CompletedProcess:
+    return subprocess.run([SYSTEM_RECIPES, "explain", "-c",
+                           os.path.join(scratch.directory, "host.cfg"), *sections],
+                          capture_output=True, text=True, cwd=scratch.directory)
+
+
+def test_one_section_writes_the_whole_service(scratch):
+    profile(scratch)
+    out = ok(scratch.buildout()).stdout
+    for part in ("hello-deployment", "hello-config", "hello-supervisor", "hello-logrotate",
+                 "hello-cron", "hello-nrpe"):
+        assert said(out, part, "created"), (part, out)
+    for path in GENERATED:
+        assert scratch.exists(path), path
+    assert "port = 8765" in scratch.read("/etc/hello/hello.ini")
+    assert "-p 8765 -u /" in scratch.read("/etc/nagios/nrpe.d/hello.cfg")
+    assert "/var/lib/hello" in scratch.read("/etc/supervisor/conf.d/hello.conf")
+    logrotate = scratch.read("/etc/logrotate.d/hello")
+    assert "/var/log/hello/*.log" in logrotate and "copytruncate" in logrotate
+    assert "rotate 14" in logrotate and "daily" in logrotate
+    out = ok(scratch.buildout()).stdout
+    assert "0 created, 0 updated, 0 removed" in out
+
+
+def test_explained_sections_pasted_instead_write_the_same_tree(scratch, tmp_path):
+    """`explain` prints cfg text a person could paste instead of the meta section: byte for
+    byte the same files (content, mode, owner)."""
+    profile(scratch)
+    ok(scratch.buildout())
+    by_meta = managed(scratch)
+    text = ok(explain(scratch)).stdout
+    assert "[hello-logrotate]" in text and "recipe = system_recipes:logrotate" in text
+    assert "# port from" in text  # the profile's own value says where it came from
+
+    from conftest import Host, make_scratch_root
+    other = Host(None, str(tmp_path / "explicit"), root=make_scratch_root(str(tmp_path / "r2")))
+    os.makedirs(other.directory)
+    os.symlink(os.path.join(scratch.directory, "templates"),
+               os.path.join(other.directory, "templates"))
+    parts = " ".join(line[1:-1] for line in text.splitlines() if line.startswith("[hello-"))
+    other.write("[buildout]\nextends = {base}\nparts = " + parts +
+                "\n[system-recipes]\nroot = {root}\n" + text)
+    ok(other.buildout())
+    assert managed(other) == by_meta
+
+
+def test_an_override_changes_exactly_that_option_and_its_file(scratch):
+    profile(scratch)
+    ok(scratch.buildout())
+    before = scratch.tree("/etc")
+    profile(scratch, extra="[hello-logrotate]\nrotate = 7")
+    out = ok(scratch.buildout()).stdout
+    assert said(out, "hello-logrotate", "updated")
+    assert "1 updated" in out, out
+    after = scratch.tree("/etc")
+    changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
+    assert changed == {"/etc/logrotate.d/hello"}, changed
+    text = scratch.read("/etc/logrotate.d/hello")
+    assert "rotate 7" in text and "rotate 14" not in text
+    assert "# rotate from" in explain(scratch, "hello").stdout
+
+
+def test_switching_the_run_kind_swaps_the_files(scratch):
+    profile(scratch)
+    ok(scratch.buildout())
+    before = managed(scratch)
+    profile(scratch, extra="run = systemd")
+    out = ok(scratch.buildout()).stdout
+    assert said(out, "hello-supervisor", "removed") and said(out, "hello-runscript", "created")
+    after = managed(scratch)
+    assert not scratch.exists("/etc/supervisor/conf.d/hello.conf")
+    assert "ExecStart=/usr/bin/python3 -m http.server" in scratch.read(
+        "/etc/systemd/system/hello.service")
+    unchanged = {p for p in before if p != "/etc/supervisor/conf.d/hello.conf"}
+    assert {p: after[p] for p in unchanged} == {p: before[p] for p in unchanged}
+
+
+def test_dropping_the_section_removes_what_it_generated_and_nothing_else(scratch):
+    profile(scratch)
+    ok(scratch.buildout())
+    planted = os.path.join(scratch.root, "etc/hello/local.ini")
+    with open(planted, "w") as stream:
+        stream.write("mine\n")
+    scratch.write(f"[buildout]\nextends = {os.path.join(scratch.directory, 'host.cfg')}\n"
+                  "parts =\n", name="empty.cfg")
+    out = ok(scratch.buildout(name="empty.cfg")).stdout
+    for path in GENERATED:
+        assert not scratch.exists(path), path
+    assert open(planted).read() == "mine\n"  # never written by the tool: left alone
+    assert scratch.exists("/etc/hello")  # not empty, so not removed
+    assert "removed" in out
+
+
+@pytest.mark.parametrize("extra, option, expected", [
+    ("run = upstart", "run", "one of supervisor, systemd, sysv"),
+    ("run = supervisor   # or systemd", "run", "inline comments"),
+    ("check = http eighty /health", "check", "http PORT [PATH], tcp PORT, or none"),
+    ("check = icmp 8765", "check", "http PORT [PATH], tcp PORT, or none"),
+])
+def test_bad_meta_options_are_one_line_and_change_nothing(scratch, extra, option, expected):
+    profile(scratch, extra=extra)
+    before = outside_state(scratch)
+    line = one_error_line(scratch.buildout()).removeprefix("Error: ")
+    assert line.startswith(f"[hello] {option}:") and expected in line, line
+    assert outside_state(scratch) == before
+
+
+def test_missing_command_and_clashing_section(scratch):
+    path = profile(scratch)
+    text = open(path).read()
+    scratch.write(text.replace("command = ", "#command = "))
+    before = outside_state(scratch)
+    line = one_error_line(scratch.buildout()).removeprefix("Error: ")
+    assert line.startswith("[hello] command: missing required option"), line
+    scratch.write(text + "\n[hello-cron]\nrecipe = system_recipes:template\npath = /etc/x\n"
+                  "text = x\n")
+    line = one_error_line(scratch.buildout()).removeprefix("Error: ")
+    assert line.startswith("[hello-cron] recipe:") and "system_recipes:cron" in line, line
+    assert outside_state(scratch) == before
+
+
+def test_plan_shows_the_generated_parts(scratch):
+    profile(scratch)
+    planned = scratch.plan()
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert "[hello-logrotate]" in planned.stdout and "/etc/cron.d/hello" in planned.stdout
+    assert not scratch.exists("/etc/hello")
