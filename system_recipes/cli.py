@@ -1,4 +1,4 @@
-"""``system-recipes``: plan a run, generate the option reference."""
+"""``system-recipes``: plan a run, generate the option reference, build a release and its RPM."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     docs.add_argument("-o", "--output", default=None, help="directory (default: docs/recipes)")
     docs.add_argument("--check", action="store_true",
                       help="exit 1 when the checked-in reference is stale")
+    _release_commands(commands)
     args = parser.parse_args(argv)
     try:
         if args.command == "plan":
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             from .docs import write_reference
 
             return write_reference(args.output, check=args.check)
+        if args.command in ("release", "rpm"):
+            return run_release_command(args)
     except zc.buildout.UserError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
@@ -107,3 +110,56 @@ def run_plan(config: str, assignments: list[str], quiet: bool = False) -> int:
     grouped = reload.group(plan.reloads)
     report.say(report.summary(plan, reload.describe(grouped) or "none", "future"))
     return 2 if plan.changed else 0
+
+
+def _release_commands(commands) -> None:
+    release = commands.add_parser(
+        "release", help="build NAME-VERSION.tar.gz: the application, every distribution it "
+                        "needs, zc.buildout and an offline install script")
+    release.add_argument("path", help="a Python project (pyproject.toml) or application buildout")
+    release.add_argument("-o", "--output", default=".", help="directory for the tarball")
+    release.add_argument("--find-links", action="append", default=[], metavar="DIR",
+                         help="also take distributions from DIR (repeatable)")
+    release.add_argument("--offline", action="store_true",
+                         help="use no index: every distribution must be in --find-links")
+    release.add_argument("--system-recipes", default=None, metavar="PATH",
+                         help="the system-recipes to ship (a checkout or a wheel; "
+                              "default: this one's source tree)")
+    release.add_argument("--cache", default=None, metavar="DIR",
+                         help="pip's cache directory: downloads and built wheels are kept there")
+    rpm = commands.add_parser("rpm", help="build an RPM from a release tarball with rpmbuild")
+    rpm.add_argument("tarball", help="NAME-VERSION.tar.gz from `system-recipes release`")
+    rpm.add_argument("-o", "--output", default=".", help="directory for the .rpm")
+    for option, helptext in (("name", "package name (default: the project's)"),
+                             ("version", "package version (default: the project's)"),
+                             ("release", "package release (default: 1)"),
+                             ("summary", "one-line summary (default: the project's)"),
+                             ("license", "license (default: the project's)"),
+                             ("prefix", "install directory (default: /opt/NAME)"),
+                             ("host-config", "the host buildout %post runs "
+                                             "(default: /etc/NAME/host.cfg)"),
+                             ("python", "the Python the venv is made with (default: "
+                                        "/usr/bin/python3)"),
+                             ("template", "a spec template to use instead of the packaged "
+                                          "release.spec.j2")):
+        rpm.add_argument(f"--{option}", default=None, help=helptext)
+    rpm.add_argument("--requires", action="append", default=None, metavar="REQ",
+                     help="a Requires: line (repeatable; default: the --python path)")
+
+
+def run_release_command(args) -> int:
+    if args.command == "release":
+        from .release.tarball import build_release
+
+        path = build_release(args.path, args.output, find_links=args.find_links,
+                             offline=args.offline, system_recipes=args.system_recipes,
+                             cache=args.cache)
+    else:
+        from .release.rpm import build_rpm
+
+        path = build_rpm(args.tarball, args.output, name=args.name, version=args.version,
+                         release=args.release, summary=args.summary, license=args.license,
+                         prefix=args.prefix, host_config=args.host_config, python=args.python,
+                         template=args.template, requires=args.requires)
+    report.say(path)
+    return 0

@@ -1,0 +1,174 @@
+"""``system-recipes rpm``: an RPM from a release tarball, whose scriptlets run the host buildout.
+
+The spec is rendered from ``templates/release.spec.j2`` (or ``--template``) and built with
+``rpmbuild -bb`` in a private ``_topdir`` (own HOME and rpm database, so neither ``~/.rpmmacros``
+nor ``~/.rpmdb`` is read or written). ``%install`` runs the release's ``install.sh --destdir
+%{buildroot}``; ``%post`` runs ``PREFIX/bin/buildout -c HOST_CONFIG`` on install and upgrade,
+``%preun`` on erase runs it with no parts so system-recipes removes what it wrote. The ``.rpm``
+appears in the output directory only when the build succeeded (temporary name, then rename).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+
+from ..core.errors import ConfigError
+from ..core.render import RenderError, packaged_templates, render
+from .tarball import source_date_epoch
+
+SPEC_TEMPLATE = "release.spec.j2"
+RPM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+RPM_VERSION = re.compile(r"^[A-Za-z0-9._+~^]+$")  # rpm forbids '-' in version and release
+PLAIN_PATH = re.compile(r"^/[A-Za-z0-9._+/-]*$")  # spliced into shell and spec lines unquoted
+
+
+def read_release(tarball: str) -> tuple[dict, str]:
+    """``release.json`` of a release tarball and the tarball's top directory."""
+    try:
+        with tarfile.open(tarball, "r:gz") as archive:
+            member = next((m for m in archive.getmembers()
+                           if m.isfile() and m.name.count("/") == 1
+                           and m.name.endswith("/release.json")), None)
+            if member is None:
+                raise ConfigError("rpm", "tarball", f"{tarball} has no release.json",
+                                  "a tarball from `system-recipes release`")
+            return json.load(archive.extractfile(member)), member.name.split("/")[0]
+    except (OSError, tarfile.TarError, ValueError) as error:
+        raise ConfigError("rpm", "tarball", f"{tarball}: cannot read: {error}",
+                          "a tarball from `system-recipes release`") from None
+
+
+def _check(option: str, value: str, pattern: re.Pattern, expected: str) -> str:
+    if not pattern.match(value):
+        raise ConfigError("rpm", option, f"{value!r} is not usable", expected)
+    return value
+
+
+def spec_context(release: dict, tarball: str, top: str, *, name=None, version=None,
+                 release_number=None, summary=None, license=None, prefix=None, host_config=None,
+                 python=None, requires=None) -> dict:
+    name = _check("name", name or release["name"], RPM_NAME, "letters, digits and ._+-")
+    version = _check("version", version or release["version"], RPM_VERSION,
+                     "letters, digits and ._+~^ (no '-')")
+    release_number = _check("release", release_number or "1", RPM_VERSION,
+                            "letters, digits and ._+~^ (no '-'), e.g. 1 or 2.el9")
+    prefix = _check("prefix", (prefix or f"/opt/{name}").rstrip("/"), PLAIN_PATH,
+                    "an absolute path of letters, digits and ._+-")
+    host_config = _check("host-config", host_config or f"/etc/{name}/host.cfg", PLAIN_PATH,
+                         "an absolute path of letters, digits and ._+-")
+    python = _check("python", python or "/usr/bin/python3", PLAIN_PATH,
+                    "the absolute path of a Python interpreter")
+    return {
+        "name": name, "version": version, "release": release_number,
+        "summary": _one_line("summary", summary or release.get("summary") or name),
+        "license": _one_line("license", license or release.get("license") or "unknown"),
+        "requires": [_one_line("requires", r) for r in (requires if requires is not None
+                                                        else [python])],
+        "prefix": prefix, "host_config": host_config, "python": python,
+        "tarball": os.path.basename(tarball), "source_directory": top,
+        "changelog_date": time.strftime("%a %b %d %Y", time.gmtime(source_date_epoch())),
+        "release_info": release,
+    }
+
+
+def _one_line(option: str, value: str) -> str:
+    value = value.strip()
+    if not value or "\n" in value:
+        raise ConfigError("rpm", option, f"{value!r} is not usable", "one non-empty line")
+    return value.replace("%", "%%")  # a literal percent sign, not a macro
+
+
+def render_spec(context: dict, template: str | None = None) -> str:
+    search = (packaged_templates(),)
+    name = SPEC_TEMPLATE
+    if template:
+        if not os.path.isfile(template):
+            raise ConfigError("rpm", "template", f"{template} does not exist", "a spec template")
+        search = (os.path.dirname(os.path.abspath(template)),)
+        name = os.path.basename(template)
+    try:
+        return render(name, context, search)
+    except RenderError as error:
+        raise ConfigError("rpm", "template", f"{name}: {error}") from None
+
+
+def build_rpm(tarball: str, output: str = ".", *, template: str | None = None, **options) -> str:
+    """Build the RPM of ``tarball`` into ``output``; return the ``.rpm`` path."""
+    tarball = os.path.abspath(tarball)
+    output = os.path.abspath(output)
+    if not os.path.isdir(output):
+        raise ConfigError("rpm", "output", f"{output} is not a directory", "an existing directory")
+    release, top = read_release(tarball)
+    options["release_number"] = options.pop("release", None)
+    context = spec_context(release, tarball, top, **options)
+    spec = render_spec(context, template)
+    topdir = tempfile.mkdtemp(prefix="system-recipes-rpm-")
+    try:
+        built = _rpmbuild(topdir, spec, tarball, context)
+        target = os.path.join(output, os.path.basename(built))
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(built)}.",
+                                                 dir=output)
+        os.close(descriptor)
+        try:
+            shutil.copyfile(built, temporary)
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, target)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        return target
+    finally:
+        shutil.rmtree(topdir, ignore_errors=True)
+
+
+def _rpmbuild(topdir: str, spec_text: str, tarball: str, context: dict) -> str:
+    for sub in ("SPECS", "SOURCES", "BUILD", "RPMS", "SRPMS", "BUILDROOT", "tmp", "home", "db"):
+        os.makedirs(os.path.join(topdir, sub))
+    shutil.copyfile(tarball, os.path.join(topdir, "SOURCES", context["tarball"]))
+    spec = os.path.join(topdir, "SPECS", f"{context['name']}.spec")
+    with open(spec, "w", encoding="utf-8") as stream:
+        stream.write(spec_text)
+    epoch = source_date_epoch()
+    defines = {
+        "_topdir": topdir,
+        "_dbpath": os.path.join(topdir, "db"),
+        "_tmppath": os.path.join(topdir, "tmp"),
+        "use_source_date_epoch_as_buildtime": "1",
+        "clamp_mtime_to_source_date_epoch": "1",
+        "_binary_payload": "w6.gzdio",
+        "_binary_filedigest_algorithm": "8",  # sha256
+    }
+    command = ["rpmbuild", "-bb"]
+    for key, value in defines.items():
+        command += ["--define", f"{key} {value}"]
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": os.path.join(topdir, "home"),
+           "LC_ALL": "C", "TZ": "UTC", "SOURCE_DATE_EPOCH": str(epoch)}
+    try:
+        result = subprocess.run(command + [spec], capture_output=True, text=True, env=env,
+                                stdin=subprocess.DEVNULL, timeout=900)
+    except FileNotFoundError:
+        raise ConfigError("rpm", "rpmbuild", "rpmbuild is not installed",
+                          "rpmbuild on PATH (the rpm-build package)") from None
+    built = glob.glob(os.path.join(topdir, "RPMS", "*", "*.rpm"))
+    if result.returncode or len(built) != 1:
+        raise ConfigError("rpm", "rpmbuild", f"the build failed: {_rpmbuild_error(result)}")
+    return built[0]
+
+
+def _rpmbuild_error(result: subprocess.CompletedProcess) -> str:
+    lines = [line.strip() for line in (result.stdout + result.stderr).splitlines()
+             if line.strip()]
+    for prefix in ("install.sh:", "error: line", "error:"):
+        found = [line for line in lines if line.startswith(prefix)
+                 and not line.startswith("error: Bad exit status")]
+        if found:
+            return found[0]
+    return lines[-1] if lines else f"rpmbuild exited {result.returncode}"
