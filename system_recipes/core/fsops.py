@@ -30,6 +30,7 @@ class FileState:
     uid: int
     gid: int
     data: bytes | None = None
+    target: str | None = None  # what a symlink points to
 
 
 def _components(host_path: str) -> list[str]:
@@ -101,7 +102,8 @@ def inspect(root: str, host_path: str, read: bool = True) -> FileState | None:
             return None
         mode = stat_module.S_IMODE(st.st_mode)
         if stat_module.S_ISLNK(st.st_mode):
-            return FileState("symlink", mode, st.st_uid, st.st_gid)
+            return FileState("symlink", mode, st.st_uid, st.st_gid,
+                             target=os.readlink(name, dir_fd=dfd))
         if stat_module.S_ISDIR(st.st_mode):
             return FileState("dir", mode, st.st_uid, st.st_gid)
         if not stat_module.S_ISREG(st.st_mode):
@@ -160,6 +162,38 @@ def write_file(root: str, host_path: str, data: bytes, mode: int, uid: int, gid:
         os.close(dfd)
 
 
+def make_symlink(root: str, host_path: str, target: str, created_dirs: list | None = None,
+                 replace_file: bool = False) -> None:
+    """Atomically make ``host_path`` a symlink to ``target``: a link under a temporary name in
+    the same directory, then rename. Replaces a symlink (or, with ``replace_file``, a regular
+    file); never a directory or anything else."""
+    parents, name = split(host_path)
+    dfd = _open_dir(root, parents, create=True, created=created_dirs)
+    tmp = f".{name}.sr-tmp{os.getpid()}"
+    try:
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if not (stat_module.S_ISLNK(st.st_mode)
+                    or (replace_file and stat_module.S_ISREG(st.st_mode))):
+                raise UnsafePath(errno.EEXIST, f"{host_path} is not a symlink; refusing to "
+                                 "replace it")
+        except FileNotFoundError:
+            pass
+        try:
+            os.unlink(tmp, dir_fd=dfd)  # left over from a killed run of this pid
+        except FileNotFoundError:
+            pass
+        os.symlink(target, tmp, dir_fd=dfd)
+        try:
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            os.unlink(tmp, dir_fd=dfd)
+            raise
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
 def set_metadata(root: str, host_path: str, mode: int, uid: int, gid: int) -> None:
     parents, name = split(host_path)
     dfd = _open_dir(root, parents)
@@ -204,6 +238,7 @@ def make_directory(root: str, host_path: str, mode: int, uid: int, gid: int,
 
 
 def remove_file(root: str, host_path: str) -> bool:
+    """unlink (a symlink itself, never what it points to)."""
     parents, name = split(host_path)
     dfd = _open_dir(root, parents)
     if dfd is None:

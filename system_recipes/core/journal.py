@@ -58,6 +58,17 @@ class Journal:
             self._append({"op": "file", "path": path, "backup": self._backup(previous.data),
                           "mode": previous.mode, "uid": previous.uid, "gid": previous.gid})
 
+    def before_link_change(self, path: str, previous: fsops.FileState | None) -> None:
+        """Record what ``path`` is now (nothing, a symlink, or a regular file a forced link
+        replaces) before a symlink is made or removed there."""
+        entry = {"op": "link", "path": path, "target": None, "backup": None}
+        if previous is not None and previous.kind == "symlink":
+            entry["target"] = previous.target
+        elif previous is not None and previous.kind == "file":
+            entry.update(backup=self._backup(previous.data), mode=previous.mode,
+                         uid=previous.uid, gid=previous.gid)
+        self._append(entry)
+
     def before_metadata_change(self, path: str, previous: fsops.FileState, kind: str) -> None:
         self._append({"op": "meta", "kind": kind, "path": path, "mode": previous.mode,
                       "uid": previous.uid, "gid": previous.gid})
@@ -138,6 +149,14 @@ class Journal:
                     fsops.make_directory(self.root, path, entry["mode"], entry["uid"], entry["gid"])
                 else:
                     fsops.set_metadata(self.root, path, entry["mode"], entry["uid"], entry["gid"])
+        elif op == "link":
+            state = fsops.inspect(self.root, path, read=False)
+            if entry["target"] is not None:
+                fsops.make_symlink(self.root, path, entry["target"], replace_file=True)
+            elif state is not None and state.kind == "symlink":
+                fsops.remove_file(self.root, path)  # ours (or nothing was there before)
+            if entry["backup"] is not None:
+                self._restore(path, entry["backup"], entry["mode"], entry["uid"], entry["gid"])
         elif op == "mkdir":
             fsops.remove_empty_directory(self.root, path)
         elif op == "accounts":

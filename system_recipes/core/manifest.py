@@ -13,7 +13,8 @@ MANIFEST_NAME = "manifest.json"
 
 
 class Manifest:
-    """``parts[part] = {"recipe": str, "files": {path: {...}}, "directories": {path: {...}}}``."""
+    """``parts[part] = {"recipe": str, "files": {path: {...}}, "directories": {path: {...}},
+    "links": {path: {"target": str}}}`` (``links`` only for parts that own symlinks)."""
 
     def __init__(self, instances: dict | None = None, instance: str = "host"):
         self.instances: dict[str, dict] = instances or {}
@@ -43,12 +44,15 @@ class Manifest:
         """(instance, part) that owns ``path``."""
         for instance, parts in self.instances.items():
             for part, books in parts.items():
-                if path in books.get("files", {}):
+                if path in books.get("files", {}) or path in books.get("links", {}):
                     return instance, part
         return None
 
     def files(self, part: str) -> dict[str, dict]:
         return self.parts.get(part, {}).get("files", {})
+
+    def links(self, part: str) -> dict[str, dict]:
+        return self.parts.get(part, {}).get("links", {})
 
     def directories(self, part: str) -> dict[str, dict]:
         return self.parts.get(part, {}).get("directories", {})

@@ -55,6 +55,17 @@ class DirSpec:
 
 
 @dataclass
+class LinkSpec:
+    """A symlink at ``path`` pointing to ``target`` (written verbatim: relative or absolute).
+
+    Only the link itself is managed; what it points to is another spec's business (or none)."""
+
+    path: str
+    target: str
+    reloads: list[Reload] = field(default_factory=list)
+
+
+@dataclass
 class AccountSpec:
     """A system account to create when missing; accounts are never removed."""
 
@@ -72,6 +83,7 @@ class PartSpec:
     recipe: str
     files: list[FileSpec] = field(default_factory=list)
     directories: list[DirSpec] = field(default_factory=list)
+    links: list[LinkSpec] = field(default_factory=list)
     accounts: list[AccountSpec] = field(default_factory=list)
     force: bool = False
     # accounts that must exist (or be created by this run) though no file is owned by them:

@@ -8,19 +8,20 @@ from dataclasses import dataclass, field
 from . import accounts, fsops
 from .errors import ConfigError
 from .manifest import Manifest
-from .model import AccountSpec, DirSpec, FileSpec, PartSpec, Reload, sha256
+from .model import AccountSpec, DirSpec, FileSpec, LinkSpec, PartSpec, Reload, sha256
 from .settings import Settings
 
 
 @dataclass
 class Action:
     part: str
-    verb: str  # create, update, chmod, remove, keep, mkdir, rmdir, account
+    verb: str  # create, update, chmod, remove, keep, mkdir, rmdir, account, link, relink, unlink
     path: str
     old: fsops.FileState | None = None
     file: FileSpec | None = None
     directory: DirSpec | None = None
     account: AccountSpec | None = None
+    link: LinkSpec | None = None
     backup: bool = False
     note: str = ""
 
@@ -30,7 +31,13 @@ class Action:
             return self.file.reloads
         if self.directory is not None:
             return self.directory.reloads
+        if self.link is not None:
+            return self.link.reloads
         return []
+
+
+# verbs that change the disk (and so trigger the reloads their spec asks for)
+CHANGES = ("create", "update", "chmod", "remove", "mkdir", "link", "relink", "unlink")
 
 
 @dataclass
@@ -52,7 +59,7 @@ class Plan:
     def reloads(self) -> list[Reload]:
         result = []
         for action in self.actions:
-            if action.verb in ("create", "update", "chmod", "remove", "mkdir"):
+            if action.verb in CHANGES:
                 result += action.reloads
         return result + self.removal_reloads
 
@@ -83,7 +90,7 @@ class Planner:
         wanted_paths: dict[str, str] = {}
         live = {name: spec for name, spec in specs.items() if spec is not None}
         for name, spec in live.items():
-            for item in [*spec.files, *spec.directories]:
+            for item in [*spec.files, *spec.directories, *spec.links]:
                 other = wanted_paths.setdefault(item.path, name)
                 if other != name:
                     raise ConfigError(name, "path", f"{item.path} is also written by [{other}]",
@@ -99,6 +106,8 @@ class Planner:
         for spec in live.values():
             for item in spec.files:
                 self._plan_file(spec, item, wanted_paths, result)
+            for link in spec.links:
+                self._plan_link(spec, link, wanted_paths, result)
         leaving = {n for n, s in specs.items() if s is None} | removed
         for name in list(self.manifest.parts):
             self._plan_removals(name, live.get(name), name in leaving, wanted_paths, result)
@@ -211,6 +220,47 @@ class Planner:
             note = (note + ", " if note else "") + f"owner {item.owner}:{item.group}"
         result.actions.append(Action(spec.name, verb, item.path, old=state, file=item, note=note))
 
+    # -- symlinks --------------------------------------------------------------------------
+    def _plan_link(self, spec: PartSpec, item: LinkSpec, wanted: dict, result: Plan) -> None:
+        state = self._inspect(spec.name, item.path)
+        if state is None:
+            result.actions.append(Action(spec.name, "link", item.path, link=item))
+            return
+        if state.kind not in ("symlink", "file"):
+            kind = {"dir": "a directory"}.get(state.kind, "not a file")
+            raise ConfigError(spec.name, "path", f"{item.path} is {kind}; refusing to replace it "
+                              "with a symlink", "a symlink or nothing at that path")
+        books = self.manifest.links(spec.name).get(item.path)
+        owner = self.manifest.owner_of(item.path)
+        if books is None and owner is not None and owner != (self.manifest.instance, spec.name):
+            instance, other = owner
+            leaving = other not in wanted.values() or wanted.get(item.path) == spec.name
+            if instance != self.manifest.instance or not leaving:
+                raise ConfigError(spec.name, "path", f"{item.path} belongs to [{other}]"
+                                  + (f" of instance {instance}" if instance != self.manifest.instance else ""),
+                                  "each file to belong to one part")
+            books = self.manifest.links(other).get(item.path)  # handed over from a removed part
+        if state.kind == "symlink" and state.target == item.target:
+            result.unchanged.setdefault(spec.name, []).append(item.path)
+            if books is None:
+                result.adopted.setdefault(spec.name, []).append(item.path)  # already right
+            return
+        ours = state.kind == "symlink" and books is not None and books["target"] == state.target
+        if not ours:
+            if not spec.force:
+                why = ("is not a symlink" if state.kind == "file"
+                       else "was not made by system-recipes" if books is None
+                       else "was changed since system-recipes made it")
+                raise ConfigError(spec.name, "path", f"{item.path} {why}; refusing to replace it",
+                                  "force = true to replace it")
+            result.actions.append(Action(
+                spec.name, "relink", item.path, old=state, link=item,
+                backup=state.kind == "file", note="forced over "
+                + ("a file" if state.kind == "file" else f"a link to {state.target}")))
+            return
+        result.actions.append(Action(spec.name, "relink", item.path, old=state, link=item,
+                                     note=f"was -> {state.target}"))
+
     # -- removals --------------------------------------------------------------------------
     def _plan_removals(self, name: str, spec: PartSpec | None, leaving: bool, wanted: dict,
                        result: Plan) -> None:
@@ -218,6 +268,7 @@ class Planner:
             return
         keep_files = {f.path for f in spec.files} if spec else set()
         keep_dirs = {d.path for d in spec.directories} if spec else set()
+        keep_links = {link.path for link in spec.links} if spec else set()
         force = spec.force if spec else False
         for path, books in self.manifest.files(name).items():
             if path in keep_files or path in wanted:
@@ -233,6 +284,17 @@ class Planner:
                                                  note="changed since written; left in place"))
             else:
                 result.actions.append(Action(name, "remove", path, old=state))
+        for path, books in self.manifest.links(name).items():
+            if path in keep_links or path in wanted:
+                continue
+            state = self._inspect(name, path, read=False)
+            if state is None:
+                result.actions.append(Action(name, "forget", path, note="already gone"))
+            elif state.kind == "symlink" and state.target == books["target"]:
+                result.actions.append(Action(name, "unlink", path, old=state))
+            else:
+                result.actions.append(Action(name, "keep", path, old=state,
+                                             note="changed since made; left in place"))
         for path, books in sorted(self.manifest.directories(name).items(), reverse=True):
             if path in keep_dirs or path in wanted:
                 continue

@@ -8,7 +8,9 @@ import sys
 from .plan import Action, Plan
 
 VERBS = {"create": "create", "update": "update", "chmod": "owner/mode", "remove": "remove",
-         "keep": "keep", "mkdir": "mkdir", "rmdir": "rmdir", "account": "add", "forget": "forget"}
+         "keep": "keep", "mkdir": "mkdir", "rmdir": "rmdir", "account": "add", "forget": "forget",
+         "link": "link", "relink": "relink", "unlink": "unlink"}
+LINK_VERBS = ("link", "relink", "unlink")
 
 
 def say(line: str) -> None:
@@ -36,6 +38,8 @@ def diff(action: Action) -> str:
 
 def describe(action: Action) -> str:
     text = f"{VERBS.get(action.verb, action.verb)} {action.path}"
+    if action.link is not None:
+        text += f" -> {action.link.target}"
     if action.note:
         text += f" ({action.note})"
     return text
@@ -59,7 +63,8 @@ def summary(plan: Plan, reloads: str, tense: str) -> str:
     counts = {k: 0 for k in ("created", "updated", "removed", "unchanged")}
     for status in plan.parts.values():
         counts[status] = counts.get(status, 0) + 1
-    files = sum(1 for a in plan.actions if a.verb in ("create", "update", "chmod", "remove"))
+    files = sum(1 for a in plan.actions
+                if a.verb in ("create", "update", "chmod", "remove", *LINK_VERBS))
     head = "system-recipes:" if tense == "past" else "plan:"
     return (f"{head} {counts['created']} created, {counts['updated']} updated, "
             f"{counts['removed']} removed, {counts['unchanged']} unchanged; "
@@ -67,5 +72,18 @@ def summary(plan: Plan, reloads: str, tense: str) -> str:
             f"; reloads: {reloads}")
 
 
+def link_diff(action: Action) -> str:
+    """A symlink has no content to diff: show where it pointed and where it will point."""
+    old = action.old.target if action.old is not None and action.old.kind == "symlink" else None
+    new = action.link.target if action.link is not None else None
+    lines = [f"    {action.verb} {action.path}"]
+    if old is not None:
+        lines.append(f"    -> {old} (before)")
+    if new is not None:
+        lines.append(f"    -> {new}")
+    return "\n".join(lines) + "\n"
+
+
 def diffs(plan: Plan) -> list[str]:
-    return [diff(a) for a in plan.actions if a.verb in ("create", "update", "remove")]
+    return [link_diff(a) if a.verb in LINK_VERBS else diff(a) for a in plan.actions
+            if a.verb in ("create", "update", "remove", *LINK_VERBS)]

@@ -270,9 +270,24 @@ class Run:
             self.journal.before_file_change(action.path, action.old)
             fsops.remove_file(root, action.path)
             books["files"].pop(action.path, None)
+        elif action.verb in ("link", "relink"):
+            item = action.link
+            if action.backup:
+                self._backup(action)
+            self.journal.before_link_change(action.path, action.old)
+            fsops.make_symlink(root, item.path, item.target, created,
+                               replace_file=action.backup)
+            self.journal.created_directories(created)
+            self._forget_elsewhere(manifest, action.path, action.part)
+            books.setdefault("links", {})[item.path] = {"target": item.target}
+        elif action.verb == "unlink":
+            self.journal.before_link_change(action.path, action.old)
+            fsops.remove_file(root, action.path)
+            books.get("links", {}).pop(action.path, None)
         elif action.verb in ("keep", "forget"):
             books["files"].pop(action.path, None)
             books["directories"].pop(action.path, None)
+            books.get("links", {}).pop(action.path, None)
         elif action.verb == "rmdir":
             fsops.remove_empty_directory(root, action.path)  # only when empty: never loses files
             books["directories"].pop(action.path, None)
@@ -283,6 +298,7 @@ class Run:
         for other, books in manifest.parts.items():
             if other != part:
                 books.get("files", {}).pop(path, None)
+                books.get("links", {}).pop(path, None)
 
     def _record_unchanged(self, plan: Plan, manifest: Manifest) -> None:
         """Adopted files (identical content already there) and parts that are now empty."""
@@ -295,9 +311,15 @@ class Run:
                     books.setdefault("files", {})[item.path] = {
                         "sha256": item.sha256, "mode": item.mode, "owner": item.owner,
                         "group": item.group}
+            for link in spec.links:
+                if link.path in paths:
+                    books.setdefault("links", {})[link.path] = {"target": link.target}
         for part in list(manifest.parts):
             books = manifest.parts[part]
-            if not books.get("files") and not books.get("directories"):
+            if "links" in books and not books["links"]:
+                del books["links"]  # manifests of parts without links stay as they were
+            if not books.get("files") and not books.get("directories") and \
+                    not books.get("links"):
                 del manifest.parts[part]
 
     def _backup(self, action: Action) -> None:
