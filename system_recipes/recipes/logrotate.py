@@ -1,0 +1,486 @@
+"""``system_recipes:logrotate``: one logrotate block in the layout's ``logrotate.d``.
+
+Writes ``/etc/logrotate.d/NAME`` (``name`` defaults to the section name; mode 0644, root:root)
+with one block for the globs of ``paths``. Every option is written only when it is set, so
+what is not set comes from the global settings of ``/etc/logrotate.conf``; a boolean set to
+false writes logrotate's negation (``nocompress``, ``ifempty``, ...), which overrides a global
+one. ``extra`` passes any other directive through (``compresscmd``, ``mail``, ``shred``,
+``createolddir``, ``weekly 1`` ...), one per line, still checked by logrotate. Scripts
+(``postrotate`` and friends) are written between their keyword and ``endscript`` and run by
+``/bin/sh``; a script line starting with ``endscript`` would end the script early, so it is
+refused.
+
+logrotate reads every file of its include directory except names ending in one of its taboo
+extensions (``.bak``, ``.rpmsave``, ``.dpkg-old``, ``~`` ...): such a name is refused, since
+the file would be silently ignored.
+
+The file is checked with the real ``logrotate -d`` (one process for every changed file of a
+run). logrotate exits 0 on unknown directives, so its output is judged: any ``error:`` line
+while it reads the configuration fails the run, naming the section, the line and the option
+that wrote it. What logrotate would check against the machine running the build rather than
+the host being configured is checked here instead: the accounts of ``create``, ``su`` and
+``createolddir`` must exist below the install root (or be created by a deployment part of the
+same run), and the validated copy names ``root`` in their place; ``olddir`` is left out of
+the validated copy, because logrotate only checks that it and the logs' directories exist
+now, and the application may not have created them yet. Errors about the logs themselves
+(a log that does not exist yet) are not configuration errors and are ignored.
+
+Nothing is reloaded: logrotate is run by cron or a systemd timer and reads its configuration
+afresh each time (``hourly`` needs logrotate itself run hourly: Debian runs it daily).
+
+Example::
+
+    [shop]
+    recipe = system_recipes:deployment
+
+    [shop-logs]
+    recipe = system_recipes:logrotate
+    paths =
+        ${shop:log-directory}/*.log
+        "${shop:log-directory}/access log.txt"
+    frequency = daily
+    rotate = 14
+    compress = true
+    delaycompress = true
+    missingok = true
+    notifempty = true
+    create = 0640 ${shop:user} adm
+    su = ${shop:user} ${shop:group}
+    sharedscripts = true
+    postrotate =
+        pkill -HUP -u ${shop:user} -x shop-server || true
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import posixpath
+import re
+import tempfile
+from dataclasses import dataclass
+
+from ..core import validate
+from ..core.errors import ConfigError
+from ..core.model import Check, FileSpec, PartSpec
+from ..core.recipe import Recipe
+from ..core.schema import (
+    Account,
+    Bool,
+    Choice,
+    Integer,
+    Line,
+    Lines,
+    Name,
+    Option,
+    OptionType,
+    Schema,
+    Text,
+    Values,
+    force_option,
+    section_name,
+)
+
+# logrotate 3.21 config.c defTabooExts: files of an include directory whose names match
+# "*" + one of these are skipped ("Ignoring NAME, because of PATTERN pattern match").
+TABOO_EXTENSIONS = (",v", ".bak", ".cfsaved", ".disabled", ".dpkg-bak", ".dpkg-del",
+                    ".dpkg-dist", ".dpkg-new", ".dpkg-old", ".dpkg-tmp", ".rhn-cfg-tmp-*",
+                    ".rpmnew", ".rpmorig", ".rpmsave", ".swp", ".ucf-dist", ".ucf-new",
+                    ".ucf-old", "~")
+SIZE_UNITS = {"": 1, "k": 1024, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+SCRIPTS = ("firstaction", "prerotate", "postrotate", "lastaction", "preremove")
+# boolean options: what true and what false write
+SWITCHES = {
+    "compress": "nocompress", "delaycompress": "nodelaycompress", "missingok": "nomissingok",
+    "notifempty": "ifempty", "copytruncate": "nocopytruncate", "dateext": "nodateext",
+    "sharedscripts": "nosharedscripts",
+}
+# in ``extra``: directives with an option of their own (checked there), and ones that would
+# take the file out of what was validated
+NOT_IN_EXTRA = {"su": "use the su option", "create": "use the create option",
+                "olddir": "use the olddir option", "include": "include is not allowed",
+                **{s: f"use the {s} option" for s in SCRIPTS}}
+PATH_FORBIDDEN = set("\"'\\{}")
+CREATE_SYNTAX = "MODE [OWNER [GROUP]] (for instance 0640 app adm), true or false"
+
+
+def ignored_by_logrotate(name: str) -> str | None:
+    """The taboo pattern that makes logrotate skip ``name`` in its include directory."""
+    for extension in TABOO_EXTENSIONS:
+        if fnmatch.fnmatchcase(name, "*" + extension):
+            return extension
+    return None
+
+
+class FileName(Name):
+    expected = Name.expected + ", not ending in a logrotate taboo extension (.bak, .rpmsave ...)"
+
+    def parse(self, text: str) -> str:
+        value = super().parse(text)
+        taboo = ignored_by_logrotate(value)
+        if taboo:
+            raise ValueError(f"logrotate ignores files named *{taboo} in its include directory")
+        return value
+
+
+class LogPath(Line):
+    """An absolute glob; written in double quotes when it holds white space."""
+
+    expected = "an absolute path or glob, without quotes or braces"
+
+    def parse(self, text: str) -> str:
+        value = text.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]  # quoting is allowed and done again when written
+        value = super().parse(value)
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} is not absolute")
+        if ".." in value.split("/"):
+            raise ValueError(f"{value!r} contains '..'")
+        bad = sorted(PATH_FORBIDDEN.intersection(value)) + [
+            c for c in value if ord(c) < 32 and c != "\t"]
+        if bad:
+            raise ValueError(f"{value!r} holds {bad[0]!r}, which logrotate cannot read in a path")
+        return posixpath.normpath(value)
+
+
+class Size(Line):
+    expected = "a size in bytes, or with a unit: 100k, 10M, 1G"
+
+    def parse(self, text: str) -> str:
+        value = super().parse(text)
+        match = re.fullmatch(r"([0-9]+)([kKMG]?)", value)
+        if not match:
+            raise ValueError(f"{value!r} is not a size")
+        if int(match.group(1)) * SIZE_UNITS[match.group(2)] >= 2 ** 63:
+            raise ValueError(f"{value!r} is too large")
+        return value
+
+
+class DateFormat(Line):
+    expected = "strftime specifiers %Y %m %d %H %M %S %V %s and letters, digits, '-', '_', '.'"
+
+    def parse(self, text: str) -> str:
+        value = super().parse(text)
+        if not re.fullmatch(r"([A-Za-z0-9_.-]|%[YmdHMSVs])+", value):
+            raise ValueError(f"{value!r} is not a logrotate date format")
+        return value
+
+
+class OldDir(Line):
+    expected = "a directory (relative ones are relative to the log's), without spaces or quotes"
+
+    def parse(self, text: str) -> str:
+        value = super().parse(text)
+        if not value or any(c.isspace() or c in PATH_FORBIDDEN for c in value):
+            raise ValueError(f"{value!r} is not a directory logrotate can read")
+        return value
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """``create``/``createolddir`` arguments: ``MODE [OWNER [GROUP]]``."""
+
+    mode: str | None
+    owner: str | None = None
+    group: str | None = None
+
+    def words(self, substitute: bool = False) -> list[str]:
+        names = [n for n in (self.owner, self.group) if n]
+        return [w for w in [self.mode, *(["root"] * len(names) if substitute else names)] if w]
+
+
+def parse_ownership(words: list[str]) -> Ownership:
+    if not words or not re.fullmatch(r"[0-7]{3,4}", words[0]):
+        raise ValueError(f"{' '.join(words)!r} does not start with an octal mode")
+    if len(words) > 3:
+        raise ValueError(f"{' '.join(words)!r} has more than MODE OWNER GROUP")
+    names = [Account().parse(w) for w in words[1:]]
+    return Ownership(words[0], *names)
+
+
+class Create(OptionType):
+    expected = CREATE_SYNTAX
+
+    def parse(self, text: str) -> Ownership | bool:
+        value = Line().parse(text)
+        if value.lower() in Bool.TRUE | Bool.FALSE:
+            return Bool().parse(value)
+        return parse_ownership(value.split())
+
+
+class AccountPair(Line):
+    expected = "USER GROUP"
+
+    def parse(self, text: str) -> tuple[str, str]:
+        words = super().parse(text).split()
+        if len(words) != 2:
+            raise ValueError(f"{' '.join(words)!r} is not a user and a group")
+        return Account().parse(words[0]), Account().parse(words[1])
+
+
+class Script(Text):
+    expected = "shell lines, none starting with endscript"
+
+    def parse(self, text: str) -> list[str] | None:
+        lines = [line.rstrip() for line in super().parse(text).splitlines()]
+        while lines and not lines[0]:
+            lines.pop(0)
+        while lines and not lines[-1]:
+            lines.pop()
+        for line in lines:
+            if line.lstrip().startswith("endscript"):
+                raise ValueError(f"the line {line.strip()!r} would end the script early "
+                                 "(logrotate ends a script at any line starting with endscript)")
+            if "\r" in line:
+                raise ValueError("holds a carriage return")
+        return lines or None
+
+
+def _bool_help(name: str) -> str:
+    return (f"true writes `{name}`, false writes `{SWITCHES[name]}`; unset: the global "
+            "setting of logrotate.conf")
+
+
+SCHEMA = Schema([
+    Option("name", FileName(), default=section_name,
+           help="the file name in the logrotate include directory"),
+    Option("paths", Lines(LogPath()), required=True,
+           help="the logs: absolute paths or globs, one per line (written in quotes when they "
+                "hold spaces)"),
+    Option("frequency", Choice("hourly", "daily", "weekly", "monthly", "yearly"),
+           help="rotate this often (hourly needs logrotate itself run hourly)"),
+    Option("rotate", Integer(minimum=-1, maximum=100000),
+           help="rotated copies to keep (0: none, -1: never remove)"),
+    Option("size", Size(), help="rotate when the log is larger than this, whatever the "
+                                "frequency"),
+    Option("minsize", Size(), help="rotate at the frequency, but only logs larger than this"),
+    Option("maxsize", Size(), help="rotate logs larger than this even before the frequency"),
+    Option("maxage", Integer(minimum=0, maximum=100000),
+           help="remove rotated logs older than this many days"),
+    *[Option(name, Bool(), help=_bool_help(name)) for name in (
+        "compress", "delaycompress", "missingok", "notifempty", "copytruncate")],
+    Option("create", Create(),
+           help="create the new log: MODE [OWNER [GROUP]]; the accounts must exist below the "
+                "root (or be created by a deployment part); true: `create`, false: `nocreate`"),
+    Option("su", AccountPair(),
+           help="rotate as USER GROUP (needed when the log directory is writable by others "
+                "than root); the accounts must exist below the root"),
+    Option("olddir", OldDir(), help="move rotated logs to this directory (it must exist when "
+                                    "logrotate runs, or add `createolddir` to extra)"),
+    Option("dateext", Bool(), help=_bool_help("dateext")),
+    Option("dateformat", DateFormat(), help="suffix format with dateext, e.g. -%Y%m%d"),
+    Option("sharedscripts", Bool(), help=_bool_help("sharedscripts")),
+    *[Option(name, Script(), help=f"shell script written between `{name}` and `endscript`")
+      for name in SCRIPTS],
+    Option("extra", Lines(),
+           help="other logrotate directives, one per line, written inside the block and "
+                "checked by logrotate (not su, create, olddir, include or scripts: they have "
+                "options)"),
+    force_option(),
+])
+
+
+@dataclass(frozen=True)
+class Directive:
+    option: str
+    text: str  # as written
+    checked: str  # as validated: no host-dependent accounts or directories
+
+    @classmethod
+    def same(cls, option: str, text: str) -> Directive:
+        return cls(option, text, text)
+
+
+class Recipe(Recipe):
+    """One logrotate block in the include directory."""
+
+    schema = SCHEMA
+    recipe_name = "logrotate"
+
+    def build(self, spec: PartSpec, values: Values) -> None:
+        if not values.paths:
+            raise ConfigError(self.name, "paths", "no paths", LogPath.expected)
+        if len(set(values.paths)) != len(values.paths):
+            twice = next(p for p in values.paths if values.paths.count(p) > 1)
+            raise ConfigError(self.name, "paths", f"{twice} is given twice", "each path once")
+        directives = self.directives(spec, values)
+        scripts = [(name, values[name]) for name in SCRIPTS if values[name]]
+        content = self._render(values, directives, scripts, checked=False)
+        checked = self._render(values, directives, scripts, checked=True)
+        origins = self._origins(values, directives, scripts)
+        path = posixpath.join(self.layout.logrotate_directory, values.name)
+        spec.force = values.force
+        spec.files.append(FileSpec(path=path, content=content, mode=0o644,
+                                   checks=[Check("logrotate", (checked, origins))]))
+
+    def directives(self, spec: PartSpec, values: Values) -> list[Directive]:
+        result: list[Directive] = []
+        if values.frequency:
+            result.append(Directive.same("frequency", values.frequency))
+        for name in ("rotate", "size", "minsize", "maxsize", "maxage"):
+            if values[name] is not None:
+                result.append(Directive.same(name, f"{name} {values[name]}"))
+        for name in ("missingok", "notifempty", "compress", "delaycompress", "copytruncate"):
+            if values[name] is not None:
+                result.append(Directive.same(name, name if values[name] else SWITCHES[name]))
+        create = values.create
+        if isinstance(create, bool):
+            result.append(Directive.same("create", "create" if create else "nocreate"))
+        elif create is not None:
+            self._needs(spec, "create", create)
+            result.append(Directive("create", " ".join(["create", *create.words()]),
+                                    " ".join(["create", *create.words(substitute=True)])))
+        if values.su:
+            user, group = values.su
+            spec.needs_accounts.append(("su", user, group))
+            result.append(Directive("su", f"su {user} {group}", "su root root"))
+        if values.olddir:
+            # logrotate -d only checks that olddir and the logs' directories exist *now*
+            result.append(Directive("olddir", f"olddir {values.olddir}",
+                                    "# olddir: checked when logrotate runs"))
+        if values.dateext is not None:
+            result.append(Directive.same("dateext", "dateext" if values.dateext else "nodateext"))
+        if values.dateformat:
+            result.append(Directive.same("dateformat", f"dateformat {values.dateformat}"))
+        if values.sharedscripts is not None:
+            result.append(Directive.same("sharedscripts", "sharedscripts" if values.sharedscripts
+                                         else "nosharedscripts"))
+        for line in values.extra or ():
+            result.append(self._extra(spec, line))
+        return result
+
+    def _extra(self, spec: PartSpec, line: str) -> Directive:
+        if "{" in line or "}" in line:
+            raise ConfigError(self.name, "extra", f"{line!r} holds a brace, which would open or "
+                              "close a block", "directives of this block only")
+        keyword, *words = line.split()
+        if keyword.startswith("endscript"):
+            raise ConfigError(self.name, "extra", f"{line!r} ends a script",
+                              "directives of this block only")
+        if keyword in NOT_IN_EXTRA:
+            raise ConfigError(self.name, "extra", f"{keyword}: {NOT_IN_EXTRA[keyword]}",
+                              "other logrotate directives")
+        if keyword == "createolddir" and words:
+            try:
+                ownership = parse_ownership(words)
+            except ValueError as error:
+                raise ConfigError(self.name, "extra", f"createolddir: {error}",
+                                  "createolddir MODE [OWNER [GROUP]]") from None
+            self._needs(spec, "extra", ownership)
+            return Directive("extra", line, " ".join(["createolddir",
+                                                      *ownership.words(substitute=True)]))
+        return Directive.same("extra", line)
+
+    @staticmethod
+    def _needs(spec: PartSpec, option: str, ownership: Ownership) -> None:
+        if ownership.owner:
+            # checked below the root, and against the accounts this run creates
+            spec.needs_accounts.append((option, ownership.owner, ownership.group))
+
+    def _render(self, values: Values, directives: list[Directive], scripts: list, *,
+                checked: bool) -> bytes:
+        return self.render("logrotate.j2", {
+            "section": self.name,
+            # one line: logrotate miscounts the lines of a list of paths over several lines
+        "paths": [quote(p) for p in values.paths],
+            "directives": [d.checked if checked else d.text for d in directives],
+            "scripts": [(name, [("        " + line) if line else "" for line in lines])
+                        for name, lines in scripts],
+        })
+
+    @staticmethod
+    def _origins(values: Values, directives: list[Directive], scripts: list) -> tuple:
+        """The option that wrote each line of the file (line 1 is the header comment)."""
+        origins = ["", "paths", *[d.option for d in directives]]
+        for name, lines in scripts:
+            origins += [name] * (len(lines) + 2)
+        return tuple(origins + [""])
+
+
+def quote(path: str) -> str:
+    return f'"{path}"' if any(c.isspace() for c in path) else path
+
+
+# -- the validator: one logrotate -d for every changed file -------------------------------
+@validate.register
+class LogrotateValidator(validate.Validator):
+    """``logrotate -d`` on copies of the changed files; its output, not its exit code, counts."""
+
+    name = "logrotate"
+    tools = ("logrotate",)
+    timeout = 120
+
+    def check(self, items: list[validate.Item]) -> dict[int, str]:
+        with tempfile.TemporaryDirectory(prefix="system-recipes-logrotate-") as tmp:
+            os.chmod(tmp, 0o755)  # logrotate refuses files others could have written
+            files: dict[str, int] = {}
+            for index, item in enumerate(items):
+                path = os.path.join(tmp, f"{index}-{posixpath.basename(item.file.path)}")
+                with open(path, "wb") as stream:
+                    stream.write(item.check.arguments[0])
+                os.chmod(path, 0o644)
+                files[path] = index
+            command = [self.tools[0], "-d", "-s", os.path.join(tmp, "state"), *files]
+            try:
+                result = validate.run_tool(command, timeout=self.timeout)
+            except OSError as error:
+                return {i: f"cannot run logrotate: {error.strerror}" for i in files.values()}
+            except Exception as error:  # subprocess.TimeoutExpired
+                return {i: f"logrotate -d did not finish: {error}" for i in files.values()}
+            read, problems = config_errors(result.stdout + result.stderr, list(files))
+        errors: dict[int, str] = {}
+        for path, index in files.items():
+            origins = items[index].check.arguments[1]
+            lines = [explain(line, path, origins) for line in problems.get(path, [])]
+            if lines:
+                errors[index] = "logrotate -d: " + summary(lines)
+            elif path not in read:
+                errors[index] = (f"logrotate -d did not read it (exit {result.returncode}): "
+                                 + summary((result.stdout + result.stderr).splitlines()[-1:]))
+        return errors
+
+
+def config_errors(output: str, paths: list[str]) -> tuple[set[str], dict[str, list[str]]]:
+    """The files logrotate read, and the ``error:`` lines it printed while reading each.
+
+    Errors after the configuration is read ("Handling N logs") are about the logs on this
+    machine (one that does not exist yet), not about the configuration.
+    """
+    read: set[str] = set()
+    problems: dict[str, list[str]] = {}
+    current = None
+    for line in output.splitlines():
+        if line.startswith("reading config file "):
+            current = line.removeprefix("reading config file ").strip()
+            read.add(current)
+            continue
+        if line.startswith(("Reading state from file", "Handling ")):
+            break
+        if not line.startswith("error:"):
+            continue
+        named = [p for p in paths if re.search(re.escape(p) + r":\d", line)]
+        owner = named[0] if named else current
+        if owner is not None:
+            problems.setdefault(owner, []).append(line.removeprefix("error:").strip())
+    return read, problems
+
+
+def explain(line: str, path: str, origins: tuple) -> str:
+    """``TMP/0-app:5 unknown option`` -> ``line 5 (extra): unknown option``."""
+    match = re.match(re.escape(path) + r":(\d+)\s*(.*)", line)
+    if not match:
+        return line.replace(path, "this file")
+    number = int(match.group(1))
+    origin = origins[number - 1] if 0 < number <= len(origins) else ""
+    return f"line {number}" + (f" ({origin})" if origin else "") + f": {match.group(2)}"
+
+
+def summary(lines: list[str], limit: int = 3) -> str:
+    # "found error in PATTERN, skipping" only repeats that the block was dropped
+    useful = [ln for ln in lines if not ln.startswith("found error in")] or lines
+    unique = list(dict.fromkeys(useful))
+    text = "; ".join(unique[:limit])
+    if len(unique) > limit:
+        text += f" (and {len(unique) - limit} more)"
+    return text
