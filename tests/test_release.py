@@ -1,0 +1,413 @@
+"""The release path: `system-recipes release` and `system-recipes rpm` on the example project.
+
+Real tools throughout: pip builds the wheels, install.sh installs them under ``unshare -n``
+(no network), rpmbuild builds the RPM, rpm installs, upgrades and erases it inside the sandbox,
+and the %post/%preun scriptlets run the installed venv's own buildout on /etc/shop/host.cfg.
+
+pip's cache is kept in ``$SR_TEST_CACHE`` (default ``~/.cache/system-recipes-tests``), so only
+the first run on a machine downloads; a fresh clone still works, just slower the first time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+
+import pytest
+from conftest import REPO
+from rpmbuild import RPM_OVERLAYS, _force_debian, rpm_query, rpm_query_file
+from sandbox import Sandbox
+from test_example_app import free_port, get, wait_until
+
+from system_recipes.release.dists import copy_system_recipes
+
+PROJECT = os.path.join(REPO, "tests", "example_app", "project")
+WEB1 = os.path.join(REPO, "profiles", "hosts", "web1.cfg")
+WEB1_TREE = os.path.join(REPO, "etc-examples", "web1")
+SYSTEM_RECIPES = os.path.join(os.path.dirname(sys.executable), "system-recipes")
+CACHE = os.environ.get("SR_TEST_CACHE") or os.path.expanduser("~/.cache/system-recipes-tests")
+EPOCH = 315532800  # the default SOURCE_DATE_EPOCH of a release
+ACCOUNT_FILES = {f"/etc/{name}{backup}" for name in ("passwd", "group", "shadow", "gshadow",
+                                                     "subuid", "subgid") for backup in ("", "-")}
+CONFIGURED = ("/etc/shop/shop.ini", "/etc/nagios/nrpe.d/shop-nrpe.cfg")
+
+
+def sha256(path: str) -> str:
+    with open(path, "rb") as stream:
+        return hashlib.sha256(stream.read()).hexdigest()
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = dict(os.environ)
+    environment.pop("SOURCE_DATE_EPOCH", None)
+    environment.update(env or {})
+    return subprocess.run([SYSTEM_RECIPES, *args], capture_output=True, text=True, timeout=600,
+                          env=environment)
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def project_copy(target: str, version: str, dependency: str | None = None) -> str:
+    """The example project with another version (symbolic links resolved into files)."""
+    shutil.copytree(PROJECT, target, symlinks=False)
+    path = os.path.join(target, "pyproject.toml")
+    with open(path) as stream:
+        text = stream.read()
+    text = text.replace('version = "1.0"', f'version = "{version}"')
+    if dependency:
+        text = text.replace('dependencies = ["packaging>=23"]', f'dependencies = ["{dependency}"]')
+    with open(path, "w") as stream:
+        stream.write(text)
+    return target
+
+
+@pytest.fixture(scope="session")
+def system_recipes_wheel(tmp_path_factory) -> str:
+    """system-recipes as a wheel, built once: both builds of a release then ship the same bytes
+    even while the checkout is being edited."""
+    work = tmp_path_factory.mktemp("system-recipes-wheel")
+    source = copy_system_recipes(REPO, str(work / "src"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(work / "dist"), source], check=True, capture_output=True,
+                   env=dict(os.environ, SOURCE_DATE_EPOCH=str(EPOCH)))
+    return str(next((work / "dist").glob("system_recipes-*.whl")))
+
+
+class Releases:
+    """Release tarballs and RPMs of the example project, built once per session and version."""
+
+    def __init__(self, base, wheel: str):
+        self.base, self.wheel = base, wheel
+        self.tarballs: dict[str, str] = {}
+        self.rpms: dict[str, str] = {}
+
+    def build(self, version: str, output: str) -> str:
+        os.makedirs(output, exist_ok=True)
+        source = PROJECT if version == "1.0" else project_copy(
+            str(self.base / f"project-{version}"), version)
+        result = cli("release", source, "-o", output, "--system-recipes", self.wheel,
+                     "--cache", os.path.join(CACHE, "pip"))
+        assert result.returncode == 0, result.stderr
+        path = result.stdout.strip()
+        assert path == os.path.join(output, f"shop-{version}.tar.gz")
+        return path
+
+    def tarball(self, version: str) -> str:
+        if version not in self.tarballs:
+            self.tarballs[version] = self.build(version, str(self.base / f"release-{version}"))
+        return self.tarballs[version]
+
+    def rpm(self, version: str) -> str:
+        if version not in self.rpms:
+            output = self.base / f"rpm-{version}"
+            output.mkdir()
+            result = cli("rpm", self.tarball(version), "-o", str(output))
+            assert result.returncode == 0, result.stderr
+            self.rpms[version] = result.stdout.strip()
+        return self.rpms[version]
+
+
+@pytest.fixture(scope="session")
+def releases(tmp_path_factory, system_recipes_wheel) -> Releases:
+    return Releases(tmp_path_factory.mktemp("releases"), system_recipes_wheel)
+
+
+def unpack(tarball: str, directory) -> str:
+    with tarfile.open(tarball) as archive:
+        archive.extractall(directory, filter="data")
+    return os.path.join(directory, os.path.basename(tarball)[:-len(".tar.gz")])
+
+
+def install(release_dir: str, stage: str) -> subprocess.CompletedProcess:
+    """install.sh into a staging root, in a network namespace that has no network at all."""
+    return subprocess.run(["unshare", "-n", "sh", "-c",
+                           'test "$(ip -o link | wc -l)" = 1 || exit 99; exec sh "$@"', "-",
+                           os.path.join(release_dir, "install.sh"), "--destdir", stage,
+                           "--python", "/usr/bin/python3"],
+                          capture_output=True, text=True, timeout=300)
+
+
+# -- the tarball ---------------------------------------------------------------------------------
+
+def test_release_is_reproducible_and_complete(releases, tmp_path):
+    first = releases.tarball("1.0")
+    second = releases.build("1.0", str(tmp_path / "again"))
+    assert sha256(first) == sha256(second)
+    # built from a private copy: nothing left in the project's tree
+    assert sorted(os.listdir(PROJECT)) == ["pyproject.toml", "shop"]
+
+    with open(first, "rb") as stream:
+        header = stream.read(10)
+    assert header[:2] == b"\x1f\x8b" and header[4:8] == b"\0\0\0\0" and header[3] & 0x08 == 0
+    with tarfile.open(first) as archive:
+        members = archive.getmembers()
+        names = [m.name for m in members]
+        assert names == sorted(names) and names[0] == "shop-1.0"
+        assert {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members} == \
+            {(0, 0, "root", "root", EPOCH)}
+        modes = {m.name.split("/", 1)[-1]: m.mode for m in members}
+        assert modes["install.sh"] == 0o755 and modes["requirements.txt"] == 0o644
+        wheels = sorted(n.split("/")[-1] for n in names if n.endswith(".whl"))
+        requirements = archive.extractfile("shop-1.0/requirements.txt").read().decode()
+        contents = {n.split("/")[-1]: archive.extractfile(n).read() for n in names
+                    if n.endswith(".whl")}
+    projects = {w.split("-")[0] for w in wheels}
+    assert {"shop", "packaging", "zc_buildout", "system_recipes", "jinja2", "pip"} <= projects
+    # every wheel pinned by its own sha256, nothing else
+    pinned = [line.split("sha256:")[1] for line in requirements.splitlines() if "sha256:" in line]
+    assert sorted(pinned) == sorted(hashlib.sha256(data).hexdigest()
+                                    for data in contents.values())
+    assert "shop==1.0 \\\n" in requirements and "zc-buildout==6.0.1 \\\n" in requirements
+
+
+def test_offline_install_into_a_staging_root_runs(releases, tmp_path):
+    release = unpack(releases.tarball("1.0"), tmp_path)
+    stage = str(tmp_path / "stage")
+    result = install(release, stage)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == f"install.sh: installed shop 1.0 in {stage}/opt/shop (runs from " \
+                            "/opt/shop)\n"
+    with open(f"{stage}/opt/shop/bin/shop-server") as stream:
+        assert stream.readline() == "#!/opt/shop/bin/python\n"
+    assert subprocess.run(["grep", "-rlF", stage, stage], capture_output=True).stdout == b""
+
+    port = free_port()
+    with Sandbox(overlays=("/etc", "/var", "/run", "/opt")) as box:
+        box.run(["cp", "-a", f"{stage}/opt/shop", "/opt/shop"], check=True)
+        box.run("mkdir -p /etc/shop /var/log/shop && cat > /etc/shop/shop.ini", check=True,
+                input=f"[server]\nport = {port}\nlog-file = /var/log/shop/access.log\n")
+        server = box.popen(["/opt/shop/bin/shop-server", "--config", "/etc/shop/shop.ini"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+        try:
+            wait_until(lambda: _answers(port, server), what="shop-server /health")
+            assert get(port, "/health") == (200, "OK 1.0\n")
+            version = box.run(["/opt/shop/bin/shop-cleanup", "--version"], check=True)
+            assert version.stdout == "shop-cleanup 1.0\n"
+            check = box.run(["/opt/shop/bin/buildout", "--version"], check=True)
+            assert "6.0.1" in check.stdout + check.stderr
+        finally:
+            os.kill(server.pid, signal.SIGTERM)
+            assert server.wait(timeout=10) == 0
+            server.stderr.close()
+
+
+def _answers(port: int, server: subprocess.Popen) -> bool:
+    if server.poll() is not None:
+        raise AssertionError(f"shop-server exited: {server.stderr.read()}")
+    try:
+        return get(port, "/health", timeout=0.5)[0] == 200
+    except OSError:
+        return False
+
+
+def test_tampered_wheel_fails_the_hash_check(releases, tmp_path):
+    release = unpack(releases.tarball("1.0"), tmp_path)
+    wheel = os.path.join(release, "dists", "shop-1.0-py3-none-any.whl")
+    with open(wheel, "ab") as stream:
+        stream.write(b"\0")
+    stage = str(tmp_path / "stage")
+    result = install(release, stage)
+    assert result.returncode == 1
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in result.stderr
+    assert "shop-1.0-py3-none-any.whl" in result.stderr
+    assert result.stderr.splitlines()[-1] == \
+        f"install.sh: pip could not install the release into {stage}/opt/shop"
+    # pip itself is checked before it runs
+    release = unpack(releases.tarball("1.0"), tmp_path / "pip")
+    pip = next(n for n in os.listdir(os.path.join(release, "dists")) if n.startswith("pip-"))
+    with open(os.path.join(release, "dists", pip), "ab") as stream:
+        stream.write(b"\0")
+    result = install(release, str(tmp_path / "stage-pip"))
+    assert result.returncode == 1
+    assert result.stderr == \
+        f"install.sh: dists/{pip}: sha256 mismatch (the release was altered)\n"
+    assert not os.path.exists(tmp_path / "stage-pip")
+
+
+def test_bad_input_is_one_line_and_leaves_nothing(releases, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    wheel = releases.wheel
+
+    bad_version = project_copy(str(tmp_path / "bad-version"), "1.0-beta")
+    assert one_error_line(cli("release", bad_version, "-o", str(out))) == \
+        "Error: [project] version: '1.0-beta' is not a release version (expected a version " \
+        "such as 1.0, 2.1.3 or 2.0rc1 (PEP 440, no '-'))"
+
+    broken = project_copy(str(tmp_path / "broken"), "1.0")
+    shutil.rmtree(os.path.join(broken, "shop"))  # [tool.setuptools] packages names it
+    line = one_error_line(cli("release", broken, "-o", str(out), "--system-recipes", wheel,
+                              "--cache", os.path.join(CACHE, "pip")))
+    assert line.startswith("Error: [release] distributions: ") and "does not build" in line
+    assert "shop" in line
+
+    # offline, the dependency is not among the distributions at hand
+    missing = project_copy(str(tmp_path / "missing"), "1.0", dependency="attrs")
+    links = tmp_path / "links"
+    links.mkdir()
+    line = one_error_line(cli("release", missing, "-o", str(out), "--offline",
+                              "--find-links", str(links), "--system-recipes", wheel))
+    assert line.startswith("Error: [release] distributions: No matching distribution found for")
+
+    tarball = releases.tarball("1.0")
+    assert one_error_line(cli("rpm", tarball, "-o", str(out), "--release", "1-beta")) == \
+        "Error: [rpm] release: '1-beta' is not usable (expected letters, digits and ._+~^ " \
+        "(no '-'), e.g. 1 or 2.el9)"
+    template = tmp_path / "broken.spec.j2"
+    template.write_text("Name: {{ name }}\n{% for x in %}\n")
+    line = one_error_line(cli("rpm", tarball, "-o", str(out), "--template", str(template)))
+    assert line.startswith("Error: [rpm] template: broken.spec.j2: template syntax error")
+    template.write_text("Name: {{ name }}\nVersion: {{ no_such_value }}\n")
+    line = one_error_line(cli("rpm", tarball, "-o", str(out), "--template", str(template)))
+    assert line == "Error: [rpm] template: broken.spec.j2: 'no_such_value' is undefined " \
+                   "(broken.spec.j2 line 2)"
+    # a spec that rpmbuild refuses: no RPM, rpmbuild's own error line
+    template.write_text("Name: {{ name }}\nVersion: {{ version }}\n")
+    line = one_error_line(cli("rpm", tarball, "-o", str(out), "--template", str(template)))
+    assert line.startswith("Error: [rpm] rpmbuild: the build failed: error:")
+    assert os.listdir(out) == []
+
+
+# -- the RPM -------------------------------------------------------------------------------------
+
+def test_rpm_lists_the_staged_files_and_the_scriptlets(releases):
+    path = releases.rpm("1.0")
+    assert os.path.basename(path).startswith("shop-1.0-1.") and path.endswith(".rpm")
+    info = rpm_query_file(path, "--qf", "%{NAME}|%{VERSION}|%{RELEASE}|%{SUMMARY}|%{LICENSE}\n")
+    assert info == "shop|1.0|1|Example shop service for the system-recipes end-to-end tests|MIT\n"
+    files = rpm_query_file(path, "-l").splitlines()  # some names hold spaces
+    assert all(f == "/opt/shop" or f.startswith("/opt/shop/") for f in files)
+    for expected in ("/opt/shop/bin/shop-server", "/opt/shop/bin/buildout",
+                     "/opt/shop/bin/system-recipes", "/opt/shop/pyvenv.cfg",
+                     "/opt/shop/lib/python3.11/site-packages/shop/server.py"):
+        assert expected in files
+    assert any("/site-packages/system_recipes/templates/release.spec.j2" in f for f in files)
+    scripts = rpm_query_file(path, "--scripts")
+    assert "postinstall scriptlet" in scripts and "preuninstall scriptlet" in scripts
+    assert 'host_config=/etc/shop/host.cfg' in scripts
+    assert '"$buildout" -c "$host_config" "buildout:parts="' in scripts
+    assert rpm_query_file(path, "--requires").splitlines()[0] == "/bin/sh"
+    assert "/usr/bin/python3" in rpm_query_file(path, "--requires")
+
+
+def rpm(box: Sandbox, *args: str) -> subprocess.CompletedProcess:
+    command = ["rpm", *args[:1], "--nodeps", "--dbpath", "/var/lib/rpm"]
+    if _force_debian() and args[0] != "-e":
+        command.append("--force-debian")
+    return box.run(command + list(args[1:]), timeout=300)
+
+
+def said(result: subprocess.CompletedProcess) -> str:
+    return result.stdout + result.stderr
+
+
+@pytest.fixture
+def rpm_host():
+    with Sandbox(overlays=RPM_OVERLAYS) as box:
+        box.run(["mkdir", "-p", "/var/lib/rpm"], check=True)
+        yield box
+
+
+def write_host_config(box: Sandbox, text: str | None = None) -> None:
+    text = text if text is not None else f"[buildout]\nextends = {WEB1}\n"
+    box.run("mkdir -p /etc/shop && cat > /etc/shop/host.cfg", input=text, check=True)
+
+
+def etc_snapshot(box: Sandbox) -> dict[str, bytes | None]:
+    """Every path below /etc in the sandbox with its content (None for a directory)."""
+    snapshot = {}
+    base = box.path("/etc")
+    for dirpath, dirnames, filenames in os.walk(base):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            relative = full[len(box.path("")):]
+            if os.path.isfile(full) and not os.path.islink(full):
+                with open(full, "rb") as stream:
+                    snapshot[relative] = stream.read()
+            else:
+                snapshot[relative] = None
+    return snapshot
+
+
+def test_rpm_install_upgrade_erase_runs_the_host_buildout(releases, rpm_host):
+    box = rpm_host
+    write_host_config(box)
+    box.run("cat > /etc/shop/operator-notes", input="not ours\n", check=True)
+    before = etc_snapshot(box)
+
+    installed = rpm(box, "-i", releases.rpm("1.0"))
+    assert installed.returncode == 0, said(installed)
+    assert "shop: running the host buildout: /opt/shop/bin/buildout -c /etc/shop/host.cfg" \
+        in installed.stdout
+    assert rpm_query(box) == "1.0-1"
+    for path in CONFIGURED:  # the same files as the profiles scenario (etc-examples/web1)
+        with open(WEB1_TREE + path) as stream:
+            assert box.read(path) == stream.read()
+
+    upgraded = rpm(box, "-U", releases.rpm("2.0"))
+    assert upgraded.returncode == 0, said(upgraded)
+    assert said(upgraded).count("running the host buildout") == 1
+    assert "removing the host configuration" not in said(upgraded)
+    assert rpm_query(box) == "2.0-1"
+    assert "for shop 2.0" in box.read("/etc/shop/shop.ini")
+    assert "1 updated" in upgraded.stdout
+
+    erased = rpm(box, "-e", "shop")
+    assert erased.returncode == 0, said(erased)
+    assert "shop: removing the host configuration" in erased.stdout
+    assert rpm_query(box) is None and not box.exists("/opt/shop")
+    after = etc_snapshot(box)
+    for path in CONFIGURED:
+        assert path not in after
+    # nothing else: the only other change in /etc is the account the deployment part added
+    # (system-recipes never deletes accounts)
+    changed = {p for p in set(before) | set(after) if before.get(p, b"?") != after.get(p, b"?")}
+    assert changed and changed <= ACCOUNT_FILES, changed
+    assert "\nshop:" in box.read("/etc/passwd")
+
+def test_failing_host_buildout_is_reported_and_keeps_the_configuration(releases, rpm_host):
+    box = rpm_host
+    write_host_config(box)
+    assert rpm(box, "-i", releases.rpm("1.0")).returncode == 0
+    configured = {path: box.read(path) for path in CONFIGURED}
+    write_host_config(box, f"[buildout]\nextends = {WEB1}\n[shop-config]\nmode = 0999\n")
+
+    upgraded = rpm(box, "-U", releases.rpm("2.0"))
+    output = said(upgraded)
+    # rpm 4.18 reports a failed %post as a warning (the package stays upgraded, rpm exits 0)
+    assert "warning: %post(shop-2.0-1" in output and "scriptlet failed, exit status 1" in output
+    assert "\nError: [shop-config] mode: '0999' is not an octal mode" in output  # buildout's
+    assert "shop: the host buildout failed (exit 1); the previous configuration is in place" \
+        in output
+    assert rpm_query(box) == "2.0-1"
+    assert "Traceback" not in output
+    assert {path: box.read(path) for path in CONFIGURED} == configured
+    assert "for shop 1.0" in configured["/etc/shop/shop.ini"]
+
+
+def test_missing_host_config_is_logged_and_install_succeeds(releases, rpm_host):
+    box = rpm_host
+    installed = rpm(box, "-i", releases.rpm("1.0"))
+    assert installed.returncode == 0, said(installed)
+    assert installed.stdout.splitlines()[0] == (
+        "shop: /etc/shop/host.cfg does not exist: host configuration not applied; write it, "
+        "then run: /opt/shop/bin/buildout -c /etc/shop/host.cfg")
+    assert rpm_query(box) == "1.0-1" and not box.exists("/etc/shop")
+    assert box.exists("/opt/shop/bin/buildout")
+    erased = rpm(box, "-e", "shop")
+    assert erased.returncode == 0, said(erased)
+    assert "no host configuration to remove" in erased.stdout
+    assert not box.exists("/opt/shop")
+
