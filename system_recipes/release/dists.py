@@ -87,7 +87,9 @@ def copy_system_recipes(source: str, target: str) -> str:
 
 
 def build_wheels(requirements: list[str], dists: str, *, find_links: list[str], offline: bool,
-                 cache: str | None, epoch: int) -> None:
+                 cache: str | None, epoch: int, origins: dict[str, str] | None = None) -> None:
+    """``pip wheel`` every requirement into ``dists``. ``origins`` maps the private copies
+    being built back to the directories the operator named, for error messages."""
     command = [sys.executable, "-m", "pip", "wheel", "--wheel-dir", dists, "--progress-bar", "off",
                "--disable-pip-version-check", "--no-input"]
     for directory in find_links:
@@ -101,7 +103,12 @@ def build_wheels(requirements: list[str], dists: str, *, find_links: list[str], 
     result = subprocess.run(command + requirements, capture_output=True, text=True, env=env,
                             stdin=subprocess.DEVNULL, timeout=900)
     if result.returncode:
-        raise ConfigError("release", "distributions", pip_error(result.stdout + result.stderr),
+        problem = pip_error(result.stdout + result.stderr)
+        for copy, origin in (origins or {}).items():
+            problem = problem.replace(copy, origin)
+        if " does not build: " in problem:
+            raise ConfigError("release", "path", problem, "a project that `pip wheel` builds")
+        raise ConfigError("release", "distributions", problem,
                           "every distribution from the index or --find-links"
                           if not offline else "every distribution in --find-links when offline")
 

@@ -54,6 +54,9 @@ def build_release(path: str, output: str = ".", *, find_links: list[str] | None 
     if not os.path.isdir(output):
         raise ConfigError("release", "output", f"{output} is not a directory",
                           "an existing directory")
+    if system_recipes and not os.path.exists(system_recipes):
+        raise ConfigError("release", "system-recipes", f"{system_recipes} does not exist",
+                          "a system-recipes checkout or wheel")
     work = tempfile.mkdtemp(prefix="system-recipes-release-")
     try:
         return _build(project, output, work, find_links or [], offline,
@@ -66,15 +69,17 @@ def _build(project: Project, output: str, work: str, find_links: list[str], offl
            system_recipes: str, cache: str | None, epoch: int) -> str:
     sources = os.path.join(work, "src")
     application = dist_tools.copy_source(project.directory, os.path.join(sources, "application"))
+    origins = {application: project.directory}
     if os.path.isdir(system_recipes):
-        system_recipes = dist_tools.copy_system_recipes(system_recipes,
-                                                os.path.join(sources, "system-recipes"))
+        copy = dist_tools.copy_system_recipes(system_recipes,
+                                              os.path.join(sources, "system-recipes"))
+        origins[copy], system_recipes = system_recipes, copy
     dists_dir = os.path.join(work, "dists")
     os.makedirs(dists_dir)
     requirements = [application, system_recipes, f"zc.buildout=={installed_version('zc.buildout')}",
                     "pip"]
     dist_tools.build_wheels(requirements, dists_dir, find_links=find_links, offline=offline,
-                            cache=cache, epoch=epoch)
+                            cache=cache, epoch=epoch, origins=origins)
     dists = dist_tools.inventory(dists_dir)
     app = dist_tools.find(dists, project.name)
     meta = dist_tools.wheel_metadata(os.path.join(dists_dir, app.filename))
