@@ -9,6 +9,8 @@ import pytest
 from conftest import SYSTEM_RECIPES
 from test_core_run import ok, one_error_line, said, snapshot
 
+pytest_plugins = ["example_fixtures"]
+
 SERVICE = """
 [buildout]
 extends = {base}
@@ -19,7 +21,7 @@ root = {root}
 
 [hello]
 recipe = system_recipes:service
-command = /usr/bin/python3 -m http.server --directory ${hello:lib-directory} 8765
+command = /opt/hello/bin/hello-server --directory ${hello:lib-directory} 8765
 config = hello.ini.j2
 check = http ${hello-config:port} /
 cron = 15 3 * * * /usr/bin/find ${hello:lib-directory} -name '*.tmp' -delete
@@ -29,14 +31,34 @@ cron = 15 3 * * * /usr/bin/find ${hello:lib-directory} -name '*.tmp' -delete
 port = 8765
 """
 
-TEMPLATE = "# {{ path }}\n[hello]\nport = {{ port }}\nlogs = {{ sections.hello.log_directory }}\n"
+TEMPLATE = ("# {{ path }}\n[hello]\nport = {{ port }}\n"
+            "logs = {{ sections.hello_deployment.log_directory }}\n")
 
 #: the files the [hello] section generates, below the scratch root
 GENERATED = ("/etc/hello/hello.ini", "/etc/supervisor/conf.d/hello.conf",
              "/etc/logrotate.d/hello", "/etc/cron.d/hello", "/etc/nagios/nrpe.d/hello.cfg")
 
 
+def with_plugins(root: str) -> None:
+    """The NRPE recipe checks that its plugins are installed below the root."""
+    link = os.path.join(root, "usr/lib/nagios/plugins")
+    if not os.path.lexists(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink("/usr/lib/nagios/plugins", link)
+
+
+def with_program(root: str) -> None:
+    """The service's program, installed below the root (run-script recipes check it)."""
+    program = os.path.join(root, "opt/hello/bin/hello-server")
+    os.makedirs(os.path.dirname(program), exist_ok=True)
+    with open(program, "w") as stream:
+        stream.write("#!/bin/sh\nexec python3 -m http.server \"$@\"\n")
+    os.chmod(program, 0o755)
+
+
 def profile(scratch, extra: str = "", name: str = "host.cfg") -> str:
+    with_plugins(scratch.root)
+    with_program(scratch.root)
     os.makedirs(os.path.join(scratch.directory, "templates"), exist_ok=True)
     with open(os.path.join(scratch.directory, "templates", "hello.ini.j2"), "w") as stream:
         stream.write(TEMPLATE)
@@ -97,6 +119,8 @@ def test_explained_sections_pasted_instead_write_the_same_tree(scratch, tmp_path
     from conftest import Host, make_scratch_root
     other = Host(None, str(tmp_path / "explicit"), root=make_scratch_root(str(tmp_path / "r2")))
     os.makedirs(other.directory)
+    with_plugins(other.root)
+    with_program(other.root)
     os.symlink(os.path.join(scratch.directory, "templates"),
                os.path.join(other.directory, "templates"))
     parts = " ".join(line[1:-1] for line in text.splitlines() if line.startswith("[hello-"))
@@ -131,7 +155,7 @@ def test_switching_the_run_kind_swaps_the_files(scratch):
     assert said(out, "hello-supervisor", "removed") and said(out, "hello-runscript", "created")
     after = managed(scratch)
     assert not scratch.exists("/etc/supervisor/conf.d/hello.conf")
-    assert "ExecStart=/usr/bin/python3 -m http.server" in scratch.read(
+    assert "ExecStart=/opt/hello/bin/hello-server" in scratch.read(
         "/etc/systemd/system/hello.service")
     unchanged = {p for p in before if p != "/etc/supervisor/conf.d/hello.conf"}
     assert {p: after[p] for p in unchanged} == {p: before[p] for p in unchanged}
@@ -187,3 +211,37 @@ def test_plan_shows_the_generated_parts(scratch):
     assert planned.returncode == 2, planned.stdout + planned.stderr
     assert "[hello-logrotate]" in planned.stdout and "/etc/cron.d/hello" in planned.stdout
     assert not scratch.exists("/etc/hello")
+
+
+# -- the app-server role in both forms --------------------------------------------------------
+ROLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "profiles",
+                     "roles")
+
+
+def role_host(tmp_path, name: str, role: str, rpm: str):
+    """A scratch root with the example RPM installed, and a host.cfg extending ``role``."""
+    from conftest import Host, make_scratch_root
+    root = make_scratch_root(str(tmp_path / name / "root"))
+    with_plugins(root)
+    subprocess.run(["rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-i", "--nodeps",
+                    "--noscripts", "--force-debian", rpm], check=True, capture_output=True)
+    directory = tmp_path / name / "profile"
+    directory.mkdir()
+    host = Host(None, str(directory), root=root)
+    host.write(f"[buildout]\nextends = {os.path.join(ROLES, role)}\n"
+               "[system-recipes]\nroot = {root}\n")
+    return host
+
+
+def test_the_meta_role_and_the_explicit_role_write_the_same_tree(tmp_path, example_rpms):
+    rpm = example_rpms("1.0")
+    meta = role_host(tmp_path, "meta", "app-server.cfg", rpm)
+    explicit = role_host(tmp_path, "explicit", "app-server-explicit.cfg", rpm)
+    out = ok(meta.buildout()).stdout
+    ok(explicit.buildout())
+    written = managed(meta)
+    assert "/etc/supervisor/conf.d/shop.conf" in written and "/etc/cron.d/shop" in written
+    assert written == managed(explicit)
+    for top in ("/var/log/shop", "/var/lib/shop", "/run/shop"):
+        assert meta.tree(top) == explicit.tree(top)
+    assert said(out, "shop-supervisor", "created")

@@ -49,7 +49,7 @@ def test_rpm_upgrade_updates_exactly_the_parts_that_use_the_version(web1, exampl
     planned = web1.plan()
     assert planned.returncode == 2 and "+# /etc/shop/shop.ini for shop 2.0" in planned.stdout
     out = ok(web1.buildout()).stdout
-    assert said(out, "shop-config", "updated") and said(out, "shop", "unchanged")
+    assert said(out, "shop-config", "updated") and said(out, "shop-deployment", "unchanged")
     assert "1 updated" in out
     assert "for shop 2.0" in web1.read("/etc/shop/shop.ini")
 
@@ -59,7 +59,7 @@ def test_one_section_swap_changes_only_that_file(web1):
     dirs = web1.tree("/var/log/shop")
     web1.write(f"[buildout]\nextends = {WEB1}\n[shop-config]\nport = 9000\n")
     out = ok(web1.buildout()).stdout
-    assert said(out, "shop-config", "updated") and said(out, "shop", "unchanged")
+    assert said(out, "shop-config", "updated") and said(out, "shop-deployment", "unchanged")
     assert "port = 9000" in web1.read("/etc/shop/shop.ini")
     assert web1.tree("/var/log/shop") == dirs
 
