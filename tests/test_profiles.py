@@ -87,6 +87,10 @@ def test_plan_prints_the_diffs_the_run_then_makes(web1, example_rpms):
         lambda: None,
         lambda: web1.write(f"[buildout]\nextends = {WEB1}\n[shop-config]\nport = 9000\n"),
         lambda: rpm_install(web1.sandbox, example_rpms("2.0"), upgrade=True),
+        lambda: web1.write(f"[buildout]\nextends = {WEB1}\n[shop-config]\nport = 9000\n"
+                           "[shop-logrotate]\nrotate = 7\n"),
+        lambda: web1.write(f"[buildout]\nextends = {WEB1}\n[shop-config]\nport = 9000\n"
+                           "[shop-logrotate]\nrotate = 7\n[shop]\nrun = systemd\ncron =\n"),
     ]
     for step in steps:
         step()

@@ -16,6 +16,8 @@ level-1 sections named after it, added to ``parts`` right after it:
   14 copies, compressed, missingok, notifempty, and copytruncate -- unless ``reopen`` names a
   command that makes the program reopen its logs, which then runs as postrotate;
 - ``NAME-cron`` (when ``cron`` is set): the entries, run as the service's user;
+  ``package``, ``config``, ``logs`` and ``cron`` set to nothing (``cron =`` in a host.cfg
+  that extends a role) turn their part off, and its files are removed;
 - ``NAME-nrpe`` (when ``check`` is not ``none``): ``http PORT [PATH]`` becomes
   ``check_http -H 127.0.0.1 -p PORT -u PATH`` with warning 2 s and critical 5 s, ``tcp PORT``
   becomes ``check_tcp``.
@@ -145,6 +147,10 @@ def generate(name: str, raw: dict[str, str], buildout) -> Expansion:
             raise ConfigError(name, option, inline_comment_hint(str(error), text),
                               field.type.expected if option != "check" else CHECK_SYNTAX) from None
 
+    # an option set to nothing (``cron =`` in a host.cfg) turns its part off
+    turned_off = {key for key in ("package", "config", "logs", "reopen", "cron")
+                  if key in raw and not raw[key].strip()}
+    raw = {key: value for key, value in raw.items() if key not in turned_off}
     if "command" not in raw:
         raise ConfigError(name, "command", "missing required option", "the service's command")
     kind = choose("run", SCHEMA.options["run"].type.parse) or "supervisor"
@@ -204,14 +210,15 @@ def generate(name: str, raw: dict[str, str], buildout) -> Expansion:
                           "command": take("command"), "user": user, "group": group,
                           "working-directory": take("directory"), "environment": environment,
                           "description": f"{service} (system_recipes:service [{name}])"})
-    logrotate = {"recipe": "system_recipes:logrotate", "name": service,
-                 "paths": take("logs", f"${{{deployment}:log-directory}}/*.log"),
-                 **LOGROTATE_DEFAULTS, "su": f"{user} {group}"}
-    if "reopen" in raw:
-        logrotate.update(sharedscripts="true", postrotate=take("reopen"))
-    else:
-        logrotate["copytruncate"] = "true"
-    add("logrotate", logrotate)
+    logs = take("logs", f"${{{deployment}:log-directory}}/*.log")
+    if "logs" not in turned_off:
+        logrotate = {"recipe": "system_recipes:logrotate", "name": service, "paths": logs,
+                     **LOGROTATE_DEFAULTS, "su": f"{user} {group}"}
+        if "reopen" in raw:
+            logrotate.update(sharedscripts="true", postrotate=take("reopen"))
+        else:
+            logrotate["copytruncate"] = "true"
+        add("logrotate", logrotate)
     if "cron" in raw:
         add("cron", {"recipe": "system_recipes:cron", "name": service,
                      "entries": take("cron"), "user": user})
