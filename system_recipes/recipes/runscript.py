@@ -1,0 +1,504 @@
+"""``system_recipes:runscript``: how a service is started at boot.
+
+``kind = systemd`` writes the unit ``/etc/systemd/system/NAME.service``; ``kind = sysv`` writes
+an LSB init script ``/etc/init.d/NAME`` (mode 0755). ``kind = auto`` (the default) picks
+systemd when the install root has systemd (``lib/systemd/systemd`` or
+``usr/lib/systemd/systemd`` exists below the root), else sysv.
+
+``command`` is one line, split like a shell command line (quote arguments that hold spaces;
+no pipes, redirections or variables: it is not run by a shell). The program is an absolute
+path, or a bare name found in ``/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin``
+below the root; it must exist and be executable there. Each argument reaches the program
+exactly as written: they are quoted again for systemd (``%`` and ``$`` too) and for the shell.
+As everywhere in buildout, write ``$$`` for a literal ``$``. ``name`` is a plain service name:
+no ``/``, no ``.service`` suffix, no ``@`` (template units are not supported).
+
+With ``enable = true`` (the default) the service starts at boot: for systemd the link
+``/etc/systemd/system/multi-user.target.wants/NAME.service`` (what ``systemctl enable`` makes,
+matching the unit's ``WantedBy=multi-user.target``); for sysv the links ``/etc/rcN.d/S20NAME``
+(runlevels 2-5) and ``K20NAME`` (0, 1, 6) to ``../init.d/NAME``. The links are owned like
+files: changed or removed with the part.
+
+The init script runs the command in the background as ``user`` (and ``group``) in
+``working-directory`` (default ``/``) with ``environment``, records its pid in
+``/run/NAME.pid`` and answers ``start``, ``stop`` (``stop-signal``, then SIGKILL after 30 s),
+``restart``, ``force-reload`` and ``status`` (from the pidfile: 0 running, 1 dead with a
+pidfile, 3 stopped). It uses ``start-stop-daemon`` when the host has it, else ``setsid`` and
+``su``. The command's output is discarded (log to a file or syslog from the program itself).
+``restart``, ``type`` other than simple/exec and ``extra`` are systemd-only.
+
+Validation: every changed unit of a run is checked by one ``systemd-analyze verify --man=no``
+(unknown keys or sections, bad values and a missing program are errors, though that tool exits
+0 on most of them); init scripts by ``sh -n``.
+
+Reload, at the end of a run that changed something, only when writing the real root: with
+systemd running (``/run/systemd/system`` exists) one ``systemctl daemon-reload``, then
+``systemctl try-restart`` of the changed units (a dropped part's unit is stopped); without
+systemd this is said and skipped. A changed init script is restarted when its service is
+running (``status`` says so); a dropped part's running service is stopped through its pidfile.
+
+Example::
+
+    [shop-service]
+    recipe = system_recipes:runscript
+    command = /usr/bin/python3 -m http.server --bind 127.0.0.1 8080
+    user = nobody
+    working-directory = /tmp
+    environment =
+        PYTHONUNBUFFERED=1
+    after = network-online.target
+    wants = network-online.target
+    description = shop web server
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import shlex
+import signal
+import subprocess
+import tempfile
+import time
+
+from ..core import reload, report, validate
+from ..core.errors import ConfigError
+from ..core.model import Check, FileSpec, LinkSpec, PartSpec, Reload
+from ..core.recipe import Recipe
+from ..core.schema import (
+    AbsolutePath,
+    Account,
+    Assignments,
+    Bool,
+    Choice,
+    Line,
+    Lines,
+    Name,
+    Option,
+    OptionType,
+    Schema,
+    Values,
+    force_option,
+    section_name,
+)
+from ..core.settings import Settings
+from ._service import systemd_running
+
+SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+UNIT_SUFFIXES = ("service", "socket", "target", "device", "mount", "automount", "swap", "timer",
+                 "path", "slice", "scope")
+UNIT_NAME = (r"[A-Za-z0-9:_.-]+(@[A-Za-z0-9:_.-]+)?\.(" + "|".join(UNIT_SUFFIXES) + ")")
+RESTART = ("no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always")
+TYPES = ("simple", "exec", "forking", "notify", "oneshot")
+# a program path that needs no quoting anywhere (and cannot be read as env's NAME=value)
+PROGRAM = re.compile(r"/[A-Za-z0-9_@+:,./-]*")
+PLAIN_WORD = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# LSB facilities for the systemd targets that stand for them
+FACILITIES = {"network.target": "$network", "network-online.target": "$network",
+              "remote-fs.target": "$remote_fs", "nss-lookup.target": "$named",
+              "time-sync.target": "$time", "rpcbind.target": "$portmap"}
+START_LEVELS, STOP_LEVELS = ("2", "3", "4", "5"), ("0", "1", "6")
+
+
+def has_systemd(root: str) -> bool:
+    return any(os.path.exists(os.path.join(root, p))
+               for p in ("lib/systemd/systemd", "usr/lib/systemd/systemd"))
+
+
+class UnitNames(OptionType):
+    """Unit names separated by spaces or lines, as systemd's own After=/Wants= take them."""
+
+    expected = "unit names such as network-online.target, separated by spaces or lines"
+
+    def parse(self, text: str) -> list[str]:
+        names: list[str] = []
+        for line in Lines().parse(text):
+            for word in line.split():
+                if not re.fullmatch(UNIT_NAME, word):
+                    raise ValueError(f"{word!r} is not a unit name")
+                if word not in names:
+                    names.append(word)
+        return names
+
+
+def the_name(values: Values) -> str:
+    """the name"""
+    return values["name"]
+
+
+SCHEMA = Schema([
+    Option("name", Name(), default=section_name,
+           help="the service name: NAME.service or /etc/init.d/NAME"),
+    Option("kind", Choice("auto", "systemd", "sysv"), default="auto",
+           help="systemd unit or LSB init script; auto: systemd when lib/systemd/systemd or "
+                "usr/lib/systemd/systemd exists below the root, else sysv"),
+    Option("command", Line(), required=True,
+           help="the program and its arguments, one line split like a shell command line "
+                "(not run by a shell); the program must exist below the root"),
+    Option("user", Account(), default="root", help="the account the command runs as"),
+    Option("group", Account(), default=None, help="its group (default: the user's own)"),
+    Option("working-directory", AbsolutePath(), default=None,
+           help="the command's working directory (default /)"),
+    Option("environment", Assignments(), default={},
+           help="environment variables of the command, one KEY=value per line"),
+    Option("after", UnitNames(), default=[],
+           help="units to start after (sysv: services and the targets that stand for LSB "
+                "facilities become Should-Start)"),
+    Option("wants", UnitNames(), default=[], help="units to start along (systemd Wants=)"),
+    Option("restart", Choice(*RESTART), default="on-failure",
+           help="systemd Restart= (systemd only)"),
+    Option("stop-signal", Line(pattern=r"(SIG)?[A-Z][A-Z0-9]*", expected="a signal name such "
+                               "as SIGTERM, SIGINT or SIGQUIT"), default="SIGTERM",
+           help="the signal that asks the service to stop"),
+    Option("enable", Bool(), default=True,
+           help="start at boot: the multi-user.target.wants link (systemd) or rc links (sysv)"),
+    Option("description", Line(), default=the_name,
+           help="one line saying what the service is"),
+    Option("type", Choice(*TYPES), default="simple",
+           help="systemd Type=; sysv runs the command in the background itself, so only "
+                "simple and exec"),
+    Option("extra", Lines(), default=[],
+           help="raw Key=value lines added to the unit's [Service] section, still checked by "
+                "systemd-analyze (systemd only)"),
+    force_option(),
+])
+
+
+# -- quoting ----------------------------------------------------------------------------------
+def systemd_word(word: str) -> str:
+    """One ExecStart= word: systemd unquotes, C-unescapes, expands %specifiers and $VARS."""
+    if PLAIN_WORD.fullmatch(word):
+        return word
+    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t")
+    return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'
+
+
+def systemd_assignment(key: str, value: str) -> str:
+    """One Environment= word: unquoted and C-unescaped, %specifiers expanded, no $VARS."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t")
+    return f'"{key}={escaped.replace("%", "%%")}"'
+
+
+def specifiers(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+# -- the recipe -------------------------------------------------------------------------------
+class Recipe(Recipe):
+    """A systemd unit or an LSB init script, and the links that enable it."""
+
+    schema = SCHEMA
+    recipe_name = "runscript"
+
+    def build(self, spec: PartSpec, values: Values) -> None:
+        self._check_text(values)
+        name = values.name
+        if name.endswith(".service") or "@" in name:
+            raise ConfigError(self.name, "name", f"{name!r} is not a plain service name",
+                              "a name without '.service' or '@' (template units are not "
+                              "supported)")
+        kind = values.kind
+        if kind == "auto":
+            kind = "systemd" if has_systemd(self.settings.root) else "sysv"
+        argv = self._argv(values.command)
+        signal_name = self._signal(values)
+        spec.force = values.force
+        spec.needs_accounts.append(("user", values.user, None))
+        if values.group:
+            spec.needs_accounts.append(("group", "root", values.group))
+        if kind == "systemd":
+            self._systemd(spec, values, argv, signal_name)
+        else:
+            self._sysv(spec, values, argv, signal_name)
+
+    def _check_text(self, values: Values) -> None:
+        for option in self.schema.options:
+            value = values.get(option)
+            items = (value if isinstance(value, list)
+                     else list(value.values()) if isinstance(value, dict) else [value])
+            for item in items:
+                if isinstance(item, str) and CONTROL.search(item):
+                    raise ConfigError(self.name, option, "holds a control character",
+                                      self.schema.options[option].type.expected)
+                if isinstance(item, str) and item.endswith("\\"):
+                    # a trailing backslash continues a unit file line onto the next one
+                    raise ConfigError(self.name, option, "ends with a backslash",
+                                      "a value without a trailing backslash")
+
+    def _argv(self, command: str) -> list[str]:
+        expected = "PROGRAM [ARGUMENT...], the program installed below the root"
+        try:
+            words = shlex.split(command)
+        except ValueError as error:
+            raise ConfigError(self.name, "command", str(error).lower(), expected) from None
+        if not words:
+            raise ConfigError(self.name, "command", "is empty", expected)
+        program = words[0]
+        if "/" not in program:
+            found = [posixpath.join(d, program) for d in SEARCH_PATH
+                     if os.path.isfile(self.settings.target(posixpath.join(d, program)))]
+            if not found:
+                raise ConfigError(self.name, "command", f"{program!r} is not found in "
+                                  f"{':'.join(SEARCH_PATH)}{self._below()}", expected)
+            program = found[0]
+        if not PROGRAM.fullmatch(program) or ".." in program.split("/"):
+            raise ConfigError(self.name, "command", f"program {program!r} is not a plain "
+                              "absolute path", "an absolute path of letters, digits and "
+                              "_@+:,.-")
+        real = self.settings.target(program)
+        if not os.path.isfile(real):
+            raise ConfigError(self.name, "command", f"{program} does not exist{self._below()}",
+                              expected)
+        if not os.stat(real).st_mode & 0o111:
+            raise ConfigError(self.name, "command", f"{program} is not executable", expected)
+        return [posixpath.normpath(program), *words[1:]]
+
+    def _below(self) -> str:
+        return "" if self.settings.root == "/" else f" below {self.settings.root}"
+
+    def _signal(self, values: Values) -> str:
+        name = values.stop_signal.removeprefix("SIG")
+        if name in ("KILL", "STOP") or not hasattr(signal.Signals, "SIG" + name) or \
+                name.startswith("RT"):
+            raise ConfigError(self.name, "stop-signal", f"{values.stop_signal!r} is not a signal "
+                              "a service can handle", "a signal name such as SIGTERM, SIGINT "
+                              "or SIGQUIT")
+        return name
+
+    # -- systemd ------------------------------------------------------------------------------
+    def _systemd(self, spec: PartSpec, values: Values, argv: list[str], signal_name: str) -> None:
+        for line in values.extra:
+            key, sep, _ = line.partition("=")
+            if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", key.strip()):
+                raise ConfigError(self.name, "extra", f"{line!r} is not a Key=value setting",
+                                  "Key=value lines of the [Service] section")
+        directory = self.layout.systemd_directory
+        unit = f"{values.name}.service"
+        path = posixpath.join(directory, unit)
+        content = self.render("runscript-systemd.service.j2", {
+            "section": self.name,
+            "description": specifiers(values.description),
+            "after": " ".join(values.after),
+            "wants": " ".join(values.wants),
+            "type": values.type,
+            "exec_start": " ".join(systemd_word(w) for w in argv),
+            "user": values.user if values.user != "root" else None,
+            "group": values.group,
+            "working_directory": specifiers(values.working_directory or ""),
+            "environment": [systemd_assignment(k, v) for k, v in values.environment.items()],
+            "restart": values.restart,
+            "kill_signal": "SIG" + signal_name,
+            "extra": values.extra,
+        })
+        service = Reload("systemd", unit)
+        spec.files.append(FileSpec(path=path, content=content, mode=0o644,
+                                   checks=[Check("systemd-unit", (self.settings.root,))],
+                                   reloads=[service]))
+        if values.enable:
+            spec.links.append(LinkSpec(
+                posixpath.join(directory, "multi-user.target.wants", unit), path))
+        spec.removal_reloads.append(service)
+
+    # -- sysv ---------------------------------------------------------------------------------
+    def _sysv(self, spec: PartSpec, values: Values, argv: list[str], signal_name: str) -> None:
+        for option, wrong in (("type", values.type not in ("simple", "exec")),
+                              ("extra", bool(values.extra))):
+            if wrong:
+                raise ConfigError(self.name, option, "is systemd-only, but kind is sysv",
+                                  "kind = systemd, or no " + option
+                                  + (" other than simple or exec" if option == "type" else ""))
+        if values.environment:
+            argv = ["/usr/bin/env", *(f"{k}={v}" for k, v in values.environment.items()), *argv]
+        dependencies = []
+        for unit in [*values.after, *values.wants]:
+            base, _, suffix = unit.rpartition(".")
+            item = FACILITIES.get(unit, base if suffix == "service" else None)
+            if item and item not in dependencies:
+                dependencies.append(item)
+        script = posixpath.join(self.layout.init_directory, values.name)
+        content = self.render("runscript-sysv.sh.j2", {
+            "section": self.name,
+            "name": values.name,
+            "description": values.description,
+            "should_start": " ".join(dependencies),
+            "q": shlex.quote,
+            "pidfile": pidfile(values.name),
+            "user": values.user,
+            "group": values.group or "",
+            "working_directory": values.working_directory or "/",
+            "stop_signal": signal_name,
+            "argv": shlex.join(argv),
+        })
+        spec.files.append(FileSpec(path=script, content=content, mode=0o755,
+                                   checks=[Check("sh-syntax")],
+                                   reloads=[Reload("sysv", values.name)]))
+        if values.enable:
+            rc = self.layout.rc_directory
+            for levels, letter in ((START_LEVELS, "S"), (STOP_LEVELS, "K")):
+                for level in levels:
+                    directory = posixpath.join(rc, f"rc{level}.d")
+                    spec.links.append(LinkSpec(
+                        posixpath.join(directory, f"{letter}20{values.name}"),
+                        posixpath.relpath(script, directory)))
+        spec.removal_reloads.append(Reload("sysv", values.name))
+
+
+def pidfile(name: str) -> str:
+    return f"/run/{name}.pid"
+
+
+# -- validators -------------------------------------------------------------------------------
+# systemd-analyze says this about a legitimate (if discouraged) User=nobody
+BENIGN = ("Special user nobody configured",)
+
+
+@validate.register
+class SystemdUnitValidator(validate.Validator):
+    """``systemd-analyze verify --man=no`` on every changed unit at once, in a temp dir.
+
+    It exits 0 on unknown keys, unknown sections and values it cannot parse (it ignores them),
+    so every line it prints about one of our units is an error, except the ones in BENIGN."""
+
+    name = "systemd-unit"
+    tools = ("systemd-analyze",)
+
+    def check(self, items: list[validate.Item]) -> dict[int, str]:
+        errors: dict[int, str] = {}
+        with tempfile.TemporaryDirectory(prefix="system-recipes-units-") as directory:
+            paths = []
+            for item in items:
+                path = os.path.join(directory, posixpath.basename(item.file.path))
+                with open(path, "wb") as stream:
+                    stream.write(item.file.content)
+                paths.append(path)
+            result = validate.run_tool(["systemd-analyze", "verify", "--man=no", *paths],
+                                       timeout=120)
+            lines = (result.stdout + result.stderr).splitlines()
+            excused = False
+            for index, (item, path) in enumerate(zip(items, paths, strict=True)):
+                unit = os.path.basename(path)
+                root = item.check.arguments[0] if item.check.arguments else "/"
+                for line in lines:
+                    text = line.strip()
+                    if text.startswith(path + ":"):
+                        message = "line " + text[len(path) + 1:].strip()
+                    elif text.startswith(unit + ":") or f"Unit {unit} " in text:
+                        message = text
+                    else:
+                        continue
+                    if any(benign in message for benign in BENIGN):
+                        continue
+                    if root != "/" and "is not executable" in message:
+                        excused = True  # the recipe checked it below the root, not here
+                        continue
+                    errors[index] = f"systemd-analyze: {message}"
+                    break
+            if result.returncode and not errors and not excused:
+                for index in range(len(items)):
+                    errors[index] = f"systemd-analyze verify exited {result.returncode}: " \
+                                    f"{lines[-1].strip() if lines else 'no output'}"
+        return errors
+
+
+@validate.register
+class ShellSyntaxValidator(validate.Validator):
+    """``sh -n``: the shell parses the script (one process per script: sh reads one file)."""
+
+    name = "sh-syntax"
+    tools = ("sh",)
+
+    def check(self, items: list[validate.Item]) -> dict[int, str]:
+        errors: dict[int, str] = {}
+        for index, item in enumerate(items):
+            result = validate.run_tool(["sh", "-n", "/dev/stdin"], input=item.file.content,
+                                       text=False, timeout=60)
+            output = (result.stdout + result.stderr).decode("utf-8", "replace").strip()
+            if result.returncode or output:
+                errors[index] = f"sh -n: {output.splitlines()[0] if output else 'failed'}"
+        return errors
+
+
+# -- reloads ----------------------------------------------------------------------------------
+def _systemctl(*arguments: str) -> list[str]:
+    result = subprocess.run(["systemctl", *arguments], capture_output=True, text=True)
+    if result.returncode:
+        output = (result.stderr or result.stdout).strip().splitlines()
+        return [f"systemctl {' '.join(arguments)} exited {result.returncode}"
+                + (f": {output[-1]}" if output else "")]
+    return []
+
+
+@reload.register("systemd")
+def reload_systemd(targets: list[str], settings: Settings) -> list[str]:
+    """daemon-reload once, then try-restart the changed units; stop units whose file is gone."""
+    if not systemd_running():
+        report.say(f"system-recipes: systemd is not running (no /run/systemd/system); "
+                   f"daemon-reload and restart of {' '.join(targets)} skipped")
+        return []
+    problems = _systemctl("daemon-reload")
+    if problems:
+        return problems
+    directory = settings.layout.systemd_directory
+    present = [u for u in targets if os.path.isfile(settings.target(posixpath.join(directory, u)))]
+    gone = [u for u in targets if u not in present]
+    if present:
+        problems += _systemctl("try-restart", *present)
+    if gone:
+        problems += _systemctl("stop", *gone)
+    return problems
+
+
+@reload.register("sysv")
+def reload_sysv(targets: list[str], settings: Settings) -> list[str]:
+    """Restart a running service whose init script changed; stop one whose script is gone."""
+    problems: list[str] = []
+    for name in targets:
+        script = settings.target(posixpath.join(settings.layout.init_directory, name))
+        if os.path.isfile(script):
+            status = subprocess.run([script, "status"], capture_output=True, text=True)
+            if status.returncode != 0:
+                report.say(f"system-recipes: sysv: {name} is not running; not restarted")
+                continue
+            result = subprocess.run([script, "restart"], capture_output=True, text=True)
+            if result.returncode:
+                output = (result.stderr or result.stdout).strip().splitlines()
+                problems.append(f"{script} restart exited {result.returncode}"
+                                + (f": {output[-1]}" if output else ""))
+            else:
+                report.say(f"system-recipes: sysv: restarted {name}")
+        else:
+            problems += _stop_orphan(name)
+    return problems
+
+
+def _stop_orphan(name: str, timeout: float = 30) -> list[str]:
+    """The init script is gone with its part: stop what its pidfile names (SIGTERM, SIGKILL)."""
+    path = pidfile(name)
+    try:
+        with open(path, encoding="ascii") as stream:
+            pid = int(stream.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return []
+    if pid > 1 and os.path.isdir(f"/proc/{pid}"):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        report.say(f"system-recipes: sysv: stopped {name} (pid {pid}): its part was dropped")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stream:
+            return stream.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
