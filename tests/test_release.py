@@ -421,3 +421,31 @@ def test_missing_host_config_is_logged_and_install_succeeds(releases, rpm_host):
     assert "no host configuration to remove" in erased.stdout
     assert not box.exists("/opt/shop")
 
+
+
+def test_release_from_an_application_buildout_ships_its_configuration(releases, tmp_path):
+    """PATH may be the application's buildout: its ``develop`` names the project, and its own
+    .cfg files and templates travel in the release to PREFIX/buildout for host.cfg to extend."""
+    buildout = tmp_path / "app-buildout"
+    (buildout / "templates").mkdir(parents=True)
+    (buildout / "buildout.cfg").write_text(f"[buildout]\ndevelop = {PROJECT}\nparts =\n")
+    (buildout / "shop-role.cfg").write_text("[buildout]\nparts = shop-config\n")
+    (buildout / "templates" / "shop.ini.j2").write_text("[server]\nport = {{ port }}\n")
+    output = tmp_path / "out"
+    output.mkdir()
+    result = cli("release", str(buildout), "-o", str(output), "--system-recipes", releases.wheel,
+                 "--cache", os.path.join(CACHE, "pip"))
+    assert result.returncode == 0, result.stderr
+    release = unpack(result.stdout.strip(), tmp_path)
+    assert os.path.basename(release) == "shop-1.0"
+    stage = str(tmp_path / "stage")
+    installed = install(release, stage)
+    assert installed.returncode == 0, installed.stderr
+    shipped = {os.path.relpath(os.path.join(d, n), f"{stage}/opt/shop/buildout")
+               for d, _, names in os.walk(f"{stage}/opt/shop/buildout") for n in names}
+    assert shipped == {"buildout.cfg", "shop-role.cfg", "templates/shop.ini.j2"}
+
+    (buildout / "buildout.cfg").write_text("[buildout]\nparts =\n")
+    assert one_error_line(cli("release", str(buildout), "-o", str(output))) == \
+        f"Error: [buildout] develop: {buildout}/buildout.cfg develops no project " \
+        "(expected the application's project directory)"
