@@ -83,7 +83,7 @@ def load_and_plan(config: str, assignments: list[str] | None = None):
         active = Run(buildout, mode="plan")
         active.acquire()
         try:
-            expand(buildout)
+            active.expansions = expand(buildout)
             for part in buildout["buildout"].get("parts", "").split():
                 buildout[part]  # constructs the recipe: it renders and declares its files
             plan = active.build_plan(dict(active.declared))
@@ -102,6 +102,9 @@ def run_plan(config: str, assignments: list[str], quiet: bool = False) -> int:
     active, plan = load_and_plan(config, assignments)
     if os.path.isdir(active.journal.directory):
         report.say("plan: an interrupted run will be rolled back first")
+    for name, expansion in getattr(active, "expansions", {}).items():
+        report.say(f"  [{name}] expands into {', '.join(expansion.sections)} "
+                   f"(`system-recipes explain -c {config} {name}` shows each value and its source)")
     for line in report.part_lines(plan, "future"):
         report.say(line)
     if not quiet:

@@ -210,6 +210,7 @@ def test_plan_shows_the_generated_parts(scratch):
     planned = scratch.plan()
     assert planned.returncode == 2, planned.stdout + planned.stderr
     assert "[hello-logrotate]" in planned.stdout and "/etc/cron.d/hello" in planned.stdout
+    assert "[hello] expands into hello-deployment, hello-config, hello-supervisor" in planned.stdout
     assert not scratch.exists("/etc/hello")
 
 

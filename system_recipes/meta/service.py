@@ -27,7 +27,9 @@ Every generated section can be refined: a section of the same name in the profil
 options (template variables for ``NAME-config``, ``dbpath`` for ``NAME-package``). Generated
 files are named after ``name`` (``/etc/logrotate.d/NAME``, ``/etc/cron.d/NAME``...).
 ``system-recipes explain -c host.cfg NAME`` prints the generated sections as cfg text, each value
-with where it came from. Dropping the section from ``parts`` removes every file it generated.
+with where it came from, and ``system-recipes plan`` names the sections each service section
+expands into (``buildout annotate`` shows only the profile's own values: buildout loads no
+extension for it). Dropping the section from ``parts`` removes every file it generated.
 
 Example::
 
