@@ -332,7 +332,7 @@ class Recipe(Recipe):
             "argv": shlex.join(argv),
         })
         spec.files.append(FileSpec(path=script, content=content, mode=0o755,
-                                   checks=[Check("sh-syntax")],
+                                   checks=[Check("init-script-sh")],
                                    reloads=[Reload("sysv", values.name)]))
         if values.enable:
             rc = self.layout.rc_directory
@@ -406,7 +406,7 @@ class SystemdUnitValidator(validate.Validator):
 class ShellSyntaxValidator(validate.Validator):
     """``sh -n``: the shell parses the script (one process per script: sh reads one file)."""
 
-    name = "sh-syntax"
+    name = "init-script-sh"
     tools = ("sh",)
 
     def check(self, items: list[validate.Item]) -> dict[int, str]:
