@@ -17,15 +17,19 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 
+import hypothesis.strategies as st
 import pytest
 from conftest import REPO
+from hypothesis import given, settings
 from rpmbuild import RPM_OVERLAYS, _force_debian, rpm_query, rpm_query_file
 from sandbox import Sandbox
 from test_core_run import said as part_said
 from test_example_app import free_port, get, wait_until
 
 from system_recipes.release.dists import copy_system_recipes
+from system_recipes.release.tarball import write_archive
 
 PROJECT = os.path.join(REPO, "tests", "example_app", "project")
 WEB1 = os.path.join(REPO, "profiles", "hosts", "web1.cfg")
@@ -449,3 +453,30 @@ def test_release_from_an_application_buildout_ships_its_configuration(releases, 
     assert one_error_line(cli("release", str(buildout), "-o", str(output))) == \
         f"Error: [buildout] develop: {buildout}/buildout.cfg develops no project " \
         "(expected the application's project directory)"
+
+
+_names = st.text("abcxyz0129._-", min_size=1, max_size=8).filter(lambda n: n not in (".", ".."))
+
+
+@settings(max_examples=40, deadline=None)
+@given(files=st.dictionaries(st.lists(_names, min_size=1, max_size=3).map("/".join),
+                             st.tuples(st.binary(max_size=64), st.sampled_from([0o644, 0o755])),
+                             max_size=6),
+       epoch=st.integers(min_value=EPOCH, max_value=2**32))
+def test_archive_is_a_function_of_its_content(files, epoch):
+    """Any set of files: the same bytes whatever order they are given in, and they come back."""
+    # a path cannot be both a file and a directory
+    files = {p: v for p, v in files.items() if not any(o.startswith(p + "/") for o in files)}
+    with tempfile.TemporaryDirectory() as directory:
+        paths = []
+        for order in (sorted(files), sorted(files, reverse=True)):
+            path = os.path.join(directory, f"{len(paths)}.tar.gz")
+            write_archive(path, "top-1.0", {p: files[p] for p in order}, epoch)
+            paths.append(path)
+        assert sha256(paths[0]) == sha256(paths[1])
+        assert sorted(os.listdir(directory)) == ["0.tar.gz", "1.tar.gz"]  # no temporary left
+        with tarfile.open(paths[0]) as archive:
+            for relative, (data, mode) in files.items():
+                member = archive.getmember(f"top-1.0/{relative}")
+                assert (member.mode, member.mtime, member.uid) == (mode, epoch, 0)
+                assert archive.extractfile(member).read() == data
