@@ -22,7 +22,7 @@ class Layout:
     logrotate_directory: str = "/etc/logrotate.d"
     systemd_directory: str = "/etc/systemd/system"
     init_directory: str = "/etc/init.d"
-    rc_directory: str = "/etc"  # rcN.d live here on both families today
+    rc_directory: str = "/etc"  # where rcN.d live
     nologin_shell: str = "/usr/sbin/nologin"
 
 
@@ -50,6 +50,9 @@ LAYOUTS = {
         nagios_objects="/etc/nagios/conf.d",
         nagios_service="nagios",
         nagios_plugins="/usr/lib64/nagios/plugins",
+        # /etc/init.d and /etc/rcN.d are symlinks into /etc/rc.d there; writes never follow them
+        init_directory="/etc/rc.d/init.d",
+        rc_directory="/etc/rc.d",
     ),
 }
 
