@@ -152,12 +152,7 @@ def write_file(root: str, host_path: str, data: bytes, mode: int, uid: int, gid:
             raise
         else:
             os.close(fd)
-        try:
-            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except BaseException:
-            os.unlink(tmp, dir_fd=dfd)
-            raise
-        os.fsync(dfd)
+        _rename_into_place(dfd, tmp, name)
     finally:
         os.close(dfd)
 
@@ -184,14 +179,19 @@ def make_symlink(root: str, host_path: str, target: str, created_dirs: list | No
         except FileNotFoundError:
             pass
         os.symlink(target, tmp, dir_fd=dfd)
-        try:
-            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except BaseException:
-            os.unlink(tmp, dir_fd=dfd)
-            raise
-        os.fsync(dfd)
+        _rename_into_place(dfd, tmp, name)
     finally:
         os.close(dfd)
+
+
+def _rename_into_place(dfd: int, tmp: str, name: str) -> None:
+    """The atomic step: the finished temp entry replaces ``name``; then the directory is synced."""
+    try:
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except BaseException:
+        os.unlink(tmp, dir_fd=dfd)
+        raise
+    os.fsync(dfd)
 
 
 def set_metadata(root: str, host_path: str, mode: int, uid: int, gid: int) -> None:
