@@ -276,6 +276,10 @@ def test_sysv_script_starts_reports_restarts_and_stops_a_real_server(host, start
         pid = pid_of(host)
         assert pid is not None and f"started web (pid {pid})" in result.stdout
         assert status_field(pid, "Uid") == "65534" and status_field(pid, "Gid") == "65534"
+        # the stop-signal (SIGINT) reaches the service: it is neither ignored nor blocked
+        sigint = 1 << (signal.SIGINT - 1)
+        wait_for(lambda: not int(status_field(pid, "SigIgn"), 16) & sigint
+                 and not int(status_field(pid, "SigBlk"), 16) & sigint)
         with open(f"/proc/{pid}/environ", "rb") as stream:
             assert b"GREETING=hello 'world' $HOME" in stream.read().split(b"\0")
         with open(f"/proc/{pid}/cmdline", "rb") as stream:
