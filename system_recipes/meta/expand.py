@@ -22,7 +22,9 @@ from ..core.errors import ConfigError
 
 #: recipe name -> module defining ``generate(name, raw) -> Expansion``
 META_RECIPES = {"system_recipes:service": "system_recipes.meta.service"}
-GENERATED_MARK = "_generated_by"
+#: buildout attribute: generated section -> the meta section that generated it (not an option:
+#: buildout warns about options no recipe reads)
+GENERATED = "_system_recipes_generated"
 
 
 @dataclass
@@ -87,7 +89,7 @@ def _merge(buildout, meta: str, section: str, options: dict[str, str],
     existing = buildout._raw.get(section)
     if existing is not None:
         recipe = existing.get("recipe", "").strip()
-        if GENERATED_MARK in existing:
+        if section in getattr(buildout, GENERATED, {}):
             return  # expanded already (plan after a load)
         if recipe and recipe != options["recipe"]:
             raise ConfigError(section, "recipe", f"[{meta}] generates a section of this name "
@@ -96,7 +98,9 @@ def _merge(buildout, meta: str, section: str, options: dict[str, str],
                               f"another service name in [{meta}]")
     merged = dict(options)
     merged.update(existing or {})
-    merged[GENERATED_MARK] = meta
+    if not hasattr(buildout, GENERATED):
+        setattr(buildout, GENERATED, {})
+    getattr(buildout, GENERATED)[section] = meta
     buildout._raw[section] = merged
     source = f"system_recipes:service [{meta}]"
     for option, value in options.items():

@@ -9,7 +9,7 @@ import tempfile
 import zc.buildout
 
 from ..core import report
-from .expand import GENERATED_MARK, expand, origin
+from .expand import expand, origin
 
 
 def load(config: str):
@@ -30,7 +30,7 @@ def cfg_text(buildout, section: str, generator: str) -> str:
     raw = buildout._raw[section]
     lines = [f"[{section}]"]
     for option in sorted(raw, key=lambda o: (o != "recipe", o)):
-        if option.startswith("_") or option == GENERATED_MARK:
+        if option.startswith("_"):
             continue
         value = raw[option]
         source = origin(buildout, section, option)
