@@ -246,3 +246,21 @@ def test_the_meta_role_and_the_explicit_role_write_the_same_tree(tmp_path, examp
     for top in ("/var/log/shop", "/var/lib/shop", "/run/shop"):
         assert meta.tree(top) == explicit.tree(top)
     assert said(out, "shop-supervisor", "created")
+
+
+def test_parts_minus_drops_a_level_1_part_of_the_explicit_role(tmp_path, example_rpms):
+    host = role_host(tmp_path, "explicit", "app-server-explicit.cfg", example_rpms("1.0"))
+    ok(host.buildout())
+    before = managed(host)
+    planted = os.path.join(host.root, "etc/nagios/nrpe.d/local.cfg")
+    with open(planted, "w") as stream:
+        stream.write("command[check_local]=/bin/true\n")
+    host.write(f"[buildout]\nextends = {os.path.join(ROLES, 'app-server-explicit.cfg')}\n"
+               "parts -= shop-nrpe\n[system-recipes]\nroot = {root}\n")
+    out = ok(host.buildout()).stdout
+    assert said(out, "shop-nrpe", "removed"), out
+    after = managed(host)
+    assert set(before) - set(after) == {"/etc/nagios/nrpe.d/shop.cfg"}
+    assert {p: after[p] for p in before if p in after} == \
+        {p: before[p] for p in before if p in after}
+    assert open(planted).read() == "command[check_local]=/bin/true\n"
