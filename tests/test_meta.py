@@ -207,7 +207,10 @@ def test_missing_command_and_clashing_section(scratch):
 
 def test_plan_shows_the_generated_parts(scratch):
     profile(scratch)
+    spool = os.stat("/var/spool/cron/crontabs").st_mtime_ns
     planned = scratch.plan()
+    # crontab -n writes a temp file into cron's spool: it runs against a private one
+    assert os.stat("/var/spool/cron/crontabs").st_mtime_ns == spool
     assert planned.returncode == 2, planned.stdout + planned.stderr
     assert "[hello-logrotate]" in planned.stdout and "/etc/cron.d/hello" in planned.stdout
     assert "[hello] expands into hello-deployment, hello-config, hello-supervisor" in planned.stdout
