@@ -19,12 +19,28 @@ class User:
     home: str
 
 
+_TABLES: dict[str, tuple[tuple, list[list[str]]]] = {}
+
+
 def _read_table(root: str, host_path: str) -> list[list[str]]:
+    """The fields of an account file below ``root``; re-read only when the file changed (every
+    part asks about its owners, and useradd may add lines during a run)."""
+    path = os.path.join(root, host_path.lstrip("/"))
     try:
-        with open(os.path.join(root, host_path.lstrip("/")), encoding="utf-8") as stream:
-            return [line.rstrip("\n").split(":") for line in stream if ":" in line]
+        st = os.stat(path)
     except FileNotFoundError:
         return []
+    stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    cached = _TABLES.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    try:
+        with open(path, encoding="utf-8") as stream:
+            fields = [line.rstrip("\n").split(":") for line in stream if ":" in line]
+    except FileNotFoundError:
+        return []
+    _TABLES[path] = (stamp, fields)
+    return fields
 
 
 def find_user(root: str, name: str) -> User | None:

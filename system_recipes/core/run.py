@@ -55,6 +55,7 @@ class Run:
         self.state = self.settings.state_path
         self.journal = Journal(self.settings.root, os.path.join(self.state, "journal"))
         self.last_plan: Plan | None = None
+        self._manifest: Manifest | None = None
         setattr(buildout, ATTRIBUTE, self)
         _LATEST[:] = [self]
 
@@ -125,8 +126,15 @@ class Run:
         self.validate_declared()
 
     # -- planning --------------------------------------------------------------------------
-    def manifest(self) -> Manifest:
-        return Manifest.parse(Manifest.read_bytes(self.state), self.settings.instance)
+    def manifest(self, fresh: bool = False) -> Manifest:
+        """The manifest as the run started. Recipes and planning only read it, and each part
+        asks for it, so it is parsed once; ``fresh`` gives a private copy to change."""
+        if fresh or self._manifest is None:
+            manifest = Manifest.parse(Manifest.read_bytes(self.state), self.settings.instance)
+            if fresh:
+                return manifest
+            self._manifest = manifest
+        return self._manifest
 
     def configured_parts(self) -> set[str]:
         names = set(self.buildout["buildout"].get("parts", "").split())
@@ -168,7 +176,7 @@ class Run:
         verbose = getattr(self.buildout, "_log_level", logging.INFO) < logging.INFO
         if plan.changed or plan.adopted:
             self._apply(plan)
-        self._protect_buildout_state()
+        self.protect_buildout_state()
         for line in report.part_lines(plan, "past"):
             report.say(line)
         if verbose:
@@ -181,7 +189,7 @@ class Run:
         return plan
 
     def _apply(self, plan: Plan) -> None:
-        manifest = self.manifest()
+        manifest = self.manifest(fresh=True)
         root = self.settings.root
         current: Action | None = None
         try:
@@ -205,6 +213,7 @@ class Run:
             fsops.write_file(root, os.path.join(self.settings.state_directory, MANIFEST_NAME),
                              data, 0o600, 0, 0)
             self.journal.discard()
+            self._manifest = None
         except Exception as error:
             undone = self.journal.rollback()
             where = f"[{current.part}] {current.path}: " if current else ""
@@ -330,7 +339,7 @@ class Run:
                          action.old.uid, action.old.gid)
         action.note = (action.note + "; " if action.note else "") + f"backup in {target}"
 
-    def _protect_buildout_state(self) -> None:
+    def protect_buildout_state(self) -> None:
         """``installed.cfg`` holds every option, secrets included: keep it private."""
         installed = self.buildout["buildout"].get("installed")
         if installed and os.path.isfile(installed) and not os.path.islink(installed):
