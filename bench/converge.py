@@ -529,6 +529,38 @@ def ensure_venv(name: str, packages: list[str], executable: str) -> tuple[str | 
     return target, ""
 
 
+def installed_copy() -> str:
+    """The bin directory of a venv with system-recipes *installed* (not editable), as an
+    operator's host has it: buildout hashes every file of an editable install's checkout on
+    every run, which is not what an operator pays. Rebuilt when the source changes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    sources = ["setup.cfg", "pyproject.toml", "README.md"]
+    for top in ("system_recipes", "templates"):
+        for directory, dirs, files in os.walk(os.path.join(REPO, top)):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            sources += [os.path.relpath(os.path.join(directory, f), REPO) for f in sorted(files)
+                        if not f.endswith(".pyc")]
+    for name in sources:
+        digest.update(name.encode())
+        with open(os.path.join(REPO, name), "rb") as stream:
+            digest.update(stream.read())
+    name = "system-recipes-" + digest.hexdigest()[:12]
+    bin_dir = os.path.join(VENVS, name, "bin")
+    if os.path.exists(os.path.join(bin_dir, "buildout")):
+        return bin_dir
+    make_venvs_link()
+    with tempfile.TemporaryDirectory(prefix="bench-src-") as copy:
+        for source in sources:
+            os.makedirs(os.path.dirname(os.path.join(copy, source)), exist_ok=True)
+            shutil.copy2(os.path.join(REPO, source), os.path.join(copy, source))
+        target, problem = ensure_venv(name, [copy], "buildout")
+    if target is None:
+        raise SystemExit(f"bench: cannot install system-recipes into a bench venv: {problem}")
+    return bin_dir
+
+
 # -- one tool at one N -----------------------------------------------------------------------
 def bench_tool(tool: Tool, n: int, repeat: int, rows: list[Row], peer: bool) -> None:
     args = tool.args
@@ -707,17 +739,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="directory for the CSV and PNG (default bench/results)")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--bin", default=None,
-                        help="directory with buildout and system-recipes (default: the project "
-                             "venv .venv/bin, else this python's)")
+                        help="directory with buildout and system-recipes (default: a bench venv "
+                             "with system-recipes installed from this checkout, as on a host)")
+    parser.add_argument("--editable", action="store_true",
+                        help="use the project's .venv/bin (an editable install: buildout hashes "
+                             "the whole checkout on every run)")
     parser.add_argument("--workdir", default=None, help="keep the scratch trees here")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per run")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.bin is None:
-        venv_bin = os.path.join(REPO, ".venv", "bin")
-        args.bin = venv_bin if os.path.exists(os.path.join(venv_bin, "buildout")) \
-            else os.path.dirname(sys.executable)
+        args.bin = os.path.join(REPO, ".venv", "bin") if args.editable else installed_copy()
     args.python = os.path.join(args.bin, "python")
     for executable in ("buildout", "system-recipes", "python"):
         if not os.path.exists(os.path.join(args.bin, executable)):

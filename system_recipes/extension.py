@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+import zc.buildout.buildout
+
 from .core import run
 from .core.settings import settings_from_buildout
 from .meta.expand import expand
@@ -53,6 +55,46 @@ class InstalledState:
             os.umask(mask)
 
 
+def _cache_recipe_loading() -> None:
+    """buildout resolves a recipe's distribution again for every part that uses it
+    (``_install_and_load``: a working-set resolve each time), a fifth of a no-op run of a host
+    with hundreds of parts. Within one process the answer for system-recipes' own recipes does
+    not change, so it is looked up once per recipe."""
+    original = zc.buildout.buildout._install_and_load
+    if getattr(original, "system_recipes_cache", None) is not None:
+        return
+    cache: dict[tuple[str, str, str], object] = {}
+
+    def install_and_load(spec, group, entry, buildout):
+        if spec != "system_recipes":
+            return original(spec, group, entry, buildout)
+        key = (spec, group, entry)
+        if key not in cache:
+            cache[key] = original(spec, group, entry, buildout)
+        return cache[key]
+
+    install_and_load.system_recipes_cache = cache
+    zc.buildout.buildout._install_and_load = install_and_load
+
+
+def _sign_recipes_once(buildout) -> None:
+    """buildout signs every part with its recipe's distributions, resolving the working set
+    once per part; every part of a system-recipes recipe gets the same signature, so it is
+    computed for one of them and copied to the rest."""
+    original = buildout._compute_part_signatures
+
+    def compute(parts):
+        ours = [p for p in parts
+                if buildout[p].get("recipe", "").strip().startswith("system_recipes:")]
+        original([p for p in parts if p not in ours] + ours[:1])
+        if ours:
+            signature = buildout[ours[0]]["__buildout_signature__"]
+            for part in ours[1:]:
+                buildout[part]["__buildout_signature__"] = signature
+
+    buildout._compute_part_signatures = compute
+
+
 def load(buildout) -> None:
     settings = settings_from_buildout(buildout)
     active = run.Run(buildout, settings, mode="apply")
@@ -63,6 +105,8 @@ def load(buildout) -> None:
         active.release()
         raise
     active.installed_state = InstalledState(buildout)
+    _cache_recipe_loading()
+    _sign_recipes_once(buildout)
     # buildout creates its own directories with os.mkdir: their parents must exist
     for key in BUILDOUT_STATE:
         value = buildout["buildout"].get(key)

@@ -56,6 +56,7 @@ class Run:
         self.journal = Journal(self.settings.root, os.path.join(self.state, "journal"))
         self.last_plan: Plan | None = None
         self._manifest: Manifest | None = None
+        self._declared_plan: tuple[dict[str, PartSpec], Plan] | None = None
         setattr(buildout, ATTRIBUTE, self)
         _LATEST[:] = [self]
 
@@ -156,7 +157,8 @@ class Run:
         """Before the first change of a run: plan and validate every declared part."""
         if not self.validated:
             self.validated = True
-            self.build_plan(dict(self.declared))
+            specs = dict(self.declared)
+            self._declared_plan = (specs, self.build_plan(specs))
 
     def _validate(self, plan: Plan) -> None:
         items = [Item(a.part, a.file, check) for a in plan.actions
@@ -171,7 +173,14 @@ class Run:
 
     # -- apply and commit ------------------------------------------------------------------
     def commit(self) -> Plan:
-        plan = self.build_plan(dict(self.staged))
+        # every declared part staged and nothing else (a no-op or a plain update run): the plan
+        # made before the first stage still holds, since nothing was written in between
+        planned = self._declared_plan
+        if planned is not None and planned[0].keys() == self.staged.keys() and all(
+                planned[0][name] is spec for name, spec in self.staged.items()):
+            plan = planned[1]
+        else:
+            plan = self.build_plan(dict(self.staged))
         self.last_plan = plan
         verbose = getattr(self.buildout, "_log_level", logging.INFO) < logging.INFO
         if plan.changed or plan.adopted:

@@ -261,7 +261,7 @@ def dry_run_command(path: str) -> list[str]:
     directory, which wakes the daemon: as root it runs in a private mount namespace with a
     throw-away spool, so checking (and ``plan``) changes nothing on the machine."""
     if os.geteuid() == 0 and os.path.isdir(SPOOL) and validate.which("unshare"):
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+        return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
                 'mount -t tmpfs -o mode=1730 system-recipes "$1" && exec crontab -n "$2"',
                 "sh", SPOOL, path]
     return ["crontab", "-n", path]
