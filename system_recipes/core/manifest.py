@@ -20,6 +20,7 @@ class Manifest:
         self.instances: dict[str, dict] = instances or {}
         self.instance = instance
         self.parts: dict[str, dict] = self.instances.setdefault(instance, {})
+        self._owner_index: dict[str, tuple[str, str]] | None = None
 
     @classmethod
     def parse(cls, data: bytes | None, instance: str) -> Manifest:
@@ -41,12 +42,27 @@ class Manifest:
                 + "\n").encode("utf-8")
 
     def owner_of(self, path: str) -> tuple[str, str] | None:
-        """(instance, part) that owns ``path``."""
-        for instance, parts in self.instances.items():
-            for part, books in parts.items():
-                if path in books.get("files", {}) or path in books.get("links", {}):
-                    return instance, part
-        return None
+        """(instance, part) that owns ``path`` (a file or a link)."""
+        return self._owners().get(path)
+
+    def claim(self, path: str, part: str) -> None:
+        """``part`` of this instance takes ``path`` over: drop it from the part that had it."""
+        owner = self._owners().get(path)
+        if owner is not None and owner != (self.instance, part) and owner[0] == self.instance:
+            books = self.parts.get(owner[1], {})
+            books.get("files", {}).pop(path, None)
+            books.get("links", {}).pop(path, None)
+        self._owners()[path] = (self.instance, part)
+
+    def _owners(self) -> dict[str, tuple[str, str]]:
+        """path -> (instance, part), built once: asking per file was quadratic in the files."""
+        if self._owner_index is None:
+            self._owner_index = {}
+            for instance, parts in self.instances.items():
+                for part, books in parts.items():
+                    for path in [*books.get("files", {}), *books.get("links", {})]:
+                        self._owner_index.setdefault(path, (instance, part))
+        return self._owner_index
 
     def files(self, part: str) -> dict[str, dict]:
         return self.parts.get(part, {}).get("files", {})

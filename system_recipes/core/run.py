@@ -146,9 +146,12 @@ class Run:
         orphans = set(manifest.parts) - set(specs) - self.configured_parts()
         if self.mode == "plan":
             orphans = set(manifest.parts) - set(specs)
-        order = self.buildout["buildout"].get("parts", "").split()
+        parts = self.buildout["buildout"].get("parts", "").split()
+        order: dict[str, int] = {}
+        for index, name in enumerate(parts):
+            order.setdefault(name, index)
         specs = dict(sorted(specs.items(), key=lambda item: (
-            order.index(item[0]) if item[0] in order else len(order), item[0])))
+            order.get(item[0], len(parts)), item[0])))
         plan = Planner(self.settings, manifest).plan(specs, orphans)
         self._validate(plan)
         return plan
@@ -279,7 +282,7 @@ class Run:
                 self.journal.before_file_change(action.path, action.old)
                 fsops.write_file(root, item.path, item.content, item.mode, uid, gid, created)
                 self.journal.created_directories(created)
-            self._forget_elsewhere(manifest, action.path, action.part)
+            manifest.claim(action.path, action.part)
             books["files"][item.path] = {"sha256": item.sha256, "mode": item.mode,
                                          "owner": item.owner, "group": item.group}
         elif action.verb == "remove":
@@ -296,7 +299,7 @@ class Run:
             fsops.make_symlink(root, item.path, item.target, created,
                                replace_file=action.backup)
             self.journal.created_directories(created)
-            self._forget_elsewhere(manifest, action.path, action.part)
+            manifest.claim(action.path, action.part)
             books.setdefault("links", {})[item.path] = {"target": item.target}
         elif action.verb == "unlink":
             self.journal.before_link_change(action.path, action.old)
@@ -309,14 +312,6 @@ class Run:
         elif action.verb == "rmdir":
             fsops.remove_empty_directory(root, action.path)  # only when empty: never loses files
             books["directories"].pop(action.path, None)
-
-    @staticmethod
-    def _forget_elsewhere(manifest: Manifest, path: str, part: str) -> None:
-        """A file handed over from a part that no longer writes it (planning checked that)."""
-        for other, books in manifest.parts.items():
-            if other != part:
-                books.get("files", {}).pop(path, None)
-                books.get("links", {}).pop(path, None)
 
     def _record_unchanged(self, plan: Plan, manifest: Manifest) -> None:
         """Adopted files (identical content already there) and parts that are now empty."""
