@@ -19,6 +19,7 @@ from test_core_run import ok, one_error_line, snapshot
 
 from system_recipes.core import run
 from system_recipes.core.errors import ConfigError, RunError
+from system_recipes.core.schema import unescape
 from system_recipes.recipes import nrpe
 
 CHECK_NRPE = "/usr/lib/nagios/plugins/check_nrpe"
@@ -310,8 +311,9 @@ def test_property_random_checks_give_a_clean_error_or_what_the_shell_runs(
         event("refused")
         return
     event("accepted")
-    # the documented meaning: split like a shell line, warning=W is -w W
-    tokens = shlex.split(line)
+    # the documented meaning: `$$` is buildout's `$`, then split like a shell line, and
+    # warning=W is -w W
+    tokens = shlex.split(unescape(line))
     expected = []
     for token in tokens[2:]:
         expected += ["-w", token[8:]] if token.startswith("warning=") else [token]
