@@ -174,6 +174,20 @@ class Planner:
             result.unchanged.setdefault(spec.name, []).append(item.path)
 
     # -- files -----------------------------------------------------------------------------
+    def _handed_over(self, part: str, path: str, wanted: dict, books_of) -> dict | None:
+        """The books of ``path`` when another part of this instance owned it and gives it up in
+        this run; a path another part keeps, or another instance owns, is a conflict."""
+        owner = self.manifest.owner_of(path)
+        if owner is None or owner == (self.manifest.instance, part):
+            return None
+        instance, other = owner
+        leaving = other not in wanted.values() or wanted.get(path) == part
+        if instance != self.manifest.instance or not leaving:
+            elsewhere = f" of instance {instance}" if instance != self.manifest.instance else ""
+            raise ConfigError(part, "path", f"{path} belongs to [{other}]{elsewhere}",
+                              "each file to belong to one part")
+        return books_of(other).get(path)
+
     def _plan_file(self, spec: PartSpec, item: FileSpec, wanted: dict, result: Plan) -> None:
         self.check_owner(spec.name, "owner", item.owner, item.group)
         state = self._inspect(spec.name, item.path)
@@ -188,15 +202,8 @@ class Planner:
         uid, gid = self.ids(item.owner, item.group)
         same_content = state.data == item.content
         same_meta = (state.mode, state.uid, state.gid) == (item.mode, uid, gid)
-        owner = self.manifest.owner_of(item.path)
-        if books is None and owner is not None and owner != (self.manifest.instance, spec.name):
-            instance, other = owner
-            leaving = other not in wanted.values() or wanted.get(item.path) == spec.name
-            if instance != self.manifest.instance or not leaving:
-                raise ConfigError(spec.name, "path", f"{item.path} belongs to [{other}]"
-                                  + (f" of instance {instance}" if instance != self.manifest.instance else ""),
-                                  "each file to belong to one part")
-            books = self.manifest.files(other).get(item.path)  # handed over from a removed part
+        if books is None:
+            books = self._handed_over(spec.name, item.path, wanted, self.manifest.files)
         if same_content and same_meta:
             result.unchanged.setdefault(spec.name, []).append(item.path)
             if books is None:
@@ -231,15 +238,8 @@ class Planner:
             raise ConfigError(spec.name, "path", f"{item.path} is {kind}; refusing to replace it "
                               "with a symlink", "a symlink or nothing at that path")
         books = self.manifest.links(spec.name).get(item.path)
-        owner = self.manifest.owner_of(item.path)
-        if books is None and owner is not None and owner != (self.manifest.instance, spec.name):
-            instance, other = owner
-            leaving = other not in wanted.values() or wanted.get(item.path) == spec.name
-            if instance != self.manifest.instance or not leaving:
-                raise ConfigError(spec.name, "path", f"{item.path} belongs to [{other}]"
-                                  + (f" of instance {instance}" if instance != self.manifest.instance else ""),
-                                  "each file to belong to one part")
-            books = self.manifest.links(other).get(item.path)  # handed over from a removed part
+        if books is None:
+            books = self._handed_over(spec.name, item.path, wanted, self.manifest.links)
         if state.kind == "symlink" and state.target == item.target:
             result.unchanged.setdefault(spec.name, []).append(item.path)
             if books is None:
