@@ -7,7 +7,13 @@ import subprocess
 
 import pytest
 from conftest import SYSTEM_RECIPES
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 from test_core_run import ok, one_error_line, said, snapshot
+
+from system_recipes.core.errors import ConfigError
+from system_recipes.meta import service
+from system_recipes.recipes import nrpe
 
 pytest_plugins = ["example_fixtures"]
 
@@ -267,3 +273,36 @@ def test_parts_minus_drops_a_level_1_part_of_the_explicit_role(tmp_path, example
     assert {p: after[p] for p in before if p in after} == \
         {p: before[p] for p in before if p in after}
     assert open(planted).read() == "command[check_local]=/bin/true\n"
+
+
+# -- property: any run/check text gives a clean error or sections the level-1 recipes read -----
+WORDS = st.text(alphabet=st.sampled_from(list("httpcnoe0123456789/ -#;x")), max_size=20)
+CHECKS = st.builds(lambda kind, port, path: f"{kind} {port} {path}".strip(),
+                   st.sampled_from(["http", "tcp", "none", "icmp", "HTTP"]),
+                   st.sampled_from(["80", "8080", "65535", "0", "65536", "eighty", ""]),
+                   st.sampled_from(["", "/", "/health", "health", "/a b"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(run=st.sampled_from([*service.RUN_KINDS, "upstart", "systemd # or sysv", " sysv "]),
+       check=st.one_of(CHECKS, WORDS))
+def test_property_run_and_check_give_a_clean_error_or_usable_sections(run, check):
+    raw = {"recipe": "system_recipes:service", "command": "/bin/true", "run": run,
+           "check": check}
+    try:
+        expansion = service.generate("svc", raw, buildout=None)
+    except ConfigError as error:
+        message = str(error)
+        assert message.startswith(("[svc] run:", "[svc] check:")) and "\n" not in message
+        event("refused")
+        return
+    event("accepted with a check" if "svc-nrpe" in expansion.sections else "accepted")
+    assert run.strip() in service.RUN_KINDS
+    kinds = {"supervisor": "svc-supervisor", "systemd": "svc-runscript", "sysv": "svc-runscript"}
+    assert kinds[run.strip()] in expansion.sections
+    checks = expansion.sections.get("svc-nrpe", {}).get("checks")
+    assert (checks is None) == (check.split() in ([], ["none"]))
+    if checks is not None:
+        parsed = nrpe.parse_check(checks, "/usr/lib/nagios/plugins")
+        assert parsed.name == f"check_svc_{check.split()[0]}"
+        assert "-p" in parsed.arguments and "-w" in parsed.arguments
