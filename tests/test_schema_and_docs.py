@@ -74,3 +74,10 @@ def test_reference_docs_are_generated_and_current(tmp_path):
     write_reference(str(tmp_path))
     text = (tmp_path / "deployment.md").read_text()
     assert "| `log-directory` |" in text and "/var/log/NAME" in text
+
+
+def test_a_bad_extra_option_is_a_config_error_not_a_traceback():
+    """Found by the template property test: a NUL byte in a template variable."""
+    schema = Schema([Option("path", AbsolutePath())], extra=True)
+    with pytest.raises(ConfigError, match=r"^\[t\] value: contains a NUL byte"):
+        schema.parse("t", {"path": "/etc/x", "value": "a\0b"})

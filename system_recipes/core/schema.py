@@ -291,7 +291,10 @@ class Schema:
                 values[name] = option.default_for(values)
         if self.extra:
             for key in unknown:
-                values[key] = Text().parse(unescape(raw[key]))
+                try:
+                    values[key] = Text().parse(unescape(raw[key]))
+                except ValueError as error:
+                    raise ConfigError(section, key, str(error), Text.expected) from None
         return values
 
     def markdown(self, title: str, doc: str = "") -> str:
