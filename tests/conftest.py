@@ -9,7 +9,13 @@ import sys
 import textwrap
 
 import pytest
+from hypothesis import settings
 from sandbox import Sandbox
+
+# CI (HYPOTHESIS_PROFILE=ci, set by .ci/run) replays the same examples on every run, so a red
+# build means a change broke something; a plain local run explores new random examples.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE_CFG = os.path.join(REPO, "profiles", "base.cfg")
