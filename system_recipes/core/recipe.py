@@ -81,6 +81,11 @@ class Recipe:
                     os.path.join(os.path.dirname(directory), "templates"))
         return near + tuple(self.settings.templates) + (render.packaged_templates(),)
 
+    def earlier_files(self, path: str) -> tuple[str, ...]:
+        """This part's files from earlier runs other than ``path`` (its ``name`` changed): this
+        run removes them, so a validator must not count them as another file's."""
+        return tuple(sorted(p for p in self.run.manifest().files(self.name) if p != path))
+
     def sections(self) -> SectionsView:
         return SectionsView(self.buildout)
 

@@ -240,7 +240,7 @@ class Recipe(Recipe):
             "extra": extra, "host_use": values.host_use, "service_use": values.service_use})
         objects = self.layout.nagios_objects
         path = posixpath.join(objects, values.name + ".cfg")
-        leaving = tuple(sorted(p for p in self.run.manifest().files(self.name) if p != path))
+        leaving = self.earlier_files(path)
         service = Reload("nagios", self.layout.nagios_service)
         spec.force = values.force
         spec.files.append(FileSpec(

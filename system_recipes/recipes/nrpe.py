@@ -144,8 +144,7 @@ class Recipe(Recipe):
         content = self.render("nrpe.cfg.j2", {"section": self.name, "checks": checks})
         include = self.layout.nrpe_include
         path = posixpath.join(include, values.name + ".cfg")
-        # this part's earlier files (``name`` changed) are removed by this run: not conflicts
-        leaving = tuple(sorted(p for p in self.run.manifest().files(self.name) if p != path))
+        leaving = self.earlier_files(path)
         service = Reload("nrpe", self.layout.nrpe_service)
         spec.force = values.force
         spec.files.append(FileSpec(

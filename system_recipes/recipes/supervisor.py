@@ -322,7 +322,7 @@ class Recipe(Recipe):
 
         include, suffix = self.layout.supervisor_include, self.layout.supervisor_suffix
         path = posixpath.join(include, values.name + suffix)
-        leaving = tuple(sorted(p for p in self.run.manifest().files(self.name) if p != path))
+        leaving = self.earlier_files(path)
         # a renamed part: the old group goes away in the same supervisorctl update
         reloads = [Reload("supervisor", values.name)] + [
             Reload("supervisor", group_of(p, suffix)) for p in leaving if p.endswith(suffix)]
