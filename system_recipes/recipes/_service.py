@@ -1,4 +1,5 @@
-"""Reloading a daemon that may or may not run, shared by the nrpe and nagios recipes.
+"""What the daemon recipes share: reloading a daemon that may or may not run, and names a
+daemon reads from every file of its include directory.
 
 The rules (docs/writing-recipes.md): with systemd as PID 1, ``systemctl reload`` a unit that is
 active; without systemd, send SIGHUP to the pid in the daemon's pidfile (what the Debian init
@@ -9,9 +10,11 @@ daemon that dies right after the signal (it re-read a configuration it refused) 
 from __future__ import annotations
 
 import os
+import posixpath
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 
 from ..core import report
 
@@ -96,3 +99,45 @@ def reload_service(kind: str, service: str, pidfile: str, programs: tuple[str, .
         time.sleep(0.1)
     report.say(f"system-recipes: {kind}: sent SIGHUP to {service} (pid {pid})")
     return []
+
+
+class IncludeNames:
+    """Names (NRPE commands, supervisor groups) a daemon reads from all the files of its include
+    directory, in no defined order: each name may be defined by one file only.
+
+    ``names_in(real_path)`` reads the names one file on disk defines; files in ``skip`` (this
+    run's batch, and files this run removes) are not read from disk.
+    """
+
+    def __init__(self, skip: set[str], names_in: Callable[[str], Iterable[str]]):
+        self.skip, self.names_in = skip, names_in
+        self.defined: dict[str, str] = {}  # name -> host path defining it
+        self._read: set[tuple[str, str]] = set()
+
+    def clash(self, root: str, path: str, names: Iterable[str]) -> tuple[str, str] | None:
+        """Register the ``names`` the file ``path`` defines; (name, other file) on a clash."""
+        include, suffix = posixpath.dirname(path), posixpath.splitext(path)[1]
+        if (root, include) not in self._read:
+            self._read.add((root, include))
+            for host_path, real in self._files(root, include, suffix):
+                for name in self.names_in(real):
+                    self.defined.setdefault(name, host_path)
+        for name in names:
+            other = self.defined.get(name)
+            if other is not None and other != path:
+                return name, other
+            self.defined[name] = path
+        return None
+
+    def _files(self, root: str, include: str, suffix: str) -> list[tuple[str, str]]:
+        directory = os.path.join(root, include.lstrip("/"))
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            return []
+        found = []
+        for name in names:
+            host_path, real = posixpath.join(include, name), os.path.join(directory, name)
+            if name.endswith(suffix) and host_path not in self.skip and os.path.isfile(real):
+                found.append((host_path, real))
+        return found

@@ -42,7 +42,7 @@ from ..core.model import Check, FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe
 from ..core.schema import Lines, Name, Option, Schema, Values, force_option, section_name
 from ..core.settings import Settings
-from ._service import directive, reload_service
+from ._service import IncludeNames, directive, reload_service
 
 CHECK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 PLUGIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
@@ -208,52 +208,29 @@ class NrpeValidator(validate.Validator):
 
     def check(self, items: list[validate.Item]) -> dict[int, str]:
         errors: dict[int, str] = {}
-        batch_paths = {item.file.path for item in items}
-        leaving = {path for item in items for path in item.check.arguments[2]}
-        defined: dict[str, str] = {}  # command -> host path defining it
-        read: set[tuple[str, str]] = set()
+        skip = {item.file.path for item in items} | {
+            path for item in items for path in item.check.arguments[2]}
+        names = IncludeNames(skip, commands_on_disk)
         for index, item in enumerate(items):
             commands, problems = read_commands(item.file.content.decode("utf-8", "replace"))
             if problems:
                 errors[index] = "NRPE would not read this file: " + "; ".join(problems)
                 continue
-            root, include, _ = item.check.arguments
-            if (root, include) not in read:
-                read.add((root, include))
-                for command, path in self._on_disk(root, include, batch_paths | leaving).items():
-                    defined.setdefault(command, path)
-            for command in commands:
-                other = defined.get(command)
-                if other is not None and other != item.file.path:
-                    errors[index] = (f"command {command} is also defined in {other} (NRPE reads "
-                                     "its include directory in no defined order)")
-                    break
-                defined[command] = item.file.path
+            clash = names.clash(item.check.arguments[0], item.file.path, commands)
+            if clash:
+                errors[index] = (f"command {clash[0]} is also defined in {clash[1]} (NRPE reads "
+                                 "its include directory in no defined order)")
         return errors
 
-    @staticmethod
-    def _on_disk(root: str, include: str, skip: set[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        directory = os.path.join(root, include.lstrip("/"))
-        try:
-            names = sorted(os.listdir(directory))
-        except OSError:
-            return found
-        for name in names:
-            host_path = posixpath.join(include, name)
-            full = os.path.join(directory, name)
-            if not name.endswith(".cfg") or host_path in skip or not os.path.isfile(full):
-                continue
-            try:
-                with open(full, encoding="utf-8", errors="replace") as stream:
-                    text = stream.read()
-            except OSError:
-                continue
-            for raw in text.splitlines():
-                match = re.match(r"\s*command\[([^\]]*)\]\s*=", raw)
-                if match:
-                    found.setdefault(match.group(1), host_path)
-        return found
+
+def commands_on_disk(path: str) -> list[str]:
+    """The command names an NRPE include file on disk defines (unreadable: none)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            text = stream.read()
+    except OSError:
+        return []
+    return [match.group(1) for match in re.finditer(r"^\s*command\[([^\]]*)\]\s*=", text, re.M)]
 
 
 # -- the reload -----------------------------------------------------------------------------

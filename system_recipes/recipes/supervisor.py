@@ -83,6 +83,7 @@ from ..core.schema import (
     section_name,
 )
 from ..core.settings import Settings
+from ._service import IncludeNames
 
 # supervisor's own expansions in a [program:x] section (options.py, _processes_from_section)
 EXPANSIONS = ("here", "program_name", "group_name", "host_node_name", "process_num", "numprocs")
@@ -424,8 +425,7 @@ class SupervisorValidator(validate.Validator):
                    for d in spec.directories}
         skip = {item.file.path for item in items} | {
             p for item in items for p in item.check.arguments[1]}
-        defined: dict[str, str] = {}  # group name -> host path
-        read: set[tuple[str, str]] = set()
+        names = IncludeNames(skip, groups_on_disk)
         for index, item in enumerate(items):
             root = item.check.arguments[0]
             text = item.file.content.decode("utf-8", "replace")
@@ -433,44 +433,24 @@ class SupervisorValidator(validate.Validator):
             if problem:
                 errors[index] = f"supervisor would refuse it: {problem}"
                 continue
-            include = posixpath.dirname(item.file.path)
-            suffix = posixpath.splitext(item.file.path)[1]
-            if (root, include) not in read:
-                read.add((root, include))
-                for group, other in self._on_disk(root, include, suffix, skip).items():
-                    defined.setdefault(group, other)
             parser = UnhosedConfigParser()
             parser.read_string(text)
-            for group, section in top_level_groups(parser).items():
-                other = defined.get(group)
-                if other is not None and other != item.file.path:
-                    errors[index] = (f"[{section}]: {group} is also defined in {other} "
-                                     "(supervisord would merge or replace them)")
-                    break
-                defined[group] = item.file.path
+            groups = top_level_groups(parser)
+            clash = names.clash(root, item.file.path, groups)
+            if clash:
+                errors[index] = (f"[{groups[clash[0]]}]: {clash[0]} is also defined in "
+                                 f"{clash[1]} (supervisord would merge or replace them)")
         return errors
 
-    @staticmethod
-    def _on_disk(root: str, include: str, suffix: str, skip: set[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        directory = os.path.join(root, include.lstrip("/"))
-        try:
-            names = sorted(os.listdir(directory))
-        except OSError:
-            return found
-        for name in names:
-            host_path = posixpath.join(include, name)
-            full = os.path.join(directory, name)
-            if not name.endswith(suffix) or host_path in skip or not os.path.isfile(full):
-                continue
-            parser = UnhosedConfigParser()
-            try:
-                parser.read(full)
-            except (configparser.Error, OSError, UnicodeDecodeError):
-                continue
-            for group in top_level_groups(parser):
-                found.setdefault(group, host_path)
-        return found
+
+def groups_on_disk(path: str) -> list[str]:
+    """The group names a supervisor include file on disk defines (unreadable: none)."""
+    parser = UnhosedConfigParser()
+    try:
+        parser.read(path)
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return []
+    return list(top_level_groups(parser))
 
 
 # -- the reload -------------------------------------------------------------------------------
