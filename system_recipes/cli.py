@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -69,17 +70,10 @@ def load_and_plan(config: str, assignments: list[str] | None = None):
     Changes nothing on disk. Returns ``(run, plan)``; raises ``zc.buildout.UserError`` on bad
     input. Tests use it to drive recipes in-process.
     """
-    from zc.buildout.buildout import Buildout
-
     from .core.run import Run
     from .meta.expand import expand
 
-    scratch = tempfile.mkdtemp(prefix="system-recipes-plan-")
-    try:
-        # buildout creates its eggs directory when it loads; plan must not touch the disk
-        options = _cloptions(assignments or []) + [("buildout", "eggs-directory", scratch),
-                                                   ("buildout", "log-level", "WARNING")]
-        buildout = Buildout(os.path.abspath(config), options, use_user_defaults=False)
+    with loaded(config, assignments) as buildout:
         active = Run(buildout, mode="plan")
         active.acquire()
         try:
@@ -89,9 +83,22 @@ def load_and_plan(config: str, assignments: list[str] | None = None):
             plan = active.build_plan(dict(active.declared))
         finally:
             active.release()
+    return active, plan
+
+
+@contextlib.contextmanager
+def loaded(config: str, assignments: list[str] | None = None):
+    """buildout's reading of ``config`` (with ``section:option=value`` overrides), without
+    touching the disk: buildout creates its eggs directory when it loads, so that is scratch."""
+    from zc.buildout.buildout import Buildout
+
+    scratch = tempfile.mkdtemp(prefix="system-recipes-")
+    try:
+        options = _cloptions(assignments or []) + [("buildout", "eggs-directory", scratch),
+                                                   ("buildout", "log-level", "WARNING")]
+        yield Buildout(os.path.abspath(config), options, use_user_defaults=False)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return active, plan
 
 
 def run_plan(config: str, assignments: list[str], quiet: bool = False) -> int:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 
 import zc.buildout
 
@@ -14,15 +12,10 @@ from .expand import expand, origin
 
 def load(config: str):
     """Load a configuration and expand its meta sections; changes nothing on disk."""
-    from zc.buildout.buildout import Buildout
+    from ..cli import loaded
 
-    scratch = tempfile.mkdtemp(prefix="system-recipes-explain-")
-    try:
-        options = [("buildout", "eggs-directory", scratch), ("buildout", "log-level", "WARNING")]
-        buildout = Buildout(os.path.abspath(config), options, use_user_defaults=False)
+    with loaded(config) as buildout:
         return buildout, expand(buildout)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def cfg_text(buildout, section: str, generator: str) -> str:
