@@ -149,7 +149,7 @@ class Recipe(Recipe):
         spec.force = values.force
         spec.files.append(FileSpec(
             path=path, content=content, mode=0o644,
-            checks=[Check("nrpe", (self.settings.root, include, leaving))], reloads=[service]))
+            checks=[Check("nrpe", (self.settings.root, leaving))], reloads=[service]))
         spec.removal_reloads.append(service)
 
     def _check_plugin(self, check: NrpeCheck) -> None:
@@ -209,7 +209,7 @@ class NrpeValidator(validate.Validator):
     def check(self, items: list[validate.Item]) -> dict[int, str]:
         errors: dict[int, str] = {}
         skip = {item.file.path for item in items} | {
-            path for item in items for path in item.check.arguments[2]}
+            path for item in items for path in item.check.arguments[1]}
         names = IncludeNames(skip, commands_on_disk)
         for index, item in enumerate(items):
             commands, problems = read_commands(item.file.content.decode("utf-8", "replace"))
