@@ -25,7 +25,7 @@ import tempfile
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
-from conftest import BUILDOUT, make_scratch_root  # noqa: E402
+from conftest import BUILDOUT, link_nagios_plugins, make_scratch_root  # noqa: E402
 from rpmbuild import build_example_rpm  # noqa: E402
 
 HOSTS = os.path.join(REPO, "profiles", "hosts")
@@ -53,9 +53,7 @@ def install_example_package(root: str, workdir: str) -> None:
 
 def generate(host: str, out: str, workdir: str) -> None:
     root = make_scratch_root(os.path.join(workdir, "root"))
-    # the NRPE recipe checks that its plugins are installed below the root
-    os.makedirs(os.path.join(root, "usr/lib/nagios"))
-    os.symlink("/usr/lib/nagios/plugins", os.path.join(root, "usr/lib/nagios/plugins"))
+    link_nagios_plugins(root)
     config = os.path.join(HOSTS, host + ".cfg")
     with open(config) as stream:
         if "system_recipes:package" in stream.read() or host != "demo":

@@ -95,6 +95,14 @@ def make_scratch_root(path: str) -> str:
     return path
 
 
+def link_nagios_plugins(root: str) -> None:
+    """The NRPE recipe checks that its plugins are installed below the root: the machine's."""
+    link = os.path.join(root, "usr/lib/nagios/plugins")
+    if not os.path.lexists(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink("/usr/lib/nagios/plugins", link)
+
+
 @pytest.fixture
 def sandbox():
     box = Sandbox()

@@ -6,7 +6,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import SYSTEM_RECIPES
+from conftest import SYSTEM_RECIPES, Host, link_nagios_plugins, make_scratch_root
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from test_core_run import ok, one_error_line, said, snapshot
@@ -45,14 +45,6 @@ GENERATED = ("/etc/hello/hello.ini", "/etc/supervisor/conf.d/hello.conf",
              "/etc/logrotate.d/hello", "/etc/cron.d/hello", "/etc/nagios/nrpe.d/hello.cfg")
 
 
-def with_plugins(root: str) -> None:
-    """The NRPE recipe checks that its plugins are installed below the root."""
-    link = os.path.join(root, "usr/lib/nagios/plugins")
-    if not os.path.lexists(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink("/usr/lib/nagios/plugins", link)
-
-
 def with_program(root: str) -> None:
     """The service's program, installed below the root (run-script recipes check it)."""
     program = os.path.join(root, "opt/hello/bin/hello-server")
@@ -63,7 +55,7 @@ def with_program(root: str) -> None:
 
 
 def profile(scratch, extra: str = "", name: str = "host.cfg") -> str:
-    with_plugins(scratch.root)
+    link_nagios_plugins(scratch.root)
     with_program(scratch.root)
     os.makedirs(os.path.join(scratch.directory, "templates"), exist_ok=True)
     with open(os.path.join(scratch.directory, "templates", "hello.ini.j2"), "w") as stream:
@@ -122,10 +114,9 @@ def test_explained_sections_pasted_instead_write_the_same_tree(scratch, tmp_path
     assert "[hello-logrotate]" in text and "recipe = system_recipes:logrotate" in text
     assert "# port from" in text  # the profile's own value says where it came from
 
-    from conftest import Host, make_scratch_root
     other = Host(None, str(tmp_path / "explicit"), root=make_scratch_root(str(tmp_path / "r2")))
     os.makedirs(other.directory)
-    with_plugins(other.root)
+    link_nagios_plugins(other.root)
     with_program(other.root)
     os.symlink(os.path.join(scratch.directory, "templates"),
                os.path.join(other.directory, "templates"))
@@ -230,9 +221,8 @@ ROLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def role_host(tmp_path, name: str, role: str, rpm: str):
     """A scratch root with the example RPM installed, and a host.cfg extending ``role``."""
-    from conftest import Host, make_scratch_root
     root = make_scratch_root(str(tmp_path / name / "root"))
-    with_plugins(root)
+    link_nagios_plugins(root)
     subprocess.run(["rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-i", "--nodeps",
                     "--noscripts", "--force-debian", rpm], check=True, capture_output=True)
     directory = tmp_path / name / "profile"
