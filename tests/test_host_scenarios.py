@@ -15,31 +15,15 @@ from rpmbuild import RPM_OVERLAYS, rpm_install
 from sandbox import Sandbox
 from test_core_run import ok, said
 from test_nrpe import ask, free_port, wait_port
+from test_supervisor import CONFIG, ctl, running_pid
 
 pytest_plugins = ["example_fixtures"]
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEB1 = os.path.join(REPO, "profiles", "hosts", "web1.cfg")
-SUPERVISOR_CONFIG = "/etc/supervisor/supervisord.conf"
 PROGRAM = "/etc/supervisor/conf.d/shop.conf"
 MANAGED_TOPS = ("/etc/shop", "/etc/supervisor/conf.d", "/etc/logrotate.d", "/etc/cron.d",
                 "/etc/nagios/nrpe.d", "/etc/systemd/system")
-
-
-def ctl(sandbox, *args: str):
-    return sandbox.run(["supervisorctl", "-c", SUPERVISOR_CONFIG, *args], timeout=60)
-
-
-def running_pid(sandbox, name: str, timeout: float = 20) -> int:
-    deadline = time.monotonic() + timeout
-    line = ""
-    while time.monotonic() < deadline:
-        line = ctl(sandbox, "status", name).stdout
-        match = re.search(r"\bRUNNING\s+pid (\d+)", line)
-        if match:
-            return int(match.group(1))
-        time.sleep(0.2)
-    raise AssertionError(f"{name} is not RUNNING: {line}")
 
 
 def pids_of_namespace(sandbox, program: str) -> list[int]:
@@ -70,7 +54,7 @@ class Web1:
                         + extra)
 
     def start_supervisord(self) -> None:
-        self.box.run(["supervisord", "-c", SUPERVISOR_CONFIG], check=True, timeout=60)
+        self.box.run(["supervisord", "-c", CONFIG], check=True, timeout=60)
         deadline = time.monotonic() + 10
         while ctl(self.box, "pid").returncode and time.monotonic() < deadline:
             time.sleep(0.2)
