@@ -237,6 +237,50 @@ def test_drift_is_refused_then_forced_with_a_backup(host):
     assert backups == "other 8080\nedited by hand\n"
 
 
+def test_drift_left_as_it_is_is_a_warning_not_a_failure(host):
+    host.write(APP)
+    ok(host.buildout())
+    host.sandbox.run("echo 'edited by hand' >> /etc/other.conf", check=True)
+    # the run changes another file and has nothing to change in the edited one
+    host.write(APP.replace("port = 8080", "port = 9090").replace(
+        "text = other {{ sections['app-config'].port }}", "text = other 8080"))
+    result = host.plan()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert said(result.stdout, "other", "drifted") and "changed by hand" in result.stdout
+    assert said(result.stdout, "app-config", "update") and "+port = 9090" in result.stdout
+    out = ok(host.buildout()).stdout
+    assert said(out, "other", "drifted") and "1 drifted" in out
+    assert host.read("/etc/other.conf") == "other 8080\nedited by hand\n"
+    assert "port = 9090" in host.read("/etc/app/app.ini")
+    # drift alone: plan still says there is something to look at, a run changes nothing
+    result = host.plan()
+    assert result.returncode == 2 and said(result.stdout, "other", "drifted"), result.stdout
+    ok(host.buildout())
+    assert host.read("/etc/other.conf") == "other 8080\nedited by hand\n"
+
+
+def test_removed_secret_file_is_never_shown_whatever_its_mode(host):
+    secret = """
+[secret]
+recipe = system_recipes:template
+path = /etc/app/secret.conf
+text = password = {{ password }}
+password = hunter2
+secret = true
+mode = 0640
+"""
+    host.write((APP + secret).replace("parts = app app-config other",
+                                      "parts = app app-config other secret"))
+    ok(host.buildout())
+    assert oct(os.stat(host.path("/etc/app/secret.conf")).st_mode & 0o777) == "0o640"
+    host.write(APP + secret)  # the part is dropped: its file is removed
+    result = host.plan()
+    assert result.returncode == 2 and "hunter2" not in result.stdout + result.stderr
+    assert "secret: content of /etc/app/secret.conf not shown" in result.stdout
+    out = ok(host.buildout("-v")).stdout
+    assert "hunter2" not in out and not host.exists("/etc/app/secret.conf")
+
+
 def test_unowned_file_is_not_overwritten_unless_identical(host):
     host.sandbox.run("echo precious > /etc/other.conf", check=True)
     host.write(APP)

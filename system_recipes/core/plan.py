@@ -24,6 +24,12 @@ class Action:
     link: LinkSpec | None = None
     backup: bool = False
     note: str = ""
+    #: the file was recorded as secret (a removal or an update must not show what it held)
+    was_secret: bool = False
+
+    @property
+    def secret(self) -> bool:
+        return self.was_secret or (self.file is not None and self.file.secret)
 
     @property
     def reloads(self) -> list[Reload]:
@@ -47,6 +53,8 @@ class Plan:
     parts: dict[str, str] = field(default_factory=dict)  # part -> created/updated/unchanged/removed
     removal_reloads: list[Reload] = field(default_factory=list)
     adopted: dict[str, list[str]] = field(default_factory=dict)
+    #: files edited by hand that this run leaves as they are (warnings, not changes)
+    drift: list[Action] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -62,6 +70,22 @@ class Plan:
             if action.verb in CHANGES:
                 result += action.reloads
         return result + self.removal_reloads
+
+
+def _wants_as_written(books: dict, item: FileSpec) -> bool:
+    """This run wants exactly what system-recipes last wrote (content, mode and owner)."""
+    return (books["sha256"], books.get("mode"), books.get("owner"), books.get("group")) == (
+        item.sha256, item.mode, item.owner, item.group)
+
+
+def was_secret(books: dict | None, state: fsops.FileState | None) -> bool:
+    """Whether a file's earlier content must stay hidden: the manifest records it; a manifest
+    written before it did is read conservatively (a file others may not read was secret)."""
+    if books is None:
+        return False
+    if "secret" in books:
+        return bool(books["secret"])
+    return state is not None and state.kind == "file" and state.mode & 0o007 == 0
 
 
 def load_recipe(name: str | None) -> None:
@@ -111,10 +135,11 @@ class Planner:
         leaving = {n for n, s in specs.items() if s is None} | removed
         for name in list(self.manifest.parts):
             self._plan_removals(name, live.get(name), name in leaving, wanted_paths, result)
+        drifted = {a.part for a in result.drift}
         for name in live:
             changed = any(a.part == name for a in result.actions)
             if not changed:
-                result.parts[name] = "unchanged"
+                result.parts[name] = "drifted" if name in drifted else "unchanged"
             elif name in self.manifest.parts:
                 result.parts[name] = "updated"
             else:
@@ -209,23 +234,36 @@ class Planner:
             if books is None:
                 result.adopted.setdefault(spec.name, []).append(item.path)
             return
-        drifted = books is None or books["sha256"] != sha256(state.data)
-        if drifted and not same_content:
-            if not spec.force:
+        secret = was_secret(books, state)
+        if books is None or books["sha256"] != sha256(state.data):
+            if same_content:
+                pass  # only the owner or mode differs: put it back (below)
+            elif spec.force:
+                result.actions.append(Action(spec.name, "update", item.path, old=state, file=item,
+                                             backup=True, note="forced over local changes",
+                                             was_secret=secret))
+                return
+            elif books is not None and _wants_as_written(books, item):
+                # drift: edited by hand, and this run would leave the file as it is
+                result.drift.append(Action(
+                    spec.name, "drift", item.path, old=state, file=item, was_secret=secret,
+                    note="changed by hand since system-recipes wrote it; left as it is "
+                         "(force = true replaces it)"))
+                result.unchanged.setdefault(spec.name, []).append(item.path)
+                return
+            else:
                 why = ("was not written by system-recipes" if books is None
                        else "was changed since system-recipes wrote it")
                 raise ConfigError(spec.name, "path", f"{item.path} {why}; refusing to overwrite it",
                                   "force = true to replace it (a backup is kept)")
-            result.actions.append(Action(spec.name, "update", item.path, old=state, file=item,
-                                         backup=True, note="forced over local changes"))
-            return
         verb = "update" if not same_content else "chmod"
         note = ""
         if state.mode != item.mode:
             note = f"mode {state.mode:04o} -> {item.mode:04o}"
         if (state.uid, state.gid) != (uid, gid):
             note = (note + ", " if note else "") + f"owner {item.owner}:{item.group}"
-        result.actions.append(Action(spec.name, verb, item.path, old=state, file=item, note=note))
+        result.actions.append(Action(spec.name, verb, item.path, old=state, file=item, note=note,
+                                     was_secret=secret))
 
     # -- symlinks --------------------------------------------------------------------------
     def _plan_link(self, spec: PartSpec, item: LinkSpec, wanted: dict, result: Plan) -> None:
@@ -274,16 +312,19 @@ class Planner:
             if path in keep_files or path in wanted:
                 continue
             state = self._inspect(name, path)
+            secret = was_secret(books, state)
             if state is None:
                 result.actions.append(Action(name, "forget", path, note="already gone"))
             elif state.kind != "file" or sha256(state.data) != books["sha256"]:
                 if force and state.kind == "file":
-                    result.actions.append(Action(name, "remove", path, old=state, backup=True))
+                    result.actions.append(Action(name, "remove", path, old=state, backup=True,
+                                                 was_secret=secret))
                 else:
                     result.actions.append(Action(name, "keep", path, old=state,
-                                                 note="changed since written; left in place"))
+                                                 note="changed since written; left in place",
+                                                 was_secret=secret))
             else:
-                result.actions.append(Action(name, "remove", path, old=state))
+                result.actions.append(Action(name, "remove", path, old=state, was_secret=secret))
         for path, books in self.manifest.links(name).items():
             if path in keep_links or path in wanted:
                 continue

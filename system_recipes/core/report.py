@@ -9,7 +9,7 @@ from .plan import Action, Plan
 
 VERBS = {"create": "create", "update": "update", "chmod": "owner/mode", "remove": "remove",
          "keep": "keep", "mkdir": "mkdir", "rmdir": "rmdir", "account": "add", "forget": "forget",
-         "link": "link", "relink": "relink", "unlink": "unlink"}
+         "link": "link", "relink": "relink", "unlink": "unlink", "drift": "drift"}
 LINK_VERBS = ("link", "relink", "unlink")
 
 
@@ -20,8 +20,7 @@ def say(line: str) -> None:
 def diff(action: Action) -> str:
     old = action.old.data if action.old is not None and action.old.data is not None else b""
     new = action.file.content if action.file is not None and action.verb != "remove" else b""
-    if action.file is not None and action.file.secret or (action.old and action.old.mode & 0o077 == 0
-                                                           and action.verb == "remove"):
+    if action.secret:
         return f"    (secret: content of {action.path} not shown)\n"
     try:
         old_text, new_text = old.decode("utf-8"), new.decode("utf-8")
@@ -50,7 +49,7 @@ def part_lines(plan: Plan, tense: str) -> list[str]:
     lines = []
     width = max((len(p) for p in plan.parts), default=0) + 2
     for part, status in plan.parts.items():
-        actions = plan.for_part(part)
+        actions = plan.for_part(part) + [a for a in plan.drift if a.part == part]
         label = f"[{part}]".ljust(width)
         shown = status if tense == "past" else {"created": "create", "updated": "update",
                                                   "removed": "remove"}.get(status, status)
@@ -63,13 +62,15 @@ def summary(plan: Plan, reloads: str, tense: str) -> str:
     counts = {k: 0 for k in ("created", "updated", "removed", "unchanged")}
     for status in plan.parts.values():
         counts[status] = counts.get(status, 0) + 1
+    counts["unchanged"] += counts.pop("drifted", 0)
+    drift = f"; {len(plan.drift)} drifted (left as edited)" if plan.drift else ""
     files = sum(1 for a in plan.actions
                 if a.verb in ("create", "update", "chmod", "remove", *LINK_VERBS))
     head = "system-recipes:" if tense == "past" else "plan:"
     return (f"{head} {counts['created']} created, {counts['updated']} updated, "
             f"{counts['removed']} removed, {counts['unchanged']} unchanged; "
             f"{files} file{'s' if files != 1 else ''} {'changed' if tense == 'past' else 'to change'}"
-            f"; reloads: {reloads}")
+            f"{drift}; reloads: {reloads}")
 
 
 def link_diff(action: Action) -> str:
@@ -86,4 +87,5 @@ def link_diff(action: Action) -> str:
 
 def diffs(plan: Plan) -> list[str]:
     return [link_diff(a) if a.verb in LINK_VERBS else diff(a) for a in plan.actions
-            if a.verb in ("create", "update", "remove", *LINK_VERBS)]
+            if a.verb in ("create", "update", "remove", *LINK_VERBS)] + \
+        [diff(a) for a in plan.drift]

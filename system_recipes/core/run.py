@@ -283,8 +283,7 @@ class Run:
                 fsops.write_file(root, item.path, item.content, item.mode, uid, gid, created)
                 self.journal.created_directories(created)
             manifest.claim(action.path, action.part)
-            books["files"][item.path] = {"sha256": item.sha256, "mode": item.mode,
-                                         "owner": item.owner, "group": item.group}
+            books["files"][item.path] = file_books(item)
         elif action.verb == "remove":
             if action.backup:
                 self._backup(action)
@@ -321,9 +320,7 @@ class Run:
                                                      "recipe": spec.recipe})
             for item in spec.files:
                 if item.path in paths:
-                    books.setdefault("files", {})[item.path] = {
-                        "sha256": item.sha256, "mode": item.mode, "owner": item.owner,
-                        "group": item.group}
+                    books.setdefault("files", {})[item.path] = file_books(item)
             for link in spec.links:
                 if link.path in paths:
                     books.setdefault("links", {})[link.path] = {"target": link.target}
@@ -348,6 +345,12 @@ class Run:
         installed = self.buildout["buildout"].get("installed")
         if installed and os.path.isfile(installed) and not os.path.islink(installed):
             os.chmod(installed, 0o600)
+
+
+def file_books(item) -> dict:
+    """A file's entry in the manifest: what was written, and whether it may ever be shown."""
+    return {"sha256": item.sha256, "mode": item.mode, "owner": item.owner, "group": item.group,
+            "secret": item.secret}
 
 
 def _reason(error: Exception) -> str:
