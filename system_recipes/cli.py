@@ -119,7 +119,7 @@ def run_plan(config: str, assignments: list[str], quiet: bool = False) -> int:
             report.say(text.rstrip("\n"))
     grouped = reload.group(plan.reloads)
     report.say(report.summary(plan, reload.describe(grouped) or "none", "future"))
-    return 2 if plan.changed else 0
+    return 2 if plan.changed or plan.drift else 0
 
 
 def _release_commands(commands) -> None:
