@@ -8,10 +8,10 @@ if [ ! -x .venv/bin/buildout ]; then
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e .
 # the real tools that check what the demo writes (crontab -n, logrotate -d)
-export DEBIAN_FRONTEND=noninteractive
+. scripts/apt.sh  # waits for another apt (a fresh machine's daily jobs) to finish
 for tool in cron logrotate; do
     dpkg-query -W -f='${Status}\n' "$tool" 2>/dev/null | grep -q "install ok installed" \
-        || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$tool" >/dev/null; }
+        || apt_install "$tool"
 done
 # an install root needs the account files its deployment parts add users to
 mkdir -p demo-root/etc

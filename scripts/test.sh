@@ -6,12 +6,12 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 PACKAGES="supervisor logrotate cron nagios4-core nagios-nrpe-server nagios-nrpe-plugin
           monitoring-plugins-basic rpm openssh-server openssh-client passwd iproute2
-          util-linux systemd"
+          util-linux systemd rpmlint"
 missing=$(for p in $PACKAGES; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null \
           | grep -q "install ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    . scripts/apt.sh  # waits for another apt (a fresh machine's daily jobs) to finish
+    apt_install $missing
 fi
 if [ ! -x .venv/bin/buildout ]; then
     python3 -m venv .venv
