@@ -75,6 +75,7 @@ def web1(tmp_path, example_rpms):
     with Sandbox(overlays=RPM_OVERLAYS) as box:
         rpm_install(box, example_rpms("1.0"))
         host = Web1(box, str(tmp_path))
+        host.example_rpms = example_rpms
         host.configure()
         try:
             yield host
@@ -188,3 +189,42 @@ def test_swap_one_option_and_drop_one_part(web1):
     assert open(mine).read() == "0 1 * * * root true\n"
     gone = set(web1.managed()) ^ set(after)
     assert gone == {"/etc/cron.d/shop", "/etc/cron.d/local-backup"}, gone
+
+
+def test_config_or_package_change_restarts_the_program_once(web1):
+    host = web1.host
+    web1.start_supervisord()
+    ok(host.buildout())
+    pid = running_pid(web1.box, "shop")
+    # its own config file changes: one restart, after the commit
+    web1.configure("[shop-config]\nhost = 0.0.0.0\n")
+    out = ok(host.buildout()).stdout
+    assert said(out, "shop-config", "updated") and "supervisor-restart (shop)" in out, out
+    restarted = running_pid(web1.box, "shop")
+    assert restarted != pid and not os.path.exists(f"/proc/{pid}")
+    # an RPM upgrade: the version recorded in the books changes, the program restarts
+    rpm_install(web1.box, web1.example_rpms("1.1"), upgrade=True)
+    planned = host.plan()
+    assert planned.returncode == 2 and "shop 1.1-1 (was shop 1.0-1)" in planned.stdout, \
+        planned.stdout
+    out = ok(host.buildout()).stdout
+    assert said(out, "shop-package", "updated") and "supervisor-restart (shop)" in out, out
+    upgraded = running_pid(web1.box, "shop")
+    assert upgraded != restarted
+    # a no-op restarts nothing
+    out = ok(host.buildout()).stdout
+    assert "reloads: none" in out and running_pid(web1.box, "shop") == upgraded
+    # turned off: the config changes, the program keeps running as it was
+    web1.configure("[shop]\nrestart-on-change = false\n[shop-config]\nhost = 127.0.0.2\n")
+    out = ok(host.buildout()).stdout
+    assert said(out, "shop-config", "updated") and "restart" not in out.split("reloads:")[1]
+    assert running_pid(web1.box, "shop") == upgraded
+
+
+def test_a_reload_whose_daemon_is_not_running_is_reported_skipped(web1):
+    host = web1.host
+    out = ok(host.buildout()).stdout  # no supervisord, no nrpe
+    reloads = out.split("reloads:")[1]
+    assert "supervisor (shop) skipped (supervisord is not running" in reloads, out
+    assert "nrpe" in reloads and "skipped (not running" in reloads, out
+    assert "supervisor (shop)," not in reloads

@@ -1,9 +1,11 @@
 """The main job: an installed RPM, `buildout -c hosts/web1.cfg`, as root, real paths (sandboxed)."""
 
 import os
+import re
+import subprocess
 
 import pytest
-from conftest import Host
+from conftest import Host, link_nagios_plugins, make_scratch_root
 from rpmbuild import RPM_OVERLAYS, rpm_install
 from sandbox import Sandbox
 from test_core_run import ok, said
@@ -99,3 +101,77 @@ def test_plan_prints_the_diffs_the_run_then_makes(web1, example_rpms):
         ran = ok(web1.buildout("-v"))
         assert diff_of(planned.stdout) and diff_of(planned.stdout) == diff_of(ran.stdout)
         assert web1.plan().returncode == 0
+
+
+# -- parts -= NAME on every shipped role --------------------------------------------------------
+ROLES = os.path.join(REPO, "profiles", "roles")
+ROLE_FILES = sorted(name for name in os.listdir(ROLES) if name.endswith(".cfg"))
+
+
+def parts_of(config: str) -> list[str]:
+    """``[buildout] parts`` as buildout's own loader resolves it (extends, +=, -=)."""
+    from system_recipes.cli import loaded
+
+    with loaded(config) as buildout:
+        return buildout["buildout"]["parts"].split()
+
+
+@pytest.mark.parametrize("role", ROLE_FILES)
+def test_parts_minus_removes_each_part_of_every_role(role, tmp_path):
+    """buildout's ``-=`` removes whole lines: a role must list its parts one per line, or
+    ``parts -= NAME`` silently removes nothing."""
+    host = tmp_path / "host.cfg"
+    host.write_text(f"[buildout]\nextends = {os.path.join(ROLES, role)}\n")
+    listed = parts_of(str(host))
+    assert listed, role
+    for name in listed:
+        host.write_text(f"[buildout]\nextends = {os.path.join(ROLES, role)}\nparts -= {name}\n")
+        assert parts_of(str(host)) == [p for p in listed if p != name], (role, name)
+
+
+def dropping(tmp_path, name: str, role: str, drop: str | None, rpm: str) -> Host:
+    root = make_scratch_root(str(tmp_path / name / "root"))
+    link_nagios_plugins(root)
+    subprocess.run(["rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-i", "--nodeps",
+                    "--noscripts", "--force-debian", rpm], check=True, capture_output=True)
+    directory = tmp_path / name / "profile"
+    directory.mkdir(parents=True)
+    host = Host(None, str(directory), root=root)
+    host.write(f"[buildout]\nextends = {os.path.join(ROLES, role)}\n"
+               + (f"parts -= {drop}\n" if drop else "")
+               + "[monitored]\nhosts = web1 10.0.0.11 Shop\n"
+               "nrpe-checks = web1 check_shop_http Shop health\n"
+               "[system-recipes]\nroot = {root}\n")
+    return host
+
+
+def written(host: Host) -> set[str]:
+    accounts = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/os-release")
+    return {path for path, entry in host.tree("/etc").items()
+            if entry[0] == "file" and not path.startswith(accounts)}
+
+
+# one part of each role, dropped with `parts -= NAME`: the files it alone writes (None: all)
+DROPS = [("app-server-explicit.cfg", "shop-cron", {"/etc/cron.d/shop"}),
+         ("app-server.cfg", "shop", None),
+         ("monitoring.cfg", "monitored", None)]
+
+
+def test_drops_cover_every_shipped_role():
+    assert sorted(role for role, _, _ in DROPS) == ROLE_FILES
+
+
+@pytest.mark.parametrize("role, drop, gone", DROPS)
+def test_a_dropped_part_of_a_role_is_gone_from_the_result(role, drop, gone, tmp_path,
+                                                           example_rpms):
+    rpm = example_rpms("1.0")
+    full = dropping(tmp_path, "full", role, None, rpm)
+    # the part's own line, or (a meta section) the lines of the sections it expands into
+    mentioned = re.compile(rf"^  \[{re.escape(drop)}[\]-]", re.M)
+    assert mentioned.search(ok(full.buildout()).stdout)
+    everything = written(full)
+    gone = everything if gone is None else gone
+    assert gone and gone <= everything
+    host = dropping(tmp_path, "dropped", role, drop, rpm)
+    assert not mentioned.search(ok(host.buildout()).stdout)
+    assert written(host) == everything - gone

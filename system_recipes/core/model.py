@@ -91,3 +91,7 @@ class PartSpec:
     needs_accounts: list[tuple[str, str, str | None]] = field(default_factory=list)
     # reloads when the part is removed (a dropped supervisor program must be stopped)
     removal_reloads: list[Reload] = field(default_factory=list)
+    # facts the books keep (a package's version): a change is an action of its own, and runs
+    # ``fact_reloads`` (restart what runs the package); the first record runs none
+    facts: dict[str, str] = field(default_factory=dict)
+    fact_reloads: list[Reload] = field(default_factory=list)

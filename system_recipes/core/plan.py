@@ -22,6 +22,8 @@ class Action:
     directory: DirSpec | None = None
     account: AccountSpec | None = None
     link: LinkSpec | None = None
+    facts: dict[str, str] | None = None
+    fact_reloads: list[Reload] = field(default_factory=list)
     backup: bool = False
     note: str = ""
     #: the file was recorded as secret (a removal or an update must not show what it held)
@@ -39,11 +41,11 @@ class Action:
             return self.directory.reloads
         if self.link is not None:
             return self.link.reloads
-        return []
+        return self.fact_reloads
 
 
 # verbs that change the disk (and so trigger the reloads their spec asks for)
-CHANGES = ("create", "update", "chmod", "remove", "mkdir", "link", "relink", "unlink")
+CHANGES = ("create", "update", "chmod", "remove", "mkdir", "link", "relink", "unlink", "facts")
 
 
 @dataclass
@@ -132,6 +134,7 @@ class Planner:
                 self._plan_file(spec, item, wanted_paths, result)
             for link in spec.links:
                 self._plan_link(spec, link, wanted_paths, result)
+            self._plan_facts(spec, result)
         leaving = {n for n, s in specs.items() if s is None} | removed
         for name in list(self.manifest.parts):
             self._plan_removals(name, live.get(name), name in leaving, wanted_paths, result)
@@ -265,6 +268,19 @@ class Planner:
         result.actions.append(Action(spec.name, verb, item.path, old=state, file=item, note=note,
                                      was_secret=secret))
 
+    # -- facts -----------------------------------------------------------------------------
+    def _plan_facts(self, spec: PartSpec, result: Plan) -> None:
+        recorded = self.manifest.parts.get(spec.name, {}).get("facts")
+        if not spec.facts or spec.facts == recorded:
+            return
+        now = ", ".join(f"{k} {v}" for k, v in sorted(spec.facts.items()))
+        if recorded is None:
+            result.actions.append(Action(spec.name, "facts", now, facts=dict(spec.facts)))
+            return
+        was = ", ".join(f"{k} {v}" for k, v in sorted(recorded.items()))
+        result.actions.append(Action(spec.name, "facts", now, facts=dict(spec.facts),
+                                     fact_reloads=list(spec.fact_reloads), note=f"was {was}"))
+
     # -- symlinks --------------------------------------------------------------------------
     def _plan_link(self, spec: PartSpec, item: LinkSpec, wanted: dict, result: Plan) -> None:
         state = self._inspect(spec.name, item.path)
@@ -341,6 +357,8 @@ class Planner:
                 continue
             result.actions.append(Action(name, "rmdir" if books.get("created") else "forget",
                                          path, note="" if books.get("created") else "not ours"))
+        if spec is None and self.manifest.parts.get(name, {}).get("facts"):
+            result.actions.append(Action(name, "forget", "recorded facts"))
         if spec is None:
             load_recipe(self.manifest.parts.get(name, {}).get("recipe"))
             for item in self.manifest.parts.get(name, {}).get("removal_reloads", []):

@@ -9,7 +9,7 @@ from .plan import Action, Plan
 
 VERBS = {"create": "create", "update": "update", "chmod": "owner/mode", "remove": "remove",
          "keep": "keep", "mkdir": "mkdir", "rmdir": "rmdir", "account": "add", "forget": "forget",
-         "link": "link", "relink": "relink", "unlink": "unlink", "drift": "drift"}
+         "link": "link", "relink": "relink", "unlink": "unlink", "drift": "drift", "facts": "record"}
 LINK_VERBS = ("link", "relink", "unlink")
 
 

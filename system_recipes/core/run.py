@@ -167,10 +167,10 @@ class Run:
         items = [Item(a.part, a.file, check) for a in plan.actions
                  if a.file is not None and a.verb in ("create", "update") for check in a.file.checks]
         findings = self.validation.run(items)
-        errors = [f"[{f.part}] {f.path}: {f.message}" for f in findings if f.fatal]
+        errors = [str(f) for f in findings if f.fatal]
         for f in findings:
             if not f.fatal:
-                report.say(f"system-recipes: warning: [{f.part}] {f.path}: {f.message}")
+                report.say(f"system-recipes: warning: {f}")
         if errors:
             raise RunError("\n".join(errors))
 
@@ -304,6 +304,8 @@ class Run:
             self.journal.before_link_change(action.path, action.old)
             fsops.remove_file(root, action.path)
             books.get("links", {}).pop(action.path, None)
+        elif action.verb == "facts":
+            books["facts"] = dict(action.facts)
         elif action.verb in ("keep", "forget"):
             books["files"].pop(action.path, None)
             books["directories"].pop(action.path, None)
@@ -313,7 +315,9 @@ class Run:
             books["directories"].pop(action.path, None)
 
     def _record_unchanged(self, plan: Plan, manifest: Manifest) -> None:
-        """Adopted files (identical content already there) and parts that are now empty."""
+        """Adopted files (identical content already there) and parts that are now empty (a
+        part that only records facts is empty once it is no longer configured)."""
+        live = self.configured_parts()
         for part, paths in plan.adopted.items():
             spec = self.declared[part]
             books = manifest.parts.setdefault(part, {"files": {}, "directories": {},
@@ -329,7 +333,7 @@ class Run:
             if "links" in books and not books["links"]:
                 del books["links"]  # manifests of parts without links stay as they were
             if not books.get("files") and not books.get("directories") and \
-                    not books.get("links"):
+                    not books.get("links") and (not books.get("facts") or part not in live):
                 del manifest.parts[part]
 
     def _backup(self, action: Action) -> None:

@@ -9,7 +9,9 @@ level-1 sections named after it, added to ``parts`` right after it:
   ``/var/log/NAME``, ``/var/lib/NAME``, ``/run/NAME``; ``${NAME:etc-directory}`` and the other
   directories work in this section;
 - ``NAME-config`` (``system_recipes:template``, when ``config`` is set): the template rendered
-  into the etc directory, mode 0640, group of the service;
+  into the etc directory, mode 0640, group of the service; when it changes, or the package's
+  version does, the running program is restarted once after the commit (``restart-on-change =
+  false`` turns that off);
 - ``NAME-supervisor`` (``run = supervisor``, autorestart) or ``NAME-runscript`` (``run =
   systemd`` or ``sysv``): how the command is started;
 - ``NAME-logrotate``: ``logs`` (default: every ``*.log`` in the log directory) rotated daily,
@@ -59,6 +61,7 @@ from ..core import run
 from ..core.errors import ConfigError
 from ..core.schema import (
     Account,
+    Bool,
     Assignments,
     Choice,
     Line,
@@ -109,6 +112,10 @@ SCHEMA = Schema([
     Option("environment", Assignments(), default=None,
            help="environment of the command, lines of KEY=value"),
     Option("directory", Text(), default=None, help="working directory of the command"),
+    Option("restart-on-change", Bool(), default=True,
+           help="restart the running program once, after the commit, when its config file or "
+                "its package version changed (supervisor: restart of the program; systemd: "
+                "try-restart; sysv: restart)"),
 ])
 
 
@@ -156,6 +163,7 @@ def generate(name: str, raw: dict[str, str], buildout) -> Expansion:
     if "command" not in raw:
         raise ConfigError(name, "command", "missing required option", "the service's command")
     kind = choose("run", SCHEMA.options["run"].type.parse) or "supervisor"
+    restart_on_change = choose("restart-on-change", Bool().parse)
     check = choose("check", parse_check, resolve=False) or ()  # keeps ${...} words
     service = raw.get("name", name).strip()
     exposed_to = {key: f"{name}-deployment" for key in EXPOSED_FROM_DEPLOYMENT}
@@ -187,8 +195,14 @@ def generate(name: str, raw: dict[str, str], buildout) -> Expansion:
         for option, meta_option in (origins or {}).items():
             out.origins[(section, option)] = meta_option
 
+    # what restarts the program when its config file or package changed (run kinds' names)
+    restart = None
+    if restart_on_change is not False:
+        restart = {"supervisor": f"supervisor {service}", "systemd": f"systemd {service}.service",
+                   "sysv": f"sysv {service}"}[kind]
     if "package" in raw:
-        add("package", {"recipe": "system_recipes:package", "name": take("package")})
+        add("package", {"recipe": "system_recipes:package", "name": take("package"),
+                        "restart": restart})
     add("deployment", {"recipe": "system_recipes:deployment", "name": service,
                        "user": take("user", service), "group": take("group")})
     user, group = f"${{{deployment}:user}}", f"${{{deployment}:group}}"
@@ -198,7 +212,8 @@ def generate(name: str, raw: dict[str, str], buildout) -> Expansion:
         filename = filename[:-3] if filename.endswith(".j2") else filename
         add("config", {"recipe": "system_recipes:template",
                        "path": f"${{{deployment}:etc-directory}}/{filename}",
-                       "template": template, "group": group, "mode": "0640"},
+                       "template": template, "group": group, "mode": "0640",
+                       "restart": restart},
             {"template": "config"})
     environment = take("environment")
     if kind == "supervisor":

@@ -16,7 +16,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable
 
-from ..core import report
+from ..core import reload, report
 
 
 def systemd_running() -> bool:
@@ -67,38 +67,35 @@ def _alive(pid: int, programs: tuple[str, ...]) -> bool:
 
 
 def reload_service(kind: str, service: str, pidfile: str, programs: tuple[str, ...],
-                   settle: float = 1.0) -> list[str]:
-    """Reload ``service``; returns problems (empty when reloaded or not running)."""
+                   settle: float = 1.0) -> reload.Outcome:
+    """Reload ``service``: done, skipped (not running) or a problem."""
     if systemd_running():
         active = subprocess.run(["systemctl", "is-active", "--quiet", service],
                                 capture_output=True, text=True)
         if active.returncode:
-            report.say(f"system-recipes: {kind}: {service} is not running; not reloaded")
-            return []
+            return reload.Outcome(skipped={service: "not running"})
         result = subprocess.run(["systemctl", "reload", service], capture_output=True, text=True)
         if result.returncode:
             output = (result.stderr or result.stdout).strip().splitlines()
-            return [f"systemctl reload {service} exited {result.returncode}"
-                    + (f": {output[-1]}" if output else "")]
-        return []
+            return reload.Outcome(problems=[f"systemctl reload {service} exited "
+                                            f"{result.returncode}"
+                                            + (f": {output[-1]}" if output else "")])
+        return reload.Outcome(done=[service])
     pid = running_pid(pidfile, programs)
     if pid is None:
-        report.say(f"system-recipes: {kind}: {service} is not running (no live process in "
-                   f"{pidfile}); not reloaded")
-        return []
+        return reload.Outcome(skipped={service: f"not running: no live process in {pidfile}"})
     try:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
-        report.say(f"system-recipes: {kind}: {service} exited before it could be reloaded")
-        return []
+        return reload.Outcome(skipped={service: "exited before it could be reloaded"})
     deadline = time.monotonic() + settle
     while time.monotonic() < deadline:
         if not _alive(pid, programs):
-            return [f"{service} (pid {pid}) exited after SIGHUP: it refused the new "
-                    "configuration (see its log)"]
+            return reload.Outcome(problems=[f"{service} (pid {pid}) exited after SIGHUP: it "
+                                            "refused the new configuration (see its log)"])
         time.sleep(0.1)
     report.say(f"system-recipes: {kind}: sent SIGHUP to {service} (pid {pid})")
-    return []
+    return reload.Outcome(done=[service])
 
 
 class IncludeNames:

@@ -435,11 +435,11 @@ def _summary(lines: list[str], limit: int = 3) -> str:
 
 # -- the reload -----------------------------------------------------------------------------
 @reload.register("nagios")
-def reload_nagios(targets: list[str], settings: Settings) -> list[str]:
+def reload_nagios(targets: list[str], settings: Settings) -> reload.Outcome:
     config = settings.target(main_config(settings.layout))
     pidfile = directive(config, "lock_file") or f"/run/{settings.layout.nagios_service}/" \
         f"{settings.layout.nagios_service}.pid"
-    problems: list[str] = []
+    outcome = reload.Outcome()
     for service in targets:
-        problems += reload_service("nagios", service, pidfile, ("nagios4", "nagios"))
-    return problems
+        outcome.add(reload_service("nagios", service, pidfile, ("nagios4", "nagios")))
+    return outcome

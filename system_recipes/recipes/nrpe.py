@@ -188,11 +188,11 @@ def read_commands(text: str) -> tuple[dict[str, str], list[str]]:
             continue
         match = re.fullmatch(r"command\[([^\]]*)\]", name)
         if not match:
-            problems.append(f"line {number}: {name!r} is not a command definition")
+            problems.append(f"line {number}: {shown(name)} is not a command definition")
             continue
         command = match.group(1)
         if not CHECK_NAME.fullmatch(command):
-            problems.append(f"line {number}: invalid command name {command!r}")
+            problems.append(f"line {number}: invalid command name {shown(command)}")
         elif command in commands:
             problems.append(f"line {number}: command {command} is defined twice")
         commands[command] = value
@@ -244,10 +244,10 @@ def main_config(settings: Settings) -> str:
 
 
 @reload.register("nrpe")
-def reload_nrpe(targets: list[str], settings: Settings) -> list[str]:
+def reload_nrpe(targets: list[str], settings: Settings) -> reload.Outcome:
     config = settings.target(main_config(settings))
     pidfile = directive(config, "pid_file") or "/run/nagios/nrpe.pid"
-    problems: list[str] = []
+    outcome = reload.Outcome()
     for service in targets:
-        problems += reload_service("nrpe", service, pidfile, ("nrpe",))
-    return problems
+        outcome.add(reload_service("nrpe", service, pidfile, ("nrpe",)))
+    return outcome

@@ -5,7 +5,9 @@ layouts, dpkg's. Exposes ``version``, ``release``, ``prefix`` (its install direc
 ``prefix`` option, the package's relocation prefix, or the common directory of its files) and
 ``files``. A package that is not installed stops the run, naming the section, before anything
 is written. When the package is upgraded, every section that uses ``${pkg:version}`` (or any
-other exposed value) changes, so buildout updates exactly those parts on the next run.
+other exposed value) changes, so buildout updates exactly those parts on the next run. The
+manifest records the version configured; ``restart`` names the services that run the package,
+restarted once after the run that sees a new version (``system_recipes:service`` sets it).
 
 Example::
 
@@ -13,10 +15,12 @@ Example::
     recipe = system_recipes:package
     name = shop
     dbpath = /var/lib/rpm
+    restart = supervisor shop
 """
 
 from __future__ import annotations
 
+from ..core import reload
 from ..core.errors import ConfigError
 from ..core.model import PartSpec
 from ..core.packages import NotInstalled, common_prefix, query_dpkg, query_rpm
@@ -40,11 +44,12 @@ SCHEMA = Schema([
            help="the rpm database directory (below the root), e.g. /var/lib/rpm"),
     Option("prefix", AbsolutePath(), default=None,
            help="the package's install directory, when it cannot be told from its files"),
+    reload.restart_option(),
 ])
 
 
 class Recipe(Recipe):
-    """Package facts; writes nothing."""
+    """Package facts; writes nothing but its version in the books."""
 
     schema = SCHEMA
     recipe_name = "package"
@@ -62,6 +67,10 @@ class Recipe(Recipe):
         self.options["prefix"] = prefix
         self.options["files"] = "\n".join(package.files)
         self.package = package
+        # the books keep the version this host was configured for: an upgrade (the RPM's
+        # %post runs the host buildout) restarts what runs it
+        spec.facts = {values.name: f"{package.version}-{package.release}"}
+        spec.fact_reloads = list(values.restart)
 
     def _query(self, values: Values):
         root = self.settings.root

@@ -431,12 +431,10 @@ def _systemctl(*arguments: str) -> list[str]:
 
 
 @reload.register("systemd")
-def reload_systemd(targets: list[str], settings: Settings) -> list[str]:
+def reload_systemd(targets: list[str], settings: Settings) -> reload.Outcome | list[str]:
     """daemon-reload once, then try-restart the changed units; stop units whose file is gone."""
     if not systemd_running():
-        report.say(f"system-recipes: systemd is not running (no /run/systemd/system); "
-                   f"daemon-reload and restart of {' '.join(targets)} skipped")
-        return []
+        return reload.Outcome(skipped={t: "systemd is not running" for t in targets})
     problems = _systemctl("daemon-reload")
     if problems:
         return problems
@@ -451,26 +449,50 @@ def reload_systemd(targets: list[str], settings: Settings) -> list[str]:
 
 
 @reload.register("sysv")
-def reload_sysv(targets: list[str], settings: Settings) -> list[str]:
+def reload_sysv(targets: list[str], settings: Settings) -> reload.Outcome:
     """Restart a running service whose init script changed; stop one whose script is gone."""
-    problems: list[str] = []
+    outcome = reload.Outcome()
     for name in targets:
         script = settings.target(posixpath.join(settings.layout.init_directory, name))
         if os.path.isfile(script):
-            status = subprocess.run([script, "status"], capture_output=True, text=True)
-            if status.returncode != 0:
-                report.say(f"system-recipes: sysv: {name} is not running; not restarted")
-                continue
-            result = subprocess.run([script, "restart"], capture_output=True, text=True)
-            if result.returncode:
-                output = (result.stderr or result.stdout).strip().splitlines()
-                problems.append(f"{script} restart exited {result.returncode}"
-                                + (f": {output[-1]}" if output else ""))
-            else:
-                report.say(f"system-recipes: sysv: restarted {name}")
+            outcome.add(_restart_sysv(script, name))
         else:
-            problems += _stop_orphan(name)
-    return problems
+            outcome.problems += _stop_orphan(name)
+            outcome.done.append(name)
+    return outcome
+
+
+def _restart_sysv(script: str, name: str) -> reload.Outcome:
+    status = subprocess.run([script, "status"], capture_output=True, text=True)
+    if status.returncode != 0:
+        return reload.Outcome(skipped={name: "not running"})
+    result = subprocess.run([script, "restart"], capture_output=True, text=True)
+    if result.returncode:
+        output = (result.stderr or result.stdout).strip().splitlines()
+        return reload.Outcome(problems=[f"{script} restart exited {result.returncode}"
+                                        + (f": {output[-1]}" if output else "")])
+    return reload.Outcome(done=[name])
+
+
+@reload.register("sysv-restart", covered_by="sysv")
+def restart_sysv(targets: list[str], settings: Settings) -> reload.Outcome:
+    """Its configuration file or package changed: restart it when it runs."""
+    outcome = reload.Outcome()
+    for name in targets:
+        script = settings.target(posixpath.join(settings.layout.init_directory, name))
+        if os.path.isfile(script):
+            outcome.add(_restart_sysv(script, name))
+        else:
+            outcome.skipped[name] = f"no init script {script}"
+    return outcome
+
+
+@reload.register("systemd-restart", covered_by="systemd")
+def restart_systemd(targets: list[str], settings: Settings) -> reload.Outcome | list[str]:
+    """Its configuration file or package changed: try-restart (a stopped unit stays stopped)."""
+    if not systemd_running():
+        return reload.Outcome(skipped={t: "systemd is not running" for t in targets})
+    return _systemctl("try-restart", *targets)
 
 
 def _stop_orphan(name: str, timeout: float = 30) -> list[str]:

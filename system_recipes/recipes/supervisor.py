@@ -482,13 +482,11 @@ def _problems(output: str) -> list[str]:
 
 
 @reload.register("supervisor")
-def reload_supervisor(targets: list[str], settings: Settings) -> list[str]:
+def reload_supervisor(targets: list[str], settings: Settings) -> reload.Outcome | list[str]:
     config = settings.layout.supervisor_config
     running, where = daemon_listening(config)
     if not running:
-        report.say(f"system-recipes: supervisor: supervisord is not running ({where}); "
-                   f"{' '.join(targets)} not updated")
-        return []
+        return reload.Outcome(skipped={t: f"supervisord is not running: {where}" for t in targets})
     ctl = validate.which("supervisorctl") or shutil.which("supervisorctl")
     if ctl is None:
         return ["supervisorctl is not installed: cannot update " + " ".join(targets)]
@@ -513,3 +511,33 @@ def reload_supervisor(targets: list[str], settings: Settings) -> list[str]:
         if line.strip() and not line.lower().startswith("error"):
             report.say(f"system-recipes: supervisor: {line.strip()}")
     return problems
+
+
+@reload.register("supervisor-restart", covered_by="supervisor")
+def restart_supervisor(targets: list[str], settings: Settings) -> reload.Outcome:
+    """Restart the running processes of each program group (its configuration file or package
+    changed, which ``supervisorctl update`` does not see); a stopped one stays stopped."""
+    config = settings.layout.supervisor_config
+    running, where = daemon_listening(config)
+    if not running:
+        return reload.Outcome(skipped={t: f"supervisord is not running: {where}" for t in targets})
+    ctl = validate.which("supervisorctl") or shutil.which("supervisorctl")
+    if ctl is None:
+        return reload.Outcome(problems=["supervisorctl is not installed: cannot restart "
+                                        + " ".join(targets)])
+    outcome = reload.Outcome()
+    for group in targets:
+        status = subprocess.run([ctl, "-c", config, "status", f"{group}:*"],
+                                capture_output=True, text=True)
+        if not re.search(r"\sRUNNING\s", status.stdout):
+            outcome.skipped[group] = "not running"
+            continue
+        result = subprocess.run([ctl, "-c", config, "restart", f"{group}:*"],
+                                capture_output=True, text=True)
+        problems = _problems(result.stdout + result.stderr)
+        if result.returncode or problems:
+            outcome.problems.append(f"supervisorctl restart {group}: "
+                                    + (problems or [result.stdout.strip()])[0])
+        else:
+            outcome.done.append(group)
+    return outcome

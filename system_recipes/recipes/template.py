@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+from ..core import reload
 from ..core.errors import ConfigError
 from ..core.model import FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe
@@ -58,6 +59,7 @@ SCHEMA = Schema([
            help="never show the content (logs, diffs, plan); mode 0600 unless set"),
     Option("mode", Mode(), default=_mode_default, help="the file's mode"),
     force_option(),
+    reload.restart_option(),
     Option("on-change", Line(), default="",
            help="a shell command run once, after the commit, when the file changed"),
 ], extra=True, extra_help="Any other option is a template variable.")
@@ -87,5 +89,6 @@ class Recipe(Recipe):
         spec.files.append(FileSpec(
             path=values.path, content=content, owner=values.owner, group=values.group,
             mode=values.mode, secret=values.secret,
-            reloads=[Reload("command", values.on_change)] if values.on_change else [],
+            reloads=([Reload("command", values.on_change)] if values.on_change else [])
+            + values.restart,
         ))
