@@ -121,7 +121,7 @@ def single(options: str, section: str = "app-cron") -> str:
     ("environment = GREETING = \"hello\nentries = @daily /bin/true",
      ("[app-cron]", "environment: 'GREETING=\"hello': crontab -n: bad minute")),
     ("entries = @daily /bin/echo " + "x" * 1000,
-     ("[app-cron]", "entries: '@daily root /bin/echo xxx", "crontab -n: command too long")),
+     ("[app-cron] entries: '/bin/echo xxx", "is 1010 bytes, cron reads at most 998")),
     # python-crontab reads '#' in an @special entry's command as a comment and drops the line
     ("entries = @daily curl -s http://127.0.0.1/#top",
      ("[app-cron]", "entries: '@daily root curl -s http://127.0.0.1/#top': python-crontab "
@@ -370,3 +370,50 @@ def test_the_documented_example_runs(host):
         in text, text
     verdict = crontab_n(host.sandbox, as_user_crontab(text))
     assert verdict.returncode == 0, verdict.stderr
+
+
+# -- a command longer than cron reads -----------------------------------------------------
+def test_cron_max_command_is_what_crontab_n_accepts(spool):
+    """MAX_COMMAND is cron's own limit: the command as written (``%`` escaped), in bytes."""
+    for command, accepted in (("x" * cron.MAX_COMMAND, True), ("x" * (998 + 1), False),
+                              ("é" * (998 // 2), True),
+                              ("x" * (998 - 1) + "%", False)):
+        verdict = crontab_n(spool, f"* * * * * {cron.escape_percent(command)}\n")
+        output = verdict.stdout + verdict.stderr
+        assert ("successfully checked" in output) == accepted, (len(command), output)
+        if not accepted:
+            assert "command too long" in output, output
+
+
+@pytest.mark.parametrize("size", [998 + 1, 1 << 20])
+def test_a_command_cron_cannot_read_is_blamed_on_command_and_not_echoed_whole(
+        spool, scratch_root, size):
+    command = "/bin/echo " + "a" * (size - len("/bin/echo "))
+    with pytest.raises(ConfigError) as raised:
+        declare(scratch_root, {"part": {"schedule": "@daily", "command": command}})
+    message = str(raised.value)
+    assert message.startswith("[part] command: '/bin/echo aaa"), message
+    assert f"is {size} bytes, cron reads at most 998" in message, message
+    assert f"({size} characters)" in message and "at most 998 bytes" in message, message
+    assert "\n" not in message and len(message) < 300, message
+    with pytest.raises(ConfigError) as raised:
+        declare(scratch_root, {"part": {"entries": f"@daily {command}"}})
+    message = str(raised.value)
+    assert message.startswith("[part] entries: '/bin/echo aaa") and len(message) < 300, message
+
+
+def test_a_command_of_max_command_bytes_is_written_and_accepted(spool, scratch_root):
+    command = "/bin/echo %" + "b" * (998 - len("/bin/echo %") - 1)
+    assert len(cron.escape_percent(command)) == 998
+    active = declare(scratch_root, {"part": {"schedule": "@daily", "command": command}})
+    text = active.declared["part"].files[0].content.decode()
+    verdict = crontab_n(spool, as_user_crontab(text))
+    assert "successfully checked" in verdict.stdout + verdict.stderr, verdict.stderr
+
+
+def test_crontab_n_blames_command_for_a_single_entry(spool):
+    """Should the recipe's own limit ever be passed, cron's verdict still names command."""
+    line = ("schedule", "@daily root " + "x" * 2000, "@daily", "root", "x" * 2000)
+    errors = cron.CronValidator._crontab_n([(0, line)])
+    assert errors[0].startswith("command: '@daily root xxx") and "command too long" in errors[0]
+    assert len(errors[0]) < 300, errors[0]

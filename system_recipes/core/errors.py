@@ -2,11 +2,40 @@
 
 import zc.buildout
 
+#: how much of a value an error may echo: a 1 MB value must not become a 1 MB error line
+SHOWN = 100
+#: the most of a problem text an error keeps (it holds at most a few echoed values)
+PROBLEM = 240
+
+
+def clip(text: str, limit: int = SHOWN) -> str:
+    """``text`` cut to about ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
+def shown(value) -> str:
+    """A value as an error echoes it: its ``repr``, clipped (``'aaaa…' (1048576 characters)``).
+
+    >>> shown("a" * 1000)[-24:]
+    "aaaa…' (1000 characters)"
+    """
+    if isinstance(value, str) and len(value) > SHOWN:
+        head = repr(value[:SHOWN])
+        return f"{head[:-1]}…{head[-1]} ({len(value)} characters)"
+    return clip(repr(value))
+
 
 class ConfigError(zc.buildout.UserError):
-    """A mistake in a profile: names the section and option and says what was expected."""
+    """A mistake in a profile: names the section and option and says what was expected.
+
+    The problem text is clipped as a last resort: a converter that echoed a whole value
+    (instead of :func:`shown`) still gives a line of a few hundred characters at most."""
 
     def __init__(self, section: str, option: str | None, problem: str, expected: str | None = None):
+        section, option = clip(section, SHOWN), clip(option, SHOWN) if option else option
+        problem = clip(problem, PROBLEM)
         self.section, self.option, self.problem, self.expected = section, option, problem, expected
         where = f"[{section}] {option}" if option else f"[{section}]"
         text = f"{where}: {problem}"

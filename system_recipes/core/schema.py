@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, clip, shown
 
 IGNORED_OPTIONS = {"recipe"}
 
@@ -55,7 +55,7 @@ class Line(OptionType):
         if any(c in value for c in "\n\r\0"):
             raise ValueError("must be a single line")
         if self.pattern and not self.pattern.fullmatch(value):
-            raise ValueError(f"{value!r} is not valid")
+            raise ValueError(f"{shown(value)} is not valid")
         return value
 
 
@@ -70,7 +70,7 @@ class Bool(OptionType):
             return True
         if value in self.FALSE:
             return False
-        raise ValueError(f"{text.strip()!r} is not a boolean")
+        raise ValueError(f"{shown(text.strip())} is not a boolean")
 
 
 class Integer(OptionType):
@@ -87,11 +87,11 @@ class Integer(OptionType):
         try:
             value = int(text.strip(), 10)
         except ValueError:
-            raise ValueError(f"{text.strip()!r} is not an integer") from None
+            raise ValueError(f"{shown(text.strip())} is not an integer") from None
         if (self.minimum is not None and value < self.minimum) or (
             self.maximum is not None and value > self.maximum
         ):
-            raise ValueError(f"{value} is out of range")
+            raise ValueError(f"{clip(str(value))} is out of range")
         return value
 
 
@@ -101,7 +101,7 @@ class Mode(OptionType):
     def parse(self, text: str) -> int:
         value = text.strip().lower().removeprefix("0o")
         if not re.fullmatch(r"[0-7]{3,4}", value):
-            raise ValueError(f"{text.strip()!r} is not an octal mode")
+            raise ValueError(f"{shown(text.strip())} is not an octal mode")
         return int(value, 8)
 
 
@@ -113,7 +113,7 @@ class Choice(OptionType):
     def parse(self, text: str) -> str:
         value = text.strip()
         if value not in self.choices:
-            raise ValueError(f"{value!r} is not a choice")
+            raise ValueError(f"{shown(value)} is not a choice")
         return value
 
 
@@ -142,9 +142,9 @@ class Name(Line):
     def parse(self, text: str) -> str:
         value = super().parse(text)
         if not value or value in (".", "..") or ".." in value or "/" in value:
-            raise ValueError(f"{value!r} would escape its directory")
+            raise ValueError(f"{shown(value)} would escape its directory")
         if not re.fullmatch(r"[A-Za-z0-9_@][A-Za-z0-9_.@-]*", value):
-            raise ValueError(f"{value!r} is not a plain file name")
+            raise ValueError(f"{shown(value)} is not a plain file name")
         return value
 
 
@@ -156,9 +156,9 @@ class AbsolutePath(Line):
     def parse(self, text: str) -> str:
         value = super().parse(text)
         if not value.startswith("/"):
-            raise ValueError(f"{value!r} is not absolute")
+            raise ValueError(f"{shown(value)} is not absolute")
         if ".." in value.split("/"):
-            raise ValueError(f"{value!r} contains '..'")
+            raise ValueError(f"{shown(value)} contains '..'")
         return posixpath.normpath(value)
 
 
@@ -170,7 +170,7 @@ class Directory(Line):
     def parse(self, text: str) -> str:
         value = super().parse(text)
         if not value.startswith("/"):
-            raise ValueError(f"{value!r} is not absolute")
+            raise ValueError(f"{shown(value)} is not absolute")
         return posixpath.normpath(value)
 
 
@@ -180,7 +180,7 @@ class Account(Line):
     def parse(self, text: str) -> str:
         value = super().parse(text)
         if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
-            raise ValueError(f"{value!r} is not a valid account name")
+            raise ValueError(f"{shown(value)} is not a valid account name")
         return value
 
 
@@ -195,7 +195,7 @@ class Assignments(OptionType):
             key, sep, value = line.partition("=")
             key = key.strip()
             if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-                raise ValueError(f"{line!r} is not KEY=value")
+                raise ValueError(f"{shown(line)} is not KEY=value")
             result[key] = value.strip()
         return result
 

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from crontab import CronTab
 
 from ..core import validate
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec
 from ..core.recipe import Recipe
 from ..core.schema import (
@@ -76,6 +76,10 @@ CRON_FILE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 ENTRY_SYNTAX = "a schedule of five fields or an @special, then the command"
 # cron.h: MAX_ENVSTR; cron reads at most 999 bytes of an environment line, dropping the rest
 MAX_ENVIRONMENT_LINE = 999
+# cron.h: MAX_COMMAND (1000) holds the command as written (``%`` escaped) with its newline and
+# final NUL: Debian's cron refuses a longer command ("command too long": crontab -n says so and
+# the daemon skips the entry); 998 bytes pass, 999 do not (measured with crontab -n)
+MAX_COMMAND = 998
 
 
 class CronName(Name):
@@ -84,7 +88,7 @@ class CronName(Name):
     def parse(self, text: str) -> str:
         value = super().parse(text)
         if not CRON_FILE_NAME.fullmatch(value):
-            raise ValueError(f"{value!r} would be ignored by cron (no dots or other characters "
+            raise ValueError(f"{shown(value)} would be ignored by cron (no dots or other characters "
                              "outside letters, digits, '_' and '-')")
         return value
 
@@ -139,28 +143,41 @@ def split_entry(text: str) -> tuple[str, str]:
         words = text.split(None, 5)
         words = [" ".join(words[:5]), *words[5:]] if len(words) >= 5 else []
     if len(words) < 2 or not words[1].strip():
-        raise ValueError(f"{text!r} has no command")
+        raise ValueError(f"{shown(text)} has no command")
     return words[0], words[1].strip()
+
+
+COMMAND_LENGTH = (f"a command of at most {MAX_COMMAND} bytes, each % counted twice; put a "
+                  "longer one in a script")
+
+
+class CommandError(ValueError):
+    """A problem of an entry's command (not of its schedule): with ``schedule`` + ``command``
+    it is blamed on ``command``. A second argument says what was expected instead."""
 
 
 def make_entry(option: str, schedule: str, command: str, user: str) -> Entry:
     """Check one entry with python-crontab (it builds the item); raises ValueError."""
     schedule = " ".join(schedule.split())
-    for text in (schedule, command):
+    for text, error in ((schedule, ValueError), (command, CommandError)):
         bad = unprintable(text)
         if bad:
-            raise ValueError(f"{text!r} contains the control character {bad}")
+            raise error(f"{shown(text)} contains the control character {bad}")
     if "\\%" in command:
-        raise ValueError(f"{command!r}: a '\\' directly before '%' cannot reach the command "
-                         "through cron (put the command in a script)")
+        raise CommandError(f"{shown(command)}: a '\\' directly before '%' cannot reach the "
+                           "command through cron (put the command in a script)")
+    length = len(escape_percent(command).encode())
+    if length > MAX_COMMAND:
+        raise CommandError(f"{shown(command)} is {length} bytes, cron reads at most "
+                           f"{MAX_COMMAND}", COMMAND_LENGTH)
     item = CronTab(user=False).new(command=command, user=user)
     try:
         item.setall(schedule)
     except (ValueError, KeyError) as error:
-        raise ValueError(f"schedule {schedule!r}: {error.args[0] if error.args else error}") \
+        raise ValueError(f"schedule {shown(schedule)}: {error.args[0] if error.args else error}") \
             from None
     if not item.is_valid():
-        raise ValueError(f"schedule {schedule!r} is not valid")
+        raise ValueError(f"schedule {shown(schedule)} is not valid")
     return Entry(option, schedule, command)
 
 
@@ -219,6 +236,10 @@ class Recipe(Recipe):
         for option, schedule, command in pairs:
             try:
                 result.append(make_entry(option, schedule, command, values.user))
+            except CommandError as error:
+                blamed = "command" if single else option
+                raise ConfigError(self.name, blamed, error.args[0],
+                                  error.args[1] if len(error.args) > 1 else ENTRY_SYNTAX) from None
             except ValueError as error:
                 raise ConfigError(self.name, option, str(error), ENTRY_SYNTAX) from None
         return result
@@ -294,7 +315,7 @@ class CronValidator(validate.Validator):
         """The file name, the final newline, the lines in order, and python-crontab's view."""
         name = posixpath.basename(item.file.path)
         if not CRON_FILE_NAME.fullmatch(name):
-            return f"cron ignores a file named {name!r} in its directory"
+            return f"cron ignores a file named {shown(name)} in its directory"
         text = item.file.content.decode("utf-8", "replace")
         if not text.endswith("\n"):
             return "the file does not end with a newline (cron would drop the last line)"
@@ -312,18 +333,18 @@ class CronValidator(validate.Validator):
                     hint = (" (it reads a '#' in the command of an @special entry as a comment: "
                             "write the schedule as five fields)"
                             if schedule.startswith("@") and "#" in command else "")
-                    return f"{option}: {line!r}: python-crontab cannot read it back{hint}"
+                    return f"{option}: {shown(line)}: python-crontab cannot read it back{hint}"
             return (f"python-crontab read {len(parsed)} of the {len(entries)} entries written "
                     "(it drops lines it cannot parse)")
         for job, (option, line, _, user, command) in zip(parsed, entries, strict=True):
             if job.user != user:
-                return f"{option}: {line!r}: read back with user {job.user!r}, not {user!r}"
+                return f"{option}: {shown(line)}: read back with user {shown(job.user)}, not {shown(user)}"
             # python-crontab splits ' # ...' off as a comment (and takes a comment line just
             # above an entry as its "pre-comment"): compare without blanks
             inline = job.comment if job.comment and not job.pre_comment else ""
             read = job.command + (f"#{inline}" if inline else "")
             if "".join(read.split()) != "".join(command.split()):
-                return f"{option}: {line!r}: read back as the command {read!r}"
+                return f"{option}: {shown(line)}: read back as the command {shown(read)}"
         return None
 
     @staticmethod
@@ -352,7 +373,10 @@ class CronValidator(validate.Validator):
                 number = max(int(match.group(1)) - 1, 0) // 2
                 if number < len(owners):
                     index, line = owners[number]
-                    return {index: f"{line[0]}: {line[1]!r}: crontab -n: {match.group(2)}"}
+                    option = line[0]
+                    if option == "schedule" and "command" in match.group(2):
+                        option = "command"  # schedule + command: the command is too long
+                    return {index: f"{option}: {shown(line[1])}: crontab -n: {match.group(2)}"}
         summary = output.splitlines()[0] if output else f"exit status {result.returncode}"
         return {index: f"crontab -n refused the cron files of this run: {summary}"
                 for index in {index for index, _ in owners}}

@@ -61,7 +61,7 @@ import tempfile
 from dataclasses import dataclass
 
 from ..core import validate
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec
 from ..core.recipe import Recipe
 from ..core.schema import (
@@ -134,13 +134,13 @@ class LogPath(Line):
             value = value[1:-1]  # quoting is allowed and done again when written
         value = super().parse(value)
         if not value.startswith("/"):
-            raise ValueError(f"{value!r} is not absolute")
+            raise ValueError(f"{shown(value)} is not absolute")
         if ".." in value.split("/"):
-            raise ValueError(f"{value!r} contains '..'")
+            raise ValueError(f"{shown(value)} contains '..'")
         bad = sorted(PATH_FORBIDDEN.intersection(value)) + [
             c for c in value if ord(c) < 32 and c != "\t"]
         if bad:
-            raise ValueError(f"{value!r} holds {bad[0]!r}, which logrotate cannot read in a path")
+            raise ValueError(f"{shown(value)} holds {shown(bad[0])}, which logrotate cannot read in a path")
         return posixpath.normpath(value)
 
 
@@ -151,9 +151,9 @@ class Size(Line):
         value = super().parse(text)
         match = re.fullmatch(r"([0-9]+)([kKMG]?)", value)
         if not match:
-            raise ValueError(f"{value!r} is not a size")
+            raise ValueError(f"{shown(value)} is not a size")
         if int(match.group(1)) * SIZE_UNITS[match.group(2)] >= 2 ** 63:
-            raise ValueError(f"{value!r} is too large")
+            raise ValueError(f"{shown(value)} is too large")
         return value
 
 
@@ -163,7 +163,7 @@ class DateFormat(Line):
     def parse(self, text: str) -> str:
         value = super().parse(text)
         if not re.fullmatch(r"([A-Za-z0-9_.-]|%[YmdHMSVs])+", value):
-            raise ValueError(f"{value!r} is not a logrotate date format")
+            raise ValueError(f"{shown(value)} is not a logrotate date format")
         return value
 
 
@@ -173,7 +173,7 @@ class OldDir(Line):
     def parse(self, text: str) -> str:
         value = super().parse(text)
         if not value or any(c.isspace() or c in PATH_FORBIDDEN for c in value):
-            raise ValueError(f"{value!r} is not a directory logrotate can read")
+            raise ValueError(f"{shown(value)} is not a directory logrotate can read")
         return value
 
 
@@ -192,9 +192,9 @@ class Ownership:
 
 def parse_ownership(words: list[str]) -> Ownership:
     if not words or not re.fullmatch(r"[0-7]{3,4}", words[0]):
-        raise ValueError(f"{' '.join(words)!r} does not start with an octal mode")
+        raise ValueError(f"{shown(' '.join(words))} does not start with an octal mode")
     if len(words) > 3:
-        raise ValueError(f"{' '.join(words)!r} has more than MODE OWNER GROUP")
+        raise ValueError(f"{shown(' '.join(words))} has more than MODE OWNER GROUP")
     names = [Account().parse(w) for w in words[1:]]
     return Ownership(words[0], *names)
 
@@ -215,7 +215,7 @@ class AccountPair(Line):
     def parse(self, text: str) -> tuple[str, str]:
         words = super().parse(text).split()
         if len(words) != 2:
-            raise ValueError(f"{' '.join(words)!r} is not a user and a group")
+            raise ValueError(f"{shown(' '.join(words))} is not a user and a group")
         return Account().parse(words[0]), Account().parse(words[1])
 
 
@@ -230,7 +230,7 @@ class Script(Text):
             lines.pop()
         for line in lines:
             if line.lstrip().startswith("endscript"):
-                raise ValueError(f"the line {line.strip()!r} would end the script early "
+                raise ValueError(f"the line {shown(line.strip())} would end the script early "
                                  "(logrotate ends a script at any line starting with endscript)")
             if "\r" in line:
                 raise ValueError("holds a carriage return")
@@ -352,11 +352,11 @@ class Recipe(Recipe):
 
     def _extra(self, spec: PartSpec, line: str) -> Directive:
         if "{" in line or "}" in line:
-            raise ConfigError(self.name, "extra", f"{line!r} holds a brace, which would open or "
+            raise ConfigError(self.name, "extra", f"{shown(line)} holds a brace, which would open or "
                               "close a block", "directives of this block only")
         keyword, *words = line.split()
         if keyword.startswith("endscript"):
-            raise ConfigError(self.name, "extra", f"{line!r} ends a script",
+            raise ConfigError(self.name, "extra", f"{shown(line)} ends a script",
                               "directives of this block only")
         if keyword in NOT_IN_EXTRA:
             raise ConfigError(self.name, "extra", f"{keyword}: {NOT_IN_EXTRA[keyword]}",

@@ -47,7 +47,7 @@ import tempfile
 from dataclasses import dataclass
 
 from ..core import reload, validate
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe
 from ..core.schema import (
@@ -125,25 +125,25 @@ def _words(line: str) -> list[str]:
     try:
         return shlex.split(line, comments=False, posix=True)
     except ValueError as error:
-        raise ValueError(f"{line!r}: {str(error).lower()}") from None
+        raise ValueError(f"{shown(line)}: {str(error).lower()}") from None
 
 
 def _name(kind: str, value: str) -> str:
     if not OBJECT.fullmatch(value):
-        raise ValueError(f"{kind} {value!r} is not a Nagios object name ({NAME_RULE})")
+        raise ValueError(f"{kind} {shown(value)} is not a Nagios object name ({NAME_RULE})")
     return value
 
 
 def _description(value: str) -> str:
     if not DESCRIPTION.fullmatch(value) or len(value) > 200:
-        raise ValueError(f"service description {value!r} holds a character Nagios refuses "
+        raise ValueError(f"service description {shown(value)} holds a character Nagios refuses "
                          "(`~!$%^&*|'\"<>?,()=;\\ or a line break)")
     return value
 
 
 def _free_text(kind: str, value: str) -> str:
     if not FREE_TEXT.fullmatch(value):
-        raise ValueError(f"{kind} {value!r} holds ';' (a Nagios comment), '\\' or a control "
+        raise ValueError(f"{kind} {shown(value)} holds ';' (a Nagios comment), '\\' or a control "
                          "character")
     return value
 
@@ -151,10 +151,10 @@ def _free_text(kind: str, value: str) -> str:
 def parse_host(line: str) -> Host:
     words = _words(line)
     if len(words) < 2:
-        raise ValueError(f"{line!r} has no address")
+        raise ValueError(f"{shown(line)} has no address")
     name = _name("host", words[0])
     if not ADDRESS.fullmatch(words[1]):
-        raise ValueError(f"address {words[1]!r} is not a host name or IP address")
+        raise ValueError(f"address {shown(words[1])} is not a host name or IP address")
     alias = " ".join(words[2:]) or name
     return Host(name, words[1], _free_text("alias", alias))
 
@@ -162,7 +162,7 @@ def parse_host(line: str) -> Host:
 def parse_command(line: str) -> Command:
     name, rest = (re.split(r"\s+", line.strip(), maxsplit=1) + [""])[:2]
     if not rest.strip():
-        raise ValueError(f"{line!r} has no command line")
+        raise ValueError(f"{shown(line)} has no command line")
     return Command(_name("command", name.strip()), _free_text("command line", rest.strip()))
 
 
@@ -187,24 +187,24 @@ def _head(line: str, count: int) -> tuple[list[str], str]:
                 break
             words.append(word)
     except ValueError as error:
-        raise ValueError(f"{line!r}: {str(error).lower()}") from None
+        raise ValueError(f"{shown(line)}: {str(error).lower()}") from None
     return words, lexer.instream.read().strip()
 
 
 def parse_service(line: str) -> Service:
     words, rest = _head(line, 2)
     if len(words) < 2 or not rest:
-        raise ValueError(f"{line!r} has no check command")
+        raise ValueError(f"{shown(line)} has no check command")
     return Service(_name("host", words[0]), _description(words[1]), check_command(rest))
 
 
 def parse_nrpe(line: str, nrpe_command: str) -> Service:
     words = _words(line)
     if len(words) < 2:
-        raise ValueError(f"{line!r} has no NRPE check")
+        raise ValueError(f"{shown(line)} has no NRPE check")
     host, check = _name("host", words[0]), words[1]
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", check):
-        raise ValueError(f"NRPE check {check!r} is not a plain name")
+        raise ValueError(f"NRPE check {shown(check)} is not a plain name")
     description = " ".join(words[2:]) or check
     return Service(host, _description(description), f"{nrpe_command}!{check}")
 

@@ -37,7 +37,7 @@ import shlex
 from dataclasses import dataclass
 
 from ..core import reload, validate
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe
 from ..core.schema import Lines, Name, Option, Schema, Values, force_option, section_name
@@ -80,21 +80,21 @@ def parse_check(line: str, plugins: str) -> NrpeCheck:
     try:
         words = shlex.split(line, comments=False, posix=True)
     except ValueError as error:
-        raise ValueError(f"{line!r}: {str(error).lower()}") from None
+        raise ValueError(f"{shown(line)}: {str(error).lower()}") from None
     if len(words) < 2:
-        raise ValueError(f"{line!r} has no plugin")
+        raise ValueError(f"{shown(line)} has no plugin")
     name, plugin, rest = words[0], words[1], words[2:]
     if not CHECK_NAME.fullmatch(name):
-        raise ValueError(f"check name {name!r} is not a plain name (letters, digits, '_', '.', "
+        raise ValueError(f"check name {shown(name)} is not a plain name (letters, digits, '_', '.', "
                          "'-'; no ']', '=' or spaces)")
     if "/" in plugin:
         if not plugin.startswith("/") or ".." in plugin.split("/"):
-            raise ValueError(f"plugin {plugin!r} is not an absolute path without '..'")
+            raise ValueError(f"plugin {shown(plugin)} is not an absolute path without '..'")
         path = posixpath.normpath(plugin)
     elif PLUGIN_NAME.fullmatch(plugin):
         path = posixpath.join(plugins, plugin)
     else:
-        raise ValueError(f"plugin {plugin!r} is not a plugin name")
+        raise ValueError(f"plugin {shown(plugin)} is not a plugin name")
     arguments: list[str] = []
     seen: set[str] = set()
     for word in rest:

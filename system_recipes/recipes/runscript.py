@@ -63,7 +63,7 @@ import tempfile
 import time
 
 from ..core import reload, report, validate
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, LinkSpec, PartSpec, Reload
 from ..core.recipe import Recipe
 from ..core.schema import (
@@ -117,7 +117,7 @@ class UnitNames(OptionType):
         for line in Lines().parse(text):
             for word in line.split():
                 if not re.fullmatch(UNIT_NAME, word):
-                    raise ValueError(f"{word!r} is not a unit name")
+                    raise ValueError(f"{shown(word)} is not a unit name")
                 if word not in names:
                     names.append(word)
         return names
@@ -196,7 +196,7 @@ class Recipe(Recipe):
         self._check_text(values)
         name = values.name
         if name.endswith(".service") or "@" in name:
-            raise ConfigError(self.name, "name", f"{name!r} is not a plain service name",
+            raise ConfigError(self.name, "name", f"{shown(name)} is not a plain service name",
                               "a name without '.service' or '@' (template units are not "
                               "supported)")
         kind = values.kind
@@ -240,11 +240,11 @@ class Recipe(Recipe):
             found = [posixpath.join(d, program) for d in SEARCH_PATH
                      if os.path.isfile(self.settings.target(posixpath.join(d, program)))]
             if not found:
-                raise ConfigError(self.name, "command", f"{program!r} is not found in "
+                raise ConfigError(self.name, "command", f"{shown(program)} is not found in "
                                   f"{':'.join(SEARCH_PATH)}{self._below()}", expected)
             program = found[0]
         if not PROGRAM.fullmatch(program) or ".." in program.split("/"):
-            raise ConfigError(self.name, "command", f"program {program!r} is not a plain "
+            raise ConfigError(self.name, "command", f"program {shown(program)} is not a plain "
                               "absolute path", "an absolute path of letters, digits and "
                               "_@+:,.-")
         real = self.settings.target(program)
@@ -262,7 +262,7 @@ class Recipe(Recipe):
         name = values.stop_signal.removeprefix("SIG")
         if name in ("KILL", "STOP") or not hasattr(signal.Signals, "SIG" + name) or \
                 name.startswith("RT"):
-            raise ConfigError(self.name, "stop-signal", f"{values.stop_signal!r} is not a signal "
+            raise ConfigError(self.name, "stop-signal", f"{shown(values.stop_signal)} is not a signal "
                               "a service can handle", "a signal name such as SIGTERM, SIGINT "
                               "or SIGQUIT")
         return name
@@ -272,7 +272,7 @@ class Recipe(Recipe):
         for line in values.extra:
             key, sep, _ = line.partition("=")
             if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", key.strip()):
-                raise ConfigError(self.name, "extra", f"{line!r} is not a Key=value setting",
+                raise ConfigError(self.name, "extra", f"{shown(line)} is not a Key=value setting",
                                   "Key=value lines of the [Service] section")
         directory = self.layout.systemd_directory
         unit = f"{values.name}.service"

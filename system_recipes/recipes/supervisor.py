@@ -62,7 +62,7 @@ from supervisor import datatypes
 from supervisor.options import ClientOptions, ServerOptions, UnhosedConfigParser, expand
 
 from ..core import reload, report, run, validate
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe
 from ..core.schema import (
@@ -269,7 +269,7 @@ def _check_environment(escaped: dict[str, str], text: str) -> None:
     for key, value in escaped.items():
         wanted = expand(value, dummy, key)
         if got.get(key) != wanted:
-            raise ValueError(f"{key}: supervisor would read {got.get(key)!r}, not {wanted!r}")
+            raise ValueError(f"{key}: supervisor would read {shown(got.get(key))}, not {shown(wanted)}")
 
 
 def read_back(section: str, text: str, sections: dict[str, list[tuple[str, str]]]) -> None:
@@ -281,7 +281,7 @@ def read_back(section: str, text: str, sections: dict[str, list[tuple[str, str]]
         for key, value in lines:
             got = parser.get(header, key, fallback=None)
             if got != value:
-                raise ConfigError(section, key, f"supervisor would read {got!r} "
+                raise ConfigError(section, key, f"supervisor would read {shown(got)} "
                                   "(' ;' and ' #' start a comment in supervisor's files)",
                                   "a value without ' ;' or ' #'")
 
