@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .errors import PROBLEM, clip, shown
 from .model import Check, FileSpec
 
 SBIN_PATH = os.pathsep.join(["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
@@ -29,11 +30,74 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Problem:
+    """A validator's complaint about one line of a file, with the option that wrote that line
+    (see :func:`trace`), so the error names what the user wrote rather than a generated file."""
+
+    message: str
+    line: int | None = None
+    option: str | None = None
+    text: str = ""  # the line itself, as written in the file
+
+
+@dataclass(frozen=True)
 class Finding:
     part: str
     path: str
     message: str
     fatal: bool
+    line: int | None = None
+    option: str | None = None
+    text: str = ""
+
+    def __str__(self) -> str:
+        """``[part] option: message (line N of PATH: 'text')``, or ``[part] PATH: message``
+        when no option wrote the line. Tool output is clipped: it may echo a whole value."""
+        message = clip(self.message, PROBLEM)
+        if self.line is None:
+            return f"[{self.part}] {self.path}: {message}"
+        where = f"line {self.line} of {self.path}" if self.option else f"line {self.line}"
+        where += f": {shown(self.text)}" if self.text else ""
+        if self.option:
+            return f"[{self.part}] {self.option}: {message} ({where})"
+        return f"[{self.part}] {self.path}: {message} ({where})"
+
+
+def _normal(line: str) -> str:
+    return " ".join(line.split())
+
+
+def trace(content: bytes | str, claims: list[tuple[str, str]]) -> tuple[str, ...]:
+    """The option that wrote each line of a rendered file (``""``: the template itself).
+
+    ``claims`` are ``(option, line)`` in the order the template writes them; each claims the
+    next line of the file with the same text (blanks are not compared). The file is matched,
+    not counted, so a template that adds or drops lines still maps every claimed line right;
+    an unclaimed line (a header, a brace) belongs to no option.
+    """
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+    lines = [_normal(line) for line in text.split("\n")]
+    origins = [""] * len(lines)
+    position = 0
+    for option, line in claims:
+        wanted = _normal(line)
+        if not wanted:
+            continue
+        for number in range(position, len(lines)):
+            if lines[number] == wanted and not origins[number]:
+                origins[number] = option
+                position = number + 1
+                break
+    return tuple(origins)
+
+
+def locate(message: str, content: bytes | str, number: int, origins: tuple[str, ...]) -> Problem:
+    """A tool's ``message`` about line ``number`` (1-based) of ``content``."""
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+    lines = text.split("\n")
+    line = lines[number - 1].strip() if 0 < number <= len(lines) else ""
+    option = origins[number - 1] if 0 < number <= len(origins) else ""
+    return Problem(message, number, option or None, line)
 
 
 class Validator:
@@ -42,8 +106,9 @@ class Validator:
     name = ""
     tools: tuple[str, ...] = ()
 
-    def check(self, items: list[Item]) -> dict[int, str]:
-        """Map item index -> error message for every item the tool rejects."""
+    def check(self, items: list[Item]) -> dict[int, str | Problem]:
+        """Map item index -> error message (or a :class:`Problem` naming a line) for every item
+        the tool rejects."""
         raise NotImplementedError
 
 
@@ -71,7 +136,7 @@ def run_tool(command: list[str], **kwargs) -> subprocess.CompletedProcess:
 class Validation:
     def __init__(self, mode: str):
         self.mode = mode  # required, warn, off
-        self._cache: dict[tuple, str | None] = {}
+        self._cache: dict[tuple, str | Problem | None] = {}
 
     def run(self, items: list[Item]) -> list[Finding]:
         if self.mode == "off":
@@ -82,7 +147,7 @@ class Validation:
             key = (item.check, item.file.sha256, item.file.path)
             if key in self._cache:
                 if self._cache[key]:
-                    findings.append(Finding(item.part, item.file.path, self._cache[key], True))
+                    findings.append(finding(item, self._cache[key]))
                 continue
             by_validator.setdefault(item.check.validator, []).append(item)
         for name, batch in by_validator.items():
@@ -101,8 +166,15 @@ class Validation:
                 message = errors.get(index)
                 self._cache[(item.check, item.file.sha256, item.file.path)] = message
                 if message:
-                    findings.append(Finding(item.part, item.file.path, message, True))
+                    findings.append(finding(item, message))
         return findings
+
+
+def finding(item: Item, message: str | Problem) -> Finding:
+    if isinstance(message, Problem):
+        return Finding(item.part, item.file.path, message.message, True, message.line,
+                       message.option, message.text)
+    return Finding(item.part, item.file.path, message, True)
 
 
 def first_error_line(output: str, markers: tuple[str, ...] = ("error",)) -> str | None:
