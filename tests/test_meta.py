@@ -188,6 +188,33 @@ def test_bad_meta_options_are_one_line_and_change_nothing(scratch, extra, option
     assert outside_state(scratch) == before
 
 
+@pytest.mark.parametrize("extra, refine, option, fragments", [
+    # a value substituted into the check: named as [hello] check, ${...} expanded
+    ("", "[hello-config]\nport = 0\n", "check", ("'http 0 /'",)),
+    ("cron = 61 3 * * * /bin/true", "", "cron", ("[hello-cron] entries",)),
+    ("user = Bad-User", "", "user", ("Bad-User",)),
+    ("directory = relative/dir", "", "directory", ("[hello-supervisor] directory",)),
+])
+def test_errors_in_generated_sections_name_what_the_user_wrote(scratch, extra, refine, option,
+                                                                fragments):
+    path = profile(scratch, extra=extra)
+    if refine:
+        scratch.write(open(path).read().replace("[hello-config]\nport = 8765\n", refine))
+    before = outside_state(scratch)
+    for result in (scratch.buildout(), scratch.plan()):
+        line = one_error_line(result).removeprefix("Error: ")
+        assert line.startswith(f"[hello] {option}:"), line
+        assert "${" not in line and all(f in line for f in fragments), line
+    assert outside_state(scratch) == before
+
+
+def test_a_refined_generated_option_is_blamed_where_it_was_written(scratch):
+    path = profile(scratch)
+    scratch.write(open(path).read() + "\n[hello-logrotate]\nrotate = many\n")
+    line = one_error_line(scratch.buildout()).removeprefix("Error: ")
+    assert line.startswith("[hello-logrotate] rotate:"), line
+
+
 def test_missing_command_and_clashing_section(scratch):
     path = profile(scratch)
     text = open(path).read()

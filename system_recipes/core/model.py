@@ -10,6 +10,12 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: buildout attribute set by meta-recipe expansion: (generated section, option) -> (meta
+#: section, meta option or None) for every generated value the profile did not refine, and
+#: (generated section, None) -> (meta section, None): errors name what the operator wrote
+GENERATED_FROM = "_system_recipes_generated_from"
+
+
 @dataclass(frozen=True)
 class Reload:
     """A daemon action run once per run, after commit, when a file that asks for it changed."""

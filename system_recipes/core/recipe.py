@@ -13,8 +13,24 @@ import zc.buildout
 
 from . import render, run
 from .errors import ConfigError
-from .model import PartSpec
+from .model import GENERATED_FROM, PartSpec
 from .schema import Schema, Values, unescape
+
+
+def blamed(buildout, error: ConfigError) -> ConfigError:
+    """An error in a generated section names the section and option the user wrote (``[shop]
+    check``, not ``[shop-nrpe] checks``); the generated place stays in the message."""
+    table = getattr(buildout, GENERATED_FROM, {})
+    origin = table.get((error.section, error.option)) or (
+        table.get((error.section, None)) if error.option is None else None)
+    if origin is None:
+        return error
+    meta, option = origin
+    where = f"[{error.section}] {error.option}" if error.option else f"[{error.section}]"
+    blamed = ConfigError(meta, option, f"{error.problem} (in the generated {where})",
+                         error.expected)
+    blamed.generated = (error.section, error.option)
+    return blamed
 
 
 class Recipe:
@@ -34,12 +50,15 @@ class Recipe:
         self.run = active
         self.settings = active.settings
         self.layout = self.settings.layout
-        self.values: Values = self.schema.parse(name, options, ignore=set(self.exposed))
-        for key in self.exposed:
-            value = self.values.get(key)
-            options[key] = _option_text(value)
-        self.spec = PartSpec(name=name, recipe=self.recipe_name)
-        self.build(self.spec, self.values)
+        try:
+            self.values: Values = self.schema.parse(name, options, ignore=set(self.exposed))
+            for key in self.exposed:
+                value = self.values.get(key)
+                options[key] = _option_text(value)
+            self.spec = PartSpec(name=name, recipe=self.recipe_name)
+            self.build(self.spec, self.values)
+        except ConfigError as error:
+            raise blamed(buildout, error) from None
         active.declare(self.spec)
 
     def build(self, spec: PartSpec, values: Values) -> None:
@@ -48,17 +67,23 @@ class Recipe:
     # -- helpers for subclasses ------------------------------------------------------------
     def render(self, template: str, context: dict, option: str = "template",
                inline: bool = False) -> bytes:
+        template, search = self.locate(template, option, inline)
+        try:
+            text = render.render(template, context, search, inline=inline)
+        except render.RenderError as error:
+            raise ConfigError(self.name, option, str(error)) from None
+        return text.encode("utf-8")
+
+    def locate(self, template: str, option: str = "template",
+               inline: bool = False) -> tuple[str, tuple[str, ...]]:
+        """The name to ask jinja2 for, and where it searches (a path is its own directory)."""
         search = self.search_path(option)
         if not inline and ("/" in template):
             base = self.profile_directory(option) or self.settings.buildout_directory
             full = os.path.join(base, template)
             search = (os.path.dirname(full),) + search
             template = os.path.basename(full)
-        try:
-            text = render.render(template, context, search, inline=inline)
-        except render.RenderError as error:
-            raise ConfigError(self.name, option, str(error)) from None
-        return text.encode("utf-8")
+        return template, search
 
     def profile_directory(self, option: str) -> str | None:
         """The directory of the configuration file that set ``option`` (buildout 6 has no

@@ -21,7 +21,7 @@ from . import accounts, fsops, reload, report
 from .errors import ConfigError, RunError
 from .journal import Journal
 from .manifest import MANIFEST_NAME, Manifest
-from .model import PartSpec
+from .model import GENERATED_FROM, PartSpec
 from .plan import Action, Plan, Planner
 from .settings import Settings, settings_from_buildout
 from .validate import Item, Validation
@@ -167,7 +167,9 @@ class Run:
         items = [Item(a.part, a.file, check) for a in plan.actions
                  if a.file is not None and a.verb in ("create", "update") for check in a.file.checks]
         findings = self.validation.run(items)
-        errors = [str(f) for f in findings if f.fatal]
+        generated = getattr(self.buildout, GENERATED_FROM, {})
+        errors = [f"[{generated[(f.part, None)][0]}] in the generated {f}"
+                  if (f.part, None) in generated else str(f) for f in findings if f.fatal]
         for f in findings:
             if not f.fatal:
                 report.say(f"system-recipes: warning: {f}")

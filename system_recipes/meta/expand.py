@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from zc.buildout.buildout import SectionKey
 
 from ..core.errors import ConfigError
+from ..core.model import GENERATED_FROM
 
 #: recipe name -> module defining ``generate(name, raw) -> Expansion``
 META_RECIPES = {"system_recipes:service": "system_recipes.meta.service"}
@@ -35,6 +36,8 @@ class Expansion:
     exposed: dict[str, str] = field(default_factory=dict)
     #: generated option -> the meta option it was taken from (for the source annotation)
     origins: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: generated option -> the meta option its value is made from (errors name that one)
+    blame: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def meta_sections(buildout) -> list[tuple[str, str]]:
@@ -70,7 +73,11 @@ def expand(buildout) -> dict[str, Expansion]:
                 raise ConfigError(name, None, f"generates [{section}], which [{generated_by[section]}]"
                                   " generates too", "distinct service names")
             generated_by[section] = name
+            refined = set(buildout._raw.get(section, {}))
+            if section in getattr(buildout, GENERATED, {}):
+                refined = set()  # expanded already: its profile refinements were recorded
             _merge(buildout, name, section, options, expansion)
+            _record_blame(buildout, name, section, options, refined, expansion)
         raw = buildout._raw[name]
         for option, value in expansion.exposed.items():
             if option not in raw:
@@ -113,6 +120,20 @@ def _merge(buildout, meta: str, section: str, options: dict[str, str],
             if meta_key is not None:
                 where = meta_key.source  # found beside the file that set it (templates)
         _annotate(buildout, section, option, value, where)
+
+
+def _record_blame(buildout, meta: str, section: str, options: dict[str, str],
+                  refined: set[str], expansion: Expansion) -> None:
+    """Which option of ``meta`` each generated value comes from, unless the profile refined it
+    (then the error is in the profile's own section, as written)."""
+    table = getattr(buildout, GENERATED_FROM, None)
+    if table is None:
+        table = {}
+        setattr(buildout, GENERATED_FROM, table)
+    table[(section, None)] = (meta, None)
+    for option in options:
+        if option not in refined:
+            table[(section, option)] = (meta, expansion.blame.get((section, option)))
 
 
 def _annotate(buildout, section: str, option: str, value: str, source: str) -> None:

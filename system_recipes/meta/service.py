@@ -119,6 +119,22 @@ SCHEMA = Schema([
 ])
 
 
+#: generated option -> the service option it is made from, per generated section: an error in
+#: a generated value names the option the operator wrote
+TAKEN_FROM = {
+    "package": {"name": "package", "restart": "restart-on-change"},
+    "deployment": {"name": "name", "user": "user", "group": "group"},
+    "config": {"template": "config", "restart": "restart-on-change"},
+    "supervisor": {"name": "name", "command": "command", "user": "user",
+                   "directory": "directory", "environment": "environment"},
+    "runscript": {"name": "name", "command": "command", "user": "user", "group": "group",
+                  "working-directory": "directory", "environment": "environment", "kind": "run"},
+    "logrotate": {"name": "name", "paths": "logs", "postrotate": "reopen", "su": "user"},
+    "cron": {"name": "name", "entries": "cron", "user": "user"},
+    "nrpe": {"name": "name", "checks": "check"},
+}
+
+
 def parse_check(text: str) -> tuple[str, ...]:
     """``http PORT [PATH]`` / ``tcp PORT`` / ``none`` -> words; raises ValueError."""
     words = tuple(text.split())
@@ -194,6 +210,9 @@ def generate(name: str, raw: dict[str, str], buildout) -> Expansion:
         out.sections[section] = {k: v for k, v in options.items() if v is not None}
         for option, meta_option in (origins or {}).items():
             out.origins[(section, option)] = meta_option
+        for option, meta_option in TAKEN_FROM.get(suffix, {}).items():
+            if meta_option in raw or meta_option == "name":
+                out.blame[(section, option)] = meta_option
 
     # what restarts the program when its config file or package changed (run kinds' names)
     restart = None
