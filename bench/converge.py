@@ -127,7 +127,9 @@ def service_sections(svc: dict, real: dict[str, bool]) -> list[tuple[str, dict[s
             continue
         template, path = stand_in_paths[kind]
         options = {"recipe": "system_recipes:template", "path": path, "template": template,
-                   "service": name, "minute": str(svc["minute"])}
+                   "service": name}
+        if kind == "cron":  # a template part refuses an option its template does not use
+            options["minute"] = str(svc["minute"])
         if kind == "supervisor":
             options["app-port"] = port
         sections.insert(KINDS.index(kind), (f"{name}-{kind}", options))

@@ -11,6 +11,7 @@ import os
 import zc.buildout.buildout
 
 from .core import run
+from .core.recipe_names import check_recipe_names
 from .core.settings import settings_from_buildout
 from .meta.expand import expand
 
@@ -96,6 +97,7 @@ def _sign_recipes_once(buildout) -> None:
 
 
 def load(buildout) -> None:
+    check_recipe_names(buildout)  # a misspelled system_recipes:NAME: one line, not a traceback
     settings = settings_from_buildout(buildout)
     active = run.Run(buildout, settings, mode="apply")
     active.acquire()

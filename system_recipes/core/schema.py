@@ -11,6 +11,7 @@ generated from the same declarations (``system-recipes docs``).
 
 from __future__ import annotations
 
+import difflib
 import posixpath
 import re
 from collections.abc import Callable, Mapping
@@ -276,8 +277,7 @@ class Schema:
         known = set(self.options) | IGNORED_OPTIONS | set(ignore)
         unknown = sorted(k for k in raw if k not in known and not k.startswith("_"))
         if unknown and not self.extra:
-            close = ", ".join(sorted(self.options))
-            raise ConfigError(section, unknown[0], "unknown option", f"one of {close}")
+            raise unknown_option(section, unknown[0], sorted(self.options))
         for name, option in self.options.items():
             if name in raw:
                 try:
@@ -310,6 +310,20 @@ class Schema:
         if self.extra:
             lines += ["", self.extra_help or "Other options are accepted."]
         return "\n".join(lines) + "\n"
+
+
+def did_you_mean(word: str, candidates) -> str | None:
+    """The closest of ``candidates`` to a misspelled ``word`` (``secrte`` -> ``secret``)."""
+    close = difflib.get_close_matches(word, list(candidates), n=1)
+    return close[0] if close else None
+
+
+def unknown_option(section: str, option: str, known: list[str]) -> ConfigError:
+    """``[web] rotat: unknown option (did you mean 'rotate'?)``, else the list of options."""
+    guess = did_you_mean(option, known)
+    if guess:
+        return ConfigError(section, option, f"unknown option (did you mean {guess!r}?)")
+    return ConfigError(section, option, "unknown option", f"one of {', '.join(known)}")
 
 
 # -- options many recipes share -----------------------------------------------------------------

@@ -2,8 +2,11 @@
 
 Template variables: this section's options (``log-directory`` is also ``log_directory``),
 ``sections`` for other sections (``{{ sections.app.port }}``) and ``settings`` (``root``,
-``layout``). Undefined variables are errors. ``secret = true`` makes the file 0600 by default
-and keeps its content out of every log and diff.
+``layout``). Undefined variables are errors, and so is an option the template never uses: a
+misspelled ``secrte = true`` would otherwise become a template variable and leave the file
+un-secret (``[app-config] secrte: not used by the template (did you mean 'secret'?)``).
+``secret = true`` makes the file 0600 by default and keeps its content out of every log and
+diff (and ``system-recipes explain`` masks its template variables).
 
 Example::
 
@@ -19,7 +22,7 @@ Example::
 
 from __future__ import annotations
 
-from ..core import reload
+from ..core import reload, render
 from ..core.errors import ConfigError
 from ..core.model import FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe
@@ -33,6 +36,7 @@ from ..core.schema import (
     Schema,
     Text,
     Values,
+    did_you_mean,
     force_option,
 )
 
@@ -75,6 +79,10 @@ class Recipe(Recipe):
         if bool(values.template) == bool(values.text):
             raise ConfigError(self.name, "template", "set exactly one of template and text",
                               "template = NAME or text = ...")
+        if values.text:
+            self.check_variables_used(values, values.text, "text", inline=True)
+        else:
+            self.check_variables_used(values, values.template, "template")
         context = {key: value for key, value in values.items()}
         context.update({key.replace("-", "_"): value for key, value in values.items()})
         context.update(sections=self.sections(), settings=self.settings,
@@ -92,3 +100,34 @@ class Recipe(Recipe):
             reloads=([Reload("command", values.on_change)] if values.on_change else [])
             + values.restart,
         ))
+
+    def check_variables_used(self, values: Values, template: str, option: str,
+                             inline: bool = False) -> None:
+        """Every option that is not the recipe's own is a template variable: one the template
+        never reads is a mistake (most often a misspelled recipe option)."""
+        extras = sorted(key for key in values if key not in SCHEMA.options)
+        if not extras:
+            return
+        name, search = self.locate(template, option, inline)
+        try:
+            names = render.names_used(name, search, inline=inline)
+        except render.RenderError as error:
+            raise ConfigError(self.name, option, str(error)) from None
+        own = [reads for section, reads in names.section_options.items()
+               if section in (self.name, "*") or section.replace("_", "-") == self.name]
+        if not names.complete or any(reads is None for reads in own):
+            return  # an include by a computed name, or this section read whole: cannot tell
+        used = set(names.variables).union(*own)
+        for key in extras:
+            if key in used or key.replace("-", "_") in used:
+                continue
+            variables = sorted(v for v in names.variables
+                               if v not in ("sections", "settings", "layout"))
+            guess = did_you_mean(key, list(SCHEMA.options) + variables)
+            if guess:
+                raise ConfigError(self.name, key,
+                                  f"not used by the template (did you mean {guess!r}?)")
+            shown = "inline text" if inline else name
+            raise ConfigError(self.name, key, "not used by the template",
+                              f"an option of the recipe or a variable {shown} uses"
+                              + (f": {', '.join(variables)[:100]}" if variables else ""))
