@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             from .docs import write_reference
 
             return write_reference(args.output, check=args.check)
-        if args.command in ("release", "rpm"):
+        if args.command in ("release", "rpm", "profiles"):
             return run_release_command(args)
     except zc.buildout.UserError as error:
         print(f"Error: {error}", file=sys.stderr)
@@ -123,6 +123,8 @@ def run_plan(config: str, assignments: list[str], quiet: bool = False) -> int:
 
 
 def _release_commands(commands) -> None:
+    commands.add_parser("profiles", help="print the directory of the shipped profiles "
+                                         "(base.cfg, roles/) that a host.cfg extends")
     release = commands.add_parser(
         "release", help="build NAME-VERSION.tar.gz: the application, every distribution it "
                         "needs, zc.buildout and an offline install script")
@@ -158,7 +160,11 @@ def _release_commands(commands) -> None:
 
 
 def run_release_command(args) -> int:
-    if args.command == "release":
+    if args.command == "profiles":
+        from .shipped import profiles_directory
+
+        path = profiles_directory()
+    elif args.command == "release":
         from .release.tarball import build_release
 
         path = build_release(args.path, args.output, find_links=args.find_links,

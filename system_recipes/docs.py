@@ -12,8 +12,17 @@ from .core.settings import SCHEMA as SETTINGS_SCHEMA
 RECIPES = ("deployment", "template", "runscript", "cron", "logrotate", "supervisor", "nrpe",
            "nagios", "package")
 META_RECIPES = ("service",)
-DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
-                       "recipes")
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def default_directory() -> str:
+    """The checkout's docs/recipes when this copy runs from a source tree (an editable install),
+    else docs/recipes below the current directory: an installed copy must never write into
+    its own site-packages (a package manager owns those files)."""
+    if os.path.isfile(os.path.join(CHECKOUT, "setup.cfg")) and \
+            os.path.isdir(os.path.join(CHECKOUT, "docs")):
+        return os.path.join(CHECKOUT, "docs", "recipes")
+    return os.path.join("docs", "recipes")
 
 
 def pages() -> dict[str, str]:
@@ -41,7 +50,7 @@ def to_markdown(doc: str) -> str:
 
 
 def write_reference(directory: str | None, check: bool = False) -> int:
-    directory = directory or DEFAULT
+    directory = directory or default_directory()
     stale = []
     for name, text in pages().items():
         path = os.path.join(directory, name)

@@ -323,3 +323,14 @@ def test_property_run_and_check_give_a_clean_error_or_usable_sections(run, check
         parsed = nrpe.parse_check(checks, "/usr/lib/nagios/plugins")
         assert parsed.name == f"check_svc_{check.split()[0]}"
         assert "-p" in parsed.arguments and "-w" in parsed.arguments
+
+
+def test_buildout_install_of_a_service_section_installs_what_it_expands_into(scratch):
+    profile(scratch)
+    out = ok(scratch.buildout("install", "hello")).stdout
+    for path in GENERATED:
+        assert scratch.exists(path), (path, out)
+    assert said(out, "hello-config", "created") and said(out, "hello-nrpe", "created"), out
+    # the full run that follows finds everything in place
+    out = ok(scratch.buildout()).stdout
+    assert "0 created, 0 updated, 0 removed" in out, out

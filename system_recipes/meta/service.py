@@ -74,7 +74,7 @@ from ..core.schema import (
     inline_comment_hint,
     section_name,
 )
-from .expand import Expansion
+from .expand import GENERATED, Expansion
 
 RUN_KINDS = ("supervisor", "systemd", "sysv")
 CHECK_SYNTAX = "http PORT [PATH], tcp PORT, or none"
@@ -289,8 +289,19 @@ class Recipe:
         except ValueError as error:
             raise ConfigError(name, "check", str(error), CHECK_SYNTAX) from None
         self.values = values
+        self.buildout, self.name = buildout, name
 
     def install(self):
+        """Stage what the section generated: ``buildout install NAME`` names only this part,
+        and buildout installs exactly the parts it is given (a full run stages them anyway)."""
+        active = run.current(self.buildout)
+        generated = [section for section, meta in getattr(self.buildout, GENERATED, {}).items()
+                     if meta == self.name]
+        for section in generated:
+            self.buildout[section]  # constructs its recipe, which declares its files
+        for section in generated:
+            if section in active.declared:
+                active.stage(section)
         return ()
 
     update = install

@@ -74,14 +74,15 @@ def copy_source(source: str, target: str) -> str:
 
 def copy_system_recipes(source: str, target: str) -> str:
     """Only what system-recipes' own build reads: the top-level files (setup.cfg, pyproject.toml,
-    README.md...), the package and the templates; a checkout also holds benchmarks and scratch
-    trees that have no place in a wheel and would make every release slow."""
+    README.md, LICENSE...), the package, the templates and the profiles; a checkout also holds
+    benchmarks and scratch trees that have no place in a wheel and would make every release
+    slow."""
     os.makedirs(target)
     for name in sorted(os.listdir(source)):
         full = os.path.join(source, name)
         if os.path.isfile(full):
             shutil.copy2(full, os.path.join(target, name))
-        elif name in ("system_recipes", "templates"):
+        elif name in ("system_recipes", "templates", "profiles"):
             shutil.copytree(full, os.path.join(target, name), ignore=BUILD_LEFTOVERS)
     return target
 
