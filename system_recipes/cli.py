@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import logging
 import os
 import shutil
@@ -14,9 +15,29 @@ import zc.buildout
 
 from .core import report
 
+#: exit statuses (README "Exit statuses"): plan's 2 means "changes pending", so a usage error
+#: is 1 like any other error, not argparse's 2
+EXIT_ERROR = 1
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer killed by a closed pipe
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="system-recipes")
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("system-recipes")
+    except importlib.metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(prog="system-recipes")
+    parser.add_argument("--version", action="version", version=f"system-recipes {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     plan = commands.add_parser("plan", help="show what `buildout -c CONFIG` would change")
     plan.add_argument("-c", "--config", default="buildout.cfg", help="the host configuration")
@@ -33,7 +54,25 @@ def main(argv: list[str] | None = None) -> int:
     docs.add_argument("--check", action="store_true",
                       help="exit 1 when the checked-in reference is stale")
     _release_commands(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; every failure is one line on stderr (README: exit statuses)."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # the reader went away (``| head``): stop quietly. Python would report the failed
+        # flush of stdout again at exit, so stdout is pointed at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "plan":
             return run_plan(args.config, args.assignments, quiet=args.quiet)
@@ -49,8 +88,21 @@ def main(argv: list[str] | None = None) -> int:
             return run_release_command(args)
     except zc.buildout.UserError as error:
         print(f"Error: {error}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
+    except OSError as error:
+        if isinstance(error, BrokenPipeError):
+            raise
+        # a file named on the command line that is missing, a directory, unreadable...
+        print(f"Error: {_os_error(error)}", file=sys.stderr)
+        return EXIT_ERROR
     return 0
+
+
+def _os_error(error: OSError) -> str:
+    text = error.strerror or str(error)
+    if error.filename is not None:
+        return f"{error.filename}: {text}"
+    return text
 
 
 def _cloptions(assignments: list[str]) -> list[tuple[str, str, str]]:
@@ -92,13 +144,43 @@ def loaded(config: str, assignments: list[str] | None = None):
     touching the disk: buildout creates its eggs directory when it loads, so that is scratch."""
     from zc.buildout.buildout import Buildout
 
+    from .core.recipe_names import check_recipe_names
+
     scratch = tempfile.mkdtemp(prefix="system-recipes-")
     try:
         options = _cloptions(assignments or []) + [("buildout", "eggs-directory", scratch),
                                                    ("buildout", "log-level", "WARNING")]
-        yield Buildout(os.path.abspath(config), options, use_user_defaults=False)
+        try:
+            buildout = Buildout(os.path.abspath(config), options, use_user_defaults=False)
+        except UnicodeDecodeError as error:
+            raise zc.buildout.UserError(undecodable(error, config)) from None
+        check_recipe_names(buildout)  # as the extension does when buildout loads it
+        yield buildout
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def undecodable(error: UnicodeDecodeError, config: str) -> str:
+    """``host.cfg: byte 55 (line 3) is not UTF-8``: buildout reads every configuration file
+    (``extends`` included) as text and fails on the first undecodable byte with a traceback;
+    the file is the one its ``_open`` was reading, the offset is found again in the file."""
+    filename = config
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "_open" and "filename" in tb.tb_frame.f_locals:
+            filename = tb.tb_frame.f_locals["filename"]
+        tb = tb.tb_next
+    try:
+        with open(filename, "rb") as stream:
+            data = stream.read()
+        data.decode(error.encoding)
+    except UnicodeDecodeError as again:
+        line = data.count(b"\n", 0, again.start) + 1
+        return (f"{filename}: byte {again.start} (line {line}) is not {error.encoding}: "
+                f"{data[again.start:again.start + 1]!r} (expected a {error.encoding} text file)")
+    except OSError:
+        pass
+    return f"{filename}: not {error.encoding} ({error.reason}) (expected a {error.encoding} text file)"
 
 
 def run_plan(config: str, assignments: list[str], quiet: bool = False) -> int:
@@ -148,7 +230,7 @@ def _release_commands(commands) -> None:
                              ("summary", "one-line summary (default: the project's)"),
                              ("license", "license (default: the project's)"),
                              ("prefix", "install directory (default: /opt/NAME)"),
-                             ("host-config", "the host buildout %post runs "
+                             ("host-config", "the host buildout %%post runs "
                                              "(default: /etc/NAME/host.cfg)"),
                              ("python", "the Python the venv is made with (default: "
                                         "/usr/bin/python3)"),

@@ -56,6 +56,8 @@ def render(name_or_text: str, context: dict, search_path: tuple[str, ...], inlin
         return template.render(**context)
     except jinja2.TemplateNotFound as error:
         raise _not_found(error, search_path) from None
+    except UnicodeDecodeError as error:
+        raise _undecodable(name_or_text, error) from None
     except jinja2.UndefinedError as error:
         raise RenderError(f"{_message(error)} {_where(error)}".strip()) from None
     except jinja2.TemplateSyntaxError as error:
@@ -67,8 +69,16 @@ def render(name_or_text: str, context: dict, search_path: tuple[str, ...], inlin
 
 
 def _not_found(error: jinja2.TemplateNotFound, search_path: tuple[str, ...]) -> RenderError:
-    where = ", ".join(p for p in search_path if os.path.isdir(p))
+    where = ", ".join(dict.fromkeys(p for p in search_path if os.path.isdir(p)))
     return RenderError(f"template {error.name!r} not found in {where}")
+
+
+def _undecodable(name: str, error: UnicodeDecodeError) -> RenderError:
+    """jinja2 decodes a template file whole, so the error's offset is the file's."""
+    line = error.object[:error.start].count(b"\n") + 1
+    return RenderError(f"template {name!r}: byte {error.start} (line {line}) is not "
+                       f"{error.encoding}: {error.object[error.start:error.start + 1]!r} "
+                       f"(expected a {error.encoding} text file)")
 
 
 def _message(error: Exception) -> str:
@@ -130,6 +140,8 @@ def names_used(name_or_text: str, search_path: tuple[str, ...], inline: bool = F
             source = name if is_text else env.loader.get_source(env, name)[0]
         except jinja2.TemplateNotFound as error:
             raise _not_found(error, search_path) from None
+        except UnicodeDecodeError as error:
+            raise _undecodable(name, error) from None
         parsed = _parse(env, source)
         if parsed is None:
             continue  # a syntax error: rendering reports it

@@ -1,0 +1,184 @@
+"""The `system-recipes` command line: every subcommand's --help, --version, the exit statuses
+the README documents, and one line (never a traceback) for every mistake an operator can make
+on it: a missing or undecodable configuration, a closed pipe."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import subprocess
+
+import pytest
+from conftest import BASE_CFG, BUILDOUT, SYSTEM_RECIPES
+from test_core_run import one_error_line
+
+from system_recipes.cli import build_parser
+
+HOST = """
+[buildout]
+extends = {base}
+parts = app-config
+
+[system-recipes]
+root = {root}
+
+[app-config]
+recipe = system_recipes:template
+path = /etc/app/app.ini
+text = port = {{ port }}
+port = 8080
+"""
+
+
+SERVICE = """
+[buildout]
+extends = {base}
+parts = svc
+
+[system-recipes]
+root = {root}
+
+[svc]
+recipe = system_recipes:service
+command = /bin/sleep 1000
+"""
+
+
+def run(*args: str, cwd: str | None = None, **kwargs) -> subprocess.CompletedProcess:
+    if "stdout" not in kwargs:
+        kwargs["capture_output"] = True
+    return subprocess.run([SYSTEM_RECIPES, *args], text=True, cwd=cwd, timeout=300, **kwargs)
+
+
+def subcommands() -> list[str]:
+    """Every subcommand, as the parser knows them (a new one is tested without listing it)."""
+    parser = build_parser()
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(action.choices)
+
+
+def test_the_subcommands_are_found():
+    assert {"plan", "explain", "docs", "release", "rpm"} <= set(subcommands())
+
+
+@pytest.mark.parametrize("command", subcommands())
+def test_every_subcommand_has_help(command):
+    result = run(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: system-recipes {command}"), result.stdout
+    assert result.stderr == ""
+
+
+def test_help_and_version():
+    result = run("--help")
+    assert result.returncode == 0 and "{" in result.stdout and "--version" in result.stdout
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"system-recipes {importlib.metadata.version('system-recipes')}\n"
+
+
+def test_a_usage_error_is_exit_1_not_plans_2():
+    """plan's 2 means "changes pending": a usage error must not look like one."""
+    for args in (["plan", "--no-such-option"], ["no-such-command"], []):
+        result = run(*args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert "Traceback" not in result.stderr and "error:" in result.stderr
+
+
+def test_plan_exit_statuses(scratch):
+    scratch.write(HOST)
+    assert run("plan", "-c", "host.cfg", cwd=scratch.directory).returncode == 2  # some changes
+    converged = subprocess.run([BUILDOUT, "-c", "host.cfg"], cwd=scratch.directory,
+                               capture_output=True, text=True)
+    assert converged.returncode == 0, converged.stdout + converged.stderr
+    result = run("plan", "-c", "host.cfg", cwd=scratch.directory)
+    assert result.returncode == 0, result.stdout + result.stderr  # nothing to change
+    assert one_error_line(run("plan", "-c", "host.cfg", "app-config:mode=999",
+                              cwd=scratch.directory), "[app-config] mode:")
+    assert one_error_line(run("plan", "-c", "host.cfg", "nonsense",
+                              cwd=scratch.directory)).endswith("expected section:option=value")
+
+
+def test_explain_exit_statuses(scratch):
+    scratch.write(HOST)
+    assert run("explain", "-c", "host.cfg", cwd=scratch.directory).returncode == 0
+    assert one_error_line(run("explain", "-c", "host.cfg", "app-config", cwd=scratch.directory),
+                          "[app-config] is not a meta-recipe part")
+
+
+def test_docs_exit_statuses(tmp_path):
+    result = run("docs", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert os.path.isfile(tmp_path / "template.md")
+
+
+def test_release_and_rpm_bad_input_is_exit_1(tmp_path):
+    assert one_error_line(run("release", str(tmp_path / "nothing"), "-o", str(tmp_path)),
+                          "[release] path:")
+    assert one_error_line(run("rpm", str(tmp_path / "nothing.tar.gz"), "-o", str(tmp_path)),
+                          "[rpm] tarball:")
+
+
+@pytest.mark.parametrize("command", ["plan", "explain"])
+def test_a_missing_or_unreadable_configuration_is_one_line(command, tmp_path):
+    line = one_error_line(run(command, "-c", str(tmp_path / "nothing.cfg")))
+    assert str(tmp_path / "nothing.cfg") in line
+    assert one_error_line(run(command, "-c", str(tmp_path))) == \
+        f"Error: {tmp_path}: Is a directory"
+
+
+@pytest.mark.parametrize("command", ["plan", "explain"])
+def test_a_configuration_that_is_not_utf8_is_one_line(command, scratch):
+    host = scratch.write(HOST)
+    with open(host, "ab") as stream:
+        stream.write(b"# caf\xe9\n")
+    lines = open(host, "rb").read().splitlines()
+    offset = len(b"\n".join(lines[:-1])) + 1 + len(b"# caf")
+    assert one_error_line(run(command, "-c", host)) == (
+        f"Error: {host}: byte {offset} (line {len(lines)}) is not utf-8: b'\\xe9' "
+        "(expected a utf-8 text file)")
+    # in a file it extends
+    other = scratch.write(f"[buildout]\nextends = {host}\n", name="other.cfg")
+    assert one_error_line(run(command, "-c", other)).startswith(f"Error: {host}: byte {offset}")
+
+
+def test_buildout_itself_on_a_configuration_that_is_not_utf8(scratch):
+    """What the README says buildout prints (it parses before any extension loads)."""
+    host = scratch.write(HOST)
+    with open(host, "ab") as stream:
+        stream.write(b"# caf\xe9\n")
+    result = subprocess.run([BUILDOUT, "-c", host], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xe9" in result.stderr
+    with open(os.path.join(os.path.dirname(BASE_CFG), os.pardir, "README.md")) as stream:
+        assert "UnicodeDecodeError: 'utf-8' codec can't decode byte" in stream.read()
+
+
+def test_a_template_file_that_is_not_utf8_is_one_line(scratch):
+    os.makedirs(os.path.join(scratch.directory, "templates"))
+    with open(os.path.join(scratch.directory, "templates", "app.ini.j2"), "wb") as stream:
+        stream.write(b"port = {{ port }}\n# caf\xe9\n")
+    scratch.write(HOST.replace("text = port = {{ port }}", "template = app.ini.j2"))
+    assert one_error_line(run("plan", "-c", "host.cfg", cwd=scratch.directory)) == (
+        "Error: [app-config] template: template 'app.ini.j2': byte 23 (line 2) is not utf-8: "
+        "b'\\xe9' (expected a utf-8 text file)")
+
+
+@pytest.mark.parametrize("args", [["explain", "-c", "host.cfg"], ["plan", "-c", "host.cfg"],
+                                  ["--help"], ["plan", "--help"], ["docs", "-o", "DOCS"]])
+def test_a_closed_pipe_ends_quietly(scratch, tmp_path, args):
+    """`system-recipes explain ... | head`: the reader is gone before anything is written. The
+    output is dropped, no traceback; the exit status is the command's own (plan's 2 still
+    says "changes pending"), or 141 when the pipe closed before there was one."""
+    scratch.write(SERVICE)
+    args = [str(tmp_path) if a == "DOCS" else a for a in args]
+    expected = run(*args, cwd=scratch.directory).returncode
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = run(*args, cwd=scratch.directory, stdout=write, stderr=subprocess.PIPE)
+    finally:
+        os.close(write)
+    assert result.stderr == "", result.stderr
+    assert result.returncode in (expected, 141), (result.returncode, expected)
