@@ -6,6 +6,7 @@ commits nothing -- buildout's own ``installed.cfg`` included (see :class:`Instal
 
 from __future__ import annotations
 
+import logging
 import os
 
 import zc.buildout.buildout
@@ -96,16 +97,58 @@ def _sign_recipes_once(buildout) -> None:
     buildout._compute_part_signatures = compute
 
 
+class TruthfulBuildoutLog(logging.Filter):
+    """buildout's own lines, shown with -v, say what they mean: it uninstalls a part whose
+    options changed before it installs it again (an update, not a removal), and it names
+    directories with unresolved ``..``."""
+
+    def __init__(self, configured: set[str], existing: set[str]):
+        super().__init__()
+        self.configured, self.existing = configured, existing
+        self.updating = False  # inside the uninstall step of a part that is being updated
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        part = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        if record.msg == "Uninstalling %s.":
+            self.updating = part in self.configured
+            return not self.updating
+        if record.msg == "Running uninstall recipe." and self.updating:
+            return False
+        self.updating = False
+        if record.msg == "Installing %s." and part in self.existing:
+            record.msg = "Updating %s."
+        if record.msg == "Creating directory %r." and isinstance(part, str):
+            record.args = (os.path.normpath(part),)
+        return True
+
+
+def quiet_buildout(buildout, active: run.Run) -> None:
+    """Without -v a run prints one line per part and a summary: buildout's own lines
+    (``Installing X.``) only with -v, then made truthful."""
+    logger = logging.getLogger("zc.buildout")
+    for old in [f for f in logger.filters if isinstance(f, TruthfulBuildoutLog)]:
+        logger.removeFilter(old)
+    configured = set(buildout["buildout"].get("parts", "").split())
+    existing = set(active.manifest().parts)
+    existing |= {name for name, expansion in active.expansions.items()
+                 if existing.intersection(expansion.sections)}
+    logger.addFilter(TruthfulBuildoutLog(configured, existing))
+    if not active.verbose:
+        logger.setLevel(logging.WARNING)
+
+
 def load(buildout) -> None:
     check_recipe_names(buildout)  # a misspelled system_recipes:NAME: one line, not a traceback
     settings = settings_from_buildout(buildout)
     active = run.Run(buildout, settings, mode="apply")
     active.acquire()
     try:
-        expand(buildout)  # meta sections become level-1 sections before any part is built
+        # meta sections become level-1 sections before any part is built
+        active.expansions = expand(buildout)
     except Exception:
         active.release()
         raise
+    quiet_buildout(buildout, active)
     active.installed_state = InstalledState(buildout)
     _cache_recipe_loading()
     _sign_recipes_once(buildout)

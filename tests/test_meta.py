@@ -334,3 +334,25 @@ def test_buildout_install_of_a_service_section_installs_what_it_expands_into(scr
     # the full run that follows finds everything in place
     out = ok(scratch.buildout()).stdout
     assert "0 created, 0 updated, 0 removed" in out, out
+
+
+def test_a_run_prints_one_line_per_part_and_a_summary(scratch):
+    """buildout's own lines only with -v, and then they say what they mean."""
+    profile(scratch)
+    for run in (1, 2):  # the first run (buildout creates its directories) and a no-op
+        out = ok(scratch.buildout())
+        lines = out.stdout.splitlines()
+        assert lines[-1].startswith("system-recipes: "), out.stdout
+        assert all(line.startswith("  [") for line in lines[:-1]), out.stdout
+        assert out.stderr == "", out.stderr
+        assert said(out.stdout, "hello", "created" if run == 1 else "unchanged"), out.stdout
+    path = profile(scratch)
+    scratch.write(open(path).read().replace("port = 8765", "port = 8766"))
+    out = ok(scratch.buildout("-v")).stdout
+    assert "Updating hello-nrpe." in out and "Uninstalling" not in out, out
+    assert said(out, "hello", "updated") and said(out, "hello-nrpe", "updated"), out
+    assert "+command[check_hello_http]" in out  # -v shows the diffs
+    # dropping the service: buildout's Uninstalling lines are true now
+    scratch.write(open(path).read().replace("parts = hello", "parts ="))
+    out = ok(scratch.buildout("-v")).stdout
+    assert "Uninstalling hello-nrpe." in out and said(out, "hello-nrpe", "removed"), out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 
 from .plan import Action, Plan
@@ -14,7 +15,14 @@ LINK_VERBS = ("link", "relink", "unlink")
 
 
 def say(line: str) -> None:
-    print(line, file=sys.stdout, flush=True)
+    """Print one line. A reader that went away (``| head``) must not stop a run half-way
+    through its reloads: the rest of the output goes nowhere."""
+    try:
+        print(line, file=sys.stdout, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def diff(action: Action) -> str:
@@ -44,11 +52,16 @@ def describe(action: Action) -> str:
     return text
 
 
-def part_lines(plan: Plan, tense: str) -> list[str]:
-    """One line per part: ``  [web-logrotate] updated: update /etc/logrotate.d/web``."""
+def part_lines(plan: Plan, tense: str, expansions: dict | None = None) -> list[str]:
+    """One line per part: ``  [web-logrotate] updated: update /etc/logrotate.d/web``; a meta
+    section's line (before its generated parts) sums them up."""
     lines = []
-    width = max((len(p) for p in plan.parts), default=0) + 2
+    expansions = expansions or {}
+    width = max((len(p) for p in [*plan.parts, *expansions]), default=0) + 2
+    firsts = {next(iter(e.sections)): name for name, e in expansions.items() if e.sections}
     for part, status in plan.parts.items():
+        if part in firsts:
+            lines.append(_meta_line(plan, firsts[part], expansions[firsts[part]], width, tense))
         actions = plan.for_part(part) + [a for a in plan.drift if a.part == part]
         label = f"[{part}]".ljust(width)
         shown = status if tense == "past" else {"created": "create", "updated": "update",
@@ -56,6 +69,21 @@ def part_lines(plan: Plan, tense: str) -> list[str]:
         details = "; ".join(describe(a) for a in actions)
         lines.append(f"  {label} {shown}" + (f": {details}" if details else ""))
     return lines
+
+
+def _meta_line(plan: Plan, name: str, expansion, width: int, tense: str) -> str:
+    generated = [s for s in expansion.sections if s in plan.parts]
+    changed = [s for s in generated if plan.parts[s] != "unchanged"]
+    if not changed:
+        status = "unchanged"
+    elif all(plan.parts[s] == "created" for s in generated):
+        status = "created" if tense == "past" else "create"
+    else:
+        status = "updated" if tense == "past" else "update"
+    details = f"{len(generated)} generated parts"
+    if changed and status not in ("created", "create"):
+        details += f", changed: {', '.join(changed)}"
+    return f"  {f'[{name}]'.ljust(width)} {status}: {details}"
 
 
 def summary(plan: Plan, reloads: str, tense: str) -> str:

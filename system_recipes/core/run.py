@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import fcntl
-import logging
 import os
 import signal
 import time
@@ -57,6 +56,10 @@ class Run:
         self.last_plan: Plan | None = None
         self._manifest: Manifest | None = None
         self._declared_plan: tuple[dict[str, PartSpec], Plan] | None = None
+        #: meta section -> its expansion (set by whoever expands: the extension, plan)
+        self.expansions: dict = {}
+        #: buildout's -v: diffs and buildout's own lines are shown
+        self.verbose = _verbosity(buildout) > 0
         setattr(buildout, ATTRIBUTE, self)
         _LATEST[:] = [self]
 
@@ -187,13 +190,12 @@ class Run:
         else:
             plan = self.build_plan(dict(self.staged))
         self.last_plan = plan
-        verbose = getattr(self.buildout, "_log_level", logging.INFO) < logging.INFO
         if plan.changed or plan.adopted:
             self._apply(plan)
         self.protect_buildout_state()
-        for line in report.part_lines(plan, "past"):
+        for line in report.part_lines(plan, "past", self.expansions):
             report.say(line)
-        if verbose:
+        if self.verbose:
             for text in report.diffs(plan):
                 report.say(text.rstrip("\n"))
         done, problems = reload.perform(plan.reloads, self.settings)
@@ -351,6 +353,14 @@ class Run:
         installed = self.buildout["buildout"].get("installed")
         if installed and os.path.isfile(installed) and not os.path.islink(installed):
             os.chmod(installed, 0o600)
+
+
+def _verbosity(buildout) -> int:
+    """How many -v buildout was given (it adds 10 to ``verbosity`` per -v)."""
+    try:
+        return int(buildout["buildout"].get("verbosity", 0) or 0)
+    except (ValueError, TypeError, KeyError):
+        return 0
 
 
 def file_books(item) -> dict:

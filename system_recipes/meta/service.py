@@ -61,8 +61,8 @@ from ..core import run
 from ..core.errors import ConfigError
 from ..core.schema import (
     Account,
-    Bool,
     Assignments,
+    Bool,
     Choice,
     Line,
     Lines,
@@ -290,6 +290,8 @@ class Recipe:
             raise ConfigError(name, "check", str(error), CHECK_SYNTAX) from None
         self.values = values
         self.buildout, self.name = buildout, name
+        for key in exposed:
+            options.get(key)  # read for the sections it generated, not unused (buildout warns)
 
     def install(self):
         """Stage what the section generated: ``buildout install NAME`` names only this part,
