@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pathlib
 import shlex
 import shutil
 import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -319,8 +322,174 @@ def test_property_random_checks_give_a_clean_error_or_what_the_shell_runs(
         expected += ["-w", token[8:]] if token.startswith("warning=") else [token]
     commands, problems = nrpe.read_commands(content)
     assert problems == [] and list(commands) == [tokens[0]]
-    # NRPE hands the command line to /bin/sh: the plugin gets exactly those words
-    shown = subprocess.run(["sh", "-c", "printf '%s\\0' " + commands[tokens[0]]],
+    # NRPE expands its $ macros, then hands the command line to /bin/sh: the plugin gets
+    # exactly those words
+    shown = subprocess.run(["sh", "-c", "printf '%s\\0' " + nrpe.nrpe_macros(commands[tokens[0]])],
                            capture_output=True, text=True, check=True).stdout
     path = tokens[1] if "/" in tokens[1] else f"/usr/lib/nagios/plugins/{tokens[1]}"
     assert shown.split("\0")[:-1] == [path, *expected]
+
+
+# -- what reaches the plugin through a real NRPE --------------------------------------------
+ECHO_PLUGIN = """#!/usr/bin/python3
+import json, sys
+print(json.dumps(sys.argv[1:]))
+"""
+# words NRPE would change if written as they are ($ is its macro character)
+DOLLAR_WORDS = ["a$b", "$$", "q$", "$", "$ARG1", "ARG1$", "$ARG1 $", "$ARGx", "a$ARG1x$b",
+                "$(id)"]
+PLAIN_WORDS = ["$x$",  # NRPE happens to leave this one as it is
+               "it's", "sp ace", "50%", "`id`", '"dq"', "\u00e9", "-w", ""]
+
+
+class LiveNrpe:
+    """The machine's nrpe binary with a configuration of its own on a free loopback port."""
+
+    def __init__(self, directory, dont_blame: int):
+        self.directory, self.port = directory, free_port()
+        directory.mkdir(mode=0o755)  # read as the nagios user
+        self.include = directory / "nrpe.d"
+        self.include.mkdir()
+        self.config = directory / "nrpe.cfg"
+        self.config.write_text(
+            f"pid_file={directory}/nrpe.pid\nserver_port={self.port}\n"
+            "server_address=127.0.0.1\nallowed_hosts=127.0.0.1\nnrpe_user=nagios\n"
+            f"nrpe_group=nagios\ndont_blame_nrpe={dont_blame}\ncommand_timeout=10\n"
+            f"include_dir={self.include}/\n")
+        self.pid = None
+
+    def start(self, commands: str) -> None:
+        (self.include / "checks.cfg").write_text(commands)
+        subprocess.run(["/usr/sbin/nrpe", "-c", str(self.config), "-d"], check=True)
+        wait_port(self.port)
+        self.pid = int((self.directory / "nrpe.pid").read_text().split()[0])
+
+    def words(self, command: str, broken: bool = False) -> list[str] | None:
+        """The argv the plugin got for ``command``; None when the shell could not run the
+        line NRPE made of it (``broken`` says that is expected)."""
+        result = subprocess.run([CHECK_NRPE, "-H", "127.0.0.1", "-p", str(self.port), "-c",
+                                 command], capture_output=True, text=True, timeout=30)
+        if broken and result.returncode == 3 and "Unable to read output" in result.stdout:
+            return None
+        assert result.returncode == 0, result.stdout + result.stderr
+        return json.loads(result.stdout)
+
+    def stop(self) -> None:
+        kill(self.pid)
+
+
+@pytest.fixture
+def echo_root():
+    """A scratch root holding the echo plugin at the same path as this machine (NRPE runs it
+    from there, as the nagios user: a directory of /tmp it can reach), and NRPE's main
+    configuration for the recipe to read."""
+    top = tempfile.mkdtemp(prefix="system-recipes-nrpe-")
+    os.chmod(top, 0o755)
+    plugin = os.path.join(top, "echo-args")
+    with open(plugin, "w") as stream:
+        stream.write(ECHO_PLUGIN)
+    os.chmod(plugin, 0o755)
+    root = make_scratch_root(os.path.join(top, "root"))
+    below = os.path.join(root, plugin.lstrip("/"))
+    os.makedirs(os.path.dirname(below))
+    shutil.copy2(plugin, below)
+    os.makedirs(os.path.join(root, "etc/nagios"))
+    try:
+        yield root, plugin, pathlib.Path(top)
+    finally:
+        shutil.rmtree(top)
+
+
+def server_config(root: str, text: str, name: str = "nrpe.cfg") -> None:
+    path = os.path.join(root, "etc/nagios", name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as stream:
+        stream.write(text)
+
+
+def test_a_real_nrpe_gives_the_plugin_exactly_the_words_written(echo_root):
+    root, plugin, top = echo_root
+    server_config(root, "dont_blame_nrpe=0\n")
+    words = DOLLAR_WORDS + PLAIN_WORDS
+    checks = "\n".join(f"check_{i} {plugin} {shlex.quote(w)}" for i, w in enumerate(words))
+    # buildout's own escape: $$ in the profile is $
+    content = declare(nrpe, root, {"checks": checks.replace("$", "$$")}).decode()
+    live = LiveNrpe(top / "live", dont_blame=0)
+    # the same words written as they are, without the recipe's escaping: NRPE changes them
+    naive = "".join(f"command[naive_{i}]={shlex.join([plugin, w])}\n"
+                    for i, w in enumerate(words))
+    live.start(content + naive)
+    try:
+        for i, word in enumerate(words):
+            assert live.words(f"check_{i}") == [word], word
+            # the model of NRPE's macro processing is what the real NRPE does ...
+            try:
+                expected = shlex.split(nrpe.nrpe_macros(shlex.join([plugin, word])))[1:]
+            except ValueError:  # the macro ate a quote: the shell refuses the line
+                expected = None
+            got = live.words(f"naive_{i}", broken=expected is None)
+            assert got == expected, word
+            # ... and every word holding a $ would have been changed
+            assert (got != [word]) == (word in DOLLAR_WORDS), (word, got)
+    finally:
+        live.stop()
+
+
+@pytest.mark.parametrize("files", [
+    {"nrpe.cfg": "dont_blame_nrpe=0\n"},
+    {"nrpe.cfg": "server_port=5666\n"},  # NRPE's default
+    # the last value NRPE reads wins: an include after the main setting
+    {"nrpe.cfg": "dont_blame_nrpe=1\ninclude=/etc/nagios/local.cfg\n",
+     "local.cfg": "dont_blame_nrpe=0\n"},
+])
+def test_arg_macros_are_refused_when_nrpe_passes_no_arguments(echo_root, files):
+    root, plugin, _ = echo_root
+    for name, text in files.items():
+        server_config(root, text, name)
+    with pytest.raises(ConfigError) as raised:
+        declare(nrpe, root, {"checks": f"check_x {plugin} -H $$ARG1$$"})
+    assert str(raised.value).startswith(
+        "[part] checks: check_x: '$ARG1$' would reach the plugin as an empty string: the "
+        "server has dont_blame_nrpe=0"), raised.value
+
+
+def test_debians_nrpe_never_passes_arguments_even_with_dont_blame_nrpe_1(echo_root):
+    """Debian builds nrpe without command arguments: dont_blame_nrpe=1 changes nothing."""
+    root, plugin, top = echo_root
+    server_config(root, "include_dir=/etc/nagios/nrpe.d/\n")
+    server_config(root, "dont_blame_nrpe=1\n", "nrpe.d/args.cfg")
+    os.makedirs(os.path.join(root, "usr/sbin"))
+    shutil.copy2("/usr/sbin/nrpe", os.path.join(root, "usr/sbin/nrpe"))
+    with pytest.raises(ConfigError) as raised:
+        declare(nrpe, root, {"checks": f"check_x {plugin} $$ARG1$$"})
+    assert "'$ARG1$' would reach the plugin as an empty string: /usr/sbin/nrpe is built " \
+        "without command arguments" in str(raised.value), raised.value
+    # what the real NRPE does with such a check and arguments: it refuses the query
+    live = LiveNrpe(top / "live", dont_blame=1)
+    live.start(f"command[check_x]={plugin} '$ARG1$'\n")
+    try:
+        assert live.words("check_x") == [""]
+        result = subprocess.run([CHECK_NRPE, "-H", "127.0.0.1", "-p", str(live.port), "-c",
+                                 "check_x", "-a", "one"], capture_output=True, text=True)
+        assert result.returncode != 0, result.stdout
+    finally:
+        live.stop()
+
+
+def test_an_nrpe_built_with_arguments_gets_arg_macros_and_literal_dollars(echo_root):
+    """A build with command arguments (Red Hat's; a stand-in program below the scratch root
+    holds the message only such a build has): $ARGn$ is kept, every other $ is escaped."""
+    root, plugin, _ = echo_root
+    server_config(root, "dont_blame_nrpe=1\n")
+    os.makedirs(os.path.join(root, "usr/sbin"))
+    with open(os.path.join(root, "usr/sbin/nrpe"), "wb") as stream:
+        stream.write(b"\0Error: " + nrpe.ARGUMENTS_BUILT_IN + b"!\0")
+    content = declare(nrpe, root, {"checks": f"check_x {plugin} $$ARG1$$ 'a$$b' x$$ARG2$$y"})
+    commands, _ = nrpe.read_commands(content.decode())
+    command = commands["check_x"]
+    assert command == f"{plugin} '$ARG1$' 'a$$b' 'x$ARG2$y'"
+    ran = nrpe.nrpe_macros(command, ("one", "two"))
+    assert shlex.split(ran) == [plugin, "one", "a$b", "xtwoy"]
+    with pytest.raises(ConfigError) as raised:
+        declare(nrpe, root, {"checks": f"check_x {plugin} $$ARG17$$"})
+    assert "'$ARG17$' is always empty" in str(raised.value), raised.value

@@ -10,8 +10,14 @@ arguments that hold spaces):
 ``warning=W`` and ``critical=C`` become ``-w W`` and ``-c C``. A plugin without a slash is
 looked up in the layout's plugin directory (``/usr/lib/nagios/plugins`` on Debian); a path is
 taken as it is. The plugin must exist below the root and be executable. The arguments are
-quoted again for the shell NRPE runs the command with, so the plugin gets exactly the words
-written here. NRPE has no configuration check of its own: the file is checked by a parser that
+quoted again for the shell NRPE runs the command with, and every ``$`` is written ``$$``
+(NRPE reads ``$...$`` as a macro: ``'a$b'`` would reach the plugin as ``a$b$``), so the plugin
+gets exactly the words written here (write ``$$`` for a ``$``, as everywhere in buildout).
+``$ARGn$`` is NRPE's macro for the n-th argument of the query and is written as it is, but only
+where NRPE fills it: the server below the root must set ``dont_blame_nrpe=1`` (in ``nrpe.cfg``
+or a file it includes) and its ``nrpe`` be built with command arguments -- Debian's is not, so
+there ``$ARGn$`` would always reach the plugin as an empty string, and it is refused.
+NRPE has no configuration check of its own: the file is checked by a parser that
 reads it the way NRPE does, and a check name that another file of the include directory
 already defines is refused (NRPE reads that directory in no defined order). When the file
 changes (or the part is dropped), the running NRPE daemon is reloaded once at the end of the
@@ -51,6 +57,12 @@ CHECK_SYNTAX = "CHECK PLUGIN [ARGUMENT...] [warning=W] [critical=C]"
 # a longer line is cut in two and the rest is read as a line of its own.
 MAX_LINE = 2047
 THRESHOLDS = {"warning": "-w", "critical": "-c"}
+# nrpe.c MAX_COMMAND_ARGUMENTS: $ARG1$ ... $ARG16$ take the arguments of a query
+MAX_ARGUMENTS = 16
+ARG_MACRO = re.compile(r"(\$ARG[0-9]+\$)")
+NRPE_PROGRAMS = ("/usr/sbin/nrpe", "/usr/bin/nrpe")
+# what nrpe.c logs, built with --enable-command-args, for arguments dont_blame_nrpe refuses
+ARGUMENTS_BUILT_IN = b"Request contained command arguments, but argument option is not enabled"
 
 
 
@@ -72,11 +84,41 @@ class NrpeCheck:
 
     @property
     def command(self) -> str:
-        return shlex.join([self.plugin, *self.arguments])
+        """The command line as NRPE reads it: quoted for its shell, ``$`` written ``$$``."""
+        return shlex.join([self.plugin, *(escape_dollars(word) for word in self.arguments)])
 
 
-def parse_check(line: str, plugins: str) -> NrpeCheck:
-    """One ``checks`` line; raises ValueError with the problem."""
+def escape_dollars(word: str) -> str:
+    """``$`` -> ``$$`` (NRPE's macro processing turns it back into one ``$``), except in the
+    ``$ARGn$`` macros, which are meant for NRPE."""
+    return "".join(part if ARG_MACRO.fullmatch(part) else part.replace("$", "$$")
+                   for part in ARG_MACRO.split(word))
+
+
+def nrpe_macros(command: str, arguments: tuple[str, ...] = ()) -> str:
+    """What NRPE runs for a command line (nrpe.c process_macros): the text between two ``$``
+    is a macro; ``$ARGn$`` is the n-th argument of the query (empty when none came, which is
+    always so with ``dont_blame_nrpe=0``), ``$$`` is ``$``, any other ``$x$`` stays, and a last
+    unpaired ``$`` gains a second one. Checked against a real NRPE in tests/test_nrpe.py."""
+    out = []
+    for index, piece in enumerate(command.split("$")):
+        if index % 2 == 0:
+            out.append(piece)
+        elif piece.startswith("ARG"):
+            number = re.match(r"\s*[+-]?[0-9]*", piece[3:]).group()  # atoi()
+            number = int(number) if number.strip().lstrip("+-") else 0
+            if 1 <= number <= min(len(arguments), MAX_ARGUMENTS):
+                out.append(arguments[number - 1])
+        elif piece == "":
+            out.append("$")
+        else:
+            out.append(f"${piece}$")
+    return "".join(out)
+
+
+def parse_check(line: str, plugins: str, arguments_allowed: bool | str = False) -> NrpeCheck:
+    """One ``checks`` line; raises ValueError with the problem. ``arguments_allowed``: True
+    when ``$ARGn$`` receives the query's arguments, else why not (see :func:`takes_arguments`)."""
     try:
         words = shlex.split(line, comments=False, posix=True)
     except ValueError as error:
@@ -111,7 +153,18 @@ def parse_check(line: str, plugins: str) -> NrpeCheck:
     for word in arguments:
         if any(c in word for c in "\n\r\0"):
             raise ValueError(f"{name}: an argument holds a line break")
+        for macro in ARG_MACRO.findall(word):
+            if arguments_allowed is not True:
+                raise ValueError(f"{name}: {shown(macro)} would reach the plugin as an empty "
+                                 f"string: {arguments_allowed or 'NRPE takes no arguments'}")
+            number = macro[4:-1]
+            if len(number) > 2 or not 1 <= int(number) <= MAX_ARGUMENTS:
+                raise ValueError(f"{name}: {shown(macro)} is always empty (NRPE fills $ARG1$ "
+                                 f"to $ARG{MAX_ARGUMENTS}$)")
     check = NrpeCheck(name, path, tuple(arguments))
+    if not any(ARG_MACRO.search(word) for word in arguments) and \
+            nrpe_macros(check.command) != shlex.join([path, *arguments]):
+        raise ValueError(f"{name}: NRPE would change the command line")  # read back
     length = len(f"command[{name}]={check.command}".encode())
     if length > MAX_LINE:
         raise ValueError(f"{name}: the command line is {length} bytes, NRPE reads at most "
@@ -128,9 +181,12 @@ class Recipe(Recipe):
     def build(self, spec: PartSpec, values: Values) -> None:
         checks: list[NrpeCheck] = []
         seen: set[str] = set()
+        arguments = None
         for line in values.checks:
+            if arguments is None and "$ARG" in line:
+                arguments = takes_arguments(self.settings)
             try:
-                check = parse_check(line, self.layout.nagios_plugins)
+                check = parse_check(line, self.layout.nagios_plugins, arguments or False)
             except ValueError as error:
                 raise ConfigError(self.name, "checks", str(error), CHECK_SYNTAX) from None
             if check.name in seen:
@@ -241,6 +297,57 @@ def main_config(settings: Settings) -> str:
         if os.path.isfile(settings.target(candidate)):
             return candidate
     return beside
+
+
+def takes_arguments(settings: Settings) -> bool | str:
+    """True when the NRPE below the root hands a query's arguments to ``$ARGn$``; else why not.
+    It needs ``dont_blame_nrpe=1`` and a build with command arguments: Debian's package is
+    built without them (README.Debian), and its binary then holds only the message it logs
+    when a query brings arguments."""
+    if server_setting(settings, "dont_blame_nrpe") != "1":
+        return f"the server has dont_blame_nrpe=0 ({main_config(settings)})"
+    for program in NRPE_PROGRAMS:
+        try:
+            with open(settings.target(program), "rb") as stream:
+                built_with = ARGUMENTS_BUILT_IN in stream.read()
+        except OSError:
+            continue
+        return True if built_with else f"{program} is built without command arguments"
+    return f"no NRPE program ({' or '.join(NRPE_PROGRAMS)}) to tell whether it takes arguments"
+
+
+def server_setting(settings: Settings, key: str) -> str | None:
+    """``key`` as the NRPE server below the root reads it: the last value in its main config
+    and the files that config includes (``include=``, ``include_dir=``, in NRPE's order)."""
+    found: list[str] = []
+
+    def read(path: str, depth: int) -> None:
+        try:
+            with open(settings.target(path), encoding="utf-8", errors="replace") as stream:
+                lines = stream.read().splitlines()
+        except OSError:
+            return
+        for line in lines:
+            name, sep, value = line.strip().partition("=")
+            name, value = name.strip(), value.strip()
+            if not sep or name.startswith("#"):
+                continue
+            if name == key:
+                found.append(value)
+            elif name == "include" and depth < 4:
+                read(value, depth + 1)
+            elif name == "include_dir" and depth < 4:
+                directory = settings.target(value)
+                try:
+                    names = sorted(os.listdir(directory))
+                except OSError:
+                    continue
+                for entry in names:
+                    if entry.endswith(".cfg"):
+                        read(posixpath.join(value, entry), depth + 1)
+
+    read(main_config(settings), 0)
+    return found[-1] if found else None
 
 
 @reload.register("nrpe")
