@@ -186,8 +186,8 @@ def test_an_unknown_directive_is_refused_though_logrotate_exits_0(host):
             rotat 5
         """)
     before = snapshot(host, "/etc")
-    line = one_error_line(host.buildout(), "[app-logs] /etc/logrotate.d/app-logs:",
-                          "line 4 (extra): unknown option 'rotat'")
+    line = one_error_line(host.buildout(), "[app-logs] extra: logrotate -d: unknown option "
+                          "'rotat'", "(line 4 of /etc/logrotate.d/app-logs: 'rotat 5')")
     assert "found error" not in line
     assert snapshot(host, "/etc") == before
     # what the recipe judged: logrotate itself is content with such a file
@@ -345,10 +345,10 @@ def test_one_logrotate_process_for_all_changed_files_and_errors_go_to_their_part
     assert validate.PROCESS_COUNT["n"] == before + 1
     lines = str(raised.value).splitlines()
     assert len(lines) == 2, lines
-    assert lines[0].startswith("[b] /etc/logrotate.d/b: logrotate -d: line 3 (extra): "
-                               "unknown option 'nosuchthing'"), lines
-    assert lines[1] == ("[c] /etc/logrotate.d/c: logrotate -d: line 3 (extra): bad weekly "
-                        "directive ' 9'"), lines
+    assert lines[0].startswith("[b] extra: logrotate -d: unknown option 'nosuchthing'"), lines
+    assert lines[0].endswith("(line 3 of /etc/logrotate.d/b: 'nosuchthing')"), lines
+    assert lines[1] == ("[c] extra: logrotate -d: bad weekly directive ' 9' (line 3 of "
+                        "/etc/logrotate.d/c: 'weekly 9')"), lines
 
 
 # -- property test, in-process, in a scratch root ------------------------------------------

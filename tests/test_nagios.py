@@ -101,12 +101,17 @@ def test_objects_are_written_and_the_real_nagios_accepts_them(host):
 
 @pytest.mark.parametrize("change, fragments", [
     (("shop1 SSH check_ssh", "shop1 SSH check_no_such_command"),
-     ("[monitor-shop]", "nagios4 -v:", "'check_no_such_command'", "not defined anywhere")),
+     ("[monitor-shop] services: nagios4 -v:", "'check_no_such_command'",
+      "not defined anywhere")),
+    # the line nagios names maps back to the option that wrote it
     (("shop1 SSH check_ssh", "shop9 SSH check_ssh"),
-     ("[monitor-shop]", "nagios4 -v:", "Could not find any host matching 'shop9'",
-      f"{OBJECTS}/monitor-shop.cfg")),
+     ("[monitor-shop] services: nagios4 -v: Could not find any host matching 'shop9'",
+      f"of {OBJECTS}/monitor-shop.cfg: 'define service {{')")),
     (("nrpe-checks =", "nrpe-command = check_nrpe_v9\nnrpe-checks ="),
-     ("[monitor-shop]", "nagios4 -v:", "'check_nrpe_v9!check_app'")),
+     ("[monitor-shop] nrpe-checks: nagios4 -v:", "'check_nrpe_v9!check_app'")),
+    (("nrpe-checks =", "extra =\n    define hostgroup {\n        hostgroup_name shops\n"
+                       "        members shop1\n        bogus_key 1\n    }\nnrpe-checks ="),
+     ("[monitor-shop] extra: nagios4 -v:", "'bogus_key'", "'bogus_key 1')")),
 ])
 def test_a_broken_check_is_refused_and_nothing_changes(host, change, fragments):
     host.write(PROFILE)

@@ -142,11 +142,16 @@ def test_systemd_unit_passes_systemd_analyze_and_is_enabled(host):
 def test_a_bad_extra_key_is_refused_by_systemd_analyze_naming_the_section(host):
     before = snapshot(host, "/etc")
     host.write(SYSTEMD + "extra =\n    LimitNOFILE=65536\n    Bogus=1\n")
-    line = one_error_line(host.buildout(), "[web]", UNIT, "Unknown key 'Bogus' in section "
-                          "[Service]")
-    assert "systemd-analyze" in line
+    # named: the option that wrote the line, the line and the unit
+    line = one_error_line(host.buildout(), "[web] extra: systemd-analyze: Unknown key 'Bogus' "
+                          "in section [Service]", f"of {UNIT}: 'Bogus=1')")
+    assert re.search(r"\(line \d+ of ", line), line
     host.write(SYSTEMD + "extra = Restart=sometimes\n")
-    one_error_line(host.buildout(), "[web]", "Failed to parse service restart specifier")
+    one_error_line(host.buildout(), "[web] extra: systemd-analyze: Failed to parse service "
+                   "restart specifier", "'Restart=sometimes')")
+    # a line the recipe wrote from another option is blamed on that option
+    host.write(SYSTEMD + "environment = A=1\nextra = Environment=B\n")
+    one_error_line(host.buildout(), "[web] extra: systemd-analyze: ", "'Environment=B')")
     assert snapshot(host, "/etc") == before
     host.write(SYSTEMD + "extra =\n    LimitNOFILE=65536\n    TimeoutStopSec=20\n")
     ok(host.buildout())
@@ -448,6 +453,10 @@ def test_property_random_options_give_a_clean_error_or_a_valid_unit(
         assert message.startswith("[web] ") and "\n" not in message, message
         if "systemd-analyze" in message:  # our own quoting never gives systemd a bad unit
             assert BAD_EXTRA & set(extra), message
+            # ... and the complaint names extra and the line it wrote
+            assert message.startswith("[web] extra: systemd-analyze: "), message
+            assert re.search(r"\(line \d+ of /etc/systemd/system/web\.service: '(" + "|".join(
+                BAD_EXTRA) + r")'\)$", message), message
         event(f"refused: {message.split(':')[0]}")
         return
     event(f"accepted {kind}")

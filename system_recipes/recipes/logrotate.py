@@ -308,7 +308,7 @@ class Recipe(Recipe):
         scripts = [(name, values[name]) for name in SCRIPTS if values[name]]
         content = self._render(values, directives, scripts, checked=False)
         checked = self._render(values, directives, scripts, checked=True)
-        origins = self._origins(values, directives, scripts)
+        origins = self._origins(checked, values, directives, scripts)
         path = posixpath.join(self.layout.logrotate_directory, values.name)
         spec.force = values.force
         spec.files.append(FileSpec(path=path, content=content, mode=0o644,
@@ -390,12 +390,14 @@ class Recipe(Recipe):
         })
 
     @staticmethod
-    def _origins(values: Values, directives: list[Directive], scripts: list) -> tuple:
-        """The option that wrote each line of the file (line 1 is the header comment)."""
-        origins = ["", "paths", *[d.option for d in directives]]
+    def _origins(content: bytes, values: Values, directives: list[Directive],
+                 scripts: list) -> tuple:
+        """The option that wrote each line of the (validated) file."""
+        claims = [("paths", " ".join(quote(p) for p in values.paths) + " {")]
+        claims += [(d.option, d.checked) for d in directives]
         for name, lines in scripts:
-            origins += [name] * (len(lines) + 2)
-        return tuple(origins + [""])
+            claims += [(name, name), *[(name, line) for line in lines], (name, "endscript")]
+        return validate.trace(content, claims)
 
 
 def quote(path: str) -> str:
@@ -429,12 +431,11 @@ class LogrotateValidator(validate.Validator):
             except Exception as error:  # subprocess.TimeoutExpired
                 return {i: f"logrotate -d did not finish: {error}" for i in files.values()}
             read, problems = config_errors(result.stdout + result.stderr, list(files))
-        errors: dict[int, str] = {}
+        errors: dict[int, str | validate.Problem] = {}
         for path, index in files.items():
-            origins = items[index].check.arguments[1]
-            lines = [explain(line, path, origins) for line in problems.get(path, [])]
+            lines = problems.get(path, [])
             if lines:
-                errors[index] = "logrotate -d: " + summary(lines)
+                errors[index] = explain(lines, path, items[index])
             elif path not in read:
                 errors[index] = (f"logrotate -d did not read it (exit {result.returncode}): "
                                  + summary((result.stdout + result.stderr).splitlines()[-1:]))
@@ -466,14 +467,21 @@ def config_errors(output: str, paths: list[str]) -> tuple[set[str], dict[str, li
     return read, problems
 
 
-def explain(line: str, path: str, origins: tuple) -> str:
-    """``TMP/0-app:5 unknown option`` -> ``line 5 (extra): unknown option``."""
-    match = re.match(re.escape(path) + r":(\d+)\s*(.*)", line)
-    if not match:
-        return line.replace(path, "this file")
-    number = int(match.group(1))
-    origin = origins[number - 1] if 0 < number <= len(origins) else ""
-    return f"line {number}" + (f" ({origin})" if origin else "") + f": {match.group(2)}"
+def explain(lines: list[str], path: str, item: validate.Item) -> str | validate.Problem:
+    """logrotate's ``TMP/0-app:5 unknown option`` lines -> one problem, located at the first
+    numbered line and blamed on the option that wrote it."""
+    messages, number = [], None
+    for line in lines:
+        match = re.match(re.escape(path) + r":(\d+)\s*(.*)", line)
+        if not match:
+            messages.append(line.replace(path, "this file"))
+            continue
+        messages.append(match.group(2))
+        number = number or int(match.group(1))
+    message = "logrotate -d: " + summary(messages)
+    if number is None:
+        return message
+    return validate.locate(message, item.file.content, number, item.check.arguments[1])
 
 
 def summary(lines: list[str], limit: int = 3) -> str:

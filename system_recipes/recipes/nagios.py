@@ -224,8 +224,9 @@ class Recipe(Recipe):
         hosts = self._parse(values, "hosts", parse_host, HOSTS)
         commands = self._parse(values, "commands", parse_command, COMMANDS)
         services = self._parse(values, "services", parse_service, SERVICES)
-        services += self._parse(values, "nrpe-checks",
-                                lambda line: parse_nrpe(line, values.nrpe_command), NRPE)
+        nrpe_services = self._parse(values, "nrpe-checks",
+                                    lambda line: parse_nrpe(line, values.nrpe_command), NRPE)
+        services += nrpe_services
         extra = values.extra.strip("\n")
         if "\0" in extra:
             raise ConfigError(self.name, "extra", "contains a NUL byte", "object definitions")
@@ -238,6 +239,7 @@ class Recipe(Recipe):
         content = self.render("nagios.cfg.j2", {
             "section": self.name, "hosts": hosts, "commands": commands, "services": services,
             "extra": extra, "host_use": values.host_use, "service_use": values.service_use})
+        claims = object_claims(values, hosts, commands, services, nrpe_services, extra)
         objects = self.layout.nagios_objects
         path = posixpath.join(objects, values.name + ".cfg")
         leaving = self.earlier_files(path)
@@ -246,7 +248,8 @@ class Recipe(Recipe):
         spec.files.append(FileSpec(
             path=path, content=content, mode=0o644,
             checks=[Check(self.layout.nagios_service,
-                          (self.settings.root, main_config(self.layout), objects, leaving))],
+                          (self.settings.root, main_config(self.layout), objects, leaving,
+                           validate.trace(content, claims)))],
             reloads=[service]))
         spec.removal_reloads.append(service)
 
@@ -269,6 +272,29 @@ class Recipe(Recipe):
             seen.add(key(item))
 
 
+def object_claims(values: Values, hosts: list[Host], commands: list[Command],
+                  services: list[Service], nrpe_services: list[Service],
+                  extra: str) -> list[tuple[str, str]]:
+    """The lines of each object definition and the option that wrote them, in the template's
+    order: a complaint of ``nagios -v`` about a line names the option."""
+    claims: list[tuple[str, str]] = []
+    for host in hosts:
+        claims += [("hosts", line) for line in (
+            "define host {", f"use {values.host_use}", f"host_name {host.name}",
+            f"alias {host.alias}", f"address {host.address}", "}")]
+    for command in commands:
+        claims += [("commands", line) for line in (
+            "define command {", f"command_name {command.name}",
+            f"command_line {command.line}", "}")]
+    for service in services:
+        option = "nrpe-checks" if service in nrpe_services else "services"
+        claims += [(option, line) for line in (
+            "define service {", f"use {values.service_use}", f"host_name {service.host}",
+            f"service_description {service.description}",
+            f"check_command {service.command}", "}")]
+    return claims + [("extra", line) for line in extra.split("\n")]
+
+
 # -- the validator: nagios -v on a copy of the main configuration -----------------------------
 @validate.register
 class NagiosValidator(validate.Validator):
@@ -278,10 +304,10 @@ class NagiosValidator(validate.Validator):
     tools = ("nagios4",)
     timeout = 120
 
-    def check(self, items: list[validate.Item]) -> dict[int, str]:
+    def check(self, items: list[validate.Item]) -> dict[int, str | validate.Problem]:
         groups: dict[tuple, list[int]] = {}
         for index, item in enumerate(items):
-            root, main, objects, _ = item.check.arguments
+            root, main, objects = item.check.arguments[:3]
             groups.setdefault((root, main, objects), []).append(index)
         errors: dict[int, str] = {}
         for (root, main, objects), indexes in groups.items():
@@ -382,7 +408,9 @@ class NagiosValidator(validate.Validator):
                         for index, _ in files.values():
                             errors.setdefault(index, []).extend(unattributed)
         tool = self.tools[0]
-        return {index: f"{tool} -v: " + _summary(lines) for index, lines in errors.items()}
+        by_index = dict(batch)
+        return {index: _located(f"{tool} -v: ", lines, by_index[index])
+                for index, lines in errors.items()}
 
     def _verify(self, config: str, tmp: str, files: dict, objects: str, copy: str) -> list[str]:
         """Error lines of ``nagios -v``, with temporary paths shown as host paths."""
@@ -423,6 +451,48 @@ def _value(line: str) -> str:
 def _mentions(line: str, temp_path: str, copy: str, objects: str) -> bool:
     host_path = objects + temp_path[len(copy):]
     return re.search(re.escape(host_path) + r"(?![\w.-])", line) is not None
+
+
+def _located(prefix: str, lines: list[str], item: validate.Item) -> str | validate.Problem:
+    """nagios -v's lines about a file, located at the first line of it they name (nagios says
+    ``in file 'PATH' on line N``, ``(config file 'PATH', starting on line N)`` or
+    ``(PATH:N)``); that location is then said once, by the error itself."""
+    where = re.compile(r"\s*(?:\(config file '|in file '|\()" + re.escape(item.file.path)
+                       + r"(?:', starting on line |' on line |:)(\d+)\)?")
+    number = None
+    shortened = []
+    for line in lines:
+        match = where.search(line)
+        if match:
+            number = number or int(match.group(1))
+            line = (line[:match.start()] + line[match.end():]).rstrip(" .")
+        shortened.append(line)
+    message = prefix + _summary(shortened)
+    origins = item.check.arguments[4] if len(item.check.arguments) > 4 else ()
+    if number is None:
+        # "... specified in service 'SSH' for host 'shop1' not defined": that definition
+        named = re.search(r"service '([^']*)' for host '([^']*)'", lines[0])
+        number = named and _service_line(item.file.content, *named.groups())
+    if number is None:
+        return message
+    return validate.locate(message, item.file.content, number, origins)
+
+
+def _service_line(content: bytes, description: str, host: str) -> int | None:
+    """The line starting the definition of the service ``description`` on ``host``."""
+    start, fields = None, {}
+    for number, line in enumerate(content.decode("utf-8", "replace").split("\n"), start=1):
+        words = line.split(None, 1)
+        if line.split() == ["define", "service", "{"]:
+            start, fields = number, {}
+        elif words and words[0] == "}" and start is not None:
+            if fields.get("service_description") == description and \
+                    fields.get("host_name") == host:
+                return start
+            start = None
+        elif start is not None and len(words) == 2:
+            fields[words[0]] = words[1].strip()
+    return None
 
 
 def _summary(lines: list[str], limit: int = 3) -> str:

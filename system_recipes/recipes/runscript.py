@@ -277,7 +277,7 @@ class Recipe(Recipe):
         directory = self.layout.systemd_directory
         unit = f"{values.name}.service"
         path = posixpath.join(directory, unit)
-        content = self.render("runscript-systemd.service.j2", {
+        context = {
             "section": self.name,
             "description": specifiers(values.description),
             "after": " ".join(values.after),
@@ -291,10 +291,12 @@ class Recipe(Recipe):
             "restart": values.restart,
             "kill_signal": "SIG" + signal_name,
             "extra": values.extra,
-        })
+        }
+        content = self.render("runscript-systemd.service.j2", context)
         service = Reload("systemd", unit)
+        origins = validate.trace(content, unit_claims(context))
         spec.files.append(FileSpec(path=path, content=content, mode=0o644,
-                                   checks=[Check("systemd-unit", (self.settings.root,))],
+                                   checks=[Check("systemd-unit", (self.settings.root, origins))],
                                    reloads=[service]))
         if values.enable:
             spec.links.append(LinkSpec(
@@ -345,6 +347,22 @@ class Recipe(Recipe):
         spec.removal_reloads.append(Reload("sysv", values.name))
 
 
+def unit_claims(context: dict) -> list[tuple[str, str]]:
+    """The unit's lines and the options that wrote them, in the template's order."""
+    claims = [("description", f"Description={context['description']}")]
+    for option, key, value in (
+            ("after", "After", context["after"]), ("wants", "Wants", context["wants"]),
+            ("type", "Type", context["type"]), ("command", "ExecStart", context["exec_start"]),
+            ("user", "User", context["user"]), ("group", "Group", context["group"]),
+            ("working-directory", "WorkingDirectory", context["working_directory"])):
+        if value:
+            claims.append((option, f"{key}={value}"))
+    claims += [("environment", f"Environment={a}") for a in context["environment"]]
+    claims += [("restart", f"Restart={context['restart']}"),
+               ("stop-signal", f"KillSignal={context['kill_signal']}")]
+    return claims + [("extra", line) for line in context["extra"]]
+
+
 def pidfile(name: str) -> str:
     return f"/run/{name}.pid"
 
@@ -364,8 +382,8 @@ class SystemdUnitValidator(validate.Validator):
     name = "systemd-unit"
     tools = ("systemd-analyze",)
 
-    def check(self, items: list[validate.Item]) -> dict[int, str]:
-        errors: dict[int, str] = {}
+    def check(self, items: list[validate.Item]) -> dict[int, str | validate.Problem]:
+        errors: dict[int, str | validate.Problem] = {}
         with tempfile.TemporaryDirectory(prefix="system-recipes-units-") as directory:
             paths = []
             for item in items:
@@ -379,11 +397,14 @@ class SystemdUnitValidator(validate.Validator):
             excused = False
             for index, (item, path) in enumerate(zip(items, paths, strict=True)):
                 unit = os.path.basename(path)
-                root = item.check.arguments[0] if item.check.arguments else "/"
+                root, origins = (item.check.arguments + ("/", ()))[:2]
                 for line in lines:
                     text = line.strip()
+                    number = None
                     if text.startswith(path + ":"):
-                        message = "line " + text[len(path) + 1:].strip()
+                        number_text, _, message = text[len(path) + 1:].partition(":")
+                        number = int(number_text) if number_text.strip().isdigit() else None
+                        message = message.strip() if number else text[len(path) + 1:].strip()
                     elif text.startswith(unit + ":") or f"Unit {unit} " in text:
                         message = text
                     else:
@@ -393,7 +414,9 @@ class SystemdUnitValidator(validate.Validator):
                     if root != "/" and "is not executable" in message:
                         excused = True  # the recipe checked it below the root, not here
                         continue
-                    errors[index] = f"systemd-analyze: {message}"
+                    errors[index] = (validate.locate(f"systemd-analyze: {message}",
+                                                     item.file.content, number, origins)
+                                     if number else f"systemd-analyze: {message}")
                     break
             if result.returncode and not errors and not excused:
                 for index in range(len(items)):
