@@ -365,3 +365,22 @@ secret = true
     out = ok(host.buildout("-v")).stdout
     assert "hunter2" not in out and "secret: content of /etc/app/secret.conf not shown" in out
     assert oct(os.stat(host.path("/etc/app/secret.conf")).st_mode & 0o777) == "0o600"
+
+
+def test_a_directory_it_did_not_create_gets_its_mode_and_owner_back(host):
+    """/etc/app existed (it holds the host configuration, say): the deployment makes it
+    0750 root:shopapp, and dropping the deployment puts back what it found."""
+    host.sandbox.run("mkdir -p /etc/app && chmod 0755 /etc/app && echo mine > /etc/app/notes",
+                     check=True)
+    host.write(APP)
+    ok(host.buildout())
+    st = os.stat(host.path("/etc/app"))
+    assert oct(st.st_mode & 0o7777) == "0o750" and st.st_gid != 0
+    host.write(APP.replace("parts = app app-config other", "parts = other").replace(
+        "text = other {{ sections['app-config'].port }}", "text = other"))
+    out = ok(host.buildout()).stdout
+    assert "restore /etc/app" in out, out
+    st = os.stat(host.path("/etc/app"))
+    assert (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid) == ("0o755", 0, 0)
+    assert host.read("/etc/app/notes") == "mine\n"
+    assert not host.exists("/var/log/app")  # the directories it created are gone

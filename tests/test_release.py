@@ -360,6 +360,7 @@ def test_rpm_install_upgrade_erase_runs_the_host_buildout(releases, rpm_host):
     before = etc_snapshot(box)
 
     installed = rpm(box, "-i", releases.rpm("1.0"))
+    etc_shop = os.stat(box.path("/etc/shop"))
     assert installed.returncode == 0, said(installed)
     assert "shop: running the host buildout: /opt/shop/bin/buildout -c /etc/shop/host.cfg" \
         in installed.stdout
@@ -392,6 +393,10 @@ def test_rpm_install_upgrade_erase_runs_the_host_buildout(releases, rpm_host):
     assert "\nshop:" in box.read("/etc/passwd")
 
 def test_failing_host_buildout_is_reported_and_keeps_the_configuration(releases, rpm_host):
+    # /etc/shop was there before the package (it holds host.cfg): its mode and owner are back
+    erased_etc = os.stat(box.path("/etc/shop"))
+    assert (erased_etc.st_mode, erased_etc.st_uid, erased_etc.st_gid) == (
+        etc_shop.st_mode, etc_shop.st_uid, etc_shop.st_gid)
     box = rpm_host
     write_host_config(box)
     assert rpm(box, "-i", releases.rpm("1.0")).returncode == 0

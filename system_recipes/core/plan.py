@@ -45,7 +45,8 @@ class Action:
 
 
 # verbs that change the disk (and so trigger the reloads their spec asks for)
-CHANGES = ("create", "update", "chmod", "remove", "mkdir", "link", "relink", "unlink", "facts")
+CHANGES = ("create", "update", "chmod", "remove", "mkdir", "link", "relink", "unlink", "facts",
+           "restore")
 
 
 @dataclass
@@ -355,14 +356,34 @@ class Planner:
         for path, books in sorted(self.manifest.directories(name).items(), reverse=True):
             if path in keep_dirs or path in wanted:
                 continue
-            result.actions.append(Action(name, "rmdir" if books.get("created") else "forget",
-                                         path, note="" if books.get("created") else "not ours"))
+            if books.get("created"):
+                result.actions.append(Action(name, "rmdir", path))
+            elif books.get("found"):
+                result.actions.append(self._restore_directory(name, path, books))
+            else:
+                result.actions.append(Action(name, "forget", path, note="not ours"))
         if spec is None and self.manifest.parts.get(name, {}).get("facts"):
             result.actions.append(Action(name, "forget", "recorded facts"))
         if spec is None:
             load_recipe(self.manifest.parts.get(name, {}).get("recipe"))
             for item in self.manifest.parts.get(name, {}).get("removal_reloads", []):
                 result.removal_reloads.append(Reload(*item))
+
+    def _restore_directory(self, part: str, path: str, books: dict) -> Action:
+        """A directory the part did not create but changed: back to the mode and owner it had,
+        unless someone changed it since (then it is left as it is)."""
+        state = self._inspect(part, path, read=False)
+        found = books["found"]
+        if state is None or state.kind != "dir":
+            return Action(part, "forget", path, note="already gone")
+        uid, gid = self.ids(books.get("owner", "root"), books.get("group", "root"))
+        if (state.mode, state.uid, state.gid) != (books.get("mode"), uid, gid):
+            return Action(part, "forget", path, note="changed since; left as it is")
+        if (state.mode, state.uid, state.gid) == (found["mode"], found["uid"], found["gid"]):
+            return Action(part, "forget", path, note="not ours")
+        return Action(part, "restore", path, old=state,
+                      note=f"mode {found['mode']:04o}, owner {found['uid']}:{found['gid']}, "
+                           "as it was found")
 
     def _inspect(self, part: str, path: str, read: bool = True) -> fsops.FileState | None:
         try:

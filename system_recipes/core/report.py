@@ -10,7 +10,7 @@ from .plan import Action, Plan
 
 VERBS = {"create": "create", "update": "update", "chmod": "owner/mode", "remove": "remove",
          "keep": "keep", "mkdir": "mkdir", "rmdir": "rmdir", "account": "add", "forget": "forget",
-         "link": "link", "relink": "relink", "unlink": "unlink", "drift": "drift", "facts": "record"}
+         "link": "link", "relink": "relink", "unlink": "unlink", "drift": "drift", "facts": "record", "restore": "restore"}
 LINK_VERBS = ("link", "relink", "unlink")
 
 

@@ -271,9 +271,15 @@ class Run:
             made = fsops.make_directory(root, item.path, item.mode, uid, gid, created)
             self.journal.created_directories(created)
             previous = books["directories"].get(item.path, {})
-            books["directories"][item.path] = {
-                "created": previous.get("created", made), "mode": item.mode,
-                "owner": item.owner, "group": item.group}
+            entry = {"created": previous.get("created", made), "mode": item.mode,
+                     "owner": item.owner, "group": item.group}
+            found = previous.get("found")
+            if found is None and action.verb == "chmod" and not entry["created"]:
+                # not ours: what it was before, put back when the part is removed
+                found = {"mode": action.old.mode, "uid": action.old.uid, "gid": action.old.gid}
+            if found is not None:
+                entry["found"] = found
+            books["directories"][item.path] = entry
         elif action.verb in ("create", "update", "chmod"):
             item = action.file
             uid, gid = self._ids(action.part, item.owner, item.group)
@@ -314,6 +320,11 @@ class Run:
             books["files"].pop(action.path, None)
             books["directories"].pop(action.path, None)
             books.get("links", {}).pop(action.path, None)
+        elif action.verb == "restore":
+            found = books["directories"][action.path]["found"]
+            self.journal.before_metadata_change(action.path, action.old, "dir")
+            fsops.set_metadata(root, action.path, found["mode"], found["uid"], found["gid"])
+            books["directories"].pop(action.path, None)
         elif action.verb == "rmdir":
             fsops.remove_empty_directory(root, action.path)  # only when empty: never loses files
             books["directories"].pop(action.path, None)
