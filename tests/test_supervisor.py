@@ -7,6 +7,7 @@ import inspect
 import os
 import re
 import signal
+import subprocess
 import time
 
 import pytest
@@ -391,3 +392,91 @@ def test_property_random_options_give_a_clean_error_or_a_file_supervisor_reads_a
         assert processes[0].command == unescape(command).strip()
     wanted = {k: unescape(v).strip() for k, v in env.items() if "%(" not in v}
     assert {k: processes[0].environment[k] for k in wanted} == wanted
+
+
+# -- commands the kernel would never start ----------------------------------------------------
+SUPERVISORD_CONF = """\
+[unix_http_server]
+file=%(here)s/supervisor.sock
+[supervisord]
+logfile=%(here)s/supervisord.log
+pidfile=%(here)s/supervisord.pid
+childlogdir=%(here)s
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+[supervisorctl]
+serverurl=unix://%(here)s/supervisor.sock
+[include]
+files = %(here)s/conf.d/*.conf
+"""
+SHELL = '/bin/sh -c "exec sleep 600"'  # the words after it are the shell's $0, $1 ...
+
+
+def own_supervisord(directory, programs: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """A real supervisord with its own configuration running ``programs`` ({name: the file
+    of that program}); {name: (state, its stderr)} once every one has settled."""
+    (directory / "conf.d").mkdir()
+    (directory / "supervisord.conf").write_text(SUPERVISORD_CONF)
+    for name, text in programs.items():
+        (directory / "conf.d" / f"{name}.conf").write_text(
+            # a forked supervisord may take a while to reach execve on a loaded machine: a
+            # failed exec must not be mistaken for a start
+            text + f"startsecs = 8\nstartretries = 0\nstderr_logfile = {directory}/{name}.err\n")
+    config = str(directory / "supervisord.conf")
+    subprocess.run(["/usr/bin/supervisord", "-c", config], check=True, timeout=60)
+    try:
+        deadline, states = time.monotonic() + 90, {}
+        while time.monotonic() < deadline:
+            out = subprocess.run(["supervisorctl", "-c", config, "status"],
+                                 capture_output=True, text=True).stdout
+            states = dict(line.split()[:2] for line in out.splitlines() if line.strip())
+            if len(states) == len(programs) and all(
+                    s in ("RUNNING", "FATAL") for s in states.values()):
+                break
+            time.sleep(0.3)
+        return {name: (states.get(name), (directory / f"{name}.err").read_text()
+                       if (directory / f"{name}.err").exists() else "")
+                for name in programs}
+    finally:
+        subprocess.run(["supervisorctl", "-c", config, "shutdown"], capture_output=True,
+                       timeout=60)
+
+
+def test_the_kernel_limits_are_what_supervisord_can_start(tmp_path):
+    """What the recipe refuses, a real supervisord indeed cannot start (E2BIG), and what it
+    accepts just below each limit runs."""
+    fits = "a" * (supervisor.MAX_ARG_STRLEN - 1)
+    too_long = "a" * supervisor.MAX_ARG_STRLEN
+    many = " ".join(["b" * 100_000] * (supervisor.exec_limit() // 100_000 + 1))
+    huge_env = {"BIG": "c" * 100_000, **{f"E{i}": "c" * 100_000
+                                        for i in range(supervisor.exec_limit() // 100_000)}}
+    env_text = ",".join(f'{k}="{v}"' for k, v in huge_env.items())
+    states = own_supervisord(tmp_path, {
+        "fits": f"[program:fits]\ncommand = {SHELL} x {fits}\n",
+        "toolong": f"[program:toolong]\ncommand = {SHELL} x {too_long}\n",
+        "many": f"[program:many]\ncommand = {SHELL} x {many}\n",
+        "env": f"[program:env]\ncommand = {SHELL} x\nenvironment = {env_text}\n",
+        "bigvar": f'[program:bigvar]\ncommand = {SHELL} x\nenvironment = BIG="{too_long}"\n',
+    })
+    assert states["fits"][0] == "RUNNING", states["fits"]
+    for name in ("toolong", "many", "env", "bigvar"):
+        state, stderr = states[name]
+        assert state == "FATAL" and "couldn't exec /bin/sh: E2BIG" in stderr, (name, state,
+                                                                              stderr[-300:])
+    root = make_scratch_root(str(tmp_path / "root"))
+    declare(root, {"command": f"{SHELL} x {fits}"})
+    for options, fragment in (
+            ({"command": f"{SHELL} x {too_long}"},
+             "[part] command: word 5 ('aaaaaaaaaaaaaaaaaaaa'...) is 131072 bytes, the kernel "
+             "passes at most 131071 (MAX_ARG_STRLEN): the program could never start"),
+            ({"command": f"{SHELL} x {many}"},
+             f"[part] command: its {4 + many.count(' ') + 1} words are "),
+            ({"command": f"{SHELL} x", "environment": "\n".join(
+                f"{k}={v}" for k, v in huge_env.items())}, "[part] environment: the command "
+                                                            "and environment are "),
+            ({"command": f"{SHELL} x", "environment": f"BIG={too_long}"},
+             "[part] environment: BIG is 131076 bytes with its name")):
+        with pytest.raises(ConfigError) as raised:
+            declare(root, options)
+        message = str(raised.value)
+        assert message.startswith(fragment) and len(message) < 300, message
