@@ -238,7 +238,8 @@ def _release_commands(commands) -> None:
                                           "release.spec.j2")):
         rpm.add_argument(f"--{option}", default=None, help=helptext)
     rpm.add_argument("--requires", action="append", default=None, metavar="REQ",
-                     help="a Requires: line (repeatable; default: the --python path)")
+                     help="a Requires: line (repeatable; default: python(abi) = "
+                          "the Python version of the release)")
 
 
 def run_release_command(args) -> int:

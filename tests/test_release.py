@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -33,10 +34,13 @@ from system_recipes.release.tarball import write_archive
 
 PROJECT = os.path.join(REPO, "tests", "example_app", "project")
 WEB1 = os.path.join(REPO, "profiles", "hosts", "web1.cfg")
+# web1 as written on a host of the RPM: against the profiles the RPM installs (/opt/shop/profiles)
+RPM_WEB1 = "[buildout]\nextends = /opt/shop/profiles/roles/app-server.cfg\n[shop-config]\nport = 8081\n"
 WEB1_TREE = os.path.join(REPO, "etc-examples", "web1")
 SYSTEM_RECIPES = os.path.join(os.path.dirname(sys.executable), "system-recipes")
 CACHE = os.environ.get("SR_TEST_CACHE") or os.path.expanduser("~/.cache/system-recipes-tests")
 EPOCH = 315532800  # the default SOURCE_DATE_EPOCH of a release
+PYTHON = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 ACCOUNT_FILES = {f"/etc/{name}{backup}" for name in ("passwd", "group", "shadow", "gshadow",
                                                      "subuid", "subgid") for backup in ("", "-")}
 
@@ -103,7 +107,7 @@ class Releases:
         self.rpms: dict[str, str] = {}
 
     def build(self, version: str, output: str, *options: str) -> str:
-        os.makedirs(output, exist_ok=True)
+        # output does not exist yet: the release command creates it (and its parents)
         source = PROJECT if version == "1.0" else project_copy(
             str(self.base / f"project-{version}"), version)
         result = cli("release", source, "-o", output, "--system-recipes", self.wheel,
@@ -115,13 +119,13 @@ class Releases:
 
     def tarball(self, version: str) -> str:
         if version not in self.tarballs:
-            self.tarballs[version] = self.build(version, str(self.base / f"release-{version}"))
+            self.tarballs[version] = self.build(version,
+                                                str(self.base / f"release-{version}" / "dist"))
         return self.tarballs[version]
 
     def rpm(self, version: str) -> str:
         if version not in self.rpms:
-            output = self.base / f"rpm-{version}"
-            output.mkdir()
+            output = self.base / f"rpm-{version}" / "dist"  # created by the rpm command
             result = cli("rpm", self.tarball(version), "-o", str(output))
             assert result.returncode == 0, result.stderr
             self.rpms[version] = result.stdout.strip()
@@ -292,26 +296,119 @@ def test_bad_input_is_one_line_and_leaves_nothing(releases, tmp_path):
     assert os.listdir(out) == []
 
 
+def test_an_output_that_cannot_be_a_directory_is_one_line(releases, tmp_path):
+    """-o names a directory that is created when missing (the release and RPM builds of this
+    module all write into new directories); a path that cannot be one is refused."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert one_error_line(cli("release", PROJECT, "-o", str(blocker / "dist"))) == \
+        f"Error: [release] output: {blocker}/dist: Not a directory (expected a directory, " \
+        "or a path where one can be created)"
+    assert one_error_line(cli("rpm", releases.tarball("1.0"), "-o", str(blocker))) == \
+        f"Error: [rpm] output: {blocker}: File exists (expected a directory, or a path where " \
+        "one can be created)"
+
+
 # -- the RPM -------------------------------------------------------------------------------------
 
 def test_rpm_lists_the_staged_files_and_the_scriptlets(releases):
     path = releases.rpm("1.0")
     assert os.path.basename(path).startswith("shop-1.0-1.") and path.endswith(".rpm")
     info = rpm_query_file(path, "--qf", "%{NAME}|%{VERSION}|%{RELEASE}|%{SUMMARY}|%{LICENSE}\n")
-    assert info == "shop|1.0|1|Example shop service for the system-recipes end-to-end tests|MIT\n"
+    assert info == "shop|1.0|1|Example web service for the system-recipes end-to-end tests|MIT\n"
+    assert rpm_query_file(path, "--qf", "%{URL}") == "https://example.invalid/shop"
     files = rpm_query_file(path, "-l").splitlines()  # some names hold spaces
-    assert all(f == "/opt/shop" or f.startswith("/opt/shop/") for f in files)
+    site = f"/opt/shop/lib/{PYTHON}/site-packages"
+    # release.json documents what is inside: every distribution, its version and sha256
+    assert [f for f in files if not (f == "/opt/shop" or f.startswith("/opt/shop/"))] == \
+        ["/usr/share/doc/shop-1.0", "/usr/share/doc/shop-1.0/release.json"]
     for expected in ("/opt/shop/bin/shop-server", "/opt/shop/bin/buildout",
                      "/opt/shop/bin/system-recipes", "/opt/shop/pyvenv.cfg",
-                     "/opt/shop/lib/python3.11/site-packages/shop/server.py"):
-        assert expected in files
-    assert any("/site-packages/system_recipes/templates/release.spec.j2" in f for f in files)
+                     f"{site}/shop/server.py", f"{site}/system_recipes/templates/release.spec.j2",
+                     # zc.buildout imports pip and setuptools as it starts: %post needs them
+                     f"{site}/pip/__init__.py", f"{site}/setuptools/__init__.py",
+                     f"{site}/system_recipes/profiles/base.cfg"):
+        assert expected in files, expected
+    # no test suite, and not the wheel distribution (declared by zc.buildout, never imported)
+    assert not [f for f in files if re.search(r"/tests?(/|$)", f)]
+    assert "/opt/shop/bin/wheel" not in files
+    assert not [f for f in files if f.startswith(site)
+                and re.match(r"/(wheel|wheel-[^/]*\.dist-info)(/|$)", f[len(site):])]
+    # the profiles at the documented path, a relative link into the venv
+    links = dict(line.split(" -> ") for line in rpm_query_file(
+        path, "--qf", "[%{FILENAMES} -> %{FILELINKTOS}\n]").splitlines() if " -> " in line
+        and not line.endswith(" -> "))
+    assert links["/opt/shop/profiles"] == f"lib/{PYTHON}/site-packages/system_recipes/profiles"
     scripts = rpm_query_file(path, "--scripts")
     assert "postinstall scriptlet" in scripts and "preuninstall scriptlet" in scripts
     assert 'host_config=/etc/shop/host.cfg' in scripts
     assert '"$buildout" -c "$host_config" "buildout:parts="' in scripts
-    assert rpm_query_file(path, "--requires").splitlines()[0] == "/bin/sh"
-    assert "/usr/bin/python3" in rpm_query_file(path, "--requires")
+    # the venv's interpreter: its ABI, not a path any Python provides
+    requires = rpm_query_file(path, "--requires").splitlines()
+    assert [r for r in requires if not r.startswith("rpmlib(")] == \
+        ["/bin/sh", "/bin/sh", f"python(abi) = {sys.version_info[0]}.{sys.version_info[1]}"]
+    # rpm keeps the %changelog entry: the default epoch (1980) clamped to a date rpm accepts
+    assert rpm_query_file(path, "--changelog") == (
+        "* Tue Jan 03 1995 system-recipes <system-recipes@localhost> - 1.0-1\n"
+        "- Built from shop-1.0.tar.gz.\n\n")
+
+
+# rpmlint's findings on the release RPM that are allowed, each as (check, what it names): a
+# venv under /opt, made of distributions installed as their wheels ship them, cannot avoid
+# them. Anything else rpmlint reports fails the test.
+VENV_FINDINGS = [
+    # the whole package lives in /opt/NAME: that is the point of a self-contained venv
+    ("dir-or-file-in-opt", r"/opt/shop(/.*)?"),  # some names hold spaces
+    # console scripts run the venv's own interpreter
+    ("wrong-script-interpreter", r"/opt/shop/bin/\S+ /opt/shop/bin/python"),
+    # the venv's interpreter links to the system Python that python(abi) brings
+    ("symlink-should-be-relative", r"/opt/shop/bin/python3 /usr/bin/python3"),
+    ("dangling-symlink", r"/opt/shop/bin/python3 /usr/bin/python3"),
+    # modules that carry a shebang (or an executable mode) in their own wheels, and
+    # system-recipes' shell-script templates (data, rendered into files, never run)
+    ("non-executable-script", r"SITE/\S+\.(py|sh\.j2) 644 .*"),
+    ("env-script-interpreter", r"SITE/supervisor/scripts/\S+\.py /usr/bin/env python.*"),
+    ("script-without-shebang", r"SITE/pip/_internal/__init__\.py"),
+    # setuptools' wheel ships an empty lock file in its vendored tree
+    ("zero-length", r"SITE/setuptools/_vendor/\.lock"),
+    ("hidden-file-or-dir", r"SITE/setuptools/_vendor/\.lock"),
+    # identical files in different distributions (license texts, empty __init__.py...)
+    ("files-duplicate", r"/opt/shop/\S+ /opt/shop/\S+"),
+    ("files-duplicated-waste", r"\d+"),
+    # markupsafe's wheel: its compiled speedups as built (stripping would break its RECORD
+    # hash) and their C source beside them
+    ("unstripped-binary-or-object", r"SITE/markupsafe/\S+\.so"),
+    ("devel-file-in-non-devel-package", r"SITE/markupsafe/_speedups\.c"),
+]
+# ... and three that depend on where the RPM is built, not on what it holds
+ENVIRONMENT_FINDINGS = [
+    ("no-signature", ""),  # signing is the distributor's step, with its key (rpmsign)
+    # Fedora forbids a Packager tag in a spec; a build system sets %packager
+    ("no-packager-tag", ""),
+    ("invalid-license", r"MIT"),  # Debian's rpmlint knows no license (ValidLicenses = [])
+]
+
+
+def test_rpmlint_finds_only_what_a_venv_under_opt_implies(releases):
+    path = releases.rpm("1.0")
+    result = subprocess.run(["rpmlint", "--permissive", path], capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, HOME="/nonexistent"))
+    findings = [line for line in result.stdout.splitlines() if line.startswith("shop.")]
+    assert findings, result.stdout + result.stderr
+    allowed = [(check, re.compile(pattern.replace("SITE", f"/opt/shop/lib/{PYTHON}/"
+                                                          "site-packages")))
+               for check, pattern in VENV_FINDINGS + ENVIRONMENT_FINDINGS]
+    unexpected = []
+    for line in findings:
+        _, level, check, *rest = line.split(" ", 3)
+        what = rest[0] if rest else ""
+        if not any(check == name and pattern.fullmatch(what) for name, pattern in allowed):
+            unexpected.append(line)
+    assert unexpected == [], "\n".join(unexpected)
+    # the package's own metadata is clean: tags, description, changelog
+    for check in ("no-url-tag", "no-group-tag", "description-line-too-long",
+                  "changelog-time-overflow", "no-documentation", "name-repeated-in-summary"):
+        assert f" {check}" not in result.stdout, check
 
 
 def rpm(box: Sandbox, *args: str) -> subprocess.CompletedProcess:
@@ -333,7 +430,7 @@ def rpm_host():
 
 
 def write_host_config(box: Sandbox, text: str | None = None) -> None:
-    text = text if text is not None else f"[buildout]\nextends = {WEB1}\n"
+    text = text if text is not None else RPM_WEB1
     box.run("mkdir -p /etc/shop && cat > /etc/shop/host.cfg", input=text, check=True)
 
 
@@ -358,9 +455,9 @@ def test_rpm_install_upgrade_erase_runs_the_host_buildout(releases, rpm_host):
     write_host_config(box)
     box.run("cat > /etc/shop/operator-notes", input="not ours\n", check=True)
     before = etc_snapshot(box)
+    etc_shop = os.stat(box.path("/etc/shop"))
 
     installed = rpm(box, "-i", releases.rpm("1.0"))
-    etc_shop = os.stat(box.path("/etc/shop"))
     assert installed.returncode == 0, said(installed)
     assert "shop: running the host buildout: /opt/shop/bin/buildout -c /etc/shop/host.cfg" \
         in installed.stdout
@@ -391,17 +488,17 @@ def test_rpm_install_upgrade_erase_runs_the_host_buildout(releases, rpm_host):
     changed = {p for p in set(before) | set(after) if before.get(p, b"?") != after.get(p, b"?")}
     assert changed and changed <= ACCOUNT_FILES, changed
     assert "\nshop:" in box.read("/etc/passwd")
-
-def test_failing_host_buildout_is_reported_and_keeps_the_configuration(releases, rpm_host):
     # /etc/shop was there before the package (it holds host.cfg): its mode and owner are back
     erased_etc = os.stat(box.path("/etc/shop"))
     assert (erased_etc.st_mode, erased_etc.st_uid, erased_etc.st_gid) == (
         etc_shop.st_mode, etc_shop.st_uid, etc_shop.st_gid)
+
+def test_failing_host_buildout_is_reported_and_keeps_the_configuration(releases, rpm_host):
     box = rpm_host
     write_host_config(box)
     assert rpm(box, "-i", releases.rpm("1.0")).returncode == 0
     configured = {path: box.read(path) for path in web1_files()}
-    write_host_config(box, f"[buildout]\nextends = {WEB1}\n[shop-config]\nmode = 0999\n")
+    write_host_config(box, RPM_WEB1 + "mode = 0999\n")
 
     upgraded = rpm(box, "-U", releases.rpm("2.0"))
     output = said(upgraded)
@@ -485,3 +582,14 @@ def test_archive_is_a_function_of_its_content(files, epoch):
                 member = archive.getmember(f"top-1.0/{relative}")
                 assert (member.mode, member.mtime, member.uid) == (mode, epoch, 0)
                 assert archive.extractfile(member).read() == data
+
+
+@pytest.mark.parametrize("epoch, date", [(EPOCH, "Tue Jan 03 1995"),  # rpm drops pre-1990 dates
+                                         (1700000000, "Tue Nov 14 2023")])
+def test_the_changelog_date_is_the_epoch_rpm_and_rpmlint_accept(epoch, date):
+    from system_recipes.release.rpm import spec_context
+
+    context = spec_context({"name": "x", "version": "1", "python": "3.12"}, "x-1.tar.gz", "x-1",
+                           epoch=epoch)
+    assert context["changelog_date"] == date and context["epoch"] == epoch
+    assert context["requires"] == ["python(abi) = 3.12"]

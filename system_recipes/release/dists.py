@@ -47,6 +47,7 @@ class Metadata:
     license: str
     requires_python: str
     scripts: tuple[str, ...]
+    url: str = ""  # Home-page, else the first Project-URL
 
 
 def system_recipes_source() -> str:
@@ -176,10 +177,12 @@ def wheel_metadata(path: str) -> Metadata:
                 elif section == "console_scripts" and "=" in line:
                     scripts.append(line.split("=", 1)[0].strip())
     license_text = message.get("License-Expression") or message.get("License") or "unknown"
+    urls = [message.get("Home-page") or ""] + [u.partition(",")[2]
+                                                for u in message.get_all("Project-URL") or []]
     return Metadata(message["Name"], message["Version"],
                     (message.get("Summary") or message["Name"]).strip(),
                     license_text.strip().splitlines()[0], message.get("Requires-Python") or "",
-                    tuple(sorted(scripts)))
+                    tuple(sorted(scripts)), next((u.strip() for u in urls if u.strip()), ""))
 
 
 def find(dists: list[Dist], name: str) -> Dist:

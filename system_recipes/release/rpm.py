@@ -6,6 +6,10 @@ nor ``~/.rpmdb`` is read or written). ``%install`` runs the release's ``install.
 %{buildroot}``; ``%post`` runs ``PREFIX/bin/buildout -c HOST_CONFIG`` on install and upgrade,
 ``%preun`` on erase runs it with no parts so system-recipes removes what it wrote. The ``.rpm``
 appears in the output directory only when the build succeeded (temporary name, then rename).
+
+Reproducible: the build time and every file time are SOURCE_DATE_EPOCH, by default the
+release's own (its tarball's member times), so one tarball gives one RPM. The venv runs on
+the Python the release was built for, so the package requires ``python(abi) = X.Y``.
 """
 
 from __future__ import annotations
@@ -22,16 +26,23 @@ import time
 
 from ..core.errors import ConfigError
 from ..core.render import RenderError, packaged_templates, render
-from .tarball import source_date_epoch
+from .tarball import output_directory, source_date_epoch
 
 SPEC_TEMPLATE = "release.spec.j2"
 RPM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 RPM_VERSION = re.compile(r"^[A-Za-z0-9._+~^]+$")  # rpm forbids '-' in version and release
 PLAIN_PATH = re.compile(r"^/[A-Za-z0-9._+/-]*$")  # spliced into shell and spec lines unquoted
+PYTHON_VERSION = re.compile(r"^\d+\.\d+$")
+URL = re.compile(r"^https?://[^\s%]+$")
+# The earliest %changelog date: rpm drops an entry dated before 1990 ("bad date in %changelog",
+# and the build still succeeds), rpmlint doubts one before 1995 (with a day of slack for time
+# zones), and a release's default SOURCE_DATE_EPOCH is 1980 (the earliest a zip can hold).
+CHANGELOG_EPOCH = 789091200  # 1995-01-03T00:00:00Z
 
 
-def read_release(tarball: str) -> tuple[dict, str]:
-    """``release.json`` of a release tarball and the tarball's top directory."""
+def read_release(tarball: str) -> tuple[dict, str, int]:
+    """``release.json`` of a release tarball, the tarball's top directory and its time (the
+    SOURCE_DATE_EPOCH it was made with)."""
     try:
         with tarfile.open(tarball, "r:gz") as archive:
             member = next((m for m in archive.getmembers()
@@ -40,7 +51,8 @@ def read_release(tarball: str) -> tuple[dict, str]:
             if member is None:
                 raise ConfigError("rpm", "tarball", f"{tarball} has no release.json",
                                   "a tarball from `system-recipes release`")
-            return json.load(archive.extractfile(member)), member.name.split("/")[0]
+            return (json.load(archive.extractfile(member)), member.name.split("/")[0],
+                    int(member.mtime))
     except (OSError, tarfile.TarError, ValueError) as error:
         raise ConfigError("rpm", "tarball", f"{tarball}: cannot read: {error}",
                           "a tarball from `system-recipes release`") from None
@@ -52,9 +64,9 @@ def _check(option: str, value: str, pattern: re.Pattern, expected: str) -> str:
     return value
 
 
-def spec_context(release: dict, tarball: str, top: str, *, name=None, version=None,
-                 release_number=None, summary=None, license=None, prefix=None, host_config=None,
-                 python=None, requires=None) -> dict:
+def spec_context(release: dict, tarball: str, top: str, *, epoch: int, name=None,
+                 version=None, release_number=None, summary=None, license=None, prefix=None,
+                 host_config=None, python=None, requires=None, url=None) -> dict:
     name = _check("name", name or release["name"], RPM_NAME, "letters, digits and ._+-")
     version = _check("version", version or release["version"], RPM_VERSION,
                      "letters, digits and ._+~^ (no '-')")
@@ -66,17 +78,30 @@ def spec_context(release: dict, tarball: str, top: str, *, name=None, version=No
                          "an absolute path of letters, digits and ._+-")
     python = _check("python", python or "/usr/bin/python3", PLAIN_PATH,
                     "the absolute path of a Python interpreter")
+    # install.sh refuses an interpreter of another version than the release's wheels
+    abi = _check("python", str(release.get("python", "")), PYTHON_VERSION,
+                 "release.json naming the Python version of the release, e.g. 3.11")
     return {
         "name": name, "version": version, "release": release_number,
         "summary": _one_line("summary", summary or release.get("summary") or name),
+        "url": _url(url if url is not None else release.get("url") or ""),
         "license": _one_line("license", license or release.get("license") or "unknown"),
         "requires": [_one_line("requires", r) for r in (requires if requires is not None
-                                                        else [python])],
+                                                        else [f"python(abi) = {abi}"])],
         "prefix": prefix, "host_config": host_config, "python": python,
         "tarball": os.path.basename(tarball), "source_directory": top,
-        "changelog_date": time.strftime("%a %b %d %Y", time.gmtime(source_date_epoch())),
+        "epoch": epoch,
+        "changelog_date": time.strftime("%a %b %d %Y",
+                                        time.gmtime(max(epoch, CHANGELOG_EPOCH))),
         "release_info": release,
     }
+
+
+def _url(value: str) -> str:
+    if value and not URL.match(value):
+        raise ConfigError("rpm", "url", f"{value[:100]!r} is not usable",
+                          "an http(s) URL without spaces or %")
+    return value
 
 
 def _one_line(option: str, value: str) -> str:
@@ -103,13 +128,12 @@ def render_spec(context: dict, template: str | None = None) -> str:
 def build_rpm(tarball: str, output: str = ".", *, template: str | None = None, **options) -> str:
     """Build the RPM of ``tarball`` into ``output``; return the ``.rpm`` path."""
     tarball = os.path.abspath(tarball)
-    output = os.path.abspath(output)
-    if not os.path.isdir(output):
-        raise ConfigError("rpm", "output", f"{output} is not a directory", "an existing directory")
-    release, top = read_release(tarball)
+    release, top, released = read_release(tarball)
     options["release_number"] = options.pop("release", None)
-    context = spec_context(release, tarball, top, **options)
+    epoch = source_date_epoch() if os.environ.get("SOURCE_DATE_EPOCH") else released
+    context = spec_context(release, tarball, top, epoch=epoch, **options)
     spec = render_spec(context, template)
+    output = output_directory("rpm", output)
     topdir = tempfile.mkdtemp(prefix="system-recipes-rpm-")
     try:
         built = _rpmbuild(topdir, spec, tarball, context)
@@ -136,7 +160,7 @@ def _rpmbuild(topdir: str, spec_text: str, tarball: str, context: dict) -> str:
     spec = os.path.join(topdir, "SPECS", f"{context['name']}.spec")
     with open(spec, "w", encoding="utf-8") as stream:
         stream.write(spec_text)
-    epoch = source_date_epoch()
+    epoch = context["epoch"]
     defines = {
         "_topdir": topdir,
         "_dbpath": os.path.join(topdir, "db"),

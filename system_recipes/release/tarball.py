@@ -44,19 +44,28 @@ def source_date_epoch() -> int:
     return int(text)
 
 
+def output_directory(command: str, output: str) -> str:
+    """``-o DIR``, created (with its parents) when it does not exist yet, as ``dist/`` usually
+    does not on a fresh checkout; checked last, so bad input creates nothing."""
+    output = os.path.abspath(output)
+    try:
+        os.makedirs(output, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(command, "output", f"{output}: {error.strerror}",
+                          "a directory, or a path where one can be created") from None
+    return output
+
+
 def build_release(path: str, output: str = ".", *, find_links: list[str] | None = None,
                   offline: bool = False, system_recipes: str | None = None,
                   cache: str | None = None) -> str:
     """Build ``OUTPUT/NAME-VERSION.tar.gz`` from the project or buildout at ``path``; return it."""
     project = load(path)
     epoch = source_date_epoch()
-    output = os.path.abspath(output)
-    if not os.path.isdir(output):
-        raise ConfigError("release", "output", f"{output} is not a directory",
-                          "an existing directory")
     if system_recipes and not os.path.exists(system_recipes):
         raise ConfigError("release", "system-recipes", f"{system_recipes} does not exist",
                           "a system-recipes checkout or wheel")
+    output = output_directory("release", output)
     work = tempfile.mkdtemp(prefix="system-recipes-release-")
     try:
         return _build(project, output, work, find_links or [], offline,
@@ -98,6 +107,7 @@ def _build(project: Project, output: str, work: str, find_links: list[str], offl
         "version": meta.version,
         "summary": meta.summary,
         "license": meta.license,
+        "url": meta.url,
         "python": python,
         "requires_python": meta.requires_python,
         "scripts": list(meta.scripts),
