@@ -25,6 +25,14 @@ def test_wheel_carries_templates_and_finds_them(tmp_path):
         archive.extractall(tmp_path / "site")
     assert "system_recipes/templates/sr-packaging-probe.j2" in names
     assert any(n.endswith("entry_points.txt") for n in names)
+    # the profiles a host.cfg extends, and the license setup.cfg names
+    assert {"system_recipes/profiles/base.cfg", "system_recipes/profiles/roles/app-server.cfg",
+            "system_recipes/profiles/templates/shop.ini.j2"} <= set(names)
+    assert not [n for n in names if n.startswith("system_recipes/profiles/hosts/")]
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    with zipfile.ZipFile(wheel) as archive:
+        assert "License-File: LICENSE" in archive.read(metadata).decode()
     found = subprocess.run(
         [sys.executable, "-c", "from system_recipes.core.render import packaged_templates;"
          "print(packaged_templates())"],
