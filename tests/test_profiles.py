@@ -52,7 +52,9 @@ def test_rpm_upgrade_updates_exactly_the_parts_that_use_the_version(web1, exampl
     assert planned.returncode == 2 and "+# /etc/shop/shop.ini for shop 2.0" in planned.stdout
     out = ok(web1.buildout()).stdout
     assert said(out, "shop-config", "updated") and said(out, "shop-deployment", "unchanged")
-    assert "1 updated" in out
+    # the package's facts (recorded: a new version restarts the service) and its config file
+    assert said(out, "shop-package", "updated") and "2 updated" in out
+    assert "; 1 file changed;" in out
     assert "for shop 2.0" in web1.read("/etc/shop/shop.ini")
 
 
@@ -72,7 +74,8 @@ def test_not_installed_package_is_a_clear_error(tmp_path):
         host.write(f"[buildout]\nextends = {WEB1}\n")
         result = host.buildout()
         assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
-        assert "[shop-package] name: package shop is not installed" in result.stdout + result.stderr
+        # named as the operator wrote it: the service section's package option
+        assert "[shop] package: package shop is not installed" in result.stdout + result.stderr
         assert not host.exists("/etc/shop")
 
 
