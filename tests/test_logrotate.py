@@ -432,3 +432,28 @@ def test_property_random_options_give_a_clean_error_or_a_file_logrotate_accepts(
             value = options[name].strip()
             value = str(int(value)) if name in ("rotate", "maxage") else value
             assert f"\n    {name} {value}\n" in text, (name, text)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"frequency": "daily", "size": "10M"}, "[part] frequency: has no effect with size"),
+    ({"dateformat": "-%Y%m%d"}, "[part] dateformat: has no effect without dateext"),
+    ({"dateformat": "-%Y%m%d", "dateext": "false"}, "[part] dateformat: has no effect"),
+    ({"delaycompress": "true"}, "[part] delaycompress: has no effect without compress"),
+    ({"delaycompress": "true", "compress": "false"}, "[part] delaycompress: has no effect"),
+    ({"copytruncate": "true", "create": "0640 root root"},
+     "[part] create: has no effect with copytruncate = true"),
+])
+def test_options_logrotate_would_ignore_are_refused(tmp_path, options, message):
+    root = make_scratch_root(str(tmp_path / "root"))
+    with pytest.raises(ConfigError) as raised:
+        declare(logrotate, root, {"paths": "/var/log/app.log", **options})
+    assert str(raised.value).startswith(message), raised.value
+
+
+def test_the_same_options_together_with_what_they_need_are_accepted(tmp_path):
+    root = make_scratch_root(str(tmp_path / "root"))
+    content = declare(logrotate, root, {
+        "paths": "/var/log/app.log", "size": "10M", "dateext": "true",
+        "dateformat": "-%Y%m%d", "compress": "true", "delaycompress": "true",
+        "copytruncate": "true", "create": "false"}).decode()
+    assert "dateformat -%Y%m%d" in content and "delaycompress" in content

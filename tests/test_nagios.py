@@ -108,7 +108,7 @@ def test_objects_are_written_and_the_real_nagios_accepts_them(host):
      ("[monitor-shop] services: nagios4 -v: Could not find any host matching 'shop9'",
       f"of {OBJECTS}/monitor-shop.cfg: 'define service {{')")),
     (("nrpe-checks =", "nrpe-command = check_nrpe_v9\nnrpe-checks ="),
-     ("[monitor-shop] nrpe-checks: nagios4 -v:", "'check_nrpe_v9!check_app'")),
+     ("[monitor-shop] nrpe-checks: nagios4 -v:", "'check_nrpe_v9!check_", "(and 1 more)")),
     (("nrpe-checks =", "extra =\n    define hostgroup {\n        hostgroup_name shops\n"
                        "        members shop1\n        bogus_key 1\n    }\nnrpe-checks ="),
      ("[monitor-shop] extra: nagios4 -v:", "'bogus_key'", "'bogus_key 1')")),
@@ -256,3 +256,18 @@ def test_property_random_objects_give_a_clean_error_or_what_nagios_accepts(root,
     for line in options["hosts"].splitlines():  # what each line means: its first word
         assert f"host_name               {shlex.split(line)[0]}\n" in content
     assert content.count("define service {") == len(services)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"host-use": "generic-host", "services": "h1 SSH check_ssh"},
+     "[part] host-use: has no effect: no hosts"),
+    ({"service-use": "local-service", "hosts": "h1 127.0.0.1"},
+     "[part] service-use: has no effect: no services"),
+    ({"nrpe-command": "check_nrpe_1arg", "services": "h1 SSH check_ssh"},
+     "[part] nrpe-command: has no effect: no nrpe-checks"),
+])
+def test_options_that_apply_to_nothing_are_refused(tmp_path, options, message):
+    root = make_scratch_root(str(tmp_path / "root"))
+    with pytest.raises(ConfigError) as raised:
+        declare(nagios, root, options)
+    assert str(raised.value).startswith(message), raised.value

@@ -365,6 +365,14 @@ def test_sysv_status_with_a_stale_pidfile(host):
                                                                    "systemd-only")),
     ("command = /usr/bin/sleep 100\nkind = sysv\ntype = forking", ("[web] type:",
                                                                    "systemd-only")),
+    # accepted, then silently ignored by an init script: refused
+    ("command = /usr/bin/sleep 100\nkind = sysv\nrestart = always",
+     ("[web] restart: restart = always has no effect with kind = sysv: an init script never "
+      "restarts the service",)),
+    ("command = /usr/bin/sleep 100\nkind = sysv\nafter = local-fs.target",
+     ("[web] after: local-fs.target has no effect with kind = sysv",)),
+    ("command = /usr/bin/sleep 100\nkind = sysv\nwants = app.socket",
+     ("[web] wants: app.socket has no effect",)),
     ("command = /usr/bin/sleep 100\ndescription = trailing \\", ("[web] description:",
                                                                  "backslash")),
     ("command = /usr/bin/sleep 100\nenvironment = not an assignment", ("[web] environment:",)),
@@ -431,7 +439,8 @@ BAD_EXTRA = {"Nice=99", "Bogus=1", "PrivateTmp=maybe"}
        description=TEXT,
        environment=st.dictionaries(st.sampled_from(["A", "B_2", "lower"]), TEXT, max_size=2),
        working=st.one_of(st.none(), TEXT.map(lambda t: "/" + t)),
-       restart=st.sampled_from(list(runscript.RESTART) * 2 + ["sometimes"]),
+       restart=st.one_of(st.none(), st.sampled_from(list(runscript.RESTART) * 2
+                                                    + ["sometimes"])),
        stop=st.sampled_from(["SIGTERM", "INT", "SIGHUP", "QUIT", "SIGUSR1", "KILL", "BOGUS"]),
        user=st.sampled_from(["root", "nobody", "daemon", "root", "nosuchuser"]),
        extra=st.lists(st.sampled_from(["Nice=5", "Nice=99", "LimitNOFILE=1024", "Bogus=1",
@@ -440,8 +449,10 @@ def test_property_random_options_give_a_clean_error_or_a_valid_unit(
         program_root, kind, arguments, description, environment, working, restart, stop, user,
         extra):
     options = {"kind": kind, "command": shlex.join(["/usr/bin/sleep", *arguments]),
-               "description": description, "restart": restart, "stop-signal": stop,
+               "description": description, "stop-signal": stop,
                "user": user, "environment": "\n".join(f"{k}={v}" for k, v in environment.items())}
+    if restart is not None:
+        options["restart"] = restart
     if working is not None:
         options["working-directory"] = working
     if extra:

@@ -480,3 +480,24 @@ def test_the_kernel_limits_are_what_supervisord_can_start(tmp_path):
             declare(root, options)
         message = str(raised.value)
         assert message.startswith(fragment) and len(message) < 300, message
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"stopasgroup": "true", "killasgroup": "false"},
+     "[part] killasgroup: false has no effect with stopasgroup = true"),
+    ({"redirect_stderr": "true", "stderr_logfile": "/tmp/x.log"},
+     "[part] stderr_logfile: has no effect with redirect_stderr = true"),
+    ({"redirect_stderr": "true", "stderr_syslog": "false"},
+     "[part] stderr_syslog: has no effect with redirect_stderr = true"),
+    ({"stdout_logfile": "NONE", "stdout_logfile_backups": "3"},
+     "[part] stdout_logfile_backups: has no effect with stdout_logfile = NONE"),
+    ({"stderr_logfile_maxbytes": "0", "stderr_logfile_backups": "3"},
+     "[part] stderr_logfile_backups: has no effect with stderr_logfile_maxbytes = 0"),
+])
+def test_options_supervisor_would_ignore_are_refused(tmp_path, options, message):
+    root = make_scratch_root(str(tmp_path / "root"))
+    with pytest.raises(ConfigError) as raised:
+        declare(root, {"command": "/bin/true", **options})
+    assert str(raised.value).startswith(message), raised.value
+    # the same program without the ignored option is accepted
+    declare(root, {"command": "/bin/true"})

@@ -5,7 +5,7 @@ import zc.buildout
 #: how much of a value an error may echo: a 1 MB value must not become a 1 MB error line
 SHOWN = 100
 #: the most of a problem text an error keeps (it holds at most a few echoed values)
-PROBLEM = 240
+PROBLEM = 200
 
 
 def clip(text: str, limit: int = SHOWN) -> str:
@@ -15,16 +15,24 @@ def clip(text: str, limit: int = SHOWN) -> str:
     return f"{text[:limit]}… ({len(text)} characters)"
 
 
-def shown(value) -> str:
+def shown(value, limit: int = SHOWN) -> str:
     """A value as an error echoes it: its ``repr``, clipped (``'aaaa…' (1048576 characters)``).
 
     >>> shown("a" * 1000)[-24:]
     "aaaa…' (1000 characters)"
     """
-    if isinstance(value, str) and len(value) > SHOWN:
-        head = repr(value[:SHOWN])
-        return f"{head[:-1]}…{head[-1]} ({len(value)} characters)"
-    return clip(repr(value))
+    if not isinstance(value, str):
+        return clip(repr(value), limit)
+    budget, count = limit, 0
+    for char in value:  # count what the repr shows: an escaped character takes several
+        cost = len(repr(char)) - 2
+        if cost > budget:
+            break
+        budget, count = budget - cost, count + 1
+    if count == len(value):
+        return repr(value)
+    head = repr(value[:count])
+    return f"{head[:-1]}…{head[-1]} ({len(value)} characters)"
 
 
 class ConfigError(zc.buildout.UserError):

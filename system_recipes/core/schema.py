@@ -249,8 +249,7 @@ class Values(dict):
 def inline_comment_hint(problem: str, text: str) -> str:
     """buildout keeps ``value  # comment`` whole: say so when such a value is refused."""
     if re.search(r"\s[#;]", text):
-        return problem + "; buildout keeps inline comments in values: put the comment on a " \
-            "line of its own"
+        return problem + "; buildout keeps inline comments: put them on a line of their own"
     return problem
 
 

@@ -15,7 +15,9 @@ line to the command's standard input. Here a ``%`` always means a literal percen
 in ``date +%F``): it is written ``\\%``, which cron turns back into ``%`` (proven against a
 running cron in the tests). A ``\\`` directly before a ``%`` is refused: cron cannot pass
 that pair through (written ``\\\\%``, the command would end at the ``%``); put such a
-command in a script. To feed a command input, use the shell (``printf 'x\\n' | cmd``).
+command in a script. cron reads at most 998 bytes of a command as written (each ``%`` counts
+twice): a longer one is refused, naming ``command`` (or ``entries``), since cron would refuse
+it too (``crontab -n``: "command too long") and skip the entry. To feed a command input, use the shell (``printf 'x\\n' | cmd``).
 
 Each schedule is checked by python-crontab, which builds the entry, and the file is then
 judged by cron itself: one ``crontab -n`` (the dry run of Debian's crontab; it reports the

@@ -10,6 +10,10 @@ one. ``extra`` passes any other directive through (``compresscmd``, ``mail``, ``
 ``/bin/sh``; a script line starting with ``endscript`` would end the script early, so it is
 refused.
 
+Options logrotate would read and then ignore are refused: ``frequency`` with ``size`` (size
+alone decides then), ``dateformat`` without ``dateext = true``, ``delaycompress`` without
+``compress = true``, ``create`` with ``copytruncate = true`` (the log stays in place).
+
 logrotate reads every file of its include directory except names ending in one of its taboo
 extensions (``.bak``, ``.rpmsave``, ``.dpkg-old``, ``~`` ...): such a name is refused, since
 the file would be silently ignored.
@@ -304,6 +308,7 @@ class Recipe(Recipe):
         if len(set(values.paths)) != len(values.paths):
             twice = next(p for p in values.paths if values.paths.count(p) > 1)
             raise ConfigError(self.name, "paths", f"{twice} is given twice", "each path once")
+        self._no_effect(values)
         directives = self.directives(spec, values)
         scripts = [(name, values[name]) for name in SCRIPTS if values[name]]
         content = self._render(values, directives, scripts, checked=False)
@@ -313,6 +318,22 @@ class Recipe(Recipe):
         spec.force = values.force
         spec.files.append(FileSpec(path=path, content=content, mode=0o644,
                                    checks=[Check("logrotate", (checked, origins))]))
+
+    def _no_effect(self, values: Values) -> None:
+        """Refuse what logrotate would read and then ignore."""
+        if values.size and values.frequency:
+            raise ConfigError(self.name, "frequency", "has no effect with size (logrotate then "
+                              "rotates by size alone)", "size alone, or frequency with minsize "
+                              "or maxsize")
+        if values.dateformat and values.dateext is not True:
+            raise ConfigError(self.name, "dateformat", "has no effect without dateext",
+                              "dateext = true with it")
+        if values.delaycompress and values.compress is not True:
+            raise ConfigError(self.name, "delaycompress", "has no effect without compress",
+                              "compress = true with it")
+        if values.copytruncate and values.create not in (None, False):
+            raise ConfigError(self.name, "create", "has no effect with copytruncate = true "
+                              "(the log stays in place)", "create or copytruncate, not both")
 
     def directives(self, spec: PartSpec, values: Values) -> list[Directive]:
         result: list[Directive] = []
@@ -478,7 +499,7 @@ def explain(lines: list[str], path: str, item: validate.Item) -> str | validate.
             continue
         messages.append(match.group(2))
         number = number or int(match.group(1))
-    message = "logrotate -d: " + summary(messages)
+    message = "logrotate -d: " + summary(messages, limit=1)
     if number is None:
         return message
     return validate.locate(message, item.file.content, number, item.check.arguments[1])

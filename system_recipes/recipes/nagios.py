@@ -18,7 +18,10 @@ split like a shell command line (quote the field):
 The file is checked with the real ``nagios4 -v`` (``nagios -v`` on Red Hat) on a copy of the
 main configuration in a temporary directory that reads the object directory as it will be after
 the run: one process for every changed file of a run. A service that names an undefined host or
-command stops the run before anything is written, naming the section. When the file changes (or
+command stops the run before anything is written, naming the section and the option that wrote
+the object (``[monitor] services: nagios4 -v: Could not find any host matching 'shop9' (line
+20 of ...)``). ``host-use``, ``service-use`` and ``nrpe-command`` set where there is nothing
+for them to apply to are refused. When the file changes (or
 the part is dropped), the running Nagios is reloaded once at the end of the run (``systemctl
 reload`` under systemd, else SIGHUP to the pid in ``lock_file``); a Nagios that is not running
 is reported and skipped.
@@ -233,6 +236,13 @@ class Recipe(Recipe):
         if not (hosts or commands or services or extra):
             raise ConfigError(self.name, None, "defines no objects",
                               "hosts, commands, services, nrpe-checks or extra")
+        for option, used in (("host-use", hosts), ("service-use", services),
+                             ("nrpe-command", nrpe_services)):
+            if option in self.options and not used:
+                raise ConfigError(self.name, option, "has no effect: "
+                                  + {"host-use": "no hosts", "service-use": "no services",
+                                     "nrpe-command": "no nrpe-checks"}[option],
+                                  f"{option} only with what it applies to")
         self._unique(hosts, "hosts", lambda h: h.name, "host")
         self._unique(commands, "commands", lambda c: c.name, "command")
         self._unique(services, "services", lambda s: (s.host, s.description), "service")
@@ -460,14 +470,15 @@ def _located(prefix: str, lines: list[str], item: validate.Item) -> str | valida
     where = re.compile(r"\s*(?:\(config file '|in file '|\()" + re.escape(item.file.path)
                        + r"(?:', starting on line |' on line |:)(\d+)\)?")
     number = None
-    shortened = []
+    specific, located = [], []  # "Invalid directive 'x'" says more than "Could not add ..."
     for line in lines:
         match = where.search(line)
         if match:
             number = number or int(match.group(1))
-            line = (line[:match.start()] + line[match.end():]).rstrip(" .")
-        shortened.append(line)
-    message = prefix + _summary(shortened)
+            located.append((line[:match.start()] + line[match.end():]).rstrip(" ."))
+        else:
+            specific.append(line)
+    message = prefix + _summary(specific + located, limit=1)
     origins = item.check.arguments[4] if len(item.check.arguments) > 4 else ()
     if number is None:
         # "... specified in service 'SSH' for host 'shop1' not defined": that definition

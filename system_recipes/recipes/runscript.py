@@ -25,11 +25,16 @@ The init script runs the command in the background as ``user`` (and ``group``) i
 ``restart``, ``force-reload`` and ``status`` (from the pidfile: 0 running, 1 dead with a
 pidfile, 3 stopped). It uses ``start-stop-daemon`` when the host has it, else ``setsid`` and
 ``su``. The command's output is discarded (log to a file or syslog from the program itself).
-``restart``, ``type`` other than simple/exec and ``extra`` are systemd-only.
+``restart``, ``type`` other than simple/exec and ``extra`` are systemd-only: with ``kind =
+sysv`` they are refused rather than ignored (an init script never restarts anything; ``restart
+= no`` is accepted), and so is an ``after`` or ``wants`` unit an LSB header cannot name (only
+services and the targets standing for LSB facilities can be).
 
 Validation: every changed unit of a run is checked by one ``systemd-analyze verify --man=no``
 (unknown keys or sections, bad values and a missing program are errors, though that tool exits
-0 on most of them); init scripts by ``sh -n``.
+0 on most of them); init scripts by ``sh -n``. A complaint about a line of the unit names the
+option that wrote it: ``[web] extra: systemd-analyze: Unknown key 'Bogus' ... (line 14 of
+/etc/systemd/system/web.service: 'Bogus=1')``.
 
 Reload, at the end of a run that changed something, only when writing the real root: with
 systemd running (``/run/systemd/system`` exists) one ``systemctl daemon-reload``, then
@@ -311,14 +316,25 @@ class Recipe(Recipe):
                 raise ConfigError(self.name, option, "is systemd-only, but kind is sysv",
                                   "kind = systemd, or no " + option
                                   + (" other than simple or exec" if option == "type" else ""))
+        if "restart" in self.options and values.restart != "no":
+            # an init script starts the command once: nothing would ever restart it
+            raise ConfigError(self.name, "restart", f"restart = {values.restart} has no effect "
+                              "with kind = sysv: an init script never restarts the service",
+                              "kind = systemd, restart = no, or supervisor for a service "
+                              "that must be restarted")
         if values.environment:
             argv = ["/usr/bin/env", *(f"{k}={v}" for k, v in values.environment.items()), *argv]
         dependencies = []
-        for unit in [*values.after, *values.wants]:
-            base, _, suffix = unit.rpartition(".")
-            item = FACILITIES.get(unit, base if suffix == "service" else None)
-            if item and item not in dependencies:
-                dependencies.append(item)
+        for option in ("after", "wants"):
+            for unit in values[option]:
+                base, _, suffix = unit.rpartition(".")
+                item = FACILITIES.get(unit, base if suffix == "service" else None)
+                if item is None:  # an init script has nothing to say it with
+                    raise ConfigError(self.name, option, f"{unit} has no effect with kind = "
+                                      "sysv (LSB headers name only services and facilities)",
+                                      "services (NAME.service) or " + ", ".join(FACILITIES))
+                if item not in dependencies:
+                    dependencies.append(item)
         script = posixpath.join(self.layout.init_directory, values.name)
         content = self.render("runscript-sysv.sh.j2", {
             "section": self.name,

@@ -23,6 +23,10 @@ is refused, and every other ``%`` is written as ``%%`` so it reaches the program
 (``date +%s`` works). A value supervisor would read differently from what was meant (`` ;``
 and `` #`` start a comment in its files) is refused.
 
+Options supervisor would read and then ignore are refused: ``stderr_*`` with
+``redirect_stderr = true``, ``killasgroup = false`` with ``stopasgroup = true``, log rotation
+options of a log that is ``NONE`` or never rotated (``*_logfile_maxbytes = 0``).
+
 A program the kernel could never start is refused: supervisord splits ``command`` like a shell
 and execs it with the program's ``environment`` (and its own), and execve() fails with E2BIG
 on a word or ``KEY=value`` of 128 KiB or more (MAX_ARG_STRLEN), or when all of them pass the
@@ -329,6 +333,31 @@ def exec_size(section: str, program: str, group: str, values: dict) -> None:
                           "a shorter environment; pass more in a file")
 
 
+def no_effect(section: str, values: dict) -> None:
+    """Refuse an option supervisor would accept and then ignore."""
+    if values.get("stopasgroup") and values.get("killasgroup") is False:
+        raise ConfigError(section, "killasgroup", "false has no effect with stopasgroup = true "
+                          "(supervisor then kills the whole group)", "killasgroup unset or true")
+    if values.get("redirect_stderr"):
+        for name in SUPERVISOR_NAMES:
+            if name.startswith("stderr_") and values.get(name) is not None:
+                raise ConfigError(section, name, "has no effect with redirect_stderr = true "
+                                  "(stderr goes to the stdout log)",
+                                  f"the stdout_ option, or no {name}")
+    for stream in ("stdout", "stderr"):
+        logfile = values.get(f"{stream}_logfile")
+        maxbytes = values.get(f"{stream}_logfile_maxbytes")
+        for name in (f"{stream}_logfile_maxbytes", f"{stream}_logfile_backups"):
+            if values.get(name) is not None and logfile and logfile.upper() == "NONE":
+                raise ConfigError(section, name, f"has no effect with {stream}_logfile = NONE",
+                                  f"a {stream}_logfile, or no {name}")
+        if values.get(f"{stream}_logfile_backups") is not None and maxbytes is not None and \
+                re.fullmatch(r"0+(kb|mb|gb)?", maxbytes, re.I):
+            raise ConfigError(section, f"{stream}_logfile_backups", "has no effect with "
+                              f"{stream}_logfile_maxbytes = 0 (the log is never rotated)",
+                              f"a {stream}_logfile_maxbytes above 0, or no backups")
+
+
 def _check_environment(escaped: dict[str, str], text: str) -> None:
     """Read the environment back with supervisor's own parser."""
     dummy = _dummy_expansions()
@@ -385,6 +414,7 @@ class Recipe(Recipe):
                 group.append(("priority", str(own["priority"])))
             sections[f"group:{values.name}"] = group
         for section, name, options in programs:
+            no_effect(section, options)
             sections[f"program:{name}"] = program_lines(section, options)
             exec_size(section, name, values.name, options)
             if options["user"]:
