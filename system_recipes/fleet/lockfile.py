@@ -1,0 +1,143 @@
+"""The allocation lock: a small TOML file beside the model, kept in git with it.
+
+``tomllib`` only reads TOML; :func:`dumps` writes the little the lock needs (tables, strings,
+integers, booleans, arrays), always the same bytes for the same data: keys in order (numbers
+by value), one table per header. :func:`write_atomic` replaces the file in one step, so a
+reader sees the old lock or the new one, never half of one.
+
+>>> print(dumps({"services": {"shop": {"port": 20000, "instances": {"10": "b", "2": "a"}}}}))
+[services.shop]
+port = 20000
+<BLANKLINE>
+[services.shop.instances]
+2 = "a"
+10 = "b"
+<BLANKLINE>
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import tomllib
+from typing import Any
+
+from ..core.schema import Line, Option
+from .tables import ModelError, Table
+from .values import NAME, NAME_EXPECTED, Int, Str
+
+BARE = re.compile(r"[A-Za-z0-9_-]+")
+ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
+           "\r": "\\r"}
+
+
+def key(name: str) -> str:
+    return name if BARE.fullmatch(name) else string(name)
+
+
+def string(text: str) -> str:
+    out = []
+    for char in text:
+        if char in ESCAPES:
+            out.append(ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def value(item: Any) -> str:
+    if isinstance(item, bool):
+        return "true" if item else "false"
+    if isinstance(item, int):
+        return str(item)
+    if isinstance(item, str):
+        return string(item)
+    if isinstance(item, list | tuple):
+        return "[" + ", ".join(value(element) for element in item) + "]"
+    raise TypeError(f"cannot write {type(item).__name__} into the lock")
+
+
+def order(name: str) -> tuple:
+    """Numbers by value (instance 10 after 9), then names."""
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+def dumps(data: dict[str, Any], header: str = "") -> str:
+    """``data`` as TOML text: ``header`` lines become comments at the top."""
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    tables: list[str] = []
+    emit(data, [], lines, tables)
+    return "\n".join(lines + tables).lstrip("\n") + ("\n" if lines or tables else "")
+
+
+def emit(data: dict[str, Any], path: list[str], lines: list[str], tables: list[str]) -> None:
+    names = sorted(data, key=order)
+    scalars = [name for name in names if not isinstance(data[name], dict)]
+    if path and scalars:
+        tables += ["", "[" + ".".join(key(part) for part in path) + "]"]
+    target = lines if not path else tables
+    target += [f"{key(name)} = {value(data[name])}" for name in scalars]
+    for name in names:
+        if isinstance(data[name], dict):
+            emit(data[name], path + [name], lines, tables)
+
+
+def write_atomic(path: str, text: str) -> None:
+    """``path`` holds ``text``, or (on any failure) what it held before."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+LOCK = Table("", keys=[
+    Option("services", Table("services", free=Table("services.NAME", keys=[
+        Option("port", Int(1, 65535)),
+        Option("instances", Table("services.NAME.instances", free=Str(Line(NAME, NAME_EXPECTED)),
+                                  free_name=Line(r"[1-9][0-9]{0,3}", "an instance number"),
+                                  implicit=True)),
+    ]), free_name=Line(NAME, NAME_EXPECTED), implicit=True)),
+])
+
+
+def read_lock(path: str) -> tuple[dict[str, int], dict[str, dict[int, str]]]:
+    """``(ports, hosts)`` of the lock in ``path``: ``{service: port}``, ``{service: {number:
+    host}}``; both empty when there is no lock yet. A damaged lock is one line naming it."""
+    try:
+        with open(path, "rb") as stream:
+            return loads_lock(stream.read().decode("utf-8"), path)
+    except FileNotFoundError:
+        return {}, {}
+    except OSError as error:
+        raise ModelError(None, None, error.strerror or str(error), source=path) from None
+    except UnicodeDecodeError as error:
+        raise ModelError(None, None, f"not valid TOML: {error}", source=path) from None
+
+
+def loads_lock(text: str, source: str = "lock") -> tuple[dict[str, int], dict[str, dict[int, str]]]:
+    """:func:`read_lock` of a lock's text; ``source`` names it in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ModelError(None, None, f"not valid TOML: {error}", source=source) from None
+    services = LOCK.parse_table("", data, source=source).services
+    ports = {name: entry.port for name, entry in services.items() if entry.port is not None}
+    hosts = {name: {int(number): host for number, host in entry.instances.items()}
+             for name, entry in services.items()}
+    return ports, hosts
