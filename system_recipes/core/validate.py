@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import clip, shown
+from .errors import PROBLEM, clip, shown
 from .model import Check, FileSpec
 
 SBIN_PATH = os.pathsep.join(["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
@@ -29,7 +29,8 @@ class Item:
     check: Check
 
 
-# a tool's message may quote a whole value; the line it names is echoed shorter still
+# a tool's message may quote a whole value; beside the line it names (echoed shorter still)
+# it gets less room
 TOOL_MESSAGE, LINE_SHOWN = 150, 50
 
 
@@ -57,9 +58,9 @@ class Finding:
     def __str__(self) -> str:
         """``[part] option: message (line N of PATH: 'text')``, or ``[part] PATH: message``
         when no option wrote the line. Tool output is clipped: it may echo a whole value."""
-        message = clip(self.message, TOOL_MESSAGE)
         if self.line is None:
-            return f"[{self.part}] {self.path}: {message}"
+            return f"[{self.part}] {self.path}: {clip(self.message, PROBLEM)}"
+        message = clip(self.message, TOOL_MESSAGE)
         where = f"line {self.line} of {self.path}" if self.option else f"line {self.line}"
         where += f": {shown(self.text, LINE_SHOWN)}" if self.text else ""
         if self.option:
