@@ -62,7 +62,7 @@ def value(item: Any) -> str:
 
 def order(name: str) -> tuple:
     """Numbers by value (instance 10 after 9), then names."""
-    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+    return (0, int(name), "") if re.fullmatch(r"[0-9]+", name) else (1, 0, name)
 
 
 def dumps(data: dict[str, Any], header: str = "") -> str:
