@@ -46,6 +46,11 @@ def default_port_range(values: Values) -> tuple[int, int]:
     return (20000, 20999)
 
 
+def the_roles_check(values: Values) -> None:
+    """the role's own"""
+    return None
+
+
 Name = Str(Line(NAME, NAME_EXPECTED))
 Names = List(Name)
 Tags = List(Str(Line(TAG, "a tag of lowercase letters, digits, '-' and '_'")))
@@ -86,7 +91,7 @@ SETTINGS = Table(
     "host.cfg would write them: `[services.shop.settings.shop-config]` `host = \"0.0.0.0\"`. "
     "An option named like a secret (password, token, secret, private key...) is refused: "
     "name it in `secrets` instead.",
-    free=Table("services.NAME.settings.SECTION", "Options of one section of the role.",
+    free=Table("services.NAME.settings.SECTION", "",
                free=Setting(), free_name=Line(r"[A-Za-z0-9][A-Za-z0-9_.-]*",
                                               "an option name")),
     free_name=Line(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a section name"), implicit=True)
@@ -110,9 +115,9 @@ SERVICE = Table("services.NAME", "A service: a role of the profiles or a built-i
     Option("port", Port(auto=True),
            help='the port it listens on, the same on every instance; "auto" takes one from '
                 "[system] port-range and keeps it"),
-    Option("check", Check(),
+    Option("check", Check(), default=the_roles_check,
            help="its health check, an NRPE command on each of its hosts and a Nagios service "
-                "on the monitoring host (none: the role's own check)"),
+                "on the monitoring host"),
     Option("placement", PLACEMENT, help="where it may run"),
     Option("memory", Memory(), default=0,
            help="memory each instance reserves on its host (0: none)"),

@@ -98,7 +98,9 @@ class Table(OptionType):
         """The reference of this table and of the tables it holds; a table of free tables
         (``[hosts]``) is shown as the table each key holds (``[hosts.NAME]``)."""
         if isinstance(self.free, Table):
-            return self.free.markdown(heading, f"`NAME`: {self.free_name.expected}.")
+            label = self.free.title.rpartition(".")[2]
+            return self.free.markdown(heading, f"{self.doc.strip()}\n\n`{label}`: "
+                                               f"{self.free_name.expected}.".strip())
         lines = [f"{heading} `[{self.title}]`" if self.title else f"{heading} The file", ""]
         lines += [text + "\n" for text in (self.doc.strip(), names) if text]
         nested = []
