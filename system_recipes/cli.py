@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.metadata
 import logging
 import os
-import shutil
 import sys
-import tempfile
 
 import zc.buildout
 
 from .core import report
+from .core.loading import loaded
+
+__all__ = ["load_and_plan", "loaded", "main"]  # loaded: tests load configurations through it
 
 #: exit statuses (README "Exit statuses"): plan's 2 means "changes pending", so a usage error
 #: is 1 like any other error, not argparse's 2
@@ -105,17 +105,6 @@ def _os_error(error: OSError) -> str:
     return text
 
 
-def _cloptions(assignments: list[str]) -> list[tuple[str, str, str]]:
-    result = []
-    for text in assignments:
-        target, sep, value = text.partition("=")
-        section, colon, option = target.rpartition(":")
-        if not sep or not colon:
-            raise zc.buildout.UserError(f"{text!r}: expected section:option=value")
-        result.append((section or "buildout", option, value))
-    return result
-
-
 def load_and_plan(config: str, assignments: list[str] | None = None):
     """Load a host configuration, construct every part (render and validate), and plan.
 
@@ -129,58 +118,13 @@ def load_and_plan(config: str, assignments: list[str] | None = None):
         active = Run(buildout, mode="plan")
         active.acquire()
         try:
-            active.expansions = expand(buildout)
+            active.expand(expand)
             for part in buildout["buildout"].get("parts", "").split():
                 buildout[part]  # constructs the recipe: it renders and declares its files
             plan = active.build_plan(dict(active.declared))
         finally:
             active.release()
     return active, plan
-
-
-@contextlib.contextmanager
-def loaded(config: str, assignments: list[str] | None = None):
-    """buildout's reading of ``config`` (with ``section:option=value`` overrides), without
-    touching the disk: buildout creates its eggs directory when it loads, so that is scratch."""
-    from zc.buildout.buildout import Buildout
-
-    from .core.recipe_names import check_recipe_names
-
-    scratch = tempfile.mkdtemp(prefix="system-recipes-")
-    try:
-        options = _cloptions(assignments or []) + [("buildout", "eggs-directory", scratch),
-                                                   ("buildout", "log-level", "WARNING")]
-        try:
-            buildout = Buildout(os.path.abspath(config), options, use_user_defaults=False)
-        except UnicodeDecodeError as error:
-            raise zc.buildout.UserError(undecodable(error, config)) from None
-        check_recipe_names(buildout)  # as the extension does when buildout loads it
-        yield buildout
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def undecodable(error: UnicodeDecodeError, config: str) -> str:
-    """``host.cfg: byte 55 (line 3) is not UTF-8``: buildout reads every configuration file
-    (``extends`` included) as text and fails on the first undecodable byte with a traceback;
-    the file is the one its ``_open`` was reading, the offset is found again in the file."""
-    filename = config
-    tb = error.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_name == "_open" and "filename" in tb.tb_frame.f_locals:
-            filename = tb.tb_frame.f_locals["filename"]
-        tb = tb.tb_next
-    try:
-        with open(filename, "rb") as stream:
-            data = stream.read()
-        data.decode(error.encoding)
-    except UnicodeDecodeError as again:
-        line = data.count(b"\n", 0, again.start) + 1
-        return (f"{filename}: byte {again.start} (line {line}) is not {error.encoding}: "
-                f"{data[again.start:again.start + 1]!r} (expected a {error.encoding} text file)")
-    except OSError:
-        pass
-    return f"{filename}: not {error.encoding} ({error.reason}) (expected a {error.encoding} text file)"
 
 
 def run_plan(config: str, assignments: list[str], quiet: bool = False) -> int:
@@ -191,7 +135,7 @@ def run_plan(config: str, assignments: list[str], quiet: bool = False) -> int:
     active, plan = load_and_plan(config, assignments)
     if os.path.isdir(active.journal.directory):
         report.say("plan: an interrupted run will be rolled back first")
-    for name, expansion in getattr(active, "expansions", {}).items():
+    for name, expansion in active.expansions.items():
         report.say(f"  [{name}] expands into {', '.join(expansion.sections)} "
                    f"(`system-recipes explain -c {config} {name}` shows each value and its source)")
     for line in report.part_lines(plan, "future"):

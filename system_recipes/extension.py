@@ -1,7 +1,8 @@
 """The buildout extension: lock and recover at load, commit and reload at unload.
 
 buildout calls ``unload`` only after a run that succeeded, so a run that failed anywhere
-commits nothing -- buildout's own ``installed.cfg`` included (see :class:`InstalledState`).
+commits nothing -- buildout's own ``installed.cfg`` included (see
+``core.buildout_api.DeferredInstalled``).
 """
 
 from __future__ import annotations
@@ -9,92 +10,20 @@ from __future__ import annotations
 import logging
 import os
 
-import zc.buildout.buildout
-
-from .core import run
+from .core import buildout_api, run
 from .core.recipe_names import check_recipe_names
 from .core.settings import settings_from_buildout
 from .meta.expand import expand
 
 BUILDOUT_STATE = ("installed", "bin-directory", "parts-directory", "develop-eggs-directory")
+#: the requirement buildout loads this package's recipes by (``recipe = system_recipes:NAME``)
+RECIPE_DISTRIBUTION = "system_recipes"
 
 
-class InstalledState:
-    """buildout rewrites ``installed.cfg`` after every part it installs and appends the whole
-    parts list after every part it updates: O(N^2) in the parts of a host (12 MB after three
-    no-op runs of 500 parts). Recipes here only stage their changes until the commit, so the
-    file is written once, after the commit, with the last state buildout asked for."""
-
-    def __init__(self, buildout):
-        self.save, self.append = buildout._save_installed_options, buildout._update_installed
-        self.read = buildout._read_installed_part_options
-        self.saved = None  # the options buildout last asked to save (it keeps mutating them)
-        self.appended: dict[str, str] = {}
-        buildout._save_installed_options = self._defer_save
-        buildout._update_installed = self._defer_append
-        self.path = buildout["buildout"].get("installed")
-
-    def _defer_save(self, options) -> None:
-        self.saved, self.appended = options, {}
-
-    def _defer_append(self, **options) -> None:
-        self.appended.update(options)
-
-    def flush(self) -> None:
-        mask = os.umask(0o077)  # it holds every option, secrets included
-        try:
-            if self.saved is not None:
-                self.save(self.saved)
-                if self.appended:
-                    self.append(**self.appended)
-            elif self.appended and self.path and os.path.isfile(self.path):
-                # no part was (re)installed: rewrite the file compact instead of appending
-                options, _ = self.read()
-                for key, value in self.appended.items():
-                    options["buildout"][key] = value
-                self.save(options)
-        finally:
-            os.umask(mask)
-
-
-def _cache_recipe_loading() -> None:
-    """buildout resolves a recipe's distribution again for every part that uses it
-    (``_install_and_load``: a working-set resolve each time), a fifth of a no-op run of a host
-    with hundreds of parts. Within one process the answer for system-recipes' own recipes does
-    not change, so it is looked up once per recipe."""
-    original = zc.buildout.buildout._install_and_load
-    if getattr(original, "system_recipes_cache", None) is not None:
-        return
-    cache: dict[tuple[str, str, str], object] = {}
-
-    def install_and_load(spec, group, entry, buildout):
-        if spec != "system_recipes":
-            return original(spec, group, entry, buildout)
-        key = (spec, group, entry)
-        if key not in cache:
-            cache[key] = original(spec, group, entry, buildout)
-        return cache[key]
-
-    install_and_load.system_recipes_cache = cache
-    zc.buildout.buildout._install_and_load = install_and_load
-
-
-def _sign_recipes_once(buildout) -> None:
-    """buildout signs every part with its recipe's distributions, resolving the working set
-    once per part; every part of a system-recipes recipe gets the same signature, so it is
-    computed for one of them and copied to the rest."""
-    original = buildout._compute_part_signatures
-
-    def compute(parts):
-        ours = [p for p in parts
-                if buildout[p].get("recipe", "").strip().startswith("system_recipes:")]
-        original([p for p in parts if p not in ours] + ours[:1])
-        if ours:
-            signature = buildout[ours[0]]["__buildout_signature__"]
-            for part in ours[1:]:
-                buildout[part]["__buildout_signature__"] = signature
-
-    buildout._compute_part_signatures = compute
+def ours(buildout, part: str) -> bool:
+    """A part of a system-recipes recipe: every one has the same signature (the same
+    distributions), so buildout computes it once for all of them."""
+    return buildout[part].get("recipe", "").strip().startswith(f"{RECIPE_DISTRIBUTION}:")
 
 
 class TruthfulBuildoutLog(logging.Filter):
@@ -109,15 +38,15 @@ class TruthfulBuildoutLog(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         part = record.args[0] if isinstance(record.args, tuple) and record.args else None
-        if record.msg == "Uninstalling %s.":
+        if record.msg == buildout_api.UNINSTALLING:
             self.updating = part in self.configured
             return not self.updating
-        if record.msg == "Running uninstall recipe." and self.updating:
+        if record.msg == buildout_api.RUNNING_UNINSTALL and self.updating:
             return False
         self.updating = False
-        if record.msg == "Installing %s." and part in self.existing:
-            record.msg = "Updating %s."
-        if record.msg == "Creating directory %r." and isinstance(part, str):
+        if record.msg == buildout_api.INSTALLING and part in self.existing:
+            record.msg = buildout_api.UPDATING
+        if record.msg == buildout_api.CREATING_DIRECTORY and isinstance(part, str):
             record.args = (os.path.normpath(part),)
         return True
 
@@ -125,7 +54,7 @@ class TruthfulBuildoutLog(logging.Filter):
 def quiet_buildout(buildout, active: run.Run) -> None:
     """Without -v a run prints one line per part and a summary: buildout's own lines
     (``Installing X.``) only with -v, then made truthful."""
-    logger = logging.getLogger("zc.buildout")
+    logger = logging.getLogger(buildout_api.LOGGER)
     for old in [f for f in logger.filters if isinstance(f, TruthfulBuildoutLog)]:
         logger.removeFilter(old)
     configured = set(buildout["buildout"].get("parts", "").split())
@@ -143,15 +72,14 @@ def load(buildout) -> None:
     active = run.Run(buildout, settings, mode="apply")
     active.acquire()
     try:
-        # meta sections become level-1 sections before any part is built
-        active.expansions = expand(buildout)
+        active.expand(expand)
     except Exception:
         active.release()
         raise
     quiet_buildout(buildout, active)
-    active.installed_state = InstalledState(buildout)
-    _cache_recipe_loading()
-    _sign_recipes_once(buildout)
+    active.defer_installed_writes()
+    buildout_api.cache_recipe_loading(RECIPE_DISTRIBUTION)
+    buildout_api.sign_parts_once(buildout, lambda part: ours(buildout, part))
     # buildout creates its own directories with os.mkdir: their parents must exist
     for key in BUILDOUT_STATE:
         value = buildout["buildout"].get(key)
@@ -165,7 +93,7 @@ def unload(buildout) -> None:
         return
     try:
         active.commit()
-        active.installed_state.flush()
+        active.flush_installed()
         active.protect_buildout_state()
     finally:
         active.release()

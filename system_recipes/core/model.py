@@ -16,6 +16,19 @@ def sha256(data: bytes) -> str:
 GENERATED_FROM = "_system_recipes_generated_from"
 
 
+@dataclass
+class Expansion:
+    """What one meta section adds (meta/expand.py): sections in order, and options written back
+    into it. Here, below the meta floor, because the run reports by it."""
+
+    sections: dict[str, dict[str, str]] = field(default_factory=dict)
+    exposed: dict[str, str] = field(default_factory=dict)
+    #: generated option -> the meta option it was taken from (for the source annotation)
+    origins: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: generated option -> the meta option its value is made from (errors name that one)
+    blame: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Reload:
     """A daemon action run once per run, after commit, when a file that asks for it changed."""

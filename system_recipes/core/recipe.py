@@ -11,7 +11,7 @@ import os
 
 import zc.buildout
 
-from . import render, run
+from . import buildout_api, render, run
 from .errors import ConfigError
 from .model import GENERATED_FROM, PartSpec
 from .schema import Schema, Values, unescape
@@ -88,10 +88,7 @@ class Recipe:
     def profile_directory(self, option: str) -> str | None:
         """The directory of the configuration file that set ``option`` (buildout 6 has no
         ``_profile_base_location_``): a role finds the templates that ship beside it."""
-        try:
-            source = self.buildout._annotated[self.name][option].source
-        except (AttributeError, KeyError):
-            return None
+        source = buildout_api.source_of(self.buildout, self.name, option)
         if not source or not os.path.isfile(source):
             return None
         return os.path.dirname(os.path.abspath(source))

@@ -12,6 +12,7 @@ import functools
 import importlib.metadata
 import re
 
+from .buildout_api import raw_sections
 from .errors import ConfigError
 from .schema import did_you_mean
 
@@ -35,7 +36,7 @@ def check_recipe_names(buildout) -> None:
     """Raise ConfigError for the first section whose recipe names this distribution and an
     entry point it does not have (``recipe = system_recipes:cronn``)."""
     known = known_recipes()
-    for section, raw in buildout._raw.items():
+    for section, raw in raw_sections(buildout).items():
         spec = raw.get("recipe", "").strip()
         if not spec or "${" in spec:
             continue

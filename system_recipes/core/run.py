@@ -10,24 +10,23 @@ a failure while applying rolls the journal back; a killed run is rolled back by 
 
 from __future__ import annotations
 
-import datetime
 import fcntl
 import os
-import signal
 import time
+from collections.abc import Callable
 
-from . import accounts, fsops, reload, report
-from .errors import ConfigError, RunError
+from . import buildout_api, reload, report
+from .apply import Apply
+from .buildout_api import DeferredInstalled
+from .errors import RunError
 from .journal import Journal
-from .manifest import MANIFEST_NAME, Manifest
-from .model import GENERATED_FROM, PartSpec
-from .plan import Action, Plan, Planner
+from .manifest import Manifest
+from .model import GENERATED_FROM, Expansion, PartSpec
+from .plan import Plan, Planner
 from .settings import Settings, settings_from_buildout
 from .validate import Item, Validation
 
 ATTRIBUTE = "_system_recipes_run"
-# Fault injection for the crash tests: SIGKILL this process after N applied actions.
-FAULT_KILL_AFTER = "SYSTEM_RECIPES_FAULT_KILL_AFTER"
 
 
 _LATEST: list[Run] = []
@@ -44,22 +43,24 @@ def current(buildout=None) -> Run | None:
 class Run:
     def __init__(self, buildout, settings: Settings | None = None, mode: str = "apply"):
         self.buildout = buildout
-        self.settings = settings or settings_from_buildout(buildout)
-        self.mode = mode  # "apply" or "plan"
+        self.settings: Settings = settings or settings_from_buildout(buildout)
+        self.mode: str = mode  # "apply" or "plan"
         self.declared: dict[str, PartSpec] = {}
         self.staged: dict[str, PartSpec | None] = {}
         self.validation = Validation(self.settings.validate)
-        self.validated = False
+        self.validated: bool = False
         self._lock_fd: int | None = None
-        self.state = self.settings.state_path
+        self.state: str = self.settings.state_path
         self.journal = Journal(self.settings.root, os.path.join(self.state, "journal"))
         self.last_plan: Plan | None = None
         self._manifest: Manifest | None = None
         self._declared_plan: tuple[dict[str, PartSpec], Plan] | None = None
-        #: meta section -> its expansion (set by whoever expands: the extension, plan)
-        self.expansions: dict = {}
+        #: meta section -> its expansion (see ``expand``)
+        self.expansions: dict[str, Expansion] = {}
+        #: buildout's installed.cfg, written once after the commit (see ``defer_installed_writes``)
+        self.installed_state: DeferredInstalled | None = None
         #: buildout's -v: diffs and buildout's own lines are shown
-        self.verbose = _verbosity(buildout) > 0
+        self.verbose: bool = _verbosity(buildout) > 0
         setattr(buildout, ATTRIBUTE, self)
         _LATEST[:] = [self]
 
@@ -117,6 +118,20 @@ class Run:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    # -- what the extension and ``plan`` set up ----------------------------------------------
+    def expand(self, expander: Callable[[object], dict[str, Expansion]]) -> None:
+        """Meta sections become level-1 sections before any part is built. ``expander`` is
+        ``meta.expand.expand``: the meta floor is above this one, so its caller passes it."""
+        self.expansions = expander(self.buildout)
+
+    def defer_installed_writes(self) -> None:
+        """buildout's ``installed.cfg`` is written by ``flush_installed``, after the commit."""
+        self.installed_state = buildout_api.defer_installed_writes(self.buildout)
+
+    def flush_installed(self) -> None:
+        if self.installed_state is not None:
+            self.installed_state.flush()
+
     # -- recipes talk to the run through these ---------------------------------------------
     def declare(self, spec: PartSpec) -> None:
         self.declared[spec.name] = spec
@@ -141,8 +156,7 @@ class Run:
         return self._manifest
 
     def configured_parts(self) -> set[str]:
-        names = set(self.buildout["buildout"].get("parts", "").split())
-        return names | set(getattr(self.buildout, "_parts", []))
+        return buildout_api.configured_parts(self.buildout)
 
     def build_plan(self, specs: dict[str, PartSpec | None]) -> Plan:
         manifest = self.manifest()
@@ -205,159 +219,9 @@ class Run:
         return plan
 
     def _apply(self, plan: Plan) -> None:
-        manifest = self.manifest(fresh=True)
-        root = self.settings.root
-        current: Action | None = None
-        try:
-            accounts_done = False
-            for action in plan.actions:
-                current = action
-                if action.verb == "account":
-                    if not accounts_done:
-                        self.journal.before_accounts_change()
-                        accounts_done = True
-                    self._apply_account(action)
-            kill_after = int(os.environ.get(FAULT_KILL_AFTER, "0") or 0)
-            for done, action in enumerate(plan.actions, start=1):
-                current = action
-                self._apply_one(action, manifest)
-                if done == kill_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
-            self._record_unchanged(plan, manifest)
-            data = manifest.dumps()
-            self.journal.committing(data)
-            fsops.write_file(root, os.path.join(self.settings.state_directory, MANIFEST_NAME),
-                             data, 0o600, 0, 0)
-            self.journal.discard()
-            self._manifest = None
-        except Exception as error:
-            undone = self.journal.rollback()
-            where = f"[{current.part}] {current.path}: " if current else ""
-            raise RunError(f"{where}{_reason(error)}; rolled back {undone} change(s), "
-                           "nothing was changed") from None
-
-    def _apply_account(self, action: Action) -> None:
-        account = action.account
-        root = self.settings.root
-        if account.user is None:
-            accounts.create_group(root, account.group)
-        else:
-            accounts.create_user(root, account.user, account.group, account.home, account.shell)
-
-    def _ids(self, part: str, user: str, group: str) -> tuple[int, int]:
-        found = accounts.find_user(self.settings.root, user)
-        gid = accounts.find_group(self.settings.root, group)
-        if found is None or gid is None:
-            raise ConfigError(part, "owner", f"no such user or group {user}:{group}")
-        return found.uid, gid
-
-    def _apply_one(self, action: Action, manifest: Manifest) -> None:
-        root = self.settings.root
-        books = manifest.parts.setdefault(action.part, {"files": {}, "directories": {}})
-        books.setdefault("files", {})
-        books.setdefault("directories", {})
-        spec = self.declared.get(action.part)
-        if spec is not None:
-            books["recipe"] = spec.recipe
-            books["removal_reloads"] = [[r.kind, r.target] for r in spec.removal_reloads]
-        created: list[str] = []
-        if action.verb == "mkdir" or (action.verb == "chmod" and action.directory is not None):
-            item = action.directory
-            uid, gid = self._ids(action.part, item.owner, item.group)
-            if action.verb == "mkdir":
-                self.journal.created_directories([action.path])
-            else:
-                self.journal.before_metadata_change(action.path, action.old, "dir")
-            made = fsops.make_directory(root, item.path, item.mode, uid, gid, created)
-            self.journal.created_directories(created)
-            previous = books["directories"].get(item.path, {})
-            entry = {"created": previous.get("created", made), "mode": item.mode,
-                     "owner": item.owner, "group": item.group}
-            found = previous.get("found")
-            if found is None and action.verb == "chmod" and not entry["created"]:
-                # not ours: what it was before, put back when the part is removed
-                found = {"mode": action.old.mode, "uid": action.old.uid, "gid": action.old.gid}
-            if found is not None:
-                entry["found"] = found
-            books["directories"][item.path] = entry
-        elif action.verb in ("create", "update", "chmod"):
-            item = action.file
-            uid, gid = self._ids(action.part, item.owner, item.group)
-            if action.backup:
-                self._backup(action)
-            if action.verb == "chmod":
-                self.journal.before_metadata_change(action.path, action.old, "file")
-                fsops.set_metadata(root, item.path, item.mode, uid, gid)
-            else:
-                self.journal.before_file_change(action.path, action.old)
-                fsops.write_file(root, item.path, item.content, item.mode, uid, gid, created)
-                self.journal.created_directories(created)
-            manifest.claim(action.path, action.part)
-            books["files"][item.path] = file_books(item)
-        elif action.verb == "remove":
-            if action.backup:
-                self._backup(action)
-            self.journal.before_file_change(action.path, action.old)
-            fsops.remove_file(root, action.path)
-            books["files"].pop(action.path, None)
-        elif action.verb in ("link", "relink"):
-            item = action.link
-            if action.backup:
-                self._backup(action)
-            self.journal.before_link_change(action.path, action.old)
-            fsops.make_symlink(root, item.path, item.target, created,
-                               replace_file=action.backup)
-            self.journal.created_directories(created)
-            manifest.claim(action.path, action.part)
-            books.setdefault("links", {})[item.path] = {"target": item.target}
-        elif action.verb == "unlink":
-            self.journal.before_link_change(action.path, action.old)
-            fsops.remove_file(root, action.path)
-            books.get("links", {}).pop(action.path, None)
-        elif action.verb == "facts":
-            books["facts"] = dict(action.facts)
-        elif action.verb in ("keep", "forget"):
-            books["files"].pop(action.path, None)
-            books["directories"].pop(action.path, None)
-            books.get("links", {}).pop(action.path, None)
-        elif action.verb == "restore":
-            found = books["directories"][action.path]["found"]
-            self.journal.before_metadata_change(action.path, action.old, "dir")
-            fsops.set_metadata(root, action.path, found["mode"], found["uid"], found["gid"])
-            books["directories"].pop(action.path, None)
-        elif action.verb == "rmdir":
-            fsops.remove_empty_directory(root, action.path)  # only when empty: never loses files
-            books["directories"].pop(action.path, None)
-
-    def _record_unchanged(self, plan: Plan, manifest: Manifest) -> None:
-        """Adopted files (identical content already there) and parts that are now empty (a
-        part that only records facts is empty once it is no longer configured)."""
-        live = self.configured_parts()
-        for part, paths in plan.adopted.items():
-            spec = self.declared[part]
-            books = manifest.parts.setdefault(part, {"files": {}, "directories": {},
-                                                     "recipe": spec.recipe})
-            for item in spec.files:
-                if item.path in paths:
-                    books.setdefault("files", {})[item.path] = file_books(item)
-            for link in spec.links:
-                if link.path in paths:
-                    books.setdefault("links", {})[link.path] = {"target": link.target}
-        for part in list(manifest.parts):
-            books = manifest.parts[part]
-            if "links" in books and not books["links"]:
-                del books["links"]  # manifests of parts without links stay as they were
-            if not books.get("files") and not books.get("directories") and \
-                    not books.get("links") and (not books.get("facts") or part not in live):
-                del manifest.parts[part]
-
-    def _backup(self, action: Action) -> None:
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
-        target = os.path.join(self.settings.state_directory, "backups", stamp,
-                              action.path.lstrip("/"))
-        fsops.write_file(self.settings.root, target, action.old.data, action.old.mode,
-                         action.old.uid, action.old.gid)
-        action.note = (action.note + "; " if action.note else "") + f"backup in {target}"
+        Apply(self.settings, self.journal, self.declared, self.manifest(fresh=True)).run(
+            plan, self.configured_parts())
+        self._manifest = None
 
     def protect_buildout_state(self) -> None:
         """``installed.cfg`` holds every option, secrets included: keep it private."""
@@ -372,15 +236,3 @@ def _verbosity(buildout) -> int:
         return int(buildout["buildout"].get("verbosity", 0) or 0)
     except (ValueError, TypeError, KeyError):
         return 0
-
-
-def file_books(item) -> dict:
-    """A file's entry in the manifest: what was written, and whether it may ever be shown."""
-    return {"sha256": item.sha256, "mode": item.mode, "owner": item.owner, "group": item.group,
-            "secret": item.secret}
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror if not error.filename else f"{error.strerror}: {error.filename}"
-    return str(error)

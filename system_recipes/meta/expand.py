@@ -14,12 +14,13 @@ came from.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 
-from zc.buildout.buildout import SectionKey
-
+from ..core.buildout_api import annotate, raw_section, set_raw_section, source_of
 from ..core.errors import ConfigError
-from ..core.model import GENERATED_FROM
+from ..core.model import GENERATED_FROM, Expansion
+
+#: Expansion lives in core (the run reports by it); meta-recipes take it from here
+__all__ = ["Expansion", "expand", "meta_sections", "origin"]
 
 #: recipe name -> module defining ``generate(name, raw) -> Expansion``
 META_RECIPES = {"system_recipes:service": "system_recipes.meta.service"}
@@ -28,24 +29,12 @@ META_RECIPES = {"system_recipes:service": "system_recipes.meta.service"}
 GENERATED = "_system_recipes_generated"
 
 
-@dataclass
-class Expansion:
-    """What one meta section adds: sections in order, and options written back into it."""
-
-    sections: dict[str, dict[str, str]] = field(default_factory=dict)
-    exposed: dict[str, str] = field(default_factory=dict)
-    #: generated option -> the meta option it was taken from (for the source annotation)
-    origins: dict[tuple[str, str], str] = field(default_factory=dict)
-    #: generated option -> the meta option its value is made from (errors name that one)
-    blame: dict[tuple[str, str], str] = field(default_factory=dict)
-
-
 def meta_sections(buildout) -> list[tuple[str, str]]:
     """(section, recipe) of every configured part whose recipe is a meta-recipe."""
     parts = buildout["buildout"].get("parts", "").split()
     found = []
     for name in parts:
-        raw = buildout._raw.get(name, {})
+        raw = raw_section(buildout, name) or {}
         recipe = raw.get("recipe", "").strip()
         if recipe in META_RECIPES:
             found.append((name, recipe))
@@ -54,7 +43,7 @@ def meta_sections(buildout) -> list[tuple[str, str]]:
 
 def expansion_of(buildout, name: str, recipe: str) -> Expansion:
     module = importlib.import_module(META_RECIPES[recipe])
-    return module.generate(name, dict(buildout._raw[name]), buildout)
+    return module.generate(name, dict(raw_section(buildout, name)), buildout)
 
 
 def expand(buildout) -> dict[str, Expansion]:
@@ -73,16 +62,16 @@ def expand(buildout) -> dict[str, Expansion]:
                 raise ConfigError(name, None, f"generates [{section}], which [{generated_by[section]}]"
                                   " generates too", "distinct service names")
             generated_by[section] = name
-            refined = set(buildout._raw.get(section, {}))
+            refined = set(raw_section(buildout, section) or {})
             if section in getattr(buildout, GENERATED, {}):
                 refined = set()  # expanded already: its profile refinements were recorded
             _merge(buildout, name, section, options, expansion)
             _record_blame(buildout, name, section, options, refined, expansion)
-        raw = buildout._raw[name]
+        raw = raw_section(buildout, name)
         for option, value in expansion.exposed.items():
             if option not in raw:
                 raw[option] = value
-                _annotate(buildout, name, option, value, f"system_recipes:service [{name}]")
+                annotate(buildout, name, option, value, f"system_recipes:service [{name}]")
         position = parts.index(name) + 1
         new = [s for s in expansion.sections if s not in parts]
         parts[position:position] = new
@@ -93,7 +82,7 @@ def expand(buildout) -> dict[str, Expansion]:
 def _merge(buildout, meta: str, section: str, options: dict[str, str],
            expansion: Expansion) -> None:
     """Generated options under the profile's own section of that name (profile wins)."""
-    existing = buildout._raw.get(section)
+    existing = raw_section(buildout, section)
     if existing is not None:
         recipe = existing.get("recipe", "").strip()
         if section in getattr(buildout, GENERATED, {}):
@@ -108,18 +97,17 @@ def _merge(buildout, meta: str, section: str, options: dict[str, str],
     if not hasattr(buildout, GENERATED):
         setattr(buildout, GENERATED, {})
     getattr(buildout, GENERATED)[section] = meta
-    buildout._raw[section] = merged
+    set_raw_section(buildout, section, merged)
     source = f"system_recipes:service [{meta}]"
     for option, value in options.items():
         if existing is not None and option in existing:
             continue
         origin = expansion.origins.get((section, option))
         where = source
-        if origin:
-            meta_key = buildout._annotated.get(meta, {}).get(origin)
-            if meta_key is not None:
-                where = meta_key.source  # found beside the file that set it (templates)
-        _annotate(buildout, section, option, value, where)
+        found = source_of(buildout, meta, origin) if origin else None
+        if found is not None:
+            where = found  # found beside the file that set it (templates)
+        annotate(buildout, section, option, value, where)
 
 
 def _record_blame(buildout, meta: str, section: str, options: dict[str, str],
@@ -136,11 +124,7 @@ def _record_blame(buildout, meta: str, section: str, options: dict[str, str],
             table[(section, option)] = (meta, expansion.blame.get((section, option)))
 
 
-def _annotate(buildout, section: str, option: str, value: str, source: str) -> None:
-    buildout._annotated.setdefault(section, {})[option] = SectionKey(value, source)
-
-
 def origin(buildout, section: str, option: str) -> str:
     """Where ``[section] option`` was set: a file, a meta section, or a command line."""
-    key = buildout._annotated.get(section, {}).get(option)
-    return key.source if key is not None else "computed"
+    source = source_of(buildout, section, option)
+    return source if source is not None else "computed"

@@ -14,6 +14,8 @@ import re
 import zc.buildout
 
 from ..core import report
+from ..core.buildout_api import raw_section, raw_sections, substituted
+from ..core.loading import loaded
 from ..core.schema import Bool
 from .expand import expand, origin
 
@@ -25,15 +27,13 @@ REFERENCE = re.compile(r"\$\{([^:}]*):([^}]+)\}")
 
 def load(config: str):
     """Load a configuration and expand its meta sections; changes nothing on disk."""
-    from ..cli import loaded
-
     with loaded(config) as buildout:
         return buildout, expand(buildout)
 
 
 def cfg_text(buildout, section: str, generator: str, secrets: Secrets | None = None) -> str:
     """One section as cfg text; values that did not come from ``generator`` say where from."""
-    raw = buildout._raw[section]
+    raw = raw_section(buildout, section)
     secrets = secrets if secrets is not None else Secrets(buildout)
     lines = [f"[{section}]"]
     for option in sorted(raw, key=lambda o: (o != "recipe", o)):
@@ -59,7 +59,7 @@ class Secrets:
     def __init__(self, buildout):
         from ..recipes.template import SCHEMA
 
-        self.raw = buildout._raw
+        self.raw = raw_sections(buildout)
         self.own = set()  # (section, option) that are a secret template's content
         for section, options in self.raw.items():
             if options.get("recipe", "").strip() != "system_recipes:template":
@@ -93,7 +93,7 @@ def _true(buildout, section: str, text: str) -> bool:
     out counts as true (masking too much is the safe mistake)."""
     try:
         if "${" in text:
-            text = buildout.Options(buildout, section, dict(buildout._raw[section])).get("secret")
+            text = substituted(buildout, section, raw_section(buildout, section), "secret")
         return Bool().parse(text)
     except Exception:  # noqa: BLE001 -- any failure to read it: treat as secret
         return True
@@ -117,7 +117,7 @@ def run_explain(config: str, sections: list[str]) -> int:
                                     f"{known})")
     secrets = Secrets(buildout)
     for name in sections or list(expansions):
-        generator = f"{buildout._raw[name]['recipe'].strip()} [{name}]"
+        generator = f"{raw_section(buildout, name)['recipe'].strip()} [{name}]"
         report.say(f"# [{name}] generates {len(expansions[name].sections)} sections; values "
                    f"come from {generator} unless marked")
         for section in expansions[name].sections:

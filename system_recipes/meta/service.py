@@ -58,6 +58,7 @@ import re
 import zc.buildout
 
 from ..core import run
+from ..core.buildout_api import substituted
 from ..core.errors import ConfigError
 from ..core.schema import (
     Account,
@@ -158,7 +159,7 @@ def _value(buildout, name: str, raw: dict, option: str) -> str | None:
     value = raw.get(option)
     if value is None or "${" not in value:
         return value
-    return buildout.Options(buildout, name, dict(raw)).get(option)
+    return substituted(buildout, name, raw, option)
 
 
 def generate(name: str, raw: dict[str, str], buildout) -> Expansion:

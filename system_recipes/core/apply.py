@@ -1,0 +1,232 @@
+"""A plan applied below the root: each change journaled before it is made, one method per kind
+of change, and the manifest's books kept beside it; the manifest written last (the commit).
+
+Any failure rolls the journal back and is reported as one line naming the part and path.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import signal
+
+from . import accounts, fsops
+from .errors import ConfigError, RunError
+from .journal import Journal
+from .manifest import MANIFEST_NAME, Manifest
+from .model import PartSpec
+from .plan import Action, Plan
+from .settings import Settings
+
+# Fault injection for the crash tests: SIGKILL this process after N applied actions.
+FAULT_KILL_AFTER = "SYSTEM_RECIPES_FAULT_KILL_AFTER"
+
+
+class Apply:
+    """One plan's changes, made and recorded in ``manifest`` (a private copy of the run's)."""
+
+    #: verb -> the method that makes that kind of change; a verb without one (``account``,
+    #: applied first by ``run``) only gets its part's books
+    VERBS = {"mkdir": "directory", "chmod": "metadata", "create": "file", "update": "file",
+             "remove": "remove", "link": "link", "relink": "link", "unlink": "unlink",
+             "facts": "facts", "keep": "forget", "forget": "forget", "restore": "restore",
+             "rmdir": "rmdir"}
+
+    def __init__(self, settings: Settings, journal: Journal, declared: dict[str, PartSpec],
+                 manifest: Manifest):
+        self.settings, self.root = settings, settings.root
+        self.journal, self.declared, self.manifest = journal, declared, manifest
+
+    def run(self, plan: Plan, live: set[str]) -> None:
+        """Apply every action, then commit the manifest; ``live``: the configured parts."""
+        current: Action | None = None
+        try:
+            accounts_done = False
+            for action in plan.actions:
+                current = action
+                if action.verb == "account":
+                    if not accounts_done:
+                        self.journal.before_accounts_change()
+                        accounts_done = True
+                    self.account(action)
+            kill_after = int(os.environ.get(FAULT_KILL_AFTER, "0") or 0)
+            for done, action in enumerate(plan.actions, start=1):
+                current = action
+                self.one(action)
+                if done == kill_after:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            self.record_unchanged(plan, live)
+            data = self.manifest.dumps()
+            self.journal.committing(data)
+            fsops.write_file(self.root, os.path.join(self.settings.state_directory,
+                                                     MANIFEST_NAME), data, 0o600, 0, 0)
+            self.journal.discard()
+        except Exception as error:
+            undone = self.journal.rollback()
+            where = f"[{current.part}] {current.path}: " if current else ""
+            raise RunError(f"{where}{_reason(error)}; rolled back {undone} change(s), "
+                           "nothing was changed") from None
+
+    def one(self, action: Action) -> None:
+        books = self.books(action.part)
+        method = self.VERBS.get(action.verb)
+        if method is not None:
+            getattr(self, method)(action, books)
+
+    def books(self, part: str) -> dict:
+        """The manifest's entry of ``part``, with its recipe and removal reloads as declared."""
+        books = self.manifest.parts.setdefault(part, {"files": {}, "directories": {}})
+        books.setdefault("files", {})
+        books.setdefault("directories", {})
+        spec = self.declared.get(part)
+        if spec is not None:
+            books["recipe"] = spec.recipe
+            books["removal_reloads"] = [[r.kind, r.target] for r in spec.removal_reloads]
+        return books
+
+    # -- one method per kind of change ---------------------------------------------------------
+    def account(self, action: Action) -> None:
+        account = action.account
+        if account.user is None:
+            accounts.create_group(self.root, account.group)
+        else:
+            accounts.create_user(self.root, account.user, account.group, account.home,
+                                 account.shell)
+
+    def metadata(self, action: Action, books: dict) -> None:
+        """chmod: of a directory or of a file."""
+        if action.directory is not None:
+            self.directory(action, books)
+        else:
+            self.file(action, books)
+
+    def directory(self, action: Action, books: dict) -> None:
+        item = action.directory
+        uid, gid = self.ids(action.part, item.owner, item.group)
+        if action.verb == "mkdir":
+            self.journal.created_directories([action.path])
+        else:
+            self.journal.before_metadata_change(action.path, action.old, "dir")
+        created: list[str] = []
+        made = fsops.make_directory(self.root, item.path, item.mode, uid, gid, created)
+        self.journal.created_directories(created)
+        previous = books["directories"].get(item.path, {})
+        entry = {"created": previous.get("created", made), "mode": item.mode,
+                 "owner": item.owner, "group": item.group}
+        found = previous.get("found")
+        if found is None and action.verb == "chmod" and not entry["created"]:
+            # not ours: what it was before, put back when the part is removed
+            found = {"mode": action.old.mode, "uid": action.old.uid, "gid": action.old.gid}
+        if found is not None:
+            entry["found"] = found
+        books["directories"][item.path] = entry
+
+    def file(self, action: Action, books: dict) -> None:
+        item = action.file
+        uid, gid = self.ids(action.part, item.owner, item.group)
+        if action.backup:
+            self.backup(action)
+        if action.verb == "chmod":
+            self.journal.before_metadata_change(action.path, action.old, "file")
+            fsops.set_metadata(self.root, item.path, item.mode, uid, gid)
+        else:
+            self.journal.before_file_change(action.path, action.old)
+            created: list[str] = []
+            fsops.write_file(self.root, item.path, item.content, item.mode, uid, gid, created)
+            self.journal.created_directories(created)
+        self.manifest.claim(action.path, action.part)
+        books["files"][item.path] = file_books(item)
+
+    def remove(self, action: Action, books: dict) -> None:
+        if action.backup:
+            self.backup(action)
+        self.journal.before_file_change(action.path, action.old)
+        fsops.remove_file(self.root, action.path)
+        books["files"].pop(action.path, None)
+
+    def link(self, action: Action, books: dict) -> None:
+        item = action.link
+        if action.backup:
+            self.backup(action)
+        self.journal.before_link_change(action.path, action.old)
+        created: list[str] = []
+        fsops.make_symlink(self.root, item.path, item.target, created,
+                           replace_file=action.backup)
+        self.journal.created_directories(created)
+        self.manifest.claim(action.path, action.part)
+        books.setdefault("links", {})[item.path] = {"target": item.target}
+
+    def unlink(self, action: Action, books: dict) -> None:
+        self.journal.before_link_change(action.path, action.old)
+        fsops.remove_file(self.root, action.path)
+        books.get("links", {}).pop(action.path, None)
+
+    def facts(self, action: Action, books: dict) -> None:
+        books["facts"] = dict(action.facts)
+
+    def forget(self, action: Action, books: dict) -> None:
+        """keep (left on disk) and forget: only the books change."""
+        books["files"].pop(action.path, None)
+        books["directories"].pop(action.path, None)
+        books.get("links", {}).pop(action.path, None)
+
+    def restore(self, action: Action, books: dict) -> None:
+        """A directory that was not ours gets back the metadata it had when we found it."""
+        found = books["directories"][action.path]["found"]
+        self.journal.before_metadata_change(action.path, action.old, "dir")
+        fsops.set_metadata(self.root, action.path, found["mode"], found["uid"], found["gid"])
+        books["directories"].pop(action.path, None)
+
+    def rmdir(self, action: Action, books: dict) -> None:
+        fsops.remove_empty_directory(self.root, action.path)  # only when empty: never loses files
+        books["directories"].pop(action.path, None)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def ids(self, part: str, user: str, group: str) -> tuple[int, int]:
+        found = accounts.find_user(self.root, user)
+        gid = accounts.find_group(self.root, group)
+        if found is None or gid is None:
+            raise ConfigError(part, "owner", f"no such user or group {user}:{group}")
+        return found.uid, gid
+
+    def backup(self, action: Action) -> None:
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
+        target = os.path.join(self.settings.state_directory, "backups", stamp,
+                              action.path.lstrip("/"))
+        fsops.write_file(self.root, target, action.old.data, action.old.mode,
+                         action.old.uid, action.old.gid)
+        action.note = (action.note + "; " if action.note else "") + f"backup in {target}"
+
+    def record_unchanged(self, plan: Plan, live: set[str]) -> None:
+        """Adopted files (identical content already there) and parts that are now empty (a
+        part that only records facts is empty once it is no longer configured)."""
+        manifest = self.manifest
+        for part, paths in plan.adopted.items():
+            spec = self.declared[part]
+            books = manifest.parts.setdefault(part, {"files": {}, "directories": {},
+                                                     "recipe": spec.recipe})
+            for item in spec.files:
+                if item.path in paths:
+                    books.setdefault("files", {})[item.path] = file_books(item)
+            for link in spec.links:
+                if link.path in paths:
+                    books.setdefault("links", {})[link.path] = {"target": link.target}
+        for part in list(manifest.parts):
+            books = manifest.parts[part]
+            if "links" in books and not books["links"]:
+                del books["links"]  # manifests of parts without links stay as they were
+            if not books.get("files") and not books.get("directories") and \
+                    not books.get("links") and (not books.get("facts") or part not in live):
+                del manifest.parts[part]
+
+
+def file_books(item) -> dict:
+    """A file's entry in the manifest: what was written, and whether it may ever be shown."""
+    return {"sha256": item.sha256, "mode": item.mode, "owner": item.owner, "group": item.group,
+            "secret": item.secret}
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror if not error.filename else f"{error.strerror}: {error.filename}"
+    return str(error)

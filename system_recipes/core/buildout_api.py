@@ -1,0 +1,184 @@
+"""Every use of zc.buildout's private API, in one place.
+
+system-recipes needs more of buildout than its documented recipe and extension interfaces:
+the raw and annotated configuration (meta-recipe expansion, ``explain``, templates found
+beside the profile that set them), the writes of ``installed.cfg`` (deferred until the commit),
+recipe loading and part signatures (once per process, not once per part), buildout's log lines
+(made truthful) and the frame that read an undecodable file. None of it is buildout's public
+API, so all of it is here, behind small named functions, and every assumption each one makes
+about the pinned buildout (setup.cfg: ``zc.buildout==6.0.1``) is checked by
+tests/test_buildout_api.py, which fails naming the assumption when an upgrade breaks it.
+
+A plain mapping stands in for a buildout in the recipe tests (tests/support/declare.py): the
+functions a recipe's construction reaches (``source_of``, ``configured_parts``) accept one.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from collections.abc import Callable
+
+import zc.buildout.buildout as _buildout
+
+#: buildout's logger and the lines of it the extension rewrites (extension.TruthfulBuildoutLog)
+LOGGER = "zc.buildout"
+INSTALLING = "Installing %s."
+UPDATING = "Updating %s."
+UNINSTALLING = "Uninstalling %s."
+RUNNING_UNINSTALL = "Running uninstall recipe."
+CREATING_DIRECTORY = "Creating directory %r."
+#: the option buildout stores a part's recipe signature in (and pops before installing it)
+SIGNATURE = "__buildout_signature__"
+
+
+# -- the configuration as read -----------------------------------------------------------------
+def raw_sections(buildout) -> dict[str, dict[str, str]]:
+    """Every section as read, unsubstituted (``Buildout._raw``: section -> option -> text).
+    The mapping is buildout's own: a section changed or added here is what ``buildout[name]``
+    constructs from, as long as it was not accessed before."""
+    return buildout._raw
+
+
+def raw_section(buildout, name: str) -> dict[str, str] | None:
+    """One section as read (buildout's own dict: changes to it are seen), or None."""
+    return buildout._raw.get(name)
+
+
+def set_raw_section(buildout, name: str, options: dict[str, str]) -> None:
+    """Add or replace a section before anything accessed it (a meta-recipe's expansion)."""
+    buildout._raw[name] = options
+
+
+def annotate(buildout, section: str, option: str, value: str, source: str) -> None:
+    """Record where ``[section] option`` came from (``Buildout._annotated``, a SectionKey per
+    option, as buildout records the file or command line of every value it read)."""
+    buildout._annotated.setdefault(section, {})[option] = _buildout.SectionKey(value, source)
+
+
+def source_of(buildout, section: str, option: str) -> str | None:
+    """Where ``[section] option`` was set (a file, a command line, an annotation), or None."""
+    try:
+        key = buildout._annotated[section][option]
+    except (AttributeError, KeyError):  # not annotated, or a plain mapping (tests)
+        return None
+    return key.source
+
+
+def substituted(buildout, section: str, raw: dict[str, str], option: str) -> str | None:
+    """``option`` of ``raw`` (a section's text) with its ``${...}`` substituted, without
+    constructing the section: a throwaway ``Buildout.Options`` that is never initialized (that
+    would construct its recipe and add it to the parts)."""
+    return buildout.Options(buildout, section, dict(raw)).get(option)
+
+
+def configured_parts(buildout) -> set[str]:
+    """The ``parts`` option, and every section buildout constructed a recipe for
+    (``Buildout._parts``: the parts ``buildout install`` installs include those that parts
+    depend on through ``${...}``)."""
+    names = set(buildout["buildout"].get("parts", "").split())
+    return names | set(getattr(buildout, "_parts", ()))  # a plain mapping has none (tests)
+
+
+def file_being_read(traceback: types.TracebackType | None) -> str | None:
+    """The configuration file buildout was reading when ``traceback`` was raised (the
+    ``filename`` of the innermost ``_open``, which reads each file and the files it extends)."""
+    found = None
+    while traceback is not None:
+        frame = traceback.tb_frame
+        if frame.f_code is _buildout._open.__code__ and "filename" in frame.f_locals:
+            found = frame.f_locals["filename"]
+        traceback = traceback.tb_next
+    return found
+
+
+# -- installed.cfg ---------------------------------------------------------------------------
+class DeferredInstalled:
+    """buildout rewrites ``installed.cfg`` after every part it installs and appends the whole
+    parts list after every part it updates: O(N^2) in the parts of a host (12 MB after three
+    no-op runs of 500 parts). Recipes here only stage their changes until the commit, so the
+    file is written once, after the commit, with the last state buildout asked for; a run
+    that fails writes none of it.
+
+    ``buildout.install`` calls its writers through the instance (``self._save_installed_options
+    (options)`` rewrites the file, ``self._update_installed(**options)`` appends a
+    ``[buildout]`` section), so replacing them on the instance defers them."""
+
+    def __init__(self, buildout):
+        self.save, self.append = buildout._save_installed_options, buildout._update_installed
+        self.read = buildout._read_installed_part_options  # -> ({section: options}, exists)
+        self.saved = None  # the options buildout last asked to save (it keeps mutating them)
+        self.appended: dict[str, str] = {}
+        buildout._save_installed_options = self._defer_save
+        buildout._update_installed = self._defer_append
+        self.path = buildout["buildout"].get("installed")
+
+    def _defer_save(self, options) -> None:
+        self.saved, self.appended = options, {}
+
+    def _defer_append(self, **options) -> None:
+        self.appended.update(options)
+
+    def flush(self) -> None:
+        mask = os.umask(0o077)  # it holds every option, secrets included
+        try:
+            if self.saved is not None:
+                self.save(self.saved)
+                if self.appended:
+                    self.append(**self.appended)
+            elif self.appended and self.path and os.path.isfile(self.path):
+                # no part was (re)installed: rewrite the file compact instead of appending
+                options, _ = self.read()
+                for key, value in self.appended.items():
+                    options["buildout"][key] = value
+                self.save(options)
+        finally:
+            os.umask(mask)
+
+
+def defer_installed_writes(buildout) -> DeferredInstalled:
+    """From now on ``buildout.install`` writes nothing to ``installed.cfg``; ``flush()`` writes
+    what it last asked for."""
+    return DeferredInstalled(buildout)
+
+
+# -- recipe loading and part signatures --------------------------------------------------------
+def cache_recipe_loading(spec: str) -> None:
+    """Load the entry points of the recipe distribution ``spec`` once per process.
+
+    buildout resolves a recipe's distribution again for every part that uses it
+    (``_install_and_load``, a module function: a working-set resolve each time), a fifth of a
+    no-op run of a host with hundreds of parts; within one process the answer does not change.
+    """
+    original = _buildout._install_and_load
+    if getattr(original, "system_recipes_cache", None) is not None:
+        return
+    cache: dict[tuple[str, str, str], object] = {}
+
+    def install_and_load(spec_, group, entry, buildout):
+        if spec_ != spec:
+            return original(spec_, group, entry, buildout)
+        key = (spec_, group, entry)
+        if key not in cache:
+            cache[key] = original(spec_, group, entry, buildout)
+        return cache[key]
+
+    install_and_load.system_recipes_cache = cache  # type: ignore[attr-defined]
+    _buildout._install_and_load = install_and_load
+
+
+def sign_parts_once(buildout, same: Callable[[str], bool]) -> None:
+    """Parts for which ``same(part)`` holds share one signature: it is computed for the first
+    of them and copied to the rest (buildout signs every part with its recipe's distributions,
+    ``_compute_part_signatures``, resolving the working set once per part)."""
+    original = buildout._compute_part_signatures
+
+    def compute(parts):
+        alike = [p for p in parts if same(p)]
+        original([p for p in parts if p not in alike] + alike[:1])
+        if alike:
+            signature = buildout[alike[0]][SIGNATURE]
+            for part in alike[1:]:
+                buildout[part][SIGNATURE] = signature
+
+    buildout._compute_part_signatures = compute

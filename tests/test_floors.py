@@ -1,0 +1,78 @@
+"""The floors of system_recipes: a module imports only from its own package and the floors
+below it (core -> daemons -> recipes -> meta -> the commands and the extension), lazy imports
+inside functions included. fleet and release stand on core beside the recipes."""
+
+from __future__ import annotations
+
+import ast
+import os
+
+import system_recipes
+
+PACKAGE = os.path.dirname(os.path.abspath(system_recipes.__file__))
+#: the floor of each top-level package or module of system_recipes (docs and shipped serve
+#: the command line: the option reference, the profiles that ship)
+FLOORS = {"core": 0, "daemons": 1, "recipes": 2, "fleet": 2, "release": 2, "shipped": 2,
+          "meta": 3, "docs": 3, "cli": 4, "extension": 4}
+
+
+def modules() -> dict[str, str]:
+    """Dotted module name (``system_recipes.meta.explain``) -> path."""
+    found = {}
+    for directory, _, files in os.walk(PACKAGE):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(directory, name)
+                parts = os.path.relpath(path, os.path.dirname(PACKAGE))[:-3].split(os.sep)
+                found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imported(module: str, path: str) -> set[str]:
+    """The system_recipes modules ``module`` imports, anywhere in it."""
+    package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[:len(package.split(".")) - node.level + 1] \
+                if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            # ``from . import run``: the names may be modules
+            names.update([target] + [f"{target}.{alias.name}" for alias in node.names])
+    return {name for name in names if name.split(".")[0] == "system_recipes"}
+
+
+def floor_of(module: str) -> tuple[str, int] | None:
+    parts = module.split(".")
+    if len(parts) < 2:
+        return None  # the package itself
+    return parts[1], FLOORS[parts[1]]
+
+
+def test_every_part_of_the_package_has_a_floor():
+    assert {m.split(".")[1] for m in modules() if "." in m} <= set(FLOORS)
+
+
+def test_no_import_from_a_lower_floor_to_a_higher_one():
+    known = modules()
+    upward = []
+    for module, path in known.items():
+        own = floor_of(module)
+        if own is None:
+            continue
+        for target in imported(module, path):
+            other = floor_of(target)
+            if other is None or other[0] == own[0] or target not in known:
+                continue
+            if other[1] >= own[1]:
+                upward.append(f"{module} imports {target}")
+    assert upward == []
+
+
+def test_cli_and_explain_do_not_import_each_other():
+    known = modules()
+    assert not any(t.startswith("system_recipes.cli")
+                   for t in imported("system_recipes.meta.explain",
+                                     known["system_recipes.meta.explain"]))
