@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from dataclasses import dataclass, field
 
 import zc.buildout
 
@@ -162,16 +163,69 @@ def _value(buildout, name: str, raw: dict, option: str) -> str | None:
     return substituted(buildout, name, raw, option)
 
 
-def generate(name: str, raw: dict[str, str], buildout) -> Expansion:
-    """The level-1 sections for the service section ``name`` (raw, unsubstituted values)."""
+@dataclass
+class Service:
+    """What every generated section is made from: a service section's checked essentials."""
+
+    name: str  # the section
+    raw: dict[str, str]  # its options as written, without those set to nothing
+    turned_off: set[str]  # options set to nothing (``cron =``): their part is off
+    kind: str  # how it is started: a RUN_KINDS
+    check: tuple[str, ...]  # parse_check's words: () for none
+    service: str  # the service's name (``name``, by default the section's)
+    restart: str | None  # what restarts it when its config or package changed (a Reload)
+    exposed_to: dict[str, str]  # option of this section -> the generated section that has it
+
+    @property
+    def deployment(self) -> str:
+        return f"{self.name}-deployment"
+
+    @property
+    def user(self) -> str:
+        return f"${{{self.deployment}:user}}"
+
+    @property
+    def group(self) -> str:
+        return f"${{{self.deployment}:group}}"
+
+    def rewrite(self, value: str, depth: int = 0) -> str:
+        """References to this section's own values point at where they come from, so the
+        generated sections stand on their own (``explain`` output can replace the section)."""
+        def replace(match: re.Match) -> str:
+            option = match.group(1)
+            if option in self.exposed_to and option not in self.raw:
+                return f"${{{self.exposed_to[option]}:{option}}}"
+            if option in self.raw and depth < 5:
+                return self.rewrite(self.raw[option], depth + 1)
+            return match.group(0)
+        return re.sub(r"\$\{" + re.escape(self.name) + r":([^}]+)\}", replace, value)
+
+    def take(self, option: str, default: str | None = None) -> str | None:
+        value = self.raw.get(option, default)
+        return None if value is None else self.rewrite(value)
+
+
+@dataclass
+class Section:
+    """One generated section: ``NAME-SUFFIX`` with these options (None: left out)."""
+
+    suffix: str
+    options: dict[str, str | None]
+    #: generated option -> the service option it was taken from (for the source annotation)
+    origins: dict[str, str] = field(default_factory=dict)
+
+
+def read_service(name: str, raw: dict[str, str], buildout) -> Service:
+    """The options that decide what is generated, checked (raw, unsubstituted values)."""
     def choose(option: str, parse, resolve: bool = True):
         text = _value(buildout, name, raw, option) if resolve else raw.get(option)
         try:
             return parse(text) if text is not None else None
         except ValueError as error:
-            field = SCHEMA.options[option]
+            field_ = SCHEMA.options[option]
             raise ConfigError(name, option, inline_comment_hint(str(error), text),
-                              field.type.expected if option != "check" else CHECK_SYNTAX) from None
+                              field_.type.expected if option != "check" else CHECK_SYNTAX) \
+                from None
 
     # an option set to nothing (``cron =`` in a host.cfg) turns its part off
     turned_off = {key for key in ("package", "config", "logs", "reopen", "cron")
@@ -186,88 +240,110 @@ def generate(name: str, raw: dict[str, str], buildout) -> Expansion:
     exposed_to = {key: f"{name}-deployment" for key in EXPOSED_FROM_DEPLOYMENT}
     if "package" in raw:
         exposed_to.update({key: f"{name}-package" for key in EXPOSED_FROM_PACKAGE})
-
-    def rewrite(value: str, depth: int = 0) -> str:
-        """References to this section's own values point at where they come from, so the
-        generated sections stand on their own (``explain`` output can replace the section)."""
-        def replace(match: re.Match) -> str:
-            option = match.group(1)
-            if option in exposed_to and option not in raw:
-                return f"${{{exposed_to[option]}:{option}}}"
-            if option in raw and depth < 5:
-                return rewrite(raw[option], depth + 1)
-            return match.group(0)
-        return re.sub(r"\$\{" + re.escape(name) + r":([^}]+)\}", replace, value)
-
-    def take(option: str, default: str | None = None) -> str | None:
-        value = raw.get(option, default)
-        return None if value is None else rewrite(value)
-
-    out = Expansion()
-    deployment = f"{name}-deployment"
-
-    def add(suffix: str, options: dict[str, str | None], origins: dict[str, str] | None = None):
-        section = f"{name}-{suffix}"
-        out.sections[section] = {k: v for k, v in options.items() if v is not None}
-        for option, meta_option in (origins or {}).items():
-            out.origins[(section, option)] = meta_option
-        for option, meta_option in TAKEN_FROM.get(suffix, {}).items():
-            if meta_option in raw or meta_option == "name":
-                out.blame[(section, option)] = meta_option
-
     # what restarts the program when its config file or package changed (run kinds' names)
     restart = None
     if restart_on_change is not False:
         restart = {"supervisor": f"supervisor {service}", "systemd": f"systemd {service}.service",
                    "sysv": f"sysv {service}"}[kind]
-    if "package" in raw:
-        add("package", {"recipe": "system_recipes:package", "name": take("package"),
-                        "restart": restart})
-    add("deployment", {"recipe": "system_recipes:deployment", "name": service,
-                       "user": take("user", service), "group": take("group")})
-    user, group = f"${{{deployment}:user}}", f"${{{deployment}:group}}"
-    if "config" in raw:
-        template = take("config")
-        filename = posixpath.basename(template.strip())
-        filename = filename[:-3] if filename.endswith(".j2") else filename
-        add("config", {"recipe": "system_recipes:template",
-                       "path": f"${{{deployment}:etc-directory}}/{filename}",
-                       "template": template, "group": group, "mode": "0640",
-                       "restart": restart},
-            {"template": "config"})
-    environment = take("environment")
-    if kind == "supervisor":
-        add("supervisor", {"recipe": "system_recipes:supervisor", "name": service,
-                           "command": take("command"), "user": user,
-                           "directory": take("directory"), "environment": environment,
-                           "autostart": "true", "autorestart": "true",
-                           "redirect_stderr": "true"})
+    return Service(name, raw, turned_off, kind, check, service, restart, exposed_to)
+
+
+# -- one function per generated section (None: not generated) ----------------------------------
+def package_section(s: Service) -> Section | None:
+    if "package" not in s.raw:
+        return None
+    return Section("package", {"recipe": "system_recipes:package", "name": s.take("package"),
+                               "restart": s.restart})
+
+
+def deployment_section(s: Service) -> Section:
+    return Section("deployment", {"recipe": "system_recipes:deployment", "name": s.service,
+                                  "user": s.take("user", s.service), "group": s.take("group")})
+
+
+def config_section(s: Service) -> Section | None:
+    if "config" not in s.raw:
+        return None
+    template = s.take("config")
+    filename = posixpath.basename(template.strip())
+    filename = filename[:-3] if filename.endswith(".j2") else filename
+    return Section("config", {"recipe": "system_recipes:template",
+                              "path": f"${{{s.deployment}:etc-directory}}/{filename}",
+                              "template": template, "group": s.group, "mode": "0640",
+                              "restart": s.restart},
+                   {"template": "config"})
+
+
+def start_section(s: Service) -> Section:
+    """How the command is started: a supervisor program, or a systemd unit / init script."""
+    if s.kind == "supervisor":
+        return Section("supervisor", {
+            "recipe": "system_recipes:supervisor", "name": s.service, "command": s.take("command"),
+            "user": s.user, "directory": s.take("directory"),
+            "environment": s.take("environment"), "autostart": "true", "autorestart": "true",
+            "redirect_stderr": "true"})
+    return Section("runscript", {
+        "recipe": "system_recipes:runscript", "kind": s.kind, "name": s.service,
+        "command": s.take("command"), "user": s.user, "group": s.group,
+        "working-directory": s.take("directory"), "environment": s.take("environment"),
+        "description": f"{s.service} (system_recipes:service [{s.name}])"})
+
+
+def logrotate_section(s: Service) -> Section | None:
+    if "logs" in s.turned_off:
+        return None
+    options = {"recipe": "system_recipes:logrotate", "name": s.service,
+               "paths": s.take("logs", f"${{{s.deployment}:log-directory}}/*.log"),
+               **LOGROTATE_DEFAULTS, "su": f"{s.user} {s.group}"}
+    if "reopen" in s.raw:
+        options.update(sharedscripts="true", postrotate=s.take("reopen"))
     else:
-        add("runscript", {"recipe": "system_recipes:runscript", "kind": kind, "name": service,
-                          "command": take("command"), "user": user, "group": group,
-                          "working-directory": take("directory"), "environment": environment,
-                          "description": f"{service} (system_recipes:service [{name}])"})
-    logs = take("logs", f"${{{deployment}:log-directory}}/*.log")
-    if "logs" not in turned_off:
-        logrotate = {"recipe": "system_recipes:logrotate", "name": service, "paths": logs,
-                     **LOGROTATE_DEFAULTS, "su": f"{user} {group}"}
-        if "reopen" in raw:
-            logrotate.update(sharedscripts="true", postrotate=take("reopen"))
-        else:
-            logrotate["copytruncate"] = "true"
-        add("logrotate", logrotate)
-    if "cron" in raw:
-        add("cron", {"recipe": "system_recipes:cron", "name": service,
-                     "entries": take("cron"), "user": user})
-    if check:
-        if check[0] == "http":
-            line = (f"check_{service}_http check_http -H 127.0.0.1 -p {check[1]} -u {check[2]} "
-                    f"warning={HTTP_THRESHOLDS[0]} critical={HTTP_THRESHOLDS[1]}")
-        else:
-            line = (f"check_{service}_tcp check_tcp -H 127.0.0.1 -p {check[1]} "
-                    f"warning={TCP_THRESHOLDS[0]} critical={TCP_THRESHOLDS[1]}")
-        add("nrpe", {"recipe": "system_recipes:nrpe", "name": service, "checks": rewrite(line)})
-    out.exposed = {key: f"${{{section}:{key}}}" for key, section in exposed_to.items()}
+        options["copytruncate"] = "true"
+    return Section("logrotate", options)
+
+
+def cron_section(s: Service) -> Section | None:
+    if "cron" not in s.raw:
+        return None
+    return Section("cron", {"recipe": "system_recipes:cron", "name": s.service,
+                            "entries": s.take("cron"), "user": s.user})
+
+
+def nrpe_section(s: Service) -> Section | None:
+    check = s.check
+    if not check:
+        return None
+    if check[0] == "http":
+        line = (f"check_{s.service}_http check_http -H 127.0.0.1 -p {check[1]} -u {check[2]} "
+                f"warning={HTTP_THRESHOLDS[0]} critical={HTTP_THRESHOLDS[1]}")
+    else:
+        line = (f"check_{s.service}_tcp check_tcp -H 127.0.0.1 -p {check[1]} "
+                f"warning={TCP_THRESHOLDS[0]} critical={TCP_THRESHOLDS[1]}")
+    return Section("nrpe", {"recipe": "system_recipes:nrpe", "name": s.service,
+                            "checks": s.rewrite(line)})
+
+
+#: the generated sections, in the order they are added to ``parts``
+SECTIONS = (package_section, deployment_section, config_section, start_section,
+            logrotate_section, cron_section, nrpe_section)
+
+
+def generate(name: str, raw: dict[str, str], buildout) -> Expansion:
+    """The level-1 sections for the service section ``name`` (raw, unsubstituted values)."""
+    service = read_service(name, raw, buildout)
+    out = Expansion()
+    for make in SECTIONS:
+        made = make(service)
+        if made is None:
+            continue
+        section = f"{name}-{made.suffix}"
+        out.sections[section] = {k: v for k, v in made.options.items() if v is not None}
+        for option, meta_option in made.origins.items():
+            out.origins[(section, option)] = meta_option
+        for option, meta_option in TAKEN_FROM.get(made.suffix, {}).items():
+            if meta_option in service.raw or meta_option == "name":
+                out.blame[(section, option)] = meta_option
+    out.exposed = {key: f"${{{section}:{key}}}" for key, section in service.exposed_to.items()}
     return out
 
 
