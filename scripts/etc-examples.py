@@ -25,8 +25,9 @@ import tempfile
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
-from conftest import BUILDOUT, link_nagios_plugins, make_scratch_root  # noqa: E402
-from rpmbuild import build_example_rpm  # noqa: E402
+from support.host import link_nagios_plugins, make_scratch_root  # noqa: E402
+from support.paths import BUILDOUT  # noqa: E402
+from support.rpmbuild import build_example_rpm  # noqa: E402
 
 HOSTS = os.path.join(REPO, "profiles", "hosts")
 EXAMPLES = os.path.join(REPO, "etc-examples")

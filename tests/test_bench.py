@@ -12,11 +12,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONVERGE = os.path.join(REPO, "bench", "converge.py")
 KINDS_DIRS = ("bench", "cron.d", "logrotate.d", "supervisor/conf.d", "nagios/nrpe.d")
 
 
+@pytest.mark.sandbox
 def test_converge_benchmark_at_n2(tmp_path):
     results, work = tmp_path / "results", tmp_path / "work"
     done = subprocess.run(

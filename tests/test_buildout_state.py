@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 
-from test_core_run import ok, one_error_line
+import pytest
+from support.results import ok, one_error_line
 
 PROFILE = """
 [buildout]
@@ -32,6 +33,7 @@ def installed(scratch) -> str:
     return os.path.join(scratch.root, "var/lib/system-recipes/host/installed.cfg")
 
 
+@pytest.mark.sandbox
 def test_installed_cfg_is_written_once_private_and_does_not_grow(scratch):
     profile(scratch, 20)
     ok(scratch.buildout())
@@ -49,6 +51,7 @@ def test_installed_cfg_is_written_once_private_and_does_not_grow(scratch):
     assert os.stat(path).st_mode & 0o777 == 0o600
 
 
+@pytest.mark.sandbox
 def test_a_failed_run_leaves_buildouts_books_as_they_were(scratch):
     profile(scratch, 3)
     ok(scratch.buildout())

@@ -10,8 +10,8 @@ import os
 import subprocess
 
 import pytest
-from conftest import BASE_CFG, BUILDOUT, SYSTEM_RECIPES
-from test_core_run import one_error_line
+from support.paths import BASE_CFG, BUILDOUT, SYSTEM_RECIPES
+from support.results import one_error_line
 
 from system_recipes.cli import build_parser
 
@@ -86,6 +86,7 @@ def test_a_usage_error_is_exit_1_not_plans_2():
         assert "Traceback" not in result.stderr and "error:" in result.stderr
 
 
+@pytest.mark.sandbox
 def test_plan_exit_statuses(scratch):
     scratch.write(HOST)
     assert run("plan", "-c", "host.cfg", cwd=scratch.directory).returncode == 2  # some changes

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import subprocess
 
 import pytest
+from support.paths import BUILDOUT
+from support.results import ok, one_error_line, said, snapshot
 
 APP = """
 [buildout]
@@ -35,40 +36,6 @@ recipe = system_recipes:template
 path = /etc/other.conf
 text = other {{ sections['app-config'].port }}
 """
-
-
-def said(output, part, status):
-    """The part's line in the run's output says ``status``."""
-    return re.search(rf"^  \[{re.escape(part)}\]\s+{status}\b", output, re.M) is not None
-
-
-# buildout appends to its installed.cfg at the start of every run, and the lock file holds the
-# pid of the last run: neither is configuration of the host.
-BOOKKEEPING = ("/installed.cfg", "/lock")
-
-
-def snapshot(host, *tops):
-    state = {}
-    for top in tops:
-        state.update({k: v for k, v in host.tree(top).items() if not k.endswith(BOOKKEEPING)})
-    return state
-
-
-def ok(result):
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
-def one_error_line(result, *fragments):
-    """Exit non-zero, no traceback, and an error line naming what was wrong."""
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    assert "Traceback" not in output, output
-    errors = [line for line in output.splitlines() if line.startswith("Error:")]
-    assert errors, output
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
 
 
 def test_fresh_run_writes_the_expected_tree(host):
@@ -204,7 +171,6 @@ def test_killed_run_is_rolled_back_by_the_next_run(host):
     ok(host.buildout())
     before = snapshot(host, "/etc/app")
     host.write(APP.replace("port = 8080", "port = 9090").replace("mode = 0640", "mode = 0600"))
-    from conftest import BUILDOUT
     killed = host.sandbox.run(
         ["env", "SYSTEM_RECIPES_FAULT_KILL_AFTER=1", BUILDOUT, "-c",
          os.path.join(host.directory, "host.cfg")], cwd=host.directory)
@@ -318,7 +284,6 @@ def test_second_run_waits_for_the_lock_or_fails_clearly(host):
         assert line
         host.write(APP.replace("port = 8080", "port = 7070")
                    + "\n[system-recipes]\nlock-timeout = 30\n")
-        from conftest import BUILDOUT
         waiting = host.sandbox.popen([BUILDOUT, "-c", os.path.join(host.directory, "host.cfg")],
                                      cwd=host.directory, stdout=subprocess.PIPE, text=True)
         first = waiting.stdout.readline()

@@ -10,13 +10,15 @@ import textwrap
 import time
 
 import pytest
-from conftest import make_scratch_root
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from sandbox import Sandbox
-from test_core_run import ok, one_error_line, snapshot
+from support.declare import declare_parts
+from support.host import make_scratch_root
+from support.markers import needs
+from support.results import ok, one_error_line, snapshot
+from support.sandbox import Sandbox
 
-from system_recipes.core import run, validate
+from system_recipes.core import validate
 from system_recipes.core.errors import ConfigError, RunError
 from system_recipes.recipes import cron
 
@@ -227,6 +229,7 @@ def test_dropping_the_part_removes_the_file(host):
 
 
 # -- a real cron daemon -----------------------------------------------------------------------
+@pytest.mark.daemon
 def test_a_real_cron_daemon_runs_the_entry_within_a_minute(host):
     """cron re-reads /etc/cron.d by itself (its modification time): written after the daemon
     started, the entry runs at the next minute, with the environment, % and \\ intact."""
@@ -264,22 +267,8 @@ def test_a_real_cron_daemon_runs_the_entry_within_a_minute(host):
 
 
 # -- in-process: one crontab -n per run, and the property test ----------------------------------
-class FakeBuildout(dict):
-    """Just enough of a buildout for recipes' ``__init__`` and the run's plan + validate."""
-
-
-def declare(root: str, parts: dict[str, dict]) -> run.Run:
-    buildout = FakeBuildout()
-    buildout["buildout"] = {"directory": root, "parts": " ".join(parts)}
-    buildout["system-recipes"] = {"root": root, "layout": "debian"}
-    active = run.Run(buildout, mode="plan")
-    for name, options in parts.items():
-        cron.Recipe(buildout, name, dict(options))
-    active.validate_declared()
-    return active
-
-
 @pytest.fixture(scope="module")
+@needs("sandbox")
 def spool():
     """crontab -n writes (and removes) a temp file in /var/spool/cron: run it in a sandbox."""
     box = Sandbox()
@@ -303,7 +292,7 @@ def scratch_root(tmp_path_factory):
 
 def test_one_crontab_process_for_every_changed_file(spool, scratch_root):
     before = validate.PROCESS_COUNT["n"]
-    active = declare(scratch_root, {
+    active = declare_parts(cron, scratch_root, {
         "a": {"entries": "@daily /bin/true\n*/5 * * * * /bin/true"},
         "b": {"schedule": "0 4 * * *", "command": "/bin/true", "environment": "MAILTO=root"},
         "c": {"entries": "@reboot /bin/true"},
@@ -341,7 +330,7 @@ def test_property_random_entries_give_a_clean_error_or_a_file_cron_accepts(
     if mailto is not None:
         options["environment"] = f"MAILTO={mailto}"
     try:
-        active = declare(scratch_root, {"part": options})
+        active = declare_parts(cron, scratch_root, {"part": options})
     except (ConfigError, RunError) as error:
         message = str(error)
         assert message.startswith("[part] ") and "\n" not in message, message
@@ -390,14 +379,14 @@ def test_a_command_cron_cannot_read_is_blamed_on_command_and_not_echoed_whole(
         spool, scratch_root, size):
     command = "/bin/echo " + "a" * (size - len("/bin/echo "))
     with pytest.raises(ConfigError) as raised:
-        declare(scratch_root, {"part": {"schedule": "@daily", "command": command}})
+        declare_parts(cron, scratch_root, {"part": {"schedule": "@daily", "command": command}})
     message = str(raised.value)
     assert message.startswith("[part] command: '/bin/echo aaa"), message
     assert f"is {size} bytes, cron reads at most 998" in message, message
     assert f"({size} characters)" in message and "at most 998 bytes" in message, message
     assert "\n" not in message and len(message) < 300, message
     with pytest.raises(ConfigError) as raised:
-        declare(scratch_root, {"part": {"entries": f"@daily {command}"}})
+        declare_parts(cron, scratch_root, {"part": {"entries": f"@daily {command}"}})
     message = str(raised.value)
     assert message.startswith("[part] entries: '/bin/echo aaa") and len(message) < 300, message
 
@@ -405,7 +394,7 @@ def test_a_command_cron_cannot_read_is_blamed_on_command_and_not_echoed_whole(
 def test_a_command_of_max_command_bytes_is_written_and_accepted(spool, scratch_root):
     command = "/bin/echo %" + "b" * (998 - len("/bin/echo %") - 1)
     assert len(cron.escape_percent(command)) == 998
-    active = declare(scratch_root, {"part": {"schedule": "@daily", "command": command}})
+    active = declare_parts(cron, scratch_root, {"part": {"schedule": "@daily", "command": command}})
     text = active.declared["part"].files[0].content.decode()
     verdict = crontab_n(spool, as_user_crontab(text))
     assert "successfully checked" in verdict.stdout + verdict.stderr, verdict.stderr

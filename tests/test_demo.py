@@ -3,9 +3,12 @@
 import os
 import subprocess
 
-from conftest import BUILDOUT, REPO, make_scratch_root
+import pytest
+from support.host import make_scratch_root
+from support.paths import BUILDOUT, REPO
 
 
+@pytest.mark.sandbox
 def test_demo_profile_writes_its_tree(tmp_path):
     root = make_scratch_root(str(tmp_path / "root"))
     result = subprocess.run(

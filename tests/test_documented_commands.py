@@ -21,16 +21,13 @@ import sys
 from dataclasses import dataclass
 
 import pytest
-from conftest import BIN, REPO
-from rpmbuild import RPM_OVERLAYS, _force_debian, rpm_install
-from sandbox import Sandbox
-from test_release import CACHE, project_copy
-
-pytest_plugins = ["example_fixtures"]
+from support.paths import BIN, CACHE, REPO
+from support.release import PROJECT, project_copy
+from support.rpmbuild import RPM_OVERLAYS, force_debian, rpm_install
+from support.sandbox import Sandbox
 
 DOCUMENTS = ["README.md", *sorted(os.path.relpath(p, REPO) for p in glob.glob(
     os.path.join(REPO, "docs", "**", "*.md"), recursive=True)), "profiles/README.md"]
-PROJECT = os.path.join(REPO, "tests", "example_app", "project")
 HOST_DIR = "/etc/shop"  # where the documents put host.cfg
 ARCH = platform.machine()
 #: rpm's own database (Debian's rpm keeps it in ~/.rpmdb): a host.cfg without ``dbpath`` reads it
@@ -123,7 +120,7 @@ def runnable(command: Command) -> str | None:
     """The shell text to run, or None when :data:`NOT_RUN` lists it."""
     first, _, rest = command.text.partition("\n")
     for pattern, replacement, _why in REWRITES:
-        replacement = replacement.format(force="--force-debian" if _force_debian() else "")
+        replacement = replacement.format(force="--force-debian" if force_debian() else "")
         first = re.sub(pattern, replacement, first)
     if any(first.startswith(prefix) for prefix in NOT_RUN):
         return None
@@ -177,6 +174,7 @@ def documents_with_commands() -> list[str]:
     return [d for d in DOCUMENTS if documented(d)]
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize("document", documents_with_commands())
 def test_documented_commands_run(document, example_rpms, tmp_path):
     commands = documented(document)
@@ -235,6 +233,7 @@ def _release_2_0(box: Sandbox, tmp_path) -> None:
     assert box.exists(f"/var/tmp/two/shop-2.0-1.{ARCH}.rpm")
 
 
+@pytest.mark.sandbox
 def test_a_broken_documented_command_fails_this_test(tmp_path):
     """The runner itself: a command that exits non-zero is caught, a plan's 2 is not."""
     document = tmp_path / "broken.md"

@@ -11,10 +11,10 @@ import os
 import shutil
 
 import pytest
-from conftest import link_nagios_plugins, make_scratch_root
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_nrpe import declare
+from support.declare import declare
+from support.host import link_nagios_plugins, make_scratch_root
 
 from system_recipes.core.errors import ConfigError, RunError, shown
 from system_recipes.recipes import cron, logrotate, nagios, nrpe, runscript, supervisor
@@ -51,6 +51,7 @@ def test_shown_clips_long_values_and_keeps_short_ones():
     assert len(str(ConfigError("web", "extra", "p" * 5000, "e"))) < LONGEST
 
 
+@pytest.mark.sandbox
 @settings(max_examples=int(os.environ.get("ERROR_LINE_EXAMPLES", "40")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.data_too_large])

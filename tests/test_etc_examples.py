@@ -4,9 +4,11 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
+import pytest
+from support.paths import REPO
 
 
+@pytest.mark.sandbox
 def test_etc_examples_match_fresh_output():
     result = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "etc-examples.py"),
                              "--check"], capture_output=True, text=True, cwd=REPO)

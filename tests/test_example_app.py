@@ -5,15 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
-from rpmbuild import (
+from support.markers import needs
+from support.net import free_port, get, wait_until
+from support.rpmbuild import (
     EXAMPLE_APP,
     RPM_OVERLAYS,
     build_example_rpm,
@@ -22,9 +21,8 @@ from rpmbuild import (
     rpm_query,
     rpm_query_file,
 )
-from sandbox import Sandbox
+from support.sandbox import Sandbox
 
-pytest_plugins = ["example_fixtures"]  # the session fixture example_rpms
 SHOP_FILES = ["/opt/shop", "/opt/shop/VERSION", "/opt/shop/bin", "/opt/shop/bin/shop-cleanup",
               "/opt/shop/bin/shop-server"]
 DAY = 86400
@@ -33,31 +31,6 @@ DAY = 86400
 def sha256(path: str) -> str:
     with open(path, "rb") as stream:
         return hashlib.sha256(stream.read()).hexdigest()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def get(port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as reply:
-            return reply.status, reply.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Server:
@@ -101,6 +74,7 @@ class Server:
 
 
 @pytest.fixture
+@needs("sandbox")
 def rpm_box():
     box = Sandbox(overlays=RPM_OVERLAYS)
     try:
@@ -199,6 +173,7 @@ def test_cleanup_removes_only_old_regular_files(tmp_path):
 
 # -- installed into a sandboxed host, run, upgraded --------------------------------------------
 
+@pytest.mark.daemon
 def test_install_run_and_upgrade(example_rpms, rpm_box, tmp_path):
     box = rpm_box
     host_state = (os.path.lexists("/opt/shop"), sorted(os.listdir("/var/lib/rpm")))

@@ -10,14 +10,13 @@ import signal
 import time
 
 import pytest
-from conftest import Host
-from rpmbuild import RPM_OVERLAYS, rpm_install
-from sandbox import Sandbox
-from test_core_run import ok, said
-from test_nrpe import ask, free_port, wait_port
-from test_supervisor import CONFIG, ctl, running_pid
-
-pytest_plugins = ["example_fixtures"]
+from support.daemons import CONFIG, ask, ctl, running_pid
+from support.host import Host
+from support.markers import needs
+from support.net import free_port, wait_port
+from support.results import ok, said
+from support.rpmbuild import RPM_OVERLAYS, rpm_install
+from support.sandbox import Sandbox
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEB1 = os.path.join(REPO, "profiles", "hosts", "web1.cfg")
@@ -71,6 +70,7 @@ class Web1:
 
 
 @pytest.fixture
+@needs("sandbox")
 def web1(tmp_path, example_rpms):
     with Sandbox(overlays=RPM_OVERLAYS) as box:
         rpm_install(box, example_rpms("1.0"))
@@ -92,6 +92,7 @@ def mode_and_owner(entry: tuple) -> tuple:
     return entry[1:4]
 
 
+@pytest.mark.daemon
 def test_fresh_host_runs_the_app_under_supervisor_and_nrpe_checks_its_health(web1):
     host = web1.host
     web1.start_supervisord()
@@ -142,6 +143,7 @@ def _name(host, table: str, number: int) -> str:
     return str(number)
 
 
+@pytest.mark.daemon
 def test_switching_supervisor_to_systemd_in_one_section(web1):
     host = web1.host
     web1.start_supervisord()
@@ -191,6 +193,7 @@ def test_swap_one_option_and_drop_one_part(web1):
     assert gone == {"/etc/cron.d/shop", "/etc/cron.d/local-backup"}, gone
 
 
+@pytest.mark.daemon
 def test_config_or_package_change_restarts_the_program_once(web1):
     host = web1.host
     web1.start_supervisord()

@@ -15,14 +15,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, Host, link_nagios_plugins, make_scratch_root
-from test_core_run import ok
+from support.host import Host, link_nagios_plugins, make_scratch_root
+from support.paths import CACHE, REPO
+from support.results import ok
 
 from system_recipes.release.dists import copy_system_recipes
 
-pytest_plugins = ["example_fixtures"]
-
-CACHE = os.environ.get("SR_TEST_CACHE") or os.path.expanduser("~/.cache/system-recipes-tests")
 PYTHON = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 SHIPPED = ["base.cfg", "roles/app-server-explicit.cfg", "roles/app-server.cfg",
            "roles/monitoring.cfg", "templates/demo.ini.j2", "templates/shop.ini.j2"]
@@ -97,6 +95,7 @@ def readme_host_cfg() -> str:
     return re.search(r"```ini\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.sandbox
 def test_readme_host_cfg_converges_with_the_installed_base_cfg(installed, tmp_path,
                                                                 example_rpms):
     profiles = os.path.join(installed.site, "system_recipes", "profiles")
@@ -118,6 +117,7 @@ def test_readme_host_cfg_converges_with_the_installed_base_cfg(installed, tmp_pa
     assert host.exists("/etc/supervisor/conf.d/shop.conf")
 
 
+@pytest.mark.sandbox
 def test_a_host_extending_an_installed_role_writes_the_example_tree(installed, tmp_path,
                                                                      example_rpms):
     """web1 (profiles/hosts/web1.cfg), written against the installed role: the same files."""

@@ -10,7 +10,8 @@ import json
 import os
 
 import pytest
-from conftest import make_scratch_root
+from support.declare import fake_run
+from support.host import make_scratch_root
 
 from system_recipes.core import fsops, run
 from system_recipes.core.errors import ConfigError, RunError
@@ -20,10 +21,6 @@ WANTS = "/etc/demo/wants/web.service"
 UNIT = "/etc/demo/web.service"
 
 
-class FakeBuildout(dict):
-    """Just enough of a buildout for a run: its sections."""
-
-
 @pytest.fixture
 def root(tmp_path):
     return make_scratch_root(str(tmp_path / "root"))
@@ -31,10 +28,8 @@ def root(tmp_path):
 
 def apply(root: str, *specs: PartSpec, instance: str = "host") -> run.Run:
     """One run that converges ``specs`` (and removes every manifest part not among them)."""
-    buildout = FakeBuildout()
-    buildout["buildout"] = {"directory": root, "parts": " ".join(s.name for s in specs)}
-    buildout["system-recipes"] = {"root": root, "layout": "debian", "instance": instance}
-    active = run.Run(buildout, mode="apply")
+    _, active = fake_run(root, " ".join(s.name for s in specs), mode="apply",
+                         instance=instance)
     active.acquire()
     try:
         for spec in specs:
@@ -63,6 +58,7 @@ def manifest(root: str) -> dict:
         return json.load(stream)["instances"]["host"]
 
 
+@pytest.mark.sandbox
 def test_create_unchanged_retarget_remove(root, capsys):
     apply(root, part())
     assert os.readlink(at(root, WANTS)) == UNIT
@@ -95,6 +91,7 @@ def test_create_unchanged_retarget_remove(root, capsys):
         assert json.load(stream)["instances"] == {}
 
 
+@pytest.mark.sandbox
 def test_link_to_a_missing_target_is_fine_and_never_followed(root, tmp_path):
     outside = tmp_path / "outside"
     apply(root, part(target=str(outside)))
@@ -102,6 +99,7 @@ def test_link_to_a_missing_target_is_fine_and_never_followed(root, tmp_path):
     assert not outside.exists()  # nothing was written through the link
 
 
+@pytest.mark.sandbox
 def test_refuses_a_regular_file_and_a_foreign_link_unless_forced(root):
     os.makedirs(at(root, "/etc/demo/wants"))
     with open(at(root, WANTS), "w") as stream:
@@ -131,6 +129,7 @@ def test_refuses_a_regular_file_and_a_foreign_link_unless_forced(root):
     assert manifest(root)["web"]["links"] == {WANTS: {"target": UNIT}}
 
 
+@pytest.mark.sandbox
 def test_forced_over_a_file_keeps_a_backup(root, capsys):
     os.makedirs(at(root, "/etc/demo/wants"))
     with open(at(root, WANTS), "w") as stream:
@@ -141,6 +140,7 @@ def test_forced_over_a_file_keeps_a_backup(root, capsys):
     assert "forced over a file" in out and "backup in /var/lib/system-recipes/backups/" in out
 
 
+@pytest.mark.sandbox
 def test_a_link_owned_by_another_part_is_a_conflict(root):
     apply(root, part())
     other = PartSpec(name="other", recipe="test", links=[LinkSpec(WANTS, "/x")])
@@ -167,6 +167,7 @@ def test_symlinked_parent_is_refused(root, tmp_path):
     assert list(elsewhere.iterdir()) == []
 
 
+@pytest.mark.sandbox
 def test_a_link_changed_by_hand_is_left_when_the_part_goes(root, capsys):
     apply(root, part())
     os.unlink(at(root, WANTS))
@@ -176,6 +177,7 @@ def test_a_link_changed_by_hand_is_left_when_the_part_goes(root, capsys):
     assert "changed since made; left in place" in capsys.readouterr().out
 
 
+@pytest.mark.sandbox
 def test_failure_later_in_the_run_rolls_links_back(root, monkeypatch):
     """A link created, another retargeted, then a write fails: both are as they were."""
     apply(root, part(name="web", link_path="/etc/demo/wants/old.service"))

@@ -10,13 +10,13 @@ import subprocess
 import textwrap
 
 import pytest
-from conftest import make_scratch_root
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_core_run import ok, one_error_line, snapshot
-from test_nrpe import FakeBuildout, declare
+from support.declare import declare, fake_run
+from support.host import make_scratch_root
+from support.results import ok, one_error_line, snapshot
 
-from system_recipes.core import run, validate
+from system_recipes.core import validate
 from system_recipes.core.errors import ConfigError, RunError
 from system_recipes.recipes import logrotate
 
@@ -269,6 +269,7 @@ def test_bad_paths(host, paths, fragment):
     assert not host.exists("/etc/logrotate.d/app-logs")
 
 
+@pytest.mark.sandbox
 def test_accounts_are_checked_below_the_root_not_on_this_machine(scratch):
     """logrotate -d would look accounts up on the machine running the build; a scratch root
     has its own."""
@@ -329,10 +330,7 @@ def test_taboo_names_are_exactly_what_logrotate_skips(tmp_path):
 
 def test_one_logrotate_process_for_all_changed_files_and_errors_go_to_their_part(tmp_path):
     root = make_scratch_root(str(tmp_path / "root"))
-    buildout = FakeBuildout()
-    buildout["buildout"] = {"directory": root, "parts": "a b c"}
-    buildout["system-recipes"] = {"root": root, "layout": "debian"}
-    active = run.Run(buildout, mode="plan")
+    buildout, active = fake_run(root, "a b c")
     # olddir need not exist yet (logrotate -d alone would say "error verifying olddir path")
     logrotate.Recipe(buildout, "a", {"paths": "/var/log/a.log", "rotate": "3",
                                      "olddir": "/nonexistent/old"})

@@ -6,16 +6,15 @@ import os
 import subprocess
 
 import pytest
-from conftest import SYSTEM_RECIPES, Host, link_nagios_plugins, make_scratch_root
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
-from test_core_run import ok, one_error_line, said, snapshot
+from support.host import Host, link_nagios_plugins, make_scratch_root
+from support.paths import SYSTEM_RECIPES
+from support.results import ok, one_error_line, said, snapshot
 
 from system_recipes.core.errors import ConfigError
 from system_recipes.meta import service
 from system_recipes.recipes import nrpe
-
-pytest_plugins = ["example_fixtures"]
 
 SERVICE = """
 [buildout]
@@ -86,6 +85,7 @@ def explain(scratch, *sections: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, cwd=scratch.directory)
 
 
+@pytest.mark.sandbox
 def test_one_section_writes_the_whole_service(scratch):
     profile(scratch)
     out = ok(scratch.buildout()).stdout
@@ -104,6 +104,7 @@ def test_one_section_writes_the_whole_service(scratch):
     assert "0 created, 0 updated, 0 removed" in out
 
 
+@pytest.mark.sandbox
 def test_explained_sections_pasted_instead_write_the_same_tree(scratch, tmp_path):
     """`explain` prints cfg text a person could paste instead of the meta section: byte for
     byte the same files (content, mode, owner)."""
@@ -127,6 +128,7 @@ def test_explained_sections_pasted_instead_write_the_same_tree(scratch, tmp_path
     assert managed(other) == by_meta
 
 
+@pytest.mark.sandbox
 def test_an_override_changes_exactly_that_option_and_its_file(scratch):
     profile(scratch)
     ok(scratch.buildout())
@@ -143,6 +145,7 @@ def test_an_override_changes_exactly_that_option_and_its_file(scratch):
     assert "# rotate from" in explain(scratch, "hello").stdout
 
 
+@pytest.mark.sandbox
 def test_switching_the_run_kind_swaps_the_files(scratch):
     profile(scratch)
     ok(scratch.buildout())
@@ -158,6 +161,7 @@ def test_switching_the_run_kind_swaps_the_files(scratch):
     assert {p: after[p] for p in unchanged} == {p: before[p] for p in unchanged}
 
 
+@pytest.mark.sandbox
 def test_dropping_the_section_removes_what_it_generated_and_nothing_else(scratch):
     profile(scratch)
     ok(scratch.buildout())
@@ -229,6 +233,7 @@ def test_missing_command_and_clashing_section(scratch):
     assert outside_state(scratch) == before
 
 
+@pytest.mark.sandbox
 def test_plan_shows_the_generated_parts(scratch):
     profile(scratch)
     spool = os.stat("/var/spool/cron/crontabs").st_mtime_ns
@@ -260,6 +265,7 @@ def role_host(tmp_path, name: str, role: str, rpm: str):
     return host
 
 
+@pytest.mark.sandbox
 def test_the_meta_role_and_the_explicit_role_write_the_same_tree(tmp_path, example_rpms):
     rpm = example_rpms("1.0")
     meta = role_host(tmp_path, "meta", "app-server.cfg", rpm)
@@ -274,6 +280,7 @@ def test_the_meta_role_and_the_explicit_role_write_the_same_tree(tmp_path, examp
     assert said(out, "shop-supervisor", "created")
 
 
+@pytest.mark.sandbox
 def test_parts_minus_drops_a_level_1_part_of_the_explicit_role(tmp_path, example_rpms):
     host = role_host(tmp_path, "explicit", "app-server-explicit.cfg", example_rpms("1.0"))
     ok(host.buildout())
@@ -325,6 +332,7 @@ def test_property_run_and_check_give_a_clean_error_or_usable_sections(run, check
         assert "-p" in parsed.arguments and "-w" in parsed.arguments
 
 
+@pytest.mark.sandbox
 def test_buildout_install_of_a_service_section_installs_what_it_expands_into(scratch):
     profile(scratch)
     out = ok(scratch.buildout("install", "hello")).stdout
@@ -336,6 +344,7 @@ def test_buildout_install_of_a_service_section_installs_what_it_expands_into(scr
     assert "0 created, 0 updated, 0 removed" in out, out
 
 
+@pytest.mark.sandbox
 def test_a_run_prints_one_line_per_part_and_a_summary(scratch):
     """buildout's own lines only with -v, and then they say what they mean."""
     profile(scratch)

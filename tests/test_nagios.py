@@ -8,11 +8,11 @@ import signal
 import time
 
 import pytest
-from conftest import make_scratch_root
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_core_run import ok, one_error_line, snapshot
-from test_nrpe import declare
+from support.declare import declare
+from support.host import make_scratch_root
+from support.results import ok, one_error_line, snapshot
 
 from system_recipes.core.errors import ConfigError, RunError
 from system_recipes.recipes import nagios
@@ -193,6 +193,7 @@ def start_nagios(host) -> int:
         "tail -5 /var/log/nagios4/nagios.log").stdout)
 
 
+@pytest.mark.daemon
 def test_a_running_nagios_is_reloaded_once(host):
     host.write(PROFILE)
     ok(host.buildout())

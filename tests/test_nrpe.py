@@ -8,24 +8,24 @@ import pathlib
 import shlex
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
-import time
 
 import pytest
-from conftest import make_scratch_root
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_core_run import ok, one_error_line, snapshot
+from support.daemons import CHECK_NRPE, ask
+from support.declare import declare
+from support.host import make_scratch_root
+from support.markers import needs
+from support.net import free_port, wait_port
+from support.results import ok, one_error_line, snapshot
 
-from system_recipes.core import run
 from system_recipes.core.errors import ConfigError, RunError
 from system_recipes.core.schema import unescape
 from system_recipes.recipes import nrpe
 
-CHECK_NRPE = "/usr/lib/nagios/plugins/check_nrpe"
 INCLUDE = "/etc/nagios/nrpe.d"
 
 PROFILE = """
@@ -39,28 +39,6 @@ checks =
     check_app check_dummy 0 "app is fine"
     check_web check_tcp -H 127.0.0.1 -p %(web)d warning=2 critical=4
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
-
-
-def ask(sandbox, port: int, command: str) -> tuple[int, str]:
-    result = sandbox.run([CHECK_NRPE, "-H", "127.0.0.1", "-p", str(port), "-c", command],
-                         timeout=30)
-    return result.returncode, result.stdout.strip()
 
 
 def nrpe_pid(sandbox) -> int | None:
@@ -80,6 +58,7 @@ def kill(pid: int | None) -> None:
 
 
 @pytest.fixture
+@needs("sandbox", "daemon")
 def live(host):
     """The sandboxed host with NRPE configured on a free port (the network is shared)."""
     port = free_port()
@@ -258,21 +237,6 @@ def test_parse_check_reads_what_nrpe_reads():
 
 
 # -- property test, in-process, in a scratch root ------------------------------------------
-class FakeBuildout(dict):
-    """Just enough of a buildout for a recipe's ``__init__`` and the run's plan + validate."""
-
-
-def declare(module, root: str, options: dict, name: str = "part") -> bytes:
-    """Construct the recipe in a plan-mode run below ``root``; plan and validate; the content."""
-    buildout = FakeBuildout()
-    buildout["buildout"] = {"directory": root, "parts": name}
-    buildout["system-recipes"] = {"root": root, "layout": "debian"}
-    active = run.Run(buildout, mode="plan")
-    module.Recipe(buildout, name, dict(options))
-    active.validate_declared()
-    return active.declared[name].files[0].content
-
-
 @pytest.fixture(scope="module")
 def plugin_root(tmp_path_factory):
     root = make_scratch_root(str(tmp_path_factory.mktemp("nrpe") / "root"))
@@ -407,6 +371,7 @@ def server_config(root: str, text: str, name: str = "nrpe.cfg") -> None:
         stream.write(text)
 
 
+@pytest.mark.daemon
 def test_a_real_nrpe_gives_the_plugin_exactly_the_words_written(echo_root):
     root, plugin, top = echo_root
     server_config(root, "dont_blame_nrpe=0\n")
@@ -453,6 +418,7 @@ def test_arg_macros_are_refused_when_nrpe_passes_no_arguments(echo_root, files):
         "server has dont_blame_nrpe=0"), raised.value
 
 
+@pytest.mark.daemon
 def test_debians_nrpe_never_passes_arguments_even_with_dont_blame_nrpe_1(echo_root):
     """Debian builds nrpe without command arguments: dont_blame_nrpe=1 changes nothing."""
     root, plugin, top = echo_root
@@ -476,6 +442,7 @@ def test_debians_nrpe_never_passes_arguments_even_with_dont_blame_nrpe_1(echo_ro
         live.stop()
 
 
+@pytest.mark.daemon
 def test_an_nrpe_built_with_arguments_gets_arg_macros_and_literal_dollars(echo_root):
     """A build with command arguments (Red Hat's; a stand-in program below the scratch root
     holds the message only such a build has): $ARGn$ is kept, every other $ is escaped."""

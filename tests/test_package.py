@@ -2,7 +2,7 @@
 
 import re
 
-from test_core_run import ok, one_error_line
+from support.results import ok, one_error_line
 
 PROFILE = """
 [buildout]

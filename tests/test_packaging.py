@@ -6,7 +6,7 @@ import subprocess
 import sys
 import zipfile
 
-from conftest import REPO
+from support.paths import REPO
 
 
 def test_wheel_carries_templates_and_finds_them(tmp_path):

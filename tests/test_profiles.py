@@ -5,18 +5,18 @@ import re
 import subprocess
 
 import pytest
-from conftest import Host, link_nagios_plugins, make_scratch_root
-from rpmbuild import RPM_OVERLAYS, rpm_install
-from sandbox import Sandbox
-from test_core_run import ok, said
-
-pytest_plugins = ["example_fixtures"]
+from support.host import Host, link_nagios_plugins, make_scratch_root
+from support.markers import needs
+from support.results import ok, said
+from support.rpmbuild import RPM_OVERLAYS, rpm_install
+from support.sandbox import Sandbox
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEB1 = os.path.join(REPO, "profiles", "hosts", "web1.cfg")
 
 
 @pytest.fixture
+@needs("sandbox")
 def web1(tmp_path, example_rpms):
     with Sandbox(overlays=RPM_OVERLAYS) as box:
         rpm_install(box, example_rpms("1.0"))
@@ -68,6 +68,7 @@ def test_one_section_swap_changes_only_that_file(web1):
     assert web1.tree("/var/log/shop") == dirs
 
 
+@pytest.mark.sandbox
 def test_not_installed_package_is_a_clear_error(tmp_path):
     with Sandbox(overlays=RPM_OVERLAYS) as box:
         host = Host(box, str(tmp_path))
@@ -164,6 +165,7 @@ def test_drops_cover_every_shipped_role():
     assert sorted(role for role, _, _ in DROPS) == ROLE_FILES
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize("role, drop, gone", DROPS)
 def test_a_dropped_part_of_a_role_is_gone_from_the_result(role, drop, gone, tmp_path,
                                                            example_rpms):

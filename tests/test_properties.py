@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 
 import zc.buildout
-from conftest import BASE_CFG, make_scratch_root
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.host import make_scratch_root
+from support.paths import BASE_CFG
 
 from system_recipes.cli import load_and_plan
 

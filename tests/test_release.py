@@ -22,23 +22,23 @@ import tempfile
 
 import hypothesis.strategies as st
 import pytest
-from conftest import REPO
 from hypothesis import given, settings
-from rpmbuild import RPM_OVERLAYS, _force_debian, rpm_query, rpm_query_file
-from sandbox import Sandbox
-from test_core_run import said as part_said
-from test_example_app import free_port, get, wait_until
+from support.markers import needs
+from support.net import free_port, get, wait_until
+from support.paths import CACHE, REPO
+from support.release import PROJECT, project_copy
+from support.results import said as part_said
+from support.rpmbuild import RPM_OVERLAYS, force_debian, rpm_query, rpm_query_file
+from support.sandbox import Sandbox
 
 from system_recipes.release.dists import copy_system_recipes
 from system_recipes.release.tarball import write_archive
 
-PROJECT = os.path.join(REPO, "tests", "example_app", "project")
 WEB1 = os.path.join(REPO, "profiles", "hosts", "web1.cfg")
 # web1 as written on a host of the RPM: against the profiles the RPM installs (/opt/shop/profiles)
 RPM_WEB1 = "[buildout]\nextends = /opt/shop/profiles/roles/app-server.cfg\n[shop-config]\nport = 8081\n"
 WEB1_TREE = os.path.join(REPO, "etc-examples", "web1")
 SYSTEM_RECIPES = os.path.join(os.path.dirname(sys.executable), "system-recipes")
-CACHE = os.environ.get("SR_TEST_CACHE") or os.path.expanduser("~/.cache/system-recipes-tests")
 EPOCH = 315532800  # the default SOURCE_DATE_EPOCH of a release
 PYTHON = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 ACCOUNT_FILES = {f"/etc/{name}{backup}" for name in ("passwd", "group", "shadow", "gshadow",
@@ -70,20 +70,6 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     return lines[0]
-
-
-def project_copy(target: str, version: str, dependency: str | None = None) -> str:
-    """The example project with another version (symbolic links resolved into files)."""
-    shutil.copytree(PROJECT, target, symlinks=False)
-    path = os.path.join(target, "pyproject.toml")
-    with open(path) as stream:
-        text = stream.read()
-    text = text.replace('version = "1.0"', f'version = "{version}"')
-    if dependency:
-        text = text.replace('dependencies = ["packaging>=23"]', f'dependencies = ["{dependency}"]')
-    with open(path, "w") as stream:
-        stream.write(text)
-    return target
 
 
 @pytest.fixture(scope="session")
@@ -187,6 +173,8 @@ def test_release_is_reproducible_and_complete(releases, tmp_path):
     assert "shop==1.0 \\\n" in requirements and "zc-buildout==6.0.1 \\\n" in requirements
 
 
+@pytest.mark.sandbox
+@pytest.mark.daemon
 def test_offline_install_into_a_staging_root_runs(releases, tmp_path):
     release = unpack(releases.tarball("1.0"), tmp_path)
     stage = str(tmp_path / "stage")
@@ -228,6 +216,7 @@ def _answers(port: int, server: subprocess.Popen) -> bool:
         return False
 
 
+@pytest.mark.sandbox
 def test_tampered_wheel_fails_the_hash_check(releases, tmp_path):
     release = unpack(releases.tarball("1.0"), tmp_path)
     wheel = os.path.join(release, "dists", "shop-1.0-py3-none-any.whl")
@@ -389,10 +378,12 @@ ENVIRONMENT_FINDINGS = [
 ]
 
 
-def test_rpmlint_finds_only_what_a_venv_under_opt_implies(releases):
+def test_rpmlint_finds_only_what_a_venv_under_opt_implies(releases, tmp_path):
     path = releases.rpm("1.0")
+    # an empty home: no user configuration of rpmlint (it creates ~/.config/rpmlint, so not
+    # /nonexistent, which root would then own and an unprivileged run could not read)
     result = subprocess.run(["rpmlint", "--permissive", path], capture_output=True, text=True,
-                            timeout=300, env=dict(os.environ, HOME="/nonexistent"))
+                            timeout=300, env=dict(os.environ, HOME=str(tmp_path)))
     findings = [line for line in result.stdout.splitlines() if line.startswith("shop.")]
     assert findings, result.stdout + result.stderr
     allowed = [(check, re.compile(pattern.replace("SITE", f"/opt/shop/lib/{PYTHON}/"
@@ -413,7 +404,7 @@ def test_rpmlint_finds_only_what_a_venv_under_opt_implies(releases):
 
 def rpm(box: Sandbox, *args: str) -> subprocess.CompletedProcess:
     command = ["rpm", *args[:1], "--nodeps", "--dbpath", "/var/lib/rpm"]
-    if _force_debian() and args[0] != "-e":
+    if force_debian() and args[0] != "-e":
         command.append("--force-debian")
     return box.run(command + list(args[1:]), timeout=300)
 
@@ -423,6 +414,7 @@ def said(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture
+@needs("sandbox")
 def rpm_host():
     with Sandbox(overlays=RPM_OVERLAYS) as box:
         box.run(["mkdir", "-p", "/var/lib/rpm"], check=True)
@@ -529,6 +521,7 @@ def test_missing_host_config_is_logged_and_install_succeeds(releases, rpm_host):
 
 
 
+@pytest.mark.sandbox
 def test_release_from_an_application_buildout_ships_its_configuration(releases, tmp_path):
     """PATH may be the application's buildout: its ``develop`` names the project, and its own
     .cfg files and templates travel in the release to PREFIX/buildout for host.cfg to extend."""

@@ -10,6 +10,7 @@ import logging
 import os
 import textwrap
 
+import pytest
 import zc.buildout.buildout as zb
 
 from system_recipes.cli import load_and_plan
@@ -79,6 +80,7 @@ def test_a_planned_run_has_only_the_fields_it_declares(tmp_path):
     assert set(vars(active)) == declared_fields()
 
 
+@pytest.mark.sandbox  # converges into a scratch root: sets owners
 def test_an_applied_run_has_only_the_fields_it_declares(tmp_path):
     logger = logging.getLogger(buildout_api.LOGGER)
     level, filters = logger.level, list(logger.filters)

@@ -8,7 +8,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,12 +15,13 @@ import textwrap
 import time
 
 import pytest
-from conftest import make_scratch_root
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_core_run import ok, one_error_line, snapshot
+from support.declare import declare
+from support.host import make_scratch_root
+from support.net import free_port, listening
+from support.results import ok, one_error_line, snapshot
 
-from system_recipes.core import run
 from system_recipes.core.errors import ConfigError, RunError
 from system_recipes.core.schema import unescape
 from system_recipes.recipes import runscript
@@ -66,17 +66,6 @@ environment =
     GREETING=hello 'world' $$HOME
 stop-signal = SIGINT
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def wait_for(condition, timeout: float = 15) -> None:
@@ -158,6 +147,7 @@ def test_a_bad_extra_key_is_refused_by_systemd_analyze_naming_the_section(host):
     assert "LimitNOFILE=65536\nTimeoutStopSec=20\n\n[Install]" in host.read(UNIT)
 
 
+@pytest.mark.sandbox
 def test_one_systemd_analyze_for_all_changed_units_and_none_on_a_noop_run(scratch):
     """Verified in a temp dir: a program below the root that this machine lacks is fine."""
     program = os.path.join(scratch.root, "opt/shop/bin/shop-server")
@@ -207,6 +197,7 @@ def test_the_documented_example_runs(host):
     assert "link /etc/systemd/system/multi-user.target.wants/shop-service.service" in out
 
 
+@pytest.mark.sandbox
 def test_kind_auto_is_sysv_without_systemd_below_the_root(scratch):
     scratch.write("""
         [buildout]
@@ -261,6 +252,7 @@ def status_field(pid: int, field: str) -> str:
         return next(line.split()[1] for line in stream if line.startswith(field + ":"))
 
 
+@pytest.mark.daemon
 @pytest.mark.parametrize("starter", ["start-stop-daemon", "setsid-su"])
 def test_sysv_script_starts_reports_restarts_and_stops_a_real_server(host, starter):
     if starter == "setsid-su":
@@ -404,20 +396,6 @@ def test_a_foreign_enable_link_is_not_replaced(host):
 
 
 # -- property test, in-process, in a scratch root ---------------------------------------------
-class FakeBuildout(dict):
-    """Just enough of a buildout for a recipe's ``__init__`` and the run's plan + validate."""
-
-
-def declare(root: str, options: dict) -> bytes:
-    buildout = FakeBuildout()
-    buildout["buildout"] = {"directory": root, "parts": "web"}
-    buildout["system-recipes"] = {"root": root, "layout": "debian"}
-    active = run.Run(buildout, mode="plan")
-    runscript.Recipe(buildout, "web", dict(options))
-    active.validate_declared()
-    return active.declared["web"].files[0].content
-
-
 @pytest.fixture(scope="module")
 def program_root(tmp_path_factory):
     root = make_scratch_root(str(tmp_path_factory.mktemp("runscript") / "root"))
@@ -458,7 +436,7 @@ def test_property_random_options_give_a_clean_error_or_a_valid_unit(
     if extra:
         options["extra"] = "\n".join(extra)
     try:
-        content = declare(program_root, options).decode()
+        content = declare(runscript, program_root, options, "web").decode()
     except (ConfigError, RunError) as error:
         message = str(error)
         assert message.startswith("[web] ") and "\n" not in message, message

@@ -8,8 +8,9 @@ import re
 import subprocess
 import time
 
-from conftest import REPO
-from sandbox import Sandbox
+import pytest
+from support.paths import REPO
+from support.sandbox import Sandbox
 
 APT_SH = os.path.join(REPO, "scripts", "apt.sh")
 LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock",
@@ -34,6 +35,7 @@ def test_every_apt_get_of_the_scripts_waits_for_the_lock():
         assert not re.search(r"^[^#]*\bapt-get\b", text, re.M), f"{name} calls apt-get itself"
 
 
+@pytest.mark.sandbox
 def test_apt_install_waits_for_another_apt(tmp_path):
     # no package sources: `update` then reads nothing from the network, but takes its lock
     (tmp_path / "sources.list").write_text("")

@@ -11,18 +11,19 @@ import subprocess
 import time
 
 import pytest
-from conftest import make_scratch_root
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from supervisor.options import ServerOptions
-from test_core_run import ok, one_error_line, snapshot
+from support.daemons import CONFIG, ctl, running_pid, status
+from support.declare import declare
+from support.host import make_scratch_root
+from support.markers import needs
+from support.results import ok, one_error_line, snapshot
 
-from system_recipes.core import run
 from system_recipes.core.errors import ConfigError, RunError
 from system_recipes.core.schema import unescape
 from system_recipes.recipes import supervisor
 
-CONFIG = "/etc/supervisor/supervisord.conf"
 INCLUDE = "/etc/supervisor/conf.d"
 
 PROFILE = """
@@ -45,27 +46,6 @@ startsecs = 1
 
 def profile(parts: str = "app other", seconds: int = 1001) -> str:
     return PROFILE % {"parts": parts, "seconds": seconds}
-
-
-def ctl(sandbox, *args: str):
-    return sandbox.run(["supervisorctl", "-c", CONFIG, *args], timeout=60)
-
-
-def status(sandbox, name: str) -> str:
-    return ctl(sandbox, "status", name).stdout.strip()
-
-
-def running_pid(sandbox, name: str, timeout: float = 20) -> int:
-    """Wait for ``name`` to be RUNNING; its pid."""
-    deadline = time.monotonic() + timeout
-    line = ""
-    while time.monotonic() < deadline:
-        line = status(sandbox, name)
-        match = re.search(r"\bRUNNING\s+pid (\d+)", line)
-        if match:
-            return int(match.group(1))
-        time.sleep(0.2)
-    raise AssertionError(f"{name} is not RUNNING: {line}")
 
 
 def cmdline(pid: int) -> list[str]:
@@ -101,6 +81,7 @@ def stop(pids: list[int]) -> None:
 
 
 @pytest.fixture
+@needs("sandbox", "daemon")
 def live(host):
     """The sandboxed host; ``host.start()`` starts the real supervisord (killed at the end,
     with every child, by PID)."""
@@ -311,20 +292,6 @@ def test_percent_escaping(value, written):
 
 
 # -- property test: random values give a clean error or a file supervisor reads as meant ------
-class FakeBuildout(dict):
-    pass
-
-
-def declare(root: str, options: dict, name: str = "part") -> bytes:
-    buildout = FakeBuildout()
-    buildout["buildout"] = {"directory": root, "parts": name}
-    buildout["system-recipes"] = {"root": root, "layout": "debian"}
-    active = run.Run(buildout, mode="plan")
-    supervisor.Recipe(buildout, name, dict(options))
-    active.validate_declared()
-    return active.declared[name].files[0].content
-
-
 @pytest.fixture(scope="module")
 def property_root(tmp_path_factory):
     """A scratch root whose paths mirror the machine's (supervisor's reader checks log
@@ -369,7 +336,7 @@ def test_property_random_options_give_a_clean_error_or_a_file_supervisor_reads_a
     if env:
         options["environment"] = "\n".join(f"{k}={v}" for k, v in env.items())
     try:
-        content = declare(root, options)
+        content = declare(supervisor, root, options)
     except (ConfigError, RunError) as error:
         message = str(error)
         assert message.startswith("[part]") and "\n" not in message, message
@@ -442,6 +409,7 @@ def own_supervisord(directory, programs: dict[str, str]) -> dict[str, tuple[str,
                        timeout=60)
 
 
+@pytest.mark.daemon
 def test_the_kernel_limits_are_what_supervisord_can_start(tmp_path):
     """What the recipe refuses, a real supervisord indeed cannot start (E2BIG), and what it
     accepts just below each limit runs."""
@@ -464,7 +432,7 @@ def test_the_kernel_limits_are_what_supervisord_can_start(tmp_path):
         assert state == "FATAL" and "couldn't exec /bin/sh: E2BIG" in stderr, (name, state,
                                                                               stderr[-300:])
     root = make_scratch_root(str(tmp_path / "root"))
-    declare(root, {"command": f"{SHELL} x {fits}"})
+    declare(supervisor, root, {"command": f"{SHELL} x {fits}"})
     for options, fragment in (
             ({"command": f"{SHELL} x {too_long}"},
              "[part] command: word 5 ('aaaaaaaaaaaaaaaaaaaa'...) is 131072 bytes, the kernel "
@@ -477,7 +445,7 @@ def test_the_kernel_limits_are_what_supervisord_can_start(tmp_path):
             ({"command": f"{SHELL} x", "environment": f"BIG={too_long}"},
              "[part] environment: BIG is 131076 bytes with its name")):
         with pytest.raises(ConfigError) as raised:
-            declare(root, options)
+            declare(supervisor, root, options)
         message = str(raised.value)
         assert message.startswith(fragment) and len(message) < 300, message
 
@@ -497,7 +465,7 @@ def test_the_kernel_limits_are_what_supervisord_can_start(tmp_path):
 def test_options_supervisor_would_ignore_are_refused(tmp_path, options, message):
     root = make_scratch_root(str(tmp_path / "root"))
     with pytest.raises(ConfigError) as raised:
-        declare(root, {"command": "/bin/true", **options})
+        declare(supervisor, root, {"command": "/bin/true", **options})
     assert str(raised.value).startswith(message), raised.value
     # the same program without the ignored option is accepted
-    declare(root, {"command": "/bin/true"})
+    declare(supervisor, root, {"command": "/bin/true"})

@@ -8,8 +8,8 @@ import os
 import subprocess
 
 import pytest
-from conftest import BUILDOUT, SYSTEM_RECIPES
-from test_core_run import ok, one_error_line
+from support.paths import BUILDOUT, SYSTEM_RECIPES
+from support.results import ok, one_error_line
 
 HOST = """
 [buildout]

@@ -1,10 +1,10 @@
 """Build the example application (tests/example_app) as a real RPM and install it in a sandbox.
 
-Usage from a test module (``tests/`` is on ``sys.path`` like ``sandbox.py``)::
+Usage from a test module (``tests/`` is on ``sys.path``; conftest.py provides the session
+fixture ``example_rpms`` of support/example_fixtures.py: cached builds)::
 
-    pytest_plugins = ["example_fixtures"]  # session fixture example_rpms: cached builds
-    from rpmbuild import rpm_install, rpm_query
-    from sandbox import Sandbox
+    from support.rpmbuild import rpm_install, rpm_query
+    from support.sandbox import Sandbox
 
     RPM_OVERLAYS = ("/etc", "/var", "/run", "/opt", "/usr")
 
@@ -40,7 +40,8 @@ import shutil
 import subprocess
 import tempfile
 
-EXAMPLE_APP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "example_app")
+EXAMPLE_APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "example_app")
 NAME = "shop"
 SOURCES = ("shop-server", "shop-cleanup")
 SOURCE_DATE_EPOCH = 1704067200  # 2024-01-01T00:00:00Z
@@ -167,7 +168,7 @@ def rpm_install(sandbox, rpm_path: str, dbpath: str = "/var/lib/rpm",
     output) if rpm fails; returns the CompletedProcess.
     """
     command = ["rpm", "-U" if upgrade else "-i", "--nodeps", "--dbpath", dbpath]
-    if _force_debian():
+    if force_debian():
         command.append("--force-debian")
     command.append(os.path.abspath(rpm_path))
     sandbox.run(["mkdir", "-p", dbpath], check=True)
@@ -201,7 +202,7 @@ def rpm_files(rpm_path: str) -> list[str]:
 _FORCE_DEBIAN: list[bool] = []
 
 
-def _force_debian() -> bool:
+def force_debian() -> bool:
     if not _FORCE_DEBIAN:
         result = subprocess.run(["rpm", "--help"], capture_output=True, text=True, timeout=60)
         _FORCE_DEBIAN.append("--force-debian" in result.stdout)

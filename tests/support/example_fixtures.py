@@ -1,8 +1,7 @@
 """The ``example_rpms`` session fixture: example-app RPMs built once per (version, release).
 
-Load it from a test module (see tests/rpmbuild.py for the whole API)::
-
-    pytest_plugins = ["example_fixtures"]
+tests/conftest.py makes it available to every test module (see support/rpmbuild.py for the
+whole API)::
 
     def test_upgrade(example_rpms):
         old, new = example_rpms("1.0"), example_rpms("2.0", release="1")
@@ -13,7 +12,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-from rpmbuild import build_example_rpm
+
+from support.rpmbuild import build_example_rpm
 
 
 class ExampleRpms:
