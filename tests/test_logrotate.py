@@ -196,44 +196,11 @@ def test_an_unknown_directive_is_refused_though_logrotate_exits_0(host):
     assert direct.returncode == 0 and "unknown option 'rotat'" in direct.stderr
 
 
-@pytest.mark.parametrize("options, fragments", [
-    ("frequency = fortnightly", ("[app-logs] frequency:", "'fortnightly' is not a choice",
-                                 "expected one of hourly, daily")),
-    ("size = 10Q", ("[app-logs] size:", "'10Q' is not a size", "100k, 10M, 1G")),
-    ("maxsize = 10m", ("[app-logs] maxsize:", "'10m' is not a size")),
-    ("minsize = 99999999999G", ("[app-logs] minsize:", "is too large")),
-    ("rotate = many", ("[app-logs] rotate:", "not an integer")),
-    ("create = 0999 root root", ("[app-logs] create:", "does not start with an octal mode")),
-    ("create = 0640 root root extra", ("[app-logs] create:", "more than MODE OWNER GROUP")),
-    ("create = 0640 nosuchuser root", ("[app-logs] create:", "no user 'nosuchuser'")),
-    ("create = 0640 root nosuchgroup", ("[app-logs] create:", "no group 'nosuchgroup'")),
-    ("su = root", ("[app-logs] su:", "not a user and a group")),
-    ("su = nosuchuser root", ("[app-logs] su:", "no user 'nosuchuser'")),
-    ("dateformat = -%Y %m", ("[app-logs] dateformat:", "not a logrotate date format")),
-    ("dateformat = -%Q", ("[app-logs] dateformat:", "not a logrotate date format")),
-    ("olddir = /var/log/old dir", ("[app-logs] olddir:", "not a directory logrotate can read")),
-    # header injection: a second line in a one-line option
-    ("size =\n    10M\n    postrotate", ("[app-logs] size:", "must be a single line")),
-    ("olddir =\n    /var/log/old\n    }", ("[app-logs] olddir:", "must be a single line")),
-    ("su =\n    root root\n    include /etc/shadow", ("[app-logs] su:", "single line")),
-    ("frequency =\n    daily\n    rotate 1", ("[app-logs] frequency:", "is not a choice")),
-    ("name =\n    app\n    logs", ("[app-logs] name:", "single line")),
-    # a script cannot end itself early and smuggle directives after it
-    ("postrotate =\n    kill -HUP 1\n    endscript\n    include /etc/shadow",
-     ("[app-logs] postrotate:", "would end the script early")),
-    ("prerotate =\n    endscript2", ("[app-logs] prerotate:", "would end the script early")),
-    ("extra = }", ("[app-logs] extra:", "brace")),
-    ("extra = include /etc/shadow", ("[app-logs] extra:", "include is not allowed")),
-    ("extra = postrotate", ("[app-logs] extra:", "use the postrotate option")),
-    ("extra = su root root", ("[app-logs] extra:", "use the su option")),
-    ("extra = createolddir 0750 nosuchuser root", ("[app-logs] extra:", "no user 'nosuchuser'")),
-    # names logrotate would silently skip in its include directory, or that escape it
-    ("name = app.bak", ("[app-logs] name:", "logrotate ignores files named *.bak")),
-    ("name = app.dpkg-old", ("[app-logs] name:", "*.dpkg-old")),
-    ("name = ../cron.d/evil", ("[app-logs] name:", "escape its directory")),
-    ("colour = blue", ("[app-logs] colour:", "unknown option")),
-], ids=lambda value: value if isinstance(value, str) else None)
-def test_bad_input_is_one_line_and_changes_nothing(host, options, fragments):
+def test_bad_input_is_one_line_and_changes_nothing(host):
+    """Bad input stops the run with one line and changes nothing on the real paths, as
+    root. Which line each bad input gives: the error cases of tests/recipes/logrotate/."""
+    options, fragments = ("frequency = fortnightly", ("[app-logs] frequency:", "'fortnightly' is not a choice",
+                                 "expected one of hourly, daily"))
     host.write("""
         [buildout]
         extends = {base}
