@@ -2,7 +2,7 @@
 runs, and exits as documented.
 
 Each document's commands run in order, in a sandbox whose /etc, /var, /run, /opt, /usr and this
-checkout are throw-away overlays (tests/sandbox.py): `sudo buildout -c /etc/shop/host.cfg`
+checkout are throw-away overlays (tests/support/sandbox.py): `sudo buildout -c /etc/shop/host.cfg`
 really writes /etc/shop, `bash scripts/demo.sh` really writes ./demo-root, and none of it
 outlives the test. A documented command that fails -- or a new one this test does not know how
 to run -- fails the test. What is changed to run a command here, and why, is listed in

@@ -43,15 +43,19 @@ supervisord is not running this is said and skipped.
 
 Example::
 
+    # the account and its directories: a deployment part of the same run makes them
+    [app]
+    recipe = system_recipes:deployment
+
     [app-server]
     recipe = system_recipes:supervisor
     command = /opt/app/bin/server --port 8080
-    user = app
-    directory = /var/lib/app
+    user = ${app:user}
+    directory = ${app:lib-directory}
     environment =
         APP_ENV=production
         LANG=C.UTF-8
-    stdout_logfile = /var/log/app/server.log
+    stdout_logfile = ${app:log-directory}/server.log
     redirect_stderr = true
     stopasgroup = true
 """

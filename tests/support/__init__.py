@@ -12,6 +12,8 @@
 - :mod:`support.rpmbuild` and :mod:`support.example_fixtures`: the example application's RPM.
 - :mod:`support.release`: a copy of the example project at another version.
 - :mod:`support.markers`: ``@needs("sandbox", "daemon")`` on a fixture marks its tests.
+- :mod:`support.cases`: the recipe cases of tests/recipes/ (data) and their scratch root.
+- :mod:`support.examples`: the documented configuration examples, made runnable.
 
 Test modules import from here, never from each other; tests/conftest.py holds only fixtures
 and pytest hooks.
