@@ -113,7 +113,7 @@ def test_real_nrpe_answers_the_generated_checks_and_is_reloaded(live):
         host.write(PROFILE % {"web": web})
         out = ok(host.buildout()).stdout
         # not running yet: said and skipped, not an error
-        assert "nagios-nrpe-server is not running" in out, out
+        assert "nrpe (nagios-nrpe-server) skipped (not running" in out, out
         assert host.read(f"{INCLUDE}/app-nrpe.cfg") == (
             "# NRPE commands of [app-nrpe], written by system-recipes: edits here are "
             "overwritten.\n"

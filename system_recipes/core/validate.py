@@ -23,6 +23,21 @@ PROCESS_COUNT = {"n": 0}
 
 
 @dataclass(frozen=True)
+class ValidationContext:
+    """What every validator of one run may know besides the files it judges: the install root
+    it judges against, the directories the run is about to make, and the files it removes
+    (another file of an include directory that is leaving must not count as a clash)."""
+
+    root: str = "/"
+    planned_directories: frozenset[str] = frozenset()
+    leaving: frozenset[str] = frozenset()
+
+    def below(self, path: str) -> str:
+        """``path`` of the host as seen from here (below the root)."""
+        return os.path.join(self.root, path.lstrip("/"))
+
+
+@dataclass(frozen=True)
 class Item:
     part: str
     file: FileSpec
@@ -59,6 +74,8 @@ class Finding:
         """``[part] option: message (line N of PATH: 'text')``, or ``[part] PATH: message``
         when no option wrote the line. Tool output is clipped: it may echo a whole value."""
         if self.line is None:
+            if self.option:
+                return f"[{self.part}] {self.option}: {clip(self.message, PROBLEM)} ({self.path})"
             return f"[{self.part}] {self.path}: {clip(self.message, PROBLEM)}"
         message = clip(self.message, TOOL_MESSAGE)
         where = f"line {self.line} of {self.path}" if self.option else f"line {self.line}"
@@ -111,7 +128,7 @@ class Validator:
     name = ""
     tools: tuple[str, ...] = ()
 
-    def check(self, items: list[Item]) -> dict[int, str | Problem]:
+    def check(self, items: list[Item], context: ValidationContext) -> dict[int, str | Problem]:
         """Map item index -> error message (or a :class:`Problem` naming a line) for every item
         the tool rejects."""
         raise NotImplementedError
@@ -143,7 +160,7 @@ class Validation:
         self.mode = mode  # required, warn, off
         self._cache: dict[tuple, str | Problem | None] = {}
 
-    def run(self, items: list[Item]) -> list[Finding]:
+    def run(self, items: list[Item], context: ValidationContext) -> list[Finding]:
         if self.mode == "off":
             return []
         findings: list[Finding] = []
@@ -166,7 +183,7 @@ class Validation:
                                             f"cannot validate: {missing[0]} is not installed "
                                             f"({hint})", fatal))
                 continue
-            errors = validator.check(batch)
+            errors = validator.check(batch, context)
             for index, item in enumerate(batch):
                 message = errors.get(index)
                 self._cache[(item.check, item.file.sha256, item.file.path)] = message

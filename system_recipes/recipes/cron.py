@@ -298,7 +298,7 @@ class CronValidator(validate.Validator):
     name = "cron"
     tools = ("crontab",)
 
-    def check(self, items: list[validate.Item]) -> dict[int, str]:
+    def check(self, items: list[validate.Item], context: validate.ValidationContext) -> dict[int, str]:
         errors: dict[int, str] = {}
         owners: list[tuple[int, tuple]] = []  # one per entry of the temp crontab
         for index, item in enumerate(items):

@@ -65,7 +65,7 @@ from ..core.schema import (
     section_name,
 )
 from ..core.settings import Settings
-from ._service import directive, reload_service
+from ..daemons.common import directive, reload_service
 
 OBJECT_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,199}"
 OBJECT = re.compile(OBJECT_NAME)
@@ -314,7 +314,7 @@ class NagiosValidator(validate.Validator):
     tools = ("nagios4",)
     timeout = 120
 
-    def check(self, items: list[validate.Item]) -> dict[int, str | validate.Problem]:
+    def check(self, items: list[validate.Item], context: validate.ValidationContext) -> dict[int, str | validate.Problem]:
         groups: dict[tuple, list[int]] = {}
         for index, item in enumerate(items):
             root, main, objects = item.check.arguments[:3]

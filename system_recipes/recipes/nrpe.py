@@ -48,7 +48,7 @@ from ..core.model import Check, FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe
 from ..core.schema import Lines, Name, Option, Schema, Values, force_option, section_name
 from ..core.settings import Settings
-from ._service import IncludeNames, directive, reload_service
+from ..daemons.common import IncludeNames, directive, reload_service
 
 CHECK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 PLUGIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
@@ -262,7 +262,7 @@ class NrpeValidator(validate.Validator):
     name = "nrpe"
     tools = ()
 
-    def check(self, items: list[validate.Item]) -> dict[int, str]:
+    def check(self, items: list[validate.Item], context: validate.ValidationContext) -> dict[int, str]:
         errors: dict[int, str] = {}
         skip = {item.file.path for item in items} | {
             path for item in items for path in item.check.arguments[1]}

@@ -23,7 +23,6 @@ from __future__ import annotations
 from ..core import reload
 from ..core.errors import ConfigError
 from ..core.model import PartSpec
-from ..core.packages import NotInstalled, common_prefix, query_dpkg, query_rpm
 from ..core.recipe import Recipe
 from ..core.schema import (
     AbsolutePath,
@@ -34,6 +33,7 @@ from ..core.schema import (
     Values,
     section_name,
 )
+from ..daemons.packages import NotInstalled, common_prefix, query_dpkg, query_rpm
 
 SCHEMA = Schema([
     Option("name", Line(pattern=r"[A-Za-z0-9_.+-]+", expected="a package name"),
