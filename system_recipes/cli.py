@@ -10,6 +10,7 @@ import sys
 
 import zc.buildout
 
+from . import daemons  # noqa: F401  (registers every validator and reload handler)
 from .core import report
 from .core.loading import loaded
 

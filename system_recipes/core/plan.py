@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 
 from . import accounts, fsops
@@ -89,16 +88,6 @@ def was_secret(books: dict | None, state: fsops.FileState | None) -> bool:
     if "secret" in books:
         return bool(books["secret"])
     return state is not None and state.kind == "file" and state.mode & 0o007 == 0
-
-
-def load_recipe(name: str | None) -> None:
-    """Import a recipe module so its validators and reload handlers are registered: a run that
-    only removes a part never constructs that part's recipe."""
-    if name and name.isidentifier():
-        try:
-            importlib.import_module(f"system_recipes.recipes.{name}")
-        except ImportError:
-            pass
 
 
 class Planner:
@@ -365,7 +354,6 @@ class Planner:
         if spec is None and self.manifest.parts.get(name, {}).get("facts"):
             result.actions.append(Action(name, "forget", "recorded facts"))
         if spec is None:
-            load_recipe(self.manifest.parts.get(name, {}).get("recipe"))
             for item in self.manifest.parts.get(name, {}).get("removal_reloads", []):
                 result.removal_reloads.append(Reload(*item))
 
