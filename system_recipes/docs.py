@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import textwrap
 
+from .core.recipe_names import recipe_entry_points
 from .core.settings import SCHEMA as SETTINGS_SCHEMA
 
-RECIPES = ("deployment", "template", "runscript", "cron", "logrotate", "supervisor", "nrpe",
-           "nagios", "package")
-META_RECIPES = ("service",)
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -28,14 +25,10 @@ def default_directory() -> str:
 def pages() -> dict[str, str]:
     result = {"settings.md": SETTINGS_SCHEMA.markdown(
         "[system-recipes] settings", "Read by every recipe from the `[system-recipes]` section.")}
-    modules = [(name, f"system_recipes.recipes.{name}") for name in RECIPES]
-    modules += [(name, f"system_recipes.meta.{name}") for name in META_RECIPES]
-    for name, module_name in modules:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        result[f"{name}.md"] = module.Recipe.schema.markdown(
+    for name, entry_point in recipe_entry_points().items():
+        cls = entry_point.load()
+        module = sys.modules[cls.__module__]
+        result[f"{name}.md"] = cls.schema.markdown(
             f"system_recipes:{name}", to_markdown(module.__doc__ or ""))
     return result
 

@@ -353,6 +353,8 @@ class Recipe:
 
     schema = SCHEMA
     recipe_name = "service"
+    #: a meta-recipe: the extension expands the section into level-1 sections with this
+    generate = staticmethod(generate)
 
     def __init__(self, buildout, name: str, options):
         if run.current(buildout) is None:
