@@ -65,6 +65,7 @@ from ..core import validate
 from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec
 from ..core.recipe import Recipe
+from ..core.rules import refused_with, requires
 from ..core.schema import (
     Account,
     Bool,
@@ -271,6 +272,17 @@ SCHEMA = Schema([
                 "checked by logrotate (not su, create, olddir, include or scripts: they have "
                 "options)"),
     force_option(),
+], rules=[
+    refused_with("frequency", when="size", problem="has no effect with size (logrotate then "
+                 "rotates by size alone)", expected="size alone, or frequency with minsize or "
+                 "maxsize"),
+    requires("dateformat", "dateext", problem="has no effect without dateext",
+             expected="dateext = true with it"),
+    requires("delaycompress", "compress", problem="has no effect without compress",
+             expected="compress = true with it"),
+    refused_with("create", when=("copytruncate", True), problem="has no effect with "
+                 "copytruncate = true (the log stays in place)",
+                 expected="create or copytruncate, not both"),
 ])
 
 
@@ -297,7 +309,6 @@ class Recipe(Recipe):
         if len(set(values.paths)) != len(values.paths):
             twice = next(p for p in values.paths if values.paths.count(p) > 1)
             raise ConfigError(self.name, "paths", f"{twice} is given twice", "each path once")
-        self._no_effect(values)
         directives = self.directives(spec, values)
         scripts = [(name, values[name]) for name in SCRIPTS if values[name]]
         content = self._render(values, directives, scripts, checked=False)
@@ -307,22 +318,6 @@ class Recipe(Recipe):
         spec.force = values.force
         spec.files.append(FileSpec(path=path, content=content, mode=0o644,
                                    checks=[Check("logrotate", (checked, origins))]))
-
-    def _no_effect(self, values: Values) -> None:
-        """Refuse what logrotate would read and then ignore."""
-        if values.size and values.frequency:
-            raise ConfigError(self.name, "frequency", "has no effect with size (logrotate then "
-                              "rotates by size alone)", "size alone, or frequency with minsize "
-                              "or maxsize")
-        if values.dateformat and values.dateext is not True:
-            raise ConfigError(self.name, "dateformat", "has no effect without dateext",
-                              "dateext = true with it")
-        if values.delaycompress and values.compress is not True:
-            raise ConfigError(self.name, "delaycompress", "has no effect without compress",
-                              "compress = true with it")
-        if values.copytruncate and values.create not in (None, False):
-            raise ConfigError(self.name, "create", "has no effect with copytruncate = true "
-                              "(the log stays in place)", "create or copytruncate, not both")
 
     def directives(self, spec: PartSpec, values: Values) -> list[Directive]:
         result: list[Directive] = []

@@ -50,6 +50,7 @@ from ..core import validate
 from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe
+from ..core.rules import UNSET, AtLeastOneOf, refused_with
 from ..core.schema import (
     Line,
     Lines,
@@ -99,6 +100,12 @@ SCHEMA = Schema([
     Option("extra", Text(), default="",
            help="raw Nagios object definitions appended to the file"),
     force_option(),
+], rules=[
+    AtLeastOneOf(("hosts", "commands", "services", "nrpe-checks", "extra"), "defines no objects"),
+    *(refused_with(option, when=(source, UNSET), problem=f"has no effect: no {source}",
+                 expected=f"{option} only with what it applies to")
+      for option, source in (("host-use", "hosts"), ("service-use", "services"),
+                             ("nrpe-command", "nrpe-checks"))),
 ])
 
 
@@ -228,16 +235,6 @@ class Recipe(Recipe):
         extra = values.extra.strip("\n")
         if "\0" in extra:
             raise ConfigError(self.name, "extra", "contains a NUL byte", "object definitions")
-        if not (hosts or commands or services or extra):
-            raise ConfigError(self.name, None, "defines no objects",
-                              "hosts, commands, services, nrpe-checks or extra")
-        for option, used in (("host-use", hosts), ("service-use", services),
-                             ("nrpe-command", nrpe_services)):
-            if option in self.options and not used:
-                raise ConfigError(self.name, option, "has no effect: "
-                                  + {"host-use": "no hosts", "service-use": "no services",
-                                     "nrpe-command": "no nrpe-checks"}[option],
-                                  f"{option} only with what it applies to")
         self._unique(hosts, "hosts", lambda h: h.name, "host")
         self._unique(commands, "commands", lambda c: c.name, "command")
         self._unique(services, "services", lambda s: (s.host, s.description), "service")

@@ -26,6 +26,7 @@ from ..core import reload, render
 from ..core.errors import ConfigError
 from ..core.model import FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe
+from ..core.rules import ExactlyOneOf
 from ..core.schema import (
     AbsolutePath,
     Account,
@@ -66,7 +67,8 @@ SCHEMA = Schema([
     reload.restart_option(),
     Option("on-change", Line(), default="",
            help="a shell command run once, after the commit, when the file changed"),
-], extra=True, extra_help="Any other option is a template variable.")
+], extra=True, extra_help="Any other option is a template variable.",
+    rules=[ExactlyOneOf(("template", "text"))])
 
 
 class Recipe(Recipe):
@@ -76,9 +78,6 @@ class Recipe(Recipe):
     recipe_name = "template"
 
     def build(self, spec: PartSpec, values: Values) -> None:
-        if bool(values.template) == bool(values.text):
-            raise ConfigError(self.name, "template", "set exactly one of template and text",
-                              "template = NAME or text = ...")
         if values.text:
             self.check_variables_used(values, values.text, "text", inline=True)
         else:
