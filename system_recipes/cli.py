@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="show what `buildout -c CONFIG` would change")
     plan.add_argument("-c", "--config", default="buildout.cfg", help="the host configuration")
     plan.add_argument("-q", "--quiet", action="store_true", help="no diffs, only part lines")
+    plan.add_argument("-a", "--all", action="store_true", dest="all_problems",
+                      help="report every problem of the configuration (each part, each "
+                           "option), not only the first; exit 1 when there is any")
     plan.add_argument("assignments", nargs="*", metavar="section:option=value",
                       help="override options, as buildout's command line does")
     explain = commands.add_parser(
@@ -76,7 +79,8 @@ def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "plan":
-            return run_plan(args.config, args.assignments, quiet=args.quiet)
+            return run_plan(args.config, args.assignments, quiet=args.quiet,
+                            all_problems=args.all_problems)
         if args.command == "explain":
             from .meta.explain import run_explain
 
@@ -106,11 +110,13 @@ def _os_error(error: OSError) -> str:
     return text
 
 
-def load_and_plan(config: str, assignments: list[str] | None = None):
+def load_and_plan(config: str, assignments: list[str] | None = None,
+                  problems: list | None = None):
     """Load a host configuration, construct every part (render and validate), and plan.
 
     Changes nothing on disk. Returns ``(run, plan)``; raises ``zc.buildout.UserError`` on bad
-    input. Tests use it to drive recipes in-process.
+    input -- or, given a ``problems`` list, collects every part's problems there and goes on
+    (the plan is then None when there were any). Tests use it to drive recipes in-process.
     """
     from .core.run import Run
     from .meta.expand import expand
@@ -121,19 +127,41 @@ def load_and_plan(config: str, assignments: list[str] | None = None):
         try:
             active.expand(expand)
             for part in buildout["buildout"].get("parts", "").split():
-                buildout[part]  # constructs the recipe: it renders and declares its files
-            plan = active.build_plan(dict(active.declared))
+                try:
+                    buildout[part]  # constructs the recipe: it renders and declares its files
+                except zc.buildout.UserError as error:
+                    if problems is None:
+                        raise
+                    problems += getattr(error, "problems", None) or [error]
+            if problems:
+                return active, None
+            try:
+                plan = active.build_plan(dict(active.declared))
+            except zc.buildout.UserError as error:
+                if problems is None:
+                    raise
+                problems.append(error)
+                return active, None
         finally:
             active.release()
     return active, plan
 
 
-def run_plan(config: str, assignments: list[str], quiet: bool = False) -> int:
+def run_plan(config: str, assignments: list[str], quiet: bool = False,
+             all_problems: bool = False) -> int:
     """Render and validate every part, print the changes; exit 0 (none), 2 (some), 1 (error)."""
     from .core import reload
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    active, plan = load_and_plan(config, assignments)
+    problems: list | None = [] if all_problems else None
+    active, plan = load_and_plan(config, assignments, problems)
+    if problems:
+        for problem in problems:
+            for line in str(problem).splitlines():
+                print(f"Error: {line}", file=sys.stderr)
+        print(f"plan: {len(problems)} problem{'s' if len(problems) != 1 else ''}",
+              file=sys.stderr)
+        return 1
     if os.path.isdir(active.journal.directory):
         report.say("plan: an interrupted run will be rolled back first")
     for name, expansion in active.expansions.items():
