@@ -6,4 +6,4 @@ Importing this package registers every validator and reload handler; nothing is 
 name. Recipes import ``core`` and their daemon module, never the reverse.
 """
 
-from . import cron, logrotate, nagios, nrpe, programs, supervisor, systemd, sysv  # noqa: F401
+from . import cron, haproxy, logrotate, nagios, nrpe, programs, supervisor, systemd, sysv  # noqa: F401
