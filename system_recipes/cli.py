@@ -53,11 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("-c", "--config", default="buildout.cfg", help="the host configuration")
     explain.add_argument("sections", nargs="*", metavar="SECTION",
                          help="meta sections to explain (default: all of them)")
-    docs = commands.add_parser("docs", help="write the option reference (docs/recipes/*.md)")
-    docs.add_argument("-o", "--output", default=None, help="directory (default: docs/recipes)")
+    docs = commands.add_parser("docs", help="write the option reference (docs/recipes/*.md) "
+                                            "and the system model's (docs/systems-reference.md)")
+    docs.add_argument("-o", "--output", default=None,
+                      help="directory (default: docs/recipes); systems-reference.md goes "
+                           "beside it")
     docs.add_argument("--check", action="store_true",
                       help="exit 1 when the checked-in reference is stale")
     _release_commands(commands)
+    _fleet_commands(commands)
     return parser
 
 
@@ -91,6 +95,8 @@ def _main(argv: list[str] | None) -> int:
             return write_reference(args.output, check=args.check)
         if args.command in ("release", "rpm", "profiles"):
             return run_release_command(args)
+        if args.command == "fleet":
+            return run_fleet_command(args)
     except zc.buildout.UserError as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_ERROR
@@ -213,6 +219,39 @@ def _release_commands(commands) -> None:
     rpm.add_argument("--requires", action="append", default=None, metavar="REQ",
                      help="a Requires: line (repeatable; default: python(abi) = "
                           "the Python version of the release)")
+
+
+def _fleet_commands(commands) -> None:
+    fleet = commands.add_parser("fleet", help="systems (level 4): compile a model of services "
+                                              "spanning hosts into one host.cfg per host")
+    actions = fleet.add_subparsers(dest="action", required=True)
+    compile_ = actions.add_parser("compile", help="allocate hosts and ports (the lock), then "
+                                                  "write one host.cfg per host")
+    explain = actions.add_parser("explain", help="each value of a host's compiled "
+                                                 "configuration and where it came from")
+    for parser in (compile_, explain):
+        parser.add_argument("-m", "--model", required=True, help="the system model (TOML)")
+        parser.add_argument("--profiles", default=None, metavar="DIR",
+                            help="where to read the roles (default: the profiles that ship "
+                                 "with system-recipes, `system-recipes profiles`)")
+    compile_.add_argument("-o", "--output", default=None, metavar="DIR",
+                          help="directory for HOST.cfg (default: beside the model, named "
+                               "after it: shop.toml -> shop/)")
+    compile_.add_argument("--allow-moves", action="store_true",
+                          help="allow moving a placed instance or changing an allocated port")
+    explain.add_argument("host", help="a host of the model")
+
+
+def run_fleet_command(args) -> int:
+    """The fleet package stands below the meta-recipes: it gets their expansion from here."""
+    from .fleet.commands import run_compile, run_explain
+    from .meta.expand import expand
+    from .shipped import profiles_directory
+
+    profiles = args.profiles or profiles_directory()
+    if args.action == "compile":
+        return run_compile(args.model, args.output, args.allow_moves, expand, profiles)
+    return run_explain(args.model, args.host, expand, profiles)
 
 
 def run_release_command(args) -> int:

@@ -1,4 +1,5 @@
-"""The option reference, generated from the recipes' declared schemas (one page per recipe)."""
+"""The option reference, generated from the recipes' declared schemas (one page per recipe),
+and the system model's reference (``systems-reference.md``, beside the recipes' directory)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import textwrap
 
 from .core.recipe_names import recipe_entry_points
 from .core.settings import SCHEMA as SETTINGS_SCHEMA
+from .fleet.spec import reference_markdown as systems_reference
+
+#: the system model's reference, one level above the recipes' pages (docs/systems-reference.md)
+SYSTEMS_REFERENCE = os.path.join("..", "systems-reference.md")
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,6 +35,7 @@ def pages() -> dict[str, str]:
         module = sys.modules[cls.__module__]
         result[f"{name}.md"] = cls.schema.markdown(
             f"system_recipes:{name}", to_markdown(module.__doc__ or ""))
+    result[SYSTEMS_REFERENCE] = systems_reference()
     return result
 
 
@@ -46,7 +52,7 @@ def write_reference(directory: str | None, check: bool = False) -> int:
     directory = directory or default_directory()
     stale = []
     for name, text in pages().items():
-        path = os.path.join(directory, name)
+        path = os.path.normpath(os.path.join(directory, name))
         try:
             with open(path, encoding="utf-8") as stream:
                 current = stream.read()
@@ -55,7 +61,7 @@ def write_reference(directory: str | None, check: bool = False) -> int:
         if current != text:
             stale.append(path)
             if not check:
-                os.makedirs(directory, exist_ok=True)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "w", encoding="utf-8") as stream:
                     stream.write(text)
     if check and stale:

@@ -22,7 +22,9 @@ level-1 sections named after it, added to ``parts`` right after it:
   that extends a role) turn their part off, and its files are removed;
 - ``NAME-nrpe`` (when ``check`` is not ``none``): ``http PORT [PATH]`` becomes
   ``check_http -H 127.0.0.1 -p PORT -u PATH`` with warning 2 s and critical 5 s, ``tcp PORT``
-  becomes ``check_tcp``.
+  becomes ``check_tcp``; the check is named ``check_NAME_http`` (``check_NAME_tcp``), and the
+  expansion exports that name as the fact ``nrpe-checks`` (a system's compiled configuration
+  makes a Nagios service of it on the monitoring host).
 
 Every generated section can be refined: a section of the same name in the profile (without a
 ``recipe`` line) is merged over the generated one, option by option, and wins; it may also add
@@ -343,6 +345,11 @@ def generate(name: str, raw: dict[str, str], buildout) -> Expansion:
         for option, meta_option in TAKEN_FROM.get(made.suffix, {}).items():
             if meta_option in service.raw or meta_option == "name":
                 out.blame[(section, option)] = meta_option
+        if made.suffix == "nrpe":
+            # exported: the system compiler makes a Nagios service of each on the monitoring
+            # host (fleet/roles.py), so it never guesses the names from a convention
+            out.facts["nrpe-checks"] = [line.split(None, 1)[0] for line in
+                                        made.options["checks"].splitlines() if line.strip()]
     out.exposed = {key: f"${{{section}:{key}}}" for key, section in service.exposed_to.items()}
     return out
 
