@@ -30,6 +30,11 @@ class Layout:
     haproxy_include: str = "/etc/haproxy/conf.d"
     haproxy_service: str = "haproxy"
     haproxy_dropin: str = "/etc/systemd/system/haproxy.service.d"  # "": not needed
+    # a PostgreSQL cluster: {version} and {cluster} are filled in by the postgresql recipes
+    # (Debian's postgresql-common keeps several clusters, each with its own config directory)
+    postgresql_config: str = "/etc/postgresql/{version}/{cluster}"
+    postgresql_service: str = "postgresql@{version}-{cluster}"
+    postgresql_programs: str = "/usr/lib/postgresql/{version}/bin"
 
 
 LAYOUTS = {
@@ -60,6 +65,10 @@ LAYOUTS = {
         init_directory="/etc/rc.d/init.d",
         rc_directory="/etc/rc.d",
         haproxy_dropin="",
+        # one cluster, its configuration inside the data directory (postgresql-server)
+        postgresql_config="/var/lib/pgsql/data",
+        postgresql_service="postgresql",
+        postgresql_programs="/usr/bin",
     ),
 }
 

@@ -6,4 +6,15 @@ Importing this package registers every validator and reload handler; nothing is 
 name. Recipes import ``core`` and their daemon module, never the reverse.
 """
 
-from . import cron, haproxy, logrotate, nagios, nrpe, programs, supervisor, systemd, sysv  # noqa: F401
+from . import (  # noqa: F401
+    cron,
+    haproxy,
+    logrotate,
+    nagios,
+    nrpe,
+    postgresql,
+    programs,
+    supervisor,
+    systemd,
+    sysv,
+)
