@@ -60,10 +60,12 @@ def run_explain(model_path: str, host: str, expander: Expander, profiles: str) -
                f"{', '.join(instances) or 'no instance'}; model {os.path.basename(model_path)}, "
                f"lock {os.path.basename(lock_path(model_path))}")
     for section, option, value, origin in config.rows():
-        first, *more = value.split("\n")
-        report.say(f"[{section}] {option} = {first}")
-        for line in more:
-            report.say(f"    {line}")
+        if "\n" in value:
+            report.say(f"[{section}] {option} =")
+            for line in value.split("\n"):
+                report.say(f"    {line}")
+        else:
+            report.say(f"[{section}] {option} = {value}")
         report.say(f"    <- {origin}")
     return 0
 

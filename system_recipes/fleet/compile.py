@@ -226,14 +226,16 @@ class Compiler:
             current = fleet.options.get("packages")
             line = " ".join(filter(None, (service.package, service.version)))
             lines = (current.text.split("\n") if current else []) + [line]
+            origin = current.origin + ", " if current else ""
             fleet.set("packages", "\n".join(dict.fromkeys(lines)),
-                      "[services.NAME] package and version of the services here")
+                      f"{origin}[services.{name}] package" + (", version" if service.version
+                                                              else ""))
         for secret, reference in service.secrets.items():
             current = fleet.options.get("secrets")
             lines = (current.text.split("\n") if current else []) + \
                 [f"{name} {secret} {reference}"]
-            fleet.set("secrets", "\n".join(lines), "[services.NAME.secrets]: references only; "
-                      "the value is read on the host when it is applied")
+            fleet.set("secrets", "\n".join(lines), "[services.NAME.secrets] of the services "
+                      "here: references only, the value is read on the host when it is applied")
 
 
 def write(directory: str, model: Model, configs: dict[str, str]) -> list[str]:
