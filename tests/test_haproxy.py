@@ -4,6 +4,7 @@ input, what only ``haproxy -c`` sees, and a live haproxy balancing, checking and
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -13,6 +14,8 @@ import urllib.error
 import urllib.request
 
 import pytest
+
+from system_recipes.daemons.haproxy import unit_dropin
 
 INCLUDE = "/etc/haproxy/conf.d"
 DROPIN = "/etc/systemd/system/haproxy.service.d"
@@ -171,6 +174,39 @@ def test_haproxy_c_refuses_what_the_schema_cannot_see_naming_the_option(host):
     one_error_line(host.buildout(), "[lb] bind: haproxy -c:", "invalid address",
                    "'bind nowhere.invalid:8081')")
     assert not host.exists(f"{INCLUDE}/lb.cfg")
+
+
+def test_the_drop_in_makes_debians_unit_read_the_directory(host, tmp_path):
+    """systemd reads the drop-in beside Debian's unit without a complaint, and the unit's
+    check command, expanded as systemd expands it, reads the directory's files."""
+    units = tmp_path / "units"
+    (units / "haproxy.service.d").mkdir(parents=True)
+    unit = open("/lib/systemd/system/haproxy.service").read()
+    (units / "haproxy.service").write_text(unit)
+    dropin = unit_dropin(INCLUDE, "lb")
+    (units / "haproxy.service.d" / "system-recipes-lb.conf").write_text(dropin)
+    verify = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                             str(units / "haproxy.service")], capture_output=True, text=True,
+                            env=dict(os.environ, SYSTEMD_UNIT_PATH=f"{units}:"), timeout=120)
+    assert verify.returncode == 0 and "system-recipes-lb.conf" not in verify.stderr, verify
+    environment = {}
+    for line in (unit + dropin).splitlines():
+        if line.startswith("Environment="):
+            for word in shlex.split(line.partition("=")[2]):
+                key, _, value = word.partition("=")
+                environment[key] = value
+    check = [line.partition("=")[2] for line in dropin.splitlines()
+             if line.startswith("ExecReload=") and "-c" in line][0]
+    argv = []
+    for word in check.split():  # "$NAME" as a word of its own is split at whitespace
+        argv += environment[word[1:]].split() if word.startswith("$") else [word]
+    host.sandbox.run(f"mkdir -p {INCLUDE} && printf 'frontend x\\n    bogus\\n' > "
+                     f"{INCLUDE}/broken.cfg", check=True)
+    # the package's own options stay (its master socket), the directory is added
+    assert argv[-6:] == ["-f", INCLUDE, "-c", "-q", "-S", "/run/haproxy-master.sock"], argv
+    assert host.sandbox.run(argv).returncode == 1  # it read the broken file (-q: silent)
+    host.sandbox.run(f"rm {INCLUDE}/broken.cfg", check=True)
+    assert host.sandbox.run(argv).returncode == 0
 
 
 # -- live ---------------------------------------------------------------------------------------

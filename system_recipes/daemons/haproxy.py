@@ -152,6 +152,19 @@ def command_line(pid: int) -> list[str]:
         return []
 
 
+def alive(pid: int) -> bool:
+    """The process lives and is haproxy (not a zombie). Its command line is not read: while
+    the master re-executes itself it may be empty for an instant."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stream:
+            state = stream.read().rpartition(")")[2].split()[:1]
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as stream:
+            comm = stream.read().strip()
+    except OSError:
+        return False
+    return state != ["Z"] and comm == "haproxy"
+
+
 def config_arguments(argv: list[str]) -> list[str]:
     """The ``-f FILE`` arguments of a haproxy command line, in order."""
     found = []
@@ -231,7 +244,7 @@ def _reload_process(service: str, include: str, settle: float = 1.0) -> reload.O
         os.kill(pid, signal.SIGUSR2)
         deadline = time.monotonic() + settle
         while time.monotonic() < deadline:
-            if not os.path.exists(f"/proc/{pid}") or command_line(pid)[:1] != argv[:1]:
+            if not alive(pid):
                 return reload.Outcome(problems=[f"{service} master (pid {pid}) exited after "
                                                 "SIGUSR2 (see its log)"])
             time.sleep(0.1)

@@ -19,8 +19,9 @@ or the part is dropped, a running haproxy is reloaded gracefully at the end of t
 ``systemctl reload haproxy`` under systemd (the unit checks the configuration, then the master
 re-executes itself and keeps its pid), else SIGUSR2 to the master in ``/run/haproxy.pid``, or,
 for a haproxy started without a master (``-D``), a new process with ``-sf`` the old ones.
-A haproxy that is not running is reported as skipped. A new drop-in restarts a running haproxy
-once (its master keeps the command line it was started with across reloads).
+A haproxy that is not running is reported as skipped. When the drop-in is new, systemd
+re-reads its units, and a running haproxy that does not read the directory yet is restarted
+once (a master keeps the command line it was started with across reloads).
 
 Example::
 
