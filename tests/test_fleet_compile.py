@@ -267,3 +267,10 @@ def test_the_monitoring_host_converges_and_nagios_accepts_the_objects(tmp_path):
         verify = box.run(["nagios4", "-v", "/etc/nagios4/nagios.cfg"])
         assert verify.returncode == 0, verify.stdout
         assert plan(box, config).returncode == 0
+
+
+def test_system_recipes_docs_writes_the_systems_reference(tmp_path):
+    ok(run("docs", "-o", str(tmp_path / "recipes")))
+    with open(os.path.join(REPO, "docs", "systems-reference.md")) as stream:
+        assert (tmp_path / "systems-reference.md").read_text() == stream.read()
+    assert "| `port-option` |" in (tmp_path / "systems-reference.md").read_text()

@@ -106,11 +106,11 @@ def nrpe_checks(buildout, parts: list[str], expansions: dict[str, Expansion]
     generated = {section for expansion in expansions.values() for section in expansion.sections}
     found: dict[str, list[str]] = {}
     for part in parts:
+        raw = raw_section(buildout, part) or {}
         if part in expansions:
             names = expansions[part].facts.get("nrpe-checks", [])
-        elif part not in generated and (raw_section(buildout, part) or {}).get(
-                "recipe", "").strip() == "system_recipes:nrpe":
-            lines = raw_section(buildout, part).get("checks", "").splitlines()
+        elif part not in generated and raw.get("recipe", "").strip() == "system_recipes:nrpe":
+            lines = raw.get("checks", "").splitlines()
             names = [line.split(None, 1)[0] for line in lines if line.strip()]
         else:
             continue
