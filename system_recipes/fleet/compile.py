@@ -29,7 +29,6 @@ Every value knows where it came from (:mod:`.config`); nothing here writes a fil
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 
@@ -56,17 +55,15 @@ def compile_hosts(model: Model, allocation: Allocation, expander: Expander,
 
 
 def header(model: Model, allocation: Allocation, host: str) -> list[str]:
-    """Which model and lock produced the file: names relative to the model, sha256 of each."""
-    with open(model.path, "rb") as stream:
-        model_hash = hashlib.sha256(stream.read()).hexdigest()
-    lock_hash = hashlib.sha256(allocation.text(model).encode("utf-8")).hexdigest()
+    """Which model and lock produced the file, by name. No digest of the whole model or lock:
+    a change to one service must leave the files of hosts it does not concern byte for byte
+    as they were (the apply step records the model's revision and digest per host)."""
     name = os.path.basename(model.path)
     return [f"{host}: compiled by system-recipes from the system model {model.name} -- do not "
             "edit;",
             f"change the model and run `system-recipes fleet compile -m {name}`.",
             f"`system-recipes fleet explain -m {name} {host}` says where each value comes from.",
-            f"model: {name} sha256:{model_hash}",
-            f"lock: {os.path.basename(lock_path(model.path))} sha256:{lock_hash}"]
+            f"model: {name}, lock: {os.path.basename(lock_path(model.path))}"]
 
 
 class Compiler:
@@ -252,10 +249,7 @@ def write(directory: str, model: Model, configs: dict[str, str]) -> list[str]:
             said.append(f"{host}: unchanged {path}")
             continue
         write_atomic(path, text)
-        if current is not None and body(current) == body(text):
-            said.append(f"{host}: unchanged configuration, new header {path}")
-        else:
-            said.append(f"{host}: {'wrote' if current is None else 'updated'} {path}")
+        said.append(f"{host}: {'wrote' if current is None else 'updated'} {path}")
     mark = f"compiled by system-recipes from the system model {model.name} "
     for entry in sorted(os.listdir(directory)):
         host = entry[:-4]
