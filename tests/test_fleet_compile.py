@@ -18,7 +18,6 @@ from sandbox import Sandbox
 from test_core_run import ok
 
 from system_recipes.cli import main
-from system_recipes.fleet.compile import body
 from system_recipes.meta.explain import load
 
 pytest_plugins = ["example_fixtures"]
