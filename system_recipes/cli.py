@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="exit 1 when the checked-in reference is stale")
     _release_commands(commands)
     _fleet_commands(commands)
+    from .fleet.host_step import add_parser as add_fleet_host
+
+    add_fleet_host(commands)
     return parser
 
 
@@ -97,6 +100,10 @@ def _main(argv: list[str] | None) -> int:
             return run_release_command(args)
         if args.command == "fleet":
             return run_fleet_command(args)
+        if args.command == "fleet-host":
+            from .fleet.host_step import run as run_fleet_host
+
+            return run_fleet_host(args, load_and_plan)
     except zc.buildout.UserError as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_ERROR
@@ -240,6 +247,9 @@ def _fleet_commands(commands) -> None:
     compile_.add_argument("--allow-moves", action="store_true",
                           help="allow moving a placed instance or changing an allocated port")
     explain.add_argument("host", help="a host of the model")
+    from .fleet.trust import add_parser as add_trust
+
+    add_trust(actions)
 
 
 def run_fleet_command(args) -> int:
@@ -248,6 +258,10 @@ def run_fleet_command(args) -> int:
     from .meta.expand import expand
     from .shipped import profiles_directory
 
+    if args.action == "trust":
+        from .fleet.trust import run_trust
+
+        return run_trust(args)
     profiles = args.profiles or profiles_directory()
     if args.action == "compile":
         return run_compile(args.model, args.output, args.allow_moves, expand, profiles)
