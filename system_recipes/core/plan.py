@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from . import accounts, fsops
@@ -100,13 +101,15 @@ class Planner:
         self.planned_users: set[str] = set()
         self.planned_groups: set[str] = set()
 
-    def plan(self, specs: dict[str, PartSpec | None], removed: set[str]) -> Plan:
+    def plan(self, specs: Mapping[str, PartSpec | None], removed: set[str]) -> Plan:
         """``specs``: parts to converge (None: uninstall); ``removed``: orphans to remove too."""
         result = Plan()
         wanted_paths: dict[str, str] = {}
         live = {name: spec for name, spec in specs.items() if spec is not None}
         for name, spec in live.items():
-            for item in [*spec.files, *spec.directories, *spec.links]:
+            paths: list[FileSpec | DirSpec | LinkSpec] = [*spec.files, *spec.directories,
+                                                          *spec.links]
+            for item in paths:
                 other = wanted_paths.setdefault(item.path, name)
                 if other != name:
                     raise ConfigError(name, "path", f"{item.path} is also written by [{other}]",
@@ -228,7 +231,7 @@ class Planner:
                 result.adopted.setdefault(spec.name, []).append(item.path)
             return
         secret = was_secret(books, state)
-        if books is None or books["sha256"] != sha256(state.data):
+        if books is None or books["sha256"] != sha256(state.content):
             if same_content:
                 pass  # only the owner or mode differs: put it back (below)
             elif spec.force:
@@ -321,7 +324,7 @@ class Planner:
             secret = was_secret(books, state)
             if state is None:
                 result.actions.append(Action(name, "forget", path, note="already gone"))
-            elif state.kind != "file" or sha256(state.data) != books["sha256"]:
+            elif state.kind != "file" or sha256(state.content) != books["sha256"]:
                 if force and state.kind == "file":
                     result.actions.append(Action(name, "remove", path, old=state, backup=True,
                                                  was_secret=secret))
@@ -377,4 +380,5 @@ class Planner:
         try:
             return fsops.inspect(self.root, path, read=read)
         except fsops.UnsafePath as error:
-            raise ConfigError(part, "path", error.strerror, "a path without symlinks") from None
+            raise ConfigError(part, "path", error.strerror or str(error),
+                              "a path without symlinks") from None

@@ -104,7 +104,7 @@ class Recipe:
     def search_path(self, option: str = "template") -> tuple[str, ...]:
         """templates/ beside (and above) the file that set ``option``, the profile's template
         directories, then the packaged templates."""
-        near = ()
+        near: tuple[str, ...] = ()
         directory = self.profile_directory(option)
         if directory:
             near = (os.path.join(directory, "templates"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from . import buildout_api, reload, report
 from .apply import Apply
@@ -158,7 +158,7 @@ class Run:
     def configured_parts(self) -> set[str]:
         return buildout_api.configured_parts(self.buildout)
 
-    def build_plan(self, specs: dict[str, PartSpec | None]) -> Plan:
+    def build_plan(self, specs: Mapping[str, PartSpec | None]) -> Plan:
         manifest = self.manifest()
         orphans = set(manifest.parts) - set(specs) - self.configured_parts()
         if self.mode == "plan":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import posixpath
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,7 +274,7 @@ class Schema:
                       extra=self.extra or other.extra, extra_help=self.extra_help or other.extra_help,
                       rules=self.rules + other.rules)
 
-    def parse(self, section: str, raw: Mapping[str, str], ignore: set[str] = frozenset()) -> Values:
+    def parse(self, section: str, raw: Mapping[str, str], ignore: Set[str] = frozenset()) -> Values:
         """Typed values, or ConfigError for the first problem; every problem of the section is
         on the error as ``problems`` (``plan --all`` shows them all)."""
         values = Values()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .errors import PROBLEM, clip, shown
@@ -128,7 +128,7 @@ class Validator:
     name = ""
     tools: tuple[str, ...] = ()
 
-    def check(self, items: list[Item], context: ValidationContext) -> dict[int, str | Problem]:
+    def check(self, items: list[Item], context: ValidationContext) -> Mapping[int, str | Problem]:
         """Map item index -> error message (or a :class:`Problem` naming a line) for every item
         the tool rejects."""
         raise NotImplementedError
@@ -168,8 +168,9 @@ class Validation:
         for item in items:
             key = (item.check, item.file.sha256, item.file.path)
             if key in self._cache:
-                if self._cache[key]:
-                    findings.append(finding(item, self._cache[key]))
+                cached = self._cache[key]
+                if cached:
+                    findings.append(finding(item, cached))
                 continue
             by_validator.setdefault(item.check.validator, []).append(item)
         for name, batch in by_validator.items():

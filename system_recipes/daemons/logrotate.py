@@ -39,7 +39,8 @@ class LogrotateValidator(validate.Validator):
     tools = ("logrotate",)
     timeout = 120
 
-    def check(self, items: list[validate.Item], context: validate.ValidationContext) -> dict[int, str]:
+    def check(self, items: list[validate.Item],
+              context: validate.ValidationContext) -> dict[int, str | validate.Problem]:
         with tempfile.TemporaryDirectory(prefix="system-recipes-logrotate-") as tmp:
             os.chmod(tmp, 0o755)  # logrotate refuses files others could have written
             files: dict[str, int] = {}

@@ -32,14 +32,14 @@ class NagiosValidator(validate.Validator):
         for index, item in enumerate(items):
             main, objects = item.check.arguments[:2]
             groups.setdefault((main, objects), []).append(index)
-        errors: dict[int, str] = {}
+        errors: dict[int, str | validate.Problem] = {}
         for (main, objects), indexes in groups.items():
             errors.update(self._check_group(context.root, main, objects, set(context.leaving),
                                             [(i, items[i]) for i in indexes]))
         return errors
 
     def _check_group(self, root: str, main: str, objects: str, leaving: set[str],
-                     batch: list[tuple[int, validate.Item]]) -> dict[int, str]:
+                     batch: list[tuple[int, validate.Item]]) -> dict[int, str | validate.Problem]:
         below = os.path.join(root, main.lstrip("/"))
         from_root = os.path.isfile(below)
         real_main = below if from_root else main
@@ -79,8 +79,8 @@ class NagiosValidator(validate.Validator):
                 relative = posixpath.relpath(item.file.path, objects)
                 target = os.path.join(copy, relative)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                with open(target, "wb") as stream:
-                    stream.write(item.file.content)
+                with open(target, "wb") as copied:
+                    copied.write(item.file.content)
                 files[target] = (index, item.file.path)
             config = os.path.join(tmp, "nagios.cfg")
             lines = []
@@ -203,7 +203,8 @@ def _located(prefix: str, lines: list[str], item: validate.Item) -> str | valida
 
 def _service_line(content: bytes, description: str, host: str) -> int | None:
     """The line starting the definition of the service ``description`` on ``host``."""
-    start, fields = None, {}
+    start: int | None = None
+    fields: dict[str, str] = {}
     for number, line in enumerate(content.decode("utf-8", "replace").split("\n"), start=1):
         words = line.split(None, 1)
         if line.split() == ["define", "service", "{"]:

@@ -47,8 +47,9 @@ def nrpe_macros(command: str, arguments: tuple[str, ...] = ()) -> str:
         if index % 2 == 0:
             out.append(piece)
         elif piece.startswith("ARG"):
-            number = re.match(r"\s*[+-]?[0-9]*", piece[3:]).group()  # atoi()
-            number = int(number) if number.strip().lstrip("+-") else 0
+            digits = re.match(r"\s*[+-]?[0-9]*", piece[3:])  # atoi()
+            assert digits is not None  # every part of the pattern is optional: it always matches
+            number = int(digits.group()) if digits.group().strip().lstrip("+-") else 0
             if 1 <= number <= min(len(arguments), MAX_ARGUMENTS):
                 out.append(arguments[number - 1])
         elif piece == "":

@@ -13,7 +13,7 @@ came from.
 
 from __future__ import annotations
 
-from ..core.buildout_api import annotate, raw_section, set_raw_section, source_of
+from ..core.buildout_api import annotate, raw_section, section_of, set_raw_section, source_of
 from ..core.errors import ConfigError
 from ..core.model import GENERATED_FROM, Expansion
 from ..core.recipe_names import our_recipe, recipe_class
@@ -48,7 +48,7 @@ def meta_sections(buildout) -> list[tuple[str, str]]:
 
 
 def expansion_of(buildout, name: str, recipe: str) -> Expansion:
-    return meta_recipe(recipe).generate(name, dict(raw_section(buildout, name)), buildout)
+    return meta_recipe(recipe).generate(name, dict(section_of(buildout, name)), buildout)
 
 
 def expand(buildout) -> dict[str, Expansion]:
@@ -72,7 +72,7 @@ def expand(buildout) -> dict[str, Expansion]:
                 refined = set()  # expanded already: its profile refinements were recorded
             _merge(buildout, name, section, options, expansion)
             _record_blame(buildout, name, section, options, refined, expansion)
-        raw = raw_section(buildout, name)
+        raw = section_of(buildout, name)
         for option, value in expansion.exposed.items():
             if option not in raw:
                 raw[option] = value

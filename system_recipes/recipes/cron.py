@@ -54,7 +54,7 @@ from crontab import CronTab
 
 from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import (
     Account,
     Assignments,
@@ -174,7 +174,7 @@ def make_entry(option: str, schedule: str, command: str, user: str) -> Entry:
     return Entry(option, schedule, command)
 
 
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """A cron table in the cron directory."""
 
     schema = SCHEMA

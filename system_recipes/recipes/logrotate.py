@@ -64,7 +64,7 @@ from dataclasses import dataclass
 from ..core import validate
 from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
 from ..core.rules import refused_with, requires
 from ..core.schema import (
     Account,
@@ -203,21 +203,21 @@ class Create(OptionType):
         return parse_ownership(value.split())
 
 
-class AccountPair(Line):
+class AccountPair(OptionType):
     expected = "USER GROUP"
 
     def parse(self, text: str) -> tuple[str, str]:
-        words = super().parse(text).split()
+        words = Line().parse(text).split()
         if len(words) != 2:
             raise ValueError(f"{shown(' '.join(words))} is not a user and a group")
         return Account().parse(words[0]), Account().parse(words[1])
 
 
-class Script(Text):
+class Script(OptionType):
     expected = "shell lines, none starting with endscript"
 
     def parse(self, text: str) -> list[str] | None:
-        lines = [line.rstrip() for line in super().parse(text).splitlines()]
+        lines = [line.rstrip() for line in Text().parse(text).splitlines()]
         while lines and not lines[0]:
             lines.pop(0)
         while lines and not lines[-1]:
@@ -297,7 +297,7 @@ class Directive:
         return cls(option, text, text)
 
 
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """One logrotate block in the include directory."""
 
     schema = SCHEMA

@@ -41,6 +41,7 @@ Example::
 
 from __future__ import annotations
 
+import io
 import posixpath
 import re
 import shlex
@@ -49,7 +50,7 @@ from dataclasses import dataclass
 from ..core import validate
 from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
 from ..core.rules import UNSET, AtLeastOneOf, refused_with
 from ..core.schema import (
     Line,
@@ -184,7 +185,8 @@ def check_command(value: str) -> str:
 
 def _head(line: str, count: int) -> tuple[list[str], str]:
     """The first ``count`` shell words of ``line`` and the rest of it, as written."""
-    lexer = shlex.shlex(line, posix=True)
+    stream = io.StringIO(line)  # kept: what the lexer has not read is the rest of the line
+    lexer = shlex.shlex(stream, posix=True)
     lexer.whitespace_split = True
     lexer.commenters = ""
     words = []
@@ -196,7 +198,7 @@ def _head(line: str, count: int) -> tuple[list[str], str]:
             words.append(word)
     except ValueError as error:
         raise ValueError(f"{shown(line)}: {str(error).lower()}") from None
-    return words, lexer.instream.read().strip()
+    return words, stream.read().strip()
 
 
 def parse_service(line: str) -> Service:
@@ -219,7 +221,7 @@ def parse_nrpe(line: str, nrpe_command: str) -> Service:
 
 
 
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """Nagios hosts, commands and services in the object directory."""
 
     schema = SCHEMA

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import Lines, Name, Option, Schema, Values, force_option, section_name
 from ..daemons.nrpe import (
     ARG_MACRO,
@@ -143,7 +143,7 @@ def parse_check(line: str, plugins: str, arguments_allowed: bool | str = False) 
     return check
 
 
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """NRPE commands in the include directory."""
 
     schema = SCHEMA

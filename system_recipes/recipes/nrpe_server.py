@@ -27,7 +27,7 @@ import posixpath
 
 from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import Name, Option, Schema, Text, Values, force_option, section_name
 from ..daemons.nrpe import MAX_LINE, main_config, parse_allowed_host
 
@@ -42,7 +42,7 @@ SCHEMA = Schema([
 ])
 
 
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """NRPE's allowed_hosts, in the include directory."""
 
     schema = SCHEMA

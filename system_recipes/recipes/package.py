@@ -23,7 +23,7 @@ from __future__ import annotations
 from ..core import reload
 from ..core.errors import ConfigError
 from ..core.model import PartSpec
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import (
     AbsolutePath,
     Choice,
@@ -48,7 +48,7 @@ SCHEMA = Schema([
 ])
 
 
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """Package facts; writes nothing but its version in the books."""
 
     schema = SCHEMA

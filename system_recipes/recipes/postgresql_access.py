@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from ..core import validate
 from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import (
     Integer,
     Line,
@@ -130,7 +130,7 @@ def parse_listen(text: str) -> str:
     return ",".join(items)
 
 
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """A cluster's listen address, port and client authentication rules."""
 
     schema = SCHEMA

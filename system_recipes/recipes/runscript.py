@@ -67,7 +67,7 @@ import signal
 from ..core import validate
 from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, LinkSpec, PartSpec, Reload
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import (
     AbsolutePath,
     Account,
@@ -189,7 +189,7 @@ def specifiers(text: str) -> str:
 
 
 # -- the recipe -------------------------------------------------------------------------------
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """A systemd unit or an LSB init script, and the links that enable it."""
 
     schema = SCHEMA

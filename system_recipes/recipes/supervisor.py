@@ -63,7 +63,7 @@ import re
 
 from ..core.errors import ConfigError
 from ..core.model import Check, FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import (
     AbsolutePath,
     Account,
@@ -242,7 +242,7 @@ def no_effect(section: str, values: dict) -> None:
 
 
 # -- the recipe -------------------------------------------------------------------------------
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """A supervisor program or group file in the layout's include directory."""
 
     schema = SCHEMA

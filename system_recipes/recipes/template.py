@@ -25,7 +25,7 @@ from __future__ import annotations
 from ..core import reload, render
 from ..core.errors import ConfigError
 from ..core.model import FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
 from ..core.rules import ExactlyOneOf
 from ..core.schema import (
     AbsolutePath,
@@ -71,7 +71,7 @@ SCHEMA = Schema([
     rules=[ExactlyOneOf(("template", "text"))])
 
 
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """A text file from a template."""
 
     schema = SCHEMA
@@ -116,7 +116,7 @@ class Recipe(Recipe):
                if section in (self.name, "*") or section.replace("_", "-") == self.name]
         if not names.complete or any(reads is None for reads in own):
             return  # an include by a computed name, or this section read whole: cannot tell
-        used = set(names.variables).union(*own)
+        used = set(names.variables).union(*(reads for reads in own if reads is not None))
         for key in extras:
             if key in used or key.replace("-", "_") in used:
                 continue
