@@ -260,9 +260,6 @@ class HostStep:
         entry = {"revision": header["revision"], "digest": header["digest"],
                  "host": header.get("host"), "config_sha256": config_sha, "changed": changed,
                  "packages": header["packages"]}
-        def identity(entry: dict) -> dict:
-            return {k: v for k, v in entry.items() if k not in ("time", "changed")}
-
         if result == "ok" and not changed and \
                 identity(record.get("last") or {}) == identity({**entry, "result": "ok"}):
             self.emit("record", result="unchanged", path=path)
@@ -289,6 +286,11 @@ class HostStep:
                 raise StepError("lock", f"another fleet-host is running for {model} on this "
                                 "host") from None
             yield
+
+
+def identity(entry: dict) -> dict:
+    """What an apply was, apart from when it ran and what it changed."""
+    return {k: v for k, v in entry.items() if k not in ("time", "changed")}
 
 
 def parse_input(data: bytes) -> tuple[dict, str]:

@@ -230,18 +230,19 @@ class Connection:
             [self.owner.ssh, *self.args, "-T", "-o", "ControlMaster=no", "-o", "LogLevel=ERROR",
              self.target.destination, command],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = process.stdout, process.stderr
+        assert out is not None and err is not None  # PIPE
         writer = threading.Thread(target=_feed, args=(process.stdin, stdin), daemon=True)
         writer.start()
         errors: list[str] = []
-        reader = threading.Thread(target=lambda: errors.append(process.stderr.read()),
-                                  daemon=True)
+        reader = threading.Thread(target=lambda: errors.append(err.read()), daemon=True)
         reader.start()
         result = Result(self.name, 0)
         timer = threading.Timer(timeout, process.kill) if timeout else None
         if timer:
             timer.start()
         try:
-            for line in process.stdout:
+            for line in out:
                 event = _event(line)
                 if event is None:
                     result.text.append(line.rstrip("\n"))
@@ -255,8 +256,8 @@ class Connection:
             result.code = process.wait()
             writer.join()
             reader.join()
-            process.stdout.close()
-            process.stderr.close()
+            out.close()
+            err.close()
         result.stderr = "".join(errors)
         return result
 
