@@ -18,4 +18,5 @@ if [ ! -x .venv/bin/buildout ]; then
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 .venv/bin/ruff check system_recipes tests $( [ -d bench ] && echo bench )
+.venv/bin/mypy  # system_recipes/, as configured in pyproject.toml
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
