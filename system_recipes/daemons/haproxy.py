@@ -114,7 +114,8 @@ class HaproxyValidator(validate.Validator):
                 message = message.replace(copy + "/", include + "/")
                 # the first place the message names in one of our files: haproxy reports a
                 # clash where it finds the second definition, which may be the other file's
-                name = number = None
+                name = None
+                number: int | None = None
                 for where in ANYWHERE.finditer(message):
                     if posixpath.dirname(where.group(1)) == include and \
                             posixpath.basename(where.group(1)) in ours:
@@ -122,7 +123,7 @@ class HaproxyValidator(validate.Validator):
                         break
                 if any(s in message for s in SUMMARY):
                     continue
-                if name in ours:
+                if name in ours and number is not None:
                     index = ours[name]
                     if index not in errors:
                         text = re.sub(r"^parsing\s*", "", message, flags=re.I)

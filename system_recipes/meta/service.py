@@ -221,8 +221,10 @@ def read_service(name: str, raw: dict[str, str], buildout) -> Service:
     """The options that decide what is generated, checked (raw, unsubstituted values)."""
     def choose(option: str, parse, resolve: bool = True):
         text = _value(buildout, name, raw, option) if resolve else raw.get(option)
+        if text is None:
+            return None
         try:
-            return parse(text) if text is not None else None
+            return parse(text)
         except ValueError as error:
             field_ = SCHEMA.options[option]
             raise ConfigError(name, option, inline_comment_hint(str(error), text),
@@ -230,7 +232,7 @@ def read_service(name: str, raw: dict[str, str], buildout) -> Service:
                 from None
 
     # an option set to nothing (``cron =`` in a host.cfg) turns its part off
-    turned_off = {key for key in ("package", "config", "logs", "reopen", "cron")
+    turned_off: set[str] = {key for key in ("package", "config", "logs", "reopen", "cron")
                   if key in raw and not raw[key].strip()}
     raw = {key: value for key, value in raw.items() if key not in turned_off}
     if "command" not in raw:
@@ -267,6 +269,7 @@ def config_section(s: Service) -> Section | None:
     if "config" not in s.raw:
         return None
     template = s.take("config")
+    assert template is not None  # the section is made only when config is set
     filename = posixpath.basename(template.strip())
     filename = filename[:-3] if filename.endswith(".j2") else filename
     return Section("config", {"recipe": "system_recipes:template",
@@ -348,8 +351,9 @@ def generate(name: str, raw: dict[str, str], buildout) -> Expansion:
         if made.suffix == "nrpe":
             # exported: the system compiler makes a Nagios service of each on the monitoring
             # host (fleet/roles.py), so it never guesses the names from a convention
+            checks = made.options["checks"] or ""
             out.facts["nrpe-checks"] = [line.split(None, 1)[0] for line in
-                                        made.options["checks"].splitlines() if line.strip()]
+                                        checks.splitlines() if line.strip()]
     out.exposed = {key: f"${{{section}:{key}}}" for key, section in service.exposed_to.items()}
     return out
 
@@ -387,6 +391,7 @@ class Recipe:
                      if meta == self.name]
         for section in generated:
             self.buildout[section]  # constructs its recipe, which declares its files
+        assert active is not None  # __init__ refuses to run without the extension
         for section in generated:
             if section in active.declared:
                 active.stage(section)

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from ..core import validate
 from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
 from ..core.rules import refused_with
 from ..core.schema import (
     Choice,
@@ -172,7 +172,7 @@ SCHEMA = Schema([
 ])
 
 
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """A haproxy frontend and backend in the include directory."""
 
     schema = SCHEMA
