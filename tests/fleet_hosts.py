@@ -71,7 +71,7 @@ rm -f /etc/ssh/ssh_host_*
 ssh-keygen -q -t ed25519 -N '' -C {name} -f /etc/ssh/ssh_host_ed25519_key
 cp {sshd_config} /etc/ssh/sshd_config
 echo ready
-exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
+exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config 2>>{log}
 """
 
 
@@ -91,6 +91,7 @@ class TestHost:
     netns: str
     veth: str
     process: subprocess.Popen
+    log: str = ""  # sshd's own log (LogLevel ERROR)
     host_key: str = ""
     fingerprint: str = ""
 
@@ -206,10 +207,10 @@ class TestHosts:
 
     def close(self) -> None:
         for host in self.hosts:
-            kill(host.processes())
-            if host.process.poll() is None:
-                host.process.kill()
-            host.process.wait()
+            host.stop_sshd()
+            for stream in (host.process.stdout, host.process.stderr):
+                if stream:
+                    stream.close()
         remove_objects(self.suffix)
         shutil.rmtree(self.directory, ignore_errors=True)
         try:
@@ -334,13 +335,14 @@ def _start(fleet: TestHosts, index: int, name: str, address: str, prefixlen: int
         upper, work = f"{base}/{number}/upper", f"{base}/{number}/work"
         overlays.append(f"mkdir -p {upper} {work} && mount -t overlay overlay "
                         f"-o lowerdir={directory},upperdir={upper},workdir={work} {directory}")
+    log = os.path.join(fleet.directory, f"{name}.sshd.log")
     script = SETUP.format(base=base, overlays="\n".join(overlays), name=name,
-                          client_key=fleet.client_key, sshd_config=config)
+                          client_key=fleet.client_key, sshd_config=config, log=log)
     process = subprocess.Popen(
         ["ip", "netns", "exec", netns, "unshare", "--mount", "--uts", "--propagation", "private",
          "sh", "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
-    return TestHost(name, address, netns, veth, process)
+    return TestHost(name, address, netns, veth, process, log)
 
 
 def _wait_ready(host: TestHost) -> None:
@@ -360,8 +362,9 @@ def _wait_ready(host: TestHost) -> None:
             return
         except OSError:
             if host.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{host.name}: sshd did not start: "
-                                   f"{host.process.stderr.read()}") from None
+                with open(host.log) as stream:  # sshd's own words (a pipe nobody reads
+                    log = stream.read()          # could fill up and stop it)
+                raise RuntimeError(f"{host.name}: sshd did not start: {log}") from None
             time.sleep(0.005)
 
 

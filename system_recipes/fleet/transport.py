@@ -84,6 +84,7 @@ class Connections:
                  connect_timeout: int = 5, alive_interval: int = 2, alive_count: int = 2,
                  ssh: str = "ssh", model: str = "MODEL"):
         self.model = model  # the model's path, for the hint of a host key error
+        self.connect_timeout = connect_timeout
         self.known_hosts = os.path.abspath(known_hosts)
         self.config = config
         self.entry_point = entry_point
@@ -161,10 +162,17 @@ class Connection:
              "-o", "ControlPersist=no", self.target.destination],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True)
+        deadline = time.monotonic() + 3 * self.owner.connect_timeout + 5
         while not os.path.exists(self.control_path):
+            if time.monotonic() > deadline:  # connected, but the login never completes
+                self.master.kill()
+                self.master.wait()
+                self.close()
+                raise TransportError(self.name, f"({self.address}) no login within "
+                                     f"{3 * self.owner.connect_timeout + 5} s")
             if self.master.poll() is not None:
                 stderr = self.master.stderr.read() if self.master.stderr else ""
-                self.master = None
+                self.close()
                 raise TransportError(self.name, self._explain(stderr))
             time.sleep(0.002)
 
