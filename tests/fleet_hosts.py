@@ -283,12 +283,20 @@ def free_subnet() -> ipaddress.IPv4Network:
 
 
 def make_fleet_hosts(count: int = 4, names: list[str] | None = None,
-                     subnet: str | None = None) -> TestHosts:
+                     subnet: str | None = None, addresses: dict[str, str] | None = None
+                     ) -> TestHosts:
     """``count`` hosts named ``names`` (default host1...) at .11, .12... of ``subnet`` (default:
-    a free 10.77.X.0/24); the controller is .1 on the bridge. Call ``close()`` when done."""
+    a free 10.77.X.0/24), or exactly ``addresses`` (name -> address in one /24, as a model's
+    hosts have them); the controller is .1 on the bridge. Call ``close()`` when done."""
     clean_stale()
+    if addresses:
+        names = list(addresses)
+        subnet = str(ipaddress.ip_network(f"{next(iter(addresses.values()))}/24", strict=False))
     names = names or [f"host{i + 1}" for i in range(count)]
     net = ipaddress.ip_network(subnet) if subnet else free_subnet()
+    if subnet and f"{str(net.network_address).rsplit('.', 1)[0]}." in (
+            ip("-4", "-o", "addr", check=False).stdout):
+        raise RuntimeError(f"{net} is in use on this machine (another run's test hosts?)")
     suffix = secrets.token_hex(3)
     with open(os.path.join(REGISTRY, suffix), "w") as stream:
         stream.write(str(os.getpid()))
@@ -303,8 +311,8 @@ def make_fleet_hosts(count: int = 4, names: list[str] | None = None,
         ip("addr", "add", f"{controller}/{net.prefixlen}", "dev", fleet.bridge)
         ip("link", "set", fleet.bridge, "up")
         for index, name in enumerate(names):
-            fleet.hosts.append(_start(fleet, index, name, str(net.network_address + 11 + index),
-                                      net.prefixlen))
+            address = (addresses or {}).get(name) or str(net.network_address + 11 + index)
+            fleet.hosts.append(_start(fleet, index, name, address, net.prefixlen))
         for host in fleet.hosts:
             _wait_ready(host)
         with open(fleet.known_hosts, "w") as stream:
@@ -381,11 +389,13 @@ def fleet_hosts():
 
 @pytest.fixture
 def make_hosts():
-    """``make_hosts(count, names=None, subnet=None)`` -> TestHosts, closed after the test."""
+    """``make_hosts(count, names=None, subnet=None, addresses=None)`` -> TestHosts, closed
+    after the test."""
     made: list[TestHosts] = []
 
-    def make(count: int = 4, names: list[str] | None = None, subnet: str | None = None):
-        made.append(make_fleet_hosts(count, names, subnet))
+    def make(count: int = 4, names: list[str] | None = None, subnet: str | None = None,
+             addresses: dict[str, str] | None = None):
+        made.append(make_fleet_hosts(count, names, subnet, addresses))
         return made[-1]
 
     try:

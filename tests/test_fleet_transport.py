@@ -205,3 +205,12 @@ def test_a_host_that_goes_down_fails_within_seconds_in_one_line(make_hosts):
         assert time.monotonic() - started < 8
         assert str(silent.value) == (f"host2: connection lost: Timeout, server "
                                      f"{fleet[1].address} not responding.")
+
+
+def test_hosts_at_the_addresses_of_a_model(make_hosts):
+    fleet = make_hosts(addresses={"lb1": "10.77.0.10", "app1": "10.77.0.11"})
+    assert [(h.name, h.address) for h in fleet] == [("lb1", "10.77.0.10"),
+                                                     ("app1", "10.77.0.11")]
+    assert fleet.controller == "10.77.0.1"
+    with connections(fleet) as ssh:
+        assert ssh.open(Target("lb1", "10.77.0.10")).raw("hostname").text == ["lb1"]
