@@ -150,19 +150,26 @@ class HostStep:
         digest = sha256(text)
         self.emit("config", result="ok", path=path, changed=old != text, sha256=digest)
         os.makedirs(directory, mode=0o755, exist_ok=True)
-        candidate = os.path.join(directory, ".host.cfg.new")
-        write_atomic(candidate, text)
+        # the same host.cfg is planned where it is kept: a no-op writes no file, not even a
+        # candidate; a new one is planned beside it and replaces it only for the buildout
+        same = old == text
+        candidate = path if same else os.path.join(directory, ".host.cfg.new")
+        if not same:
+            write_atomic(candidate, text)
         try:
             plan = self.plan(candidate)
         except StepError:
-            os.unlink(candidate)
+            if not same:
+                os.unlink(candidate)
             raise
         changes = len(plan.actions)
         if action == "plan":
-            os.unlink(candidate)
-            pending = bool(changes or plan.drift or old != text or missing)
+            if not same:
+                os.unlink(candidate)
+            pending = bool(changes or plan.drift or not same or missing)
             return self.done("pending" if pending else "ok", 2 if pending else 0)
-        os.replace(candidate, path)
+        if not same:
+            os.replace(candidate, path)
         try:
             if changes:
                 self.buildout(path, changes)
@@ -171,7 +178,7 @@ class HostStep:
         except StepError:
             if old is None:
                 os.unlink(path)
-            else:
+            elif not same:
                 write_atomic(path, old)
             raise
         self.record(model, header, digest, "ok", changes)
