@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 PACKAGES="supervisor logrotate cron nagios4-core nagios-nrpe-server nagios-nrpe-plugin
           monitoring-plugins-basic rpm openssh-server openssh-client passwd iproute2
-          util-linux systemd rpmlint"
+          util-linux systemd rpmlint haproxy postgresql sudo"
 missing=$(for p in $PACKAGES; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null \
           | grep -q "install ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
@@ -18,4 +18,5 @@ if [ ! -x .venv/bin/buildout ]; then
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 .venv/bin/ruff check system_recipes tests $( [ -d bench ] && echo bench )
+.venv/bin/mypy  # system_recipes/, as configured in pyproject.toml
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -10,6 +10,7 @@ import sys
 
 import zc.buildout
 
+from . import daemons  # noqa: F401  (registers every validator and reload handler)
 from .core import report
 from .core.loading import loaded
 
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="show what `buildout -c CONFIG` would change")
     plan.add_argument("-c", "--config", default="buildout.cfg", help="the host configuration")
     plan.add_argument("-q", "--quiet", action="store_true", help="no diffs, only part lines")
+    plan.add_argument("-a", "--all", action="store_true", dest="all_problems",
+                      help="report every problem of the configuration (each part, each "
+                           "option), not only the first; exit 1 when there is any")
     plan.add_argument("assignments", nargs="*", metavar="section:option=value",
                       help="override options, as buildout's command line does")
     explain = commands.add_parser(
@@ -49,11 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("-c", "--config", default="buildout.cfg", help="the host configuration")
     explain.add_argument("sections", nargs="*", metavar="SECTION",
                          help="meta sections to explain (default: all of them)")
-    docs = commands.add_parser("docs", help="write the option reference (docs/recipes/*.md)")
-    docs.add_argument("-o", "--output", default=None, help="directory (default: docs/recipes)")
+    docs = commands.add_parser("docs", help="write the option reference (docs/recipes/*.md) "
+                                            "and the system model's (docs/systems-reference.md)")
+    docs.add_argument("-o", "--output", default=None,
+                      help="directory (default: docs/recipes); systems-reference.md goes "
+                           "beside it")
     docs.add_argument("--check", action="store_true",
                       help="exit 1 when the checked-in reference is stale")
     _release_commands(commands)
+    _fleet_commands(commands)
+    from .fleet.host_step import add_parser as add_fleet_host
+
+    add_fleet_host(commands)
     return parser
 
 
@@ -75,7 +86,8 @@ def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "plan":
-            return run_plan(args.config, args.assignments, quiet=args.quiet)
+            return run_plan(args.config, args.assignments, quiet=args.quiet,
+                            all_problems=args.all_problems)
         if args.command == "explain":
             from .meta.explain import run_explain
 
@@ -86,6 +98,12 @@ def _main(argv: list[str] | None) -> int:
             return write_reference(args.output, check=args.check)
         if args.command in ("release", "rpm", "profiles"):
             return run_release_command(args)
+        if args.command == "fleet":
+            return run_fleet_command(args)
+        if args.command == "fleet-host":
+            from .fleet.host_step import run as run_fleet_host
+
+            return run_fleet_host(args, load_and_plan)
     except zc.buildout.UserError as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_ERROR
@@ -105,11 +123,13 @@ def _os_error(error: OSError) -> str:
     return text
 
 
-def load_and_plan(config: str, assignments: list[str] | None = None):
+def load_and_plan(config: str, assignments: list[str] | None = None,
+                  problems: list | None = None):
     """Load a host configuration, construct every part (render and validate), and plan.
 
     Changes nothing on disk. Returns ``(run, plan)``; raises ``zc.buildout.UserError`` on bad
-    input. Tests use it to drive recipes in-process.
+    input -- or, given a ``problems`` list, collects every part's problems there and goes on
+    (the plan is then None when there were any). Tests use it to drive recipes in-process.
     """
     from .core.run import Run
     from .meta.expand import expand
@@ -120,19 +140,41 @@ def load_and_plan(config: str, assignments: list[str] | None = None):
         try:
             active.expand(expand)
             for part in buildout["buildout"].get("parts", "").split():
-                buildout[part]  # constructs the recipe: it renders and declares its files
-            plan = active.build_plan(dict(active.declared))
+                try:
+                    buildout[part]  # constructs the recipe: it renders and declares its files
+                except zc.buildout.UserError as error:
+                    if problems is None:
+                        raise
+                    problems += getattr(error, "problems", None) or [error]
+            if problems:
+                return active, None
+            try:
+                plan = active.build_plan(dict(active.declared))
+            except zc.buildout.UserError as error:
+                if problems is None:
+                    raise
+                problems.append(error)
+                return active, None
         finally:
             active.release()
     return active, plan
 
 
-def run_plan(config: str, assignments: list[str], quiet: bool = False) -> int:
+def run_plan(config: str, assignments: list[str], quiet: bool = False,
+             all_problems: bool = False) -> int:
     """Render and validate every part, print the changes; exit 0 (none), 2 (some), 1 (error)."""
     from .core import reload
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    active, plan = load_and_plan(config, assignments)
+    problems: list | None = [] if all_problems else None
+    active, plan = load_and_plan(config, assignments, problems)
+    if problems:
+        for problem in problems:
+            for line in str(problem).splitlines():
+                print(f"Error: {line}", file=sys.stderr)
+        print(f"plan: {len(problems)} problem{'s' if len(problems) != 1 else ''}",
+              file=sys.stderr)
+        return 1
     if os.path.isdir(active.journal.directory):
         report.say("plan: an interrupted run will be rolled back first")
     for name, expansion in active.expansions.items():
@@ -184,6 +226,46 @@ def _release_commands(commands) -> None:
     rpm.add_argument("--requires", action="append", default=None, metavar="REQ",
                      help="a Requires: line (repeatable; default: python(abi) = "
                           "the Python version of the release)")
+
+
+def _fleet_commands(commands) -> None:
+    fleet = commands.add_parser("fleet", help="systems (level 4): compile a model of services "
+                                              "spanning hosts into one host.cfg per host")
+    actions = fleet.add_subparsers(dest="action", required=True)
+    compile_ = actions.add_parser("compile", help="allocate hosts and ports (the lock), then "
+                                                  "write one host.cfg per host")
+    explain = actions.add_parser("explain", help="each value of a host's compiled "
+                                                 "configuration and where it came from")
+    for parser in (compile_, explain):
+        parser.add_argument("-m", "--model", required=True, help="the system model (TOML)")
+        parser.add_argument("--profiles", default=None, metavar="DIR",
+                            help="where to read the roles (default: the profiles that ship "
+                                 "with system-recipes, `system-recipes profiles`)")
+    compile_.add_argument("-o", "--output", default=None, metavar="DIR",
+                          help="directory for HOST.cfg (default: beside the model, named "
+                               "after it: shop.toml -> shop/)")
+    compile_.add_argument("--allow-moves", action="store_true",
+                          help="allow moving a placed instance or changing an allocated port")
+    explain.add_argument("host", help="a host of the model")
+    from .fleet.trust import add_parser as add_trust
+
+    add_trust(actions)
+
+
+def run_fleet_command(args) -> int:
+    """The fleet package stands below the meta-recipes: it gets their expansion from here."""
+    from .fleet.commands import run_compile, run_explain
+    from .meta.expand import expand
+    from .shipped import profiles_directory
+
+    if args.action == "trust":
+        from .fleet.trust import run_trust
+
+        return run_trust(args)
+    profiles = args.profiles or profiles_directory()
+    if args.action == "compile":
+        return run_compile(args.model, args.output, args.allow_moves, expand, profiles)
+    return run_explain(args.model, args.host, expand, profiles)
 
 
 def run_release_command(args) -> int:

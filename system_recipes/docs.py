@@ -1,17 +1,19 @@
-"""The option reference, generated from the recipes' declared schemas (one page per recipe)."""
+"""The option reference, generated from the recipes' declared schemas (one page per recipe),
+and the system model's reference (``systems-reference.md``, beside the recipes' directory)."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import textwrap
 
+from .core.recipe_names import recipe_entry_points
 from .core.settings import SCHEMA as SETTINGS_SCHEMA
+from .fleet.spec import reference_markdown as systems_reference
 
-RECIPES = ("deployment", "template", "runscript", "cron", "logrotate", "supervisor", "nrpe",
-           "nagios", "package")
-META_RECIPES = ("service",)
+#: the system model's reference, one level above the recipes' pages (docs/systems-reference.md)
+SYSTEMS_REFERENCE = os.path.join("..", "systems-reference.md")
+
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -28,15 +30,12 @@ def default_directory() -> str:
 def pages() -> dict[str, str]:
     result = {"settings.md": SETTINGS_SCHEMA.markdown(
         "[system-recipes] settings", "Read by every recipe from the `[system-recipes]` section.")}
-    modules = [(name, f"system_recipes.recipes.{name}") for name in RECIPES]
-    modules += [(name, f"system_recipes.meta.{name}") for name in META_RECIPES]
-    for name, module_name in modules:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        result[f"{name}.md"] = module.Recipe.schema.markdown(
+    for name, entry_point in recipe_entry_points().items():
+        cls = entry_point.load()
+        module = sys.modules[cls.__module__]
+        result[f"{name}.md"] = cls.schema.markdown(
             f"system_recipes:{name}", to_markdown(module.__doc__ or ""))
+    result[SYSTEMS_REFERENCE] = systems_reference()
     return result
 
 
@@ -53,7 +52,7 @@ def write_reference(directory: str | None, check: bool = False) -> int:
     directory = directory or default_directory()
     stale = []
     for name, text in pages().items():
-        path = os.path.join(directory, name)
+        path = os.path.normpath(os.path.join(directory, name))
         try:
             with open(path, encoding="utf-8") as stream:
                 current = stream.read()
@@ -62,7 +61,7 @@ def write_reference(directory: str | None, check: bool = False) -> int:
         if current != text:
             stale.append(path)
             if not check:
-                os.makedirs(directory, exist_ok=True)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "w", encoding="utf-8") as stream:
                     stream.write(text)
     if check and stale:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 
+from . import daemons  # noqa: F401  (registers every validator and reload handler)
 from .core import buildout_api, run
 from .core.recipe_names import check_recipe_names
 from .core.settings import settings_from_buildout

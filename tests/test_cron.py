@@ -20,6 +20,7 @@ from support.sandbox import Sandbox
 
 from system_recipes.core import validate
 from system_recipes.core.errors import ConfigError, RunError
+from system_recipes.daemons import cron as cron_daemon
 from system_recipes.recipes import cron
 
 CRON_D = "/etc/cron.d"
@@ -305,7 +306,7 @@ def test_property_random_entries_give_a_clean_error_or_a_file_cron_accepts(
     entries = [line for line in text.splitlines()
                if line and not line.startswith("#") and not line.startswith("MAILTO=")]
     assert len(entries) == 1 and " root " in entries[0]
-    assert entries[0].endswith(cron.escape_percent(command.strip()))
+    assert entries[0].endswith(cron_daemon.escape_percent(command.strip()))
 
 
 def test_the_documented_example_runs(host):
@@ -322,10 +323,10 @@ def test_the_documented_example_runs(host):
 # -- a command longer than cron reads -----------------------------------------------------
 def test_cron_max_command_is_what_crontab_n_accepts(spool):
     """MAX_COMMAND is cron's own limit: the command as written (``%`` escaped), in bytes."""
-    for command, accepted in (("x" * cron.MAX_COMMAND, True), ("x" * (998 + 1), False),
+    for command, accepted in (("x" * cron_daemon.MAX_COMMAND, True), ("x" * (998 + 1), False),
                               ("é" * (998 // 2), True),
                               ("x" * (998 - 1) + "%", False)):
-        verdict = crontab_n(spool, f"* * * * * {cron.escape_percent(command)}\n")
+        verdict = crontab_n(spool, f"* * * * * {cron_daemon.escape_percent(command)}\n")
         output = verdict.stdout + verdict.stderr
         assert ("successfully checked" in output) == accepted, (len(command), output)
         if not accepted:
@@ -351,7 +352,7 @@ def test_a_command_cron_cannot_read_is_blamed_on_command_and_not_echoed_whole(
 
 def test_a_command_of_max_command_bytes_is_written_and_accepted(spool, scratch_root):
     command = "/bin/echo %" + "b" * (998 - len("/bin/echo %") - 1)
-    assert len(cron.escape_percent(command)) == 998
+    assert len(cron_daemon.escape_percent(command)) == 998
     active = declare_parts(cron, scratch_root, {"part": {"schedule": "@daily", "command": command}})
     text = active.declared["part"].files[0].content.decode()
     verdict = crontab_n(spool, as_user_crontab(text))
@@ -361,6 +362,6 @@ def test_a_command_of_max_command_bytes_is_written_and_accepted(spool, scratch_r
 def test_crontab_n_blames_command_for_a_single_entry(spool):
     """Should the recipe's own limit ever be passed, cron's verdict still names command."""
     line = ("schedule", "@daily root " + "x" * 2000, "@daily", "root", "x" * 2000)
-    errors = cron.CronValidator._crontab_n([(0, line)])
+    errors = cron_daemon.CronValidator._crontab_n([(0, line)])
     assert errors[0].startswith("command: '@daily root xxx") and "command too long" in errors[0]
     assert len(errors[0]) < 300, errors[0]

@@ -44,6 +44,7 @@ def test_every_recipe_has_an_example():
 @pytest.mark.parametrize("example", [pytest.param(e, id=e.name, marks=marks(e))
                                      for e in EXAMPLES])
 def test_the_example_plans(example, tmp_path, request):
+    assert example.problem is None, f"{example.name}: {example.problem}"
     root = case_root(str(tmp_path / "root"))
     rpm = request.getfixturevalue("example_rpms")("1.0") if example.needs_package() else None
     install_references(example, root, rpm)

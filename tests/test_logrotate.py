@@ -18,6 +18,7 @@ from support.results import ok, one_error_line, snapshot
 
 from system_recipes.core import validate
 from system_recipes.core.errors import ConfigError, RunError
+from system_recipes.daemons import logrotate as logrotate_daemon
 from system_recipes.recipes import logrotate
 
 STATE = "/var/lib/logrotate/test.state"
@@ -120,7 +121,7 @@ def test_logrotate_rotates_real_logs_as_configured(host, tmp_path, monkeypatch):
     # the stock logrotate.conf reads both files from its include directory without an error
     debug = host.sandbox.run(["logrotate", "-d", "-s", STATE, "/etc/logrotate.conf"])
     ours = ["/etc/logrotate.d/shop-logs", "/etc/logrotate.d/copy-logs"]
-    read, problems = logrotate.config_errors(debug.stdout + debug.stderr, ours)
+    read, problems = logrotate_daemon.config_errors(debug.stdout + debug.stderr, ours)
     assert {"shop-logs", "copy-logs"} <= read, debug.stderr  # files of a directory: base names
     assert not any(problems.get(name) for name in ours + ["shop-logs", "copy-logs"]), problems
 
@@ -167,7 +168,7 @@ def test_the_documented_example_runs(host):
     assert text.splitlines()[1] == '/var/log/shop/*.log "/var/log/shop/access log.txt" {'
     assert "    su shop shop\n" in text and "    create 0640 shop adm\n" in text
     debug = host.sandbox.run(["logrotate", "-d", "-s", STATE, "/etc/logrotate.d/shop-logs"])
-    read, problems = logrotate.config_errors(debug.stdout + debug.stderr,
+    read, problems = logrotate_daemon.config_errors(debug.stdout + debug.stderr,
                                              ["/etc/logrotate.d/shop-logs"])
     assert read == {"/etc/logrotate.d/shop-logs"} and not problems, debug.stderr
 
@@ -283,7 +284,7 @@ def test_taboo_names_are_exactly_what_logrotate_skips(tmp_path):
     directory.mkdir()
     os.chmod(tmp_path, 0o755)
     os.chmod(directory, 0o755)
-    names = ["app" + ext.replace("*", "x") for ext in logrotate.TABOO_EXTENSIONS]
+    names = ["app" + ext.replace("*", "x") for ext in logrotate_daemon.TABOO_EXTENSIONS]
     names += ["app", "app.conf", "app.log", "app-bak", "app.rpm", "app.swap"]
     for name in names:
         (directory / name).write_text(f"/var/log/{name.replace('~', '')}.nothing {{\n}}\n")
@@ -292,7 +293,7 @@ def test_taboo_names_are_exactly_what_logrotate_skips(tmp_path):
     skipped = set(re.findall(r"Ignoring (\S+), because of", result.stderr))
     assert skipped, result.stderr
     for name in names:
-        assert (logrotate.ignored_by_logrotate(name) is not None) == (name in skipped), name
+        assert (logrotate_daemon.ignored_by_logrotate(name) is not None) == (name in skipped), name
 
 
 def test_one_logrotate_process_for_all_changed_files_and_errors_go_to_their_part(tmp_path):
@@ -387,7 +388,7 @@ def test_property_random_options_give_a_clean_error_or_a_file_logrotate_accepts(
     os.chmod(config, 0o644)
     result = subprocess.run(["logrotate", "-d", "-s", os.devnull, config],
                             capture_output=True, text=True)
-    read, problems = logrotate.config_errors(result.stdout + result.stderr, [config])
+    read, problems = logrotate_daemon.config_errors(result.stdout + result.stderr, [config])
     # by design an olddir need not exist yet (it must when logrotate runs)
     problems = [p for p in problems.get(config, []) if "error verifying olddir path" not in p]
     assert config in read and not problems, (text, result.stderr)

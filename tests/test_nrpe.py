@@ -24,6 +24,7 @@ from support.results import ok, one_error_line, snapshot
 
 from system_recipes.core.errors import ConfigError, RunError
 from system_recipes.core.schema import unescape
+from system_recipes.daemons import nrpe as nrpe_daemon
 from system_recipes.recipes import nrpe
 
 INCLUDE = "/etc/nagios/nrpe.d"
@@ -92,7 +93,7 @@ def test_real_nrpe_answers_the_generated_checks_and_is_reloaded(live):
         host.write(PROFILE % {"web": web})
         out = ok(host.buildout()).stdout
         # not running yet: said and skipped, not an error
-        assert "nagios-nrpe-server is not running" in out, out
+        assert "nrpe (nagios-nrpe-server) skipped (not running" in out, out
         assert host.read(f"{INCLUDE}/app-nrpe.cfg") == (
             "# NRPE commands of [app-nrpe], written by system-recipes: edits here are "
             "overwritten.\n"
@@ -214,7 +215,7 @@ def test_a_check_name_another_file_defines_is_refused(host):
 
 
 def test_parse_check_reads_what_nrpe_reads():
-    commands, problems = nrpe.read_commands(
+    commands, problems = nrpe_daemon.read_commands(
         "# c\n\ncommand[a]=/bin/x 1\ncommand[a]=/bin/y\nnot a directive\ncommand[b]=\n")
     assert commands == {"a": "/bin/y"}
     assert problems == ["line 4: command a is defined twice", "line 5: no variable name",
@@ -269,11 +270,11 @@ def test_property_random_checks_give_a_clean_error_or_what_the_shell_runs(
     expected = []
     for token in tokens[2:]:
         expected += ["-w", token[8:]] if token.startswith("warning=") else [token]
-    commands, problems = nrpe.read_commands(content)
+    commands, problems = nrpe_daemon.read_commands(content)
     assert problems == [] and list(commands) == [tokens[0]]
     # NRPE expands its $ macros, then hands the command line to /bin/sh: the plugin gets
     # exactly those words
-    shown = subprocess.run(["sh", "-c", "printf '%s\\0' " + nrpe.nrpe_macros(commands[tokens[0]])],
+    shown = subprocess.run(["sh", "-c", "printf '%s\\0' " + nrpe_daemon.nrpe_macros(commands[tokens[0]])],
                            capture_output=True, text=True, check=True).stdout
     path = tokens[1] if "/" in tokens[1] else f"/usr/lib/nagios/plugins/{tokens[1]}"
     assert shown.split("\0")[:-1] == [path, *expected]
@@ -374,7 +375,7 @@ def test_a_real_nrpe_gives_the_plugin_exactly_the_words_written(echo_root):
             assert live.words(f"check_{i}") == [word], word
             # the model of NRPE's macro processing is what the real NRPE does ...
             try:
-                expected = shlex.split(nrpe.nrpe_macros(shlex.join([plugin, word])))[1:]
+                expected = shlex.split(nrpe_daemon.nrpe_macros(shlex.join([plugin, word])))[1:]
             except ValueError:  # the macro ate a quote: the shell refuses the line
                 expected = None
             got = live.words(f"naive_{i}", broken=expected is None)
@@ -435,12 +436,12 @@ def test_an_nrpe_built_with_arguments_gets_arg_macros_and_literal_dollars(echo_r
     server_config(root, "dont_blame_nrpe=1\n")
     os.makedirs(os.path.join(root, "usr/sbin"))
     with open(os.path.join(root, "usr/sbin/nrpe"), "wb") as stream:
-        stream.write(b"\0Error: " + nrpe.ARGUMENTS_BUILT_IN + b"!\0")
+        stream.write(b"\0Error: " + nrpe_daemon.ARGUMENTS_BUILT_IN + b"!\0")
     content = declare(nrpe, root, {"checks": f"check_x {plugin} $$ARG1$$ 'a$$b' x$$ARG2$$y"})
-    commands, _ = nrpe.read_commands(content.decode())
+    commands, _ = nrpe_daemon.read_commands(content.decode())
     command = commands["check_x"]
     assert command == f"{plugin} '$ARG1$' 'a$$b' 'x$ARG2$y'"
-    ran = nrpe.nrpe_macros(command, ("one", "two"))
+    ran = nrpe_daemon.nrpe_macros(command, ("one", "two"))
     assert shlex.split(ran) == [plugin, "one", "a$b", "xtwoy"]
     with pytest.raises(ConfigError) as raised:
         declare(nrpe, root, {"checks": f"check_x {plugin} $$ARG17$$"})

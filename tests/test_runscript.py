@@ -24,6 +24,7 @@ from support.results import ok, one_error_line, snapshot
 
 from system_recipes.core.errors import ConfigError, RunError
 from system_recipes.core.schema import unescape
+from system_recipes.daemons.systemd import isolated
 from system_recipes.recipes import runscript
 
 UNIT = "/etc/systemd/system/web.service"
@@ -83,7 +84,8 @@ def verify_alone(text: str, name: str = "web.service") -> str:
         path = os.path.join(directory, name)
         with open(path, "w") as stream:
             stream.write(text)
-        result = subprocess.run(["systemd-analyze", "verify", "--man=no", path],
+        # isolated as the validator is: as root it touches /run/systemd otherwise
+        result = subprocess.run(isolated(["systemd-analyze", "verify", "--man=no", path]),
                                 capture_output=True, text=True)
     return result.stdout + result.stderr
 
@@ -105,7 +107,7 @@ def test_systemd_unit_passes_systemd_analyze_and_is_enabled(host):
     assert os.readlink(host.path(WANTS)) == UNIT
     assert f"link {WANTS} -> {UNIT}" in out
     # systemd is not PID 1 here: the reload is said and skipped, not an error
-    assert "systemd is not running" in out and "web.service skipped" in out, out
+    assert "systemd (web.service) skipped (systemd is not running)" in out, out
 
     # enable = false removes the link, keeps the unit
     host.write(SYSTEMD + "enable = false\n")
@@ -295,7 +297,7 @@ def test_sysv_script_starts_reports_restarts_and_stops_a_real_server(host, start
         new_port = free_port()
         host.write(SYSV % {"port": new_port})
         out = ok(host.buildout()).stdout
-        assert "sysv: restarted web" in out, out
+        assert "reloads: sysv (web)" in out, out
         started.append(pid_of(host))
         wait_for(lambda: listening(new_port))
         assert pid_of(host) != pid and gone(pid)

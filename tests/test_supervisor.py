@@ -22,6 +22,7 @@ from support.results import ok, one_error_line, snapshot
 
 from system_recipes.core.errors import ConfigError, RunError
 from system_recipes.core.schema import unescape
+from system_recipes.daemons import supervisor as supervisor_daemon
 from system_recipes.recipes import supervisor
 
 INCLUDE = "/etc/supervisor/conf.d"
@@ -111,7 +112,7 @@ def test_real_supervisord_runs_restarts_and_removes_the_program(live):
     host = live
     host.write(profile())
     out = ok(host.buildout()).stdout
-    assert "supervisord is not running" in out, out
+    assert "supervisor (app other) skipped (supervisord is not running" in out, out
     assert host.read(f"{INCLUDE}/app.conf") == (
         "; supervisor configuration of [app], written by system-recipes: edits here are "
         "overwritten.\n\n"
@@ -268,7 +269,7 @@ def test_every_option_supervisor_reads_is_declared():
     ("%(here)s/bin/x %%", "%(here)s/bin/x %%%%"),
 ])
 def test_percent_escaping(value, written):
-    assert supervisor.escape_percent(value, set(supervisor.EXPANSIONS)) == written
+    assert supervisor_daemon.escape_percent(value, set(supervisor_daemon.EXPANSIONS)) == written
 
 
 # -- property test: random values give a clean error or a file supervisor reads as meant ------
@@ -393,11 +394,11 @@ def own_supervisord(directory, programs: dict[str, str]) -> dict[str, tuple[str,
 def test_the_kernel_limits_are_what_supervisord_can_start(tmp_path):
     """What the recipe refuses, a real supervisord indeed cannot start (E2BIG), and what it
     accepts just below each limit runs."""
-    fits = "a" * (supervisor.MAX_ARG_STRLEN - 1)
-    too_long = "a" * supervisor.MAX_ARG_STRLEN
-    many = " ".join(["b" * 100_000] * (supervisor.exec_limit() // 100_000 + 1))
+    fits = "a" * (supervisor_daemon.MAX_ARG_STRLEN - 1)
+    too_long = "a" * supervisor_daemon.MAX_ARG_STRLEN
+    many = " ".join(["b" * 100_000] * (supervisor_daemon.exec_limit() // 100_000 + 1))
     huge_env = {"BIG": "c" * 100_000, **{f"E{i}": "c" * 100_000
-                                        for i in range(supervisor.exec_limit() // 100_000)}}
+                                        for i in range(supervisor_daemon.exec_limit() // 100_000)}}
     env_text = ",".join(f'{k}="{v}"' for k, v in huge_env.items())
     states = own_supervisord(tmp_path, {
         "fits": f"[program:fits]\ncommand = {SHELL} x {fits}\n",

@@ -14,7 +14,7 @@ from . import accounts, fsops
 from .errors import ConfigError, RunError
 from .journal import Journal
 from .manifest import MANIFEST_NAME, Manifest
-from .model import PartSpec
+from .model import FileSpec, PartSpec
 from .plan import Action, Plan
 from .settings import Settings
 
@@ -87,6 +87,7 @@ class Apply:
     # -- one method per kind of change ---------------------------------------------------------
     def account(self, action: Action) -> None:
         account = action.account
+        assert account is not None  # the planner gives every "account" action its AccountSpec
         if account.user is None:
             accounts.create_group(self.root, account.group)
         else:
@@ -102,10 +103,12 @@ class Apply:
 
     def directory(self, action: Action, books: dict) -> None:
         item = action.directory
+        assert item is not None  # mkdir, and chmod of a directory, carry their DirSpec
         uid, gid = self.ids(action.part, item.owner, item.group)
         if action.verb == "mkdir":
             self.journal.created_directories([action.path])
         else:
+            assert action.old is not None  # a chmod is planned from what is on disk
             self.journal.before_metadata_change(action.path, action.old, "dir")
         created: list[str] = []
         made = fsops.make_directory(self.root, item.path, item.mode, uid, gid, created)
@@ -115,6 +118,7 @@ class Apply:
                  "owner": item.owner, "group": item.group}
         found = previous.get("found")
         if found is None and action.verb == "chmod" and not entry["created"]:
+            assert action.old is not None
             # not ours: what it was before, put back when the part is removed
             found = {"mode": action.old.mode, "uid": action.old.uid, "gid": action.old.gid}
         if found is not None:
@@ -123,10 +127,12 @@ class Apply:
 
     def file(self, action: Action, books: dict) -> None:
         item = action.file
+        assert item is not None  # create, update and chmod of a file carry their FileSpec
         uid, gid = self.ids(action.part, item.owner, item.group)
         if action.backup:
             self.backup(action)
         if action.verb == "chmod":
+            assert action.old is not None  # a chmod is planned from what is on disk
             self.journal.before_metadata_change(action.path, action.old, "file")
             fsops.set_metadata(self.root, item.path, item.mode, uid, gid)
         else:
@@ -146,6 +152,7 @@ class Apply:
 
     def link(self, action: Action, books: dict) -> None:
         item = action.link
+        assert item is not None  # link and relink carry their LinkSpec
         if action.backup:
             self.backup(action)
         self.journal.before_link_change(action.path, action.old)
@@ -162,6 +169,7 @@ class Apply:
         books.get("links", {}).pop(action.path, None)
 
     def facts(self, action: Action, books: dict) -> None:
+        assert action.facts is not None  # a "facts" action carries the facts to record
         books["facts"] = dict(action.facts)
 
     def forget(self, action: Action, books: dict) -> None:
@@ -173,6 +181,7 @@ class Apply:
     def restore(self, action: Action, books: dict) -> None:
         """A directory that was not ours gets back the metadata it had when we found it."""
         found = books["directories"][action.path]["found"]
+        assert action.old is not None  # a restore is planned from what is on disk
         self.journal.before_metadata_change(action.path, action.old, "dir")
         fsops.set_metadata(self.root, action.path, found["mode"], found["uid"], found["gid"])
         books["directories"].pop(action.path, None)
@@ -190,11 +199,12 @@ class Apply:
         return found.uid, gid
 
     def backup(self, action: Action) -> None:
+        old = action.old
+        assert old is not None  # only what is on disk (a regular file) is backed up
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
         target = os.path.join(self.settings.state_directory, "backups", stamp,
                               action.path.lstrip("/"))
-        fsops.write_file(self.root, target, action.old.data, action.old.mode,
-                         action.old.uid, action.old.gid)
+        fsops.write_file(self.root, target, old.content, old.mode, old.uid, old.gid)
         action.note = (action.note + "; " if action.note else "") + f"backup in {target}"
 
     def record_unchanged(self, plan: Plan, live: set[str]) -> None:
@@ -220,7 +230,7 @@ class Apply:
                 del manifest.parts[part]
 
 
-def file_books(item) -> dict:
+def file_books(item: FileSpec) -> dict:
     """A file's entry in the manifest: what was written, and whether it may ever be shown."""
     return {"sha256": item.sha256, "mode": item.mode, "owner": item.owner, "group": item.group,
             "secret": item.secret}

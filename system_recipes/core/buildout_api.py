@@ -45,6 +45,11 @@ def raw_section(buildout, name: str) -> dict[str, str] | None:
     return buildout._raw.get(name)
 
 
+def section_of(buildout, name: str) -> dict[str, str]:
+    """A section known to be there (a configured part, or one an expansion added), as read."""
+    return buildout._raw[name]
+
+
 def set_raw_section(buildout, name: str, options: dict[str, str]) -> None:
     """Add or replace a section before anything accessed it (a meta-recipe's expansion)."""
     buildout._raw[name] = options

@@ -13,6 +13,7 @@ import errno
 import os
 import stat as stat_module
 from dataclasses import dataclass
+from typing import Literal, overload
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -32,6 +33,13 @@ class FileState:
     data: bytes | None = None
     target: str | None = None  # what a symlink points to
 
+    @property
+    def content(self) -> bytes:
+        """``data`` of a regular file inspected with ``read=True`` (the only kind that has it)."""
+        if self.data is None:
+            raise ValueError(f"no content was read for this {self.kind}")
+        return self.data
+
 
 def _components(host_path: str) -> list[str]:
     parts = [p for p in host_path.split("/") if p and p != "."]
@@ -40,8 +48,14 @@ def _components(host_path: str) -> list[str]:
     return parts
 
 
-def _open_dir(root: str, parts: list[str], create: bool = False, created: list | None = None,
-              display: str = "") -> int | None:
+@overload
+def _open_dir(root: str, parts: list[str], create: Literal[True],
+              created: list[str] | None = None) -> int: ...
+@overload
+def _open_dir(root: str, parts: list[str], create: bool = False,
+              created: list[str] | None = None) -> int | None: ...
+def _open_dir(root: str, parts: list[str], create: bool = False,
+              created: list[str] | None = None) -> int | None:
     """Open the directory root/parts... without following symlinks; None if it is missing."""
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     walked = ""

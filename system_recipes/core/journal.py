@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from typing import TextIO
 
 from . import fsops
 from .model import sha256
@@ -22,20 +23,21 @@ class Journal:
         self.root = root
         self.directory = directory
         self.log_path = os.path.join(directory, "log.jsonl")
-        self._stream = None
+        self._stream: TextIO | None = None
         self._count = 0
 
     # -- writing ---------------------------------------------------------------------------
-    def _open(self) -> None:
+    def _open(self) -> TextIO:
         if self._stream is None:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
             self._stream = open(self.log_path, "a", encoding="utf-8")
+        return self._stream
 
     def _append(self, entry: dict) -> None:
-        self._open()
-        self._stream.write(json.dumps(entry, sort_keys=True) + "\n")
-        self._stream.flush()
-        os.fsync(self._stream.fileno())
+        stream = self._open()
+        stream.write(json.dumps(entry, sort_keys=True) + "\n")
+        stream.flush()
+        os.fsync(stream.fileno())
 
     def _backup(self, data: bytes) -> str:
         self._open()
@@ -55,17 +57,17 @@ class Journal:
         if previous is None:
             self._append({"op": "file", "path": path, "backup": None})
         else:
-            self._append({"op": "file", "path": path, "backup": self._backup(previous.data),
+            self._append({"op": "file", "path": path, "backup": self._backup(previous.content),
                           "mode": previous.mode, "uid": previous.uid, "gid": previous.gid})
 
     def before_link_change(self, path: str, previous: fsops.FileState | None) -> None:
         """Record what ``path`` is now (nothing, a symlink, or a regular file a forced link
         replaces) before a symlink is made or removed there."""
-        entry = {"op": "link", "path": path, "target": None, "backup": None}
+        entry: dict[str, object] = {"op": "link", "path": path, "target": None, "backup": None}
         if previous is not None and previous.kind == "symlink":
             entry["target"] = previous.target
         elif previous is not None and previous.kind == "file":
-            entry.update(backup=self._backup(previous.data), mode=previous.mode,
+            entry.update(backup=self._backup(previous.content), mode=previous.mode,
                          uid=previous.uid, gid=previous.gid)
         self._append(entry)
 
@@ -80,11 +82,11 @@ class Journal:
     def before_accounts_change(self) -> None:
         from .accounts import ACCOUNT_FILES
 
-        saved = {}
+        saved: dict[str, dict[str, object] | None] = {}
         for path in ACCOUNT_FILES:
             state = fsops.inspect(self.root, path)
             if state is not None and state.kind == "file":
-                saved[path] = {"backup": self._backup(state.data), "mode": state.mode,
+                saved[path] = {"backup": self._backup(state.content), "mode": state.mode,
                                "uid": state.uid, "gid": state.gid}
             else:
                 saved[path] = None
@@ -136,7 +138,8 @@ class Journal:
         fsops.write_file(self.root, path, data, mode, uid, gid)
 
     def _undo(self, entry: dict) -> None:
-        op, path = entry["op"], entry.get("path")
+        op = entry["op"]
+        path: str = entry.get("path", "")  # every entry but "accounts" (which names files)
         if op == "file":
             if entry["backup"] is None:
                 fsops.remove_file(self.root, path)

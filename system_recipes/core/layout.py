@@ -24,6 +24,17 @@ class Layout:
     init_directory: str = "/etc/init.d"
     rc_directory: str = "/etc"  # where rcN.d live
     nologin_shell: str = "/usr/sbin/nologin"
+    # haproxy: one file per section in a directory haproxy is started with (-f DIR) after the
+    # package's main file; Red Hat's unit reads it (CFGDIR), Debian's needs the drop-in
+    haproxy_config: str = "/etc/haproxy/haproxy.cfg"
+    haproxy_include: str = "/etc/haproxy/conf.d"
+    haproxy_service: str = "haproxy"
+    haproxy_dropin: str = "/etc/systemd/system/haproxy.service.d"  # "": not needed
+    # a PostgreSQL cluster: {version} and {cluster} are filled in by the postgresql recipes
+    # (Debian's postgresql-common keeps several clusters, each with its own config directory)
+    postgresql_config: str = "/etc/postgresql/{version}/{cluster}"
+    postgresql_service: str = "postgresql@{version}-{cluster}"
+    postgresql_programs: str = "/usr/lib/postgresql/{version}/bin"
 
 
 LAYOUTS = {
@@ -53,6 +64,11 @@ LAYOUTS = {
         # /etc/init.d and /etc/rcN.d are symlinks into /etc/rc.d there; writes never follow them
         init_directory="/etc/rc.d/init.d",
         rc_directory="/etc/rc.d",
+        haproxy_dropin="",
+        # one cluster, its configuration inside the data directory (postgresql-server)
+        postgresql_config="/var/lib/pgsql/data",
+        postgresql_service="postgresql",
+        postgresql_programs="/usr/bin",
     ),
 }
 

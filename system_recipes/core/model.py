@@ -27,6 +27,9 @@ class Expansion:
     origins: dict[tuple[str, str], str] = field(default_factory=dict)
     #: generated option -> the meta option its value is made from (errors name that one)
     blame: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: what the section exports to whoever compiles configurations from it (level 4): facts
+    #: by name, such as ``nrpe-checks``, the names of the NRPE checks it defines
+    facts: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

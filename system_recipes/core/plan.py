@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from . import accounts, fsops
@@ -91,16 +91,6 @@ def was_secret(books: dict | None, state: fsops.FileState | None) -> bool:
     return state is not None and state.kind == "file" and state.mode & 0o007 == 0
 
 
-def load_recipe(name: str | None) -> None:
-    """Import a recipe module so its validators and reload handlers are registered: a run that
-    only removes a part never constructs that part's recipe."""
-    if name and name.isidentifier():
-        try:
-            importlib.import_module(f"system_recipes.recipes.{name}")
-        except ImportError:
-            pass
-
-
 class Planner:
     """Compares what parts want with the disk and the manifest; raises on anything unsafe."""
 
@@ -111,13 +101,15 @@ class Planner:
         self.planned_users: set[str] = set()
         self.planned_groups: set[str] = set()
 
-    def plan(self, specs: dict[str, PartSpec | None], removed: set[str]) -> Plan:
+    def plan(self, specs: Mapping[str, PartSpec | None], removed: set[str]) -> Plan:
         """``specs``: parts to converge (None: uninstall); ``removed``: orphans to remove too."""
         result = Plan()
         wanted_paths: dict[str, str] = {}
         live = {name: spec for name, spec in specs.items() if spec is not None}
         for name, spec in live.items():
-            for item in [*spec.files, *spec.directories, *spec.links]:
+            paths: list[FileSpec | DirSpec | LinkSpec] = [*spec.files, *spec.directories,
+                                                          *spec.links]
+            for item in paths:
                 other = wanted_paths.setdefault(item.path, name)
                 if other != name:
                     raise ConfigError(name, "path", f"{item.path} is also written by [{other}]",
@@ -239,7 +231,7 @@ class Planner:
                 result.adopted.setdefault(spec.name, []).append(item.path)
             return
         secret = was_secret(books, state)
-        if books is None or books["sha256"] != sha256(state.data):
+        if books is None or books["sha256"] != sha256(state.content):
             if same_content:
                 pass  # only the owner or mode differs: put it back (below)
             elif spec.force:
@@ -332,7 +324,7 @@ class Planner:
             secret = was_secret(books, state)
             if state is None:
                 result.actions.append(Action(name, "forget", path, note="already gone"))
-            elif state.kind != "file" or sha256(state.data) != books["sha256"]:
+            elif state.kind != "file" or sha256(state.content) != books["sha256"]:
                 if force and state.kind == "file":
                     result.actions.append(Action(name, "remove", path, old=state, backup=True,
                                                  was_secret=secret))
@@ -365,7 +357,6 @@ class Planner:
         if spec is None and self.manifest.parts.get(name, {}).get("facts"):
             result.actions.append(Action(name, "forget", "recorded facts"))
         if spec is None:
-            load_recipe(self.manifest.parts.get(name, {}).get("recipe"))
             for item in self.manifest.parts.get(name, {}).get("removal_reloads", []):
                 result.removal_reloads.append(Reload(*item))
 
@@ -389,4 +380,5 @@ class Planner:
         try:
             return fsops.inspect(self.root, path, read=read)
         except fsops.UnsafePath as error:
-            raise ConfigError(part, "path", error.strerror, "a path without symlinks") from None
+            raise ConfigError(part, "path", error.strerror or str(error),
+                              "a path without symlinks") from None

@@ -19,7 +19,15 @@ from .schema import Schema, Values, unescape
 
 def blamed(buildout, error: ConfigError) -> ConfigError:
     """An error in a generated section names the section and option the user wrote (``[shop]
-    check``, not ``[shop-nrpe] checks``); the generated place stays in the message."""
+    check``, not ``[shop-nrpe] checks``); the generated place stays in the message. Every
+    problem the error carries (``plan --all``) is blamed the same way."""
+    first = _blamed_one(buildout, error)
+    first.problems = [_blamed_one(buildout, p) if p is not error else first
+                      for p in getattr(error, "problems", [error])]
+    return first
+
+
+def _blamed_one(buildout, error: ConfigError) -> ConfigError:
     table = getattr(buildout, GENERATED_FROM, {})
     origin = table.get((error.section, error.option)) or (
         table.get((error.section, None)) if error.option is None else None)
@@ -96,7 +104,7 @@ class Recipe:
     def search_path(self, option: str = "template") -> tuple[str, ...]:
         """templates/ beside (and above) the file that set ``option``, the profile's template
         directories, then the packaged templates."""
-        near = ()
+        near: tuple[str, ...] = ()
         directory = self.profile_directory(option)
         if directory:
             near = (os.path.join(directory, "templates"),

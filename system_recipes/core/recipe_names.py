@@ -20,10 +20,31 @@ DISTRIBUTION = "system-recipes"
 
 
 @functools.lru_cache(maxsize=1)
+def recipe_entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    """The one list of recipes: this distribution's ``zc.buildout`` entry points (setup.cfg),
+    in the order they are declared. The docs, the meta-recipe expansion and this check derive
+    from it; adding a recipe is one module plus its entry point."""
+    entry_points = importlib.metadata.distribution(DISTRIBUTION).entry_points
+    return {ep.name: ep for ep in entry_points if ep.group == "zc.buildout"}
+
+
 def known_recipes() -> frozenset[str]:
     """The entry point names of this distribution's ``zc.buildout`` group."""
-    entry_points = importlib.metadata.distribution(DISTRIBUTION).entry_points
-    return frozenset(ep.name for ep in entry_points if ep.group == "zc.buildout")
+    return frozenset(recipe_entry_points())
+
+
+def recipe_class(name: str) -> type:
+    """The recipe class ``system_recipes:NAME`` names (loaded through its entry point)."""
+    return recipe_entry_points()[name].load()
+
+
+def our_recipe(spec: str) -> str | None:
+    """``NAME`` of a ``system_recipes:NAME`` recipe option this distribution has, else None."""
+    requirement, _, entry = spec.strip().partition(":")
+    if not _ours(requirement.strip()):
+        return None
+    entry = entry.strip() or "default"
+    return entry if entry in recipe_entry_points() else None
 
 
 def _ours(requirement: str) -> bool:

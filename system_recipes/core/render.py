@@ -125,6 +125,8 @@ class Names:
 def names_used(name_or_text: str, search_path: tuple[str, ...], inline: bool = False) -> Names:
     """What ``name_or_text`` (and the templates it pulls in) reads; raises RenderError."""
     env = environment(search_path)
+    loader = env.loader
+    assert loader is not None  # environment() always gives one
     variables: set[str] = set()
     sections: dict[str, set[str] | None] = {}
     complete = True
@@ -137,7 +139,7 @@ def names_used(name_or_text: str, search_path: tuple[str, ...], inline: bool = F
                 continue
             seen.add(name)
         try:
-            source = name if is_text else env.loader.get_source(env, name)[0]
+            source = name if is_text else loader.get_source(env, name)[0]
         except jinja2.TemplateNotFound as error:
             raise _not_found(error, search_path) from None
         except UnicodeDecodeError as error:
@@ -201,6 +203,8 @@ def _section_reads(tree) -> dict[str, set[str] | None]:
         option = _constant(inner) if getattr(inner, "node", None) is outer else None
         if option is None or option in ("items", "keys", "values", "get"):
             reads[section] = None
-        elif reads.get(section, set()) is not None:
-            reads.setdefault(section, set()).add(option)
+        else:
+            known = reads.setdefault(section, set())
+            if known is not None:  # None: the section is read whole already
+                known.add(option)
     return reads

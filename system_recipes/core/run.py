@@ -13,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from . import buildout_api, reload, report
 from .apply import Apply
@@ -24,7 +24,7 @@ from .manifest import Manifest
 from .model import GENERATED_FROM, Expansion, PartSpec
 from .plan import Plan, Planner
 from .settings import Settings, settings_from_buildout
-from .validate import Item, Validation
+from .validate import Item, Validation, ValidationContext
 
 ATTRIBUTE = "_system_recipes_run"
 
@@ -158,7 +158,7 @@ class Run:
     def configured_parts(self) -> set[str]:
         return buildout_api.configured_parts(self.buildout)
 
-    def build_plan(self, specs: dict[str, PartSpec | None]) -> Plan:
+    def build_plan(self, specs: Mapping[str, PartSpec | None]) -> Plan:
         manifest = self.manifest()
         orphans = set(manifest.parts) - set(specs) - self.configured_parts()
         if self.mode == "plan":
@@ -183,7 +183,12 @@ class Run:
     def _validate(self, plan: Plan) -> None:
         items = [Item(a.part, a.file, check) for a in plan.actions
                  if a.file is not None and a.verb in ("create", "update") for check in a.file.checks]
-        findings = self.validation.run(items)
+        context = ValidationContext(
+            root=self.settings.root,
+            planned_directories=frozenset(d.path for spec in self.declared.values()
+                                          for d in spec.directories),
+            leaving=frozenset(a.path for a in plan.actions if a.verb in ("remove", "forget")))
+        findings = self.validation.run(items, context)
         generated = getattr(self.buildout, GENERATED_FROM, {})
         errors = [f"[{generated[(f.part, None)][0]}] in the generated {f}"
                   if (f.part, None) in generated else str(f) for f in findings if f.fatal]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import posixpath
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,33 +261,59 @@ def unescape(text: str) -> str:
 class Schema:
     """The declared options of one recipe, checked in one place."""
 
-    def __init__(self, options: list[Option], extra: bool = False, extra_help: str = ""):
+    def __init__(self, options: list[Option], extra: bool = False, extra_help: str = "",
+                 rules: list | None = None):
         self.options = {o.name: o for o in options}
         self.extra = extra
         self.extra_help = extra_help
+        #: relations between options (core.rules): checked after the options themselves
+        self.rules = list(rules or [])
 
     def __add__(self, other: Schema) -> Schema:
         return Schema(list(self.options.values()) + list(other.options.values()),
-                      extra=self.extra or other.extra, extra_help=self.extra_help or other.extra_help)
+                      extra=self.extra or other.extra, extra_help=self.extra_help or other.extra_help,
+                      rules=self.rules + other.rules)
 
-    def parse(self, section: str, raw: Mapping[str, str], ignore: set[str] = frozenset()) -> Values:
+    def parse(self, section: str, raw: Mapping[str, str], ignore: Set[str] = frozenset()) -> Values:
+        """Typed values, or ConfigError for the first problem; every problem of the section is
+        on the error as ``problems`` (``plan --all`` shows them all)."""
         values = Values()
         values.section = section
+        problems: list[ConfigError] = []
         known = set(self.options) | IGNORED_OPTIONS | set(ignore)
         unknown = sorted(k for k in raw if k not in known and not k.startswith("_"))
         if unknown and not self.extra:
-            raise unknown_option(section, unknown[0], sorted(self.options))
+            problems += [unknown_option(section, name, sorted(self.options)) for name in unknown]
         for name, option in self.options.items():
             if name in raw:
                 try:
                     values[name] = option.type.parse(unescape(raw[name]))
                 except ValueError as error:
-                    raise ConfigError(section, name, inline_comment_hint(str(error), raw[name]),
-                                      option.type.expected) from None
+                    problems.append(ConfigError(
+                        section, name, inline_comment_hint(str(error), raw[name]),
+                        option.type.expected))
+                    values[name] = None
             elif option.required:
-                raise ConfigError(section, name, "missing required option", option.type.expected)
-            else:
+                problems.append(ConfigError(section, name, "missing required option",
+                                            option.type.expected))
+                values[name] = None
+            elif not problems:
                 values[name] = option.default_for(values)
+            else:
+                try:  # a default computed from a value that was refused: not worth an error
+                    values[name] = option.default_for(values)
+                except Exception:  # noqa: BLE001
+                    values[name] = None
+        if not problems:
+            given = set(raw)
+            for rule in self.rules:
+                found = rule.violation(values, given)
+                if found:
+                    problems.append(ConfigError(section, *found))
+        if problems:
+            first = problems[0]
+            first.problems = problems
+            raise first
         if self.extra:
             for key in unknown:
                 try:
@@ -308,6 +334,9 @@ class Schema:
             )
         if self.extra:
             lines += ["", self.extra_help or "Other options are accepted."]
+        if self.rules:
+            lines += ["", "Rules between options (each refusal is one error line):", ""]
+            lines += [f"- {rule.describe()}" for rule in self.rules]
         return "\n".join(lines) + "\n"
 
 

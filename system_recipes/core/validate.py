@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .errors import PROBLEM, clip, shown
@@ -20,6 +20,21 @@ from .model import Check, FileSpec
 SBIN_PATH = os.pathsep.join(["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
                              "/sbin", "/bin"])
 PROCESS_COUNT = {"n": 0}
+
+
+@dataclass(frozen=True)
+class ValidationContext:
+    """What every validator of one run may know besides the files it judges: the install root
+    it judges against, the directories the run is about to make, and the files it removes
+    (another file of an include directory that is leaving must not count as a clash)."""
+
+    root: str = "/"
+    planned_directories: frozenset[str] = frozenset()
+    leaving: frozenset[str] = frozenset()
+
+    def below(self, path: str) -> str:
+        """``path`` of the host as seen from here (below the root)."""
+        return os.path.join(self.root, path.lstrip("/"))
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,8 @@ class Finding:
         """``[part] option: message (line N of PATH: 'text')``, or ``[part] PATH: message``
         when no option wrote the line. Tool output is clipped: it may echo a whole value."""
         if self.line is None:
+            if self.option:
+                return f"[{self.part}] {self.option}: {clip(self.message, PROBLEM)} ({self.path})"
             return f"[{self.part}] {self.path}: {clip(self.message, PROBLEM)}"
         message = clip(self.message, TOOL_MESSAGE)
         where = f"line {self.line} of {self.path}" if self.option else f"line {self.line}"
@@ -111,7 +128,7 @@ class Validator:
     name = ""
     tools: tuple[str, ...] = ()
 
-    def check(self, items: list[Item]) -> dict[int, str | Problem]:
+    def check(self, items: list[Item], context: ValidationContext) -> Mapping[int, str | Problem]:
         """Map item index -> error message (or a :class:`Problem` naming a line) for every item
         the tool rejects."""
         raise NotImplementedError
@@ -143,7 +160,7 @@ class Validation:
         self.mode = mode  # required, warn, off
         self._cache: dict[tuple, str | Problem | None] = {}
 
-    def run(self, items: list[Item]) -> list[Finding]:
+    def run(self, items: list[Item], context: ValidationContext) -> list[Finding]:
         if self.mode == "off":
             return []
         findings: list[Finding] = []
@@ -151,8 +168,9 @@ class Validation:
         for item in items:
             key = (item.check, item.file.sha256, item.file.path)
             if key in self._cache:
-                if self._cache[key]:
-                    findings.append(finding(item, self._cache[key]))
+                cached = self._cache[key]
+                if cached:
+                    findings.append(finding(item, cached))
                 continue
             by_validator.setdefault(item.check.validator, []).append(item)
         for name, batch in by_validator.items():
@@ -166,7 +184,7 @@ class Validation:
                                             f"cannot validate: {missing[0]} is not installed "
                                             f"({hint})", fatal))
                 continue
-            errors = validator.check(batch)
+            errors = validator.check(batch, context)
             for index, item in enumerate(batch):
                 message = errors.get(index)
                 self._cache[(item.check, item.file.sha256, item.file.path)] = message

@@ -150,7 +150,9 @@ def allocate(model: Model, lock: Allocation | None = None, allow_moves: bool = F
 def allocate_ports(model: Model, lock: Allocation) -> tuple[dict[str, int], dict[str, str]]:
     """Every service's port, and why a locked automatic port could not be kept."""
     low, high = model.port_range
-    ports, reasons, taken = {}, {}, {}
+    ports: dict[str, int] = {}
+    reasons: dict[str, str] = {}
+    taken: dict[int, str] = {}
     automatic = [name for name, service in model.services.items() if service.port == "auto"]
     for name, service in model.services.items():
         old = lock.ports.get(name)
@@ -168,7 +170,7 @@ def allocate_ports(model: Model, lock: Allocation) -> tuple[dict[str, int], dict
         elif old in taken:
             reasons[name] = f"{old} is locked for {taken[old]} too"
         else:
-            ports[name] = taken[old] = old
+            ports[name], taken[old] = old, name
     free = (port for port in range(low, high + 1) if port not in taken)
     for name in automatic:
         if name not in ports:
@@ -176,7 +178,7 @@ def allocate_ports(model: Model, lock: Allocation) -> tuple[dict[str, int], dict
             if port is None:
                 raise ModelError("system", "port-range", f"no free port for {name}",
                                  f"a range with room for {len(automatic)} automatic ports")
-            ports[name] = taken[port] = port
+            ports[name], taken[port] = port, name
     return dict(sorted(ports.items())), reasons
 
 

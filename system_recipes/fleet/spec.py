@@ -54,6 +54,10 @@ def the_roles_check(values: Values) -> None:
 Name = Str(Line(NAME, NAME_EXPECTED))
 Names = List(Name)
 Tags = List(Str(Line(TAG, "a tag of lowercase letters, digits, '-' and '_'")))
+SECTION_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+PortOption = Str(Line(f"{SECTION_NAME}:{SECTION_NAME}", "SECTION:OPTION of the role, such as "
+                                                        "shop-config:port"))
+SectionName = Str(Line(SECTION_NAME, "a section name of the role, such as shop-config"))
 Role = Str(Line(r"(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_./-]+\.cfg",
                 "a profile relative to the profiles directory, such as roles/app-server.cfg"))
 
@@ -115,6 +119,13 @@ SERVICE = Table("services.NAME", "A service: a role of the profiles or a built-i
     Option("port", Port(auto=True),
            help='the port it listens on, the same on every instance; "auto" takes one from '
                 "[system] port-range and keeps it"),
+    Option("port-option", PortOption,
+           help="for a role with a port: the option of the role that is given the allocated "
+                "port in each compiled host.cfg (`shop-config:port`); required then"),
+    Option("link-section", SectionName,
+           help="for a role with links: the section of the role that is given, for each "
+                "linked service LINK, `LINK-host` (the addresses of its instances) and "
+                "`LINK-port` (its port) (default: the section of port-option)"),
     Option("check", Check(), default=the_roles_check,
            help="its health check, an NRPE command on each of its hosts and a Nagios service "
                 "on the monitoring host"),
@@ -204,6 +215,11 @@ def check_references(model: Model) -> None:
         if (service.role is None) == (service.kind is None):
             raise ModelError(where, "role", "a service has a role or a kind, not both" if
                              service.role else "missing", f"a role or a kind ({', '.join(KINDS)})")
+        for key in ("port-option", "link-section"):
+            if service.kind and service[key] is not None:
+                raise ModelError(where, key, f"only a service with a role has one (a "
+                                 f"{service.kind} service is compiled by system-recipes)",
+                                 "no " + key + " here")
         if service.kind and service.port is None:
             raise ModelError(where, "port", f"missing: a {service.kind} service listens on one",
                              'a port number or "auto"')

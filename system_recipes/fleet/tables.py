@@ -28,11 +28,13 @@ class ModelError(ConfigError):
                  expected: str | None = None, source: str | None = None):
         if table is None:
             zc.buildout.UserError.__init__(self, f"{source}: {clip(problem, 200)}")
-            self.section, self.option, self.problem, self.expected = None, None, problem, None
+            # a whole-file problem (TOML syntax): no table, no key
+            self.section, self.option = None, None  # type: ignore[assignment]
+            self.problem, self.expected = problem, None
             return
         super().__init__(table, key, problem, expected)
         if source:
-            self.args = (f"{source}: {self.args[0]}",)
+            self.args = (f"{source}: {self.args[0]}",)  # type: ignore[has-type]
 
 
 @dataclass
@@ -99,8 +101,9 @@ class Table(OptionType):
         (``[hosts]``) is shown as the table each key holds (``[hosts.NAME]``)."""
         if isinstance(self.free, Table):
             label = self.free.title.rpartition(".")[2]
+            free_name = self.free_name.expected if self.free_name else "any key"
             return self.free.markdown(heading, f"{self.doc.strip()}\n\n`{label}`: "
-                                               f"{self.free_name.expected}.".strip())
+                                               f"{free_name}.".strip())
         lines = [f"{heading} `[{self.title}]`" if self.title else f"{heading} The file", ""]
         lines += [text + "\n" for text in (self.doc.strip(), names) if text]
         nested = []

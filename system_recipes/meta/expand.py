@@ -13,20 +13,26 @@ came from.
 
 from __future__ import annotations
 
-import importlib
-
-from ..core.buildout_api import annotate, raw_section, set_raw_section, source_of
+from ..core.buildout_api import annotate, raw_section, section_of, set_raw_section, source_of
 from ..core.errors import ConfigError
 from ..core.model import GENERATED_FROM, Expansion
+from ..core.recipe_names import our_recipe, recipe_class
 
 #: Expansion lives in core (the run reports by it); meta-recipes take it from here
 __all__ = ["Expansion", "expand", "meta_sections", "origin"]
 
-#: recipe name -> module defining ``generate(name, raw) -> Expansion``
-META_RECIPES = {"system_recipes:service": "system_recipes.meta.service"}
 #: buildout attribute: generated section -> the meta section that generated it (not an option:
 #: buildout warns about options no recipe reads)
 GENERATED = "_system_recipes_generated"
+
+
+def meta_recipe(recipe: str):
+    """The class of a meta-recipe (a system-recipes recipe with ``generate``), else None."""
+    name = our_recipe(recipe) if recipe else None
+    if name is None:
+        return None
+    cls = recipe_class(name)
+    return cls if hasattr(cls, "generate") else None
 
 
 def meta_sections(buildout) -> list[tuple[str, str]]:
@@ -36,14 +42,13 @@ def meta_sections(buildout) -> list[tuple[str, str]]:
     for name in parts:
         raw = raw_section(buildout, name) or {}
         recipe = raw.get("recipe", "").strip()
-        if recipe in META_RECIPES:
+        if meta_recipe(recipe) is not None:
             found.append((name, recipe))
     return found
 
 
 def expansion_of(buildout, name: str, recipe: str) -> Expansion:
-    module = importlib.import_module(META_RECIPES[recipe])
-    return module.generate(name, dict(raw_section(buildout, name)), buildout)
+    return meta_recipe(recipe).generate(name, dict(section_of(buildout, name)), buildout)
 
 
 def expand(buildout) -> dict[str, Expansion]:
@@ -67,7 +72,7 @@ def expand(buildout) -> dict[str, Expansion]:
                 refined = set()  # expanded already: its profile refinements were recorded
             _merge(buildout, name, section, options, expansion)
             _record_blame(buildout, name, section, options, refined, expansion)
-        raw = raw_section(buildout, name)
+        raw = section_of(buildout, name)
         for option, value in expansion.exposed.items():
             if option not in raw:
                 raw[option] = value

@@ -14,7 +14,7 @@ import re
 import zc.buildout
 
 from ..core import report
-from ..core.buildout_api import raw_section, raw_sections, substituted
+from ..core.buildout_api import raw_sections, section_of, substituted
 from ..core.loading import loaded
 from ..core.schema import Bool
 from .expand import expand, origin
@@ -33,7 +33,7 @@ def load(config: str):
 
 def cfg_text(buildout, section: str, generator: str, secrets: Secrets | None = None) -> str:
     """One section as cfg text; values that did not come from ``generator`` say where from."""
-    raw = raw_section(buildout, section)
+    raw = section_of(buildout, section)
     secrets = secrets if secrets is not None else Secrets(buildout)
     lines = [f"[{section}]"]
     for option in sorted(raw, key=lambda o: (o != "recipe", o)):
@@ -60,7 +60,7 @@ class Secrets:
         from ..recipes.template import SCHEMA
 
         self.raw = raw_sections(buildout)
-        self.own = set()  # (section, option) that are a secret template's content
+        self.own: set[tuple[str, str]] = set()  # (section, option) that are a secret template's content
         for section, options in self.raw.items():
             if options.get("recipe", "").strip() != "system_recipes:template":
                 continue
@@ -93,7 +93,10 @@ def _true(buildout, section: str, text: str) -> bool:
     out counts as true (masking too much is the safe mistake)."""
     try:
         if "${" in text:
-            text = substituted(buildout, section, raw_section(buildout, section), "secret")
+            value = substituted(buildout, section, section_of(buildout, section), "secret")
+            if value is None:
+                return True
+            text = value
         return Bool().parse(text)
     except Exception:  # noqa: BLE001 -- any failure to read it: treat as secret
         return True
@@ -117,7 +120,7 @@ def run_explain(config: str, sections: list[str]) -> int:
                                     f"{known})")
     secrets = Secrets(buildout)
     for name in sections or list(expansions):
-        generator = f"{raw_section(buildout, name)['recipe'].strip()} [{name}]"
+        generator = f"{section_of(buildout, name)['recipe'].strip()} [{name}]"
         report.say(f"# [{name}] generates {len(expansions[name].sections)} sections; values "
                    f"come from {generator} unless marked")
         for section in expansions[name].sections:

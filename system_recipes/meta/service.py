@@ -22,7 +22,9 @@ level-1 sections named after it, added to ``parts`` right after it:
   that extends a role) turn their part off, and its files are removed;
 - ``NAME-nrpe`` (when ``check`` is not ``none``): ``http PORT [PATH]`` becomes
   ``check_http -H 127.0.0.1 -p PORT -u PATH`` with warning 2 s and critical 5 s, ``tcp PORT``
-  becomes ``check_tcp``.
+  becomes ``check_tcp``; the check is named ``check_NAME_http`` (``check_NAME_tcp``), and the
+  expansion exports that name as the fact ``nrpe-checks`` (a system's compiled configuration
+  makes a Nagios service of it on the monitoring host).
 
 Every generated section can be refined: a section of the same name in the profile (without a
 ``recipe`` line) is merged over the generated one, option by option, and wins; it may also add
@@ -219,8 +221,10 @@ def read_service(name: str, raw: dict[str, str], buildout) -> Service:
     """The options that decide what is generated, checked (raw, unsubstituted values)."""
     def choose(option: str, parse, resolve: bool = True):
         text = _value(buildout, name, raw, option) if resolve else raw.get(option)
+        if text is None:
+            return None
         try:
-            return parse(text) if text is not None else None
+            return parse(text)
         except ValueError as error:
             field_ = SCHEMA.options[option]
             raise ConfigError(name, option, inline_comment_hint(str(error), text),
@@ -228,7 +232,7 @@ def read_service(name: str, raw: dict[str, str], buildout) -> Service:
                 from None
 
     # an option set to nothing (``cron =`` in a host.cfg) turns its part off
-    turned_off = {key for key in ("package", "config", "logs", "reopen", "cron")
+    turned_off: set[str] = {key for key in ("package", "config", "logs", "reopen", "cron")
                   if key in raw and not raw[key].strip()}
     raw = {key: value for key, value in raw.items() if key not in turned_off}
     if "command" not in raw:
@@ -265,6 +269,7 @@ def config_section(s: Service) -> Section | None:
     if "config" not in s.raw:
         return None
     template = s.take("config")
+    assert template is not None  # the section is made only when config is set
     filename = posixpath.basename(template.strip())
     filename = filename[:-3] if filename.endswith(".j2") else filename
     return Section("config", {"recipe": "system_recipes:template",
@@ -343,6 +348,12 @@ def generate(name: str, raw: dict[str, str], buildout) -> Expansion:
         for option, meta_option in TAKEN_FROM.get(made.suffix, {}).items():
             if meta_option in service.raw or meta_option == "name":
                 out.blame[(section, option)] = meta_option
+        if made.suffix == "nrpe":
+            # exported: the system compiler makes a Nagios service of each on the monitoring
+            # host (fleet/roles.py), so it never guesses the names from a convention
+            checks = made.options["checks"] or ""
+            out.facts["nrpe-checks"] = [line.split(None, 1)[0] for line in
+                                        checks.splitlines() if line.strip()]
     out.exposed = {key: f"${{{section}:{key}}}" for key, section in service.exposed_to.items()}
     return out
 
@@ -353,6 +364,8 @@ class Recipe:
 
     schema = SCHEMA
     recipe_name = "service"
+    #: a meta-recipe: the extension expands the section into level-1 sections with this
+    generate = staticmethod(generate)
 
     def __init__(self, buildout, name: str, options):
         if run.current(buildout) is None:
@@ -378,6 +391,7 @@ class Recipe:
                      if meta == self.name]
         for section in generated:
             self.buildout[section]  # constructs its recipe, which declares its files
+        assert active is not None  # __init__ refuses to run without the extension
         for section in generated:
             if section in active.declared:
                 active.stage(section)

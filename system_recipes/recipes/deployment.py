@@ -15,7 +15,7 @@ Example::
 from __future__ import annotations
 
 from ..core.model import AccountSpec, DirSpec, PartSpec
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import (
     AbsolutePath,
     Account,
@@ -66,7 +66,7 @@ SCHEMA = Schema([
 ])
 
 
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """One application's accounts and directories."""
 
     schema = SCHEMA

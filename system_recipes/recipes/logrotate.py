@@ -57,17 +57,15 @@ Example::
 
 from __future__ import annotations
 
-import fnmatch
-import os
 import posixpath
 import re
-import tempfile
 from dataclasses import dataclass
 
 from ..core import validate
 from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
+from ..core.rules import refused_with, requires
 from ..core.schema import (
     Account,
     Bool,
@@ -84,13 +82,11 @@ from ..core.schema import (
     force_option,
     section_name,
 )
+from ..daemons.logrotate import (
+    ignored_by_logrotate,
+    quote,
+)
 
-# logrotate 3.21 config.c defTabooExts: files of an include directory whose names match
-# "*" + one of these are skipped ("Ignoring NAME, because of PATTERN pattern match").
-TABOO_EXTENSIONS = (",v", ".bak", ".cfsaved", ".disabled", ".dpkg-bak", ".dpkg-del",
-                    ".dpkg-dist", ".dpkg-new", ".dpkg-old", ".dpkg-tmp", ".rhn-cfg-tmp-*",
-                    ".rpmnew", ".rpmorig", ".rpmsave", ".swp", ".ucf-dist", ".ucf-new",
-                    ".ucf-old", "~")
 SIZE_UNITS = {"": 1, "k": 1024, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
 SCRIPTS = ("firstaction", "prerotate", "postrotate", "lastaction", "preremove")
 # boolean options: what true and what false write
@@ -108,12 +104,6 @@ PATH_FORBIDDEN = set("\"'\\{}")
 CREATE_SYNTAX = "MODE [OWNER [GROUP]] (for instance 0640 app adm), true or false"
 
 
-def ignored_by_logrotate(name: str) -> str | None:
-    """The taboo pattern that makes logrotate skip ``name`` in its include directory."""
-    for extension in TABOO_EXTENSIONS:
-        if fnmatch.fnmatchcase(name, "*" + extension):
-            return extension
-    return None
 
 
 class FileName(Name):
@@ -213,21 +203,21 @@ class Create(OptionType):
         return parse_ownership(value.split())
 
 
-class AccountPair(Line):
+class AccountPair(OptionType):
     expected = "USER GROUP"
 
     def parse(self, text: str) -> tuple[str, str]:
-        words = super().parse(text).split()
+        words = Line().parse(text).split()
         if len(words) != 2:
             raise ValueError(f"{shown(' '.join(words))} is not a user and a group")
         return Account().parse(words[0]), Account().parse(words[1])
 
 
-class Script(Text):
+class Script(OptionType):
     expected = "shell lines, none starting with endscript"
 
     def parse(self, text: str) -> list[str] | None:
-        lines = [line.rstrip() for line in super().parse(text).splitlines()]
+        lines = [line.rstrip() for line in Text().parse(text).splitlines()]
         while lines and not lines[0]:
             lines.pop(0)
         while lines and not lines[-1]:
@@ -282,6 +272,17 @@ SCHEMA = Schema([
                 "checked by logrotate (not su, create, olddir, include or scripts: they have "
                 "options)"),
     force_option(),
+], rules=[
+    refused_with("frequency", when="size", problem="has no effect with size (logrotate then "
+                 "rotates by size alone)", expected="size alone, or frequency with minsize or "
+                 "maxsize"),
+    requires("dateformat", "dateext", problem="has no effect without dateext",
+             expected="dateext = true with it"),
+    requires("delaycompress", "compress", problem="has no effect without compress",
+             expected="compress = true with it"),
+    refused_with("create", when=("copytruncate", True), problem="has no effect with "
+                 "copytruncate = true (the log stays in place)",
+                 expected="create or copytruncate, not both"),
 ])
 
 
@@ -296,7 +297,7 @@ class Directive:
         return cls(option, text, text)
 
 
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """One logrotate block in the include directory."""
 
     schema = SCHEMA
@@ -308,7 +309,6 @@ class Recipe(Recipe):
         if len(set(values.paths)) != len(values.paths):
             twice = next(p for p in values.paths if values.paths.count(p) > 1)
             raise ConfigError(self.name, "paths", f"{twice} is given twice", "each path once")
-        self._no_effect(values)
         directives = self.directives(spec, values)
         scripts = [(name, values[name]) for name in SCRIPTS if values[name]]
         content = self._render(values, directives, scripts, checked=False)
@@ -318,22 +318,6 @@ class Recipe(Recipe):
         spec.force = values.force
         spec.files.append(FileSpec(path=path, content=content, mode=0o644,
                                    checks=[Check("logrotate", (checked, origins))]))
-
-    def _no_effect(self, values: Values) -> None:
-        """Refuse what logrotate would read and then ignore."""
-        if values.size and values.frequency:
-            raise ConfigError(self.name, "frequency", "has no effect with size (logrotate then "
-                              "rotates by size alone)", "size alone, or frequency with minsize "
-                              "or maxsize")
-        if values.dateformat and values.dateext is not True:
-            raise ConfigError(self.name, "dateformat", "has no effect without dateext",
-                              "dateext = true with it")
-        if values.delaycompress and values.compress is not True:
-            raise ConfigError(self.name, "delaycompress", "has no effect without compress",
-                              "compress = true with it")
-        if values.copytruncate and values.create not in (None, False):
-            raise ConfigError(self.name, "create", "has no effect with copytruncate = true "
-                              "(the log stays in place)", "create or copytruncate, not both")
 
     def directives(self, spec: PartSpec, values: Values) -> list[Directive]:
         result: list[Directive] = []
@@ -421,95 +405,11 @@ class Recipe(Recipe):
         return validate.trace(content, claims)
 
 
-def quote(path: str) -> str:
-    return f'"{path}"' if any(c.isspace() for c in path) else path
 
 
-# -- the validator: one logrotate -d for every changed file -------------------------------
-@validate.register
-class LogrotateValidator(validate.Validator):
-    """``logrotate -d`` on copies of the changed files; its output, not its exit code, counts."""
-
-    name = "logrotate"
-    tools = ("logrotate",)
-    timeout = 120
-
-    def check(self, items: list[validate.Item]) -> dict[int, str]:
-        with tempfile.TemporaryDirectory(prefix="system-recipes-logrotate-") as tmp:
-            os.chmod(tmp, 0o755)  # logrotate refuses files others could have written
-            files: dict[str, int] = {}
-            for index, item in enumerate(items):
-                path = os.path.join(tmp, f"{index}-{posixpath.basename(item.file.path)}")
-                with open(path, "wb") as stream:
-                    stream.write(item.check.arguments[0])
-                os.chmod(path, 0o644)
-                files[path] = index
-            command = [self.tools[0], "-d", "-s", os.path.join(tmp, "state"), *files]
-            try:
-                result = validate.run_tool(command, timeout=self.timeout)
-            except OSError as error:
-                return {i: f"cannot run logrotate: {error.strerror}" for i in files.values()}
-            except Exception as error:  # subprocess.TimeoutExpired
-                return {i: f"logrotate -d did not finish: {error}" for i in files.values()}
-            read, problems = config_errors(result.stdout + result.stderr, list(files))
-        errors: dict[int, str | validate.Problem] = {}
-        for path, index in files.items():
-            lines = problems.get(path, [])
-            if lines:
-                errors[index] = explain(lines, path, items[index])
-            elif path not in read:
-                errors[index] = (f"logrotate -d did not read it (exit {result.returncode}): "
-                                 + summary((result.stdout + result.stderr).splitlines()[-1:]))
-        return errors
 
 
-def config_errors(output: str, paths: list[str]) -> tuple[set[str], dict[str, list[str]]]:
-    """The files logrotate read, and the ``error:`` lines it printed while reading each.
-
-    Errors after the configuration is read ("Handling N logs") are about the logs on this
-    machine (one that does not exist yet), not about the configuration.
-    """
-    read: set[str] = set()
-    problems: dict[str, list[str]] = {}
-    current = None
-    for line in output.splitlines():
-        if line.startswith("reading config file "):
-            current = line.removeprefix("reading config file ").strip()
-            read.add(current)
-            continue
-        if line.startswith(("Reading state from file", "Handling ")):
-            break
-        if not line.startswith("error:"):
-            continue
-        named = [p for p in paths if re.search(re.escape(p) + r":\d", line)]
-        owner = named[0] if named else current
-        if owner is not None:
-            problems.setdefault(owner, []).append(line.removeprefix("error:").strip())
-    return read, problems
 
 
-def explain(lines: list[str], path: str, item: validate.Item) -> str | validate.Problem:
-    """logrotate's ``TMP/0-app:5 unknown option`` lines -> one problem, located at the first
-    numbered line and blamed on the option that wrote it."""
-    messages, number = [], None
-    for line in lines:
-        match = re.match(re.escape(path) + r":(\d+)\s*(.*)", line)
-        if not match:
-            messages.append(line.replace(path, "this file"))
-            continue
-        messages.append(match.group(2))
-        number = number or int(match.group(1))
-    message = "logrotate -d: " + summary(messages, limit=1)
-    if number is None:
-        return message
-    return validate.locate(message, item.file.content, number, item.check.arguments[1])
 
 
-def summary(lines: list[str], limit: int = 3) -> str:
-    # "found error in PATTERN, skipping" only repeats that the block was dropped
-    useful = [ln for ln in lines if not ln.startswith("found error in")] or lines
-    unique = list(dict.fromkeys(useful))
-    text = "; ".join(unique[:limit])
-    if len(unique) > limit:
-        text += f" (and {len(unique) - limit} more)"
-    return text

@@ -41,18 +41,17 @@ Example::
 
 from __future__ import annotations
 
-import os
+import io
 import posixpath
 import re
 import shlex
-import shutil
-import tempfile
 from dataclasses import dataclass
 
-from ..core import reload, validate
+from ..core import validate
 from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
+from ..core.rules import UNSET, AtLeastOneOf, refused_with
 from ..core.schema import (
     Line,
     Lines,
@@ -64,8 +63,9 @@ from ..core.schema import (
     force_option,
     section_name,
 )
-from ..core.settings import Settings
-from ._service import directive, reload_service
+from ..daemons.nagios import (
+    main_config,
+)
 
 OBJECT_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,199}"
 OBJECT = re.compile(OBJECT_NAME)
@@ -101,6 +101,12 @@ SCHEMA = Schema([
     Option("extra", Text(), default="",
            help="raw Nagios object definitions appended to the file"),
     force_option(),
+], rules=[
+    AtLeastOneOf(("hosts", "commands", "services", "nrpe-checks", "extra"), "defines no objects"),
+    *(refused_with(option, when=(source, UNSET), problem=f"has no effect: no {source}",
+                 expected=f"{option} only with what it applies to")
+      for option, source in (("host-use", "hosts"), ("service-use", "services"),
+                             ("nrpe-command", "nrpe-checks"))),
 ])
 
 
@@ -179,7 +185,8 @@ def check_command(value: str) -> str:
 
 def _head(line: str, count: int) -> tuple[list[str], str]:
     """The first ``count`` shell words of ``line`` and the rest of it, as written."""
-    lexer = shlex.shlex(line, posix=True)
+    stream = io.StringIO(line)  # kept: what the lexer has not read is the rest of the line
+    lexer = shlex.shlex(stream, posix=True)
     lexer.whitespace_split = True
     lexer.commenters = ""
     words = []
@@ -191,7 +198,7 @@ def _head(line: str, count: int) -> tuple[list[str], str]:
             words.append(word)
     except ValueError as error:
         raise ValueError(f"{shown(line)}: {str(error).lower()}") from None
-    return words, lexer.instream.read().strip()
+    return words, stream.read().strip()
 
 
 def parse_service(line: str) -> Service:
@@ -212,12 +219,9 @@ def parse_nrpe(line: str, nrpe_command: str) -> Service:
     return Service(host, _description(description), f"{nrpe_command}!{check}")
 
 
-def main_config(layout) -> str:
-    """nagios.cfg beside the object directory: /etc/nagios4/nagios.cfg on Debian."""
-    return posixpath.join(posixpath.dirname(layout.nagios_objects), "nagios.cfg")
 
 
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """Nagios hosts, commands and services in the object directory."""
 
     schema = SCHEMA
@@ -233,16 +237,6 @@ class Recipe(Recipe):
         extra = values.extra.strip("\n")
         if "\0" in extra:
             raise ConfigError(self.name, "extra", "contains a NUL byte", "object definitions")
-        if not (hosts or commands or services or extra):
-            raise ConfigError(self.name, None, "defines no objects",
-                              "hosts, commands, services, nrpe-checks or extra")
-        for option, used in (("host-use", hosts), ("service-use", services),
-                             ("nrpe-command", nrpe_services)):
-            if option in self.options and not used:
-                raise ConfigError(self.name, option, "has no effect: "
-                                  + {"host-use": "no hosts", "service-use": "no services",
-                                     "nrpe-command": "no nrpe-checks"}[option],
-                                  f"{option} only with what it applies to")
         self._unique(hosts, "hosts", lambda h: h.name, "host")
         self._unique(commands, "commands", lambda c: c.name, "command")
         self._unique(services, "services", lambda s: (s.host, s.description), "service")
@@ -252,14 +246,12 @@ class Recipe(Recipe):
         claims = object_claims(values, hosts, commands, services, nrpe_services, extra)
         objects = self.layout.nagios_objects
         path = posixpath.join(objects, values.name + ".cfg")
-        leaving = self.earlier_files(path)
         service = Reload("nagios", self.layout.nagios_service)
         spec.force = values.force
         spec.files.append(FileSpec(
             path=path, content=content, mode=0o644,
             checks=[Check(self.layout.nagios_service,
-                          (self.settings.root, main_config(self.layout), objects, leaving,
-                           validate.trace(content, claims)))],
+                          (main_config(self.layout), objects, validate.trace(content, claims)))],
             reloads=[service]))
         spec.removal_reloads.append(service)
 
@@ -305,222 +297,19 @@ def object_claims(values: Values, hosts: list[Host], commands: list[Command],
     return claims + [("extra", line) for line in extra.split("\n")]
 
 
-# -- the validator: nagios -v on a copy of the main configuration -----------------------------
-@validate.register
-class NagiosValidator(validate.Validator):
-    """``nagios4 -v`` on a temporary main config that reads the object directory to be."""
-
-    name = "nagios4"
-    tools = ("nagios4",)
-    timeout = 120
-
-    def check(self, items: list[validate.Item]) -> dict[int, str | validate.Problem]:
-        groups: dict[tuple, list[int]] = {}
-        for index, item in enumerate(items):
-            root, main, objects = item.check.arguments[:3]
-            groups.setdefault((root, main, objects), []).append(index)
-        errors: dict[int, str] = {}
-        for (root, main, objects), indexes in groups.items():
-            leaving = {p for i in indexes for p in items[i].check.arguments[3]}
-            errors.update(self._check_group(root, main, objects, leaving,
-                                            [(i, items[i]) for i in indexes]))
-        return errors
-
-    def _check_group(self, root: str, main: str, objects: str, leaving: set[str],
-                     batch: list[tuple[int, validate.Item]]) -> dict[int, str]:
-        below = os.path.join(root, main.lstrip("/"))
-        from_root = os.path.isfile(below)
-        real_main = below if from_root else main
-        try:
-            with open(real_main, encoding="utf-8", errors="replace") as stream:
-                main_lines = stream.read().splitlines()
-        except OSError as error:
-            return {i: f"cannot read the Nagios main configuration {main}: {error.strerror}"
-                    for i, _ in batch}
-
-        def real(path: str) -> str:
-            return os.path.join(root, path.lstrip("/")) if from_root and root != "/" else path
-
-        def resolve(value: str) -> str:
-            return posixpath.normpath(posixpath.join(posixpath.dirname(main), value))
-
-        if not any(_key(line) == "cfg_dir" and resolve(_value(line)) == objects
-                   for line in main_lines):
-            return {i: f"{main} does not read {objects} (expected cfg_dir={objects})"
-                    for i, _ in batch}
-        with tempfile.TemporaryDirectory(prefix="system-recipes-nagios-") as tmp:
-            os.chmod(tmp, 0o755)  # nagios -v reads the objects as nagios_user
-            copy = os.path.join(tmp, "objects")
-            source = os.path.join(root, objects.lstrip("/"))
-            skip = {item.file.path for _, item in batch} | leaving
-
-            def ignore(directory: str, names: list[str]) -> list[str]:
-                host_dir = objects + directory[len(source):]
-                return [n for n in names if posixpath.join(host_dir, n) in skip]
-
-            if os.path.isdir(source):
-                shutil.copytree(source, copy, symlinks=True, ignore=ignore)
-            else:
-                os.makedirs(copy)
-            files: dict[str, tuple[int, str]] = {}  # temp path -> (index, host path)
-            for index, item in batch:
-                relative = posixpath.relpath(item.file.path, objects)
-                target = os.path.join(copy, relative)
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with open(target, "wb") as stream:
-                    stream.write(item.file.content)
-                files[target] = (index, item.file.path)
-            config = os.path.join(tmp, "nagios.cfg")
-            lines = []
-            for line in main_lines:
-                key = _key(line)
-                if key in ("cfg_dir", "cfg_file", "resource_file"):
-                    path = resolve(_value(line))
-                    line = f"{key}={copy if key == 'cfg_dir' and path == objects else real(path)}"
-                lines.append(line)
-            with open(config, "w", encoding="utf-8") as stream:
-                stream.write("\n".join(lines) + "\n")
-
-            def verify(active: set[str]) -> list[str]:
-                for path in files:  # nagios reads only *.cfg from a cfg_dir
-                    parked = path + ".off"
-                    if path in active and os.path.exists(parked):
-                        os.rename(parked, path)
-                    elif path not in active and os.path.exists(path):
-                        os.rename(path, parked)
-                return self._verify(config, tmp, files, objects, copy)
-
-            problems = verify(set(files))
-            if not problems:
-                return {}
-            errors: dict[int, list[str]] = {}
-            unattributed = []
-            for line in problems:
-                owners = [files[path] for path in files if _mentions(line, path, copy, objects)]
-                if owners:
-                    for index, _ in owners:
-                        errors.setdefault(index, []).append(line)
-                else:
-                    unattributed.append(line)
-            if unattributed:
-                order = list(files)
-                if len(order) == 1:
-                    errors.setdefault(files[order[0]][0], []).extend(unattributed)
-                else:  # the first file whose addition breaks the configuration
-                    for count in range(1, len(order) + 1):
-                        found = verify(set(order[:count]))
-                        if found:
-                            errors.setdefault(files[order[count - 1]][0], []).extend(
-                                line for line in found if line not in errors.get(
-                                    files[order[count - 1]][0], []))
-                            break
-                    else:
-                        for index, _ in files.values():
-                            errors.setdefault(index, []).extend(unattributed)
-        tool = self.tools[0]
-        by_index = dict(batch)
-        return {index: _located(f"{tool} -v: ", lines, by_index[index])
-                for index, lines in errors.items()}
-
-    def _verify(self, config: str, tmp: str, files: dict, objects: str, copy: str) -> list[str]:
-        """Error lines of ``nagios -v``, with temporary paths shown as host paths."""
-        try:
-            result = validate.run_tool([self.tools[0], "-v", config], timeout=self.timeout)
-        except OSError as error:
-            return [f"cannot run {self.tools[0]}: {error.strerror}"]
-        except Exception as error:  # subprocess.TimeoutExpired
-            return [f"{self.tools[0]} -v did not finish: {error}"]
-        output = result.stdout + result.stderr
-        errors = [line.strip() for line in output.splitlines()
-                  if line.strip().startswith(("Error:", "Unable to"))]
-        okay = (result.returncode == 0 and re.search(r"^Total Errors:\s+0\s*$", output, re.M)
-                and not errors)
-        if okay:
-            return []
-        if not errors:
-            errors = [line.strip() for line in output.splitlines() if "***>" in line] or \
-                [f"exited {result.returncode}"]
-        return [line.replace(copy, objects).replace(config, "nagios.cfg").replace(tmp, "")
-                for line in errors]
 
 
-@validate.register
-class NagiosRedHatValidator(NagiosValidator):
-    name = "nagios"
-    tools = ("nagios",)
 
 
-def _key(line: str) -> str:
-    return line.strip().partition("=")[0].strip() if "=" in line else ""
 
 
-def _value(line: str) -> str:
-    return line.strip().partition("=")[2].strip()
 
 
-def _mentions(line: str, temp_path: str, copy: str, objects: str) -> bool:
-    host_path = objects + temp_path[len(copy):]
-    return re.search(re.escape(host_path) + r"(?![\w.-])", line) is not None
 
 
-def _located(prefix: str, lines: list[str], item: validate.Item) -> str | validate.Problem:
-    """nagios -v's lines about a file, located at the first line of it they name (nagios says
-    ``in file 'PATH' on line N``, ``(config file 'PATH', starting on line N)`` or
-    ``(PATH:N)``); that location is then said once, by the error itself."""
-    where = re.compile(r"\s*(?:\(config file '|in file '|\()" + re.escape(item.file.path)
-                       + r"(?:', starting on line |' on line |:)(\d+)\)?")
-    number = None
-    specific, located = [], []  # "Invalid directive 'x'" says more than "Could not add ..."
-    for line in lines:
-        match = where.search(line)
-        if match:
-            number = number or int(match.group(1))
-            located.append((line[:match.start()] + line[match.end():]).rstrip(" ."))
-        else:
-            specific.append(line)
-    message = prefix + _summary(specific + located, limit=1)
-    origins = item.check.arguments[4] if len(item.check.arguments) > 4 else ()
-    if number is None:
-        # "... specified in service 'SSH' for host 'shop1' not defined": that definition
-        named = re.search(r"service '([^']*)' for host '([^']*)'", lines[0])
-        number = named and _service_line(item.file.content, *named.groups())
-    if number is None:
-        return message
-    return validate.locate(message, item.file.content, number, origins)
 
 
-def _service_line(content: bytes, description: str, host: str) -> int | None:
-    """The line starting the definition of the service ``description`` on ``host``."""
-    start, fields = None, {}
-    for number, line in enumerate(content.decode("utf-8", "replace").split("\n"), start=1):
-        words = line.split(None, 1)
-        if line.split() == ["define", "service", "{"]:
-            start, fields = number, {}
-        elif words and words[0] == "}" and start is not None:
-            if fields.get("service_description") == description and \
-                    fields.get("host_name") == host:
-                return start
-            start = None
-        elif start is not None and len(words) == 2:
-            fields[words[0]] = words[1].strip()
-    return None
 
 
-def _summary(lines: list[str], limit: int = 3) -> str:
-    unique = list(dict.fromkeys(line.removeprefix("Error: ") for line in lines))
-    text = "; ".join(unique[:limit])
-    if len(unique) > limit:
-        text += f" (and {len(unique) - limit} more)"
-    return text
 
 
-# -- the reload -----------------------------------------------------------------------------
-@reload.register("nagios")
-def reload_nagios(targets: list[str], settings: Settings) -> reload.Outcome:
-    config = settings.target(main_config(settings.layout))
-    pidfile = directive(config, "lock_file") or f"/run/{settings.layout.nagios_service}/" \
-        f"{settings.layout.nagios_service}.pid"
-    outcome = reload.Outcome()
-    for service in targets:
-        outcome.add(reload_service("nagios", service, pidfile, ("nagios4", "nagios")))
-    return outcome

@@ -23,8 +23,7 @@ from __future__ import annotations
 from ..core import reload
 from ..core.errors import ConfigError
 from ..core.model import PartSpec
-from ..core.packages import NotInstalled, common_prefix, query_dpkg, query_rpm
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import (
     AbsolutePath,
     Choice,
@@ -34,6 +33,7 @@ from ..core.schema import (
     Values,
     section_name,
 )
+from ..daemons.packages import NotInstalled, common_prefix, query_dpkg, query_rpm
 
 SCHEMA = Schema([
     Option("name", Line(pattern=r"[A-Za-z0-9_.+-]+", expected="a package name"),
@@ -48,7 +48,7 @@ SCHEMA = Schema([
 ])
 
 
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """Package facts; writes nothing but its version in the books."""
 
     schema = SCHEMA

@@ -63,14 +63,11 @@ import posixpath
 import re
 import shlex
 import signal
-import subprocess
-import tempfile
-import time
 
-from ..core import reload, report, validate
+from ..core import validate
 from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, LinkSpec, PartSpec, Reload
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import (
     AbsolutePath,
     Account,
@@ -87,8 +84,12 @@ from ..core.schema import (
     force_option,
     section_name,
 )
-from ..core.settings import Settings
-from ._service import systemd_running
+from ..daemons.systemd import (
+    has_systemd,
+)
+from ..daemons.sysv import (
+    pidfile,
+)
 
 SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 UNIT_SUFFIXES = ("service", "socket", "target", "device", "mount", "automount", "swap", "timer",
@@ -107,9 +108,6 @@ FACILITIES = {"network.target": "$network", "network-online.target": "$network",
 START_LEVELS, STOP_LEVELS = ("2", "3", "4", "5"), ("0", "1", "6")
 
 
-def has_systemd(root: str) -> bool:
-    return any(os.path.exists(os.path.join(root, p))
-               for p in ("lib/systemd/systemd", "usr/lib/systemd/systemd"))
 
 
 class UnitNames(OptionType):
@@ -191,7 +189,7 @@ def specifiers(text: str) -> str:
 
 
 # -- the recipe -------------------------------------------------------------------------------
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """A systemd unit or an LSB init script, and the links that enable it."""
 
     schema = SCHEMA
@@ -252,12 +250,7 @@ class Recipe(Recipe):
             raise ConfigError(self.name, "command", f"program {shown(program)} is not a plain "
                               "absolute path", "an absolute path of letters, digits and "
                               "_@+:,.-")
-        real = self.settings.target(program)
-        if not os.path.isfile(real):
-            raise ConfigError(self.name, "command", f"{program} does not exist{self._below()}",
-                              expected)
-        if not os.stat(real).st_mode & 0o111:
-            raise ConfigError(self.name, "command", f"{program} is not executable", expected)
+        # that it exists and is executable is a check of the run (daemons.programs)
         return [posixpath.normpath(program), *words[1:]]
 
     def _below(self) -> str:
@@ -301,7 +294,8 @@ class Recipe(Recipe):
         service = Reload("systemd", unit)
         origins = validate.trace(content, unit_claims(context))
         spec.files.append(FileSpec(path=path, content=content, mode=0o644,
-                                   checks=[Check("systemd-unit", (self.settings.root, origins))],
+                                   checks=[Check("systemd-unit", (origins,)),
+                                           Check("program", (argv[0], "command"))],
                                    reloads=[service]))
         if values.enable:
             spec.links.append(LinkSpec(
@@ -322,6 +316,7 @@ class Recipe(Recipe):
                               "with kind = sysv: an init script never restarts the service",
                               "kind = systemd, restart = no, or supervisor for a service "
                               "that must be restarted")
+        program = argv[0]
         if values.environment:
             argv = ["/usr/bin/env", *(f"{k}={v}" for k, v in values.environment.items()), *argv]
         dependencies = []
@@ -350,7 +345,7 @@ class Recipe(Recipe):
             "argv": shlex.join(argv),
         })
         spec.files.append(FileSpec(path=script, content=content, mode=0o755,
-                                   checks=[Check("init-script-sh")],
+                                   checks=[Check("init-script-sh"), Check("program", (program, "command"))],
                                    reloads=[Reload("sysv", values.name)]))
         if values.enable:
             rc = self.layout.rc_directory
@@ -379,187 +374,25 @@ def unit_claims(context: dict) -> list[tuple[str, str]]:
     return claims + [("extra", line) for line in context["extra"]]
 
 
-def pidfile(name: str) -> str:
-    return f"/run/{name}.pid"
 
 
-# -- validators -------------------------------------------------------------------------------
-# systemd-analyze says this about a legitimate (if discouraged) User=nobody
-BENIGN = ("Special user nobody configured",)
 
 
-@validate.register
-class SystemdUnitValidator(validate.Validator):
-    """``systemd-analyze verify --man=no`` on every changed unit at once, in a temp dir.
-
-    It exits 0 on unknown keys, unknown sections and values it cannot parse (it ignores them),
-    so every line it prints about one of our units is an error, except the ones in BENIGN."""
-
-    name = "systemd-unit"
-    tools = ("systemd-analyze",)
-
-    def check(self, items: list[validate.Item]) -> dict[int, str | validate.Problem]:
-        errors: dict[int, str | validate.Problem] = {}
-        with tempfile.TemporaryDirectory(prefix="system-recipes-units-") as directory:
-            paths = []
-            for item in items:
-                path = os.path.join(directory, posixpath.basename(item.file.path))
-                with open(path, "wb") as stream:
-                    stream.write(item.file.content)
-                paths.append(path)
-            result = validate.run_tool(["systemd-analyze", "verify", "--man=no", *paths],
-                                       timeout=120)
-            lines = (result.stdout + result.stderr).splitlines()
-            excused = False
-            for index, (item, path) in enumerate(zip(items, paths, strict=True)):
-                unit = os.path.basename(path)
-                root, origins = (item.check.arguments + ("/", ()))[:2]
-                for line in lines:
-                    text = line.strip()
-                    number = None
-                    if text.startswith(path + ":"):
-                        number_text, _, message = text[len(path) + 1:].partition(":")
-                        number = int(number_text) if number_text.strip().isdigit() else None
-                        message = message.strip() if number else text[len(path) + 1:].strip()
-                    elif text.startswith(unit + ":") or f"Unit {unit} " in text:
-                        message = text
-                    else:
-                        continue
-                    if any(benign in message for benign in BENIGN):
-                        continue
-                    if root != "/" and "is not executable" in message:
-                        excused = True  # the recipe checked it below the root, not here
-                        continue
-                    errors[index] = (validate.locate(f"systemd-analyze: {message}",
-                                                     item.file.content, number, origins)
-                                     if number else f"systemd-analyze: {message}")
-                    break
-            if result.returncode and not errors and not excused:
-                for index in range(len(items)):
-                    errors[index] = f"systemd-analyze verify exited {result.returncode}: " \
-                                    f"{lines[-1].strip() if lines else 'no output'}"
-        return errors
 
 
-@validate.register
-class ShellSyntaxValidator(validate.Validator):
-    """``sh -n``: the shell parses the script (one process per script: sh reads one file)."""
-
-    name = "init-script-sh"
-    tools = ("sh",)
-
-    def check(self, items: list[validate.Item]) -> dict[int, str]:
-        errors: dict[int, str] = {}
-        for index, item in enumerate(items):
-            result = validate.run_tool(["sh", "-n", "/dev/stdin"], input=item.file.content,
-                                       text=False, timeout=60)
-            output = (result.stdout + result.stderr).decode("utf-8", "replace").strip()
-            if result.returncode or output:
-                errors[index] = f"sh -n: {output.splitlines()[0] if output else 'failed'}"
-        return errors
 
 
-# -- reloads ----------------------------------------------------------------------------------
-def _systemctl(*arguments: str) -> list[str]:
-    result = subprocess.run(["systemctl", *arguments], capture_output=True, text=True)
-    if result.returncode:
-        output = (result.stderr or result.stdout).strip().splitlines()
-        return [f"systemctl {' '.join(arguments)} exited {result.returncode}"
-                + (f": {output[-1]}" if output else "")]
-    return []
 
 
-@reload.register("systemd")
-def reload_systemd(targets: list[str], settings: Settings) -> reload.Outcome | list[str]:
-    """daemon-reload once, then try-restart the changed units; stop units whose file is gone."""
-    if not systemd_running():
-        return reload.Outcome(skipped={t: "systemd is not running" for t in targets})
-    problems = _systemctl("daemon-reload")
-    if problems:
-        return problems
-    directory = settings.layout.systemd_directory
-    present = [u for u in targets if os.path.isfile(settings.target(posixpath.join(directory, u)))]
-    gone = [u for u in targets if u not in present]
-    if present:
-        problems += _systemctl("try-restart", *present)
-    if gone:
-        problems += _systemctl("stop", *gone)
-    return problems
 
 
-@reload.register("sysv")
-def reload_sysv(targets: list[str], settings: Settings) -> reload.Outcome:
-    """Restart a running service whose init script changed; stop one whose script is gone."""
-    outcome = reload.Outcome()
-    for name in targets:
-        script = settings.target(posixpath.join(settings.layout.init_directory, name))
-        if os.path.isfile(script):
-            outcome.add(_restart_sysv(script, name))
-        else:
-            outcome.problems += _stop_orphan(name)
-            outcome.done.append(name)
-    return outcome
 
 
-def _restart_sysv(script: str, name: str) -> reload.Outcome:
-    status = subprocess.run([script, "status"], capture_output=True, text=True)
-    if status.returncode != 0:
-        return reload.Outcome(skipped={name: "not running"})
-    result = subprocess.run([script, "restart"], capture_output=True, text=True)
-    if result.returncode:
-        output = (result.stderr or result.stdout).strip().splitlines()
-        return reload.Outcome(problems=[f"{script} restart exited {result.returncode}"
-                                        + (f": {output[-1]}" if output else "")])
-    return reload.Outcome(done=[name])
 
 
-@reload.register("sysv-restart", covered_by="sysv")
-def restart_sysv(targets: list[str], settings: Settings) -> reload.Outcome:
-    """Its configuration file or package changed: restart it when it runs."""
-    outcome = reload.Outcome()
-    for name in targets:
-        script = settings.target(posixpath.join(settings.layout.init_directory, name))
-        if os.path.isfile(script):
-            outcome.add(_restart_sysv(script, name))
-        else:
-            outcome.skipped[name] = f"no init script {script}"
-    return outcome
 
 
-@reload.register("systemd-restart", covered_by="systemd")
-def restart_systemd(targets: list[str], settings: Settings) -> reload.Outcome | list[str]:
-    """Its configuration file or package changed: try-restart (a stopped unit stays stopped)."""
-    if not systemd_running():
-        return reload.Outcome(skipped={t: "systemd is not running" for t in targets})
-    return _systemctl("try-restart", *targets)
 
 
-def _stop_orphan(name: str, timeout: float = 30) -> list[str]:
-    """The init script is gone with its part: stop what its pidfile names (SIGTERM, SIGKILL)."""
-    path = pidfile(name)
-    try:
-        with open(path, encoding="ascii") as stream:
-            pid = int(stream.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return []
-    if pid > 1 and os.path.isdir(f"/proc/{pid}"):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        report.say(f"system-recipes: sysv: stopped {name} (pid {pid}): its part was dropped")
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    return []
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stream:
-            return stream.read().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False

@@ -25,7 +25,8 @@ from __future__ import annotations
 from ..core import reload, render
 from ..core.errors import ConfigError
 from ..core.model import FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe as BaseRecipe
+from ..core.rules import ExactlyOneOf
 from ..core.schema import (
     AbsolutePath,
     Account,
@@ -66,19 +67,17 @@ SCHEMA = Schema([
     reload.restart_option(),
     Option("on-change", Line(), default="",
            help="a shell command run once, after the commit, when the file changed"),
-], extra=True, extra_help="Any other option is a template variable.")
+], extra=True, extra_help="Any other option is a template variable.",
+    rules=[ExactlyOneOf(("template", "text"))])
 
 
-class Recipe(Recipe):
+class Recipe(BaseRecipe):
     """A text file from a template."""
 
     schema = SCHEMA
     recipe_name = "template"
 
     def build(self, spec: PartSpec, values: Values) -> None:
-        if bool(values.template) == bool(values.text):
-            raise ConfigError(self.name, "template", "set exactly one of template and text",
-                              "template = NAME or text = ...")
         if values.text:
             self.check_variables_used(values, values.text, "text", inline=True)
         else:
@@ -117,7 +116,7 @@ class Recipe(Recipe):
                if section in (self.name, "*") or section.replace("_", "-") == self.name]
         if not names.complete or any(reads is None for reads in own):
             return  # an include by a computed name, or this section read whole: cannot tell
-        used = set(names.variables).union(*own)
+        used = set(names.variables).union(*(reads for reads in own if reads is not None))
         for key in extras:
             if key in used or key.replace("-", "_") in used:
                 continue

@@ -51,8 +51,9 @@ def read_release(tarball: str) -> tuple[dict, str, int]:
             if member is None:
                 raise ConfigError("rpm", "tarball", f"{tarball} has no release.json",
                                   "a tarball from `system-recipes release`")
-            return (json.load(archive.extractfile(member)), member.name.split("/")[0],
-                    int(member.mtime))
+            stream = archive.extractfile(member)
+            assert stream is not None  # a regular member (isfile above) has content
+            return json.load(stream), member.name.split("/")[0], int(member.mtime)
     except (OSError, tarfile.TarError, ValueError) as error:
         raise ConfigError("rpm", "tarball", f"{tarball}: cannot read: {error}",
                           "a tarball from `system-recipes release`") from None

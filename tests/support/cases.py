@@ -117,6 +117,15 @@ def case_root(path: str) -> str:
     if os.path.isdir("/var/lib/dpkg") and not os.path.lexists(dpkg):
         os.makedirs(os.path.dirname(dpkg), exist_ok=True)
         os.symlink("/var/lib/dpkg", dpkg)
+    # the daemons' own files the recipes write beside: haproxy's main file, PostgreSQL's
+    # cluster configuration (this machine's packages), copied so a case reads them below the root
+    for top in ("/etc/haproxy", "/etc/postgresql", "/etc/nagios/nrpe.cfg"):
+        below = os.path.join(root, top.lstrip("/"))
+        if os.path.isdir(top) and not os.path.lexists(below):
+            shutil.copytree(top, below, symlinks=True)
+        elif os.path.isfile(top) and not os.path.lexists(below):
+            os.makedirs(os.path.dirname(below), exist_ok=True)
+            shutil.copy2(top, below)
     # kind = auto of runscript picks systemd when the root has it, as this machine does
     systemd = "/usr/lib/systemd/systemd"
     if os.path.exists(systemd):

@@ -1,0 +1,20 @@
+"""What each daemon knows, between ``core`` and ``recipes``: per tool, what it reads on disk,
+how it judges a file (the batched validators of :mod:`system_recipes.core.validate`) and how it
+is reloaded (the handlers of :mod:`system_recipes.core.reload`).
+
+Importing this package registers every validator and reload handler; nothing is imported by
+name. Recipes import ``core`` and their daemon module, never the reverse.
+"""
+
+from . import (  # noqa: F401
+    cron,
+    haproxy,
+    logrotate,
+    nagios,
+    nrpe,
+    postgresql,
+    programs,
+    supervisor,
+    systemd,
+    sysv,
+)

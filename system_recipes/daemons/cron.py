@@ -1,0 +1,154 @@
+"""TODO docstring"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import re
+import tempfile
+
+from crontab import CronTab
+
+from ..core import validate
+from ..core.errors import shown
+
+# cron.h: MAX_ENVSTR; cron reads at most 999 bytes of an environment line, dropping the rest
+MAX_ENVIRONMENT_LINE = 999
+
+
+# cron.h: MAX_COMMAND (1000) holds the command as written (``%`` escaped) with its newline and
+# final NUL: Debian's cron refuses a longer command ("command too long": crontab -n says so and
+# the daemon skips the entry); 998 bytes pass, 999 do not (measured with crontab -n)
+MAX_COMMAND = 998
+
+
+# -- the validator ------------------------------------------------------------------------------
+def read_entries(text: str) -> list:
+    """The entries python-crontab reads from a cron.d file; it drops (and logs) bad lines."""
+    logger = logging.getLogger("crontab")
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        return [job for job in CronTab(tab=text, user=False)
+                if job.is_valid() and job.is_enabled()]
+    finally:
+        logger.disabled = disabled
+
+
+CRONTAB_ERROR = re.compile(r'^"[^"]*":(\d+): (.*)$')
+
+
+SPOOL = "/var/spool/cron/crontabs"
+
+
+def dry_run_command(path: str) -> list[str]:
+    """``crontab -n PATH``. The dry run still writes (and removes) a temp file in cron's spool
+    directory, which wakes the daemon: as root it runs in a private mount namespace with a
+    throw-away spool, so checking (and ``plan``) changes nothing on the machine."""
+    if os.geteuid() == 0 and os.path.isdir(SPOOL) and validate.which("unshare"):
+        return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                'mount -t tmpfs -o mode=1730 system-recipes "$1" && exec crontab -n "$2"',
+                "sh", SPOOL, path]
+    return ["crontab", "-n", path]
+
+
+@validate.register
+class CronValidator(validate.Validator):
+    """cron's own dry run (``crontab -n``) on every changed file at once, then python-crontab's
+    reading of each file compared with what was written."""
+
+    name = "cron"
+    tools = ("crontab",)
+
+    def check(self, items: list[validate.Item], context: validate.ValidationContext) -> dict[int, str]:
+        errors: dict[int, str] = {}
+        owners: list[tuple[int, tuple]] = []  # one per entry of the temp crontab
+        for index, item in enumerate(items):
+            problem = self._read_back(item)
+            if problem:
+                errors[index] = problem
+                continue
+            owners += [(index, line) for line in item.check.arguments]
+        if owners:
+            for index, message in self._crontab_n(owners).items():
+                errors.setdefault(index, message)
+        return errors
+
+    @staticmethod
+    def _read_back(item: validate.Item) -> str | None:
+        """The file name, the final newline, the lines in order, and python-crontab's view."""
+        name = posixpath.basename(item.file.path)
+        if not CRON_FILE_NAME.fullmatch(name):
+            return f"cron ignores a file named {shown(name)} in its directory"
+        text = item.file.content.decode("utf-8", "replace")
+        if not text.endswith("\n"):
+            return "the file does not end with a newline (cron would drop the last line)"
+        written = [line for line in text.split("\n")
+                   if line.strip() and not line.lstrip().startswith("#")]
+        expected = [line[1] for line in item.check.arguments]
+        if written != expected:
+            return ("the template did not write the environment lines and entries exactly "
+                    "once, in order (cron.j2 must render every one of them)")
+        entries = [line for line in item.check.arguments if line[0] != "environment"]
+        parsed = read_entries(text)
+        if len(parsed) != len(entries):
+            for option, line, schedule, _, command in entries:
+                if len(read_entries(line)) != 1:
+                    hint = (" (it reads a '#' in the command of an @special entry as a comment: "
+                            "write the schedule as five fields)"
+                            if schedule.startswith("@") and "#" in command else "")
+                    return f"{option}: {shown(line)}: python-crontab cannot read it back{hint}"
+            return (f"python-crontab read {len(parsed)} of the {len(entries)} entries written "
+                    "(it drops lines it cannot parse)")
+        for job, (option, line, _, user, command) in zip(parsed, entries, strict=True):
+            if job.user != user:
+                return f"{option}: {shown(line)}: read back with user {shown(job.user)}, not {shown(user)}"
+            # python-crontab splits ' # ...' off as a comment (and takes a comment line just
+            # above an entry as its "pre-comment"): compare without blanks
+            inline = job.comment if job.comment and not job.pre_comment else ""
+            read = job.command + (f"#{inline}" if inline else "")
+            if "".join(read.split()) != "".join(command.split()):
+                return f"{option}: {shown(line)}: read back as the command {shown(read)}"
+        return None
+
+    @staticmethod
+    def _crontab_n(owners: list[tuple[int, tuple]]) -> dict[int, str]:
+        """One ``crontab -n`` for every line of the batch. crontab reports the line *before*
+        an error in a schedule and the line itself for a command that is too long, so each
+        line follows a marker comment and both numbers map back to it."""
+        body = []
+        for number, (_, line) in enumerate(owners):
+            option, text = line[0], line[1]
+            if option != "environment":
+                _, _, schedule, _, command = line
+                text = f"{schedule} {escape_percent(command)}"  # no user column in a crontab
+            body += [f"# {number}", text]
+        with tempfile.NamedTemporaryFile("w", prefix="system-recipes-cron-", suffix=".tab",
+                                         encoding="utf-8") as stream:
+            stream.write("\n".join(body) + "\n")
+            stream.flush()
+            result = validate.run_tool(dry_run_command(stream.name))
+        output = (result.stdout + result.stderr).strip()
+        if result.returncode == 0 and "successfully checked" in output:
+            return {}
+        for text in output.splitlines():
+            match = CRONTAB_ERROR.match(text.strip())
+            if match:
+                number = max(int(match.group(1)) - 1, 0) // 2
+                if number < len(owners):
+                    index, line = owners[number]
+                    option = line[0]
+                    if option == "schedule" and "command" in match.group(2):
+                        option = "command"  # schedule + command: the command is too long
+                    return {index: f"{option}: {shown(line[1])}: crontab -n: {match.group(2)}"}
+        summary = output.splitlines()[0] if output else f"exit status {result.returncode}"
+        return {index: f"crontab -n refused the cron files of this run: {summary}"
+                for index in {index for index, _ in owners}}
+
+
+# run-parts(8) --lsbsysinit is what Debian's cron applies to /etc/cron.d names
+CRON_FILE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def escape_percent(command: str) -> str:
+    return command.replace("%", "\\%")

@@ -1,0 +1,121 @@
+"""TODO docstring"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import posixpath
+import re
+import tempfile
+
+from ..core import validate
+
+# logrotate 3.21 config.c defTabooExts: files of an include directory whose names match
+# "*" + one of these are skipped ("Ignoring NAME, because of PATTERN pattern match").
+TABOO_EXTENSIONS = (",v", ".bak", ".cfsaved", ".disabled", ".dpkg-bak", ".dpkg-del",
+                    ".dpkg-dist", ".dpkg-new", ".dpkg-old", ".dpkg-tmp", ".rhn-cfg-tmp-*",
+                    ".rpmnew", ".rpmorig", ".rpmsave", ".swp", ".ucf-dist", ".ucf-new",
+                    ".ucf-old", "~")
+
+
+def ignored_by_logrotate(name: str) -> str | None:
+    """The taboo pattern that makes logrotate skip ``name`` in its include directory."""
+    for extension in TABOO_EXTENSIONS:
+        if fnmatch.fnmatchcase(name, "*" + extension):
+            return extension
+    return None
+
+
+def quote(path: str) -> str:
+    return f'"{path}"' if any(c.isspace() for c in path) else path
+
+
+# -- the validator: one logrotate -d for every changed file -------------------------------
+@validate.register
+class LogrotateValidator(validate.Validator):
+    """``logrotate -d`` on copies of the changed files; its output, not its exit code, counts."""
+
+    name = "logrotate"
+    tools = ("logrotate",)
+    timeout = 120
+
+    def check(self, items: list[validate.Item],
+              context: validate.ValidationContext) -> dict[int, str | validate.Problem]:
+        with tempfile.TemporaryDirectory(prefix="system-recipes-logrotate-") as tmp:
+            os.chmod(tmp, 0o755)  # logrotate refuses files others could have written
+            files: dict[str, int] = {}
+            for index, item in enumerate(items):
+                path = os.path.join(tmp, f"{index}-{posixpath.basename(item.file.path)}")
+                with open(path, "wb") as stream:
+                    stream.write(item.check.arguments[0])
+                os.chmod(path, 0o644)
+                files[path] = index
+            command = [self.tools[0], "-d", "-s", os.path.join(tmp, "state"), *files]
+            try:
+                result = validate.run_tool(command, timeout=self.timeout)
+            except OSError as error:
+                return {i: f"cannot run logrotate: {error.strerror}" for i in files.values()}
+            except Exception as error:  # subprocess.TimeoutExpired
+                return {i: f"logrotate -d did not finish: {error}" for i in files.values()}
+            read, problems = config_errors(result.stdout + result.stderr, list(files))
+        errors: dict[int, str | validate.Problem] = {}
+        for path, index in files.items():
+            lines = problems.get(path, [])
+            if lines:
+                errors[index] = explain(lines, path, items[index])
+            elif path not in read:
+                errors[index] = (f"logrotate -d did not read it (exit {result.returncode}): "
+                                 + summary((result.stdout + result.stderr).splitlines()[-1:]))
+        return errors
+
+
+def config_errors(output: str, paths: list[str]) -> tuple[set[str], dict[str, list[str]]]:
+    """The files logrotate read, and the ``error:`` lines it printed while reading each.
+
+    Errors after the configuration is read ("Handling N logs") are about the logs on this
+    machine (one that does not exist yet), not about the configuration.
+    """
+    read: set[str] = set()
+    problems: dict[str, list[str]] = {}
+    current = None
+    for line in output.splitlines():
+        if line.startswith("reading config file "):
+            current = line.removeprefix("reading config file ").strip()
+            read.add(current)
+            continue
+        if line.startswith(("Reading state from file", "Handling ")):
+            break
+        if not line.startswith("error:"):
+            continue
+        named = [p for p in paths if re.search(re.escape(p) + r":\d", line)]
+        owner = named[0] if named else current
+        if owner is not None:
+            problems.setdefault(owner, []).append(line.removeprefix("error:").strip())
+    return read, problems
+
+
+def explain(lines: list[str], path: str, item: validate.Item) -> str | validate.Problem:
+    """logrotate's ``TMP/0-app:5 unknown option`` lines -> one problem, located at the first
+    numbered line and blamed on the option that wrote it."""
+    messages, number = [], None
+    for line in lines:
+        match = re.match(re.escape(path) + r":(\d+)\s*(.*)", line)
+        if not match:
+            messages.append(line.replace(path, "this file"))
+            continue
+        messages.append(match.group(2))
+        number = number or int(match.group(1))
+    message = "logrotate -d: " + summary(messages, limit=1)
+    if number is None:
+        return message
+    return validate.locate(message, item.file.content, number, item.check.arguments[1])
+
+
+def summary(lines: list[str], limit: int = 3) -> str:
+    # "found error in PATTERN, skipping" only repeats that the block was dropped
+    useful = [ln for ln in lines if not ln.startswith("found error in")] or lines
+    unique = list(dict.fromkeys(useful))
+    text = "; ".join(unique[:limit])
+    if len(unique) > limit:
+        text += f" (and {len(unique) - limit} more)"
+    return text

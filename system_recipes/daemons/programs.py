@@ -1,0 +1,35 @@
+"""The program a run script or a supervisor program starts: it must be installed below the root,
+as a regular executable file. Judged with the other checks of the run (against the install
+root and its planned state), not while a recipe builds its files."""
+
+from __future__ import annotations
+
+import os
+
+from ..core import validate
+
+
+@validate.register
+class ProgramValidator(validate.Validator):
+    """``Check("program", (PROGRAM, OPTION[, LABEL]))``: PROGRAM exists below the root and is
+    executable; a problem names OPTION, the option that named the program (LABEL, such as
+    ``"check_app: plugin "``, comes before the path)."""
+
+    name = "program"
+    tools = ()
+
+    def check(self, items: list[validate.Item],
+              context: validate.ValidationContext) -> dict[int, str | validate.Problem]:
+        errors: dict[int, str | validate.Problem] = {}
+        below = "" if context.root == "/" else f" below {context.root}"
+        for index, item in enumerate(items):
+            program, option, *rest = item.check.arguments
+            label = rest[0] if rest else ""  # e.g. "check_app: plugin " (the NRPE check)
+            real = context.below(program)
+            if not os.path.isfile(real):
+                errors[index] = validate.Problem(f"{label}{program} does not exist{below}",
+                                                 option=option)
+            elif not os.stat(real).st_mode & 0o111:
+                errors[index] = validate.Problem(f"{label}{program} is not executable",
+                                                 option=option)
+        return errors

@@ -1,0 +1,123 @@
+"""TODO docstring"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import subprocess
+import tempfile
+
+from ..core import reload, validate
+from ..core.settings import Settings
+from .common import systemd_running
+
+
+def has_systemd(root: str) -> bool:
+    return any(os.path.exists(os.path.join(root, p))
+               for p in ("lib/systemd/systemd", "usr/lib/systemd/systemd"))
+
+
+# -- validators -------------------------------------------------------------------------------
+# systemd-analyze says this about a legitimate (if discouraged) User=nobody
+BENIGN = ("Special user nobody configured",)
+
+
+def isolated(command: list[str]) -> list[str]:
+    """``systemd-analyze verify`` run as root touches /run/systemd/systemd-units-load (its
+    manager's "units loaded" stamp): a validator must leave the machine as it found it, so as
+    root it runs in a private mount namespace with a scratch /run/systemd."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or not os.path.isdir("/run/systemd"):
+        return command
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'mount -t tmpfs -o mode=0755 system-recipes-verify /run/systemd && exec "$@"',
+            "sh", *command]
+
+
+@validate.register
+class SystemdUnitValidator(validate.Validator):
+    """``systemd-analyze verify --man=no`` on every changed unit at once, in a temp dir.
+
+    It exits 0 on unknown keys, unknown sections and values it cannot parse (it ignores them),
+    so every line it prints about one of our units is an error, except the ones in BENIGN."""
+
+    name = "systemd-unit"
+    tools = ("systemd-analyze",)
+
+    def check(self, items: list[validate.Item], context: validate.ValidationContext) -> dict[int, str | validate.Problem]:
+        errors: dict[int, str | validate.Problem] = {}
+        with tempfile.TemporaryDirectory(prefix="system-recipes-units-") as directory:
+            paths = []
+            for item in items:
+                path = os.path.join(directory, posixpath.basename(item.file.path))
+                with open(path, "wb") as stream:
+                    stream.write(item.file.content)
+                paths.append(path)
+            result = validate.run_tool(isolated(["systemd-analyze", "verify", "--man=no",
+                                                 *paths]), timeout=120)
+            lines = (result.stdout + result.stderr).splitlines()
+            excused = False
+            for index, (item, path) in enumerate(zip(items, paths, strict=True)):
+                unit = os.path.basename(path)
+                origins = (item.check.arguments + ((),))[0]
+                for line in lines:
+                    text = line.strip()
+                    number = None
+                    if text.startswith(path + ":"):
+                        number_text, _, message = text[len(path) + 1:].partition(":")
+                        number = int(number_text) if number_text.strip().isdigit() else None
+                        message = message.strip() if number else text[len(path) + 1:].strip()
+                    elif text.startswith(unit + ":") or f"Unit {unit} " in text:
+                        message = text
+                    else:
+                        continue
+                    if any(benign in message for benign in BENIGN):
+                        continue
+                    if "is not executable" in message:
+                        excused = True  # judged below the root by daemons.programs, not here
+                        continue
+                    errors[index] = (validate.locate(f"systemd-analyze: {message}",
+                                                     item.file.content, number, origins)
+                                     if number else f"systemd-analyze: {message}")
+                    break
+            if result.returncode and not errors and not excused:
+                for index in range(len(items)):
+                    errors[index] = f"systemd-analyze verify exited {result.returncode}: " \
+                                    f"{lines[-1].strip() if lines else 'no output'}"
+        return errors
+
+
+# -- reloads ----------------------------------------------------------------------------------
+def _systemctl(*arguments: str) -> list[str]:
+    result = subprocess.run(["systemctl", *arguments], capture_output=True, text=True)
+    if result.returncode:
+        output = (result.stderr or result.stdout).strip().splitlines()
+        return [f"systemctl {' '.join(arguments)} exited {result.returncode}"
+                + (f": {output[-1]}" if output else "")]
+    return []
+
+
+@reload.register("systemd")
+def reload_systemd(targets: list[str], settings: Settings) -> reload.Outcome | list[str]:
+    """daemon-reload once, then try-restart the changed units; stop units whose file is gone."""
+    if not systemd_running():
+        return reload.Outcome(skipped={t: "systemd is not running" for t in targets})
+    problems = _systemctl("daemon-reload")
+    if problems:
+        return problems
+    directory = settings.layout.systemd_directory
+    present = [u for u in targets if os.path.isfile(settings.target(posixpath.join(directory, u)))]
+    gone = [u for u in targets if u not in present]
+    if present:
+        problems += _systemctl("try-restart", *present)
+    if gone:
+        problems += _systemctl("stop", *gone)
+    return problems
+
+
+@reload.register("systemd-restart", covered_by="systemd")
+def restart_systemd(targets: list[str], settings: Settings) -> reload.Outcome | list[str]:
+    """Its configuration file or package changed: try-restart (a stopped unit stays stopped)."""
+    if not systemd_running():
+        return reload.Outcome(skipped={t: "systemd is not running" for t in targets})
+    return _systemctl("try-restart", *targets)

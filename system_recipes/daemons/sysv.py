@@ -1,0 +1,104 @@
+"""TODO docstring"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import signal
+import subprocess
+import time
+
+from ..core import reload, report, validate
+from ..core.settings import Settings
+
+
+def pidfile(name: str) -> str:
+    return f"/run/{name}.pid"
+
+
+@validate.register
+class ShellSyntaxValidator(validate.Validator):
+    """``sh -n``: the shell parses the script (one process per script: sh reads one file)."""
+
+    name = "init-script-sh"
+    tools = ("sh",)
+
+    def check(self, items: list[validate.Item], context: validate.ValidationContext) -> dict[int, str]:
+        errors: dict[int, str] = {}
+        for index, item in enumerate(items):
+            result = validate.run_tool(["sh", "-n", "/dev/stdin"], input=item.file.content,
+                                       text=False, timeout=60)
+            output = (result.stdout + result.stderr).decode("utf-8", "replace").strip()
+            if result.returncode or output:
+                errors[index] = f"sh -n: {output.splitlines()[0] if output else 'failed'}"
+        return errors
+
+
+@reload.register("sysv")
+def reload_sysv(targets: list[str], settings: Settings) -> reload.Outcome:
+    """Restart a running service whose init script changed; stop one whose script is gone."""
+    outcome = reload.Outcome()
+    for name in targets:
+        script = settings.target(posixpath.join(settings.layout.init_directory, name))
+        if os.path.isfile(script):
+            outcome.add(_restart_sysv(script, name))
+        else:
+            outcome.problems += _stop_orphan(name)
+            outcome.done.append(name)
+    return outcome
+
+
+def _restart_sysv(script: str, name: str) -> reload.Outcome:
+    status = subprocess.run([script, "status"], capture_output=True, text=True)
+    if status.returncode != 0:
+        return reload.Outcome(skipped={name: "not running"})
+    result = subprocess.run([script, "restart"], capture_output=True, text=True)
+    if result.returncode:
+        output = (result.stderr or result.stdout).strip().splitlines()
+        return reload.Outcome(problems=[f"{script} restart exited {result.returncode}"
+                                        + (f": {output[-1]}" if output else "")])
+    return reload.Outcome(done=[name])
+
+
+@reload.register("sysv-restart", covered_by="sysv")
+def restart_sysv(targets: list[str], settings: Settings) -> reload.Outcome:
+    """Its configuration file or package changed: restart it when it runs."""
+    outcome = reload.Outcome()
+    for name in targets:
+        script = settings.target(posixpath.join(settings.layout.init_directory, name))
+        if os.path.isfile(script):
+            outcome.add(_restart_sysv(script, name))
+        else:
+            outcome.skipped[name] = f"no init script {script}"
+    return outcome
+
+
+def _stop_orphan(name: str, timeout: float = 30) -> list[str]:
+    """The init script is gone with its part: stop what its pidfile names (SIGTERM, SIGKILL)."""
+    path = pidfile(name)
+    try:
+        with open(path, encoding="ascii") as stream:
+            pid = int(stream.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return []
+    if pid > 1 and os.path.isdir(f"/proc/{pid}"):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        report.say(f"system-recipes: sysv: stopped {name} (pid {pid}): its part was dropped")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stream:
+            return stream.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

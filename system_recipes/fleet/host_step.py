@@ -1,0 +1,365 @@
+"""``system-recipes fleet-host plan|apply|status``: one host's whole step, in one remote call.
+
+Standard input (plan and apply): one line of JSON, the header, then the host.cfg text::
+
+    {"model": "shop", "revision": 7, "digest": "sha256:...", "packages": {"shop": "1.0"}}
+    [buildout]
+    extends = /opt/shop/profiles/base.cfg
+    ...
+
+``model`` (a name), ``revision`` (an integer that grows with the model: a host refuses one
+older than what it last applied, unless ``--force``), ``digest`` (the model's, recorded),
+``packages`` (name -> version or null; optional) and ``host`` (the model's host name; optional,
+recorded).
+
+Standard output is one JSON object per line, ``{"step": ..., "result": ...}``: ``revision``,
+``packages``, ``config``, ``plan``, ``buildout``, ``record``, ``status``, and last ``done``
+with the exit status. Anything else the step runs prints on stderr. Exit statuses: 0 done and
+nothing pending (apply: converged, changed or not), 2 changes pending (plan; status: drift,
+changes or never applied), 1 an error (bad input, a stale revision, a failed package or
+buildout: apply restores the previous host.cfg, the buildout rolled its own run back).
+
+Kept on the host: ``/etc/system-recipes/MODEL/host.cfg`` (what was applied) and
+``/var/lib/system-recipes/fleet/MODEL.json`` (``applied``: revision, digest, config sha256,
+time, files changed, packages; ``last``: the last attempt and its result).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zc.buildout
+
+from .lockfile import write_atomic
+from .packages import PackageError, Packages
+
+ETC = "/etc/system-recipes"
+STATE = "/var/lib/system-recipes/fleet"
+HEADER_KEYS = ("model", "revision", "digest", "packages", "host")
+MODEL_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+MAX_INPUT = 16 * 2**20
+#: the planner cli.py passes in: ``planner(config_path) -> (run, plan)``
+Planner = Callable[[str], Any]
+
+
+class StepError(Exception):
+    """One line; ``step`` names where it happened."""
+
+    def __init__(self, step: str, message: str, result: str = "error"):
+        self.step, self.result = step, result
+        super().__init__(message)
+
+
+def add_parser(commands) -> None:
+    step = commands.add_parser("fleet-host", help="one host's step of a fleet run (what the "
+                                                  "controller runs over ssh; stdin: a JSON "
+                                                  "header line, then the host.cfg)")
+    step.add_argument("action", choices=("plan", "apply", "status"))
+    step.add_argument("model", nargs="?", default=None,
+                      help="status: the model to report (default: every model applied here)")
+    step.add_argument("--force", action="store_true",
+                      help="apply or plan a revision older than the one last applied")
+
+
+def run(args, planner: Planner) -> int:
+    """The command; stdout carries only the JSON lines (fd 1 is kept for them and pointed at
+    stderr for everything else: a validator's tool must not break the stream)."""
+    out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    step = HostStep(out, planner)
+    try:
+        if args.action == "status":
+            return step.status(args.model)
+        return step.plan_or_apply(args.action, sys.stdin.buffer.read(MAX_INPUT + 1), args.force)
+    finally:
+        out.close()
+
+
+class HostStep:
+    def __init__(self, out, planner: Planner, etc: str = ETC, state: str = STATE):
+        self.out, self.planner, self.etc, self.state = out, planner, etc, state
+        self.started = time.monotonic()
+
+    def emit(self, step: str, **fields) -> None:
+        self.out.write(json.dumps({"step": step, **fields}, sort_keys=False) + "\n")
+
+    def done(self, result: str, code: int, **fields) -> int:
+        self.emit("done", result=result, exit=code,
+                  seconds=round(time.monotonic() - self.started, 3), **fields)
+        return code
+
+    def fail(self, error: StepError) -> int:
+        self.emit(error.step, result=error.result, error=str(error))
+        print(f"Error: {error}", file=sys.stderr)
+        return self.done(error.result, 1)
+
+    # -- plan and apply -----------------------------------------------------------------------
+
+    def plan_or_apply(self, action: str, data: bytes, force: bool) -> int:
+        try:
+            header, text = parse_input(data)
+            with self.locked(header["model"]):
+                try:
+                    return self._plan_or_apply(action, header, text, force)
+                except StepError as error:
+                    if action == "apply" and error.result == "error":
+                        self.record(header["model"], header, sha256(text), "failed", 0,
+                                    str(error))
+                    raise
+        except StepError as error:
+            return self.fail(error)
+
+    def _plan_or_apply(self, action: str, header: dict, text: str, force: bool) -> int:
+        model = header["model"]
+        record = self.read_record(model)
+        applied = record.get("applied") or {}
+        if applied and header["revision"] < applied["revision"] and not force:
+            raise StepError("revision", f"revision {header['revision']} of {model} is older "
+                            f"than revision {applied['revision']}, applied "
+                            f"{applied.get('time', '')} (a stale model? --force applies it)",
+                            result="refused")
+        self.emit("revision", result="ok", revision=header["revision"],
+                  applied=applied.get("revision"))
+        packages = Packages(header["packages"])
+        missing: list[str] = []
+        try:
+            if action == "plan":
+                missing = packages.pending()
+                self.emit("packages", result="pending" if missing else "ok",
+                          manager=packages.manager, pending=missing)
+            else:
+                installed = packages.ensure()
+                self.emit("packages", result="ok", manager=packages.manager,
+                          installed=installed, changed=len(installed))
+        except PackageError as error:
+            raise StepError("packages", str(error)) from None
+        directory = os.path.join(self.etc, model)
+        path = os.path.join(directory, "host.cfg")
+        old = read_text(path)
+        digest = sha256(text)
+        self.emit("config", result="ok", path=path, changed=old != text, sha256=digest)
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        # the same host.cfg is planned where it is kept: a no-op writes no file, not even a
+        # candidate; a new one is planned beside it and replaces it only for the buildout
+        same = old == text
+        candidate = path if same else os.path.join(directory, ".host.cfg.new")
+        if not same:
+            write_atomic(candidate, text)
+        try:
+            plan = self.plan(candidate)
+        except StepError:
+            if not same:
+                os.unlink(candidate)
+            raise
+        changes = len(plan.actions)
+        if action == "plan":
+            if not same:
+                os.unlink(candidate)
+            pending = bool(changes or plan.drift or not same or missing)
+            return self.done("pending" if pending else "ok", 2 if pending else 0)
+        if not same:
+            os.replace(candidate, path)
+        try:
+            if changes:
+                self.buildout(path, changes)
+            else:
+                self.emit("buildout", result="unchanged", changed=0)
+        except StepError:
+            if old is None:
+                os.unlink(path)
+            elif not same:
+                write_atomic(path, old)
+            raise
+        self.record(model, header, digest, "ok", changes)
+        return self.done("changed" if changes else "ok", 0, changed=changes)
+
+    def plan(self, path: str):
+        try:
+            _, plan = self.planner(path)
+        except zc.buildout.UserError as error:
+            raise StepError("plan", str(error).splitlines()[0] if str(error) else "failed") \
+                from None
+        actions = [f"{a.verb} {a.path}" for a in plan.actions]
+        self.emit("plan", result="pending" if actions or plan.drift else "ok",
+                  changed=len(actions), drift=[a.path for a in plan.drift],
+                  actions=actions[:200])
+        return plan
+
+    def buildout(self, path: str, changes: int) -> None:
+        """The host buildout, as its own process (it configures logging, exits, reloads)."""
+        started = time.monotonic()
+        result = subprocess.run([buildout_script(), "-c", path], capture_output=True,
+                                text=True, cwd=os.path.dirname(path))
+        sys.stderr.write(result.stdout + result.stderr)
+        if result.returncode:
+            lines = [line for line in (result.stderr + result.stdout).splitlines()
+                     if line.strip()]
+            errors = [line for line in lines if line.startswith(("Error:", "While:"))]
+            raise StepError("buildout", (errors or lines or ["failed"])[-1][:500])
+        self.emit("buildout", result="ok", changed=changes,
+                  seconds=round(time.monotonic() - started, 3))
+
+    # -- status -------------------------------------------------------------------------------
+
+    def status(self, model: str | None) -> int:
+        try:
+            models = [check_name(model)] if model else sorted(
+                name[:-5] for name in os.listdir(self.state) if name.endswith(".json")
+            ) if os.path.isdir(self.state) else []
+        except StepError as error:
+            return self.fail(error)
+        worst = 0
+        for name in models:
+            worst = max(worst, self.status_of(name))
+        return self.done("ok" if worst == 0 else "pending" if worst == 2 else "error", worst,
+                         models=models)
+
+    def status_of(self, model: str) -> int:
+        record = self.read_record(model)
+        applied = record.get("applied")
+        path = os.path.join(self.etc, model, "host.cfg")
+        if not applied or not os.path.exists(path):
+            self.emit("status", model=model, result="never-applied", last=record.get("last"))
+            return 2
+        text = read_text(path) or ""
+        try:
+            _, plan = self.planner(path)
+        except zc.buildout.UserError as error:
+            self.emit("status", model=model, result="error", applied=applied,
+                      error=str(error).splitlines()[0])
+            return 1
+        edited = sha256(text) != applied.get("config_sha256")
+        changed = len(plan.actions)
+        drifted = bool(changed or plan.drift or edited)
+        self.emit("status", model=model, result="drifted" if drifted else "in-sync",
+                  applied=applied, last=record.get("last"), changed=changed,
+                  drift=[a.path for a in plan.drift], config_edited=edited)
+        return 2 if drifted else 0
+
+    # -- the record ---------------------------------------------------------------------------
+
+    def read_record(self, model: str) -> dict:
+        text = read_text(os.path.join(self.state, f"{model}.json"))
+        if text is None:
+            return {}
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise StepError("revision", f"{self.state}/{model}.json is damaged (expected the "
+                            "JSON fleet-host writes; remove it and apply with --force)") from None
+
+    def record(self, model: str, header: dict, config_sha: str, result: str, changed: int,
+               error: str | None = None) -> None:
+        """What was applied; left as it is when a no-op would only change its time."""
+        path = os.path.join(self.state, f"{model}.json")
+        record = self.read_record(model)
+        entry = {"revision": header["revision"], "digest": header["digest"],
+                 "host": header.get("host"), "config_sha256": config_sha, "changed": changed,
+                 "packages": header["packages"]}
+        if result == "ok" and not changed and \
+                identity(record.get("last") or {}) == identity({**entry, "result": "ok"}):
+            self.emit("record", result="unchanged", path=path)
+            return
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        record["model"] = model
+        record["last"] = {**entry, "result": result, "time": now}
+        if error:
+            record["last"]["error"] = error
+        if result == "ok":
+            record["applied"] = {**entry, "time": now}
+        os.makedirs(self.state, mode=0o755, exist_ok=True)
+        write_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        self.emit("record", result="ok", path=path)
+
+    @contextlib.contextmanager
+    def locked(self, model: str):
+        """One fleet-host at a time per model on a host (a second is refused, not queued)."""
+        os.makedirs(self.state, mode=0o755, exist_ok=True)
+        with open(os.path.join(self.state, f".{model}.lock"), "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StepError("lock", f"another fleet-host is running for {model} on this "
+                                "host") from None
+            yield
+
+
+def identity(entry: dict) -> dict:
+    """What an apply was, apart from when it ran and what it changed."""
+    return {k: v for k, v in entry.items() if k not in ("time", "changed")}
+
+
+def parse_input(data: bytes) -> tuple[dict, str]:
+    """The header (checked) and the host.cfg text."""
+    if len(data) > MAX_INPUT:
+        raise StepError("input", f"more than {MAX_INPUT} bytes on stdin (expected a header "
+                        "line and a host.cfg)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise StepError("input", f"stdin is not utf-8 (byte {error.start})") from None
+    first, _, config = text.partition("\n")
+    try:
+        header = json.loads(first)
+    except ValueError:
+        raise StepError("input", "the first line is not JSON (expected a header such as "
+                        '{"model": "shop", "revision": 1, "digest": "..."})') from None
+    if not isinstance(header, dict):
+        raise StepError("input", "the header is not a JSON object")
+    unknown = sorted(set(header) - set(HEADER_KEYS))
+    if unknown:
+        raise StepError("input", f"header: unknown key {unknown[0][:40]!r} (expected "
+                        f"{', '.join(HEADER_KEYS)})")
+    check_name(header.get("model"))
+    revision = header.get("revision")
+    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+        raise StepError("input", f"header: revision: {str(revision)[:40]!r} (expected an "
+                        "integer >= 0)")
+    if not isinstance(header.get("digest"), str):
+        raise StepError("input", "header: digest: missing (expected a string)")
+    packages = header.setdefault("packages", {})
+    if not isinstance(packages, dict) or not all(
+            isinstance(k, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9+._-]*", k)
+            and (v is None or isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9.+~:_-]+", v))
+            for k, v in packages.items()):
+        raise StepError("input", "header: packages: expected an object of package names to "
+                        "versions (or null)")
+    if not config.strip():
+        raise StepError("input", "no host.cfg after the header")
+    return header, config
+
+
+def check_name(model: Any) -> str:
+    if not isinstance(model, str) or not MODEL_NAME.fullmatch(model):
+        raise StepError("input", f"model: {str(model)[:40]!r} (expected a model name: a "
+                        "lowercase letter, then letters, digits or '-')")
+    return model
+
+
+def buildout_script() -> str:
+    """The buildout of the installation running this command (the same venv's)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "buildout")
+    return beside if os.path.exists(beside) else (shutil.which("buildout") or "buildout")
+
+
+def read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return stream.read()
+    except FileNotFoundError:
+        return None
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
