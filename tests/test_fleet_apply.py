@@ -295,13 +295,13 @@ def test_apply_in_waves_then_a_no_op_then_one_service_changed(fleet_hosts, tmp_p
     drifted = system.fleet_command("status")
     assert drifted.returncode == 2 and "host4: drifted: /etc/lb/lb.ini" in drifted.stdout
     # a checkout that is behind cannot undo what a newer one applied
-    older = system.fleet_command("apply")
-    older.args[3] = str(checkout / "waves.toml")
-    older = subprocess.run(older.args, capture_output=True, text=True, timeout=300)
+    args = system.args("apply")
+    args[args.index("-m") + 1] = str(checkout / "waves.toml")
+    older = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert older.returncode == 1, older.stdout + older.stderr
     assert "host3: refused: revision 2 applied, newer than this model's 1 (a stale checkout? " \
         "update it; --force applies this one anyway)" in older.stdout
-    assert "not started" not in states(older).values() or True
+    assert states(older)["host1"] == "refused"
     assert "greeting = bonjour" in host3.read("/etc/app/app.ini")
     print(f"timings: first apply {first_seconds:.2f} s, no-op apply {noop_seconds:.2f} s, "
           f"one change {change_seconds:.2f} s")
@@ -418,3 +418,133 @@ def test_waves_follow_the_links_and_the_monitoring_host_goes_last_or_first(tmp_p
     assert removed_checks(old, new) == ["host1 check_gone db.1 check_gone"]
     assert system.revision == 1 and system.hosts["host2"].checks == ["check_app_config",
                                                                      "check_app_healthy"]
+
+
+CONFIRM_MODEL = """\
+[system]
+name = "cut"
+profiles = "{profiles}"
+
+[hosts.host1]
+address = "{address}"
+memory = "1G"
+
+[services.motd]
+role = "roles/motd.cfg"
+"""
+
+# a change that cuts the controller off: sshd reads a drop-in refusing root, and is reloaded
+DENY = """\
+[buildout]
+parts = sshd-deny
+
+[sshd-deny]
+recipe = system_recipes:template
+path = /etc/ssh/sshd_config.d/deny.conf
+text = DenyUsers root
+on-change = {reload}
+"""
+
+
+def test_a_change_that_cuts_the_controller_off_is_rolled_back_by_the_host(make_hosts,
+                                                                         tmp_path):
+    fleet = make_hosts(1, names=["host1"])
+    host = fleet["host1"]
+    # sshd reads drop-ins (as Debian's does); the reload is a SIGHUP to this host's listener
+    host.run("sed -i '1i Include /etc/ssh/sshd_config.d/*.conf' /etc/ssh/sshd_config && "
+             f"mkdir -p /etc/ssh/sshd_config.d && echo {host.pid} > /run/test-sshd.pid && "
+             f"kill -HUP {host.pid}")
+    reload = tmp_path / "reload-sshd"
+    reload.write_text("#!/bin/sh\nkill -HUP $(cat /run/test-sshd.pid)\n")
+    reload.chmod(0o755)
+    profiles = tmp_path / "profiles"
+    (profiles / "roles").mkdir(parents=True)
+    shutil.copy(os.path.join(REPO, "profiles", "base.cfg"), profiles)
+    (profiles / "roles" / "motd.cfg").write_text(
+        "[buildout]\nparts = motd\n\n[motd]\nrecipe = system_recipes:template\n"
+        "path = /etc/motd-fleet\ntext = managed by the fleet\n")
+    (profiles / "roles" / "deny.cfg").write_text(DENY.format(reload=reload))
+    model = tmp_path / "cut.toml"
+    model.write_text(CONFIRM_MODEL.format(profiles=profiles, address=host.address))
+    shutil.copy(fleet.known_hosts, tmp_path / "cut.known_hosts")
+
+    def fleet_command(action, *extra):
+        args = [SYSTEM_RECIPES, "fleet", action, "-m", str(model), "--profiles", str(profiles),
+                "-F", fleet.ssh_config, "--entry-point", fleet.entry_point, *extra]
+        return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+    assert subprocess.run([SYSTEM_RECIPES, "fleet", "compile", "-m", str(model), "--profiles",
+                           str(profiles)], capture_output=True).returncode == 0
+    first = fleet_command("apply", "--confirm-timeout", "5")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "host1: confirming: over a new connection" in first.stdout  # confirmed, so kept
+    assert not host.exists("/var/lib/system-recipes/fleet/cut.confirm.json")
+    before = host.read("/etc/ssh/sshd_config")
+
+    with open(model, "a") as stream:
+        stream.write('\n[services.deny]\nrole = "roles/deny.cfg"\n')
+    assert subprocess.run([SYSTEM_RECIPES, "fleet", "compile", "-m", str(model), "--profiles",
+                           str(profiles)], capture_output=True).returncode == 0
+    started = time.monotonic()
+    cut = fleet_command("apply", "--confirm-timeout", "3")
+    assert cut.returncode == 3, cut.stdout + cut.stderr
+    assert re.search(r"^host1: failed: not confirmed \(.*ssh login as root refused.*\); the host "
+                     r"rolls back by itself within 3 s", cut.stdout, re.M), cut.stdout
+    assert host.exists("/etc/ssh/sshd_config.d/deny.conf")  # applied, and unconfirmed
+    login = ["ssh", "-F", fleet.ssh_config, "-o", f"UserKnownHostsFile={fleet.known_hosts}",
+             "-o", "HostKeyAlias=host1", "-o", "BatchMode=yes", host.address, "true"]
+    while subprocess.run(login, capture_output=True).returncode != 0:
+        assert time.monotonic() - started < 30, "the host did not come back"
+        time.sleep(0.2)
+    back = time.monotonic() - started
+    assert not host.exists("/etc/ssh/sshd_config.d/deny.conf")
+    assert host.read("/etc/ssh/sshd_config") == before
+    assert host.read("/etc/motd-fleet") == "managed by the fleet\n"
+    deadline = time.monotonic() + 10  # the watchdog records after its reload
+    while host.exists("/var/lib/system-recipes/fleet/cut.confirm.json"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    record = json.loads(host.read("/var/lib/system-recipes/fleet/cut.json"))
+    assert record["applied"]["revision"] == 1
+    assert record["last"]["revision"] == 2 and record["last"]["result"] == "rolled-back"
+    assert record["last"]["error"] == "no confirmation within 3 s: rolled back"
+    assert "motd" in host.read("/etc/system-recipes/cut/host.cfg")
+    assert "sshd-deny" not in host.read("/etc/system-recipes/cut/host.cfg")
+    status = fleet_command("status")
+    assert status.returncode == 2
+    assert "host1: behind: revision 1 applied, 2 is current" in status.stdout
+    print(f"back {back:.1f} s after the apply started")
+
+
+def test_on_a_terminal_a_live_line_per_host_and_the_counters(make_hosts, tmp_path):
+    import pty
+    import select
+
+    fleet = make_hosts(4)
+    system = System(tmp_path, fleet, "live")
+    master, slave = pty.openpty()
+    process = subprocess.Popen(system.args("apply", "--confirm-timeout", "0"), stdin=slave,
+                               stdout=slave, stderr=slave,
+                               env={**os.environ, "COLUMNS": "100", "TERM": "xterm"})
+    os.close(slave)
+    output = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        try:
+            data = os.read(master, 65536) if ready else b""
+        except OSError:  # the terminal's other side closed
+            break
+        if ready and not data:
+            break
+        output += data
+        if not ready and process.poll() is not None:
+            break
+    os.close(master)
+    assert process.wait(timeout=60) == 0
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode("utf-8", "replace"))
+    final = text[text.rindex("host   wave"):]  # the last frame of the live table
+    assert re.search(r"^host1\s+1\s+changed\s+8 files\s+[0-9.]+s\s*$", final, re.M), final
+    assert re.search(r"^host4\s+3\s+changed\s+7 files", final, re.M)
+    assert re.search(r"^4 hosts, 0 running, 0 waiting, 4 changed \(", final, re.M)
+    assert "host1: applying" not in text  # no per-change lines on a terminal
+    assert re.search(r"^apply: 4 hosts, 4 changed \(.*exit 0; logs in ", text, re.M)

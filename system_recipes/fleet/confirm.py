@@ -129,7 +129,7 @@ def rollback(step, model: str, pending: dict) -> int:
     path = os.path.join(step.etc, model, "host.cfg")
     previous = read_text(pending["previous"]) or ""
     why = f"no confirmation within {pending['timeout']:g} s: rolled back"
-    problems = []
+    problems: list[str] = []
     write_atomic(path, previous)
     try:
         step.buildout(path, -1)

@@ -12,12 +12,10 @@ older than what it last applied, unless ``--force``), ``digest`` (the model's, r
 ``packages`` (name -> version or null; optional) and ``host`` (the model's host name; optional,
 recorded).
 
-Standard output is one JSON object per line, ``{"step": ..., "result": ...}``: ``revision``,
-``packages``, ``config``, ``plan``, ``buildout``, ``record``, ``status``, and last ``done``
-with the exit status. Anything else the step runs prints on stderr. Exit statuses: 0 done and
-nothing pending (apply: converged, changed or not), 2 changes pending (plan; status: drift,
-changes or never applied), 1 an error (bad input, a stale revision, a failed package or
-buildout: apply restores the previous host.cfg, the buildout rolled its own run back).
+Standard output is one JSON object per line, ``{"step": ..., "result": ...}``, the last one
+``done`` with the exit status (docs/fleet-transport.md); the rest goes to stderr. Exit: 0 done
+and nothing pending, 2 changes pending (plan, status), 1 an error (apply restores the previous
+host.cfg, the buildout rolled its own run back). ``confirm`` and ``watchdog``: :mod:`.confirm`.
 
 Kept on the host: ``/etc/system-recipes/MODEL/host.cfg`` (what was applied) and
 ``/var/lib/system-recipes/fleet/MODEL.json`` (``applied``: revision, digest, config sha256,
@@ -66,11 +64,9 @@ def add_parser(commands) -> None:
                                                   "controller runs over ssh; stdin: a JSON "
                                                   "header line, then the host.cfg)")
     step.add_argument("action", choices=("plan", "apply", "status", "confirm", "watchdog"))
-    step.add_argument("model", nargs="?", default=None,
-                      help="status: the model to report (default: every model applied here); "
-                           "confirm: the model whose apply the controller confirms")
-    step.add_argument("revision", nargs="?", type=int, default=None,
-                      help="confirm: the revision the controller confirms")
+    step.add_argument("model", nargs="?", default=None, help="status: the model to report "
+                      "(default: every model applied here); confirm: the model confirmed")
+    step.add_argument("revision", nargs="?", type=int, help="confirm: the revision confirmed")
     step.add_argument("--diff", action="store_true", help="plan: a diff event per file")
     step.add_argument("--confirm-timeout", type=float, default=0, metavar="S",
                       help="apply: roll back by itself unless `fleet-host confirm MODEL "

@@ -5,9 +5,9 @@ The system is compiled in memory (:mod:`.prepare`); each host gets one remote ca
 
 - ``plan``: every host plans its host.cfg; exit 0 nothing pending, 2 changes pending, 3 some
   hosts unreachable or failed (a stale revision too), 1 a model error (no host contacted).
-- ``apply``: a preflight connects every host and reads what it applied (a revision newer than
-  this model's, or the same revision of another digest, refuses the run: exit 1, nothing
-  changed); then the waves, in order. Within a wave at most ``max-unavailable`` instances of a
+- ``apply``: a preflight connects, reads and plans every host (a revision newer than this
+  model's, or the same one of another digest, refuses the run: exit 1, nothing changed; a host
+  with nothing to do is only checked); then the waves. Within a wave at most ``max-unavailable`` instances of a
   service are down at once -- a host in flight, failed or unreachable holds its instances -- and
   a host is done when its apply succeeded and its own NRPE checks pass on it. Once more hosts
   failed than ``--max-fail`` allows (N or P% of the hosts; unreachable hosts, which never
@@ -118,7 +118,8 @@ class FleetRun:
         failures = sum(1 for line in self.out.hosts.values() if line.state == "failed")
         limit = failure_limit(self.settings.max_fail, len(self.jobs))
         stopped = "interrupted" if self.interrupted.is_set() else None
-        if not stopped and failures > limit:
+        if not stopped and failures > limit and \
+                any(self.out.hosts[name].state == "waiting" for name in found):
             stopped = f"{failures} failed, more than --max-fail {self.settings.max_fail}"
         if not stopped:
             if self.system.write_lock():
@@ -208,8 +209,8 @@ class FleetRun:
         result = self.remote(job, "plan", job.stdin(), arguments)
         if result.code not in (0, 2):
             return self.failed(job, result)
-        plan = next((e for e in result.events if e.get("step") == "plan"), {})
-        packages = next((e for e in result.events if e.get("step") == "packages"), {})
+        plan: dict = next((e for e in result.events if e.get("step") == "plan"), {})
+        packages: dict = next((e for e in result.events if e.get("step") == "packages"), {})
         if self.settings.diff:
             for event in result.events:
                 if event.get("step") == "diff":
@@ -289,7 +290,7 @@ class FleetRun:
                 self.system.revision, self.system.digest)
             job.clean = result.code == 0  # applying it changes nothing but its record
             if not (job.clean and current):
-                plan = next((e for e in result.events if e.get("step") == "plan"), {})
+                plan: dict = next((e for e in result.events if e.get("step") == "plan"), {})
                 self.out.state(job.name, "waiting", f"{plan.get('changed', 0)} changes"
                                if not job.clean else "its record only")
                 return "waiting"
@@ -344,7 +345,8 @@ class FleetRun:
                             self.hold(job, down, -1)
                 if self.interrupted.is_set():
                     return "interrupted"
-                if failures > limit:
+                left = [name for name in ready if not self.out.hosts[name].final]
+                if failures > limit and left:  # the threshold stopped something
                     return f"{failures} failed, more than --max-fail {self.settings.max_fail}"
         return None
 

@@ -151,8 +151,10 @@ class Output:
                      if line.started is not None else "dim")
             table.add_row(line.name, str(line.wave or ""), f"[{style}]{line.state}[/]",
                           line.detail, f"{seconds:.1f}s" if seconds is not None else "")
-        table.caption = self.counters()
-        return table
+        from rich.console import Group
+        from rich.text import Text
+
+        return Group(table, Text(self.counters(), style="bold"))
 
     def counters(self) -> str:
         counts = self.counts()
