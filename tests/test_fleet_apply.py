@@ -276,6 +276,7 @@ def test_apply_in_waves_then_a_no_op_then_one_service_changed(fleet_hosts, tmp_p
     assert states(diff) == {"host1": "in sync", "host2": "pending", "host3": "pending",
                             "host4": "in sync"}
     assert "-greeting = hello\n+greeting = bonjour" in diff.stdout
+    assert re.search(r"^host3: diff\n--- a/etc/app/app.ini\n", diff.stdout, re.M)
     started = time.monotonic()
     change = system.fleet_command("apply")
     change_seconds = time.monotonic() - started

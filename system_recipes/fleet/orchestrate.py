@@ -211,10 +211,9 @@ class FleetRun:
             return self.failed(job, result)
         plan: dict = next((e for e in result.events if e.get("step") == "plan"), {})
         packages: dict = next((e for e in result.events if e.get("step") == "packages"), {})
-        if self.settings.diff:
-            for event in result.events:
-                if event.get("step") == "diff":
-                    self.out.say(event.get("text", "").rstrip("\n"))
+        diffs = [e.get("text", "").rstrip("\n") for e in result.events if e.get("step") == "diff"]
+        if diffs:  # one block per host: other hosts' lines never come between
+            self.out.say(f"{job.name}: diff\n" + "\n".join(diffs))
         if result.code == 0:
             self.out.state(job.name, "in sync")
             return "in sync"
