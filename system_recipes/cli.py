@@ -247,14 +247,16 @@ def _fleet_commands(commands) -> None:
     compile_.add_argument("--allow-moves", action="store_true",
                           help="allow moving a placed instance or changing an allocated port")
     explain.add_argument("host", help="a host of the model")
+    from .fleet.commands import add_run_parsers
     from .fleet.trust import add_parser as add_trust
 
     add_trust(actions)
+    add_run_parsers(actions)
 
 
 def run_fleet_command(args) -> int:
     """The fleet package stands below the meta-recipes: it gets their expansion from here."""
-    from .fleet.commands import run_compile, run_explain
+    from .fleet.commands import run_compile, run_explain, run_fleet
     from .meta.expand import expand
     from .shipped import profiles_directory
 
@@ -263,6 +265,8 @@ def run_fleet_command(args) -> int:
 
         return run_trust(args)
     profiles = args.profiles or profiles_directory()
+    if args.action in ("plan", "apply", "status"):
+        return run_fleet(args, expand, profiles)
     if args.action == "compile":
         return run_compile(args.model, args.output, args.allow_moves, expand, profiles)
     return run_explain(args.model, args.host, expand, profiles)

@@ -49,6 +49,8 @@ class Allocation:
     ports: dict[str, int] = field(default_factory=dict)
     hosts: dict[str, dict[int, str]] = field(default_factory=dict)
     changes: list[str] = field(default_factory=list)
+    #: (revision, digest) that `fleet apply` stamped; kept as it is by every allocation
+    stamp: tuple[int, str] = (0, "")
 
     def instances(self, service: str | None = None, host: str | None = None) -> list[Instance]:
         """The instances, in service and number order; of one service and/or on one host."""
@@ -65,7 +67,8 @@ class Allocation:
         services = {name: {**({"port": self.ports[name]} if name in self.ports else {}),
                            "instances": {str(n): host for n, host in numbers.items()}}
                     for name, numbers in self.hosts.items()}
-        return dumps({"services": services}, header)
+        stamp = {"revision": self.stamp[0], "digest": self.stamp[1]} if self.stamp[1] else {}
+        return dumps({**stamp, "services": services}, header)
 
 
 class Usage:
@@ -144,6 +147,7 @@ def allocate(model: Model, lock: Allocation | None = None, allow_moves: bool = F
     if not allow_moves:
         refuse_moves(lock, result, port_reasons, evicted)
     result.changes = changes(model, lock, result)
+    result.stamp = lock.stamp
     return result
 
 
@@ -245,12 +249,14 @@ def changes(model: Model, lock: Allocation, result: Allocation) -> list[str]:
 
 def load_lock(path: str) -> Allocation:
     """The lock in ``path`` (empty when there is none yet)."""
-    return Allocation(*read_lock(path))
+    ports, hosts, stamp = read_lock(path)
+    return Allocation(ports, hosts, stamp=stamp)
 
 
 def parse_lock(text: str, source: str = "lock") -> Allocation:
     """The lock in ``text``."""
-    return Allocation(*loads_lock(text, source))
+    ports, hosts, stamp = loads_lock(text, source)
+    return Allocation(ports, hosts, stamp=stamp)
 
 
 def update(model_path: str, allow_moves: bool = False, write: bool = True

@@ -12,12 +12,10 @@ older than what it last applied, unless ``--force``), ``digest`` (the model's, r
 ``packages`` (name -> version or null; optional) and ``host`` (the model's host name; optional,
 recorded).
 
-Standard output is one JSON object per line, ``{"step": ..., "result": ...}``: ``revision``,
-``packages``, ``config``, ``plan``, ``buildout``, ``record``, ``status``, and last ``done``
-with the exit status. Anything else the step runs prints on stderr. Exit statuses: 0 done and
-nothing pending (apply: converged, changed or not), 2 changes pending (plan; status: drift,
-changes or never applied), 1 an error (bad input, a stale revision, a failed package or
-buildout: apply restores the previous host.cfg, the buildout rolled its own run back).
+Standard output is one JSON object per line, ``{"step": ..., "result": ...}``, the last one
+``done`` with the exit status (docs/fleet-transport.md); the rest goes to stderr. Exit: 0 done
+and nothing pending, 2 changes pending (plan, status), 1 an error (apply restores the previous
+host.cfg, the buildout rolled its own run back). ``confirm`` and ``watchdog``: :mod:`.confirm`.
 
 Kept on the host: ``/etc/system-recipes/MODEL/host.cfg`` (what was applied) and
 ``/var/lib/system-recipes/fleet/MODEL.json`` (``applied``: revision, digest, config sha256,
@@ -65,9 +63,14 @@ def add_parser(commands) -> None:
     step = commands.add_parser("fleet-host", help="one host's step of a fleet run (what the "
                                                   "controller runs over ssh; stdin: a JSON "
                                                   "header line, then the host.cfg)")
-    step.add_argument("action", choices=("plan", "apply", "status"))
-    step.add_argument("model", nargs="?", default=None,
-                      help="status: the model to report (default: every model applied here)")
+    step.add_argument("action", choices=("plan", "apply", "status", "confirm", "watchdog"))
+    step.add_argument("model", nargs="?", default=None, help="status: the model to report "
+                      "(default: every model applied here); confirm: the model confirmed")
+    step.add_argument("revision", nargs="?", type=int, help="confirm: the revision confirmed")
+    step.add_argument("--diff", action="store_true", help="plan: a diff event per file")
+    step.add_argument("--confirm-timeout", type=float, default=0, metavar="S",
+                      help="apply: roll back by itself unless `fleet-host confirm MODEL "
+                           "REVISION` comes within S seconds (0: no confirmation)")
     step.add_argument("--force", action="store_true",
                       help="apply or plan a revision older than the one last applied")
 
@@ -78,9 +81,16 @@ def run(args, planner: Planner) -> int:
     out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
     step = HostStep(out, planner)
+    step.diff, step.confirm_timeout = args.diff, args.confirm_timeout
     try:
         if args.action == "status":
             return step.status(args.model)
+        if args.action in ("confirm", "watchdog"):
+            from . import confirm
+
+            if args.model is None or args.revision is None:
+                return step.fail(StepError("input", f"{args.action} needs MODEL REVISION"))
+            return getattr(confirm, args.action)(step, args.model, args.revision)
         return step.plan_or_apply(args.action, sys.stdin.buffer.read(MAX_INPUT + 1), args.force)
     finally:
         out.close()
@@ -90,6 +100,7 @@ class HostStep:
     def __init__(self, out, planner: Planner, etc: str = ETC, state: str = STATE):
         self.out, self.planner, self.etc, self.state = out, planner, etc, state
         self.started = time.monotonic()
+        self.diff, self.confirm_timeout = False, 0.0
 
     def emit(self, step: str, **fields) -> None:
         self.out.write(json.dumps({"step": step, **fields}, sort_keys=False) + "\n")
@@ -129,6 +140,10 @@ class HostStep:
                             f"than revision {applied['revision']}, applied "
                             f"{applied.get('time', '')} (a stale model? --force applies it)",
                             result="refused")
+        if action == "apply" and self.confirm_timeout:
+            from .confirm import refuse_if_pending
+
+            refuse_if_pending(self, model)
         self.emit("revision", result="ok", revision=header["revision"],
                   applied=applied.get("revision"))
         packages = Packages(header["packages"])
@@ -181,8 +196,16 @@ class HostStep:
             elif not same:
                 write_atomic(path, old)
             raise
+        confirm = None
+        if changes and self.confirm_timeout:
+            from .confirm import arm
+
+            confirm = arm(self, model, header, old, text, plan, applied or None,
+                          self.confirm_timeout)
+            self.emit("confirm", result="armed", **confirm)
         self.record(model, header, digest, "ok", changes)
-        return self.done("changed" if changes else "ok", 0, changed=changes)
+        return self.done("changed" if changes else "ok", 0, changed=changes,
+                         **({"confirm": confirm} if confirm else {}))
 
     def plan(self, path: str):
         try:
@@ -194,6 +217,11 @@ class HostStep:
         self.emit("plan", result="pending" if actions or plan.drift else "ok",
                   changed=len(actions), drift=[a.path for a in plan.drift],
                   actions=actions[:200])
+        if self.diff:
+            from ..core.report import diffs
+
+            for text in diffs(plan):
+                self.emit("diff", text=text[:65536])
         return plan
 
     def buildout(self, path: str, changes: int) -> None:
@@ -283,15 +311,21 @@ class HostStep:
         self.emit("record", result="ok", path=path)
 
     @contextlib.contextmanager
-    def locked(self, model: str):
-        """One fleet-host at a time per model on a host (a second is refused, not queued)."""
+    def locked(self, model: str, wait: float = 0):
+        """One fleet-host at a time per model on a host (a second is refused, not queued;
+        ``wait``: seconds to wait first -- a confirmation, a watchdog)."""
         os.makedirs(self.state, mode=0o755, exist_ok=True)
+        deadline = time.monotonic() + wait
         with open(os.path.join(self.state, f".{model}.lock"), "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise StepError("lock", f"another fleet-host is running for {model} on this "
-                                "host") from None
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StepError("lock", f"another fleet-host is running for {model} "
+                                        "on this host") from None
+                    time.sleep(0.05)
             yield
 
 

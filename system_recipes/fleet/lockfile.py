@@ -107,6 +107,10 @@ def write_atomic(path: str, text: str) -> None:
 
 
 LOCK = Table("", keys=[
+    # what `fleet apply` last stamped: an integer that grows with what is applied, and the
+    # sha256 of the compiled system it stands for (absent until the first apply)
+    Option("revision", Int(0)),
+    Option("digest", Str(Line(r"sha256:[0-9a-f]{64}", "sha256: and 64 hex digits"))),
     Option("services", Table("services", free=Table("services.NAME", keys=[
         Option("port", Int(1, 65535)),
         Option("instances", Table("services.NAME.instances", free=Str(Line(NAME, NAME_EXPECTED)),
@@ -116,28 +120,34 @@ LOCK = Table("", keys=[
 ])
 
 
-def read_lock(path: str) -> tuple[dict[str, int], dict[str, dict[int, str]]]:
-    """``(ports, hosts)`` of the lock in ``path``: ``{service: port}``, ``{service: {number:
-    host}}``; both empty when there is no lock yet. A damaged lock is one line naming it."""
+Stamp = tuple[int, str]  # (revision, digest) of the lock; (0, "") before the first apply
+Lock = tuple[dict[str, int], dict[str, dict[int, str]], Stamp]
+
+
+def read_lock(path: str) -> Lock:
+    """``(ports, hosts, stamp)`` of the lock in ``path``: ``{service: port}``, ``{service:
+    {number: host}}``, ``(revision, digest)``; empty when there is no lock yet. A damaged lock
+    is one line naming it."""
     try:
         with open(path, "rb") as stream:
             return loads_lock(stream.read().decode("utf-8"), path)
     except FileNotFoundError:
-        return {}, {}
+        return {}, {}, (0, "")
     except OSError as error:
         raise ModelError(None, None, error.strerror or str(error), source=path) from None
     except UnicodeDecodeError as error:
         raise ModelError(None, None, f"not valid TOML: {error}", source=path) from None
 
 
-def loads_lock(text: str, source: str = "lock") -> tuple[dict[str, int], dict[str, dict[int, str]]]:
+def loads_lock(text: str, source: str = "lock") -> Lock:
     """:func:`read_lock` of a lock's text; ``source`` names it in errors."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ModelError(None, None, f"not valid TOML: {error}", source=source) from None
-    services = LOCK.parse_table("", data, source=source).services
+    values = LOCK.parse_table("", data, source=source)
+    services = values.services
     ports = {name: entry.port for name, entry in services.items() if entry.port is not None}
     hosts = {name: {int(number): host for number, host in entry.instances.items()}
              for name, entry in services.items()}
-    return ports, hosts
+    return ports, hosts, (values.revision or 0, values.digest or "")

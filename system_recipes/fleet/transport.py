@@ -161,7 +161,7 @@ class Connection:
              "-o", "LogLevel=INFO",
              "-o", "ControlPersist=no", self.target.destination],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True)
+            text=True, process_group=0)  # a terminal's Ctrl-C is the run's to handle
         deadline = time.monotonic() + 3 * self.owner.connect_timeout + 5
         while not os.path.exists(self.control_path):
             if time.monotonic() > deadline:  # connected, but the login never completes
@@ -237,7 +237,8 @@ class Connection:
         process = subprocess.Popen(
             [self.owner.ssh, *self.args, "-T", "-o", "ControlMaster=no", "-o", "LogLevel=ERROR",
              self.target.destination, command],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            process_group=0)  # Ctrl-C stops new hosts; a command in flight finishes
         out, err = process.stdout, process.stderr
         assert out is not None and err is not None  # PIPE
         writer = threading.Thread(target=_feed, args=(process.stdin, stdin), daemon=True)
