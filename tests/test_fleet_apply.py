@@ -21,7 +21,7 @@ from system_recipes.fleet.orchestrate import failure_limit
 from system_recipes.fleet.prepare import assign_waves, prepare, removed_checks
 from system_recipes.meta.expand import expand
 
-pytest_plugins = ["fleet_hosts"]
+pytest_plugins = ["support.fleet_hosts"]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYSTEM_RECIPES = os.path.join(os.path.dirname(sys.executable), "system-recipes")
 

@@ -222,6 +222,7 @@ def plan(box: Sandbox, config: str) -> subprocess.CompletedProcess:
     return box.run([SYSTEM_RECIPES, "plan", "-q", "-c", config], timeout=300)
 
 
+@pytest.mark.sandbox
 def test_every_compiled_host_is_accepted_by_plan(example_rpms, tmp_path):
     with Sandbox(overlays=RPM_OVERLAYS) as box:
         rpm_install(box, example_rpms("1.0"))
@@ -233,6 +234,7 @@ def test_every_compiled_host_is_accepted_by_plan(example_rpms, tmp_path):
                                                                    result.stderr)
 
 
+@pytest.mark.sandbox
 def test_the_app_host_converges(example_rpms, tmp_path):
     with Sandbox(overlays=RPM_OVERLAYS) as box:
         rpm_install(box, example_rpms("1.0"))
@@ -250,6 +252,7 @@ def test_the_app_host_converges(example_rpms, tmp_path):
         assert plan(box, config).returncode == 0
 
 
+@pytest.mark.sandbox
 def test_the_monitoring_host_converges_and_nagios_accepts_the_objects(tmp_path):
     with Sandbox(overlays=RPM_OVERLAYS) as box:
         with_profiles(box)

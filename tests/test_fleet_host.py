@@ -15,7 +15,7 @@ import pytest
 from system_recipes.fleet.packages import Packages
 from system_recipes.fleet.transport import Connections, Target
 
-pytest_plugins = ["fleet_hosts"]
+pytest_plugins = ["support.fleet_hosts"]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE_CFG = os.path.join(REPO, "profiles", "base.cfg")
 

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from system_recipes.fleet.transport import Connections, Target
 
-pytest_plugins = ["fleet_hosts", "example_fixtures"]
+pytest_plugins = ["support.fleet_hosts"]
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(REPO, "profiles", "systems", "shop.toml")

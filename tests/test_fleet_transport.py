@@ -13,7 +13,7 @@ import pytest
 
 from system_recipes.fleet.transport import Connections, Target, TransportError
 
-pytest_plugins = ["fleet_hosts"]
+pytest_plugins = ["support.fleet_hosts"]
 SYSTEM_RECIPES = os.path.join(os.path.dirname(sys.executable), "system-recipes")
 
 

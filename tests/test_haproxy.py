@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from support.markers import needs
 
 from system_recipes.daemons.haproxy import unit_dropin
 
@@ -250,6 +251,7 @@ class Live:
 
 
 @pytest.fixture
+@needs("sandbox", "daemon")
 def live(host):
     env = Live(host)
     yield env

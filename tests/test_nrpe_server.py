@@ -9,6 +9,7 @@ import socket
 import time
 
 import pytest
+from support.markers import needs
 from support.results import ok, one_error_line, snapshot
 
 CHECK_NRPE = "/usr/lib/nagios/plugins/check_nrpe"
@@ -50,6 +51,7 @@ def answered(host, source: str) -> bool:
 
 
 @pytest.fixture
+@needs("sandbox", "daemon")
 def live(host):
     port = free_port()
     host.sandbox.run(f"sed -i 's/^server_port=.*/server_port={port}/' /etc/nagios/nrpe.cfg && "

@@ -8,17 +8,19 @@ import zipfile
 
 from support.paths import REPO
 
+from system_recipes.release.dists import copy_system_recipes
+
 
 def test_wheel_carries_templates_and_finds_them(tmp_path):
-    probe = os.path.join(REPO, "templates", "sr-packaging-probe.j2")
+    # built from a copy: a build in the checkout leaves build/ and an egg-info there, which
+    # later release builds then take (they missed profiles/base.cfg)
+    source = copy_system_recipes(REPO, str(tmp_path / "source"))
+    probe = os.path.join(source, "templates", "sr-packaging-probe.j2")
     with open(probe, "w") as stream:
         stream.write("probe {{ value }}\n")
-    try:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                        "--no-build-isolation", "-w", str(tmp_path / "dist"), REPO],
-                       check=True, capture_output=True)
-    finally:
-        os.unlink(probe)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(tmp_path / "dist"), source],
+                   check=True, capture_output=True)
     wheel = glob.glob(str(tmp_path / "dist" / "system_recipes-*.whl"))[0]
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()

@@ -8,6 +8,7 @@ import shutil
 import socket
 
 import pytest
+from support.markers import needs
 from support.results import ok, one_error_line, snapshot
 
 from system_recipes.daemons.postgresql import hba_problems
@@ -103,6 +104,7 @@ class Cluster:
 
 
 @pytest.fixture
+@needs("sandbox", "daemon")
 def cluster(host):
     """A new cluster ``sr`` of the machine's PostgreSQL 15, inside the sandbox (not started)."""
     port = free_port()

@@ -190,8 +190,13 @@ class Run:
             leaving=frozenset(a.path for a in plan.actions if a.verb in ("remove", "forget")))
         findings = self.validation.run(items, context)
         generated = getattr(self.buildout, GENERATED_FROM, {})
-        errors = [f"[{generated[(f.part, None)][0]}] in the generated {f}"
-                  if (f.part, None) in generated else str(f) for f in findings if f.fatal]
+        errors, judged = [], set()
+        for f in findings:
+            if not f.fatal or (f.part, f.path) in judged:
+                continue  # one line per file: its first problem (its program's, if missing)
+            judged.add((f.part, f.path))
+            errors.append(f"[{generated[(f.part, None)][0]}] in the generated {f}"
+                          if (f.part, None) in generated else str(f))
         for f in findings:
             if not f.fatal:
                 report.say(f"system-recipes: warning: {f}")

@@ -46,7 +46,7 @@ class Item:
 
 # a tool's message may quote a whole value; beside the line it names (echoed shorter still)
 # it gets less room
-TOOL_MESSAGE, LINE_SHOWN = 150, 50
+TOOL_MESSAGE, LINE_SHOWN = 150, 30
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from ..core import validate
+from ..core.errors import clip
 
 
 @validate.register
@@ -26,6 +27,7 @@ class ProgramValidator(validate.Validator):
             program, option, *rest = item.check.arguments
             label = rest[0] if rest else ""  # e.g. "check_app: plugin " (the NRPE check)
             real = context.below(program)
+            program = clip(program)  # the path as echoed: a 1 MB path is not a 1 MB error
             if not os.path.isfile(real):
                 errors[index] = validate.Problem(f"{label}{program} does not exist{below}",
                                                  option=option)

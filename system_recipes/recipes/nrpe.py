@@ -178,8 +178,9 @@ class Recipe(BaseRecipe):
             plugins.setdefault(check.plugin, f"{check.name}: plugin ")
         spec.files.append(FileSpec(
             path=path, content=content, mode=0o644,
-            checks=[Check("nrpe"), *(Check("program", (plugin, "checks", label))
-                                     for plugin, label in plugins.items())],
+            # the plugins first: a missing one is the file's first (and only) error line
+            checks=[*(Check("program", (plugin, "checks", label))
+                      for plugin, label in plugins.items()), Check("nrpe")],
             reloads=[service]))
         spec.removal_reloads.append(service)
 

@@ -294,8 +294,9 @@ class Recipe(BaseRecipe):
         service = Reload("systemd", unit)
         origins = validate.trace(content, unit_claims(context))
         spec.files.append(FileSpec(path=path, content=content, mode=0o644,
-                                   checks=[Check("systemd-unit", (origins,)),
-                                           Check("program", (argv[0], "command"))],
+                                   # the program first: its absence is the one error line
+                                   checks=[Check("program", (argv[0], "command")),
+                                           Check("systemd-unit", (origins,))],
                                    reloads=[service]))
         if values.enable:
             spec.links.append(LinkSpec(
@@ -345,7 +346,8 @@ class Recipe(BaseRecipe):
             "argv": shlex.join(argv),
         })
         spec.files.append(FileSpec(path=script, content=content, mode=0o755,
-                                   checks=[Check("init-script-sh"), Check("program", (program, "command"))],
+                                   checks=[Check("program", (program, "command")),
+                                           Check("init-script-sh")],
                                    reloads=[Reload("sysv", values.name)]))
         if values.enable:
             rc = self.layout.rc_directory

@@ -49,6 +49,8 @@ class Example:
         text = self.text
         files = [self.excerpt_of] if self.excerpt_of else []
         files += [m.group(2) for m in EXTENDS.finditer(self.text)]
+        # a compiled host.cfg extends the installed profiles, one per line
+        files += re.findall(r"/opt/[\w.-]+/profiles/((?:roles/|hosts/)?[\w.-]+\.cfg)", self.text)
         seen = set()
         while files:
             name = files.pop()
@@ -134,7 +136,12 @@ def sections(text: str, name: str = "<example>") -> dict[str, dict[str, str]]:
     return zc.buildout.configparser.parse(io.StringIO(text), name)
 
 
+#: the profiles as a host has them (a release installs them in /opt/NAME/profiles)
+INSTALLED_PROFILES = re.compile(r"/opt/[\w.-]+/profiles/")
+
+
 def rewrite_extends(text: str) -> str:
+    text = INSTALLED_PROFILES.sub(os.path.join(REPO, "profiles") + "/", text)
     return EXTENDS.sub(lambda m: m.group(1) + os.path.join(REPO, "profiles", m.group(2)), text)
 
 

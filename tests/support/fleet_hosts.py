@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from support.markers import needs
+
 REGISTRY = "/tmp/sr-fleet-hosts"
 BIN = os.path.dirname(sys.executable)
 #: the host's entry point: this checkout's, from the venv running the tests
@@ -377,6 +379,7 @@ def _wait_ready(host: TestHost) -> None:
 
 
 @pytest.fixture(scope="module")
+@needs("sandbox", "daemon")
 def fleet_hosts():
     """Four sshd hosts, host1..host4 (module scope: tests leave them as they found them, or
     use ``make_hosts`` for hosts of their own)."""
@@ -388,6 +391,7 @@ def fleet_hosts():
 
 
 @pytest.fixture
+@needs("sandbox", "daemon")
 def make_hosts():
     """``make_hosts(count, names=None, subnet=None, addresses=None)`` -> TestHosts, closed
     after the test."""
