@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import shutil
 import subprocess
 import tempfile
 
 from ..core import reload, validate
+from ..core.errors import shown
+from ..core.schema import (
+    Lines,
+    OptionType,
+)
 from ..core.settings import Settings
 from .common import systemd_running
 
@@ -121,3 +127,48 @@ def restart_systemd(targets: list[str], settings: Settings) -> reload.Outcome | 
     if not systemd_running():
         return reload.Outcome(skipped={t: "systemd is not running" for t in targets})
     return _systemctl("try-restart", *targets)
+
+
+UNIT_SUFFIXES = ("service", "socket", "target", "device", "mount", "automount", "swap", "timer",
+                 "path", "slice", "scope")
+
+
+UNIT_NAME = (r"[A-Za-z0-9:_.-]+(@[A-Za-z0-9:_.-]+)?\.(" + "|".join(UNIT_SUFFIXES) + ")")
+
+
+PLAIN_WORD = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
+
+
+class UnitNames(OptionType):
+    """Unit names separated by spaces or lines, as systemd's own After=/Wants= take them."""
+
+    expected = "unit names such as network-online.target, separated by spaces or lines"
+
+    def parse(self, text: str) -> list[str]:
+        names: list[str] = []
+        for line in Lines().parse(text):
+            for word in line.split():
+                if not re.fullmatch(UNIT_NAME, word):
+                    raise ValueError(f"{shown(word)} is not a unit name")
+                if word not in names:
+                    names.append(word)
+        return names
+
+
+# -- quoting ----------------------------------------------------------------------------------
+def systemd_word(word: str) -> str:
+    """One ExecStart= word: systemd unquotes, C-unescapes, expands %specifiers and $VARS."""
+    if PLAIN_WORD.fullmatch(word):
+        return word
+    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t")
+    return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'
+
+
+def systemd_assignment(key: str, value: str) -> str:
+    """One Environment= word: unquoted and C-unescaped, %specifiers expanded, no $VARS."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t")
+    return f'"{key}={escaped.replace("%", "%%")}"'
+
+
+def specifiers(text: str) -> str:
+    return text.replace("%", "%%")

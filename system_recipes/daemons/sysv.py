@@ -102,3 +102,9 @@ def _alive(pid: int) -> bool:
             return stream.read().rpartition(")")[2].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+# LSB facilities for the systemd targets that stand for them
+FACILITIES = {"network.target": "$network", "network-online.target": "$network",
+              "remote-fs.target": "$remote_fs", "nss-lookup.target": "$named",
+              "time-sync.target": "$time", "rpcbind.target": "$portmap"}

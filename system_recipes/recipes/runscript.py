@@ -78,52 +78,34 @@ from ..core.schema import (
     Lines,
     Name,
     Option,
-    OptionType,
     Schema,
     Values,
     force_option,
     section_name,
 )
 from ..daemons.systemd import (
+    UnitNames,
     has_systemd,
+    specifiers,
+    systemd_assignment,
+    systemd_word,
 )
 from ..daemons.sysv import (
+    FACILITIES,
     pidfile,
 )
 
 SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-UNIT_SUFFIXES = ("service", "socket", "target", "device", "mount", "automount", "swap", "timer",
-                 "path", "slice", "scope")
-UNIT_NAME = (r"[A-Za-z0-9:_.-]+(@[A-Za-z0-9:_.-]+)?\.(" + "|".join(UNIT_SUFFIXES) + ")")
 RESTART = ("no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always")
 TYPES = ("simple", "exec", "forking", "notify", "oneshot")
 # a program path that needs no quoting anywhere (and cannot be read as env's NAME=value)
 PROGRAM = re.compile(r"/[A-Za-z0-9_@+:,./-]*")
-PLAIN_WORD = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-# LSB facilities for the systemd targets that stand for them
-FACILITIES = {"network.target": "$network", "network-online.target": "$network",
-              "remote-fs.target": "$remote_fs", "nss-lookup.target": "$named",
-              "time-sync.target": "$time", "rpcbind.target": "$portmap"}
 START_LEVELS, STOP_LEVELS = ("2", "3", "4", "5"), ("0", "1", "6")
 
 
 
 
-class UnitNames(OptionType):
-    """Unit names separated by spaces or lines, as systemd's own After=/Wants= take them."""
-
-    expected = "unit names such as network-online.target, separated by spaces or lines"
-
-    def parse(self, text: str) -> list[str]:
-        names: list[str] = []
-        for line in Lines().parse(text):
-            for word in line.split():
-                if not re.fullmatch(UNIT_NAME, word):
-                    raise ValueError(f"{shown(word)} is not a unit name")
-                if word not in names:
-                    names.append(word)
-        return names
 
 
 def the_name(values: Values) -> str:
@@ -169,23 +151,10 @@ SCHEMA = Schema([
 ])
 
 
-# -- quoting ----------------------------------------------------------------------------------
-def systemd_word(word: str) -> str:
-    """One ExecStart= word: systemd unquotes, C-unescapes, expands %specifiers and $VARS."""
-    if PLAIN_WORD.fullmatch(word):
-        return word
-    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t")
-    return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'
 
 
-def systemd_assignment(key: str, value: str) -> str:
-    """One Environment= word: unquoted and C-unescaped, %specifiers expanded, no $VARS."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t")
-    return f'"{key}={escaped.replace("%", "%%")}"'
 
 
-def specifiers(text: str) -> str:
-    return text.replace("%", "%%")
 
 
 # -- the recipe -------------------------------------------------------------------------------
