@@ -40,8 +40,13 @@ BASE_CFG = os.path.join(REPO, "profiles", "base.cfg")
 SCENARIOS = ("first", "noop", "change", "plan")
 KINDS = ("config", "cron", "logrotate", "supervisor", "nrpe")
 #: the recipe module each kind of file needs (system_recipes/recipes/NAME.py)
-RECIPE_OF = {"config": "template", "cron": "cron", "logrotate": "logrotate",
-             "supervisor": "supervisor", "nrpe": "nrpe"}
+RECIPE_OF = {
+    "config": "template",
+    "cron": "cron",
+    "logrotate": "logrotate",
+    "supervisor": "supervisor",
+    "nrpe": "nrpe",
+}
 #: tools whose processes are counted: system-recipes' validators run these
 VALIDATOR_TOOLS = ("logrotate", "crontab", "nagios4", "systemd-analyze", "sh")
 SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -57,6 +62,7 @@ PLOT_VENV = ("plot", ["matplotlib==3.11.2"], "python")
 #: the kinds a template part can stand in for while their recipe is being written
 STANDS_IN = ("cron", "logrotate", "supervisor")
 
+
 def make_scratch_root(path: str) -> str:
     """An install root with just enough of /etc for accounts and layout detection (what
     tests/conftest.py's scratch fixture makes)."""
@@ -71,8 +77,11 @@ def make_scratch_root(path: str) -> str:
 # -- the workload ---------------------------------------------------------------------------
 def service(i: int, changed: bool = False) -> dict:
     """Service number ``i``; ``changed`` moves svc0000 to another port (one option)."""
-    return {"service": f"svc{i:04d}", "app_port": CHANGED_PORT if changed and i == 0 else 8000 + i,
-            "minute": i % 60}
+    return {
+        "service": f"svc{i:04d}",
+        "app_port": CHANGED_PORT if changed and i == 0 else 8000 + i,
+        "minute": i % 60,
+    }
 
 
 def service_files(svc: dict) -> list[tuple[str, str, str, str, dict]]:
@@ -83,7 +92,13 @@ def service_files(svc: dict) -> list[tuple[str, str, str, str, dict]]:
         ("config", "bench-app.ini.j2", f"/etc/bench/{name}.ini", "0644", svc),
         ("cron", "bench-cron.j2", f"/etc/cron.d/{name}", "0644", svc),
         ("logrotate", "bench-logrotate.j2", f"/etc/logrotate.d/{name}", "0644", svc),
-        ("supervisor", "bench-supervisor.conf.j2", f"/etc/supervisor/conf.d/{name}.conf", "0644", svc),
+        (
+            "supervisor",
+            "bench-supervisor.conf.j2",
+            f"/etc/supervisor/conf.d/{name}.conf",
+            "0644",
+            svc,
+        ),
         ("nrpe", "bench-nrpe.cfg.j2", f"/etc/nagios/nrpe.d/{name}.cfg", "0644", svc),
     ]
 
@@ -93,41 +108,84 @@ def service_sections(svc: dict, real: dict[str, bool]) -> list[tuple[str, dict[s
     false) is a template part writing the same file: a stand-in."""
     name = svc["service"]
     port = f"${{{name}-config:app-port}}"
-    sections = [(f"{name}-config", {
-        "recipe": "system_recipes:template", "path": f"/etc/bench/{name}.ini",
-        "template": "bench-app.ini.j2", "service": name, "app-port": str(svc["app_port"]),
-    })]
+    sections = [
+        (
+            f"{name}-config",
+            {
+                "recipe": "system_recipes:template",
+                "path": f"/etc/bench/{name}.ini",
+                "template": "bench-app.ini.j2",
+                "service": name,
+                "app-port": str(svc["app_port"]),
+            },
+        )
+    ]
     command = f"/usr/bin/find /var/lib/{name}/tmp -type f -mtime +7 -delete"
     if real["cron"]:
-        sections.append((f"{name}-cron", {
-            "recipe": "system_recipes:cron", "name": name, "user": "www-data",
-            "entries": f"{svc['minute']} 3 * * * {command}",
-        }))
+        sections.append(
+            (
+                f"{name}-cron",
+                {
+                    "recipe": "system_recipes:cron",
+                    "name": name,
+                    "user": "www-data",
+                    "entries": f"{svc['minute']} 3 * * * {command}",
+                },
+            )
+        )
     if real["logrotate"]:
-        sections.append((f"{name}-logrotate", {
-            "recipe": "system_recipes:logrotate", "name": name,
-            "paths": f"/var/log/{name}/*.log", "frequency": "daily", "rotate": "14",
-            "compress": "true", "delaycompress": "true", "missingok": "true",
-            "notifempty": "true",
-        }))
+        sections.append(
+            (
+                f"{name}-logrotate",
+                {
+                    "recipe": "system_recipes:logrotate",
+                    "name": name,
+                    "paths": f"/var/log/{name}/*.log",
+                    "frequency": "daily",
+                    "rotate": "14",
+                    "compress": "true",
+                    "delaycompress": "true",
+                    "missingok": "true",
+                    "notifempty": "true",
+                },
+            )
+        )
     if real["supervisor"]:
-        sections.append((f"{name}-supervisor", {
-            "recipe": "system_recipes:supervisor", "name": name,
-            "command": f"/usr/bin/python3 -m http.server {port}", "user": "www-data",
-            "stdout_logfile": f"/var/log/{name}/stdout.log", "redirect_stderr": "true",
-        }))
-    sections.append((f"{name}-nrpe", {
-        "recipe": "system_recipes:nrpe", "name": name,
-        "checks": f"check_{name}_http check_http -H 127.0.0.1 -p {port} -u /health "
-                  "warning=2 critical=5",
-    }))
+        sections.append(
+            (
+                f"{name}-supervisor",
+                {
+                    "recipe": "system_recipes:supervisor",
+                    "name": name,
+                    "command": f"/usr/bin/python3 -m http.server {port}",
+                    "user": "www-data",
+                    "stdout_logfile": f"/var/log/{name}/stdout.log",
+                    "redirect_stderr": "true",
+                },
+            )
+        )
+    sections.append(
+        (
+            f"{name}-nrpe",
+            {
+                "recipe": "system_recipes:nrpe",
+                "name": name,
+                "checks": f"check_{name}_http check_http -H 127.0.0.1 -p {port} -u /health "
+                "warning=2 critical=5",
+            },
+        )
+    )
     stand_in_paths = {kind: (template, path) for kind, template, path, _, _ in service_files(svc)}
     for kind in STANDS_IN:
         if real[kind]:
             continue
         template, path = stand_in_paths[kind]
-        options = {"recipe": "system_recipes:template", "path": path, "template": template,
-                   "service": name}
+        options = {
+            "recipe": "system_recipes:template",
+            "path": path,
+            "template": template,
+            "service": name,
+        }
         if kind == "cron":  # a template part refuses an option its template does not use
             options["minute"] = str(svc["minute"])
         if kind == "supervisor":
@@ -145,23 +203,38 @@ def host_cfg(n: int, root: str, real: dict[str, bool], changed: bool = False) ->
             for key, value in options.items():
                 body.append(f"{key} = {value}")
             body.append("")
-    head = ["[buildout]", f"extends = {BASE_CFG}", "parts =", *(f"    {p}" for p in parts), "",
-            "[system-recipes]", f"root = {root}", "reload = off", f"templates = {TEMPLATES}", ""]
+    head = [
+        "[buildout]",
+        f"extends = {BASE_CFG}",
+        "parts =",
+        *(f"    {p}" for p in parts),
+        "",
+        "[system-recipes]",
+        f"root = {root}",
+        "reload = off",
+        f"templates = {TEMPLATES}",
+        "",
+    ]
     return "\n".join(head + body)
 
 
 def files_json(n: int, root: str, changed: bool = False) -> dict:
     files = [list(f) for i in range(n) for f in service_files(service(i, changed))]
-    return {"root": root, "templates": TEMPLATES, "files": files,
-            "directories": sorted({os.path.dirname(f[2]) for f in files})}
+    return {
+        "root": root,
+        "templates": TEMPLATES,
+        "files": files,
+        "directories": sorted({os.path.dirname(f[2]) for f in files}),
+    }
 
 
 def recipe_available(kind: str, python: str) -> bool:
     module = RECIPE_OF[kind]
     if not os.path.isfile(os.path.join(REPO, "system_recipes", "recipes", module + ".py")):
         return False
-    result = subprocess.run([python, "-c", f"import system_recipes.recipes.{module}"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [python, "-c", f"import system_recipes.recipes.{module}"], capture_output=True, text=True
+    )
     return result.returncode == 0
 
 
@@ -180,8 +253,11 @@ def probe_recipes(args, real: dict[str, bool]) -> dict[str, str]:
             out = timed(tool.argv("first"), tool.env, work, args.timeout)
             if out.returncode == 0:
                 return ""
-            lines = [line for line in (out.stderr + out.stdout).splitlines()
-                     if line.startswith("Error") or line.startswith("[")]
+            lines = [
+                line
+                for line in (out.stderr + out.stdout).splitlines()
+                if line.startswith("Error") or line.startswith("[")
+            ]
             return (lines or [f"exit {out.returncode}"])[0]
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -214,8 +290,15 @@ def timed(argv: list[str], env: dict, cwd: str, timeout: float) -> Outcome:
     """Run ``argv``; wall time and the child's peak RSS from ``os.wait4``."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd,
-                                env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
         expired = threading.Event()
 
         def kill() -> None:
@@ -235,9 +318,14 @@ def timed(argv: list[str], env: dict, cwd: str, timeout: float) -> Outcome:
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Outcome(wall, usage.ru_maxrss, proc.returncode,
-                       out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
-                       expired.is_set())
+        return Outcome(
+            wall,
+            usage.ru_maxrss,
+            proc.returncode,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+            expired.is_set(),
+        )
 
 
 def snapshot(root: str) -> dict[str, tuple[int, int, int]]:
@@ -291,8 +379,9 @@ def counting_shims(directory: str) -> str:
             continue
         path = os.path.join(directory, tool)
         with open(path, "w") as stream:
-            stream.write(f'#!/bin/sh\nprintf "%s\\n" {tool} >> "$BENCH_VALIDATOR_LOG"\n'
-                         f'exec {real} "$@"\n')
+            stream.write(
+                f'#!/bin/sh\nprintf "%s\\n" {tool} >> "$BENCH_VALIDATOR_LOG"\nexec {real} "$@"\n'
+            )
         os.chmod(path, 0o755)
     return directory
 
@@ -403,23 +492,42 @@ class Salt(Tool):
         states = os.path.join(work, "states")
         shutil.copytree(TEMPLATES, os.path.join(states, "templates"), dirs_exist_ok=True)
         self.cache = os.path.join(work, "var")
-        self._write("conf/minion", "\n".join([
-            "file_client: local", "file_roots:", "  base:", f"    - {states}",
-            f"root_dir: {self.cache}", "id: bench", "log_level_logfile: warning", ""]))
-        self._write("states/bench.sls", "\n".join([
-            "{% import_json 'files.json' as data %}",
-            "{% for f in data.files %}",
-            "{{ f[2] }}:",
-            "  file.managed:",
-            "    - name: {{ data.root }}{{ f[2] }}",
-            "    - source: salt://templates/{{ f[1] }}",
-            "    - template: jinja",
-            "    - makedirs: True",
-            "    - mode: '{{ f[3] }}'",
-            "    - user: root",
-            "    - group: root",
-            "    - context: {{ f[4] | json }}",
-            "{% endfor %}", ""]))
+        self._write(
+            "conf/minion",
+            "\n".join(
+                [
+                    "file_client: local",
+                    "file_roots:",
+                    "  base:",
+                    f"    - {states}",
+                    f"root_dir: {self.cache}",
+                    "id: bench",
+                    "log_level_logfile: warning",
+                    "",
+                ]
+            ),
+        )
+        self._write(
+            "states/bench.sls",
+            "\n".join(
+                [
+                    "{% import_json 'files.json' as data %}",
+                    "{% for f in data.files %}",
+                    "{{ f[2] }}:",
+                    "  file.managed:",
+                    "    - name: {{ data.root }}{{ f[2] }}",
+                    "    - source: salt://templates/{{ f[1] }}",
+                    "    - template: jinja",
+                    "    - makedirs: True",
+                    "    - mode: '{{ f[3] }}'",
+                    "    - user: root",
+                    "    - group: root",
+                    "    - context: {{ f[4] | json }}",
+                    "{% endfor %}",
+                    "",
+                ]
+            ),
+        )
 
     def reset(self):
         shutil.rmtree(self.cache, ignore_errors=True)
@@ -428,9 +536,18 @@ class Salt(Tool):
         self._write("states/files.json", json.dumps(files_json(n, self.root, changed)))
 
     def argv(self, scenario):
-        command = [self.executable, "--local", "--config-dir", os.path.join(self.work, "conf"),
-                   "--retcode-passthrough", "--state-output=terse", "-l", "quiet",
-                   "state.apply", "bench"]
+        command = [
+            self.executable,
+            "--local",
+            "--config-dir",
+            os.path.join(self.work, "conf"),
+            "--retcode-passthrough",
+            "--state-output=terse",
+            "-l",
+            "quiet",
+            "state.apply",
+            "bench",
+        ]
         return command + (["test=True"] if scenario == "plan" else [])
 
 
@@ -441,15 +558,25 @@ class Pyinfra(Tool):
     def __init__(self, work, args, executable):
         super().__init__(work, args)
         self.executable = executable
-        self._write("deploy.py", "\n".join([
-            "import json", "import os", "from pyinfra.operations import files", "",
-            "with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'files.json'))"
-            " as stream:",
-            "    data = json.load(stream)",
-            "for kind, template, path, mode, variables in data['files']:",
-            "    files.template(name=path, src=os.path.join(data['templates'], template),",
-            "                   dest=data['root'] + path, mode=mode, create_remote_dir=True,",
-            "                   **variables)", ""]))
+        self._write(
+            "deploy.py",
+            "\n".join(
+                [
+                    "import json",
+                    "import os",
+                    "from pyinfra.operations import files",
+                    "",
+                    "with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'files.json'))"
+                    " as stream:",
+                    "    data = json.load(stream)",
+                    "for kind, template, path, mode, variables in data['files']:",
+                    "    files.template(name=path, src=os.path.join(data['templates'], template),",
+                    "                   dest=data['root'] + path, mode=mode, create_remote_dir=True,",
+                    "                   **variables)",
+                    "",
+                ]
+            ),
+        )
 
     def write_inputs(self, n, changed):
         self._write("files.json", json.dumps(files_json(n, self.root, changed)))
@@ -467,24 +594,43 @@ class Ansible(Tool):
         super().__init__(work, args)
         self.executable = executable
         python = os.path.join(os.path.dirname(executable), "python")
-        self.env.update(ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_PIPELINING="True",
-                        ANSIBLE_LOCAL_TEMP=os.path.join(work, "tmp"),
-                        ANSIBLE_REMOTE_TEMP=os.path.join(work, "tmp"),
-                        ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="False",
-                        ANSIBLE_PYTHON_INTERPRETER=python)
-        self.playbook = self._write("playbook.yml", "\n".join([
-            "- hosts: all", "  connection: local", "  gather_facts: false", "  tasks:",
-            "    - name: data", "      include_vars: {file: files.json, name: data}",
-            "    - name: directories",
-            "      file: {path: '{{ data.root }}{{ item }}', state: directory, mode: '0755'}",
-            "      loop: '{{ data.directories }}'",
-            "    - name: files", "      template:",
-            "        src: '{{ data.templates }}/{{ item[1] }}'",
-            "        dest: '{{ data.root }}{{ item[2] }}'",
-            "        mode: '{{ item[3] }}'",
-            "      vars:", "        service: '{{ item[4].service }}'",
-            "        app_port: '{{ item[4].app_port }}'", "        minute: '{{ item[4].minute }}'",
-            "      loop: '{{ data.files }}'", "      loop_control: {label: '{{ item[2] }}'}", ""]))
+        self.env.update(
+            ANSIBLE_LOCALHOST_WARNING="False",
+            ANSIBLE_PIPELINING="True",
+            ANSIBLE_LOCAL_TEMP=os.path.join(work, "tmp"),
+            ANSIBLE_REMOTE_TEMP=os.path.join(work, "tmp"),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_RETRY_FILES_ENABLED="False",
+            ANSIBLE_PYTHON_INTERPRETER=python,
+        )
+        self.playbook = self._write(
+            "playbook.yml",
+            "\n".join(
+                [
+                    "- hosts: all",
+                    "  connection: local",
+                    "  gather_facts: false",
+                    "  tasks:",
+                    "    - name: data",
+                    "      include_vars: {file: files.json, name: data}",
+                    "    - name: directories",
+                    "      file: {path: '{{ data.root }}{{ item }}', state: directory, mode: '0755'}",
+                    "      loop: '{{ data.directories }}'",
+                    "    - name: files",
+                    "      template:",
+                    "        src: '{{ data.templates }}/{{ item[1] }}'",
+                    "        dest: '{{ data.root }}{{ item[2] }}'",
+                    "        mode: '{{ item[3] }}'",
+                    "      vars:",
+                    "        service: '{{ item[4].service }}'",
+                    "        app_port: '{{ item[4].app_port }}'",
+                    "        minute: '{{ item[4].minute }}'",
+                    "      loop: '{{ data.files }}'",
+                    "      loop_control: {label: '{{ item[2] }}'}",
+                    "",
+                ]
+            ),
+        )
 
     def write_inputs(self, n, changed):
         self._write("files.json", json.dumps(files_json(n, self.root, changed)))
@@ -518,11 +664,14 @@ def ensure_venv(name: str, packages: list[str], executable: str) -> tuple[str | 
         return target, ""
     make_venvs_link()
     log = os.path.join(VENVS, name + ".log")
-    print(f"bench: installing {' '.join(packages)} into bench/.venvs/{name} (log: {log})",
-          flush=True)
+    print(
+        f"bench: installing {' '.join(packages)} into bench/.venvs/{name} (log: {log})", flush=True
+    )
     with open(log, "w") as stream:
-        steps = [[sys.executable, "-m", "venv", "--clear", directory],
-                 [os.path.join(directory, "bin", "pip"), "install", "-q", *packages]]
+        steps = [
+            [sys.executable, "-m", "venv", "--clear", directory],
+            [os.path.join(directory, "bin", "pip"), "install", "-q", *packages],
+        ]
         for step in steps:
             if subprocess.run(step, stdout=stream, stderr=subprocess.STDOUT).returncode:
                 return None, f"install failed (see {os.path.relpath(log, REPO)})"
@@ -542,8 +691,11 @@ def installed_copy() -> str:
     for top in ("system_recipes", "templates"):
         for directory, dirs, files in os.walk(os.path.join(REPO, top)):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            sources += [os.path.relpath(os.path.join(directory, f), REPO) for f in sorted(files)
-                        if not f.endswith(".pyc")]
+            sources += [
+                os.path.relpath(os.path.join(directory, f), REPO)
+                for f in sorted(files)
+                if not f.endswith(".pyc")
+            ]
     for name in sources:
         digest.update(name.encode())
         with open(os.path.join(REPO, name), "rb") as stream:
@@ -574,8 +726,16 @@ def bench_tool(tool: Tool, n: int, repeat: int, rows: list[Row], peer: bool) -> 
         before = snapshot(tool.root)
         out = timed(tool.argv(scenario), tool.env, tool.work, args.timeout)
         after = snapshot(tool.root)
-        row = Row(tool.name, n, scenario, run, wall=out.wall, maxrss_kb=out.maxrss_kb,
-                  files=written(before, after), reported=tool.reported(out))
+        row = Row(
+            tool.name,
+            n,
+            scenario,
+            run,
+            wall=out.wall,
+            maxrss_kb=out.maxrss_kb,
+            files=written(before, after),
+            reported=tool.reported(out),
+        )
         if log:
             with open(log) as stream:
                 counts = collections.Counter(line.strip() for line in stream if line.strip())
@@ -590,9 +750,12 @@ def bench_tool(tool: Tool, n: int, repeat: int, rows: list[Row], peer: bool) -> 
             raise Failed(f"{tool.name} N={n} {scenario}: {why}\n{detail}")
         rows.append(row)
         if args.verbose:
-            print(f"  {tool.name:14} N={n:<5} {scenario:6} run {run}: {out.wall:8.3f} s "
-                  f"{out.maxrss_kb / 1024:6.1f} MB files={row.files} "
-                  f"validators={row.validators_detail or '-'}", flush=True)
+            print(
+                f"  {tool.name:14} N={n:<5} {scenario:6} run {run}: {out.wall:8.3f} s "
+                f"{out.maxrss_kb / 1024:6.1f} MB files={row.files} "
+                f"validators={row.validators_detail or '-'}",
+                flush=True,
+            )
         return row
 
     def runs(scenario: str, before_each=None) -> None:
@@ -643,14 +806,24 @@ def summarize(rows: list[Row], order: list[str]) -> list[dict]:
         group = groups[key]
         ok = [r for r in group if r.status == "ok"]
         failed = [r for r in group if r.status != "ok"]
-        entry = {"tool": tool, "n": n, "scenario": scenario, "runs": len(ok),
-                 "status": failed[0].status if failed else "ok",
-                 "note": "; ".join(sorted({r.note for r in group if r.note}))}
+        entry = {
+            "tool": tool,
+            "n": n,
+            "scenario": scenario,
+            "runs": len(ok),
+            "status": failed[0].status if failed else "ok",
+            "note": "; ".join(sorted({r.note for r in group if r.note})),
+        }
         if ok:
             walls = [r.wall for r in ok]
-            entry.update(median=statistics.median(walls), min=min(walls), max=max(walls),
-                         rss_mb=max(r.maxrss_kb for r in ok) / 1024,
-                         files=max(r.files for r in ok), reported=ok[-1].reported)
+            entry.update(
+                median=statistics.median(walls),
+                min=min(walls),
+                max=max(walls),
+                rss_mb=max(r.maxrss_kb for r in ok) / 1024,
+                files=max(r.files for r in ok),
+                reported=ok[-1].reported,
+            )
             if ok[0].validators is not None:
                 worst = max(ok, key=lambda r: r.validators)
                 entry.update(validators=worst.validators, validators_detail=worst.validators_detail)
@@ -662,26 +835,69 @@ def summarize(rows: list[Row], order: list[str]) -> list[dict]:
 
 
 def format_table(table: list[dict], notes: list[str]) -> str:
-    header = ("tool", "N", "scenario", "runs", "median s", "min s", "max s", "peak RSS MB",
-              "files", "reported", "validators", "x sr")
+    header = (
+        "tool",
+        "N",
+        "scenario",
+        "runs",
+        "median s",
+        "min s",
+        "max s",
+        "peak RSS MB",
+        "files",
+        "reported",
+        "validators",
+        "x sr",
+    )
     lines = []
     for e in table:
         if "median" not in e:
-            lines.append((e["tool"], str(e["n"]), e["scenario"], "0", e["status"], "", "", "",
-                          "", "", "", ""))
+            lines.append(
+                (
+                    e["tool"],
+                    str(e["n"]),
+                    e["scenario"],
+                    "0",
+                    e["status"],
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                )
+            )
             continue
         validators = "-"
         if "validators" in e:
-            validators = str(e["validators"]) + (f" ({e['validators_detail']})"
-                                                 if e["validators_detail"] else "")
-        lines.append((e["tool"], str(e["n"]), e["scenario"], str(e["runs"]),
-                      f"{e['median']:.3f}", f"{e['min']:.3f}", f"{e['max']:.3f}",
-                      f"{e['rss_mb']:.1f}", str(e["files"]), e["reported"] or "-", validators,
-                      f"{e['ratio']:.1f}" if "ratio" in e else "-"))
-    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
-              for i, h in enumerate(header)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
-           "  ".join("-" * w for w in widths)]
+            validators = str(e["validators"]) + (
+                f" ({e['validators_detail']})" if e["validators_detail"] else ""
+            )
+        lines.append(
+            (
+                e["tool"],
+                str(e["n"]),
+                e["scenario"],
+                str(e["runs"]),
+                f"{e['median']:.3f}",
+                f"{e['min']:.3f}",
+                f"{e['max']:.3f}",
+                f"{e['rss_mb']:.1f}",
+                str(e["files"]),
+                e["reported"] or "-",
+                validators,
+                f"{e['ratio']:.1f}" if "ratio" in e else "-",
+            )
+        )
+    widths = [
+        max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
+        for i, h in enumerate(header)
+    ]
+    out = [
+        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
     previous = None
     for line in lines:
         if previous is not None and line[1] != previous:
@@ -694,16 +910,41 @@ def format_table(table: list[dict], notes: list[str]) -> str:
 def write_csv(path: str, rows: list[Row], stand_ins: list[str]) -> None:
     with open(path, "w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["tool", "n", "scenario", "run", "wall_s", "maxrss_kb", "files_written",
-                         "reported", "validators", "validators_detail", "status", "note",
-                         "stand_ins"])
+        writer.writerow(
+            [
+                "tool",
+                "n",
+                "scenario",
+                "run",
+                "wall_s",
+                "maxrss_kb",
+                "files_written",
+                "reported",
+                "validators",
+                "validators_detail",
+                "status",
+                "note",
+                "stand_ins",
+            ]
+        )
         for r in rows:
-            writer.writerow([r.tool, r.n, r.scenario, r.run,
-                             "" if r.wall is None else f"{r.wall:.6f}",
-                             "" if r.maxrss_kb is None else r.maxrss_kb,
-                             "" if r.files is None else r.files, r.reported,
-                             "" if r.validators is None else r.validators, r.validators_detail,
-                             r.status, r.note, " ".join(stand_ins)])
+            writer.writerow(
+                [
+                    r.tool,
+                    r.n,
+                    r.scenario,
+                    r.run,
+                    "" if r.wall is None else f"{r.wall:.6f}",
+                    "" if r.maxrss_kb is None else r.maxrss_kb,
+                    "" if r.files is None else r.files,
+                    r.reported,
+                    "" if r.validators is None else r.validators,
+                    r.validators_detail,
+                    r.status,
+                    r.note,
+                    " ".join(stand_ins),
+                ]
+            )
 
 
 def plot(csv_path: str) -> str:
@@ -711,8 +952,9 @@ def plot(csv_path: str) -> str:
     if python is None:
         return f"no plot: matplotlib {problem}"
     png = csv_path[:-4] + ".png"
-    result = subprocess.run([python, os.path.join(BENCH, "plot.py"), csv_path, png],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [python, os.path.join(BENCH, "plot.py"), csv_path, png], capture_output=True, text=True
+    )
     if result.returncode:
         return f"no plot: {(result.stderr.strip().splitlines() or ['plot failed'])[-1]}"
     return f"plot: {os.path.relpath(png)}"
@@ -720,32 +962,66 @@ def plot(csv_path: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, nargs="+", default=[1, 10, 100],
-                        help="numbers of services (default: 1 10 100)")
+    parser.add_argument(
+        "--n",
+        type=int,
+        nargs="+",
+        default=[1, 10, 100],
+        help="numbers of services (default: 1 10 100)",
+    )
     parser.add_argument("--repeat", type=int, default=5, help="runs per scenario (default 5)")
-    parser.add_argument("--peers", action="store_true",
-                        help="also Salt, pyinfra and Ansible (installed into bench/.venvs/)")
-    parser.add_argument("--only-peers", nargs="*", choices=sorted(PEERS), default=None,
-                        help="with --peers: only these peers")
-    parser.add_argument("--peer-max-n", action="append", default=[], metavar="PEER=N",
-                        help="largest N for a peer (default: ansible=100, others 1000)")
-    parser.add_argument("--slow", type=float, default=30.0,
-                        help="a peer run slower than this many seconds ends that scenario's "
-                             "repeats (default 30)")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also Salt, pyinfra and Ansible (installed into bench/.venvs/)",
+    )
+    parser.add_argument(
+        "--only-peers",
+        nargs="*",
+        choices=sorted(PEERS),
+        default=None,
+        help="with --peers: only these peers",
+    )
+    parser.add_argument(
+        "--peer-max-n",
+        action="append",
+        default=[],
+        metavar="PEER=N",
+        help="largest N for a peer (default: ansible=100, others 1000)",
+    )
+    parser.add_argument(
+        "--slow",
+        type=float,
+        default=30.0,
+        help="a peer run slower than this many seconds ends that scenario's repeats (default 30)",
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
     parser.add_argument("--no-floor", action="store_true", help="skip the plain-python floor")
-    parser.add_argument("--stand-in", nargs="*", default=[], choices=["cron", "logrotate",
-                                                                       "supervisor"],
-                        help="use the template stand-in even though the recipe exists")
-    parser.add_argument("--results", default=os.path.join(BENCH, "results"),
-                        help="directory for the CSV and PNG (default bench/results)")
+    parser.add_argument(
+        "--stand-in",
+        nargs="*",
+        default=[],
+        choices=["cron", "logrotate", "supervisor"],
+        help="use the template stand-in even though the recipe exists",
+    )
+    parser.add_argument(
+        "--results",
+        default=os.path.join(BENCH, "results"),
+        help="directory for the CSV and PNG (default bench/results)",
+    )
     parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--bin", default=None,
-                        help="directory with buildout and system-recipes (default: a bench venv "
-                             "with system-recipes installed from this checkout, as on a host)")
-    parser.add_argument("--editable", action="store_true",
-                        help="use the project's .venv/bin (an editable install: buildout hashes "
-                             "the whole checkout on every run)")
+    parser.add_argument(
+        "--bin",
+        default=None,
+        help="directory with buildout and system-recipes (default: a bench venv "
+        "with system-recipes installed from this checkout, as on a host)",
+    )
+    parser.add_argument(
+        "--editable",
+        action="store_true",
+        help="use the project's .venv/bin (an editable install: buildout hashes "
+        "the whole checkout on every run)",
+    )
     parser.add_argument("--workdir", default=None, help="keep the scratch trees here")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per run")
     args = parser.parse_args(argv)
@@ -764,21 +1040,29 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--peer-max-n {text}: expected PEER=N, PEER one of {sorted(PEERS)}")
         max_n[name] = int(value)
 
-    real = {kind: kind not in args.stand_in and recipe_available(kind, args.python)
-            for kind in KINDS}
-    why_not = {kind: "not used (--stand-in)" if kind in args.stand_in else "missing"
-               for kind in KINDS if not real[kind]}
+    real = {
+        kind: kind not in args.stand_in and recipe_available(kind, args.python) for kind in KINDS
+    }
+    why_not = {
+        kind: "not used (--stand-in)" if kind in args.stand_in else "missing"
+        for kind in KINDS
+        if not real[kind]
+    }
     why_not.update(probe_recipes(args, real))
     stand_ins = [kind for kind in KINDS if not real[kind]]
-    notes = [f"bench/converge.py: N={' '.join(map(str, args.n))}, {args.repeat} run(s) per "
-             "scenario; five files per service; times are wall seconds of the subprocess"]
+    notes = [
+        f"bench/converge.py: N={' '.join(map(str, args.n))}, {args.repeat} run(s) per "
+        "scenario; five files per service; times are wall seconds of the subprocess"
+    ]
     for kind in KINDS:
         if real[kind]:
             notes.append(f"  {kind:10} system_recipes:{RECIPE_OF[kind]}")
         else:
-            notes.append(f"  {kind:10} STAND-IN: system_recipes:template part writing the same "
-                         f"file, not validated (system_recipes/recipes/{RECIPE_OF[kind]}.py "
-                         f"{why_not[kind]})")
+            notes.append(
+                f"  {kind:10} STAND-IN: system_recipes:template part writing the same "
+                f"file, not validated (system_recipes/recipes/{RECIPE_OF[kind]}.py "
+                f"{why_not[kind]})"
+            )
 
     peers: dict[str, str] = {}
     peer_problems: dict[str, str] = {}
@@ -813,8 +1097,9 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 if name in skipped:
                     continue
-                tools.append((classes[name](os.path.join(workdir, f"{name}-{n}"), args,
-                                            executable), True))
+                tools.append(
+                    (classes[name](os.path.join(workdir, f"{name}-{n}"), args, executable), True)
+                )
             reference: dict[str, bytes | None] = {}
             for tool, peer in tools:
                 try:
@@ -826,9 +1111,11 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         differ = [p for p, data in contents.items() if data != reference.get(p)]
                         if differ:
-                            mismatches.append(f"  {tool.name} N={n}: {len(differ)} of "
-                                              f"{len(contents)} files differ from system-recipes'"
-                                              f" (e.g. {differ[0]})")
+                            mismatches.append(
+                                f"  {tool.name} N={n}: {len(differ)} of "
+                                f"{len(contents)} files differ from system-recipes'"
+                                f" (e.g. {differ[0]})"
+                            )
                 except Failed as error:
                     if not peer:
                         print(f"bench: {error}", file=sys.stderr)

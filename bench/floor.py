@@ -24,9 +24,14 @@ def main(argv: list[str]) -> int:
     with open(argv[1], encoding="utf-8") as stream:
         spec = json.load(stream)
     plan = "--plan" in argv[2:]
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(spec["templates"]),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(spec["templates"]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     root = spec["root"]
     changed = 0
     for _kind, template, path, mode, variables in spec["files"]:
@@ -53,8 +58,9 @@ def main(argv: list[str]) -> int:
         finally:
             os.close(fd)
         os.replace(temp, target)
-    print(f"floor: {changed} file{'s' if changed != 1 else ''} "
-          f"{'to change' if plan else 'changed'}")
+    print(
+        f"floor: {changed} file{'s' if changed != 1 else ''} {'to change' if plan else 'changed'}"
+    )
     return 2 if plan and changed else 0
 
 

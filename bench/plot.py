@@ -32,12 +32,14 @@ def main(argv: list[str]) -> int:
                 walls[(row["tool"], row["scenario"], int(row["n"]))].append(float(row["wall_s"]))
                 stand_ins = stand_ins or row.get("stand_ins", "")
     tools = sorted({tool for tool, _, _ in walls}, key=lambda t: (t != "system-recipes", t))
-    figure, axes = plt.subplots(1, len(SCENARIOS), figsize=(4.2 * len(SCENARIOS), 4.2),
-                                sharey=True)
+    figure, axes = plt.subplots(1, len(SCENARIOS), figsize=(4.2 * len(SCENARIOS), 4.2), sharey=True)
     for ax, scenario in zip(axes, SCENARIOS, strict=True):
         for tool in tools:
-            points = sorted((n, statistics.median(v)) for (t, s, n), v in walls.items()
-                            if t == tool and s == scenario)
+            points = sorted(
+                (n, statistics.median(v))
+                for (t, s, n), v in walls.items()
+                if t == tool and s == scenario
+            )
             if points:
                 ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=tool)
         ax.set_xscale("log")

@@ -31,10 +31,25 @@ from support.rpmbuild import build_example_rpm  # noqa: E402
 
 HOSTS = os.path.join(REPO, "profiles", "hosts")
 EXAMPLES = os.path.join(REPO, "etc-examples")
-NOT_WRITTEN_BY_THE_PROFILE = ("var/lib/system-recipes", "var/lib/rpm", "opt", "usr", "etc/passwd",
-                              "etc/group", "etc/shadow", "etc/gshadow", "etc/os-release",
-                              "etc/passwd-", "etc/group-", "etc/shadow-", "etc/gshadow-",
-                              "etc/subuid", "etc/subgid", "etc/subuid-", "etc/subgid-")
+NOT_WRITTEN_BY_THE_PROFILE = (
+    "var/lib/system-recipes",
+    "var/lib/rpm",
+    "opt",
+    "usr",
+    "etc/passwd",
+    "etc/group",
+    "etc/shadow",
+    "etc/gshadow",
+    "etc/os-release",
+    "etc/passwd-",
+    "etc/group-",
+    "etc/shadow-",
+    "etc/gshadow-",
+    "etc/subuid",
+    "etc/subgid",
+    "etc/subuid-",
+    "etc/subgid-",
+)
 
 
 def names(root: str, table: str) -> dict[int, str]:
@@ -48,8 +63,22 @@ def names(root: str, table: str) -> dict[int, str]:
 
 def install_example_package(root: str, workdir: str) -> None:
     rpm = build_example_rpm("1.0", "1", workdir)
-    subprocess.run(["rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-i", "--nodeps",
-                    "--noscripts", "--force-debian", rpm], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "rpm",
+            "--root",
+            root,
+            "--dbpath",
+            "/var/lib/rpm",
+            "-i",
+            "--nodeps",
+            "--noscripts",
+            "--force-debian",
+            rpm,
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def generate(host: str, out: str, workdir: str) -> None:
@@ -59,8 +88,12 @@ def generate(host: str, out: str, workdir: str) -> None:
     with open(config) as stream:
         if "system_recipes:package" in stream.read() or host != "demo":
             install_example_package(root, workdir)
-    result = subprocess.run([BUILDOUT, "-c", config, f"system-recipes:root={root}"],
-                            capture_output=True, text=True, cwd=HOSTS)
+    result = subprocess.run(
+        [BUILDOUT, "-c", config, f"system-recipes:root={root}"],
+        capture_output=True,
+        text=True,
+        cwd=HOSTS,
+    )
     if result.returncode:
         raise SystemExit(f"{host}: buildout failed:\n{result.stdout}{result.stderr}")
     users, groups = names(root, "passwd"), names(root, "group")
@@ -68,8 +101,11 @@ def generate(host: str, out: str, workdir: str) -> None:
     target = os.path.join(out, host)
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
-        dirnames[:] = sorted(d for d in dirnames if os.path.normpath(os.path.join(rel_dir, d))
-                             not in NOT_WRITTEN_BY_THE_PROFILE)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if os.path.normpath(os.path.join(rel_dir, d)) not in NOT_WRITTEN_BY_THE_PROFILE
+        )
         for name in sorted(dirnames + filenames):
             rel = os.path.normpath(os.path.join(rel_dir, name))
             if rel in NOT_WRITTEN_BY_THE_PROFILE:
@@ -77,8 +113,9 @@ def generate(host: str, out: str, workdir: str) -> None:
             full = os.path.join(dirpath, name)
             st = os.lstat(full)
             owner = f"{users.get(st.st_uid, st.st_uid)}:{groups.get(st.st_gid, st.st_gid)}"
-            listing.append(f"{st.st_mode & 0o7777:04o} {owner} /{rel}"
-                           + ("/" if os.path.isdir(full) else ""))
+            listing.append(
+                f"{st.st_mode & 0o7777:04o} {owner} /{rel}" + ("/" if os.path.isdir(full) else "")
+            )
             if os.path.isfile(full):
                 os.makedirs(os.path.join(target, os.path.dirname(rel)), exist_ok=True)
                 shutil.copyfile(full, os.path.join(target, rel))
@@ -104,9 +141,15 @@ def differences(left: str, right: str) -> list[str]:
             lines.append(f"only in fresh output: {prefix}{name}")
         for name in cmp.diff_files:
             with open(os.path.join(cmp.left, name)) as a, open(os.path.join(cmp.right, name)) as b:
-                lines.extend(difflib.unified_diff(a.read().splitlines(), b.read().splitlines(),
-                                                  f"etc-examples/{prefix}{name}",
-                                                  f"fresh/{prefix}{name}", lineterm=""))
+                lines.extend(
+                    difflib.unified_diff(
+                        a.read().splitlines(),
+                        b.read().splitlines(),
+                        f"etc-examples/{prefix}{name}",
+                        f"fresh/{prefix}{name}",
+                        lineterm="",
+                    )
+                )
         for name, sub in cmp.subdirs.items():
             walk(sub, f"{prefix}{name}/")
 

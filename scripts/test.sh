@@ -17,6 +17,8 @@ if [ ! -x .venv/bin/buildout ]; then
     python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
-.venv/bin/ruff check system_recipes tests $( [ -d bench ] && echo bench )
+# the same lint steps as tox -e lint and .pre-commit-config.yaml
+.venv/bin/ruff check system_recipes tests bench scripts
+.venv/bin/ruff format --check system_recipes tests bench scripts
 .venv/bin/mypy  # system_recipes/, as configured in pyproject.toml
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

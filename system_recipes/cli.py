@@ -43,23 +43,44 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="show what `buildout -c CONFIG` would change")
     plan.add_argument("-c", "--config", default="buildout.cfg", help="the host configuration")
     plan.add_argument("-q", "--quiet", action="store_true", help="no diffs, only part lines")
-    plan.add_argument("-a", "--all", action="store_true", dest="all_problems",
-                      help="report every problem of the configuration (each part, each "
-                           "option), not only the first; exit 1 when there is any")
-    plan.add_argument("assignments", nargs="*", metavar="section:option=value",
-                      help="override options, as buildout's command line does")
+    plan.add_argument(
+        "-a",
+        "--all",
+        action="store_true",
+        dest="all_problems",
+        help="report every problem of the configuration (each part, each "
+        "option), not only the first; exit 1 when there is any",
+    )
+    plan.add_argument(
+        "assignments",
+        nargs="*",
+        metavar="section:option=value",
+        help="override options, as buildout's command line does",
+    )
     explain = commands.add_parser(
-        "explain", help="print the sections meta-recipes generate, as cfg text")
+        "explain", help="print the sections meta-recipes generate, as cfg text"
+    )
     explain.add_argument("-c", "--config", default="buildout.cfg", help="the host configuration")
-    explain.add_argument("sections", nargs="*", metavar="SECTION",
-                         help="meta sections to explain (default: all of them)")
-    docs = commands.add_parser("docs", help="write the option reference (docs/recipes/*.md) "
-                                            "and the system model's (docs/systems-reference.md)")
-    docs.add_argument("-o", "--output", default=None,
-                      help="directory (default: docs/recipes); systems-reference.md goes "
-                           "beside it")
-    docs.add_argument("--check", action="store_true",
-                      help="exit 1 when the checked-in reference is stale")
+    explain.add_argument(
+        "sections",
+        nargs="*",
+        metavar="SECTION",
+        help="meta sections to explain (default: all of them)",
+    )
+    docs = commands.add_parser(
+        "docs",
+        help="write the option reference (docs/recipes/*.md) "
+        "and the system model's (docs/systems-reference.md)",
+    )
+    docs.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="directory (default: docs/recipes); systems-reference.md goes beside it",
+    )
+    docs.add_argument(
+        "--check", action="store_true", help="exit 1 when the checked-in reference is stale"
+    )
     _release_commands(commands)
     _fleet_commands(commands)
     from .fleet.host_step import add_parser as add_fleet_host
@@ -86,8 +107,9 @@ def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "plan":
-            return run_plan(args.config, args.assignments, quiet=args.quiet,
-                            all_problems=args.all_problems)
+            return run_plan(
+                args.config, args.assignments, quiet=args.quiet, all_problems=args.all_problems
+            )
         if args.command == "explain":
             from .meta.explain import run_explain
 
@@ -123,8 +145,7 @@ def _os_error(error: OSError) -> str:
     return text
 
 
-def load_and_plan(config: str, assignments: list[str] | None = None,
-                  problems: list | None = None):
+def load_and_plan(config: str, assignments: list[str] | None = None, problems: list | None = None):
     """Load a host configuration, construct every part (render and validate), and plan.
 
     Changes nothing on disk. Returns ``(run, plan)``; raises ``zc.buildout.UserError`` on bad
@@ -160,8 +181,9 @@ def load_and_plan(config: str, assignments: list[str] | None = None,
     return active, plan
 
 
-def run_plan(config: str, assignments: list[str], quiet: bool = False,
-             all_problems: bool = False) -> int:
+def run_plan(
+    config: str, assignments: list[str], quiet: bool = False, all_problems: bool = False
+) -> int:
     """Render and validate every part, print the changes; exit 0 (none), 2 (some), 1 (error)."""
     from .core import reload
 
@@ -172,14 +194,15 @@ def run_plan(config: str, assignments: list[str], quiet: bool = False,
         for problem in problems:
             for line in str(problem).splitlines():
                 print(f"Error: {line}", file=sys.stderr)
-        print(f"plan: {len(problems)} problem{'s' if len(problems) != 1 else ''}",
-              file=sys.stderr)
+        print(f"plan: {len(problems)} problem{'s' if len(problems) != 1 else ''}", file=sys.stderr)
         return 1
     if os.path.isdir(active.journal.directory):
         report.say("plan: an interrupted run will be rolled back first")
     for name, expansion in active.expansions.items():
-        report.say(f"  [{name}] expands into {', '.join(expansion.sections)} "
-                   f"(`system-recipes explain -c {config} {name}` shows each value and its source)")
+        report.say(
+            f"  [{name}] expands into {', '.join(expansion.sections)} "
+            f"(`system-recipes explain -c {config} {name}` shows each value and its source)"
+        )
     for line in report.part_lines(plan, "future"):
         report.say(line)
     if not quiet:
@@ -191,61 +214,102 @@ def run_plan(config: str, assignments: list[str], quiet: bool = False,
 
 
 def _release_commands(commands) -> None:
-    commands.add_parser("profiles", help="print the directory of the shipped profiles "
-                                         "(base.cfg, roles/) that a host.cfg extends")
+    commands.add_parser(
+        "profiles",
+        help="print the directory of the shipped profiles "
+        "(base.cfg, roles/) that a host.cfg extends",
+    )
     release = commands.add_parser(
-        "release", help="build NAME-VERSION.tar.gz: the application, every distribution it "
-                        "needs, zc.buildout and an offline install script")
+        "release",
+        help="build NAME-VERSION.tar.gz: the application, every distribution it "
+        "needs, zc.buildout and an offline install script",
+    )
     release.add_argument("path", help="a Python project (pyproject.toml) or application buildout")
     release.add_argument("-o", "--output", default=".", help="directory for the tarball")
-    release.add_argument("--find-links", action="append", default=[], metavar="DIR",
-                         help="also take distributions from DIR (repeatable)")
-    release.add_argument("--offline", action="store_true",
-                         help="use no index: every distribution must be in --find-links")
-    release.add_argument("--system-recipes", default=None, metavar="PATH",
-                         help="the system-recipes to ship (a checkout or a wheel; "
-                              "default: this one's source tree)")
-    release.add_argument("--cache", default=None, metavar="DIR",
-                         help="pip's cache directory: downloads and built wheels are kept there")
+    release.add_argument(
+        "--find-links",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also take distributions from DIR (repeatable)",
+    )
+    release.add_argument(
+        "--offline",
+        action="store_true",
+        help="use no index: every distribution must be in --find-links",
+    )
+    release.add_argument(
+        "--system-recipes",
+        default=None,
+        metavar="PATH",
+        help="the system-recipes to ship (a checkout or a wheel; default: this one's source tree)",
+    )
+    release.add_argument(
+        "--cache",
+        default=None,
+        metavar="DIR",
+        help="pip's cache directory: downloads and built wheels are kept there",
+    )
     rpm = commands.add_parser("rpm", help="build an RPM from a release tarball with rpmbuild")
     rpm.add_argument("tarball", help="NAME-VERSION.tar.gz from `system-recipes release`")
     rpm.add_argument("-o", "--output", default=".", help="directory for the .rpm")
-    for option, helptext in (("name", "package name (default: the project's)"),
-                             ("version", "package version (default: the project's)"),
-                             ("release", "package release (default: 1)"),
-                             ("summary", "one-line summary (default: the project's)"),
-                             ("license", "license (default: the project's)"),
-                             ("prefix", "install directory (default: /opt/NAME)"),
-                             ("host-config", "the host buildout %%post runs "
-                                             "(default: /etc/NAME/host.cfg)"),
-                             ("python", "the Python the venv is made with (default: "
-                                        "/usr/bin/python3)"),
-                             ("template", "a spec template to use instead of the packaged "
-                                          "release.spec.j2")):
+    for option, helptext in (
+        ("name", "package name (default: the project's)"),
+        ("version", "package version (default: the project's)"),
+        ("release", "package release (default: 1)"),
+        ("summary", "one-line summary (default: the project's)"),
+        ("license", "license (default: the project's)"),
+        ("prefix", "install directory (default: /opt/NAME)"),
+        ("host-config", "the host buildout %%post runs (default: /etc/NAME/host.cfg)"),
+        ("python", "the Python the venv is made with (default: /usr/bin/python3)"),
+        ("template", "a spec template to use instead of the packaged release.spec.j2"),
+    ):
         rpm.add_argument(f"--{option}", default=None, help=helptext)
-    rpm.add_argument("--requires", action="append", default=None, metavar="REQ",
-                     help="a Requires: line (repeatable; default: python(abi) = "
-                          "the Python version of the release)")
+    rpm.add_argument(
+        "--requires",
+        action="append",
+        default=None,
+        metavar="REQ",
+        help="a Requires: line (repeatable; default: python(abi) = "
+        "the Python version of the release)",
+    )
 
 
 def _fleet_commands(commands) -> None:
-    fleet = commands.add_parser("fleet", help="systems (level 4): compile a model of services "
-                                              "spanning hosts into one host.cfg per host")
+    fleet = commands.add_parser(
+        "fleet",
+        help="systems (level 4): compile a model of services "
+        "spanning hosts into one host.cfg per host",
+    )
     actions = fleet.add_subparsers(dest="action", required=True)
-    compile_ = actions.add_parser("compile", help="allocate hosts and ports (the lock), then "
-                                                  "write one host.cfg per host")
-    explain = actions.add_parser("explain", help="each value of a host's compiled "
-                                                 "configuration and where it came from")
+    compile_ = actions.add_parser(
+        "compile", help="allocate hosts and ports (the lock), then write one host.cfg per host"
+    )
+    explain = actions.add_parser(
+        "explain", help="each value of a host's compiled configuration and where it came from"
+    )
     for parser in (compile_, explain):
         parser.add_argument("-m", "--model", required=True, help="the system model (TOML)")
-        parser.add_argument("--profiles", default=None, metavar="DIR",
-                            help="where to read the roles (default: the profiles that ship "
-                                 "with system-recipes, `system-recipes profiles`)")
-    compile_.add_argument("-o", "--output", default=None, metavar="DIR",
-                          help="directory for HOST.cfg (default: beside the model, named "
-                               "after it: shop.toml -> shop/)")
-    compile_.add_argument("--allow-moves", action="store_true",
-                          help="allow moving a placed instance or changing an allocated port")
+        parser.add_argument(
+            "--profiles",
+            default=None,
+            metavar="DIR",
+            help="where to read the roles (default: the profiles that ship "
+            "with system-recipes, `system-recipes profiles`)",
+        )
+    compile_.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="DIR",
+        help="directory for HOST.cfg (default: beside the model, named "
+        "after it: shop.toml -> shop/)",
+    )
+    compile_.add_argument(
+        "--allow-moves",
+        action="store_true",
+        help="allow moving a placed instance or changing an allocated port",
+    )
     explain.add_argument("host", help="a host of the model")
     from .fleet.commands import add_run_parsers
     from .fleet.trust import add_parser as add_trust
@@ -280,15 +344,30 @@ def run_release_command(args) -> int:
     elif args.command == "release":
         from .release.tarball import build_release
 
-        path = build_release(args.path, args.output, find_links=args.find_links,
-                             offline=args.offline, system_recipes=args.system_recipes,
-                             cache=args.cache)
+        path = build_release(
+            args.path,
+            args.output,
+            find_links=args.find_links,
+            offline=args.offline,
+            system_recipes=args.system_recipes,
+            cache=args.cache,
+        )
     else:
         from .release.rpm import build_rpm
 
-        path = build_rpm(args.tarball, args.output, name=args.name, version=args.version,
-                         release=args.release, summary=args.summary, license=args.license,
-                         prefix=args.prefix, host_config=args.host_config, python=args.python,
-                         template=args.template, requires=args.requires)
+        path = build_rpm(
+            args.tarball,
+            args.output,
+            name=args.name,
+            version=args.version,
+            release=args.release,
+            summary=args.summary,
+            license=args.license,
+            prefix=args.prefix,
+            host_config=args.host_config,
+            python=args.python,
+            template=args.template,
+            requires=args.requires,
+        )
     report.say(path)
     return 0

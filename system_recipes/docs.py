@@ -21,20 +21,25 @@ def default_directory() -> str:
     """The checkout's docs/recipes when this copy runs from a source tree (an editable install),
     else docs/recipes below the current directory: an installed copy must never write into
     its own site-packages (a package manager owns those files)."""
-    if os.path.isfile(os.path.join(CHECKOUT, "setup.cfg")) and \
-            os.path.isdir(os.path.join(CHECKOUT, "docs")):
+    if os.path.isfile(os.path.join(CHECKOUT, "setup.cfg")) and os.path.isdir(
+        os.path.join(CHECKOUT, "docs")
+    ):
         return os.path.join(CHECKOUT, "docs", "recipes")
     return os.path.join("docs", "recipes")
 
 
 def pages() -> dict[str, str]:
-    result = {"settings.md": SETTINGS_SCHEMA.markdown(
-        "[system-recipes] settings", "Read by every recipe from the `[system-recipes]` section.")}
+    result = {
+        "settings.md": SETTINGS_SCHEMA.markdown(
+            "[system-recipes] settings", "Read by every recipe from the `[system-recipes]` section."
+        )
+    }
     for name, entry_point in recipe_entry_points().items():
         cls = entry_point.load()
         module = sys.modules[cls.__module__]
         result[f"{name}.md"] = cls.schema.markdown(
-            f"system_recipes:{name}", to_markdown(module.__doc__ or ""))
+            f"system_recipes:{name}", to_markdown(module.__doc__ or "")
+        )
     result[SYSTEMS_REFERENCE] = systems_reference()
     return result
 

@@ -60,8 +60,11 @@ def quiet_buildout(buildout, active: run.Run) -> None:
         logger.removeFilter(old)
     configured = set(buildout["buildout"].get("parts", "").split())
     existing = set(active.manifest().parts)
-    existing |= {name for name, expansion in active.expansions.items()
-                 if existing.intersection(expansion.sections)}
+    existing |= {
+        name
+        for name, expansion in active.expansions.items()
+        if existing.intersection(expansion.sections)
+    }
     logger.addFilter(TruthfulBuildoutLog(configured, existing))
     if not active.verbose:
         logger.setLevel(logging.WARNING)

@@ -23,17 +23,35 @@ KINDS_DIRS = ("bench", "cron.d", "logrotate.d", "supervisor/conf.d", "nagios/nrp
 def test_converge_benchmark_at_n2(tmp_path):
     results, work = tmp_path / "results", tmp_path / "work"
     done = subprocess.run(
-        [sys.executable, CONVERGE, "--n", "2", "--repeat", "1", "--no-plot",
-         "--bin", os.path.dirname(sys.executable), "--results", str(results),
-         "--workdir", str(work)],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            CONVERGE,
+            "--n",
+            "2",
+            "--repeat",
+            "1",
+            "--no-plot",
+            "--bin",
+            os.path.dirname(sys.executable),
+            "--results",
+            str(results),
+            "--workdir",
+            str(work),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     # the table: a header and a row per tool and scenario
     assert "median s" in done.stdout and "validators" in done.stdout
     for scenario in ("first", "noop", "change", "plan"):
-        assert any(line.split()[:3] == ["system-recipes", "2", scenario]
-                   for line in done.stdout.splitlines() if line.strip()), scenario
+        assert any(
+            line.split()[:3] == ["system-recipes", "2", scenario]
+            for line in done.stdout.splitlines()
+            if line.strip()
+        ), scenario
     # the floor writes what system-recipes writes, byte for byte (else bench/templates/ is stale)
     assert "every tool wrote byte-identical files" in done.stdout, done.stdout
 

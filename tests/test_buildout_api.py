@@ -26,8 +26,10 @@ def load(tmp_path, text: str) -> zb.Buildout:
     """A real Buildout of ``text`` (buildout.cfg in ``tmp_path``), touching nothing else."""
     config = tmp_path / "buildout.cfg"
     config.write_text(textwrap.dedent(text))
-    options = [("buildout", "eggs-directory", str(tmp_path / "eggs")),
-               ("buildout", "log-level", "WARNING")]
+    options = [
+        ("buildout", "eggs-directory", str(tmp_path / "eggs")),
+        ("buildout", "log-level", "WARNING"),
+    ]
     return zb.Buildout(str(config), options, use_user_defaults=False)
 
 
@@ -35,13 +37,17 @@ def with_run(tmp_path, parts: str, sections: str = "") -> tuple[zb.Buildout, run
     """A Buildout whose template parts can be constructed: a plan-mode run below a root."""
     root = tmp_path / "root"
     root.mkdir()
-    buildout = load(tmp_path, textwrap.dedent(f"""
+    buildout = load(
+        tmp_path,
+        textwrap.dedent(f"""
         [buildout]
         parts = {parts}
         [system-recipes]
         root = {root}
         layout = debian
-        """) + sections)
+        """)
+        + sections,
+    )
     return buildout, run.Run(buildout, mode="plan")
 
 
@@ -58,22 +64,29 @@ def test_the_installed_buildout_is_the_pinned_one():
     """Every test below was written against this version: a new one needs them read again."""
     parser = configparser.ConfigParser()
     parser.read(SETUP_CFG)
-    pins = [line.strip() for line in parser["options"]["install_requires"].splitlines()
-            if line.strip().startswith("zc.buildout")]
-    assert pins == [f"zc.buildout=={importlib.metadata.version('zc.buildout')}"], \
+    pins = [
+        line.strip()
+        for line in parser["options"]["install_requires"].splitlines()
+        if line.strip().startswith("zc.buildout")
+    ]
+    assert pins == [f"zc.buildout=={importlib.metadata.version('zc.buildout')}"], (
         "zc.buildout changed: check every assumption in system_recipes/core/buildout_api.py"
+    )
 
 
 # -- the configuration as read ------------------------------------------------------------------
 def test_raw_sections_are_dicts_of_unsubstituted_text(tmp_path):
-    buildout = load(tmp_path, """
+    buildout = load(
+        tmp_path,
+        """
         [buildout]
         parts =
         [app]
         greeting = hello ${other:name}
         [other]
         name = world
-        """)
+        """,
+    )
     raw = buildout_api.raw_sections(buildout)
     assert raw is buildout._raw, "Buildout._raw is gone"
     assert isinstance(raw, dict) and all(isinstance(s, dict) for s in raw.values())
@@ -86,8 +99,9 @@ def test_a_section_set_raw_before_access_is_what_buildout_constructs(tmp_path):
     buildout = load(tmp_path, "[buildout]\nparts =\n[other]\nname = world\n")
     buildout_api.set_raw_section(buildout, "added", {"greeting": "hello ${other:name}"})
     assert "added" in buildout, "Buildout no longer lists its sections from _raw"
-    assert buildout["added"]["greeting"] == "hello world", \
+    assert buildout["added"]["greeting"] == "hello world", (
         "Buildout.__getitem__ no longer constructs a section from _raw"
+    )
     # changing the raw dict of a section not yet accessed (expand writes exposed options)
     buildout_api.raw_section(buildout, "other")["extra"] = "more"
     assert buildout["other"]["extra"] == "more"
@@ -98,8 +112,9 @@ def test_every_value_read_is_annotated_with_its_file(tmp_path):
     config = str(tmp_path / "buildout.cfg")
     key = buildout._annotated["app"]["greeting"]
     assert isinstance(key, zb.SectionKey) and key.value == "hello"
-    assert buildout_api.source_of(buildout, "app", "greeting") == config, \
+    assert buildout_api.source_of(buildout, "app", "greeting") == config, (
         "_annotated values no longer carry the file they were read from in .source"
+    )
     assert buildout_api.source_of(buildout, "app", "missing") is None
     assert buildout_api.source_of(buildout, "missing", "greeting") is None
     assert buildout_api.source_of({"app": {}}, "app", "greeting") is None  # a plain mapping
@@ -118,9 +133,12 @@ def test_annotate_records_a_source_buildout_keeps(tmp_path):
 
 def test_substituted_reads_one_option_without_constructing_the_section(tmp_path):
     assert zb.Buildout.Options is zb.Options
-    assert list(inspect.signature(zb.Options).parameters) == ["buildout", "section", "data"], \
+    assert list(inspect.signature(zb.Options).parameters) == ["buildout", "section", "data"], (
         "Buildout.Options(buildout, section, data) changed"
-    loaded = load(tmp_path, """
+    )
+    loaded = load(
+        tmp_path,
+        """
         [buildout]
         parts =
         [other]
@@ -128,7 +146,8 @@ def test_substituted_reads_one_option_without_constructing_the_section(tmp_path)
         [app]
         recipe = system_recipes:template
         greeting = hello ${other:name}
-        """)
+        """,
+    )
     raw = buildout_api.raw_section(loaded, "app")
     assert buildout_api.substituted(loaded, "app", raw, "greeting") == "hello world"
     assert buildout_api.substituted(loaded, "app", raw, "missing") is None
@@ -138,13 +157,15 @@ def test_substituted_reads_one_option_without_constructing_the_section(tmp_path)
 
 
 def test_configured_parts_include_the_parts_buildout_constructed(tmp_path):
-    buildout, _ = with_run(tmp_path, "app", template_part("app", "${dependency:path}")
-                           + template_part("dependency"))
+    buildout, _ = with_run(
+        tmp_path, "app", template_part("app", "${dependency:path}") + template_part("dependency")
+    )
     assert buildout._parts == [], "Buildout._parts no longer starts empty"
     assert buildout_api.configured_parts(buildout) == {"app"}
     buildout["app"]  # constructing it constructs the section it refers to
-    assert buildout._parts == ["dependency", "app"], \
+    assert buildout._parts == ["dependency", "app"], (
         "Options._initialize no longer appends each section with a recipe to Buildout._parts"
+    )
     assert buildout_api.configured_parts(buildout) == {"app", "dependency"}
     assert buildout_api.configured_parts({"buildout": {"parts": "a b"}}) == {"a", "b"}
 
@@ -156,10 +177,12 @@ def test_file_being_read_is_the_innermost_file_open_read(tmp_path):
     config = tmp_path / "host.cfg"
     config.write_text(f"[buildout]\nextends = {base}\n")
     with pytest.raises(UnicodeDecodeError) as raised:
-        zb.Buildout(str(config), [("buildout", "eggs-directory", str(tmp_path))],
-                    use_user_defaults=False)
-    assert buildout_api.file_being_read(raised.value.__traceback__) == str(base), \
+        zb.Buildout(
+            str(config), [("buildout", "eggs-directory", str(tmp_path))], use_user_defaults=False
+        )
+    assert buildout_api.file_being_read(raised.value.__traceback__) == str(base), (
         "an undecodable file is no longer read inside _open(filename=...)"
+    )
     assert buildout_api.file_being_read(None) is None
 
 
@@ -169,22 +192,29 @@ def test_buildout_writes_installed_cfg_through_these_methods(tmp_path):
     path = buildout["buildout"]["installed"]
     assert path == str(tmp_path / ".installed.cfg")
     # install() calls them on self, so replacing them on the instance defers them
-    assert {"_save_installed_options", "_update_installed", "_read_installed_part_options"} \
-        <= code_names(zb.Buildout.install), "Buildout.install no longer writes through these"
-    assert list(inspect.signature(zb.Buildout._save_installed_options).parameters) == \
-        ["self", "installed_options"]
-    assert list(inspect.signature(zb.Buildout._read_installed_part_options).parameters) == \
-        ["self"]
-    assert inspect.signature(zb.Buildout._update_installed).parameters[
-        "buildout_options"].kind is inspect.Parameter.VAR_KEYWORD
+    assert {
+        "_save_installed_options",
+        "_update_installed",
+        "_read_installed_part_options",
+    } <= code_names(zb.Buildout.install), "Buildout.install no longer writes through these"
+    assert list(inspect.signature(zb.Buildout._save_installed_options).parameters) == [
+        "self",
+        "installed_options",
+    ]
+    assert list(inspect.signature(zb.Buildout._read_installed_part_options).parameters) == ["self"]
+    assert (
+        inspect.signature(zb.Buildout._update_installed).parameters["buildout_options"].kind
+        is inspect.Parameter.VAR_KEYWORD
+    )
     # save rewrites the whole file; update appends a [buildout] section; read merges them
     buildout._save_installed_options({"buildout": {"parts": "a"}, "a": {"key": "value"}})
     written = open(path).read()
     assert "[buildout]\nparts = a\n" in written and "[a]\nkey = value\n" in written
     buildout._update_installed(parts="a b")
     appended = open(path).read()
-    assert appended.startswith(written) and appended.endswith("\n[buildout]\nparts = a b\n"), \
+    assert appended.startswith(written) and appended.endswith("\n[buildout]\nparts = a b\n"), (
         "_update_installed no longer appends"
+    )
     options, exists = buildout._read_installed_part_options()
     assert exists is True
     assert options["buildout"]["parts"] == "a b" and options["a"]["key"] == "value"
@@ -220,8 +250,9 @@ def test_recipe_loading_is_cached_per_process(tmp_path, monkeypatch):
     # recipes (Options.initialize) and uninstallers (Buildout._uninstall_part) are loaded through
     # the module's global, so replacing it there takes effect
     for caller in (zb.Options.initialize, zb.Buildout._uninstall_part):
-        assert "_install_and_load" in code_names(caller) and caller.__globals__ is vars(zb), \
+        assert "_install_and_load" in code_names(caller) and caller.__globals__ is vars(zb), (
             f"{caller.__qualname__} no longer loads recipes through _install_and_load"
+        )
     buildout = load(tmp_path, "[buildout]\nparts =\n")
     assert original("system_recipes", "zc.buildout", "template", buildout) is template.Recipe
     buildout_api.cache_recipe_loading("system_recipes")
@@ -236,10 +267,13 @@ def test_recipe_loading_is_cached_per_process(tmp_path, monkeypatch):
 
 def test_parts_of_one_distribution_are_signed_once(tmp_path):
     assert "_compute_part_signatures" in code_names(zb.Buildout.install)
-    assert buildout_api.SIGNATURE in zb.Buildout.install.__code__.co_consts, \
+    assert buildout_api.SIGNATURE in zb.Buildout.install.__code__.co_consts, (
         "Buildout.install no longer takes the signature from __buildout_signature__"
-    assert list(inspect.signature(zb.Buildout._compute_part_signatures).parameters) == \
-        ["self", "parts"]
+    )
+    assert list(inspect.signature(zb.Buildout._compute_part_signatures).parameters) == [
+        "self",
+        "parts",
+    ]
     buildout, _ = with_run(tmp_path, "a b", template_part("a") + template_part("b"))
     buildout["a"], buildout["b"]  # noqa: B018 -- constructs them, as install() does first
     buildout._compute_part_signatures(["a"])
@@ -248,8 +282,9 @@ def test_parts_of_one_distribution_are_signed_once(tmp_path):
     assert buildout_api.SIGNATURE not in buildout["b"]
     buildout_api.sign_parts_once(buildout, lambda part: part in ("a", "b"))
     buildout._compute_part_signatures(["b", "a"])
-    assert buildout["a"][buildout_api.SIGNATURE] == buildout["b"][buildout_api.SIGNATURE] \
-        == signature
+    assert (
+        buildout["a"][buildout_api.SIGNATURE] == buildout["b"][buildout_api.SIGNATURE] == signature
+    )
 
 
 # -- buildout's log lines -------------------------------------------------------------------------
@@ -263,21 +298,26 @@ def test_the_log_lines_the_extension_rewrites_are_buildouts(tmp_path):
     }
     for function, messages in said.items():
         for message in messages:
-            assert message in function.__code__.co_consts, \
+            assert message in function.__code__.co_consts, (
                 f"{function.__qualname__} no longer logs {message!r}"
+            )
 
 
 def test_the_module_is_the_only_user_of_the_private_api():
     """Outside core/buildout_api.py no module of system_recipes reaches into buildout: no
     ``_name`` of a buildout object or of zc.buildout.buildout, no SectionKey or Options."""
-    private = re.compile(r"buildout\w*\._[a-z]|getattr\([\w.]*buildout\w*, \"_[a-z]"
-                         r"|import _[a-z]|\"_open\"|SectionKey|\.Options\(")
+    private = re.compile(
+        r"buildout\w*\._[a-z]|getattr\([\w.]*buildout\w*, \"_[a-z]"
+        r"|import _[a-z]|\"_open\"|SectionKey|\.Options\("
+    )
     package = os.path.dirname(os.path.dirname(os.path.abspath(buildout_api.__file__)))
     offenders = []
     for directory, _, files in os.walk(package):
         for name in files:
             path = os.path.join(directory, name)
             if name.endswith(".py") and path != buildout_api.__file__:
-                offenders += [f"{os.path.relpath(path, package)}: {found.group(0)}"
-                              for found in private.finditer(open(path).read())]
+                offenders += [
+                    f"{os.path.relpath(path, package)}: {found.group(0)}"
+                    for found in private.finditer(open(path).read())
+                ]
     assert offenders == []

@@ -23,10 +23,14 @@ def profile(scratch, count: int, broken: bool = False) -> None:
     sections = []
     for i in range(count):
         mode = "0999" if broken and i == count - 1 else "0644"
-        sections.append(f"[file{i}]\nrecipe = system_recipes:template\npath = /etc/demo/f{i}\n"
-                        f"text = file {i}\nmode = {mode}\n")
-    scratch.write(PROFILE % {"parts": " ".join(f"file{i}" for i in range(count)),
-                             "sections": "\n".join(sections)})
+        sections.append(
+            f"[file{i}]\nrecipe = system_recipes:template\npath = /etc/demo/f{i}\n"
+            f"text = file {i}\nmode = {mode}\n"
+        )
+    scratch.write(
+        PROFILE
+        % {"parts": " ".join(f"file{i}" for i in range(count)), "sections": "\n".join(sections)}
+    )
 
 
 def installed(scratch) -> str:

@@ -90,22 +90,28 @@ def test_a_usage_error_is_exit_1_not_plans_2():
 def test_plan_exit_statuses(scratch):
     scratch.write(HOST)
     assert run("plan", "-c", "host.cfg", cwd=scratch.directory).returncode == 2  # some changes
-    converged = subprocess.run([BUILDOUT, "-c", "host.cfg"], cwd=scratch.directory,
-                               capture_output=True, text=True)
+    converged = subprocess.run(
+        [BUILDOUT, "-c", "host.cfg"], cwd=scratch.directory, capture_output=True, text=True
+    )
     assert converged.returncode == 0, converged.stdout + converged.stderr
     result = run("plan", "-c", "host.cfg", cwd=scratch.directory)
     assert result.returncode == 0, result.stdout + result.stderr  # nothing to change
-    assert one_error_line(run("plan", "-c", "host.cfg", "app-config:mode=999",
-                              cwd=scratch.directory), "[app-config] mode:")
-    assert one_error_line(run("plan", "-c", "host.cfg", "nonsense",
-                              cwd=scratch.directory)).endswith("expected section:option=value")
+    assert one_error_line(
+        run("plan", "-c", "host.cfg", "app-config:mode=999", cwd=scratch.directory),
+        "[app-config] mode:",
+    )
+    assert one_error_line(
+        run("plan", "-c", "host.cfg", "nonsense", cwd=scratch.directory)
+    ).endswith("expected section:option=value")
 
 
 def test_explain_exit_statuses(scratch):
     scratch.write(HOST)
     assert run("explain", "-c", "host.cfg", cwd=scratch.directory).returncode == 0
-    assert one_error_line(run("explain", "-c", "host.cfg", "app-config", cwd=scratch.directory),
-                          "[app-config] is not a meta-recipe part")
+    assert one_error_line(
+        run("explain", "-c", "host.cfg", "app-config", cwd=scratch.directory),
+        "[app-config] is not a meta-recipe part",
+    )
 
 
 def test_docs_exit_statuses(tmp_path):
@@ -115,18 +121,19 @@ def test_docs_exit_statuses(tmp_path):
 
 
 def test_release_and_rpm_bad_input_is_exit_1(tmp_path):
-    assert one_error_line(run("release", str(tmp_path / "nothing"), "-o", str(tmp_path)),
-                          "[release] path:")
-    assert one_error_line(run("rpm", str(tmp_path / "nothing.tar.gz"), "-o", str(tmp_path)),
-                          "[rpm] tarball:")
+    assert one_error_line(
+        run("release", str(tmp_path / "nothing"), "-o", str(tmp_path)), "[release] path:"
+    )
+    assert one_error_line(
+        run("rpm", str(tmp_path / "nothing.tar.gz"), "-o", str(tmp_path)), "[rpm] tarball:"
+    )
 
 
 @pytest.mark.parametrize("command", ["plan", "explain"])
 def test_a_missing_or_unreadable_configuration_is_one_line(command, tmp_path):
     line = one_error_line(run(command, "-c", str(tmp_path / "nothing.cfg")))
     assert str(tmp_path / "nothing.cfg") in line
-    assert one_error_line(run(command, "-c", str(tmp_path))) == \
-        f"Error: {tmp_path}: Is a directory"
+    assert one_error_line(run(command, "-c", str(tmp_path))) == f"Error: {tmp_path}: Is a directory"
 
 
 @pytest.mark.parametrize("command", ["plan", "explain"])
@@ -138,7 +145,8 @@ def test_a_configuration_that_is_not_utf8_is_one_line(command, scratch):
     offset = len(b"\n".join(lines[:-1])) + 1 + len(b"# caf")
     assert one_error_line(run(command, "-c", host)) == (
         f"Error: {host}: byte {offset} (line {len(lines)}) is not utf-8: b'\\xe9' "
-        "(expected a utf-8 text file)")
+        "(expected a utf-8 text file)"
+    )
     # in a file it extends
     other = scratch.write(f"[buildout]\nextends = {host}\n", name="other.cfg")
     assert one_error_line(run(command, "-c", other)).startswith(f"Error: {host}: byte {offset}")
@@ -163,11 +171,20 @@ def test_a_template_file_that_is_not_utf8_is_one_line(scratch):
     scratch.write(HOST.replace("text = port = {{ port }}", "template = app.ini.j2"))
     assert one_error_line(run("plan", "-c", "host.cfg", cwd=scratch.directory)) == (
         "Error: [app-config] template: template 'app.ini.j2': byte 23 (line 2) is not utf-8: "
-        "b'\\xe9' (expected a utf-8 text file)")
+        "b'\\xe9' (expected a utf-8 text file)"
+    )
 
 
-@pytest.mark.parametrize("args", [["explain", "-c", "host.cfg"], ["plan", "-c", "host.cfg"],
-                                  ["--help"], ["plan", "--help"], ["docs", "-o", "DOCS"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["explain", "-c", "host.cfg"],
+        ["plan", "-c", "host.cfg"],
+        ["--help"],
+        ["plan", "--help"],
+        ["docs", "-o", "DOCS"],
+    ],
+)
 def test_a_closed_pipe_ends_quietly(scratch, tmp_path, args):
     """`system-recipes explain ... | head`: the reader is gone before anything is written. The
     output is dropped, no traceback; the exit status is the command's own (plan's 2 still

@@ -42,12 +42,14 @@ def test_fresh_run_writes_the_expected_tree(host):
     host.write(APP)
     out = ok(host.buildout()).stdout
     assert host.read("/etc/app/app.ini") == (
-        "[server]\nport = 8080\nlogs = /var/log/app\nprice = $5\n")
+        "[server]\nport = 8080\nlogs = /var/log/app\nprice = $5\n"
+    )
     st = os.stat(host.path("/etc/app/app.ini"))
     assert oct(st.st_mode & 0o7777) == "0o640"
     passwd = host.read("/etc/passwd")
-    uid = next(int(line.split(":")[2]) for line in passwd.splitlines()
-               if line.startswith("shopapp:"))
+    uid = next(
+        int(line.split(":")[2]) for line in passwd.splitlines() if line.startswith("shopapp:")
+    )
     assert os.stat(host.path("/var/log/app")).st_uid == uid
     assert oct(os.stat(host.path("/etc/app")).st_mode & 0o7777) == "0o750"
     assert host.read("/etc/other.conf") == "other 8080\n"
@@ -79,7 +81,11 @@ def test_editing_one_section_rewrites_only_its_file(host):
     assert oct(os.stat(host.path("/etc/app/app.ini")).st_mode & 0o777) == "0o600"
     after = os.stat(host.path("/etc/other.conf"))
     assert (after.st_ino, after.st_mtime_ns) == (other.st_ino, other.st_mtime_ns)
-    assert said(out, "app-config", "updated") and said(out, "other", "unchanged") and "1 updated" in out
+    assert (
+        said(out, "app-config", "updated")
+        and said(out, "other", "unchanged")
+        and "1 updated" in out
+    )
 
 
 def test_dropping_a_part_removes_its_files_only(host):
@@ -101,17 +107,20 @@ def test_dropping_a_part_removes_its_files_only(host):
     assert "shopapp:" in host.read("/etc/passwd")
 
 
-@pytest.mark.parametrize("change, fragments", [
-    ("[app]\nbogus = 1", ["[app] bogus: unknown option"]),
-    ("[app-config]\nmode = 999", ["[app-config] mode:", "octal"]),
-    ("[system-recipes]\nvalidate = maybe", ["[system-recipes] validate:", "one of"]),
-    ("[app]\nname = a/b", ["[app] name:", "escape"]),
-    ("[other]\npath = /etc/../x", ["[other] path:", ".."]),
-    ("[other]\npath = relative/x", ["[other] path:", "absolute"]),
-    ("[other]\ntext = {{ nothere }}", ["[other] text:", "nothere"]),
-    ("[app-config]\nowner = nobody-here", ["[app-config] owner:", "nobody-here"]),
-    ("[app]\nuser = Bad User", ["[app] user:"]),
-])
+@pytest.mark.parametrize(
+    "change, fragments",
+    [
+        ("[app]\nbogus = 1", ["[app] bogus: unknown option"]),
+        ("[app-config]\nmode = 999", ["[app-config] mode:", "octal"]),
+        ("[system-recipes]\nvalidate = maybe", ["[system-recipes] validate:", "one of"]),
+        ("[app]\nname = a/b", ["[app] name:", "escape"]),
+        ("[other]\npath = /etc/../x", ["[other] path:", ".."]),
+        ("[other]\npath = relative/x", ["[other] path:", "absolute"]),
+        ("[other]\ntext = {{ nothere }}", ["[other] text:", "nothere"]),
+        ("[app-config]\nowner = nobody-here", ["[app-config] owner:", "nobody-here"]),
+        ("[app]\nuser = Bad User", ["[app] user:"]),
+    ],
+)
 def test_bad_input_is_one_line_and_changes_nothing(host, change, fragments):
     host.write(APP)
     ok(host.buildout())
@@ -144,17 +153,22 @@ def test_failure_while_applying_rolls_back_every_file(host):
     """A full disk in the middle of a run: the files written before it are restored."""
     host.write(APP)
     ok(host.buildout())
-    host.sandbox.run("mkdir -p /etc/full && mount -t tmpfs -o size=8k tmpfs /etc/full",
-                     check=True)
+    host.sandbox.run("mkdir -p /etc/full && mount -t tmpfs -o size=8k tmpfs /etc/full", check=True)
     before = snapshot(host, "/etc/app", "/etc/full")
     other_before = host.read("/etc/other.conf")
-    host.write((APP + """
+    host.write(
+        (
+            APP
+            + """
 [big]
 recipe = system_recipes:template
 path = /etc/full/big.conf
 text = {{ 'x' * 100000 }}
-""").replace("parts = app app-config other", "parts = app app-config other big")
-         .replace("port = 8080", "port = 9090"))
+"""
+        )
+        .replace("parts = app app-config other", "parts = app app-config other big")
+        .replace("port = 8080", "port = 9090")
+    )
     line = one_error_line(host.buildout(), "[big]", "rolled back")
     assert "No space left" in line
 
@@ -172,8 +186,15 @@ def test_killed_run_is_rolled_back_by_the_next_run(host):
     before = snapshot(host, "/etc/app")
     host.write(APP.replace("port = 8080", "port = 9090").replace("mode = 0640", "mode = 0600"))
     killed = host.sandbox.run(
-        ["env", "SYSTEM_RECIPES_FAULT_KILL_AFTER=1", BUILDOUT, "-c",
-         os.path.join(host.directory, "host.cfg")], cwd=host.directory)
+        [
+            "env",
+            "SYSTEM_RECIPES_FAULT_KILL_AFTER=1",
+            BUILDOUT,
+            "-c",
+            os.path.join(host.directory, "host.cfg"),
+        ],
+        cwd=host.directory,
+    )
     assert killed.returncode == -9 or killed.returncode == 137, killed
     assert "port = 9090" in host.read("/etc/app/app.ini")  # half-applied, journal on disk
     assert host.exists("/var/lib/system-recipes/journal/log.jsonl")
@@ -181,8 +202,9 @@ def test_killed_run_is_rolled_back_by_the_next_run(host):
     host.write(APP)
     out = ok(host.buildout()).stdout
     assert "rolled back 1 change(s) of an interrupted run" in out
-    assert snapshot(host, "/etc/app") == {k: v for k, v in before.items()} or \
-        host.read("/etc/app/app.ini").startswith("[server]\nport = 8080")
+    assert snapshot(host, "/etc/app") == {k: v for k, v in before.items()} or host.read(
+        "/etc/app/app.ini"
+    ).startswith("[server]\nport = 8080")
     assert host.read("/etc/app/app.ini").startswith("[server]\nport = 8080")
     assert not host.exists("/var/lib/system-recipes/journal")
 
@@ -198,8 +220,9 @@ def test_drift_is_refused_then_forced_with_a_backup(host):
     out = ok(host.buildout()).stdout
     assert host.read("/etc/other.conf") == "changed 8080\n"
     assert "backup in /var/lib/system-recipes/backups/" in out
-    backups = host.sandbox.run("cat /var/lib/system-recipes/backups/*/etc/other.conf",
-                               check=True).stdout
+    backups = host.sandbox.run(
+        "cat /var/lib/system-recipes/backups/*/etc/other.conf", check=True
+    ).stdout
     assert backups == "other 8080\nedited by hand\n"
 
 
@@ -208,8 +231,11 @@ def test_drift_left_as_it_is_is_a_warning_not_a_failure(host):
     ok(host.buildout())
     host.sandbox.run("echo 'edited by hand' >> /etc/other.conf", check=True)
     # the run changes another file and has nothing to change in the edited one
-    host.write(APP.replace("port = 8080", "port = 9090").replace(
-        "text = other {{ sections['app-config'].port }}", "text = other 8080"))
+    host.write(
+        APP.replace("port = 8080", "port = 9090").replace(
+            "text = other {{ sections['app-config'].port }}", "text = other 8080"
+        )
+    )
     result = host.plan()
     assert result.returncode == 2, result.stdout + result.stderr
     assert said(result.stdout, "other", "drifted") and "changed by hand" in result.stdout
@@ -235,8 +261,11 @@ password = hunter2
 secret = true
 mode = 0640
 """
-    host.write((APP + secret).replace("parts = app app-config other",
-                                      "parts = app app-config other secret"))
+    host.write(
+        (APP + secret).replace(
+            "parts = app app-config other", "parts = app app-config other secret"
+        )
+    )
     ok(host.buildout())
     assert oct(os.stat(host.path("/etc/app/secret.conf")).st_mode & 0o777) == "0o640"
     host.write(APP + secret)  # the part is dropped: its file is removed
@@ -260,10 +289,13 @@ def test_unowned_file_is_not_overwritten_unless_identical(host):
     assert host.read("/etc/other.conf") == "again 8080\n"
 
 
-@pytest.mark.parametrize("plant", [
-    "ln -s /tmp/sr-planted-target /etc/other.conf",
-    "mkdir -p /srv/elsewhere && ln -s /srv/elsewhere /etc/app",
-])
+@pytest.mark.parametrize(
+    "plant",
+    [
+        "ln -s /tmp/sr-planted-target /etc/other.conf",
+        "mkdir -p /srv/elsewhere && ln -s /srv/elsewhere /etc/app",
+    ],
+)
 def test_planted_symlink_is_refused(host, plant):
     host.sandbox.run(plant, check=True)
     host.write(APP)
@@ -282,10 +314,15 @@ def test_second_run_waits_for_the_lock_or_fails_clearly(host):
         host.write(APP + "\n[system-recipes]\nlock-timeout = 1\n")
         line = one_error_line(host.buildout(), "another system-recipes run", "lock-timeout")
         assert line
-        host.write(APP.replace("port = 8080", "port = 7070")
-                   + "\n[system-recipes]\nlock-timeout = 30\n")
-        waiting = host.sandbox.popen([BUILDOUT, "-c", os.path.join(host.directory, "host.cfg")],
-                                     cwd=host.directory, stdout=subprocess.PIPE, text=True)
+        host.write(
+            APP.replace("port = 8080", "port = 7070") + "\n[system-recipes]\nlock-timeout = 30\n"
+        )
+        waiting = host.sandbox.popen(
+            [BUILDOUT, "-c", os.path.join(host.directory, "host.cfg")],
+            cwd=host.directory,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         first = waiting.stdout.readline()
         assert "waiting for another run" in first
         assert "port = 8080" in host.read("/etc/app/app.ini")
@@ -317,14 +354,19 @@ def test_plan_changes_nothing_and_exits_by_what_it_would_do(host):
 
 
 def test_secrets_never_shown(host):
-    host.write((APP + """
+    host.write(
+        (
+            APP
+            + """
 [secret]
 recipe = system_recipes:template
 path = /etc/app/secret.conf
 text = password = {{ password }}
 password = hunter2
 secret = true
-""").replace("parts = app app-config other", "parts = app app-config other secret"))
+"""
+        ).replace("parts = app app-config other", "parts = app app-config other secret")
+    )
     result = host.plan()
     assert "hunter2" not in result.stdout + result.stderr
     out = ok(host.buildout("-v")).stdout
@@ -335,14 +377,18 @@ secret = true
 def test_a_directory_it_did_not_create_gets_its_mode_and_owner_back(host):
     """/etc/app existed (it holds the host configuration, say): the deployment makes it
     0750 root:shopapp, and dropping the deployment puts back what it found."""
-    host.sandbox.run("mkdir -p /etc/app && chmod 0755 /etc/app && echo mine > /etc/app/notes",
-                     check=True)
+    host.sandbox.run(
+        "mkdir -p /etc/app && chmod 0755 /etc/app && echo mine > /etc/app/notes", check=True
+    )
     host.write(APP)
     ok(host.buildout())
     st = os.stat(host.path("/etc/app"))
     assert oct(st.st_mode & 0o7777) == "0o750" and st.st_gid != 0
-    host.write(APP.replace("parts = app app-config other", "parts = other").replace(
-        "text = other {{ sections['app-config'].port }}", "text = other"))
+    host.write(
+        APP.replace("parts = app app-config other", "parts = other").replace(
+            "text = other {{ sections['app-config'].port }}", "text = other"
+        )
+    )
     out = ok(host.buildout()).stdout
     assert "restore /etc/app" in out, out
     st = os.stat(host.path("/etc/app"))

@@ -60,8 +60,9 @@ def as_user_crontab(text: str) -> str:
 
 def crontab_n(sandbox: Sandbox, text: str) -> subprocess.CompletedProcess:
     """cron's own verdict, inside the sandbox (crontab -n writes a temp file in its spool)."""
-    return sandbox.run(["sh", "-c", "cat > /run/check.tab && crontab -n /run/check.tab"],
-                       input=text)
+    return sandbox.run(
+        ["sh", "-c", "cat > /run/check.tab && crontab -n /run/check.tab"], input=text
+    )
 
 
 def test_generated_file_is_accepted_by_crontab_n(host):
@@ -78,7 +79,8 @@ def test_generated_file_is_accepted_by_crontab_n(host):
         '@daily root echo "$(date +\\%F) 50\\% done" >> /var/log/app-cron.log\n'
         # as written: python-crontab would re-render this as '0 0 */2 * *' (every other day)
         "0 0 */2 * SUN-SAT root /bin/true\n"
-        "0 0 * * * root curl -s http://127.0.0.1/#top\n")
+        "0 0 * * * root curl -s http://127.0.0.1/#top\n"
+    )
     st_ = os.stat(host.path(f"{CRON_D}/app-cron"))
     assert (st_.st_mode & 0o7777, st_.st_uid, st_.st_gid) == (0o644, 0, 0)
     verdict = crontab_n(host.sandbox, as_user_crontab(text))
@@ -96,20 +98,27 @@ def test_generated_file_is_accepted_by_crontab_n(host):
 
 
 def single(options: str, section: str = "app-cron") -> str:
-    return f"""
+    return (
+        f"""
         [buildout]
         extends = {{base}}
         parts = {section}
 
         [{section}]
         recipe = system_recipes:cron
-        """ + options.replace("\n", "\n        ") + "\n"
+        """
+        + options.replace("\n", "\n        ")
+        + "\n"
+    )
 
 
 def test_bad_input_is_one_line_and_changes_nothing(host):
     """Bad input stops the run with one line and changes nothing on the real paths, as
     root. Which line each bad input gives: the error cases of tests/recipes/cron/."""
-    options, fragments = ("entries = 61 * * * * /bin/true", ("[app-cron] entries:", "'61', not in 0-59"))
+    options, fragments = (
+        "entries = 61 * * * * /bin/true",
+        ("[app-cron] entries:", "'61', not in 0-59"),
+    )
     host.write(single(options))
     before = snapshot(host, "/etc")
     one_error_line(host.buildout(), *fragments)
@@ -146,8 +155,10 @@ def test_the_crontab_n_verdict_names_the_right_file_and_entry(host):
             @Reboot /bin/false
         """)
     error = one_error_line(host.buildout())
-    assert error == ("Error: [second] /etc/cron.d/second: entries: '@Reboot root /bin/false': "
-                     "crontab -n: bad time specifier"), error
+    assert error == (
+        "Error: [second] /etc/cron.d/second: entries: '@Reboot root /bin/false': "
+        "crontab -n: bad time specifier"
+    ), error
     assert not host.exists(f"{CRON_D}/first") and not host.exists(f"{CRON_D}/second")
 
 
@@ -192,8 +203,9 @@ def test_dropping_the_part_removes_the_file(host):
 def test_a_real_cron_daemon_runs_the_entry_within_a_minute(host):
     """cron re-reads /etc/cron.d by itself (its modification time): written after the daemon
     started, the entry runs at the next minute, with the environment, % and \\ intact."""
-    daemon = host.sandbox.popen(["cron", "-f"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+    daemon = host.sandbox.popen(
+        ["cron", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         time.sleep(1)
         assert daemon.poll() is None, "cron -f exited"
@@ -210,12 +222,16 @@ def test_a_real_cron_daemon_runs_the_entry_within_a_minute(host):
             """)
         # why a backslash before % is refused: written by hand, cron ends the command at
         # that %, and feeds the rest to its standard input
-        host.sandbox.run("printf '%s\\n' '* * * * * root tee /run/raw-proof >/dev/null; : "
-                         "\\\\%stdin text' > /etc/cron.d/raw", check=True)
+        host.sandbox.run(
+            "printf '%s\\n' '* * * * * root tee /run/raw-proof >/dev/null; : "
+            "\\\\%stdin text' > /etc/cron.d/raw",
+            check=True,
+        )
         ok(host.buildout())
         deadline = time.monotonic() + 75
         while time.monotonic() < deadline and not (
-                host.exists("/run/cron-proof") and host.exists("/run/raw-proof")):
+            host.exists("/run/cron-proof") and host.exists("/run/raw-proof")
+        ):
             time.sleep(0.5)
         assert host.exists("/run/cron-proof"), "cron did not run the entry within 75 s"
         assert host.read("/run/cron-proof") == "hello there|50%|a\\b\n"
@@ -251,41 +267,79 @@ def scratch_root(tmp_path_factory):
 
 def test_one_crontab_process_for_every_changed_file(spool, scratch_root):
     before = validate.PROCESS_COUNT["n"]
-    active = declare_parts(cron, scratch_root, {
-        "a": {"entries": "@daily /bin/true\n*/5 * * * * /bin/true"},
-        "b": {"schedule": "0 4 * * *", "command": "/bin/true", "environment": "MAILTO=root"},
-        "c": {"entries": "@reboot /bin/true"},
-    })
+    active = declare_parts(
+        cron,
+        scratch_root,
+        {
+            "a": {"entries": "@daily /bin/true\n*/5 * * * * /bin/true"},
+            "b": {"schedule": "0 4 * * *", "command": "/bin/true", "environment": "MAILTO=root"},
+            "c": {"entries": "@reboot /bin/true"},
+        },
+    )
     assert validate.PROCESS_COUNT["n"] - before == 1
-    assert sorted(f.path for spec in active.declared.values() for f in spec.files) == \
-        ["/etc/cron.d/a", "/etc/cron.d/b", "/etc/cron.d/c"]
+    assert sorted(f.path for spec in active.declared.values() for f in spec.files) == [
+        "/etc/cron.d/a",
+        "/etc/cron.d/b",
+        "/etc/cron.d/c",
+    ]
 
 
-JUNK = st.one_of(st.sampled_from(["60", "24", "32", "13", "8", "5-1", "*/0", "?", "L", "H",
-                                   "1,", "#", "%", "x"]),
-                 st.from_regex(r"[0-9*/,-]{1,5}", fullmatch=True))
+JUNK = st.one_of(
+    st.sampled_from(
+        ["60", "24", "32", "13", "8", "5-1", "*/0", "?", "L", "H", "1,", "#", "%", "x"]
+    ),
+    st.from_regex(r"[0-9*/,-]{1,5}", fullmatch=True),
+)
 FIELDS = [  # values each position accepts, mixed with junk: most schedules are valid
-    ["*", "*/5", "0", "59", "0-30/10", "1,2"], ["*", "0", "23", "9-17", "*/2"],
-    ["*", "1", "31", "1-15", "*/2"], ["*", "1", "12", "jan", "JAN-MAR", "*/3"],
-    ["*", "0", "7", "mon-fri", "SUN", "1,3,5"]]
-FIVE = st.tuples(*[st.one_of(*[st.sampled_from(good)] * 4, JUNK)
-                   for good in FIELDS]).map(" ".join)
-SPECIAL = st.sampled_from(["@reboot", "@hourly", "@daily", "@weekly", "@monthly", "@yearly",
-                           "@annually", "@midnight", "@DAILY", "@fortnightly", "@"])
+    ["*", "*/5", "0", "59", "0-30/10", "1,2"],
+    ["*", "0", "23", "9-17", "*/2"],
+    ["*", "1", "31", "1-15", "*/2"],
+    ["*", "1", "12", "jan", "JAN-MAR", "*/3"],
+    ["*", "0", "7", "mon-fri", "SUN", "1,3,5"],
+]
+FIVE = st.tuples(*[st.one_of(*[st.sampled_from(good)] * 4, JUNK) for good in FIELDS]).map(" ".join)
+SPECIAL = st.sampled_from(
+    [
+        "@reboot",
+        "@hourly",
+        "@daily",
+        "@weekly",
+        "@monthly",
+        "@yearly",
+        "@annually",
+        "@midnight",
+        "@DAILY",
+        "@fortnightly",
+        "@",
+    ]
+)
 COMMAND = st.one_of(
     st.text(alphabet=st.sampled_from(list("ab /|%\\\"'#$;&*-=")), min_size=1, max_size=20),
-    st.text(alphabet=st.sampled_from(list("ab %\\\t") + ["\x0c", "\u00e9"]), max_size=8))
+    st.text(alphabet=st.sampled_from(list("ab %\\\t") + ["\x0c", "\u00e9"]), max_size=8),
+)
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(schedule=st.one_of(FIVE, FIVE, FIVE, SPECIAL,
-                          st.lists(JUNK, min_size=4, max_size=6).map(" ".join)),
-       command=COMMAND, single=st.booleans(), mailto=st.one_of(st.none(), COMMAND))
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    schedule=st.one_of(
+        FIVE, FIVE, FIVE, SPECIAL, st.lists(JUNK, min_size=4, max_size=6).map(" ".join)
+    ),
+    command=COMMAND,
+    single=st.booleans(),
+    mailto=st.one_of(st.none(), COMMAND),
+)
 def test_property_random_entries_give_a_clean_error_or_a_file_cron_accepts(
-        spool, scratch_root, schedule, command, single, mailto):
-    options = ({"schedule": schedule, "command": command} if single
-               else {"entries": f"{schedule} {command}"})
+    spool, scratch_root, schedule, command, single, mailto
+):
+    options = (
+        {"schedule": schedule, "command": command}
+        if single
+        else {"entries": f"{schedule} {command}"}
+    )
     if mailto is not None:
         options["environment"] = f"MAILTO={mailto}"
     try:
@@ -300,11 +354,13 @@ def test_property_random_entries_give_a_clean_error_or_a_file_cron_accepts(
     assert text.endswith("\n")
     verdict = crontab_n(spool, as_user_crontab(text))
     assert verdict.returncode == 0, (text, verdict.stderr)
-    assert "successfully checked" in verdict.stdout + verdict.stderr, \
-        (text, verdict.stderr)
+    assert "successfully checked" in verdict.stdout + verdict.stderr, (text, verdict.stderr)
     # exactly one entry, run as root, whose command is what was asked (% escaped for cron)
-    entries = [line for line in text.splitlines()
-               if line and not line.startswith("#") and not line.startswith("MAILTO=")]
+    entries = [
+        line
+        for line in text.splitlines()
+        if line and not line.startswith("#") and not line.startswith("MAILTO=")
+    ]
     assert len(entries) == 1 and " root " in entries[0]
     assert entries[0].endswith(cron_daemon.escape_percent(command.strip()))
 
@@ -314,8 +370,9 @@ def test_the_documented_example_runs(host):
     host.write("[buildout]\nextends = {base}\nparts = app-cron\n" + textwrap.dedent(example))
     ok(host.buildout())
     text = host.read(f"{CRON_D}/app-cron")
-    assert "@daily root /opt/shop/bin/shop-cleanup --before \"$(date +\\%F -d '-30 days')\"\n" \
-        in text, text
+    assert (
+        "@daily root /opt/shop/bin/shop-cleanup --before \"$(date +\\%F -d '-30 days')\"\n" in text
+    ), text
     verdict = crontab_n(host.sandbox, as_user_crontab(text))
     assert verdict.returncode == 0, verdict.stderr
 
@@ -323,9 +380,12 @@ def test_the_documented_example_runs(host):
 # -- a command longer than cron reads -----------------------------------------------------
 def test_cron_max_command_is_what_crontab_n_accepts(spool):
     """MAX_COMMAND is cron's own limit: the command as written (``%`` escaped), in bytes."""
-    for command, accepted in (("x" * cron_daemon.MAX_COMMAND, True), ("x" * (998 + 1), False),
-                              ("é" * (998 // 2), True),
-                              ("x" * (998 - 1) + "%", False)):
+    for command, accepted in (
+        ("x" * cron_daemon.MAX_COMMAND, True),
+        ("x" * (998 + 1), False),
+        ("é" * (998 // 2), True),
+        ("x" * (998 - 1) + "%", False),
+    ):
         verdict = crontab_n(spool, f"* * * * * {cron_daemon.escape_percent(command)}\n")
         output = verdict.stdout + verdict.stderr
         assert ("successfully checked" in output) == accepted, (len(command), output)
@@ -335,7 +395,8 @@ def test_cron_max_command_is_what_crontab_n_accepts(spool):
 
 @pytest.mark.parametrize("size", [998 + 1, 1 << 20])
 def test_a_command_cron_cannot_read_is_blamed_on_command_and_not_echoed_whole(
-        spool, scratch_root, size):
+    spool, scratch_root, size
+):
     command = "/bin/echo " + "a" * (size - len("/bin/echo "))
     with pytest.raises(ConfigError) as raised:
         declare_parts(cron, scratch_root, {"part": {"schedule": "@daily", "command": command}})

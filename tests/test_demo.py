@@ -12,8 +12,16 @@ from support.paths import BUILDOUT, REPO
 def test_demo_profile_writes_its_tree(tmp_path):
     root = make_scratch_root(str(tmp_path / "root"))
     result = subprocess.run(
-        [BUILDOUT, "-c", os.path.join(REPO, "profiles", "hosts", "demo.cfg"),
-         f"system-recipes:root={root}"], capture_output=True, text=True, cwd=REPO)
+        [
+            BUILDOUT,
+            "-c",
+            os.path.join(REPO, "profiles", "hosts", "demo.cfg"),
+            f"system-recipes:root={root}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     with open(os.path.join(root, "etc/demo/demo.ini")) as stream:
         assert "log-file = /var/log/demo/demo.log" in stream.read()
@@ -23,5 +31,7 @@ def test_demo_profile_writes_its_tree(tmp_path):
     for path in ("etc/supervisor/conf.d/demo.conf", "etc/logrotate.d/demo", "etc/cron.d/demo"):
         assert os.path.isfile(os.path.join(root, path)), path
     with open(os.path.join(root, "etc/supervisor/conf.d/demo.conf")) as stream:
-        assert "command = /usr/bin/python3 -m http.server --directory /var/lib/demo 8080" \
+        assert (
+            "command = /usr/bin/python3 -m http.server --directory /var/lib/demo 8080"
             in stream.read()
+        )

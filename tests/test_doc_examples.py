@@ -41,8 +41,7 @@ def test_every_recipe_has_an_example():
     assert {"zc.buildout:cron", "zc.buildout:service", "zc.buildout:template"} <= names, names
 
 
-@pytest.mark.parametrize("example", [pytest.param(e, id=e.name, marks=marks(e))
-                                     for e in EXAMPLES])
+@pytest.mark.parametrize("example", [pytest.param(e, id=e.name, marks=marks(e)) for e in EXAMPLES])
 def test_the_example_plans(example, tmp_path, request):
     assert example.problem is None, f"{example.name}: {example.problem}"
     root = case_root(str(tmp_path / "root"))
@@ -56,8 +55,9 @@ def test_the_example_plans(example, tmp_path, request):
         for name, options in sections(example.text, example.name).items():
             assert name in whole, f"{example.name}: [{name}] is not in {example.excerpt_of}"
             for option, value in options.items():  # line breaks aside
-                assert whole[name].get(option, "").split() == value.split(), \
+                assert whole[name].get(option, "").split() == value.split(), (
                     f"{example.name}: [{name}] {option} differs from {example.excerpt_of}"
+                )
     config = host_config(example, root, str(directory))
     try:
         active, plan = load_and_plan(config)

@@ -26,19 +26,26 @@ from support.release import PROJECT, project_copy
 from support.rpmbuild import RPM_OVERLAYS, force_debian, rpm_install
 from support.sandbox import Sandbox
 
-DOCUMENTS = ["README.md", *sorted(os.path.relpath(p, REPO) for p in glob.glob(
-    os.path.join(REPO, "docs", "**", "*.md"), recursive=True)), "profiles/README.md"]
+DOCUMENTS = [
+    "README.md",
+    *sorted(
+        os.path.relpath(p, REPO)
+        for p in glob.glob(os.path.join(REPO, "docs", "**", "*.md"), recursive=True)
+    ),
+    "profiles/README.md",
+]
 HOST_DIR = "/etc/shop"  # where the documents put host.cfg
 ARCH = platform.machine()
 #: rpm's own database (Debian's rpm keeps it in ~/.rpmdb): a host.cfg without ``dbpath`` reads it
-DEFAULT_DBPATH = subprocess.run(["rpm", "--eval", "%_dbpath"], capture_output=True,
-                                text=True).stdout.strip()
+DEFAULT_DBPATH = subprocess.run(
+    ["rpm", "--eval", "%_dbpath"], capture_output=True, text=True
+).stdout.strip()
 
 #: commands not run, with the reason (matched on the command's start, `sudo` removed)
 NOT_RUN = {
     "bash scripts/test.sh": "it is this test suite (CI's .ci/run): running it here would recurse",
     "python bench/converge.py": "minutes at N=100 and a bench venv of its own; "
-                                "tests/test_bench.py runs the same script at N=2",
+    "tests/test_bench.py runs the same script at N=2",
 }
 
 #: what is changed in a command to run it here, and why
@@ -48,8 +55,11 @@ REWRITES = [
     (r"\bPROJECT\b|(?<=release )PATH\b", PROJECT, "the documents' example project"),
     (r"\bNAME-VERSION\.tar\.gz", "shop-1.0.tar.gz", "the example project's release"),
     (r"/tmp/stage", "/var/tmp/stage", "/tmp is not overlaid by the sandbox; /var is"),
-    (r"^rpm (-[iU]) ", r"rpm \1 --nodeps --dbpath /var/lib/rpm {force} ",
-     "Debian's rpm has no system database and no dependency provider"),
+    (
+        r"^rpm (-[iU]) ",
+        r"rpm \1 --nodeps --dbpath /var/lib/rpm {force} ",
+        "Debian's rpm has no system database and no dependency provider",
+    ),
     (r"^rpm -e ", "rpm -e --nodeps --dbpath /var/lib/rpm ", "the same database"),
     (r"^rpm (-q\w*) ", r"rpm \1 --dbpath /var/lib/rpm ", "the same database"),
 ]
@@ -139,8 +149,12 @@ def host_config(ini: str) -> str:
 #: commands whose documented exit status is not only 0 (all others must exit 0)
 STATUSES = [
     (r"(\S*/)?system-recipes plan\b", (0, 2), "plan: 0 nothing to change, 2 changes pending"),
-    (r"rpmlint\b", (0, 64, 66), "rpmlint exits 64 when it reports errors, as the document says "
-                                "it does for any venv under /opt; test_release.py judges them"),
+    (
+        r"rpmlint\b",
+        (0, 64, 66),
+        "rpmlint exits 64 when it reports errors, as the document says "
+        "it does for any venv under /opt; test_release.py judges them",
+    ),
 ]
 
 
@@ -205,21 +219,26 @@ def run_commands(box: Sandbox, commands: list[Command]) -> None:
         if "shop-2.0-1." in text:  # built by _release_2_0, put where the document has it
             box.run(f"cp /var/tmp/two/*.rpm {REPO}/dist/", check=True)
         result = box.run(
-            f"cd {shlex.quote(working_directory(text))} && {text}", timeout=900,
-            env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
+            f"cd {shlex.quote(working_directory(text))} && {text}",
+            timeout=900,
+            env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
+        )
         output = result.stdout + result.stderr
-        assert result.returncode in expected_statuses(text), \
+        assert result.returncode in expected_statuses(text), (
             f"{where}\nexit {result.returncode}\n{output[-3000:]}"
-        assert "Traceback" not in output and "scriptlet failed" not in output, \
+        )
+        assert "Traceback" not in output and "scriptlet failed" not in output, (
             f"{where}\n{output[-3000:]}"
+        )
 
 
 def _write_host(box: Sandbox, text: str) -> None:
     """The document's host.cfg, and the template its README describes beside it (the README
     says an operator writes `templates/shop.ini.j2` there; a role's templates ship with it)."""
     box.run(f"mkdir -p {HOST_DIR}/templates && cat > {HOST_DIR}/host.cfg", input=text, check=True)
-    box.run(f"cat > {HOST_DIR}/templates/shop.ini.j2", input="[server]\nport = {{ port }}\n",
-            check=True)
+    box.run(
+        f"cat > {HOST_DIR}/templates/shop.ini.j2", input="[server]\nport = {{ port }}\n", check=True
+    )
 
 
 def _release_2_0(box: Sandbox, tmp_path) -> None:
@@ -227,8 +246,10 @@ def _release_2_0(box: Sandbox, tmp_path) -> None:
     as they build 1.0."""
     source = project_copy(str(tmp_path / "project-2.0"), "2.0")
     box.run(["mkdir", "-p", "/var/tmp/two"], check=True)
-    for args in (["release", source, "-o", "/var/tmp/two", "--cache", os.path.join(CACHE, "pip")],
-                 ["rpm", "/var/tmp/two/shop-2.0.tar.gz", "-o", "/var/tmp/two"]):
+    for args in (
+        ["release", source, "-o", "/var/tmp/two", "--cache", os.path.join(CACHE, "pip")],
+        ["rpm", "/var/tmp/two/shop-2.0.tar.gz", "-o", "/var/tmp/two"],
+    ):
         box.run([os.path.join(BIN, "system-recipes"), *args], check=True, timeout=900)
     assert box.exists(f"/var/tmp/two/shop-2.0-1.{ARCH}.rpm")
 
@@ -237,12 +258,16 @@ def _release_2_0(box: Sandbox, tmp_path) -> None:
 def test_a_broken_documented_command_fails_this_test(tmp_path):
     """The runner itself: a command that exits non-zero is caught, a plan's 2 is not."""
     document = tmp_path / "broken.md"
-    document.write_text("```ini\n[buildout]\nextends = /x/profiles/base.cfg\nparts =\n```\n\n"
-                        "```sh\nsudo system-recipes plan -c host.cfg   # exit 0\n"
-                        "system-recipes explain -c /nonexistent/host.cfg\n```\n")
+    document.write_text(
+        "```ini\n[buildout]\nextends = /x/profiles/base.cfg\nparts =\n```\n\n"
+        "```sh\nsudo system-recipes plan -c host.cfg   # exit 0\n"
+        "system-recipes explain -c /nonexistent/host.cfg\n```\n"
+    )
     commands = documented(str(document))
-    assert [c.text for c in commands] == ["sudo system-recipes plan -c host.cfg",
-                                          "system-recipes explain -c /nonexistent/host.cfg"]
+    assert [c.text for c in commands] == [
+        "sudo system-recipes plan -c host.cfg",
+        "system-recipes explain -c /nonexistent/host.cfg",
+    ]
     with Sandbox() as box:
         run_commands(box, commands[:1])
         with pytest.raises(AssertionError, match="broken.md line 9: system-recipes explain"):
@@ -253,6 +278,8 @@ def test_a_broken_documented_command_fails_this_test(tmp_path):
     assert runnable(command).startswith("rpm -i --nodeps --dbpath /var/lib/rpm")
     assert working_directory(runnable(command)) == os.path.join(REPO, "dist")
     assert runnable(Command("x.md", 1, "python bench/converge.py --n 1 10 100", None)) is None
-    assert host_config("[buildout]\nextends = /opt/shop/profiles/base.cfg\n") == \
-        f"[buildout]\nextends = {REPO}/profiles/base.cfg\n"
+    assert (
+        host_config("[buildout]\nextends = /opt/shop/profiles/base.cfg\n")
+        == f"[buildout]\nextends = {REPO}/profiles/base.cfg\n"
+    )
     assert sys.executable.startswith(BIN)

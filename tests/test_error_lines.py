@@ -29,10 +29,20 @@ BASE = {  # a valid part of each recipe; one option is then replaced by a long v
     logrotate: {"paths": "/var/log/x.log"},
 }
 # what a long value starts with, so that it gets past the first checks of its option
-PREFIXES = ["", "/", "@daily /bin/echo ", "check_x check_dummy ", "h1 127.0.0.1 ",
-            "0 0 * * * ", "A=", "/usr/bin/sleep ", "h1 desc check_x!"]
-PIECE = st.text(alphabet=st.sampled_from(list("aZ0 /%$'\"\\;#=!-_.") + ["\u00e9", "\t"]),
-                min_size=1, max_size=6)
+PREFIXES = [
+    "",
+    "/",
+    "@daily /bin/echo ",
+    "check_x check_dummy ",
+    "h1 127.0.0.1 ",
+    "0 0 * * * ",
+    "A=",
+    "/usr/bin/sleep ",
+    "h1 desc check_x!",
+]
+PIECE = st.text(
+    alphabet=st.sampled_from(list("aZ0 /%$'\"\\;#=!-_.") + ["\u00e9", "\t"]), min_size=1, max_size=6
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +57,27 @@ def root(tmp_path_factory):
 def test_shown_clips_long_values_and_keeps_short_ones():
     assert shown("abc") == "'abc'"
     assert shown("a" * (1 << 20)) == "'" + "a" * 100 + "…' (1048576 characters)"
-    assert shown("it's" * 100).endswith("…\" (400 characters)")
+    assert shown("it's" * 100).endswith('…" (400 characters)')
     assert len(str(ConfigError("web", "extra", "p" * 5000, "e"))) < LONGEST
 
 
 @pytest.mark.sandbox
-@settings(max_examples=int(os.environ.get("ERROR_LINE_EXAMPLES", "40")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                 HealthCheck.data_too_large])
-@given(data=st.data(), module=st.sampled_from(list(BASE)), prefix=st.sampled_from(PREFIXES),
-       piece=PIECE, times=st.sampled_from([30, 200, 2000, 40000]))
+@settings(
+    max_examples=int(os.environ.get("ERROR_LINE_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(
+    data=st.data(),
+    module=st.sampled_from(list(BASE)),
+    prefix=st.sampled_from(PREFIXES),
+    piece=PIECE,
+    times=st.sampled_from([30, 200, 2000, 40000]),
+)
 def test_property_a_long_value_gives_short_error_lines(root, data, module, prefix, piece, times):
     names = sorted(n for n in module.SCHEMA.options if n != "force")
     option = data.draw(st.sampled_from(names), label="option")
@@ -66,8 +87,11 @@ def test_property_a_long_value_gives_short_error_lines(root, data, module, prefi
     except (ConfigError, RunError) as error:
         for line in str(error).splitlines():
             # the expected form is fixed text of the recipe, whatever the value
-            problem = line.rpartition(" (expected ")[0] if line.endswith(")") and \
-                " (expected " in line else line
+            problem = (
+                line.rpartition(" (expected ")[0]
+                if line.endswith(")") and " (expected " in line
+                else line
+            )
             assert len(problem) <= LONGEST and len(line) <= 2 * LONGEST, line[:700]
         event(f"refused: {type(error).__name__}")
         return

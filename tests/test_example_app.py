@@ -23,8 +23,13 @@ from support.rpmbuild import (
 )
 from support.sandbox import Sandbox
 
-SHOP_FILES = ["/opt/shop", "/opt/shop/VERSION", "/opt/shop/bin", "/opt/shop/bin/shop-cleanup",
-              "/opt/shop/bin/shop-server"]
+SHOP_FILES = [
+    "/opt/shop",
+    "/opt/shop/VERSION",
+    "/opt/shop/bin",
+    "/opt/shop/bin/shop-cleanup",
+    "/opt/shop/bin/shop-server",
+]
 DAY = 86400
 
 
@@ -40,15 +45,17 @@ class Server:
         self.port = port
         self.errlog = errlog
         with open(errlog, "ab") as err:
-            self.process = box.popen(["/opt/shop/bin/shop-server", "--config", config],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=err)
+            self.process = box.popen(
+                ["/opt/shop/bin/shop-server", "--config", config],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
         wait_until(self._up, what=f"shop-server on port {port}")
 
     def _up(self) -> bool:
         if self.process.poll() is not None:
-            raise AssertionError(f"shop-server exited {self.process.returncode}:\n"
-                                 f"{self.stderr()}")
+            raise AssertionError(f"shop-server exited {self.process.returncode}:\n{self.stderr()}")
         try:
             return get(self.port, "/health", timeout=0.5)[0] == 200
         except OSError:
@@ -85,12 +92,12 @@ def rpm_box():
 
 def write_config(box: Sandbox, port: int, log_file: str = "/var/log/shop/access.log") -> str:
     text = f"[server]\nport = {port}\nhost = 127.0.0.1\nlog-file = {log_file}\n"
-    box.run("mkdir -p /etc/shop /var/log/shop && cat > /etc/shop/shop.ini", input=text,
-            check=True)
+    box.run("mkdir -p /etc/shop /var/log/shop && cat > /etc/shop/shop.ini", input=text, check=True)
     return "/etc/shop/shop.ini"
 
 
 # -- the package file ---------------------------------------------------------------------------
+
 
 def test_rpm_contents(example_rpms):
     for version in ("1.0", "2.0"):
@@ -117,17 +124,26 @@ def test_build_is_fast_and_reproducible(tmp_path):
 
 # -- the scripts, straight from the source tree ------------------------------------------------
 
+
 def test_server_check_config(tmp_path):
     server = os.path.join(EXAMPLE_APP, "shop-server")
     good = tmp_path / "good.ini"
     good.write_text("[server]\nport = 8080\nlog-file = /var/log/shop/access.log\n")
     bad = tmp_path / "bad.ini"
     bad.write_text("[server]\nport = eighty\nlog-file = /var/log/shop/access.log\n")
-    result = subprocess.run([sys.executable, server, "--config", str(good), "--check"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, server, "--config", str(good), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
-    result = subprocess.run([sys.executable, server, "--config", str(bad), "--check"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, server, "--config", str(bad), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert result.stderr == f"shop-server: {bad}: [server] port: not an integer: 'eighty'\n"
 
@@ -148,14 +164,22 @@ def test_cleanup_removes_only_old_regular_files(tmp_path):
     os.symlink(outside, spool / "link")
     os.utime(spool / "link", (now - 30 * DAY, now - 30 * DAY), follow_symlinks=False)
 
-    dry = subprocess.run([sys.executable, cleanup, "--days", "7", "--dry-run", str(spool)],
-                         capture_output=True, text=True, timeout=30)
+    dry = subprocess.run(
+        [sys.executable, cleanup, "--days", "7", "--dry-run", str(spool)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert dry.returncode == 0, dry.stderr
     assert f"would remove {spool}/old-1\n" in dry.stdout
     assert sorted(os.listdir(spool)) == ["link", "new", "old-1", "old-2", "subdir"]
 
-    real = subprocess.run([sys.executable, cleanup, "--days", "7", str(spool)],
-                          capture_output=True, text=True, timeout=30)
+    real = subprocess.run(
+        [sys.executable, cleanup, "--days", "7", str(spool)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert real.returncode == 0, real.stderr
     assert real.stdout.splitlines() == [
         f"removed {spool}/old-1",
@@ -165,13 +189,18 @@ def test_cleanup_removes_only_old_regular_files(tmp_path):
     assert sorted(os.listdir(spool)) == ["link", "new", "subdir"]
     assert outside.read_text() == "keep"
 
-    missing = subprocess.run([sys.executable, cleanup, str(tmp_path / "nope")],
-                             capture_output=True, text=True, timeout=30)
+    missing = subprocess.run(
+        [sys.executable, cleanup, str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert missing.returncode == 2
     assert "not a directory" in missing.stderr
 
 
 # -- installed into a sandboxed host, run, upgraded --------------------------------------------
+
 
 @pytest.mark.daemon
 def test_install_run_and_upgrade(example_rpms, rpm_box, tmp_path):
@@ -198,7 +227,10 @@ def test_install_run_and_upgrade(example_rpms, rpm_box, tmp_path):
         assert get(port, "/nope")[0] == 404
         lines = box.read(log).splitlines()
         assert [line.split()[2:] for line in lines[-3:]] == [
-            ["GET", "/health", "200"], ["GET", "/", "200"], ["GET", "/nope", "404"]]
+            ["GET", "/health", "200"],
+            ["GET", "/", "200"],
+            ["GET", "/nope", "404"],
+        ]
 
         # logrotate's "move, then SIGHUP": the next request lands in a fresh file.
         box.run(["mv", log, log + ".1"], check=True)

@@ -28,21 +28,34 @@ def models(draw, hosts=HOST_NAMES, services=SERVICE_NAMES) -> dict:
     """Random models over a few names: tags, capacities, fixed ports shared by two services,
     automatic ports, explicit hosts and spread, so that some cannot be placed at all."""
     chosen = draw(st.lists(st.sampled_from(hosts), min_size=2, max_size=len(hosts), unique=True))
-    data = {"system": {"name": "test", "profiles": "/opt/test/profiles",
-                       "port-range": draw(st.sampled_from(["20000-20999", "20000-20003"]))},
-            "hosts": {}, "services": {}}
+    data = {
+        "system": {
+            "name": "test",
+            "profiles": "/opt/test/profiles",
+            "port-range": draw(st.sampled_from(["20000-20999", "20000-20003"])),
+        },
+        "hosts": {},
+        "services": {},
+    }
     for name in chosen:
-        data["hosts"][name] = {"address": f"10.0.0.{hosts.index(name) + 1}",
-                               "tags": draw(st.lists(st.sampled_from(["x", "y"]), unique=True)),
-                               "memory": draw(st.sampled_from(["1G", "2G", "8G"]))}
+        data["hosts"][name] = {
+            "address": f"10.0.0.{hosts.index(name) + 1}",
+            "tags": draw(st.lists(st.sampled_from(["x", "y"]), unique=True)),
+            "memory": draw(st.sampled_from(["1G", "2G", "8G"])),
+        }
     for name in draw(st.lists(st.sampled_from(services), min_size=1, unique=True)):
-        service = {"role": "roles/app-server.cfg",
-                   "instances": draw(st.integers(1, 3)),
-                   "memory": draw(st.sampled_from(["0", "256M", "512M", "1G"])),
-                   "placement": {"tags": draw(st.sampled_from([[], [], ["x"], ["y"]])),
-                                 "hosts": draw(st.just([]) | st.lists(
-                                     st.sampled_from(chosen), unique=True, max_size=3)),
-                                 "spread": draw(st.booleans())}}
+        service = {
+            "role": "roles/app-server.cfg",
+            "instances": draw(st.integers(1, 3)),
+            "memory": draw(st.sampled_from(["0", "256M", "512M", "1G"])),
+            "placement": {
+                "tags": draw(st.sampled_from([[], [], ["x"], ["y"]])),
+                "hosts": draw(
+                    st.just([]) | st.lists(st.sampled_from(chosen), unique=True, max_size=3)
+                ),
+                "spread": draw(st.booleans()),
+            },
+        }
         port = draw(st.sampled_from([None, "auto", 8080, 8081]))
         if port is not None:
             service["port"] = port
@@ -74,8 +87,9 @@ def check_invariants(model: Model, result: Allocation) -> None:
         here = result.instances(host=host)
         ports = [i.port for i in here if i.port is not None]
         assert len(ports) == len(set(ports)), f"a port double-booked on {host}"
-        assert sum(model.services[i.service].memory for i in here) <= spec.memory, \
+        assert sum(model.services[i.service].memory for i in here) <= spec.memory, (
             f"capacity of {host} exceeded"
+        )
         for instance in here:
             placement = model.services[instance.service].placement
             assert set(placement.tags) <= set(spec.tags)
@@ -99,8 +113,9 @@ def test_an_allocation_respects_ports_capacity_and_placement_and_is_stable(data)
     if result is not None:
         check_invariants(model, result)
         assert_stable(model, result)
-        assert len(result.changes) == sum(s.instances for s in model.services.values()) + \
-            len(result.ports)
+        assert len(result.changes) == sum(s.instances for s in model.services.values()) + len(
+            result.ports
+        )
 
 
 @given(models(), models())
@@ -152,7 +167,8 @@ def test_removing_a_host_moves_only_its_instances(data, gone):
     moved = {i.name for i in before.instances(host=gone)}
     assert [line for line in after.changes if "moved" in line] == [
         f"{i.name}: moved {gone} -> {after.hosts[i.service][i.number]}"
-        for i in before.instances(host=gone)]
+        for i in before.instances(host=gone)
+    ]
     assert len(after.changes) == len(moved)
     if moved:
         with pytest.raises(ModelError, match="would move"):
@@ -171,10 +187,23 @@ def test_adding_a_host_changes_nothing(data):
     assert after.changes == [] and after.hosts == before.hosts and after.ports == before.ports
 
 
-@given(st.dictionaries(st.text(min_size=1, max_size=8), st.one_of(
-    st.integers(-2**63, 2**63 - 1), st.booleans(), st.text(max_size=20),
-    st.dictionaries(st.text(min_size=1, max_size=8), st.one_of(st.integers(), st.text()),
-                    min_size=1, max_size=4)), max_size=6))
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=8),
+        st.one_of(
+            st.integers(-(2**63), 2**63 - 1),
+            st.booleans(),
+            st.text(max_size=20),
+            st.dictionaries(
+                st.text(min_size=1, max_size=8),
+                st.one_of(st.integers(), st.text()),
+                min_size=1,
+                max_size=4,
+            ),
+        ),
+        max_size=6,
+    )
+)
 def test_the_toml_writer_reads_back_with_tomllib(data):
     assert tomllib.loads(dumps(data, "a\ncomment")) == data
 
@@ -206,55 +235,82 @@ def app3(data):
 
 def test_every_change_is_its_own_line():
     first = allocate(example())
-    assert first.changes == ["db: port 5432", "db.1: placed on db1", "lb: port 80",
-                             "lb.1: placed on lb1", "shop: port auto -> 20000",
-                             "shop.1: placed on app1", "shop.2: placed on app2"]
+    assert first.changes == [
+        "db: port 5432",
+        "db.1: placed on db1",
+        "lb: port 80",
+        "lb.1: placed on lb1",
+        "shop: port auto -> 20000",
+        "shop.1: placed on app1",
+        "shop.2: placed on app2",
+    ]
     three = allocate(example(app3, shop(instances=3)), first)
     assert three.changes == ["shop.3: placed on app3"]
     moved = allocate(example(app3, drop("hosts", "app1")), first, allow_moves=True)
     assert moved.changes == ["shop.1: moved app1 -> app3"]
-    narrow = example(lambda d: d["system"].update({"port-range": "21000-21009"}),
-                     drop("services", "db"), shop(links=[], instances=1))
+    narrow = example(
+        lambda d: d["system"].update({"port-range": "21000-21009"}),
+        drop("services", "db"),
+        shop(links=[], instances=1),
+    )
     assert allocate(narrow, first, allow_moves=True).changes == [
-        "db: port 5432 released", "db.1: released", "shop: port 20000 -> 21000",
-        "shop.2: released"]
+        "db: port 5432 released",
+        "db.1: released",
+        "shop: port 20000 -> 21000",
+        "shop.2: released",
+    ]
 
 
 def test_what_cannot_be_placed_is_one_line():
-    model = example(lambda d: d["hosts"]["app1"].update(memory="1536M"), drop("hosts", "app2"),
-                    lambda d: d["services"]["shop"].pop("port"), drop("services", "lb"),
-                    shop(memory="1G", placement={"tags": ["app"]}, check="none"))
+    model = example(
+        lambda d: d["hosts"]["app1"].update(memory="1536M"),
+        drop("hosts", "app2"),
+        lambda d: d["services"]["shop"].pop("port"),
+        drop("services", "lb"),
+        shop(memory="1G", placement={"tags": ["app"]}, check="none"),
+    )
     with pytest.raises(ModelError) as caught:
         allocate(model)
-    assert str(caught.value) == ("[services.shop] instances: no host for shop.2 (expected a "
-                                 "host with tags app and 1G of memory free)")
+    assert str(caught.value) == (
+        "[services.shop] instances: no host for shop.2 (expected a "
+        "host with tags app and 1G of memory free)"
+    )
     spread = example(drop("hosts", "app2"))
     with pytest.raises(ModelError) as caught:
         allocate(spread)
-    assert str(caught.value) == ("[services.shop] instances: no host for shop.2 (expected a "
-                                 "host with tags app and 512M of memory free, not running shop "
-                                 "already)")
+    assert str(caught.value) == (
+        "[services.shop] instances: no host for shop.2 (expected a "
+        "host with tags app and 512M of memory free, not running shop "
+        "already)"
+    )
 
 
 def test_a_move_or_a_port_change_needs_allow_moves():
     first = allocate(example())
     with pytest.raises(ModelError) as caught:
         allocate(example(app3, drop("hosts", "app1")), first)
-    assert str(caught.value) == ("[services.shop] instances: shop.1 would move app1 -> app3 "
-                                 "(host app1 is gone from the model); moves need --allow-moves")
+    assert str(caught.value) == (
+        "[services.shop] instances: shop.1 would move app1 -> app3 "
+        "(host app1 is gone from the model); moves need --allow-moves"
+    )
     with pytest.raises(ModelError) as caught:
         allocate(example(app3, lambda d: d["hosts"]["app1"].update(tags=[])), first)
-    assert str(caught.value) == ("[services.shop] instances: shop.1 would move app1 -> app3 "
-                                 "(app1 lacks the tags app); moves need --allow-moves")
+    assert str(caught.value) == (
+        "[services.shop] instances: shop.1 would move app1 -> app3 "
+        "(app1 lacks the tags app); moves need --allow-moves"
+    )
     with pytest.raises(ModelError) as caught:
         allocate(example(lambda d: d["services"]["db"].update(port=5433)), first)
-    assert str(caught.value) == ("[services.db] port: 5432 would change to 5433 (the model sets "
-                                 "port = 5433); changing an allocated port needs --allow-moves")
+    assert str(caught.value) == (
+        "[services.db] port: 5432 would change to 5433 (the model sets "
+        "port = 5433); changing an allocated port needs --allow-moves"
+    )
     with pytest.raises(ModelError) as caught:
         allocate(example(lambda d: d["system"].update({"port-range": "21000-21999"})), first)
     assert str(caught.value) == (
         "[services.shop] port: 20000 would change to 21000 (20000 is outside [system] "
-        "port-range 21000-21999); changing an allocated port needs --allow-moves")
+        "port-range 21000-21999); changing an allocated port needs --allow-moves"
+    )
 
 
 def test_an_automatic_port_keeps_its_value_and_is_the_same_on_every_instance():
@@ -264,14 +320,22 @@ def test_an_automatic_port_keeps_its_value_and_is_the_same_on_every_instance():
     assert result.hosts["shop"] == {1: "app2", 2: "app1"}
     assert {i.port for i in result.instances("shop")} == {20007}
     with pytest.raises(ModelError) as caught:
-        allocate(example(lambda d: d["system"].update({"port-range": "20000-20000"}),
-                         lambda d: d["services"]["db"].update(port="auto")))
-    assert str(caught.value) == ("[system] port-range: no free port for shop (expected a range "
-                                 "with room for 2 automatic ports)")
+        allocate(
+            example(
+                lambda d: d["system"].update({"port-range": "20000-20000"}),
+                lambda d: d["services"]["db"].update(port="auto"),
+            )
+        )
+    assert str(caught.value) == (
+        "[system] port-range: no free port for shop (expected a range "
+        "with room for 2 automatic ports)"
+    )
 
 
 def test_the_lock_format():
-    assert allocate(example()).text(example()) == """\
+    assert (
+        allocate(example()).text(example())
+        == """\
 # Allocation lock of the system shop (shop.toml): the host of every instance
 # and the port of every service. Written by system-recipes; keep it in git beside the model.
 # Change the model, not this file; a move or a port change needs --allow-moves.
@@ -295,18 +359,33 @@ port = 20000
 1 = "app1"
 2 = "app2"
 """
+    )
 
 
-@pytest.mark.parametrize("text,line", [
-    ("[services.shop]\nport = 'x'\n", "lock: [services.shop] port: the string 'x' is not an "
-                                      "integer (expected an integer >= 1 and <= 65535)"),
-    ("[services.shop.instances]\n0 = 'app1'\n", "lock: [services.shop.instances.0]: '0' is not "
-                                                "a valid name (expected an instance number)"),
-    ("[services.shop]\nhosts = 1\n", "lock: [services.shop] hosts: unknown key (expected one "
-                                     "of instances, port)"),
-    ("[services\n", "lock: not valid TOML: Expected ']' at the end of a table declaration "
-                    "(at line 1, column 10)"),
-])
+@pytest.mark.parametrize(
+    "text,line",
+    [
+        (
+            "[services.shop]\nport = 'x'\n",
+            "lock: [services.shop] port: the string 'x' is not an "
+            "integer (expected an integer >= 1 and <= 65535)",
+        ),
+        (
+            "[services.shop.instances]\n0 = 'app1'\n",
+            "lock: [services.shop.instances.0]: '0' is not "
+            "a valid name (expected an instance number)",
+        ),
+        (
+            "[services.shop]\nhosts = 1\n",
+            "lock: [services.shop] hosts: unknown key (expected one of instances, port)",
+        ),
+        (
+            "[services\n",
+            "lock: not valid TOML: Expected ']' at the end of a table declaration "
+            "(at line 1, column 10)",
+        ),
+    ],
+)
 def test_a_damaged_lock_is_one_line_naming_it(text, line):
     with pytest.raises(ModelError) as caught:
         parse_lock(text)
@@ -332,4 +411,4 @@ def test_update_writes_the_lock_only_when_everything_could_be_allocated(tmp_path
     _, allocation = update(str(model), write=False)
     assert allocation.changes == ["shop.2: released"] and lock.read_bytes() == written
     update(str(model))
-    assert 'shop.2' not in lock.read_text() and '2 = "app2"' not in lock.read_text()
+    assert "shop.2" not in lock.read_text() and '2 = "app2"' not in lock.read_text()

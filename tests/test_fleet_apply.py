@@ -157,8 +157,9 @@ class System:
             self.write(f"profiles/roles/{role}.cfg", text)
         self.model = os.path.join(self.directory, f"{name}.toml")
         addresses = {host.name: host.address for host in fleet}
-        self.write(f"{name}.toml", MODEL.format(name=name, profiles=self.profiles, **addresses)
-                   + extra)
+        self.write(
+            f"{name}.toml", MODEL.format(name=name, profiles=self.profiles, **addresses) + extra
+        )
         shutil.copy(fleet.known_hosts, os.path.join(self.directory, f"{name}.known_hosts"))
         assert self.fleet_command("compile").returncode == 0
 
@@ -179,8 +180,9 @@ class System:
         return args + list(extra)
 
     def fleet_command(self, action: str, *extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run(self.args(action, *extra), capture_output=True, text=True,
-                              timeout=300)
+        return subprocess.run(
+            self.args(action, *extra), capture_output=True, text=True, timeout=300
+        )
 
     def runs(self) -> list[str]:
         runs = os.path.join(self.directory, ".fleet", "runs")
@@ -234,29 +236,46 @@ def test_apply_in_waves_then_a_no_op_then_one_service_changed(fleet_hosts, tmp_p
     assert lines(first)[-1].startswith("apply: 4 hosts, 4 changed (")
     assert "revision 1); exit 0; logs in " in lines(first)[-1]
     assert host2.read("/etc/app/app.ini") == (
-        f"[app]\nport = 21000\ndb = {host1.address}:5400\ngreeting = hello\n")
+        f"[app]\nport = 21000\ndb = {host1.address}:5400\ngreeting = hello\n"
+    )
     assert host4.read("/etc/lb/lb.ini") == (
-        f"[lb]\nport = 8080\nbackends = {host2.address} {host3.address} port 21000\n")
+        f"[lb]\nport = 8080\nbackends = {host2.address} {host3.address} port 21000\n"
+    )
     summary = system.summary()
     assert summary["exit"] == 0 and summary["revision"] == 1
-    assert [summary["hosts"][h]["wave"] for h in ("host1", "host2", "host3", "host4")] == \
-        [1, 2, 2, 3]
+    assert [summary["hosts"][h]["wave"] for h in ("host1", "host2", "host3", "host4")] == [
+        1,
+        2,
+        2,
+        3,
+    ]
     with open(summary["hosts"]["host1"]["log"]) as stream:
         log = stream.read()
     assert '{"step": "buildout", "result": "ok"' in log and "# check check_db_config: exit 0" in log
     with open(system.model.replace(".toml", ".lock.toml")) as stream:
         assert "revision = 1\n" in stream.read()
 
-    before = {host.name: stat(host, path) for host, path in (
-        (host1, "/etc/db/db.ini"), (host2, "/etc/app/app.ini"), (host4, "/etc/lb/lb.ini"))}
+    before = {
+        host.name: stat(host, path)
+        for host, path in (
+            (host1, "/etc/db/db.ini"),
+            (host2, "/etc/app/app.ini"),
+            (host4, "/etc/lb/lb.ini"),
+        )
+    }
     started = time.monotonic()
     again = system.fleet_command("apply")
     noop_seconds = time.monotonic() - started
     assert again.returncode == 0, again.stdout + again.stderr
     assert states(again) == {h: "unchanged" for h in ("host1", "host2", "host3", "host4")}
-    assert {host.name: stat(host, path) for host, path in (
-        (host1, "/etc/db/db.ini"), (host2, "/etc/app/app.ini"), (host4, "/etc/lb/lb.ini"))} == \
-        before
+    assert {
+        host.name: stat(host, path)
+        for host, path in (
+            (host1, "/etc/db/db.ini"),
+            (host2, "/etc/app/app.ini"),
+            (host4, "/etc/lb/lb.ini"),
+        )
+    } == before
     assert system.fleet_command("plan").returncode == 0
     status = system.fleet_command("status")
     assert status.returncode == 0, status.stdout
@@ -266,26 +285,41 @@ def test_apply_in_waves_then_a_no_op_then_one_service_changed(fleet_hosts, tmp_p
     shutil.copytree(tmp_path, checkout, ignore=shutil.ignore_patterns("profiles", ".fleet"))
 
     # one option of one service: only the app hosts change, one at a time (max-unavailable 1)
-    system.edit('role = "roles/app.cfg"\n', 'role = "roles/app.cfg"\n'
-                'settings = { app-config = { greeting = "bonjour" } }\n')
+    system.edit(
+        'role = "roles/app.cfg"\n',
+        'role = "roles/app.cfg"\nsettings = { app-config = { greeting = "bonjour" } }\n',
+    )
     behind = system.fleet_command("status")
     assert behind.returncode == 2
     assert "host1: behind: revision 1 applied, 2 is current" in behind.stdout
     diff = system.fleet_command("plan", "--diff")
     assert diff.returncode == 2
-    assert states(diff) == {"host1": "in sync", "host2": "pending", "host3": "pending",
-                            "host4": "in sync"}
+    assert states(diff) == {
+        "host1": "in sync",
+        "host2": "pending",
+        "host3": "pending",
+        "host4": "in sync",
+    }
     assert "-greeting = hello\n+greeting = bonjour" in diff.stdout
     assert re.search(r"^host3: diff\n--- a/etc/app/app.ini\n", diff.stdout, re.M)
     started = time.monotonic()
     change = system.fleet_command("apply")
     change_seconds = time.monotonic() - started
     assert change.returncode == 0, change.stdout + change.stderr
-    assert states(change) == {"host1": "unchanged", "host2": "changed", "host3": "changed",
-                              "host4": "unchanged"}
-    assert position(change, "host1: unchanged") < position(change, "host2: applying") < \
-        position(change, "host2: changed") < position(change, "host3: applying") < \
-        position(change, "host3: changed") < position(change, "host4: applying")
+    assert states(change) == {
+        "host1": "unchanged",
+        "host2": "changed",
+        "host3": "changed",
+        "host4": "unchanged",
+    }
+    assert (
+        position(change, "host1: unchanged")
+        < position(change, "host2: applying")
+        < position(change, "host2: changed")
+        < position(change, "host3: applying")
+        < position(change, "host3: changed")
+        < position(change, "host4: applying")
+    )
     assert "greeting = bonjour" in host3.read("/etc/app/app.ini")
     assert stat(host1, "/etc/db/db.ini") == before["host1"]
     assert system.fleet_command("status").returncode == 0
@@ -300,12 +334,16 @@ def test_apply_in_waves_then_a_no_op_then_one_service_changed(fleet_hosts, tmp_p
     args[args.index("-m") + 1] = str(checkout / "waves.toml")
     older = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert older.returncode == 1, older.stdout + older.stderr
-    assert "host3: refused: revision 2 applied, newer than this model's 1 (a stale checkout? " \
+    assert (
+        "host3: refused: revision 2 applied, newer than this model's 1 (a stale checkout? "
         "update it; --force applies this one anyway)" in older.stdout
+    )
     assert states(older)["host1"] == "refused"
     assert "greeting = bonjour" in host3.read("/etc/app/app.ini")
-    print(f"timings: first apply {first_seconds:.2f} s, no-op apply {noop_seconds:.2f} s, "
-          f"one change {change_seconds:.2f} s")
+    print(
+        f"timings: first apply {first_seconds:.2f} s, no-op apply {noop_seconds:.2f} s, "
+        f"one change {change_seconds:.2f} s"
+    )
 
 
 def test_a_host_down_is_unreachable_and_the_others_converge(make_hosts, tmp_path):
@@ -317,11 +355,19 @@ def test_a_host_down_is_unreachable_and_the_others_converge(make_hosts, tmp_path
     assert states(plan)["host4"] == "unreachable"
     apply = system.fleet_command("apply")
     assert apply.returncode == 3, apply.stdout + apply.stderr
-    assert states(apply) == {"host1": "changed", "host2": "changed", "host3": "changed",
-                             "host4": "unreachable"}
+    assert states(apply) == {
+        "host1": "changed",
+        "host2": "changed",
+        "host3": "changed",
+        "host4": "unreachable",
+    }
     assert re.search(r"^apply: 4 hosts, 3 changed, 1 unreachable \(.*exit 3", apply.stdout, re.M)
-    assert re.search(r"^  host4: unreachable: \(.*\) unreachable: ssh: connect to host .* "
-                     r"Connection refused \(log: .*/host4.log\)$", apply.stdout, re.M)
+    assert re.search(
+        r"^  host4: unreachable: \(.*\) unreachable: ssh: connect to host .* "
+        r"Connection refused \(log: .*/host4.log\)$",
+        apply.stdout,
+        re.M,
+    )
     assert system.summary()["hosts"]["host4"]["state"] == "unreachable"
     status = system.fleet_command("status")
     assert status.returncode == 3 and "host1: in sync" in status.stdout
@@ -335,26 +381,43 @@ def test_max_fail_stops_new_hosts_and_lists_them(make_hosts, tmp_path):
     apply = system.fleet_command("apply", "--check-timeout", "1", "--confirm-timeout", "0")
     assert apply.returncode == 4, apply.stdout + apply.stderr
     # both app servers were in flight: host3 finished its own transaction
-    assert states(apply) == {"host1": "changed", "host2": "failed", "host3": "changed",
-                             "host4": "not started"}
-    assert "host2: failed: check check_app_healthy still fails after 1 s (exit 1: )" in \
-        apply.stdout
+    assert states(apply) == {
+        "host1": "changed",
+        "host2": "failed",
+        "host3": "changed",
+        "host4": "not started",
+    }
+    assert "host2: failed: check check_app_healthy still fails after 1 s (exit 1: )" in apply.stdout
     assert "stopped: 1 failed, more than --max-fail 0" in lines(apply)[-3]
     assert lines(apply)[-1] == "  not started: host4"
     assert not fleet["host4"].exists("/etc/lb/lb.ini")
     assert system.summary()["stopped"] == "1 failed, more than --max-fail 0"
     tolerated = system.fleet_command("apply", "--check-timeout", "1", "--max-fail", "50%")
     assert tolerated.returncode == 3, tolerated.stdout  # 2 of 4 may fail: host4 goes on
-    assert states(tolerated) == {"host1": "unchanged", "host2": "failed", "host3": "unchanged",
-                                 "host4": "changed"}
+    assert states(tolerated) == {
+        "host1": "unchanged",
+        "host2": "failed",
+        "host3": "unchanged",
+        "host4": "changed",
+    }
 
 
 def test_ctrl_c_lets_the_hosts_in_flight_finish_and_exits_130(make_hosts, tmp_path):
     fleet = make_hosts(4)
-    system = System(tmp_path, fleet, "sigint", extra=(
-        '\n[services.app.settings.app-nrpe]\nchecks = "check_app_config /usr/bin/sleep 2"\n'))
-    process = subprocess.Popen(system.args("apply", "--confirm-timeout", "0"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    system = System(
+        tmp_path,
+        fleet,
+        "sigint",
+        extra=(
+            '\n[services.app.settings.app-nrpe]\nchecks = "check_app_config /usr/bin/sleep 2"\n'
+        ),
+    )
+    process = subprocess.Popen(
+        system.args("apply", "--confirm-timeout", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen = []
     for line in process.stdout:
         seen.append(line.rstrip("\n"))
@@ -364,8 +427,9 @@ def test_ctrl_c_lets_the_hosts_in_flight_finish_and_exits_130(make_hosts, tmp_pa
     out, err = process.communicate(timeout=60)
     seen += out.splitlines()
     assert process.returncode == 130, "\n".join(seen) + err
-    assert "interrupted: no new host starts; the hosts in flight finish their own " \
-        "transaction" in seen
+    assert (
+        "interrupted: no new host starts; the hosts in flight finish their own transaction" in seen
+    )
     assert "host2: changed: 8 files" in "\n".join(seen)  # it finished, checks and all
     assert seen[-1] == "  not started: host3, host4"
     assert not fleet["host3"].exists("/etc/app/app.ini")
@@ -373,23 +437,37 @@ def test_ctrl_c_lets_the_hosts_in_flight_finish_and_exits_130(make_hosts, tmp_pa
 
 def test_a_model_error_contacts_no_host(tmp_path):
     """Without a lock (never compiled), the allocation would change: one line, exit 1."""
-    (tmp_path / "x.toml").write_text(MODEL.format(
-        name="x", profiles=str(tmp_path), **{f"host{i}": f"192.0.2.{i}" for i in range(1, 5)}))
-    result = subprocess.run([SYSTEM_RECIPES, "fleet", "apply", "-m", str(tmp_path / "x.toml")],
-                            capture_output=True, text=True)
+    (tmp_path / "x.toml").write_text(
+        MODEL.format(
+            name="x", profiles=str(tmp_path), **{f"host{i}": f"192.0.2.{i}" for i in range(1, 5)}
+        )
+    )
+    result = subprocess.run(
+        [SYSTEM_RECIPES, "fleet", "apply", "-m", str(tmp_path / "x.toml")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == (f"Error: {tmp_path}/x.lock.toml: the lock would change (app: port "
-                             "auto -> 21000 and 6 more); `system-recipes fleet compile -m "
-                             "x.toml` writes it for review, or pass --allow-moves\n")
-    bad = subprocess.run([SYSTEM_RECIPES, "fleet", "apply", "-m", str(tmp_path / "x.toml"),
-                          "--max-fail", "lots"], capture_output=True, text=True)
+    assert result.stderr == (
+        f"Error: {tmp_path}/x.lock.toml: the lock would change (app: port "
+        "auto -> 21000 and 6 more); `system-recipes fleet compile -m "
+        "x.toml` writes it for review, or pass --allow-moves\n"
+    )
+    bad = subprocess.run(
+        [SYSTEM_RECIPES, "fleet", "apply", "-m", str(tmp_path / "x.toml"), "--max-fail", "lots"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1
-    assert bad.stderr == ("Error: fleet: --max-fail: 'lots' (expected a number of hosts such "
-                          "as 2, or a share such as 10%)\n")
+    assert bad.stderr == (
+        "Error: fleet: --max-fail: 'lots' (expected a number of hosts such "
+        "as 2, or a share such as 10%)\n"
+    )
 
 
-@pytest.mark.parametrize("text, hosts, limit", [("0", 10, 0), ("3", 10, 3), ("25%", 10, 2),
-                                                 ("100%", 4, 4)])
+@pytest.mark.parametrize(
+    "text, hosts, limit", [("0", 10, 0), ("3", 10, 3), ("25%", 10, 2), ("100%", 4, 4)]
+)
 def test_failure_limit(text, hosts, limit):
     assert failure_limit(text, hosts) == limit
 
@@ -401,24 +479,40 @@ def test_waves_follow_the_links_and_the_monitoring_host_goes_last_or_first(tmp_p
     for role, text in ROLES.items():
         (profiles / "roles" / f"{role}.cfg").write_text(text)
     model = tmp_path / "m.toml"
-    model.write_text(MODEL.format(name="m", profiles=profiles, **{
-        f"host{i}": f"192.0.2.{i}" for i in range(1, 5)}) + (
-        '[hosts.mon]\naddress = "192.0.2.9"\nmemory = "1G"\n\n[monitoring]\nhost = "mon"\n'))
-    assert subprocess.run([SYSTEM_RECIPES, "fleet", "compile", "-m", str(model), "--profiles",
-                           str(profiles)], capture_output=True).returncode == 0
+    model.write_text(
+        MODEL.format(
+            name="m", profiles=profiles, **{f"host{i}": f"192.0.2.{i}" for i in range(1, 5)}
+        )
+        + ('[hosts.mon]\naddress = "192.0.2.9"\nmemory = "1G"\n\n[monitoring]\nhost = "mon"\n')
+    )
+    assert (
+        subprocess.run(
+            [SYSTEM_RECIPES, "fleet", "compile", "-m", str(model), "--profiles", str(profiles)],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     system = prepare(str(model), expand, str(profiles))
     assert assign_waves(system) == [["host1"], ["host2", "host3"], ["host4"], ["mon"]]
-    assert assign_waves(system, monitoring_first=True) == [["mon"], ["host1"],
-                                                           ["host2", "host3"], ["host4"]]
+    assert assign_waves(system, monitoring_first=True) == [
+        ["mon"],
+        ["host1"],
+        ["host2", "host3"],
+        ["host4"],
+    ]
     new = system.hosts["mon"].config
     assert "host2 check_app_healthy app.1 check_app_healthy" in new
     assert removed_checks(new, new) == []
     assert removed_checks(None, new) == []
-    old = new.replace("check_db_config db.1 check_db_config",
-                      "check_db_config db.1 check_db_config\n    host1 check_gone db.1 check_gone")
+    old = new.replace(
+        "check_db_config db.1 check_db_config",
+        "check_db_config db.1 check_db_config\n    host1 check_gone db.1 check_gone",
+    )
     assert removed_checks(old, new) == ["host1 check_gone db.1 check_gone"]
-    assert system.revision == 1 and system.hosts["host2"].checks == ["check_app_config",
-                                                                     "check_app_healthy"]
+    assert system.revision == 1 and system.hosts["host2"].checks == [
+        "check_app_config",
+        "check_app_healthy",
+    ]
 
 
 CONFIRM_MODEL = """\
@@ -447,14 +541,15 @@ on-change = {reload}
 """
 
 
-def test_a_change_that_cuts_the_controller_off_is_rolled_back_by_the_host(make_hosts,
-                                                                         tmp_path):
+def test_a_change_that_cuts_the_controller_off_is_rolled_back_by_the_host(make_hosts, tmp_path):
     fleet = make_hosts(1, names=["host1"])
     host = fleet["host1"]
     # sshd reads drop-ins (as Debian's does); the reload is a SIGHUP to this host's listener
-    host.run("sed -i '1i Include /etc/ssh/sshd_config.d/*.conf' /etc/ssh/sshd_config && "
-             f"mkdir -p /etc/ssh/sshd_config.d && echo {host.pid} > /run/test-sshd.pid && "
-             f"kill -HUP {host.pid}")
+    host.run(
+        "sed -i '1i Include /etc/ssh/sshd_config.d/*.conf' /etc/ssh/sshd_config && "
+        f"mkdir -p /etc/ssh/sshd_config.d && echo {host.pid} > /run/test-sshd.pid && "
+        f"kill -HUP {host.pid}"
+    )
     reload = tmp_path / "reload-sshd"
     reload.write_text("#!/bin/sh\nkill -HUP $(cat /run/test-sshd.pid)\n")
     reload.chmod(0o755)
@@ -463,19 +558,37 @@ def test_a_change_that_cuts_the_controller_off_is_rolled_back_by_the_host(make_h
     shutil.copy(os.path.join(REPO, "profiles", "base.cfg"), profiles)
     (profiles / "roles" / "motd.cfg").write_text(
         "[buildout]\nparts = motd\n\n[motd]\nrecipe = system_recipes:template\n"
-        "path = /etc/motd-fleet\ntext = managed by the fleet\n")
+        "path = /etc/motd-fleet\ntext = managed by the fleet\n"
+    )
     (profiles / "roles" / "deny.cfg").write_text(DENY.format(reload=reload))
     model = tmp_path / "cut.toml"
     model.write_text(CONFIRM_MODEL.format(profiles=profiles, address=host.address))
     shutil.copy(fleet.known_hosts, tmp_path / "cut.known_hosts")
 
     def fleet_command(action, *extra):
-        args = [SYSTEM_RECIPES, "fleet", action, "-m", str(model), "--profiles", str(profiles),
-                "-F", fleet.ssh_config, "--entry-point", fleet.entry_point, *extra]
+        args = [
+            SYSTEM_RECIPES,
+            "fleet",
+            action,
+            "-m",
+            str(model),
+            "--profiles",
+            str(profiles),
+            "-F",
+            fleet.ssh_config,
+            "--entry-point",
+            fleet.entry_point,
+            *extra,
+        ]
         return subprocess.run(args, capture_output=True, text=True, timeout=120)
 
-    assert subprocess.run([SYSTEM_RECIPES, "fleet", "compile", "-m", str(model), "--profiles",
-                           str(profiles)], capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            [SYSTEM_RECIPES, "fleet", "compile", "-m", str(model), "--profiles", str(profiles)],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     first = fleet_command("apply", "--confirm-timeout", "5")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "host1: confirming: over a new connection" in first.stdout  # confirmed, so kept
@@ -484,16 +597,36 @@ def test_a_change_that_cuts_the_controller_off_is_rolled_back_by_the_host(make_h
 
     with open(model, "a") as stream:
         stream.write('\n[services.deny]\nrole = "roles/deny.cfg"\n')
-    assert subprocess.run([SYSTEM_RECIPES, "fleet", "compile", "-m", str(model), "--profiles",
-                           str(profiles)], capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            [SYSTEM_RECIPES, "fleet", "compile", "-m", str(model), "--profiles", str(profiles)],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     started = time.monotonic()
     cut = fleet_command("apply", "--confirm-timeout", "3")
     assert cut.returncode == 3, cut.stdout + cut.stderr
-    assert re.search(r"^host1: failed: not confirmed \(.*ssh login as root refused.*\); the host "
-                     r"rolls back by itself within 3 s", cut.stdout, re.M), cut.stdout
+    assert re.search(
+        r"^host1: failed: not confirmed \(.*ssh login as root refused.*\); the host "
+        r"rolls back by itself within 3 s",
+        cut.stdout,
+        re.M,
+    ), cut.stdout
     assert host.exists("/etc/ssh/sshd_config.d/deny.conf")  # applied, and unconfirmed
-    login = ["ssh", "-F", fleet.ssh_config, "-o", f"UserKnownHostsFile={fleet.known_hosts}",
-             "-o", "HostKeyAlias=host1", "-o", "BatchMode=yes", host.address, "true"]
+    login = [
+        "ssh",
+        "-F",
+        fleet.ssh_config,
+        "-o",
+        f"UserKnownHostsFile={fleet.known_hosts}",
+        "-o",
+        "HostKeyAlias=host1",
+        "-o",
+        "BatchMode=yes",
+        host.address,
+        "true",
+    ]
     while subprocess.run(login, capture_output=True).returncode != 0:
         assert time.monotonic() - started < 30, "the host did not come back"
         time.sleep(0.2)
@@ -524,9 +657,13 @@ def test_on_a_terminal_a_live_line_per_host_and_the_counters(make_hosts, tmp_pat
     fleet = make_hosts(4)
     system = System(tmp_path, fleet, "live")
     master, slave = pty.openpty()
-    process = subprocess.Popen(system.args("apply", "--confirm-timeout", "0"), stdin=slave,
-                               stdout=slave, stderr=slave,
-                               env={**os.environ, "COLUMNS": "100", "TERM": "xterm"})
+    process = subprocess.Popen(
+        system.args("apply", "--confirm-timeout", "0"),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+    )
     os.close(slave)
     output = b""
     while True:
@@ -543,7 +680,7 @@ def test_on_a_terminal_a_live_line_per_host_and_the_counters(make_hosts, tmp_pat
     os.close(master)
     assert process.wait(timeout=60) == 0
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode("utf-8", "replace"))
-    final = text[text.rindex("host   wave"):]  # the last frame of the live table
+    final = text[text.rindex("host   wave") :]  # the last frame of the live table
     assert re.search(r"^host1\s+1\s+changed\s+8 files\s+[0-9.]+s\s*$", final, re.M), final
     assert re.search(r"^host4\s+3\s+changed\s+7 files", final, re.M)
     assert re.search(r"^4 hosts, 0 running, 0 waiting, 4 changed \(", final, re.M)

@@ -39,19 +39,33 @@ port = %(port)s
 
 @pytest.fixture(scope="module")
 def ssh(fleet_hosts):
-    with Connections(fleet_hosts.known_hosts, config=fleet_hosts.ssh_config,
-                     entry_point=fleet_hosts.entry_point) as connections:
+    with Connections(
+        fleet_hosts.known_hosts, config=fleet_hosts.ssh_config, entry_point=fleet_hosts.entry_point
+    ) as connections:
         for host in fleet_hosts:
             connections.open(Target(host.name, host.address))
         yield connections.connections
 
 
-def payload(model: str, revision: int, port: int = 8080, packages: dict | None = None,
-            user: str | None = None) -> str:
-    header = {"model": model, "revision": revision, "digest": f"sha256:{model}{revision}",
-              "host": "host1", "packages": packages or {}}
-    return json.dumps(header) + "\n" + HOST_CFG % {"base": BASE_CFG, "user": user or model,
-                                                    "port": port}
+def payload(
+    model: str,
+    revision: int,
+    port: int = 8080,
+    packages: dict | None = None,
+    user: str | None = None,
+) -> str:
+    header = {
+        "model": model,
+        "revision": revision,
+        "digest": f"sha256:{model}{revision}",
+        "host": "host1",
+        "packages": packages or {},
+    }
+    return (
+        json.dumps(header)
+        + "\n"
+        + HOST_CFG % {"base": BASE_CFG, "user": user or model, "port": port}
+    )
 
 
 def steps(result) -> dict:
@@ -62,8 +76,15 @@ def test_apply_converges_records_and_a_second_apply_is_a_no_op(ssh, fleet_hosts)
     host, connection = fleet_hosts[0], ssh["host1"]
     first = connection.run("apply", payload("web", 3))
     assert first.code == 0, first.stderr
-    assert [e["step"] for e in first.events] == ["revision", "packages", "config", "plan",
-                                                  "buildout", "record", "done"]
+    assert [e["step"] for e in first.events] == [
+        "revision",
+        "packages",
+        "config",
+        "plan",
+        "buildout",
+        "record",
+        "done",
+    ]
     done = first.last
     assert done["result"] == "changed" and done["changed"] == 7 and done["exit"] == 0
     assert host.read("/etc/web/app.ini") == "[server]\nport = 8080\n"
@@ -81,8 +102,10 @@ def test_apply_converges_records_and_a_second_apply_is_a_no_op(ssh, fleet_hosts)
     assert steps(again)["record"]["result"] == "unchanged"
     after = os.stat(host.path("/etc/web/app.ini"))
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    assert os.stat(host.path("/var/lib/system-recipes/fleet/web.json")).st_mtime_ns == \
-        state.st_mtime_ns
+    assert (
+        os.stat(host.path("/var/lib/system-recipes/fleet/web.json")).st_mtime_ns
+        == state.st_mtime_ns
+    )
     plan = connection.run("plan", payload("web", 3))
     assert plan.code == 0 and plan.last["result"] == "ok"
 
@@ -97,10 +120,14 @@ def test_a_stale_revision_is_refused_unless_forced(ssh, fleet_hosts):
     assert connection.run("apply", payload("stale", 5)).code == 0
     refused = connection.run("apply", payload("stale", 4, port=9090))
     assert refused.code == 1
-    assert refused.events[0] == {"step": "revision", "result": "refused", "error": (
-        refused.events[0]["error"])}
-    assert refused.events[0]["error"].startswith("revision 4 of stale is older than "
-                                                 "revision 5, applied ")
+    assert refused.events[0] == {
+        "step": "revision",
+        "result": "refused",
+        "error": (refused.events[0]["error"]),
+    }
+    assert refused.events[0]["error"].startswith(
+        "revision 4 of stale is older than revision 5, applied "
+    )
     assert refused.stderr.count("\n") == 1 and refused.stderr.startswith("Error: revision 4")
     assert "port = 8080" in fleet_hosts[1].read("/etc/stale/app.ini")
     planned = connection.run("plan", payload("stale", 4, port=9090))
@@ -146,21 +173,30 @@ def test_a_failed_plan_keeps_the_applied_config_and_records_the_failure(ssh, fle
     assert record["last"]["error"].startswith("[bad-config]")
 
 
-@pytest.mark.parametrize("stdin, message", [
-    ("", "the first line is not JSON"),
-    ('{"model": "Shop", "revision": 1, "digest": ""}\n[buildout]\n', "model: 'Shop'"),
-    ('{"model": "s", "revision": -1, "digest": ""}\n[buildout]\n', "header: revision: '-1'"),
-    ('{"model": "s", "revison": 1}\n[buildout]\n', "header: unknown key 'revison'"),
-    ('{"model": "s", "revision": 1, "digest": ""}\n', "no host.cfg after the header"),
-    ('{"model": "s", "revision": 1, "digest": "", "packages": {"a": "1 && rm"}}\n[b]\n',
-     "header: packages:"),
-])
+@pytest.mark.parametrize(
+    "stdin, message",
+    [
+        ("", "the first line is not JSON"),
+        ('{"model": "Shop", "revision": 1, "digest": ""}\n[buildout]\n', "model: 'Shop'"),
+        ('{"model": "s", "revision": -1, "digest": ""}\n[buildout]\n', "header: revision: '-1'"),
+        ('{"model": "s", "revison": 1}\n[buildout]\n', "header: unknown key 'revison'"),
+        ('{"model": "s", "revision": 1, "digest": ""}\n', "no host.cfg after the header"),
+        (
+            '{"model": "s", "revision": 1, "digest": "", "packages": {"a": "1 && rm"}}\n[b]\n',
+            "header: packages:",
+        ),
+    ],
+)
 def test_bad_input_is_one_line(ssh, stdin, message):
     result = ssh["host1"].run("apply", stdin)
     assert result.code == 1
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
-    assert result.last == {"step": "done", "result": "error", "exit": 1,
-                           "seconds": result.last["seconds"]}
+    assert result.last == {
+        "step": "done",
+        "result": "error",
+        "exit": 1,
+        "seconds": result.last["seconds"],
+    }
 
 
 def test_one_fleet_host_at_a_time_per_model(ssh, fleet_hosts):
@@ -182,15 +218,20 @@ def test_packages_go_through_the_hosts_apt_get(ssh, fleet_hosts):
     host, connection = fleet_hosts[1], ssh["host2"]
     have = installed_version(host, "passwd")
     ok = connection.run("plan", payload("pkg", 1, packages={"passwd": have}))
-    assert steps(ok)["packages"] == {"step": "packages", "result": "ok", "manager": "apt-get",
-                                     "pending": []}
+    assert steps(ok)["packages"] == {
+        "step": "packages",
+        "result": "ok",
+        "manager": "apt-get",
+        "pending": [],
+    }
     missing = {"passwd": "0.0-0"}
     pending = connection.run("plan", payload("pkg", 1, packages=missing))
     assert pending.code == 2 and steps(pending)["packages"]["pending"] == ["passwd=0.0-0"]
     failed = connection.run("apply", payload("pkg", 1, packages=missing))
     assert failed.code == 1
     assert steps(failed)["packages"]["error"] == (
-        "apt-get failed (exit 100): E: Version '0.0-0' for 'passwd' was not found")
+        "apt-get failed (exit 100): E: Version '0.0-0' for 'passwd' was not found"
+    )
     assert not host.exists("/etc/system-recipes/pkg/host.cfg")  # nothing past the packages
     assert not host.exists("/run/system-recipes/defer-host-buildout")
     assert installed_version(host, "passwd") == have
@@ -198,23 +239,42 @@ def test_packages_go_through_the_hosts_apt_get(ssh, fleet_hosts):
 
 def test_the_install_command_apt_get_would_run(fleet_hosts):
     """Simulated (apt-get -s) inside a host: a real resolution, nothing installed."""
-    script = ("import json; from system_recipes.fleet.packages import Packages; "
-              "p = Packages({'hello': None, 'passwd': None}); "
-              "print(json.dumps([p.pending(), p.command(p.pending()), p.ensure(simulate=True)]))")
+    script = (
+        "import json; from system_recipes.fleet.packages import Packages; "
+        "p = Packages({'hello': None, 'passwd': None}); "
+        "print(json.dumps([p.pending(), p.command(p.pending()), p.ensure(simulate=True)]))"
+    )
     result = fleet_hosts[2].run([sys.executable, "-c", script])
     pending, command, ensured = json.loads(result.stdout)
     assert pending == ensured == ["hello"]
-    assert command == ["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                       "--allow-downgrades", "-o", "DPkg::Lock::Timeout=600", "hello"]
+    assert command == [
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "--allow-downgrades",
+        "-o",
+        "DPkg::Lock::Timeout=600",
+        "hello",
+    ]
     assert fleet_hosts[2].run(["dpkg-query", "-W", "hello"], check=False).returncode != 0
-    assert Packages({"shop": "1.0"}, manager="dnf").command(["shop-1.0"]) == \
-        ["dnf", "install", "-y", "-q", "shop-1.0"]
+    assert Packages({"shop": "1.0"}, manager="dnf").command(["shop-1.0"]) == [
+        "dnf",
+        "install",
+        "-y",
+        "-q",
+        "shop-1.0",
+    ]
 
 
 def test_fleet_host_prints_only_json_lines_on_stdout(fleet_hosts):
     """Whatever the step runs writes to stderr: stdout stays one JSON object per line."""
     result = subprocess.run(
         fleet_hosts[3].command([fleet_hosts.entry_point, "fleet-host", "apply"]),
-        input=payload("quiet", 1), capture_output=True, text=True)
+        input=payload("quiet", 1),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert all(json.loads(line) for line in result.stdout.splitlines())

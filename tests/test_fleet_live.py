@@ -37,9 +37,11 @@ NAGIOS_COMMANDS = "/var/lib/nagios4/rw/nagios.cmd"
 REQUESTS = 10
 # what a booted host does not have: the machine's runtime files of the daemons started here
 # (a test host's /run is an overlay of the machine's, not a fresh tmpfs)
-STALE = ("/run/supervisord.pid /run/supervisor.sock /run/haproxy.pid /run/haproxy/admin.sock "
-         "/run/nagios/nrpe.pid /run/nagios4/nagios4.pid /run/postgresql/15-main.pid "
-         "/run/postgresql/.s.PGSQL.5432 /run/postgresql/.s.PGSQL.5432.lock")
+STALE = (
+    "/run/supervisord.pid /run/supervisor.sock /run/haproxy.pid /run/haproxy/admin.sock "
+    "/run/nagios/nrpe.pid /run/nagios4/nagios4.pid /run/postgresql/15-main.pid "
+    "/run/postgresql/.s.PGSQL.5432 /run/postgresql/.s.PGSQL.5432.lock"
+)
 
 
 def sha256(path: str) -> str:
@@ -64,8 +66,13 @@ def payload(model: dict, host: str, text: str) -> str:
     # The example RPM is installed with rpm by the test (this Debian host's package manager is
     # apt-get, which has no shop): the package step ensures the Debian packages only.
     packages.pop("shop", None)
-    header = {"model": model["system"]["name"], "revision": 1,
-              "digest": f"sha256:{sha256(MODEL)}", "host": host, "packages": packages}
+    header = {
+        "model": model["system"]["name"],
+        "revision": 1,
+        "digest": f"sha256:{sha256(MODEL)}",
+        "host": host,
+        "packages": packages,
+    }
     return json.dumps(header) + "\n" + text
 
 
@@ -78,9 +85,16 @@ def apply_in_waves(connections: dict, payloads: dict) -> dict:
     results = {}
     with ThreadPoolExecutor(max_workers=len(payloads)) as pool:
         for wave in WAVES:
-            done = dict(zip(wave, pool.map(
-                lambda name: connections[name].run("apply", payloads[name], timeout=300),
-                wave), strict=True))
+            done = dict(
+                zip(
+                    wave,
+                    pool.map(
+                        lambda name: connections[name].run("apply", payloads[name], timeout=300),
+                        wave,
+                    ),
+                    strict=True,
+                )
+            )
             for name, result in done.items():
                 assert result.code == 0, (name, result.events, result.stderr)
             results.update(done)
@@ -88,8 +102,7 @@ def apply_in_waves(connections: dict, payloads: dict) -> dict:
 
 
 # -- the daemons, started as an init system would, each remembered by its pid -------------------
-def start(host, command: str, pidfile: str, programs: tuple[str, ...],
-          timeout: float = 20) -> int:
+def start(host, command: str, pidfile: str, programs: tuple[str, ...], timeout: float = 20) -> int:
     """Run a daemon's own start command inside the host (it forks and writes ``pidfile``);
     the pid once that process lives, is one of ``programs`` and is in the host's network
     namespace (only such a pid is ever killed)."""
@@ -148,8 +161,9 @@ class Daemons:
         self.pidfiles: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
         self.namespaces: dict[int, str] = {}
 
-    def add(self, host, name: str, pid: int, pidfile: str = "",
-            programs: tuple[str, ...] = ()) -> None:
+    def add(
+        self, host, name: str, pid: int, pidfile: str = "", programs: tuple[str, ...] = ()
+    ) -> None:
         self.pids[(host.name, name)] = pid
         self.namespaces[pid] = os.readlink(f"/proc/{host.pid}/ns/net")
         if pidfile:
@@ -183,8 +197,10 @@ def shop_pid(host) -> int:
         if found:
             return int(found.group(1))
         if time.monotonic() > deadline:
-            raise AssertionError(f"{host.name}: shop is not running under supervisord: "
-                                 f"{status.stdout}{status.stderr}")
+            raise AssertionError(
+                f"{host.name}: shop is not running under supervisord: "
+                f"{status.stdout}{status.stderr}"
+            )
         time.sleep(0.1)
 
 
@@ -194,31 +210,57 @@ def start_daemons(hosts, daemons: Daemons, nrpe_hosts: list[str]) -> None:
         daemons.add(hosts[host], name, pid, pidfile, programs)
 
     def app(name: str) -> None:
-        daemon(name, "supervisord", f"supervisord -c {SUPERVISOR}", "/run/supervisord.pid",
-               "supervisord")
+        daemon(
+            name,
+            "supervisord",
+            f"supervisord -c {SUPERVISOR}",
+            "/run/supervisord.pid",
+            "supervisord",
+        )
         daemons.add(hosts[name], "shop", shop_pid(hosts[name]))
 
     def db(name: str) -> None:
-        daemon(name, "postgres", "pg_ctlcluster 15 main start",
-               "/var/lib/postgresql/15/main/postmaster.pid", "postgres")
+        daemon(
+            name,
+            "postgres",
+            "pg_ctlcluster 15 main start",
+            "/var/lib/postgresql/15/main/postmaster.pid",
+            "postgres",
+        )
 
     def lb(name: str) -> None:
         # as Debian's unit with the recipe's drop-in: a master reading the main file and conf.d
-        daemon(name, "haproxy", "install -d /run/haproxy && /usr/sbin/haproxy -W -D -f "
-               "/etc/haproxy/haproxy.cfg -f /etc/haproxy/conf.d -p /run/haproxy.pid",
-               "/run/haproxy.pid", "haproxy")
+        daemon(
+            name,
+            "haproxy",
+            "install -d /run/haproxy && /usr/sbin/haproxy -W -D -f "
+            "/etc/haproxy/haproxy.cfg -f /etc/haproxy/conf.d -p /run/haproxy.pid",
+            "/run/haproxy.pid",
+            "haproxy",
+        )
 
     def nrpe(name: str) -> None:
-        daemon(name, "nrpe", "install -d -o nagios -g nagios /run/nagios && "
-               "/usr/sbin/nrpe -c /etc/nagios/nrpe.cfg -d", "/run/nagios/nrpe.pid", "nrpe")
+        daemon(
+            name,
+            "nrpe",
+            "install -d -o nagios -g nagios /run/nagios && "
+            "/usr/sbin/nrpe -c /etc/nagios/nrpe.cfg -d",
+            "/run/nagios/nrpe.pid",
+            "nrpe",
+        )
 
     def nagios(name: str) -> None:
         # the directories Debian's unit and tmpfiles.d make, then Nagios as a daemon
-        daemon(name, "nagios4", "install -d -o nagios -g nagios /run/nagios4 "
-               "/var/lib/nagios4/spool /var/lib/nagios4/spool/checkresults /var/log/nagios4 "
-               "/var/log/nagios4/archives && install -d -o nagios -g www-data -m 2710 "
-               "/var/lib/nagios4/rw && nagios4 -d /etc/nagios4/nagios.cfg",
-               "/run/nagios4/nagios4.pid", "nagios4")
+        daemon(
+            name,
+            "nagios4",
+            "install -d -o nagios -g nagios /run/nagios4 "
+            "/var/lib/nagios4/spool /var/lib/nagios4/spool/checkresults /var/log/nagios4 "
+            "/var/log/nagios4/archives && install -d -o nagios -g www-data -m 2710 "
+            "/var/lib/nagios4/rw && nagios4 -d /etc/nagios4/nagios.cfg",
+            "/run/nagios4/nagios4.pid",
+            "nagios4",
+        )
 
     jobs = [(app, "app1"), (app, "app2"), (db, "db1"), (lb, "lb1"), (nagios, "mon1")]
     jobs += [(nrpe, name) for name in nrpe_hosts]
@@ -232,15 +274,18 @@ def nrpe_checks(mon1_cfg: str) -> list[tuple[str, str, str]]:
     """(host, NRPE check, Nagios service description) of mon1's [monitoring] nrpe-checks."""
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string(mon1_cfg)
-    rows = [line.split() for line in parser["monitoring"]["nrpe-checks"].split("\n")
-            if line.strip()]
+    rows = [
+        line.split() for line in parser["monitoring"]["nrpe-checks"].split("\n") if line.strip()
+    ]
     return [(host, check, " ".join(description)) for host, check, *description in rows]
 
 
 def status_blocks(text: str, kind: str) -> list[dict]:
     blocks = re.findall(rf"^{kind} \{{\n(.*?)^\s*\}}", text, re.M | re.S)
-    return [dict(line.strip().split("=", 1) for line in block.splitlines() if "=" in line)
-            for block in blocks]
+    return [
+        dict(line.strip().split("=", 1) for line in block.splitlines() if "=" in line)
+        for block in blocks
+    ]
 
 
 def files_written(result) -> list[str]:
@@ -248,7 +293,10 @@ def files_written(result) -> list[str]:
     accounts are in /etc/passwd, /etc/group and /etc/shadow)."""
     paths = [action.split(" ", 1)[1] for action in steps(result)["plan"]["actions"]]
     return [path for path in paths if path.startswith("/")] + [
-        "/etc/passwd", "/etc/group", "/etc/shadow"]
+        "/etc/passwd",
+        "/etc/group",
+        "/etc/shadow",
+    ]
 
 
 def stats(host, paths: list[str]) -> dict:
@@ -275,8 +323,9 @@ def test_the_example_system_runs_live(make_hosts, example_rpms):
     daemons = Daemons()
     try:
         prepare(hosts, rpm, profiles)
-        with Connections(hosts.known_hosts, config=hosts.ssh_config,
-                         entry_point=hosts.entry_point, model=MODEL) as connections:
+        with Connections(
+            hosts.known_hosts, config=hosts.ssh_config, entry_point=hosts.entry_point, model=MODEL
+        ) as connections:
             for host in hosts:
                 connections.open(Target(host.name, host.address))
             run_and_prove(hosts, connections.connections, model, compiled, daemons)
@@ -287,20 +336,27 @@ def test_the_example_system_runs_live(make_hosts, example_rpms):
 def prepare(hosts, rpm: str, profiles: str) -> None:
     """What a host has before the fleet reaches it: the profiles where the model says they are
     (this checkout's, read-only), the shop RPM on the app hosts, a PostgreSQL cluster on db1."""
+
     def one(host) -> None:
         types = host.run("stat -f -c %T /etc /var /run /opt").stdout.split()
         assert types == ["overlayfs"] * 4, (host.name, types)  # nothing below is the machine's
-        host.run(f"rm -f {STALE} && mkdir -p {profiles} && "
-                 f"mount --bind {REPO}/profiles {profiles} && "
-                 f"mount -o remount,bind,ro {profiles}")
+        host.run(
+            f"rm -f {STALE} && mkdir -p {profiles} && "
+            f"mount --bind {REPO}/profiles {profiles} && "
+            f"mount -o remount,bind,ro {profiles}"
+        )
         if host.name.startswith("app"):
-            host.run(f"mkdir -p /var/lib/rpm && rpm -i --nodeps --force-debian "
-                     f"--dbpath /var/lib/rpm {rpm}")
+            host.run(
+                f"mkdir -p /var/lib/rpm && rpm -i --nodeps --force-debian "
+                f"--dbpath /var/lib/rpm {rpm}"
+            )
         if host.name == "db1":
             # one cluster (the recipe takes the single one there is): a new main, in db1's
             # overlays only (no pg_ctlcluster near the machine's cluster: the pids are shared)
-            host.run("rm -rf /etc/postgresql/15/main /var/lib/postgresql/15/main && "
-                     "pg_createcluster 15 main -p 5432 >/dev/null")
+            host.run(
+                "rm -rf /etc/postgresql/15/main /var/lib/postgresql/15/main && "
+                "pg_createcluster 15 main -p 5432 >/dev/null"
+            )
 
     with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
         for future in [pool.submit(one, host) for host in hosts]:
@@ -325,16 +381,27 @@ def run_and_prove(hosts, connections, model, compiled, daemons) -> None:
     prove_nagios(hosts, model, checks)
 
     # a second apply: nothing rewritten, nothing restarted, and plan agrees
-    written = {name: stats(hosts[name], files_written(result) + [
-        "/etc/system-recipes/shop", "/etc/system-recipes/shop/host.cfg",
-        "/var/lib/system-recipes/fleet/shop.json"])
-        for name, result in first.items()}
+    written = {
+        name: stats(
+            hosts[name],
+            files_written(result)
+            + [
+                "/etc/system-recipes/shop",
+                "/etc/system-recipes/shop/host.cfg",
+                "/var/lib/system-recipes/fleet/shop.json",
+            ],
+        )
+        for name, result in first.items()
+    }
     assert all(len(found) > 4 for found in written.values()), written
     pids = dict(daemons.pids)
     second = apply_in_waves(connections, payloads)
     for name, result in second.items():
         assert result.last["result"] == "ok" and result.last["changed"] == 0, (
-            name, steps(result)["plan"]["actions"], result.stderr)
+            name,
+            steps(result)["plan"]["actions"],
+            result.stderr,
+        )
         assert steps(result)["buildout"]["result"] == "unchanged", result.events
         assert steps(result)["record"]["result"] == "unchanged", result.events
         assert stats(hosts[name], list(written[name])) == written[name], name
@@ -345,16 +412,29 @@ def run_and_prove(hosts, connections, model, compiled, daemons) -> None:
     for (name, daemon), (pidfile, programs) in daemons.pidfiles.items():
         assert running(hosts[name], pidfile, programs) == pids[(name, daemon)], (name, daemon)
     with ThreadPoolExecutor(max_workers=len(payloads)) as pool:
-        plans = dict(zip(payloads, pool.map(
-            lambda name: connections[name].run("plan", payloads[name]), payloads), strict=True))
-        statuses = dict(zip(payloads, pool.map(
-            lambda name: connections[name].run("status", arguments=["shop"]), payloads),
-            strict=True))
+        plans = dict(
+            zip(
+                payloads,
+                pool.map(lambda name: connections[name].run("plan", payloads[name]), payloads),
+                strict=True,
+            )
+        )
+        statuses = dict(
+            zip(
+                payloads,
+                pool.map(
+                    lambda name: connections[name].run("status", arguments=["shop"]), payloads
+                ),
+                strict=True,
+            )
+        )
     for name, result in plans.items():
         assert result.code == 0 and result.last["result"] == "ok", (name, result.events)
     for name, result in statuses.items():
-        assert result.code == 0 and steps(result)["status"]["result"] == "in-sync", \
-            (name, result.events)
+        assert result.code == 0 and steps(result)["status"]["result"] == "in-sync", (
+            name,
+            result.events,
+        )
 
 
 def prove_the_load_balancer(hosts, model) -> None:
@@ -374,8 +454,7 @@ def prove_the_load_balancer(hosts, model) -> None:
     for name in ("app1", "app2"):
         ini = hosts[name].read("/etc/shop/shop.ini")
         log = re.search(r"^log-file = (\S+)$", ini, re.M).group(1)
-        served[name] = len(re.findall(rf" {re.escape(lb)} GET / 200$", hosts[name].read(log),
-                                      re.M))
+        served[name] = len(re.findall(rf" {re.escape(lb)} GET / 200$", hosts[name].read(log), re.M))
     # roundrobin over two healthy servers: each answers every other request
     assert served == {"app1": REQUESTS // 2, "app2": REQUESTS // 2}, served
 
@@ -402,8 +481,11 @@ def wait_servers_up(host, backend: str, count: int, timeout: float = 20) -> dict
             rows = haproxy_stat(host)
         except OSError:  # the worker is still binding its stats socket
             rows = []
-        servers = {row["svname"]: row["status"] for row in rows
-                   if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND")}
+        servers = {
+            row["svname"]: row["status"]
+            for row in rows
+            if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND")
+        }
         if list(servers.values()).count("UP") >= count:
             return servers
         if time.monotonic() > deadline:
@@ -431,8 +513,9 @@ def prove_nrpe(hosts, model, checks) -> None:
             assert result.returncode == 0, (host, check, result.stdout, result.stderr)
             assert " OK" in result.stdout, (host, check, result.stdout)
     assert {host for host, _, _ in checks} == {"app1", "app2", "db1", "lb1"}
-    refused = hosts["lb1"].run([CHECK_NRPE, "-H", addresses["app1"], "-c", "check_shop_http"],
-                               check=False)
+    refused = hosts["lb1"].run(
+        [CHECK_NRPE, "-H", addresses["app1"], "-c", "check_shop_http"], check=False
+    )
     assert refused.returncode != 0 and "OK" not in refused.stdout, refused.stdout
 
 
@@ -444,9 +527,11 @@ def prove_the_database_access(hosts, model) -> None:
     db, port = model["hosts"]["db1"]["address"], model["services"]["db"]["port"]
     secret = model["services"]["shop"]["secrets"]["db-password"].removeprefix("file:")
     password = "live-" + hashlib.sha256(os.urandom(16)).hexdigest()[:16]
-    hosts["db1"].run(f"runuser -u postgres -- {PG}/psql -X -q -h /run/postgresql -p {port} "
-                     f"-c \"CREATE ROLE shop LOGIN PASSWORD '{password}'\" "
-                     "-c 'CREATE DATABASE shop OWNER shop'")
+    hosts["db1"].run(
+        f"runuser -u postgres -- {PG}/psql -X -q -h /run/postgresql -p {port} "
+        f"-c \"CREATE ROLE shop LOGIN PASSWORD '{password}'\" "
+        "-c 'CREATE DATABASE shop OWNER shop'"
+    )
     wait_port(db, port)
 
     def connect(name: str, address: str, port: int):
@@ -454,9 +539,12 @@ def prove_the_database_access(hosts, model) -> None:
         # as the operator puts the secret the model references (mkdir: /etc/shop keeps the
         # mode the deployment gave it)
         host.run(f"mkdir -p /etc/shop && (umask 077 && echo {password} > {secret})")
-        return host.run(f"PGPASSWORD=$(cat {secret}) PGCONNECT_TIMEOUT=10 {PG}/psql -X -At "
-                        f"-h {address} -p {port} -U shop -d shop "
-                        "-c 'SELECT inet_client_addr()'", check=False)
+        return host.run(
+            f"PGPASSWORD=$(cat {secret}) PGCONNECT_TIMEOUT=10 {PG}/psql -X -At "
+            f"-h {address} -p {port} -U shop -d shop "
+            "-c 'SELECT inet_client_addr()'",
+            check=False,
+        )
 
     for name in ("app1", "app2"):
         ini = configparser.ConfigParser(interpolation=None)
@@ -468,8 +556,10 @@ def prove_the_database_access(hosts, model) -> None:
         result = connect(name, db, port)
         address = model["hosts"][name]["address"]
         assert result.returncode != 0, (name, result.stdout)
-        assert f'no pg_hba.conf entry for host "{address}", user "shop", database "shop"' in \
-            result.stderr, (name, result.stderr)
+        assert (
+            f'no pg_hba.conf entry for host "{address}", user "shop", database "shop"'
+            in result.stderr
+        ), (name, result.stderr)
 
 
 def write_fifo(path: str, text: str, timeout: float = 20) -> None:
@@ -495,10 +585,16 @@ def prove_nagios(hosts, model, checks) -> None:
     each host is UP and each service OK -- exactly the services of mon1's nrpe-checks."""
     mon = hosts[model["monitoring"]["host"]]
     now = int(time.time())
-    write_fifo(mon.path(NAGIOS_COMMANDS), "".join(
-        [f"[{now}] SCHEDULE_FORCED_HOST_CHECK;{host};{now}\n" for host in model["hosts"]]
-        + [f"[{now}] SCHEDULE_FORCED_SVC_CHECK;{host};{description};{now}\n"
-           for host, _, description in checks]))
+    write_fifo(
+        mon.path(NAGIOS_COMMANDS),
+        "".join(
+            [f"[{now}] SCHEDULE_FORCED_HOST_CHECK;{host};{now}\n" for host in model["hosts"]]
+            + [
+                f"[{now}] SCHEDULE_FORCED_SVC_CHECK;{host};{description};{now}\n"
+                for host, _, description in checks
+            ]
+        ),
+    )
     wanted = {(host, description) for host, _, description in checks}
     deadline = time.monotonic() + 60
     while True:
@@ -506,18 +602,24 @@ def prove_nagios(hosts, model, checks) -> None:
             text = mon.read(NAGIOS_STATUS)
         except FileNotFoundError:
             text = ""
-        services = {(s["host_name"], s["service_description"]): s
-                    for s in status_blocks(text, "servicestatus") if s["host_name"] in
-                    model["hosts"]}
-        systems = {h["host_name"]: h for h in status_blocks(text, "hoststatus")
-                   if h["host_name"] in model["hosts"]}
-        fresh = [s for s in [*services.values(), *systems.values()]
-                 if int(s["last_check"]) >= now]
+        services = {
+            (s["host_name"], s["service_description"]): s
+            for s in status_blocks(text, "servicestatus")
+            if s["host_name"] in model["hosts"]
+        }
+        systems = {
+            h["host_name"]: h
+            for h in status_blocks(text, "hoststatus")
+            if h["host_name"] in model["hosts"]
+        }
+        fresh = [s for s in [*services.values(), *systems.values()] if int(s["last_check"]) >= now]
         if set(services) == wanted and len(fresh) == len(wanted) + len(model["hosts"]):
             break
         if time.monotonic() > deadline:
-            raise AssertionError(f"Nagios did not check everything: {sorted(services)}, "
-                                 f"{len(fresh)} checked since the command")
+            raise AssertionError(
+                f"Nagios did not check everything: {sorted(services)}, "
+                f"{len(fresh)} checked since the command"
+            )
         time.sleep(0.2)
     states = {key: (s["current_state"], s["plugin_output"]) for key, s in services.items()}
     assert all(state == "0" for state, _ in states.values()), states

@@ -18,8 +18,12 @@ SYSTEM_RECIPES = os.path.join(os.path.dirname(sys.executable), "system-recipes")
 
 
 def connections(fleet, known_hosts=None, **kwargs) -> Connections:
-    return Connections(known_hosts or fleet.known_hosts, config=fleet.ssh_config,
-                       entry_point=fleet.entry_point, **kwargs)
+    return Connections(
+        known_hosts or fleet.known_hosts,
+        config=fleet.ssh_config,
+        entry_point=fleet.entry_point,
+        **kwargs,
+    )
 
 
 def test_hosts_come_up_in_seconds_and_teardown_leaves_nothing_behind(make_hosts):
@@ -34,8 +38,9 @@ def test_hosts_come_up_in_seconds_and_teardown_leaves_nothing_behind(make_hosts)
         with connections(fleet) as ssh:
             connection = ssh.open(Target("host1", fleet[0].address))
             sleeper = subprocess.Popen(
-                ["ssh", *connection.args, "-o", "ControlMaster=no", fleet[0].address,
-                 "sleep 600"], stdin=subprocess.DEVNULL)
+                ["ssh", *connection.args, "-o", "ControlMaster=no", fleet[0].address, "sleep 600"],
+                stdin=subprocess.DEVNULL,
+            )
             deadline = time.monotonic() + 5
             while len(fleet[0].processes()) < 3 and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -100,25 +105,27 @@ def test_a_host_key_mismatch_is_refused_in_one_line(fleet_hosts, tmp_path):
             ssh.open(Target("host3", fleet_hosts[2].address))
     line = str(mismatch.value)
     assert "\n" not in line
-    assert line.startswith(f"host2: ({fleet_hosts[1].address}:22) host key mismatch: the host "
-                           f"offers {fleet_hosts[1].fingerprint}, not the key pinned for host2 "
-                           f"in {pinned}")
-    assert str(unknown.value).startswith(f"host3: ({fleet_hosts[2].address}:22) no host key "
-                                         f"pinned for host3 in {pinned} (nothing is trusted")
+    assert line.startswith(
+        f"host2: ({fleet_hosts[1].address}:22) host key mismatch: the host "
+        f"offers {fleet_hosts[1].fingerprint}, not the key pinned for host2 "
+        f"in {pinned}"
+    )
+    assert str(unknown.value).startswith(
+        f"host3: ({fleet_hosts[2].address}:22) no host key "
+        f"pinned for host3 in {pinned} (nothing is trusted"
+    )
     assert pinned.read_text() == f"host2 {fleet_hosts[0].host_key}\n"  # ssh added nothing
 
 
 def write_model(tmp_path, fleet) -> str:
-    hosts = "".join(f'[hosts.{h.name}]\naddress = "{h.address}"\nmemory = "1G"\n\n'
-                    for h in fleet)
+    hosts = "".join(f'[hosts.{h.name}]\naddress = "{h.address}"\nmemory = "1G"\n\n' for h in fleet)
     path = tmp_path / "shop.toml"
     path.write_text(f'[system]\nname = "shop"\nprofiles = "/opt/shop/profiles"\n\n{hosts}')
     return str(path)
 
 
 def trust(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([SYSTEM_RECIPES, "fleet", "trust", *args], capture_output=True,
-                          text=True)
+    return subprocess.run([SYSTEM_RECIPES, "fleet", "trust", *args], capture_output=True, text=True)
 
 
 def test_fleet_trust_pins_a_key_only_with_its_fingerprint(fleet_hosts, tmp_path):
@@ -128,15 +135,16 @@ def test_fleet_trust_pins_a_key_only_with_its_fingerprint(fleet_hosts, tmp_path)
     wrong = fleet_hosts[0].fingerprint
     refused = trust("host3", "--fingerprint", wrong, "-m", model)
     assert refused.returncode == 1 and refused.stdout == ""
-    assert refused.stderr == (f"Error: [hosts.host3] fingerprint: {host.address} offers "
-                              f"{host.fingerprint} (ED25519), not {wrong}; nothing was trusted "
-                              "(expected the fingerprint of a key the host offers, read on the "
-                              "host itself)\n")
+    assert refused.stderr == (
+        f"Error: [hosts.host3] fingerprint: {host.address} offers "
+        f"{host.fingerprint} (ED25519), not {wrong}; nothing was trusted "
+        "(expected the fingerprint of a key the host offers, read on the "
+        "host itself)\n"
+    )
     assert not pinned.exists()
     malformed = trust("host3", "--fingerprint", "MD5:aa:bb", "-m", model)
     assert malformed.returncode == 1 and len(malformed.stderr.splitlines()) == 1
-    assert "[hosts.host3] fingerprint: 'MD5:aa:bb' is not a SHA256 fingerprint" in \
-        malformed.stderr
+    assert "[hosts.host3] fingerprint: 'MD5:aa:bb' is not a SHA256 fingerprint" in malformed.stderr
     unknown = trust("host9", "--fingerprint", host.fingerprint, "-m", model)
     assert unknown.stderr.startswith("Error: [hosts]: 'host9' is not a host of the model")
 
@@ -144,8 +152,9 @@ def test_fleet_trust_pins_a_key_only_with_its_fingerprint(fleet_hosts, tmp_path)
     accepted = trust("host3", "--fingerprint", host.fingerprint, "-m", model)
     assert accepted.returncode == 0, accepted.stderr
     assert accepted.stdout == f"host3: pinned {host.fingerprint} (ED25519) in {pinned}\n"
-    assert pinned.read_text() == ("host1 ssh-ed25519 AAAAother\n"
-                                  f"host3 {host.host_key}\n")  # the stale key is replaced
+    assert pinned.read_text() == (
+        f"host1 ssh-ed25519 AAAAother\nhost3 {host.host_key}\n"
+    )  # the stale key is replaced
     with connections(fleet_hosts, str(pinned)) as ssh:
         assert ssh.open(Target("host3", host.address)).raw("hostname").text == ["host3"]
 
@@ -161,7 +170,8 @@ def test_sudo_that_wants_a_password_is_one_line_naming_the_rule(fleet_hosts, rul
             connection.run("status")
     assert str(refused.value) == (
         f"host2: sudo wants a password for deploy; fleet-host needs this rule in "
-        f"/etc/sudoers.d: deploy ALL=(root) NOPASSWD: {fleet_hosts.entry_point} fleet-host *")
+        f"/etc/sudoers.d: deploy ALL=(root) NOPASSWD: {fleet_hosts.entry_point} fleet-host *"
+    )
 
 
 def test_sudo_with_the_rule_runs_fleet_host_as_root(fleet_hosts):
@@ -169,8 +179,10 @@ def test_sudo_with_the_rule_runs_fleet_host_as_root(fleet_hosts):
     host.add_user("deploy", sudo="nopasswd", client_key=fleet_hosts.client_key)
     with connections(fleet_hosts) as ssh:
         connection = ssh.open(Target(host.name, host.address, user="deploy"))
-        assert connection.remote_command("status") == \
-            f"sudo -n {fleet_hosts.entry_point} fleet-host status"
+        assert (
+            connection.remote_command("status")
+            == f"sudo -n {fleet_hosts.entry_point} fleet-host status"
+        )
         result = connection.run("status")
         assert result.code == 0, result.stderr
         # anything else is not allowed by the rule
@@ -191,26 +203,29 @@ def test_a_host_that_goes_down_fails_within_seconds_in_one_line(make_hosts):
         assert str(down.value) in (
             f"host1: connection lost: Connection to {fleet[0].address} closed by remote host.",
             f"host1: ({fleet[0].address}:22) unreachable: ssh: connect to host "
-            f"{fleet[0].address} port 22: Connection refused"), str(down.value)
+            f"{fleet[0].address} port 22: Connection refused",
+        ), str(down.value)
         with pytest.raises(TransportError) as again:
             ssh.open(Target("host1", fleet[0].address))
-        assert str(again.value) == (f"host1: ({fleet[0].address}:22) unreachable: ssh: "
-                                    f"connect to host {fleet[0].address} port 22: "
-                                    "Connection refused")
+        assert str(again.value) == (
+            f"host1: ({fleet[0].address}:22) unreachable: ssh: "
+            f"connect to host {fleet[0].address} port 22: "
+            "Connection refused"
+        )
         # its cable is cut: packets vanish, the keep-alives notice
         subprocess.run(["ip", "link", "set", fleet[1].veth, "down"], check=True)
         started = time.monotonic()
         with pytest.raises(TransportError) as silent:
             cut.run("status", timeout=30)
         assert time.monotonic() - started < 8
-        assert str(silent.value) == (f"host2: connection lost: Timeout, server "
-                                     f"{fleet[1].address} not responding.")
+        assert str(silent.value) == (
+            f"host2: connection lost: Timeout, server {fleet[1].address} not responding."
+        )
 
 
 def test_hosts_at_the_addresses_of_a_model(make_hosts):
     fleet = make_hosts(addresses={"lb1": "10.77.0.10", "app1": "10.77.0.11"})
-    assert [(h.name, h.address) for h in fleet] == [("lb1", "10.77.0.10"),
-                                                     ("app1", "10.77.0.11")]
+    assert [(h.name, h.address) for h in fleet] == [("lb1", "10.77.0.10"), ("app1", "10.77.0.11")]
     assert fleet.controller == "10.77.0.1"
     with connections(fleet) as ssh:
         assert ssh.open(Target("lb1", "10.77.0.10")).raw("hostname").text == ["lb1"]

@@ -12,8 +12,18 @@ import system_recipes
 PACKAGE = os.path.dirname(os.path.abspath(system_recipes.__file__))
 #: the floor of each top-level package or module of system_recipes (docs and shipped serve
 #: the command line: the option reference, the profiles that ship)
-FLOORS = {"core": 0, "daemons": 1, "recipes": 2, "fleet": 2, "release": 2, "shipped": 2,
-          "meta": 3, "docs": 3, "cli": 4, "extension": 4}
+FLOORS = {
+    "core": 0,
+    "daemons": 1,
+    "recipes": 2,
+    "fleet": 2,
+    "release": 2,
+    "shipped": 2,
+    "meta": 3,
+    "docs": 3,
+    "cli": 4,
+    "extension": 4,
+}
 
 
 def modules() -> dict[str, str]:
@@ -36,8 +46,9 @@ def imported(module: str, path: str) -> set[str]:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = package.split(".")[:len(package.split(".")) - node.level + 1] \
-                if node.level else []
+            base = (
+                package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            )
             target = ".".join(base + ([node.module] if node.module else []))
             # ``from . import run``: the names may be modules
             names.update([target] + [f"{target}.{alias.name}" for alias in node.names])
@@ -73,6 +84,7 @@ def test_no_import_from_a_lower_floor_to_a_higher_one():
 
 def test_cli_and_explain_do_not_import_each_other():
     known = modules()
-    assert not any(t.startswith("system_recipes.cli")
-                   for t in imported("system_recipes.meta.explain",
-                                     known["system_recipes.meta.explain"]))
+    assert not any(
+        t.startswith("system_recipes.cli")
+        for t in imported("system_recipes.meta.explain", known["system_recipes.meta.explain"])
+    )

@@ -68,7 +68,8 @@ def wait_port(port: int, timeout: float = 10) -> None:
 
 
 def test_the_file_and_the_drop_in_are_exactly_these(host):
-    host.write(profile("""
+    host.write(
+        profile("""
         bind =
             127.0.0.1:8080
             [::1]:8080
@@ -76,7 +77,8 @@ def test_the_file_and_the_drop_in_are_exactly_these(host):
             shop-1 10.77.0.11:20000
             shop-2 [2001:db8::0:1]:20000
         health-check = /health
-        """))
+        """)
+    )
     ok(host.buildout())
     assert host.read(f"{INCLUDE}/lb.cfg") == (
         "# haproxy frontend and backend of [lb], written by system-recipes: edits here are "
@@ -94,10 +96,13 @@ def test_the_file_and_the_drop_in_are_exactly_these(host):
         "    balance roundrobin\n"
         "    option httpchk GET /health\n"
         "    server shop-1 10.77.0.11:20000 check\n"
-        "    server shop-2 [2001:db8::1]:20000 check\n")
+        "    server shop-2 [2001:db8::1]:20000 check\n"
+    )
     dropin = host.read(f"{DROPIN}/system-recipes-lb.conf")
-    assert "ExecStart=\nExecStart=/usr/sbin/haproxy -Ws -f $CONFIG -f $CFGDIR -p $PIDFILE " \
-           "$EXTRAOPTS\n" in dropin, dropin
+    assert (
+        "ExecStart=\nExecStart=/usr/sbin/haproxy -Ws -f $CONFIG -f $CFGDIR -p $PIDFILE "
+        "$EXTRAOPTS\n" in dropin
+    ), dropin
     assert 'Environment="CFGDIR=/etc/haproxy/conf.d"' in dropin
     # the package's files stay the package's
     assert host.read("/etc/haproxy/haproxy.cfg") == open("/etc/haproxy/haproxy.cfg").read()
@@ -105,13 +110,15 @@ def test_the_file_and_the_drop_in_are_exactly_these(host):
 
 
 def test_tcp_mode_logs_tcp_and_checks_nothing(host):
-    host.write(profile("""
+    host.write(
+        profile("""
         name = pg
         bind = *:5432
         mode = tcp
         balance = leastconn
         backends = db-1 db1.example.org:5432
-        """).replace("db1.example.org", "localhost"))
+        """).replace("db1.example.org", "localhost")
+    )
     ok(host.buildout())
     text = host.read(f"{INCLUDE}/pg.cfg")
     assert "frontend pg\n    mode tcp\n    option tcplog\n    bind *:5432\n" in text, text
@@ -119,29 +126,50 @@ def test_tcp_mode_logs_tcp_and_checks_nothing(host):
     assert "httpchk" not in text and "check" not in text.split("backend pg")[1]
 
 
-@pytest.mark.parametrize("options, fragments", [
-    ("bind = *:8080\nbackends = a 10.0.0.1:80\ncolour = blue", ("[lb] colour:", "unknown")),
-    ("backends = a 10.0.0.1:80", ("[lb] bind:", "missing required option")),
-    ("bind = *:80\nbackends =", ("[lb] backends:", "no servers")),
-    ("bind = *:8080\nbackends = a 10.0.0.1:80\nmode = udp", ("[lb] mode:", "'udp' is not a choice")),
-    ("bind = *:70000\nbackends = a 10.0.0.1:80", ("[lb] bind:", "port '70000' is not a port")),
-    ("bind = 10.0.0.1\nbackends = a 10.0.0.1:80", ("[lb] bind:", "'10.0.0.1' has no port")),
-    ("bind = 300.1.1.1:80\nbackends = a 10.0.0.1:80", ("[lb] bind:", "not an IPv4 address")),
-    ("bind = ::1:80\nbackends = a 10.0.0.1:80", ("[lb] bind:", "in brackets, [::1]:80")),
-    ("bind =\n    *:80\n    *:80\nbackends = a 10.0.0.1:80", ("[lb] bind:", "*:80 is given twice")),
-    ("bind = *:80\nbackends =\n    a 10.0.0.1:80\n    a 10.0.0.2:80",
-     ("[lb] backends:", "server a is given twice")),
-    ("bind = *:80\nbackends = a *:80", ("[lb] backends:", "'*' is not an address")),
-    ("bind = *:80\nbackends = a 10.0.0.1:80 check", ("[lb] backends:", "is not NAME ADDRESS:PORT")),
-    ("bind = *:80\nbackends = a/b 10.0.0.1:80", ("[lb] backends:", "'a/b' is not a haproxy name")),
-    ("bind = *:80\nbackends = a 10.0.0.1:80\nmode = tcp\nhealth-check = /health",
-     ("[lb] health-check:", "sent only in mode http", "(expected mode = http, or no")),
-    ("bind = *:80\nbackends = a 10.0.0.1:80\nhealth-check = /x #y",
-     ("[lb] health-check:", "is not valid", "inline comments")),
-    ("bind = *:80\nbackends = a 10.0.0.1:80\nhealth-check = health", ("[lb] health-check:",)),
-    ("name = ../etc\nbind = *:80\nbackends = a 10.0.0.1:80", ("[lb] name:", "a haproxy name")),
-    ("bind = *:80\nbackends = a 10.0.0.1:80\nbalance = random", ("[lb] balance:", "one of")),
-])
+@pytest.mark.parametrize(
+    "options, fragments",
+    [
+        ("bind = *:8080\nbackends = a 10.0.0.1:80\ncolour = blue", ("[lb] colour:", "unknown")),
+        ("backends = a 10.0.0.1:80", ("[lb] bind:", "missing required option")),
+        ("bind = *:80\nbackends =", ("[lb] backends:", "no servers")),
+        (
+            "bind = *:8080\nbackends = a 10.0.0.1:80\nmode = udp",
+            ("[lb] mode:", "'udp' is not a choice"),
+        ),
+        ("bind = *:70000\nbackends = a 10.0.0.1:80", ("[lb] bind:", "port '70000' is not a port")),
+        ("bind = 10.0.0.1\nbackends = a 10.0.0.1:80", ("[lb] bind:", "'10.0.0.1' has no port")),
+        ("bind = 300.1.1.1:80\nbackends = a 10.0.0.1:80", ("[lb] bind:", "not an IPv4 address")),
+        ("bind = ::1:80\nbackends = a 10.0.0.1:80", ("[lb] bind:", "in brackets, [::1]:80")),
+        (
+            "bind =\n    *:80\n    *:80\nbackends = a 10.0.0.1:80",
+            ("[lb] bind:", "*:80 is given twice"),
+        ),
+        (
+            "bind = *:80\nbackends =\n    a 10.0.0.1:80\n    a 10.0.0.2:80",
+            ("[lb] backends:", "server a is given twice"),
+        ),
+        ("bind = *:80\nbackends = a *:80", ("[lb] backends:", "'*' is not an address")),
+        (
+            "bind = *:80\nbackends = a 10.0.0.1:80 check",
+            ("[lb] backends:", "is not NAME ADDRESS:PORT"),
+        ),
+        (
+            "bind = *:80\nbackends = a/b 10.0.0.1:80",
+            ("[lb] backends:", "'a/b' is not a haproxy name"),
+        ),
+        (
+            "bind = *:80\nbackends = a 10.0.0.1:80\nmode = tcp\nhealth-check = /health",
+            ("[lb] health-check:", "sent only in mode http", "(expected mode = http, or no"),
+        ),
+        (
+            "bind = *:80\nbackends = a 10.0.0.1:80\nhealth-check = /x #y",
+            ("[lb] health-check:", "is not valid", "inline comments"),
+        ),
+        ("bind = *:80\nbackends = a 10.0.0.1:80\nhealth-check = health", ("[lb] health-check:",)),
+        ("name = ../etc\nbind = *:80\nbackends = a 10.0.0.1:80", ("[lb] name:", "a haproxy name")),
+        ("bind = *:80\nbackends = a 10.0.0.1:80\nbalance = random", ("[lb] balance:", "one of")),
+    ],
+)
 def test_bad_input_is_one_line_and_writes_nothing(host, options, fragments):
     host.write(PROFILE + options + "\n")
     one_error_line(host.buildout(), *fragments)
@@ -155,25 +183,38 @@ def test_a_section_name_haproxy_cannot_use_must_be_renamed(host):
 
 def test_haproxy_c_refuses_what_the_schema_cannot_see_naming_the_option(host):
     # another file of the directory already has a frontend of that name
-    host.sandbox.run(f"mkdir -p {INCLUDE} && printf 'frontend lb\\n    bind 127.0.0.1:9\\n'"
-                     f" > {INCLUDE}/local.cfg", check=True)
+    host.sandbox.run(
+        f"mkdir -p {INCLUDE} && printf 'frontend lb\\n    bind 127.0.0.1:9\\n'"
+        f" > {INCLUDE}/local.cfg",
+        check=True,
+    )
     host.write(profile("bind = 127.0.0.1:8080\nbackends = a 10.0.0.1:80"))
     # haproxy names the second definition it reads (local.cfg), and ours as the first
-    one_error_line(host.buildout(), f"[lb] name: haproxy -c: [{INCLUDE}/local.cfg:1]: frontend "
-                   "'lb' has the same name as frontend 'lb' declared at "
-                   f"{INCLUDE}/lb.cfg:3", f"(line 3 of {INCLUDE}/lb.cfg: 'frontend lb')")
+    one_error_line(
+        host.buildout(),
+        f"[lb] name: haproxy -c: [{INCLUDE}/local.cfg:1]: frontend "
+        "'lb' has the same name as frontend 'lb' declared at "
+        f"{INCLUDE}/lb.cfg:3",
+        f"(line 3 of {INCLUDE}/lb.cfg: 'frontend lb')",
+    )
     assert not host.exists(f"{INCLUDE}/lb.cfg")
     host.sandbox.run(f"rm {INCLUDE}/local.cfg", check=True)
     # a host name haproxy cannot resolve, in a server and in a bind
-    host.write(profile("bind = 127.0.0.1:8080\nbackends =\n    a 10.0.0.1:80\n"
-                       "    b nowhere.invalid:80"))
-    one_error_line(host.buildout(), "[lb] backends: haproxy -c:", "could not resolve address "
-                   "'nowhere.invalid'", "(line 12 of /etc/haproxy/conf.d/lb.cfg: "
-                   "'server b nowhere.invalid:80')")
-    host.write(profile("bind =\n    127.0.0.1:8080\n    nowhere.invalid:8081\n"
-                       "backends = a 10.0.0.1:80"))
-    one_error_line(host.buildout(), "[lb] bind: haproxy -c:", "invalid address",
-                   "'bind nowhere.invalid:8081')")
+    host.write(
+        profile("bind = 127.0.0.1:8080\nbackends =\n    a 10.0.0.1:80\n    b nowhere.invalid:80")
+    )
+    one_error_line(
+        host.buildout(),
+        "[lb] backends: haproxy -c:",
+        "could not resolve address 'nowhere.invalid'",
+        "(line 12 of /etc/haproxy/conf.d/lb.cfg: 'server b nowhere.invalid:80')",
+    )
+    host.write(
+        profile("bind =\n    127.0.0.1:8080\n    nowhere.invalid:8081\nbackends = a 10.0.0.1:80")
+    )
+    one_error_line(
+        host.buildout(), "[lb] bind: haproxy -c:", "invalid address", "'bind nowhere.invalid:8081')"
+    )
     assert not host.exists(f"{INCLUDE}/lb.cfg")
 
 
@@ -186,9 +227,13 @@ def test_the_drop_in_makes_debians_unit_read_the_directory(host, tmp_path):
     (units / "haproxy.service").write_text(unit)
     dropin = unit_dropin(INCLUDE, "lb")
     (units / "haproxy.service.d" / "system-recipes-lb.conf").write_text(dropin)
-    verify = subprocess.run(["systemd-analyze", "verify", "--man=no",
-                             str(units / "haproxy.service")], capture_output=True, text=True,
-                            env=dict(os.environ, SYSTEMD_UNIT_PATH=f"{units}:"), timeout=120)
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(units / "haproxy.service")],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, SYSTEMD_UNIT_PATH=f"{units}:"),
+        timeout=120,
+    )
     assert verify.returncode == 0 and "system-recipes-lb.conf" not in verify.stderr, verify
     environment = {}
     for line in (unit + dropin).splitlines():
@@ -196,13 +241,18 @@ def test_the_drop_in_makes_debians_unit_read_the_directory(host, tmp_path):
             for word in shlex.split(line.partition("=")[2]):
                 key, _, value = word.partition("=")
                 environment[key] = value
-    check = [line.partition("=")[2] for line in dropin.splitlines()
-             if line.startswith("ExecReload=") and "-c" in line][0]
+    check = [
+        line.partition("=")[2]
+        for line in dropin.splitlines()
+        if line.startswith("ExecReload=") and "-c" in line
+    ][0]
     argv = []
     for word in check.split():  # "$NAME" as a word of its own is split at whitespace
         argv += environment[word[1:]].split() if word.startswith("$") else [word]
-    host.sandbox.run(f"mkdir -p {INCLUDE} && printf 'frontend x\\n    bogus\\n' > "
-                     f"{INCLUDE}/broken.cfg", check=True)
+    host.sandbox.run(
+        f"mkdir -p {INCLUDE} && printf 'frontend x\\n    bogus\\n' > {INCLUDE}/broken.cfg",
+        check=True,
+    )
     # the package's own options stay (its master socket), the directory is added
     assert argv[-6:] == ["-f", INCLUDE, "-c", "-q", "-S", "/run/haproxy-master.sock"], argv
     assert host.sandbox.run(argv).returncode == 1  # it read the broken file (-q: silent)
@@ -220,20 +270,36 @@ class Live:
     def backend(self, word: str) -> tuple[int, int]:
         port = free_port()
         directory = f"/run/backend-{word}"
-        self.host.sandbox.run(f"mkdir -p {directory} && echo {word} > {directory}/index.html "
-                              f"&& echo ok > {directory}/health", check=True)
+        self.host.sandbox.run(
+            f"mkdir -p {directory} && echo {word} > {directory}/index.html "
+            f"&& echo ok > {directory}/health",
+            check=True,
+        )
         process = self.host.sandbox.popen(
-            ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", directory,
-             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "python3",
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+                directory,
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.pids.append(process.pid)
         wait_port(port)
         return port, process.pid
 
     def start_haproxy(self, port: int) -> int:
         # as Red Hat's unit and the drop-in start it: a master (-W) reading the directory
-        self.host.sandbox.run("install -d /run/haproxy && /usr/sbin/haproxy -W -D "
-                              f"-f /etc/haproxy/haproxy.cfg -f {INCLUDE} -p /run/haproxy.pid",
-                              check=True)
+        self.host.sandbox.run(
+            "install -d /run/haproxy && /usr/sbin/haproxy -W -D "
+            f"-f /etc/haproxy/haproxy.cfg -f {INCLUDE} -p /run/haproxy.pid",
+            check=True,
+        )
         wait_port(port)
         pid = self.master()
         self.pids.append(pid)
@@ -275,8 +341,7 @@ def server_states(host, backend: str) -> dict[str, str]:
     states = {}
     for line in data.decode().splitlines():
         fields = line.split(",")
-        if len(fields) > 17 and fields[0] == backend and fields[1] not in ("FRONTEND",
-                                                                           "BACKEND"):
+        if len(fields) > 17 and fields[0] == backend and fields[1] not in ("FRONTEND", "BACKEND"):
             states[fields[1]] = fields[17]
     return states
 
@@ -357,10 +422,13 @@ def test_a_haproxy_that_does_not_read_the_directory_is_a_problem_not_a_reload(li
     ok(host.buildout())
     # as Debian's init script starts it without EXTRAOPTS: the main file only
     other = free_port()
-    host.sandbox.run(f"cp /etc/haproxy/haproxy.cfg /run/main.cfg && printf 'listen x\\n    bind "
-                     f"127.0.0.1:{other}\\n    server a 127.0.0.1:9\\n' >> /run/main.cfg && "
-                     "install -d /run/haproxy && /usr/sbin/haproxy -D -f /run/main.cfg "
-                     "-p /run/haproxy.pid", check=True)
+    host.sandbox.run(
+        f"cp /etc/haproxy/haproxy.cfg /run/main.cfg && printf 'listen x\\n    bind "
+        f"127.0.0.1:{other}\\n    server a 127.0.0.1:9\\n' >> /run/main.cfg && "
+        "install -d /run/haproxy && /usr/sbin/haproxy -D -f /run/main.cfg "
+        "-p /run/haproxy.pid",
+        check=True,
+    )
     wait_port(other)
     live.pids += [int(p) for p in host.read("/run/haproxy.pid").split()]
     host.write(profile(f"bind = 127.0.0.1:{front}\nbackends = a 127.0.0.1:10"))
@@ -378,8 +446,11 @@ def test_a_haproxy_without_a_master_is_replaced_by_one_that_finishes_the_old(liv
     host.write(profile(f"bind = 127.0.0.1:{front}\nbackends = a 127.0.0.1:{one}"))
     ok(host.buildout())
     # as Debian's init script starts it with EXTRAOPTS="-f /etc/haproxy/conf.d": no master
-    host.sandbox.run("install -d /run/haproxy && /usr/sbin/haproxy -f /etc/haproxy/haproxy.cfg "
-                     f"-D -p /run/haproxy.pid -f {INCLUDE}", check=True)
+    host.sandbox.run(
+        "install -d /run/haproxy && /usr/sbin/haproxy -f /etc/haproxy/haproxy.cfg "
+        f"-D -p /run/haproxy.pid -f {INCLUDE}",
+        check=True,
+    )
     wait_port(front)
     old = int(host.read("/run/haproxy.pid").split()[0])
     live.pids.append(old)
@@ -392,7 +463,9 @@ def test_a_haproxy_without_a_master_is_replaced_by_one_that_finishes_the_old(liv
     assert new != old
     assert get(front) == "two"
     deadline = time.monotonic() + 10
-    while os.path.exists(f"/proc/{old}/cmdline") and \
-            open(f"/proc/{old}/stat").read().split(")")[1].split()[0] != "Z":
+    while (
+        os.path.exists(f"/proc/{old}/cmdline")
+        and open(f"/proc/{old}/stat").read().split(")")[1].split()[0] != "Z"
+    ):
         assert time.monotonic() < deadline, "the old haproxy did not finish"
         time.sleep(0.1)

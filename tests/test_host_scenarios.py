@@ -21,8 +21,14 @@ from support.sandbox import Sandbox
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEB1 = os.path.join(REPO, "profiles", "hosts", "web1.cfg")
 PROGRAM = "/etc/supervisor/conf.d/shop.conf"
-MANAGED_TOPS = ("/etc/shop", "/etc/supervisor/conf.d", "/etc/logrotate.d", "/etc/cron.d",
-                "/etc/nagios/nrpe.d", "/etc/systemd/system")
+MANAGED_TOPS = (
+    "/etc/shop",
+    "/etc/supervisor/conf.d",
+    "/etc/logrotate.d",
+    "/etc/cron.d",
+    "/etc/nagios/nrpe.d",
+    "/etc/systemd/system",
+)
 
 
 def pids_of_namespace(sandbox, program: str) -> list[int]:
@@ -49,8 +55,9 @@ class Web1:
 
     def configure(self, extra: str = "") -> None:
         self.extra = extra
-        self.host.write(f"[buildout]\nextends = {WEB1}\n[shop-config]\nport = {self.port}\n"
-                        + extra)
+        self.host.write(
+            f"[buildout]\nextends = {WEB1}\n[shop-config]\nport = {self.port}\n" + extra
+        )
 
     def start_supervisord(self) -> None:
         self.box.run(["supervisord", "-c", CONFIG], check=True, timeout=60)
@@ -59,9 +66,11 @@ class Web1:
             time.sleep(0.2)
 
     def start_nrpe(self) -> None:
-        self.box.run(f"sed -i 's/^server_port=.*/server_port={self.nrpe_port}/' "
-                     "/etc/nagios/nrpe.cfg && install -d -o nagios -g nagios /run/nagios",
-                     check=True)
+        self.box.run(
+            f"sed -i 's/^server_port=.*/server_port={self.nrpe_port}/' "
+            "/etc/nagios/nrpe.cfg && install -d -o nagios -g nagios /run/nagios",
+            check=True,
+        )
         self.box.run(["/usr/sbin/nrpe", "-c", "/etc/nagios/nrpe.cfg", "-d"], check=True)
         wait_port(self.nrpe_port)
 
@@ -98,8 +107,14 @@ def test_fresh_host_runs_the_app_under_supervisor_and_nrpe_checks_its_health(web
     web1.start_supervisord()
     web1.start_nrpe()
     out = ok(host.buildout()).stdout
-    for part in ("shop-deployment", "shop-config", "shop-supervisor", "shop-logrotate",
-                 "shop-cron", "shop-nrpe"):
+    for part in (
+        "shop-deployment",
+        "shop-config",
+        "shop-supervisor",
+        "shop-logrotate",
+        "shop-cron",
+        "shop-nrpe",
+    ):
         assert said(out, part, "created"), (part, out)
     assert "supervisor (shop)" in out and "nrpe" in out, out
 
@@ -208,8 +223,9 @@ def test_config_or_package_change_restarts_the_program_once(web1):
     # an RPM upgrade: the version recorded in the books changes, the program restarts
     rpm_install(web1.box, web1.example_rpms("1.1"), upgrade=True)
     planned = host.plan()
-    assert planned.returncode == 2 and "shop 1.1-1 (was shop 1.0-1)" in planned.stdout, \
+    assert planned.returncode == 2 and "shop 1.1-1 (was shop 1.0-1)" in planned.stdout, (
         planned.stdout
+    )
     out = ok(host.buildout()).stdout
     assert said(out, "shop-package", "updated") and "supervisor-restart (shop)" in out, out
     upgraded = running_pid(web1.box, "shop")

@@ -22,8 +22,14 @@ from support.results import ok
 from system_recipes.release.dists import copy_system_recipes
 
 PYTHON = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-SHIPPED = ["base.cfg", "roles/app-server-explicit.cfg", "roles/app-server.cfg",
-           "roles/monitoring.cfg", "templates/demo.ini.j2", "templates/shop.ini.j2"]
+SHIPPED = [
+    "base.cfg",
+    "roles/app-server-explicit.cfg",
+    "roles/app-server.cfg",
+    "roles/monitoring.cfg",
+    "templates/demo.ini.j2",
+    "templates/shop.ini.j2",
+]
 
 
 class Installed:
@@ -33,8 +39,14 @@ class Installed:
         self.site = os.path.join(venv, "lib", PYTHON, "site-packages")
 
     def run(self, script: str, *args: str, cwd: str | None = None):
-        return subprocess.run([os.path.join(self.bin, script), *args], capture_output=True,
-                              text=True, cwd=cwd, timeout=600, env=_clean_env())
+        return subprocess.run(
+            [os.path.join(self.bin, script), *args],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            timeout=600,
+            env=_clean_env(),
+        )
 
 
 def _clean_env() -> dict:
@@ -48,16 +60,40 @@ def _clean_env() -> dict:
 def installed(tmp_path_factory) -> Installed:
     work = tmp_path_factory.mktemp("installed")
     source = copy_system_recipes(REPO, str(work / "source"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "--no-build-isolation", "-w", str(work / "dist"), source],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(work / "dist"),
+            source,
+        ],
+        check=True,
+        capture_output=True,
+    )
     wheel = next((work / "dist").glob("system_recipes-*.whl"))
     venv = str(work / "venv")
     subprocess.run([sys.executable, "-m", "venv", venv], check=True, capture_output=True)
-    result = subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q",
-                             "--disable-pip-version-check", "--cache-dir",
-                             os.path.join(CACHE, "pip"), str(wheel)],
-                            capture_output=True, text=True, timeout=900, env=_clean_env())
+    result = subprocess.run(
+        [
+            os.path.join(venv, "bin", "pip"),
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--cache-dir",
+            os.path.join(CACHE, "pip"),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=_clean_env(),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return Installed(venv)
 
@@ -67,12 +103,16 @@ def test_the_wheel_installs_the_profiles_and_says_where(installed):
     assert result.returncode == 0, result.stderr
     profiles = result.stdout.strip()
     assert profiles == os.path.join(installed.site, "system_recipes", "profiles")
-    found = sorted(os.path.relpath(os.path.join(d, n), profiles)
-                   for d, _, names in os.walk(profiles) for n in names)
+    found = sorted(
+        os.path.relpath(os.path.join(d, n), profiles)
+        for d, _, names in os.walk(profiles)
+        for n in names
+    )
     assert found == SHIPPED
     for name in SHIPPED:
-        assert filecmp.cmp(os.path.join(profiles, name), os.path.join(REPO, "profiles", name),
-                           shallow=False), name
+        assert filecmp.cmp(
+            os.path.join(profiles, name), os.path.join(REPO, "profiles", name), shallow=False
+        ), name
     # the checkout's example hosts stay out: demo.cfg writes beside itself
     assert not os.path.exists(os.path.join(profiles, "hosts"))
 
@@ -81,8 +121,22 @@ def scratch_host(tmp_path, name: str, rpm: str) -> Host:
     """A scratch root with the example application's RPM in its rpm database."""
     root = make_scratch_root(str(tmp_path / name / "root"))
     link_nagios_plugins(root)
-    subprocess.run(["rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-i", "--nodeps",
-                    "--noscripts", "--force-debian", rpm], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "rpm",
+            "--root",
+            root,
+            "--dbpath",
+            "/var/lib/rpm",
+            "-i",
+            "--nodeps",
+            "--noscripts",
+            "--force-debian",
+            rpm,
+        ],
+        check=True,
+        capture_output=True,
+    )
     directory = tmp_path / name / "etc-shop"
     directory.mkdir(parents=True)
     return Host(None, str(directory), root=root)
@@ -91,13 +145,12 @@ def scratch_host(tmp_path, name: str, rpm: str) -> Host:
 def readme_host_cfg() -> str:
     with open(os.path.join(REPO, "README.md")) as stream:
         text = stream.read()
-    section = text[text.index("## A host configuration"):]
+    section = text[text.index("## A host configuration") :]
     return re.search(r"```ini\n(.*?)```", section, re.S).group(1)
 
 
 @pytest.mark.sandbox
-def test_readme_host_cfg_converges_with_the_installed_base_cfg(installed, tmp_path,
-                                                                example_rpms):
+def test_readme_host_cfg_converges_with_the_installed_base_cfg(installed, tmp_path, example_rpms):
     profiles = os.path.join(installed.site, "system_recipes", "profiles")
     config = readme_host_cfg()
     assert "extends = /opt/shop/profiles/base.cfg\n" in config  # the RPM's path (docs/release.md)
@@ -107,10 +160,15 @@ def test_readme_host_cfg_converges_with_the_installed_base_cfg(installed, tmp_pa
     with open(os.path.join(host.directory, "templates", "shop.ini.j2"), "w") as stream:
         stream.write("[server]\nport = {{ port }}\n")
     # Debian's rpm keeps no database in /var/lib/rpm unless told (the roles say the same)
-    host.write(config.replace("/opt/shop/profiles", profiles)
-               + f"\n[shop-package]\ndbpath = /var/lib/rpm\n[system-recipes]\nroot = {host.root}\n")
-    out = ok(installed.run("buildout", "-c", os.path.join(host.directory, "host.cfg"),
-                           cwd=host.directory)).stdout
+    host.write(
+        config.replace("/opt/shop/profiles", profiles)
+        + f"\n[shop-package]\ndbpath = /var/lib/rpm\n[system-recipes]\nroot = {host.root}\n"
+    )
+    out = ok(
+        installed.run(
+            "buildout", "-c", os.path.join(host.directory, "host.cfg"), cwd=host.directory
+        )
+    ).stdout
     assert "Traceback" not in out
     assert host.read("/etc/shop/shop.ini") == "[server]\nport = 8080\n"
     assert "shop-cleanup" in host.read("/etc/cron.d/shop")
@@ -118,18 +176,27 @@ def test_readme_host_cfg_converges_with_the_installed_base_cfg(installed, tmp_pa
 
 
 @pytest.mark.sandbox
-def test_a_host_extending_an_installed_role_writes_the_example_tree(installed, tmp_path,
-                                                                     example_rpms):
+def test_a_host_extending_an_installed_role_writes_the_example_tree(
+    installed, tmp_path, example_rpms
+):
     """web1 (profiles/hosts/web1.cfg), written against the installed role: the same files."""
     profiles = os.path.join(installed.site, "system_recipes", "profiles")
     host = scratch_host(tmp_path, "web1", example_rpms("1.0"))
-    host.write(f"[buildout]\nextends = {profiles}/roles/app-server.cfg\n"
-               f"[shop-config]\nport = 8081\n[system-recipes]\nroot = {host.root}\n")
-    ok(installed.run("buildout", "-c", os.path.join(host.directory, "host.cfg"),
-                     cwd=host.directory))
+    host.write(
+        f"[buildout]\nextends = {profiles}/roles/app-server.cfg\n"
+        f"[shop-config]\nport = 8081\n[system-recipes]\nroot = {host.root}\n"
+    )
+    ok(
+        installed.run(
+            "buildout", "-c", os.path.join(host.directory, "host.cfg"), cwd=host.directory
+        )
+    )
     expected = os.path.join(REPO, "etc-examples", "web1")
-    files = sorted(os.path.relpath(os.path.join(d, n), expected)
-                   for d, _, names in os.walk(expected) for n in names)
+    files = sorted(
+        os.path.relpath(os.path.join(d, n), expected)
+        for d, _, names in os.walk(expected)
+        for n in names
+    )
     assert "etc/shop/shop.ini" in files
     for name in files:
         with open(os.path.join(expected, name)) as stream:

@@ -28,8 +28,7 @@ def root(tmp_path):
 
 def apply(root: str, *specs: PartSpec, instance: str = "host") -> run.Run:
     """One run that converges ``specs`` (and removes every manifest part not among them)."""
-    _, active = fake_run(root, " ".join(s.name for s in specs), mode="apply",
-                         instance=instance)
+    _, active = fake_run(root, " ".join(s.name for s in specs), mode="apply", instance=instance)
     active.acquire()
     try:
         for spec in specs:
@@ -42,11 +41,16 @@ def apply(root: str, *specs: PartSpec, instance: str = "host") -> run.Run:
     return active
 
 
-def part(target: str = UNIT, name: str = "web", force: bool = False,
-         link_path: str = WANTS) -> PartSpec:
-    return PartSpec(name=name, recipe="test", force=force,
-                    files=[FileSpec(UNIT, b"[Unit]\n")],
-                    links=[LinkSpec(link_path, target)])
+def part(
+    target: str = UNIT, name: str = "web", force: bool = False, link_path: str = WANTS
+) -> PartSpec:
+    return PartSpec(
+        name=name,
+        recipe="test",
+        force=force,
+        files=[FileSpec(UNIT, b"[Unit]\n")],
+        links=[LinkSpec(link_path, target)],
+    )
 
 
 def at(root: str, path: str) -> str:
@@ -144,13 +148,19 @@ def test_forced_over_a_file_keeps_a_backup(root, capsys):
 def test_a_link_owned_by_another_part_is_a_conflict(root):
     apply(root, part())
     other = PartSpec(name="other", recipe="test", links=[LinkSpec(WANTS, "/x")])
-    with pytest.raises(ConfigError, match=r"\[other\] path: .* belongs to \[web\] of "
-                       "instance host"):
+    with pytest.raises(
+        ConfigError,
+        match=r"\[other\] path: .* belongs to \[web\] of "
+        "instance host",
+    ):
         apply(root, other, instance="second")
     assert os.readlink(at(root, WANTS)) == UNIT
     with pytest.raises(ConfigError, match="also written by"):
-        apply(root, PartSpec(name="a", recipe="t", links=[LinkSpec(WANTS, "/x")]),
-              PartSpec(name="b", recipe="t", links=[LinkSpec(WANTS, "/y")]))
+        apply(
+            root,
+            PartSpec(name="a", recipe="t", links=[LinkSpec(WANTS, "/x")]),
+            PartSpec(name="b", recipe="t", links=[LinkSpec(WANTS, "/y")]),
+        )
     # handed over when the owner leaves in the same run
     apply(root, PartSpec(name="other", recipe="test", links=[LinkSpec(WANTS, "/x")]))
     assert os.readlink(at(root, WANTS)) == "/x"
@@ -208,8 +218,11 @@ def test_undo_restores_a_file_a_forced_link_replaced(root, monkeypatch):
     os.chmod(at(root, WANTS), 0o600)
     monkeypatch.setattr(fsops, "write_file", _fail_on("/etc/demo/zz.conf", fsops.write_file))
     with pytest.raises(RunError, match="rolled back"):
-        apply(root, part(force=True),
-              PartSpec(name="zz", recipe="test", files=[FileSpec("/etc/demo/zz.conf", b"x")]))
+        apply(
+            root,
+            part(force=True),
+            PartSpec(name="zz", recipe="test", files=[FileSpec("/etc/demo/zz.conf", b"x")]),
+        )
     assert not os.path.islink(at(root, WANTS))
     assert open(at(root, WANTS)).read() == "precious\n"
     assert os.stat(at(root, WANTS)).st_mode & 0o777 == 0o600
@@ -220,4 +233,5 @@ def _fail_on(path, write_file):
         if host_path == path:
             raise OSError(28, "No space left on device", host_path)
         return write_file(root_, host_path, *args, **kwargs)
+
     return write

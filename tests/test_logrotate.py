@@ -76,8 +76,11 @@ def rotate(host, name: str) -> str:
 
 
 def ids(host, name: str) -> tuple[int, int]:
-    fields = next(line.split(":") for line in host.read("/etc/passwd").splitlines()
-                  if line.startswith(name + ":"))
+    fields = next(
+        line.split(":")
+        for line in host.read("/etc/passwd").splitlines()
+        if line.startswith(name + ":")
+    )
     return int(fields[2]), int(fields[3])
 
 
@@ -168,8 +171,9 @@ def test_the_documented_example_runs(host):
     assert text.splitlines()[1] == '/var/log/shop/*.log "/var/log/shop/access log.txt" {'
     assert "    su shop shop\n" in text and "    create 0640 shop adm\n" in text
     debug = host.sandbox.run(["logrotate", "-d", "-s", STATE, "/etc/logrotate.d/shop-logs"])
-    read, problems = logrotate_daemon.config_errors(debug.stdout + debug.stderr,
-                                             ["/etc/logrotate.d/shop-logs"])
+    read, problems = logrotate_daemon.config_errors(
+        debug.stdout + debug.stderr, ["/etc/logrotate.d/shop-logs"]
+    )
     assert read == {"/etc/logrotate.d/shop-logs"} and not problems, debug.stderr
 
 
@@ -187,12 +191,17 @@ def test_an_unknown_directive_is_refused_though_logrotate_exits_0(host):
             rotat 5
         """)
     before = snapshot(host, "/etc")
-    line = one_error_line(host.buildout(), "[app-logs] extra: logrotate -d: unknown option "
-                          "'rotat'", "(line 4 of /etc/logrotate.d/app-logs: 'rotat 5')")
+    line = one_error_line(
+        host.buildout(),
+        "[app-logs] extra: logrotate -d: unknown option 'rotat'",
+        "(line 4 of /etc/logrotate.d/app-logs: 'rotat 5')",
+    )
     assert "found error" not in line
     assert snapshot(host, "/etc") == before
     # what the recipe judged: logrotate itself is content with such a file
-    host.sandbox.run("printf '/var/log/x {\\n  missingok\\n  rotat 5\\n}\\n' > /run/lr.conf", check=True)
+    host.sandbox.run(
+        "printf '/var/log/x {\\n  missingok\\n  rotat 5\\n}\\n' > /run/lr.conf", check=True
+    )
     direct = host.sandbox.run(["logrotate", "-d", "-s", STATE, "/run/lr.conf"])
     assert direct.returncode == 0 and "unknown option 'rotat'" in direct.stderr
 
@@ -200,9 +209,12 @@ def test_an_unknown_directive_is_refused_though_logrotate_exits_0(host):
 def test_bad_input_is_one_line_and_changes_nothing(host):
     """Bad input stops the run with one line and changes nothing on the real paths, as
     root. Which line each bad input gives: the error cases of tests/recipes/logrotate/."""
-    options, fragments = ("frequency = fortnightly", ("[app-logs] frequency:", "'fortnightly' is not a choice",
-                                 "expected one of hourly, daily"))
-    host.write("""
+    options, fragments = (
+        "frequency = fortnightly",
+        ("[app-logs] frequency:", "'fortnightly' is not a choice", "expected one of hourly, daily"),
+    )
+    host.write(
+        """
         [buildout]
         extends = {base}
         parts = app-logs
@@ -210,29 +222,39 @@ def test_bad_input_is_one_line_and_changes_nothing(host):
         [app-logs]
         recipe = system_recipes:logrotate
         paths = /var/log/app/*.log
-        """ + options.replace("\n", "\n        ") + "\n")
+        """
+        + options.replace("\n", "\n        ")
+        + "\n"
+    )
     before = snapshot(host, "/etc")
     one_error_line(host.buildout(), *fragments)
     assert snapshot(host, "/etc") == before
 
 
-@pytest.mark.parametrize("paths, fragment", [
-    ("", "missing required option"),
-    ("var/log/app.log", "'var/log/app.log' is not absolute"),
-    ("/var/log/../../etc/shadow", "contains '..'"),
-    ('/var/log/a"b.log', "logrotate cannot read in a path"),
-    ("/var/log/{a,b}.log", "logrotate cannot read in a path"),
-    ("\n    /var/log/a.log\n    /var/log/a.log", "/var/log/a.log is given twice"),
-])
+@pytest.mark.parametrize(
+    "paths, fragment",
+    [
+        ("", "missing required option"),
+        ("var/log/app.log", "'var/log/app.log' is not absolute"),
+        ("/var/log/../../etc/shadow", "contains '..'"),
+        ('/var/log/a"b.log', "logrotate cannot read in a path"),
+        ("/var/log/{a,b}.log", "logrotate cannot read in a path"),
+        ("\n    /var/log/a.log\n    /var/log/a.log", "/var/log/a.log is given twice"),
+    ],
+)
 def test_bad_paths(host, paths, fragment):
-    host.write("""
+    host.write(
+        """
         [buildout]
         extends = {base}
         parts = app-logs
 
         [app-logs]
         recipe = system_recipes:logrotate
-        """ + ("paths = " + paths.replace("\n", "\n        ") if paths else "") + "\n")
+        """
+        + ("paths = " + paths.replace("\n", "\n        ") if paths else "")
+        + "\n"
+    )
     one_error_line(host.buildout(), "[app-logs] paths:", fragment)
     assert not host.exists("/etc/logrotate.d/app-logs")
 
@@ -265,8 +287,9 @@ def test_accounts_are_checked_below_the_root_not_on_this_machine(scratch):
     text = scratch.read("/etc/logrotate.d/app-logs")
     assert "    su lrscratch lrscratch\n" in text and "    create 0640 lrscratch adm\n" in text
     # the same file straight to logrotate -d on this machine: the account is unknown here
-    direct = subprocess.run(["logrotate", "-d", "-s", os.devnull, written],
-                            capture_output=True, text=True)
+    direct = subprocess.run(
+        ["logrotate", "-d", "-s", os.devnull, written], capture_output=True, text=True
+    )
     assert "unknown user 'lrscratch'" in direct.stderr, direct.stderr
 
     # an account of this machine that the scratch root lacks is refused
@@ -288,8 +311,9 @@ def test_taboo_names_are_exactly_what_logrotate_skips(tmp_path):
     names += ["app", "app.conf", "app.log", "app-bak", "app.rpm", "app.swap"]
     for name in names:
         (directory / name).write_text(f"/var/log/{name.replace('~', '')}.nothing {{\n}}\n")
-    result = subprocess.run(["logrotate", "-d", "-s", os.devnull, str(directory)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["logrotate", "-d", "-s", os.devnull, str(directory)], capture_output=True, text=True
+    )
     skipped = set(re.findall(r"Ignoring (\S+), because of", result.stderr))
     assert skipped, result.stderr
     for name in names:
@@ -300,11 +324,13 @@ def test_one_logrotate_process_for_all_changed_files_and_errors_go_to_their_part
     root = make_scratch_root(str(tmp_path / "root"))
     buildout, active = fake_run(root, "a b c")
     # olddir need not exist yet (logrotate -d alone would say "error verifying olddir path")
-    logrotate.Recipe(buildout, "a", {"paths": "/var/log/a.log", "rotate": "3",
-                                     "olddir": "/nonexistent/old"})
+    logrotate.Recipe(
+        buildout, "a", {"paths": "/var/log/a.log", "rotate": "3", "olddir": "/nonexistent/old"}
+    )
     logrotate.Recipe(buildout, "b", {"paths": "/var/log/b.log", "extra": "nosuchthing"})
-    logrotate.Recipe(buildout, "c", {"paths": "/var/log/c.log\n/var/log/c2.log",
-                                     "extra": "weekly 9"})
+    logrotate.Recipe(
+        buildout, "c", {"paths": "/var/log/c.log\n/var/log/c2.log", "extra": "weekly 9"}
+    )
     before = validate.PROCESS_COUNT["n"]
     with pytest.raises(RunError) as raised:
         active.validate_declared()
@@ -313,8 +339,10 @@ def test_one_logrotate_process_for_all_changed_files_and_errors_go_to_their_part
     assert len(lines) == 2, lines
     assert lines[0].startswith("[b] extra: logrotate -d: unknown option 'nosuchthing'"), lines
     assert lines[0].endswith("(line 3 of /etc/logrotate.d/b: 'nosuchthing')"), lines
-    assert lines[1] == ("[c] extra: logrotate -d: bad weekly directive ' 9' (line 3 of "
-                        "/etc/logrotate.d/c: 'weekly 9')"), lines
+    assert lines[1] == (
+        "[c] extra: logrotate -d: bad weekly directive ' 9' (line 3 of "
+        "/etc/logrotate.d/c: 'weekly 9')"
+    ), lines
 
 
 # -- property test, in-process, in a scratch root ------------------------------------------
@@ -328,8 +356,7 @@ def scratch_root(tmp_path_factory):
     return make_scratch_root(str(base / "root")), str(logs)
 
 
-JUNK = st.text(alphabet=st.sampled_from(list("aZ09 -_.%/{}\"'#;\\\nmkMGYdH")),
-               max_size=12)
+JUNK = st.text(alphabet=st.sampled_from(list("aZ09 -_.%/{}\"'#;\\\nmkMGYdH")), max_size=12)
 BOOL = st.one_of(st.none(), st.sampled_from(["true", "false", "yes", "off", "maybe"]))
 
 
@@ -339,31 +366,86 @@ def maybe(valid, junk=JUNK):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.fixed_dictionaries({}, optional={
-    "frequency": maybe(st.sampled_from(["hourly", "daily", "weekly", "monthly", "yearly"])),
-    "rotate": maybe(st.integers(-3, 200).map(str)),
-    "size": maybe(st.from_regex(r"[0-9]{1,4}[kMG]?", fullmatch=True)),
-    "maxsize": maybe(st.from_regex(r"[0-9]{1,3}[kKMGg]?", fullmatch=True)),
-    "maxage": maybe(st.integers(-1, 400).map(str)),
-    **{name: BOOL for name in ("compress", "delaycompress", "missingok", "notifempty",
-                               "copytruncate", "dateext", "sharedscripts")},
-    "dateformat": maybe(st.from_regex(r"-?(%[YmdHMSVsQ]|[a-z.-]){1,6}", fullmatch=True)),
-    "create": maybe(st.sampled_from(["true", "false", "0640", "0640 root", "0640 root adm",
-                                     "0644 nobody nogroup", "0640 nosuch root", "640 adm"])),
-    "su": maybe(st.sampled_from(["root root", "root adm", "nobody nogroup", "root"])),
-    # directories that exist here: the direct logrotate -d below checks that (the recipe's own
-    # validation does not, see test_one_logrotate_process...)
-    "olddir": maybe(st.sampled_from(["archive", "ARCHIVE", "old dir"])),
-    "postrotate": maybe(st.lists(st.sampled_from(
-        ["touch /tmp/x", "", "  endscript", "kill -HUP $$(cat /run/x.pid)", "echo }"]),
-        max_size=3).map("\n".join)),
-    "extra": maybe(st.lists(st.sampled_from(
-        ["shred", "nomail", "weekly 2", "start 1", "compresscmd /bin/bzip2", "bogus 1",
-         "createolddir 0750 root adm", "createolddir 0750 nosuch", "tabooext + .x",
-         "maxage x", "copy", "{", "su root root"]), max_size=3).map("\n".join)),
-}))
-def test_property_random_options_give_a_clean_error_or_a_file_logrotate_accepts(
-        scratch_root, data):
+@given(
+    data=st.fixed_dictionaries(
+        {},
+        optional={
+            "frequency": maybe(st.sampled_from(["hourly", "daily", "weekly", "monthly", "yearly"])),
+            "rotate": maybe(st.integers(-3, 200).map(str)),
+            "size": maybe(st.from_regex(r"[0-9]{1,4}[kMG]?", fullmatch=True)),
+            "maxsize": maybe(st.from_regex(r"[0-9]{1,3}[kKMGg]?", fullmatch=True)),
+            "maxage": maybe(st.integers(-1, 400).map(str)),
+            **{
+                name: BOOL
+                for name in (
+                    "compress",
+                    "delaycompress",
+                    "missingok",
+                    "notifempty",
+                    "copytruncate",
+                    "dateext",
+                    "sharedscripts",
+                )
+            },
+            "dateformat": maybe(st.from_regex(r"-?(%[YmdHMSVsQ]|[a-z.-]){1,6}", fullmatch=True)),
+            "create": maybe(
+                st.sampled_from(
+                    [
+                        "true",
+                        "false",
+                        "0640",
+                        "0640 root",
+                        "0640 root adm",
+                        "0644 nobody nogroup",
+                        "0640 nosuch root",
+                        "640 adm",
+                    ]
+                )
+            ),
+            "su": maybe(st.sampled_from(["root root", "root adm", "nobody nogroup", "root"])),
+            # directories that exist here: the direct logrotate -d below checks that (the recipe's own
+            # validation does not, see test_one_logrotate_process...)
+            "olddir": maybe(st.sampled_from(["archive", "ARCHIVE", "old dir"])),
+            "postrotate": maybe(
+                st.lists(
+                    st.sampled_from(
+                        [
+                            "touch /tmp/x",
+                            "",
+                            "  endscript",
+                            "kill -HUP $$(cat /run/x.pid)",
+                            "echo }",
+                        ]
+                    ),
+                    max_size=3,
+                ).map("\n".join)
+            ),
+            "extra": maybe(
+                st.lists(
+                    st.sampled_from(
+                        [
+                            "shred",
+                            "nomail",
+                            "weekly 2",
+                            "start 1",
+                            "compresscmd /bin/bzip2",
+                            "bogus 1",
+                            "createolddir 0750 root adm",
+                            "createolddir 0750 nosuch",
+                            "tabooext + .x",
+                            "maxage x",
+                            "copy",
+                            "{",
+                            "su root root",
+                        ]
+                    ),
+                    max_size=3,
+                ).map("\n".join)
+            ),
+        },
+    )
+)
+def test_property_random_options_give_a_clean_error_or_a_file_logrotate_accepts(scratch_root, data):
     root, logs = scratch_root
     options = {k: v for k, v in data.items() if v is not None}
     options["paths"] = f"{logs}/*.log\n{logs}/other.txt"
@@ -386,8 +468,9 @@ def test_property_random_options_give_a_clean_error_or_a_file_logrotate_accepts(
     with open(config, "wb") as stream:
         stream.write(content)
     os.chmod(config, 0o644)
-    result = subprocess.run(["logrotate", "-d", "-s", os.devnull, config],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["logrotate", "-d", "-s", os.devnull, config], capture_output=True, text=True
+    )
     read, problems = logrotate_daemon.config_errors(result.stdout + result.stderr, [config])
     # by design an olddir need not exist yet (it must when logrotate runs)
     problems = [p for p in problems.get(config, []) if "error verifying olddir path" not in p]
@@ -400,15 +483,20 @@ def test_property_random_options_give_a_clean_error_or_a_file_logrotate_accepts(
             assert f"\n    {name} {value}\n" in text, (name, text)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"frequency": "daily", "size": "10M"}, "[part] frequency: has no effect with size"),
-    ({"dateformat": "-%Y%m%d"}, "[part] dateformat: has no effect without dateext"),
-    ({"dateformat": "-%Y%m%d", "dateext": "false"}, "[part] dateformat: has no effect"),
-    ({"delaycompress": "true"}, "[part] delaycompress: has no effect without compress"),
-    ({"delaycompress": "true", "compress": "false"}, "[part] delaycompress: has no effect"),
-    ({"copytruncate": "true", "create": "0640 root root"},
-     "[part] create: has no effect with copytruncate = true"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"frequency": "daily", "size": "10M"}, "[part] frequency: has no effect with size"),
+        ({"dateformat": "-%Y%m%d"}, "[part] dateformat: has no effect without dateext"),
+        ({"dateformat": "-%Y%m%d", "dateext": "false"}, "[part] dateformat: has no effect"),
+        ({"delaycompress": "true"}, "[part] delaycompress: has no effect without compress"),
+        ({"delaycompress": "true", "compress": "false"}, "[part] delaycompress: has no effect"),
+        (
+            {"copytruncate": "true", "create": "0640 root root"},
+            "[part] create: has no effect with copytruncate = true",
+        ),
+    ],
+)
 def test_options_logrotate_would_ignore_are_refused(tmp_path, options, message):
     root = make_scratch_root(str(tmp_path / "root"))
     with pytest.raises(ConfigError) as raised:
@@ -418,8 +506,18 @@ def test_options_logrotate_would_ignore_are_refused(tmp_path, options, message):
 
 def test_the_same_options_together_with_what_they_need_are_accepted(tmp_path):
     root = make_scratch_root(str(tmp_path / "root"))
-    content = declare(logrotate, root, {
-        "paths": "/var/log/app.log", "size": "10M", "dateext": "true",
-        "dateformat": "-%Y%m%d", "compress": "true", "delaycompress": "true",
-        "copytruncate": "true", "create": "false"}).decode()
+    content = declare(
+        logrotate,
+        root,
+        {
+            "paths": "/var/log/app.log",
+            "size": "10M",
+            "dateext": "true",
+            "dateformat": "-%Y%m%d",
+            "compress": "true",
+            "delaycompress": "true",
+            "copytruncate": "true",
+            "create": "false",
+        },
+    ).decode()
     assert "dateformat -%Y%m%d" in content and "delaycompress" in content

@@ -36,12 +36,19 @@ cron = 15 3 * * * /usr/bin/find ${hello:lib-directory} -name '*.tmp' -delete
 port = 8765
 """
 
-TEMPLATE = ("# {{ path }}\n[hello]\nport = {{ port }}\n"
-            "logs = {{ sections.hello_deployment.log_directory }}\n")
+TEMPLATE = (
+    "# {{ path }}\n[hello]\nport = {{ port }}\n"
+    "logs = {{ sections.hello_deployment.log_directory }}\n"
+)
 
 #: the files the [hello] section generates, below the scratch root
-GENERATED = ("/etc/hello/hello.ini", "/etc/supervisor/conf.d/hello.conf",
-             "/etc/logrotate.d/hello", "/etc/cron.d/hello", "/etc/nagios/nrpe.d/hello.cfg")
+GENERATED = (
+    "/etc/hello/hello.ini",
+    "/etc/supervisor/conf.d/hello.conf",
+    "/etc/logrotate.d/hello",
+    "/etc/cron.d/hello",
+    "/etc/nagios/nrpe.d/hello.cfg",
+)
 
 
 def with_program(root: str) -> None:
@@ -49,7 +56,7 @@ def with_program(root: str) -> None:
     program = os.path.join(root, "opt/hello/bin/hello-server")
     os.makedirs(os.path.dirname(program), exist_ok=True)
     with open(program, "w") as stream:
-        stream.write("#!/bin/sh\nexec python3 -m http.server \"$@\"\n")
+        stream.write('#!/bin/sh\nexec python3 -m http.server "$@"\n')
     os.chmod(program, 0o755)
 
 
@@ -67,8 +74,9 @@ def managed(scratch) -> dict[str, tuple]:
     the account files every scratch root starts with)."""
     result = {}
     for path, entry in scratch.tree("/etc").items():
-        if entry[0] == "file" and not path.startswith(("/etc/passwd", "/etc/group", "/etc/shadow",
-                                                       "/etc/gshadow", "/etc/os-release")):
+        if entry[0] == "file" and not path.startswith(
+            ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/os-release")
+        ):
             result[path] = entry[:5]
     return result
 
@@ -80,17 +88,26 @@ def outside_state(scratch) -> dict:
 
 
 def explain(scratch, *sections: str) -> subprocess.CompletedProcess:
-    return subprocess.run([SYSTEM_RECIPES, "explain", "-c",
-                           os.path.join(scratch.directory, "host.cfg"), *sections],
-                          capture_output=True, text=True, cwd=scratch.directory)
+    return subprocess.run(
+        [SYSTEM_RECIPES, "explain", "-c", os.path.join(scratch.directory, "host.cfg"), *sections],
+        capture_output=True,
+        text=True,
+        cwd=scratch.directory,
+    )
 
 
 @pytest.mark.sandbox
 def test_one_section_writes_the_whole_service(scratch):
     profile(scratch)
     out = ok(scratch.buildout()).stdout
-    for part in ("hello-deployment", "hello-config", "hello-supervisor", "hello-logrotate",
-                 "hello-cron", "hello-nrpe"):
+    for part in (
+        "hello-deployment",
+        "hello-config",
+        "hello-supervisor",
+        "hello-logrotate",
+        "hello-cron",
+        "hello-nrpe",
+    ):
         assert said(out, part, "created"), (part, out)
     for path in GENERATED:
         assert scratch.exists(path), path
@@ -119,11 +136,16 @@ def test_explained_sections_pasted_instead_write_the_same_tree(scratch, tmp_path
     os.makedirs(other.directory)
     link_nagios_plugins(other.root)
     with_program(other.root)
-    os.symlink(os.path.join(scratch.directory, "templates"),
-               os.path.join(other.directory, "templates"))
+    os.symlink(
+        os.path.join(scratch.directory, "templates"), os.path.join(other.directory, "templates")
+    )
     parts = " ".join(line[1:-1] for line in text.splitlines() if line.startswith("[hello-"))
-    other.write("[buildout]\nextends = {base}\nparts = " + parts +
-                "\n[system-recipes]\nroot = {root}\n" + text)
+    other.write(
+        "[buildout]\nextends = {base}\nparts = "
+        + parts
+        + "\n[system-recipes]\nroot = {root}\n"
+        + text
+    )
     ok(other.buildout())
     assert managed(other) == by_meta
 
@@ -156,7 +178,8 @@ def test_switching_the_run_kind_swaps_the_files(scratch):
     after = managed(scratch)
     assert not scratch.exists("/etc/supervisor/conf.d/hello.conf")
     assert "ExecStart=/opt/hello/bin/hello-server" in scratch.read(
-        "/etc/systemd/system/hello.service")
+        "/etc/systemd/system/hello.service"
+    )
     unchanged = {p for p in before if p != "/etc/supervisor/conf.d/hello.conf"}
     assert {p: after[p] for p in unchanged} == {p: before[p] for p in unchanged}
 
@@ -168,8 +191,10 @@ def test_dropping_the_section_removes_what_it_generated_and_nothing_else(scratch
     planted = os.path.join(scratch.root, "etc/hello/local.ini")
     with open(planted, "w") as stream:
         stream.write("mine\n")
-    scratch.write(f"[buildout]\nextends = {os.path.join(scratch.directory, 'host.cfg')}\n"
-                  "parts =\n", name="empty.cfg")
+    scratch.write(
+        f"[buildout]\nextends = {os.path.join(scratch.directory, 'host.cfg')}\nparts =\n",
+        name="empty.cfg",
+    )
     out = ok(scratch.buildout(name="empty.cfg")).stdout
     for path in GENERATED:
         assert not scratch.exists(path), path
@@ -178,12 +203,15 @@ def test_dropping_the_section_removes_what_it_generated_and_nothing_else(scratch
     assert "removed" in out
 
 
-@pytest.mark.parametrize("extra, option, expected", [
-    ("run = upstart", "run", "one of supervisor, systemd, sysv"),
-    ("run = supervisor   # or systemd", "run", "inline comments"),
-    ("check = http eighty /health", "check", "http PORT [PATH], tcp PORT, or none"),
-    ("check = icmp 8765", "check", "http PORT [PATH], tcp PORT, or none"),
-])
+@pytest.mark.parametrize(
+    "extra, option, expected",
+    [
+        ("run = upstart", "run", "one of supervisor, systemd, sysv"),
+        ("run = supervisor   # or systemd", "run", "inline comments"),
+        ("check = http eighty /health", "check", "http PORT [PATH], tcp PORT, or none"),
+        ("check = icmp 8765", "check", "http PORT [PATH], tcp PORT, or none"),
+    ],
+)
 def test_bad_meta_options_are_one_line_and_change_nothing(scratch, extra, option, expected):
     profile(scratch, extra=extra)
     before = outside_state(scratch)
@@ -192,15 +220,19 @@ def test_bad_meta_options_are_one_line_and_change_nothing(scratch, extra, option
     assert outside_state(scratch) == before
 
 
-@pytest.mark.parametrize("extra, refine, option, fragments", [
-    # a value substituted into the check: named as [hello] check, ${...} expanded
-    ("", "[hello-config]\nport = 0\n", "check", ("'http 0 /'",)),
-    ("cron = 61 3 * * * /bin/true", "", "cron", ("[hello-cron] entries",)),
-    ("user = Bad-User", "", "user", ("Bad-User",)),
-    ("directory = relative/dir", "", "directory", ("[hello-supervisor] directory",)),
-])
-def test_errors_in_generated_sections_name_what_the_user_wrote(scratch, extra, refine, option,
-                                                                fragments):
+@pytest.mark.parametrize(
+    "extra, refine, option, fragments",
+    [
+        # a value substituted into the check: named as [hello] check, ${...} expanded
+        ("", "[hello-config]\nport = 0\n", "check", ("'http 0 /'",)),
+        ("cron = 61 3 * * * /bin/true", "", "cron", ("[hello-cron] entries",)),
+        ("user = Bad-User", "", "user", ("Bad-User",)),
+        ("directory = relative/dir", "", "directory", ("[hello-supervisor] directory",)),
+    ],
+)
+def test_errors_in_generated_sections_name_what_the_user_wrote(
+    scratch, extra, refine, option, fragments
+):
     path = profile(scratch, extra=extra)
     if refine:
         scratch.write(open(path).read().replace("[hello-config]\nport = 8765\n", refine))
@@ -226,8 +258,9 @@ def test_missing_command_and_clashing_section(scratch):
     before = outside_state(scratch)
     line = one_error_line(scratch.buildout()).removeprefix("Error: ")
     assert line.startswith("[hello] command: missing required option"), line
-    scratch.write(text + "\n[hello-cron]\nrecipe = system_recipes:template\npath = /etc/x\n"
-                  "text = x\n")
+    scratch.write(
+        text + "\n[hello-cron]\nrecipe = system_recipes:template\npath = /etc/x\ntext = x\n"
+    )
     line = one_error_line(scratch.buildout()).removeprefix("Error: ")
     assert line.startswith("[hello-cron] recipe:") and "system_recipes:cron" in line, line
     assert outside_state(scratch) == before
@@ -247,21 +280,37 @@ def test_plan_shows_the_generated_parts(scratch):
 
 
 # -- the app-server role in both forms --------------------------------------------------------
-ROLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "profiles",
-                     "roles")
+ROLES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "profiles", "roles"
+)
 
 
 def role_host(tmp_path, name: str, role: str, rpm: str):
     """A scratch root with the example RPM installed, and a host.cfg extending ``role``."""
     root = make_scratch_root(str(tmp_path / name / "root"))
     link_nagios_plugins(root)
-    subprocess.run(["rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-i", "--nodeps",
-                    "--noscripts", "--force-debian", rpm], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "rpm",
+            "--root",
+            root,
+            "--dbpath",
+            "/var/lib/rpm",
+            "-i",
+            "--nodeps",
+            "--noscripts",
+            "--force-debian",
+            rpm,
+        ],
+        check=True,
+        capture_output=True,
+    )
     directory = tmp_path / name / "profile"
     directory.mkdir()
     host = Host(None, str(directory), root=root)
-    host.write(f"[buildout]\nextends = {os.path.join(ROLES, role)}\n"
-               "[system-recipes]\nroot = {root}\n")
+    host.write(
+        f"[buildout]\nextends = {os.path.join(ROLES, role)}\n[system-recipes]\nroot = {{root}}\n"
+    )
     return host
 
 
@@ -288,31 +337,37 @@ def test_parts_minus_drops_a_level_1_part_of_the_explicit_role(tmp_path, example
     planted = os.path.join(host.root, "etc/nagios/nrpe.d/local.cfg")
     with open(planted, "w") as stream:
         stream.write("command[check_local]=/bin/true\n")
-    host.write(f"[buildout]\nextends = {os.path.join(ROLES, 'app-server-explicit.cfg')}\n"
-               "parts -= shop-nrpe\n[system-recipes]\nroot = {root}\n")
+    host.write(
+        f"[buildout]\nextends = {os.path.join(ROLES, 'app-server-explicit.cfg')}\n"
+        "parts -= shop-nrpe\n[system-recipes]\nroot = {root}\n"
+    )
     out = ok(host.buildout()).stdout
     assert said(out, "shop-nrpe", "removed"), out
     after = managed(host)
     assert set(before) - set(after) == {"/etc/nagios/nrpe.d/shop.cfg"}
-    assert {p: after[p] for p in before if p in after} == \
-        {p: before[p] for p in before if p in after}
+    assert {p: after[p] for p in before if p in after} == {
+        p: before[p] for p in before if p in after
+    }
     assert open(planted).read() == "command[check_local]=/bin/true\n"
 
 
 # -- property: any run/check text gives a clean error or sections the level-1 recipes read -----
 WORDS = st.text(alphabet=st.sampled_from(list("httpcnoe0123456789/ -#;x")), max_size=20)
-CHECKS = st.builds(lambda kind, port, path: f"{kind} {port} {path}".strip(),
-                   st.sampled_from(["http", "tcp", "none", "icmp", "HTTP"]),
-                   st.sampled_from(["80", "8080", "65535", "0", "65536", "eighty", ""]),
-                   st.sampled_from(["", "/", "/health", "health", "/a b"]))
+CHECKS = st.builds(
+    lambda kind, port, path: f"{kind} {port} {path}".strip(),
+    st.sampled_from(["http", "tcp", "none", "icmp", "HTTP"]),
+    st.sampled_from(["80", "8080", "65535", "0", "65536", "eighty", ""]),
+    st.sampled_from(["", "/", "/health", "health", "/a b"]),
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(run=st.sampled_from([*service.RUN_KINDS, "upstart", "systemd # or sysv", " sysv "]),
-       check=st.one_of(CHECKS, WORDS))
+@given(
+    run=st.sampled_from([*service.RUN_KINDS, "upstart", "systemd # or sysv", " sysv "]),
+    check=st.one_of(CHECKS, WORDS),
+)
 def test_property_run_and_check_give_a_clean_error_or_usable_sections(run, check):
-    raw = {"recipe": "system_recipes:service", "command": "/bin/true", "run": run,
-           "check": check}
+    raw = {"recipe": "system_recipes:service", "command": "/bin/true", "run": run, "check": check}
     try:
         expansion = service.generate("svc", raw, buildout=None)
     except ConfigError as error:

@@ -99,20 +99,39 @@ def test_objects_are_written_and_the_real_nagios_accepts_them(host):
     assert "Checked 12 services." in report and "Checked 2 hosts." in report, report
 
 
-@pytest.mark.parametrize("change, fragments", [
-    (("shop1 SSH check_ssh", "shop1 SSH check_no_such_command"),
-     ("[monitor-shop] services: nagios4 -v:", "'check_no_such_command'",
-      "not defined anywhere")),
-    # the line nagios names maps back to the option that wrote it
-    (("shop1 SSH check_ssh", "shop9 SSH check_ssh"),
-     ("[monitor-shop] services: nagios4 -v: Could not find any host matching 'shop9'",
-      f"of {OBJECTS}/monitor-shop.cfg: 'define service {{')")),
-    (("nrpe-checks =", "nrpe-command = check_nrpe_v9\nnrpe-checks ="),
-     ("[monitor-shop] nrpe-checks: nagios4 -v:", "'check_nrpe_v9!check_", "(and 1 more)")),
-    (("nrpe-checks =", "extra =\n    define hostgroup {\n        hostgroup_name shops\n"
-                       "        members shop1\n        bogus_key 1\n    }\nnrpe-checks ="),
-     ("[monitor-shop] extra: nagios4 -v:", "'bogus_key'", "'bogus_key 1')")),
-])
+@pytest.mark.parametrize(
+    "change, fragments",
+    [
+        (
+            ("shop1 SSH check_ssh", "shop1 SSH check_no_such_command"),
+            (
+                "[monitor-shop] services: nagios4 -v:",
+                "'check_no_such_command'",
+                "not defined anywhere",
+            ),
+        ),
+        # the line nagios names maps back to the option that wrote it
+        (
+            ("shop1 SSH check_ssh", "shop9 SSH check_ssh"),
+            (
+                "[monitor-shop] services: nagios4 -v: Could not find any host matching 'shop9'",
+                f"of {OBJECTS}/monitor-shop.cfg: 'define service {{')",
+            ),
+        ),
+        (
+            ("nrpe-checks =", "nrpe-command = check_nrpe_v9\nnrpe-checks ="),
+            ("[monitor-shop] nrpe-checks: nagios4 -v:", "'check_nrpe_v9!check_", "(and 1 more)"),
+        ),
+        (
+            (
+                "nrpe-checks =",
+                "extra =\n    define hostgroup {\n        hostgroup_name shops\n"
+                "        members shop1\n        bogus_key 1\n    }\nnrpe-checks =",
+            ),
+            ("[monitor-shop] extra: nagios4 -v:", "'bogus_key'", "'bogus_key 1')"),
+        ),
+    ],
+)
 def test_a_broken_check_is_refused_and_nothing_changes(host, change, fragments):
     host.write(PROFILE)
     ok(host.buildout())
@@ -126,23 +145,29 @@ def test_a_broken_check_is_refused_and_nothing_changes(host, change, fragments):
 def test_in_a_batch_the_part_that_breaks_it_is_named(host):
     """Two parts, one nagios4 -v: the error names the broken part only (a later part may use
     a host an earlier one defines)."""
-    host.write(PROFILE.replace("parts = monitor-shop", "parts = monitor-shop monitor-more") + """
+    host.write(
+        PROFILE.replace("parts = monitor-shop", "parts = monitor-shop monitor-more")
+        + """
 [monitor-more]
 recipe = system_recipes:nagios
 services =
     shop1 Disk check_disk!20%!10%!/
     shop1 Broken check_nothing_here
-""")
+"""
+    )
     result = host.buildout()
     line = one_error_line(result, "[monitor-more]", "'check_nothing_here'")
     errors = [x for x in (result.stdout + result.stderr).splitlines() if x.startswith("Error:")]
     assert len(errors) == 1 and "[monitor-shop]" not in errors[0], errors
     assert not host.exists(f"{OBJECTS}/monitor-shop.cfg"), line
-    host.write(PROFILE.replace("parts = monitor-shop", "parts = monitor-shop monitor-more") + """
+    host.write(
+        PROFILE.replace("parts = monitor-shop", "parts = monitor-shop monitor-more")
+        + """
 [monitor-more]
 recipe = system_recipes:nagios
 services = shop1 Disk check_disk!20%!10%!/
-""")
+"""
+    )
     ok(host.buildout())
     assert "Checked 13 services." in verify(host)
 
@@ -150,25 +175,35 @@ services = shop1 Disk check_disk!20%!10%!/
 def test_bad_input_is_one_line_and_changes_nothing(host):
     """Bad input stops the run with one line and changes nothing on the real paths, as
     root. Which line each bad input gives: the error cases of tests/recipes/nagios/."""
-    options, fragments = ("hosts = shop1 127.0.0.1\ncolour = blue", ("[monitor] colour:", "unknown option"))
-    host.write("""
+    options, fragments = (
+        "hosts = shop1 127.0.0.1\ncolour = blue",
+        ("[monitor] colour:", "unknown option"),
+    )
+    host.write(
+        """
         [buildout]
         extends = {base}
         parts = monitor
 
         [monitor]
         recipe = system_recipes:nagios
-        """ + options.replace("\n", "\n        ") + "\n")
+        """
+        + options.replace("\n", "\n        ")
+        + "\n"
+    )
     before = snapshot(host, "/etc")
     one_error_line(host.buildout(), *fragments)
     assert snapshot(host, "/etc") == before
 
 
 def start_nagios(host) -> int:
-    host.sandbox.run("install -d -o nagios -g nagios /run/nagios4 /var/lib/nagios4/spool "
-                     "/var/lib/nagios4/spool/checkresults /var/log/nagios4 "
-                     "/var/log/nagios4/archives && "
-                     "install -d -o nagios -g www-data -m 2710 /var/lib/nagios4/rw", check=True)
+    host.sandbox.run(
+        "install -d -o nagios -g nagios /run/nagios4 /var/lib/nagios4/spool "
+        "/var/lib/nagios4/spool/checkresults /var/log/nagios4 "
+        "/var/log/nagios4/archives && "
+        "install -d -o nagios -g www-data -m 2710 /var/lib/nagios4/rw",
+        check=True,
+    )
     host.sandbox.run(["nagios4", "-d", "/etc/nagios4/nagios.cfg"], check=True)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -176,8 +211,9 @@ def start_nagios(host) -> int:
             return int(host.sandbox.read("/run/nagios4/nagios4.pid").split()[0])
         except (OSError, ValueError, IndexError):
             time.sleep(0.1)
-    raise AssertionError("nagios4 did not start: " + host.sandbox.run(
-        "tail -5 /var/log/nagios4/nagios.log").stdout)
+    raise AssertionError(
+        "nagios4 did not start: " + host.sandbox.run("tail -5 /var/log/nagios4/nagios.log").stdout
+    )
 
 
 @pytest.mark.daemon
@@ -211,23 +247,44 @@ def root(tmp_path_factory):
 
 
 CLEAN = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,10}", fullmatch=True)
-NAME = st.one_of(CLEAN, CLEAN, CLEAN,
-                 st.text(alphabet=st.sampled_from(list("aZ9_-.;{}!$ '\"\\\t,=")), max_size=6))
-TEXT = st.one_of(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,10}[A-Za-z0-9]", fullmatch=True),
-                 st.text(alphabet=st.sampled_from(list("aZ9 _-.;{}!$'\\\t,=#%") + ["\u00e9"]),
-                         max_size=12))
+NAME = st.one_of(
+    CLEAN,
+    CLEAN,
+    CLEAN,
+    st.text(alphabet=st.sampled_from(list("aZ9_-.;{}!$ '\"\\\t,=")), max_size=6),
+)
+TEXT = st.one_of(
+    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,10}[A-Za-z0-9]", fullmatch=True),
+    st.text(alphabet=st.sampled_from(list("aZ9 _-.;{}!$'\\\t,=#%") + ["\u00e9"]), max_size=12),
+)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(hosts=st.lists(st.tuples(NAME, st.sampled_from(["127.0.0.1", "::1", "db.example",
-                                                       "a b", "1;2"]), TEXT), min_size=1, max_size=3),
-       services=st.lists(st.tuples(st.integers(0, 3), TEXT,
-                                   st.sampled_from(["check_ssh", "check_nrpe!x", "nope",
-                                                    "check_http!-p 80 -u /", "check_ssh!;",
-                                                    "check_tcp!22"])),
-                         max_size=3))
-def test_property_random_objects_give_a_clean_error_or_what_nagios_accepts(root, hosts,
-                                                                          services):
+@given(
+    hosts=st.lists(
+        st.tuples(NAME, st.sampled_from(["127.0.0.1", "::1", "db.example", "a b", "1;2"]), TEXT),
+        min_size=1,
+        max_size=3,
+    ),
+    services=st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            TEXT,
+            st.sampled_from(
+                [
+                    "check_ssh",
+                    "check_nrpe!x",
+                    "nope",
+                    "check_http!-p 80 -u /",
+                    "check_ssh!;",
+                    "check_tcp!22",
+                ]
+            ),
+        ),
+        max_size=3,
+    ),
+)
+def test_property_random_objects_give_a_clean_error_or_what_nagios_accepts(root, hosts, services):
     names = [name for name, _, _ in hosts] + ["localhost"]
     options = {
         "hosts": "\n".join(f"{name} {address} {alias}" for name, address, alias in hosts),
@@ -246,14 +303,23 @@ def test_property_random_objects_give_a_clean_error_or_what_nagios_accepts(root,
     assert content.count("define service {") == len(services)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"host-use": "generic-host", "services": "h1 SSH check_ssh"},
-     "[part] host-use: has no effect: no hosts"),
-    ({"service-use": "local-service", "hosts": "h1 127.0.0.1"},
-     "[part] service-use: has no effect: no services"),
-    ({"nrpe-command": "check_nrpe_1arg", "services": "h1 SSH check_ssh"},
-     "[part] nrpe-command: has no effect: no nrpe-checks"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            {"host-use": "generic-host", "services": "h1 SSH check_ssh"},
+            "[part] host-use: has no effect: no hosts",
+        ),
+        (
+            {"service-use": "local-service", "hosts": "h1 127.0.0.1"},
+            "[part] service-use: has no effect: no services",
+        ),
+        (
+            {"nrpe-command": "check_nrpe_1arg", "services": "h1 SSH check_ssh"},
+            "[part] nrpe-command: has no effect: no nrpe-checks",
+        ),
+    ],
+)
 def test_options_that_apply_to_nothing_are_refused(tmp_path, options, message):
     root = make_scratch_root(str(tmp_path / "root"))
     with pytest.raises(ConfigError) as raised:

@@ -63,8 +63,11 @@ def kill(pid: int | None) -> None:
 def live(host):
     """The sandboxed host with NRPE configured on a free port (the network is shared)."""
     port = free_port()
-    host.sandbox.run(f"sed -i 's/^server_port=.*/server_port={port}/' /etc/nagios/nrpe.cfg && "
-                     "install -d -o nagios -g nagios /run/nagios", check=True)
+    host.sandbox.run(
+        f"sed -i 's/^server_port=.*/server_port={port}/' /etc/nagios/nrpe.cfg && "
+        "install -d -o nagios -g nagios /run/nagios",
+        check=True,
+    )
     host.port = port
     started: list[int] = []
     host.started = started
@@ -86,8 +89,11 @@ def start_nrpe(host) -> int:
 def test_real_nrpe_answers_the_generated_checks_and_is_reloaded(live):
     host = live
     web = free_port()
-    server = host.sandbox.popen(["python3", "-m", "http.server", "--bind", "127.0.0.1",
-                                 str(web)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = host.sandbox.popen(
+        ["python3", "-m", "http.server", "--bind", "127.0.0.1", str(web)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_port(web)
         host.write(PROFILE % {"web": web})
@@ -99,7 +105,8 @@ def test_real_nrpe_answers_the_generated_checks_and_is_reloaded(live):
             "overwritten.\n"
             "command[check_app]=/usr/lib/nagios/plugins/check_dummy 0 'app is fine'\n"
             f"command[check_web]=/usr/lib/nagios/plugins/check_tcp -H 127.0.0.1 -p {web} "
-            "-w 2 -c 4\n")
+            "-w 2 -c 4\n"
+        )
         pid = start_nrpe(host)
         assert ask(host.sandbox, host.port, "check_app") == (0, "OK: app is fine")
         code, text = ask(host.sandbox, host.port, "check_web")
@@ -164,8 +171,11 @@ def test_plugin_must_exist_and_be_executable(host):
         checks = check_app check_nothing_like_this -H 127.0.0.1
         """)
     before = snapshot(host, "/etc")
-    one_error_line(host.buildout(), "[app-nrpe] checks:",
-                   "/usr/lib/nagios/plugins/check_nothing_like_this does not exist")
+    one_error_line(
+        host.buildout(),
+        "[app-nrpe] checks:",
+        "/usr/lib/nagios/plugins/check_nothing_like_this does not exist",
+    )
     # /run is a sandbox overlay (never write /usr from a test)
     host.sandbox.run("install -m 0644 /dev/null /run/check_plain", check=True)
     host.write("""
@@ -184,15 +194,22 @@ def test_plugin_must_exist_and_be_executable(host):
 def test_bad_input_is_one_line_and_changes_nothing(host):
     """Bad input stops the run with one line and changes nothing on the real paths, as
     root. Which line each bad input gives: the error cases of tests/recipes/nrpe/."""
-    options, fragments = ("checks = check_app check_dummy 0\ncolour = blue", ("[app-nrpe] colour:", "unknown option"))
-    host.write("""
+    options, fragments = (
+        "checks = check_app check_dummy 0\ncolour = blue",
+        ("[app-nrpe] colour:", "unknown option"),
+    )
+    host.write(
+        """
         [buildout]
         extends = {base}
         parts = app-nrpe
 
         [app-nrpe]
         recipe = system_recipes:nrpe
-        """ + options.replace("\n", "\n        ") + "\n")
+        """
+        + options.replace("\n", "\n        ")
+        + "\n"
+    )
     before = snapshot(host, "/etc")
     one_error_line(host.buildout(), *fragments)
     assert snapshot(host, "/etc") == before
@@ -209,17 +226,22 @@ def test_a_check_name_another_file_defines_is_refused(host):
         recipe = system_recipes:nrpe
         checks = check_app check_dummy 0
         """)
-    one_error_line(host.buildout(), "[app-nrpe]", "command check_app is also defined in "
-                   f"{INCLUDE}/local.cfg")
+    one_error_line(
+        host.buildout(), "[app-nrpe]", f"command check_app is also defined in {INCLUDE}/local.cfg"
+    )
     assert not host.exists(f"{INCLUDE}/app-nrpe.cfg")
 
 
 def test_parse_check_reads_what_nrpe_reads():
     commands, problems = nrpe_daemon.read_commands(
-        "# c\n\ncommand[a]=/bin/x 1\ncommand[a]=/bin/y\nnot a directive\ncommand[b]=\n")
+        "# c\n\ncommand[a]=/bin/x 1\ncommand[a]=/bin/y\nnot a directive\ncommand[b]=\n"
+    )
     assert commands == {"a": "/bin/y"}
-    assert problems == ["line 4: command a is defined twice", "line 5: no variable name",
-                        "line 6: no variable value"]
+    assert problems == [
+        "line 4: command a is defined twice",
+        "line 5: no variable name",
+        "line 6: no variable value",
+    ]
 
 
 # -- property test, in-process, in a scratch root ------------------------------------------
@@ -235,8 +257,11 @@ def plugin_root(tmp_path_factory):
     return root
 
 
-WORD = st.text(alphabet=st.sampled_from(list("aZ09_-.=]/[ $;`'\"\\\t!*%~") + ["\u00e9"]),
-               min_size=0, max_size=8)
+WORD = st.text(
+    alphabet=st.sampled_from(list("aZ09_-.=]/[ $;`'\"\\\t!*%~") + ["\u00e9"]),
+    min_size=0,
+    max_size=8,
+)
 
 
 def quoted(word: str, raw: bool) -> str:
@@ -244,14 +269,25 @@ def quoted(word: str, raw: bool) -> str:
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(name=st.one_of(st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,12}", fullmatch=True), WORD),
-       plugin=st.sampled_from(["check_dummy"] * 4 + [
-           "/usr/lib/nagios/plugins/check_dummy", "check_plain", "check_missing",
-           "../check_dummy", "check dummy"]),
-       arguments=st.lists(st.tuples(WORD, st.booleans()), max_size=4),
-       warning=st.one_of(st.none(), WORD), raw=st.booleans())
+@given(
+    name=st.one_of(st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,12}", fullmatch=True), WORD),
+    plugin=st.sampled_from(
+        ["check_dummy"] * 4
+        + [
+            "/usr/lib/nagios/plugins/check_dummy",
+            "check_plain",
+            "check_missing",
+            "../check_dummy",
+            "check dummy",
+        ]
+    ),
+    arguments=st.lists(st.tuples(WORD, st.booleans()), max_size=4),
+    warning=st.one_of(st.none(), WORD),
+    raw=st.booleans(),
+)
 def test_property_random_checks_give_a_clean_error_or_what_the_shell_runs(
-        plugin_root, name, plugin, arguments, warning, raw):
+    plugin_root, name, plugin, arguments, warning, raw
+):
     words = [quoted(name, raw), plugin] + [quoted(w, r) for w, r in arguments]
     if warning is not None:
         words.append(quoted("warning=" + warning, raw))
@@ -274,8 +310,12 @@ def test_property_random_checks_give_a_clean_error_or_what_the_shell_runs(
     assert problems == [] and list(commands) == [tokens[0]]
     # NRPE expands its $ macros, then hands the command line to /bin/sh: the plugin gets
     # exactly those words
-    shown = subprocess.run(["sh", "-c", "printf '%s\\0' " + nrpe_daemon.nrpe_macros(commands[tokens[0]])],
-                           capture_output=True, text=True, check=True).stdout
+    shown = subprocess.run(
+        ["sh", "-c", "printf '%s\\0' " + nrpe_daemon.nrpe_macros(commands[tokens[0]])],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     path = tokens[1] if "/" in tokens[1] else f"/usr/lib/nagios/plugins/{tokens[1]}"
     assert shown.split("\0")[:-1] == [path, *expected]
 
@@ -286,10 +326,18 @@ import json, sys
 print(json.dumps(sys.argv[1:]))
 """
 # words NRPE would change if written as they are ($ is its macro character)
-DOLLAR_WORDS = ["a$b", "$$", "q$", "$", "$ARG1", "ARG1$", "$ARG1 $", "$ARGx", "a$ARG1x$b",
-                "$(id)"]
-PLAIN_WORDS = ["$x$",  # NRPE happens to leave this one as it is
-               "it's", "sp ace", "50%", "`id`", '"dq"', "\u00e9", "-w", ""]
+DOLLAR_WORDS = ["a$b", "$$", "q$", "$", "$ARG1", "ARG1$", "$ARG1 $", "$ARGx", "a$ARG1x$b", "$(id)"]
+PLAIN_WORDS = [
+    "$x$",  # NRPE happens to leave this one as it is
+    "it's",
+    "sp ace",
+    "50%",
+    "`id`",
+    '"dq"',
+    "\u00e9",
+    "-w",
+    "",
+]
 
 
 class LiveNrpe:
@@ -305,7 +353,8 @@ class LiveNrpe:
             f"pid_file={directory}/nrpe.pid\nserver_port={self.port}\n"
             "server_address=127.0.0.1\nallowed_hosts=127.0.0.1\nnrpe_user=nagios\n"
             f"nrpe_group=nagios\ndont_blame_nrpe={dont_blame}\ncommand_timeout=10\n"
-            f"include_dir={self.include}/\n")
+            f"include_dir={self.include}/\n"
+        )
         self.pid = None
 
     def start(self, commands: str) -> None:
@@ -317,8 +366,12 @@ class LiveNrpe:
     def words(self, command: str, broken: bool = False) -> list[str] | None:
         """The argv the plugin got for ``command``; None when the shell could not run the
         line NRPE made of it (``broken`` says that is expected)."""
-        result = subprocess.run([CHECK_NRPE, "-H", "127.0.0.1", "-p", str(self.port), "-c",
-                                 command], capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            [CHECK_NRPE, "-H", "127.0.0.1", "-p", str(self.port), "-c", command],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         if broken and result.returncode == 3 and "Unable to read output" in result.stdout:
             return None
         assert result.returncode == 0, result.stdout + result.stderr
@@ -367,8 +420,7 @@ def test_a_real_nrpe_gives_the_plugin_exactly_the_words_written(echo_root):
     content = declare(nrpe, root, {"checks": checks.replace("$", "$$")}).decode()
     live = LiveNrpe(top / "live", dont_blame=0)
     # the same words written as they are, without the recipe's escaping: NRPE changes them
-    naive = "".join(f"command[naive_{i}]={shlex.join([plugin, w])}\n"
-                    for i, w in enumerate(words))
+    naive = "".join(f"command[naive_{i}]={shlex.join([plugin, w])}\n" for i, w in enumerate(words))
     live.start(content + naive)
     try:
         for i, word in enumerate(words):
@@ -386,13 +438,18 @@ def test_a_real_nrpe_gives_the_plugin_exactly_the_words_written(echo_root):
         live.stop()
 
 
-@pytest.mark.parametrize("files", [
-    {"nrpe.cfg": "dont_blame_nrpe=0\n"},
-    {"nrpe.cfg": "server_port=5666\n"},  # NRPE's default
-    # the last value NRPE reads wins: an include after the main setting
-    {"nrpe.cfg": "dont_blame_nrpe=1\ninclude=/etc/nagios/local.cfg\n",
-     "local.cfg": "dont_blame_nrpe=0\n"},
-])
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"nrpe.cfg": "dont_blame_nrpe=0\n"},
+        {"nrpe.cfg": "server_port=5666\n"},  # NRPE's default
+        # the last value NRPE reads wins: an include after the main setting
+        {
+            "nrpe.cfg": "dont_blame_nrpe=1\ninclude=/etc/nagios/local.cfg\n",
+            "local.cfg": "dont_blame_nrpe=0\n",
+        },
+    ],
+)
 def test_arg_macros_are_refused_when_nrpe_passes_no_arguments(echo_root, files):
     root, plugin, _ = echo_root
     for name, text in files.items():
@@ -401,7 +458,8 @@ def test_arg_macros_are_refused_when_nrpe_passes_no_arguments(echo_root, files):
         declare(nrpe, root, {"checks": f"check_x {plugin} -H $$ARG1$$"})
     assert str(raised.value).startswith(
         "[part] checks: check_x: '$ARG1$' would reach the plugin as an empty string: the "
-        "server has dont_blame_nrpe=0"), raised.value
+        "server has dont_blame_nrpe=0"
+    ), raised.value
 
 
 @pytest.mark.daemon
@@ -414,15 +472,20 @@ def test_debians_nrpe_never_passes_arguments_even_with_dont_blame_nrpe_1(echo_ro
     shutil.copy2("/usr/sbin/nrpe", os.path.join(root, "usr/sbin/nrpe"))
     with pytest.raises(ConfigError) as raised:
         declare(nrpe, root, {"checks": f"check_x {plugin} $$ARG1$$"})
-    assert "'$ARG1$' would reach the plugin as an empty string: /usr/sbin/nrpe is built " \
-        "without command arguments" in str(raised.value), raised.value
+    assert (
+        "'$ARG1$' would reach the plugin as an empty string: /usr/sbin/nrpe is built "
+        "without command arguments" in str(raised.value)
+    ), raised.value
     # what the real NRPE does with such a check and arguments: it refuses the query
     live = LiveNrpe(top / "live", dont_blame=1)
     live.start(f"command[check_x]={plugin} '$ARG1$'\n")
     try:
         assert live.words("check_x") == [""]
-        result = subprocess.run([CHECK_NRPE, "-H", "127.0.0.1", "-p", str(live.port), "-c",
-                                 "check_x", "-a", "one"], capture_output=True, text=True)
+        result = subprocess.run(
+            [CHECK_NRPE, "-H", "127.0.0.1", "-p", str(live.port), "-c", "check_x", "-a", "one"],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode != 0, result.stdout
     finally:
         live.stop()

@@ -42,8 +42,9 @@ def nrpe_pid(sandbox) -> int | None:
 def answered(host, source: str) -> bool:
     """check_nrpe from ``source`` (-b binds the client's address; the whole of 127/8 is on lo):
     True when NRPE answers with its version, False when it drops the connection."""
-    result = host.sandbox.run([CHECK_NRPE, "-H", "127.0.0.1", "-p", str(host.port), "-b",
-                               source], timeout=30)
+    result = host.sandbox.run(
+        [CHECK_NRPE, "-H", "127.0.0.1", "-p", str(host.port), "-b", source], timeout=30
+    )
     if result.returncode == 0 and result.stdout.startswith("NRPE v"):
         return True
     assert result.returncode != 0, result.stdout
@@ -54,8 +55,11 @@ def answered(host, source: str) -> bool:
 @needs("sandbox", "daemon")
 def live(host):
     port = free_port()
-    host.sandbox.run(f"sed -i 's/^server_port=.*/server_port={port}/' /etc/nagios/nrpe.cfg && "
-                     "install -d -o nagios -g nagios /run/nagios", check=True)
+    host.sandbox.run(
+        f"sed -i 's/^server_port=.*/server_port={port}/' /etc/nagios/nrpe.cfg && "
+        "install -d -o nagios -g nagios /run/nagios",
+        check=True,
+    )
     host.port = port
     yield host
     pid = nrpe_pid(host.sandbox)
@@ -81,8 +85,9 @@ def test_only_the_monitoring_host_and_loopback_are_answered(live):
     host.write(PROFILE % "127.0.0.2")
     out = ok(host.buildout()).stdout
     assert "nrpe-restart (nagios-nrpe-server) skipped (not running" in out, out
-    assert host.read(f"{INCLUDE}/monitoring-access.cfg").splitlines()[-1] == \
-        "allowed_hosts=127.0.0.2"
+    assert (
+        host.read(f"{INCLUDE}/monitoring-access.cfg").splitlines()[-1] == "allowed_hosts=127.0.0.2"
+    )
     host.sandbox.run(["/usr/sbin/nrpe", "-c", "/etc/nagios/nrpe.cfg", "-d"], check=True)
     wait_answer(host, "127.0.0.1")
     pid = nrpe_pid(host.sandbox)
@@ -117,25 +122,34 @@ def test_another_file_allowing_more_hosts_is_refused(host):
     host.sandbox.run(f"echo 'allowed_hosts=10.9.9.9' > {INCLUDE}/local.cfg", check=True)
     host.write(PROFILE % "10.77.0.5")
     before = snapshot(host, "/etc/nagios")
-    one_error_line(host.buildout(), "[monitoring-access]",
-                   f"{INCLUDE}/local.cfg also allows 10.9.9.9 (NRPE adds up")
+    one_error_line(
+        host.buildout(),
+        "[monitoring-access]",
+        f"{INCLUDE}/local.cfg also allows 10.9.9.9 (NRPE adds up",
+    )
     assert snapshot(host, "/etc/nagios") == before
 
 
 def test_an_nrpe_cfg_without_the_include_directory_is_refused(host):
     host.sandbox.run("sed -i 's|^include_dir=|#include_dir=|' /etc/nagios/nrpe.cfg", check=True)
     host.write(PROFILE % "10.77.0.5")
-    one_error_line(host.buildout(), "[monitoring-access]",
-                   f"/etc/nagios/nrpe.cfg does not include {INCLUDE}/monitoring-access.cfg")
+    one_error_line(
+        host.buildout(),
+        "[monitoring-access]",
+        f"/etc/nagios/nrpe.cfg does not include {INCLUDE}/monitoring-access.cfg",
+    )
 
 
-@pytest.mark.parametrize("value, fragments", [
-    ("10.77.0.5/24", ("[monitoring-access] allowed-hosts:", "has host bits set")),
-    ("10.77.0.5;id", ("[monitoring-access] allowed-hosts:", "is not an address, a network")),
-    ("10.77.0.5, 10.77.0.5", ("[monitoring-access] allowed-hosts:", "given twice")),
-    (",", ("[monitoring-access] allowed-hosts:", "no host")),
-    ("", ("[monitoring-access] allowed-hosts:", "missing required option")),
-])
+@pytest.mark.parametrize(
+    "value, fragments",
+    [
+        ("10.77.0.5/24", ("[monitoring-access] allowed-hosts:", "has host bits set")),
+        ("10.77.0.5;id", ("[monitoring-access] allowed-hosts:", "is not an address, a network")),
+        ("10.77.0.5, 10.77.0.5", ("[monitoring-access] allowed-hosts:", "given twice")),
+        (",", ("[monitoring-access] allowed-hosts:", "no host")),
+        ("", ("[monitoring-access] allowed-hosts:", "missing required option")),
+    ],
+)
 def test_bad_input_is_one_line_and_changes_nothing(host, value, fragments):
     text = PROFILE % value if value else PROFILE.replace("allowed-hosts = %s\n", "")
     host.write(text)
@@ -165,4 +179,5 @@ def test_addresses_networks_and_names_one_per_line_or_separated(scratch):
     ok(scratch.buildout())
     with open(os.path.join(scratch.root, "etc/nagios/nrpe.d/monitoring-access.cfg")) as stream:
         assert stream.read().splitlines()[-1] == (
-            "allowed_hosts=10.77.0.5,10.78.0.0/16,nagios.example.com,2001:db8::1")
+            "allowed_hosts=10.77.0.5,10.78.0.0/16,nagios.example.com,2001:db8::1"
+        )

@@ -18,9 +18,22 @@ def test_wheel_carries_templates_and_finds_them(tmp_path):
     probe = os.path.join(source, "templates", "sr-packaging-probe.j2")
     with open(probe, "w") as stream:
         stream.write("probe {{ value }}\n")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "--no-build-isolation", "-w", str(tmp_path / "dist"), source],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            source,
+        ],
+        check=True,
+        capture_output=True,
+    )
     wheel = glob.glob(str(tmp_path / "dist" / "system_recipes-*.whl"))[0]
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
@@ -28,16 +41,26 @@ def test_wheel_carries_templates_and_finds_them(tmp_path):
     assert "system_recipes/templates/sr-packaging-probe.j2" in names
     assert any(n.endswith("entry_points.txt") for n in names)
     # the profiles a host.cfg extends, and the license setup.cfg names
-    assert {"system_recipes/profiles/base.cfg", "system_recipes/profiles/roles/app-server.cfg",
-            "system_recipes/profiles/templates/shop.ini.j2"} <= set(names)
+    assert {
+        "system_recipes/profiles/base.cfg",
+        "system_recipes/profiles/roles/app-server.cfg",
+        "system_recipes/profiles/templates/shop.ini.j2",
+    } <= set(names)
     assert not [n for n in names if n.startswith("system_recipes/profiles/hosts/")]
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     with zipfile.ZipFile(wheel) as archive:
         assert "License-File: LICENSE" in archive.read(metadata).decode()
     found = subprocess.run(
-        [sys.executable, "-c", "from system_recipes.core.render import packaged_templates;"
-         "print(packaged_templates())"],
-        cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")),
-        capture_output=True, text=True, check=True).stdout.strip()
+        [
+            sys.executable,
+            "-c",
+            "from system_recipes.core.render import packaged_templates;print(packaged_templates())",
+        ],
+        cwd=str(tmp_path),
+        env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert found == str(tmp_path / "site" / "system_recipes" / "templates")

@@ -87,20 +87,31 @@ class Cluster:
     def __init__(self, host, port: int):
         self.host, self.port = host, port
 
-    def psql(self, sql: str, address: str | None = None, user: str = "postgres",
-             database: str = "postgres", password: str = "secret-pw"):
+    def psql(
+        self,
+        sql: str,
+        address: str | None = None,
+        user: str = "postgres",
+        database: str = "postgres",
+        password: str = "secret-pw",
+    ):
         """psql over TCP from ``address`` (127.0.0.1 or ::1), else as postgres over the socket."""
         if address is None:
-            command = (f"runuser -u postgres -- {BIN}/psql -X -At -h /run/postgresql "
-                       f"-p {self.port} -d {database} -c \"{sql}\"")
+            command = (
+                f"runuser -u postgres -- {BIN}/psql -X -At -h /run/postgresql "
+                f'-p {self.port} -d {database} -c "{sql}"'
+            )
         else:
-            command = (f"PGPASSWORD={password} PGCONNECT_TIMEOUT=10 {BIN}/psql -X -At "
-                       f"-h {address} -p {self.port} -U {user} -d {database} -c \"{sql}\"")
+            command = (
+                f"PGPASSWORD={password} PGCONNECT_TIMEOUT=10 {BIN}/psql -X -At "
+                f'-h {address} -p {self.port} -U {user} -d {database} -c "{sql}"'
+            )
         return self.host.sandbox.run(command, timeout=60)
 
     def pid(self) -> int:
-        return int(self.host.read(f"/var/lib/postgresql/{VERSION}/{CLUSTER}/postmaster.pid")
-                   .split()[0])
+        return int(
+            self.host.read(f"/var/lib/postgresql/{VERSION}/{CLUSTER}/postmaster.pid").split()[0]
+        )
 
 
 @pytest.fixture
@@ -108,15 +119,19 @@ class Cluster:
 def cluster(host):
     """A new cluster ``sr`` of the machine's PostgreSQL 15, inside the sandbox (not started)."""
     port = free_port()
-    host.sandbox.run(f"pg_createcluster {VERSION} {CLUSTER} -p {port} >/dev/null", check=True,
-                     timeout=120)
+    host.sandbox.run(
+        f"pg_createcluster {VERSION} {CLUSTER} -p {port} >/dev/null", check=True, timeout=120
+    )
     yield Cluster(host, port)
     host.sandbox.run(f"pg_ctlcluster {VERSION} {CLUSTER} stop -m immediate", timeout=60)
 
 
 def profile(port: int, *clients: str, cluster: str = CLUSTER) -> str:
-    return PROFILE % {"port": port, "cluster": cluster,
-                      "clients": "\n".join("    " + c for c in clients)}
+    return PROFILE % {
+        "port": port,
+        "cluster": cluster,
+        "clients": "\n".join("    " + c for c in clients),
+    }
 
 
 def test_only_the_listed_clients_connect_and_a_change_is_reloaded(cluster):
@@ -126,12 +141,19 @@ def test_only_the_listed_clients_connect_and_a_change_is_reloaded(cluster):
     assert "postgresql (postgresql@15-sr) skipped (not running" in out, out
     hba = f"{CONFIG}/pg_hba.db-access.conf"
     assert host.read(f"{CONFIG}/conf.d/db-access.conf").splitlines()[2:] == [
-        "listen_addresses = '127.0.0.1,::1'", f"port = {cluster.port}", f"hba_file = '{hba}'"]
-    rules = [line.split() for line in host.read(hba).splitlines()
-             if line and not line.startswith("#")]
-    assert rules == [["local", "all", "postgres", "peer"], ["local", "all", "all", "peer"],
-                     ["local", "replication", "all", "peer"],
-                     ["host", "shop", "shop", "127.0.0.1/32", "scram-sha-256"]]
+        "listen_addresses = '127.0.0.1,::1'",
+        f"port = {cluster.port}",
+        f"hba_file = '{hba}'",
+    ]
+    rules = [
+        line.split() for line in host.read(hba).splitlines() if line and not line.startswith("#")
+    ]
+    assert rules == [
+        ["local", "all", "postgres", "peer"],
+        ["local", "all", "all", "peer"],
+        ["local", "replication", "all", "peer"],
+        ["host", "shop", "shop", "127.0.0.1/32", "scram-sha-256"],
+    ]
     stat = host.sandbox.stat(hba)
     assert stat.st_mode & 0o777 == 0o640
 
@@ -139,8 +161,12 @@ def test_only_the_listed_clients_connect_and_a_change_is_reloaded(cluster):
     pid = cluster.pid()
     assert cluster.psql("CREATE ROLE shop LOGIN PASSWORD 'secret-pw'").returncode == 0
     assert cluster.psql("CREATE DATABASE shop OWNER shop").returncode == 0
-    assert cluster.psql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"
-                        ).stdout.strip() == "0"
+    assert (
+        cluster.psql(
+            "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"
+        ).stdout.strip()
+        == "0"
+    )
     # listed: connects; ::1 is not listed (the server listens there): refused
     assert cluster.psql("SELECT 1", "127.0.0.1", "shop", "shop").stdout.strip() == "1"
     refused = cluster.psql("SELECT 1", "::1", "shop", "shop")
@@ -165,8 +191,9 @@ def test_only_the_listed_clients_connect_and_a_change_is_reloaded(cluster):
     host.write(profile(other, "::1 shop shop"))
     result = host.buildout()
     assert result.returncode != 0
-    assert (f"postgresql@15-sr needs a restart for port (pg_ctlcluster {VERSION} {CLUSTER} "
-            "restart)") in result.stdout + result.stderr
+    assert (
+        f"postgresql@15-sr needs a restart for port (pg_ctlcluster {VERSION} {CLUSTER} restart)"
+    ) in result.stdout + result.stderr
     assert cluster.pid() == pid
 
     # dropping the part removes both files; hba_file, like port, changes only at a restart
@@ -191,44 +218,57 @@ def _compare_parser_with_server(cluster, hba: str) -> None:
         with open(path, "w") as stream:
             stream.write(HBA_SAMPLES)
         ssl = cluster.psql("SHOW ssl").stdout.strip() == "on"
-        result = cluster.psql("SELECT line_number, error FROM pg_hba_file_rules "
-                              "WHERE error IS NOT NULL ORDER BY line_number")
+        result = cluster.psql(
+            "SELECT line_number, error FROM pg_hba_file_rules "
+            "WHERE error IS NOT NULL ORDER BY line_number"
+        )
         assert result.returncode == 0, result.stderr
-        server = {int(line.split("|")[0]): line.split("|", 1)[1]
-                  for line in result.stdout.splitlines()}
+        server = {
+            int(line.split("|")[0]): line.split("|", 1)[1] for line in result.stdout.splitlines()
+        }
     finally:
         with open(path, "wb") as stream:
             stream.write(original)
     parser = dict(hba_problems(HBA_SAMPLES, ssl))
     lines = HBA_SAMPLES.splitlines()
-    disagree = [(n, lines[n - 1], server.get(n), parser.get(n))
-                for n in range(1, len(lines) + 1) if (n in server) != (n in parser)]
+    disagree = [
+        (n, lines[n - 1], server.get(n), parser.get(n))
+        for n in range(1, len(lines) + 1)
+        if (n in server) != (n in parser)
+    ]
     assert not disagree, "\n".join(map(repr, disagree))
     assert len(server) >= 15  # the refused samples are refused by both
 
 
 def test_a_later_conf_d_file_that_wins_is_refused(cluster):
     host = cluster.host
-    host.sandbox.run(f"echo \"hba_file = '{CONFIG}/pg_hba.conf'\" > {CONFIG}/conf.d/zz-local.conf",
-                     check=True)
+    host.sandbox.run(
+        f"echo \"hba_file = '{CONFIG}/pg_hba.conf'\" > {CONFIG}/conf.d/zz-local.conf", check=True
+    )
     host.write(profile(cluster.port, "127.0.0.1/32 shop shop"))
     before = snapshot(host, "/etc/postgresql")
-    one_error_line(host.buildout(), "[db-access]", "postgres -C hba_file gives",
-                   "a later file of")
+    one_error_line(host.buildout(), "[db-access]", "postgres -C hba_file gives", "a later file of")
     assert snapshot(host, "/etc/postgresql") == before
 
 
 def test_postgres_itself_refuses_a_bad_fragment(cluster):
     host = cluster.host
-    host.write(profile(cluster.port, "127.0.0.1/32 shop shop").replace(
-        "listen = 127.0.0.1,::1", "listen = 127.0.0.1"))
+    host.write(
+        profile(cluster.port, "127.0.0.1/32 shop shop").replace(
+            "listen = 127.0.0.1,::1", "listen = 127.0.0.1"
+        )
+    )
     ok(host.buildout())
     # a broken fragment of someone else makes postgres refuse the whole configuration
     host.sandbox.run(f"echo 'port = many' > {CONFIG}/conf.d/other.conf", check=True)
     host.write(profile(cluster.port, "127.0.0.2/32 shop shop"))
-    one_error_line(host.buildout(), "[db-access]", "postgres refuses the configuration",
-                   'invalid value for parameter "port": "many"',
-                   f'"{CONFIG}/conf.d/other.conf" contains errors')
+    one_error_line(
+        host.buildout(),
+        "[db-access]",
+        "postgres refuses the configuration",
+        'invalid value for parameter "port": "many"',
+        f'"{CONFIG}/conf.d/other.conf" contains errors',
+    )
 
 
 def test_version_and_cluster_default_to_the_single_cluster(scratch):
@@ -251,8 +291,10 @@ def test_version_and_cluster_default_to_the_single_cluster(scratch):
     with open(os.path.join(config, "pg_hba.db-access.conf")) as stream:
         assert "host    shop            shop            10.77.0.11/32" in stream.read()
     os.makedirs(os.path.join(scratch.root, "etc/postgresql/15/other"))
-    shutil.copy("/etc/postgresql/15/main/postgresql.conf",
-                os.path.join(scratch.root, "etc/postgresql/15/other"))
+    shutil.copy(
+        "/etc/postgresql/15/main/postgresql.conf",
+        os.path.join(scratch.root, "etc/postgresql/15/other"),
+    )
     scratch.write("""
         [buildout]
         extends = {base}
@@ -265,34 +307,47 @@ def test_version_and_cluster_default_to_the_single_cluster(scratch):
         recipe = system_recipes:postgresql-access
         clients = 10.77.0.12 shop shop
         """)
-    one_error_line(scratch.buildout(), "[db-access] cluster:", "several clusters: main, other",
-                   "cluster = one of them")
+    one_error_line(
+        scratch.buildout(),
+        "[db-access] cluster:",
+        "several clusters: main, other",
+        "cluster = one of them",
+    )
 
 
-@pytest.mark.parametrize("options, fragments", [
-    ("clients = 10.0.0.1/24 shop shop", ("[db-access] clients:", "has host bits set")),
-    ("clients = 10.0.0.1 shop", ("[db-access] clients:", "has 2 words, not 3")),
-    ("clients = nothost shop shop", ("[db-access] clients:", "is not an address or network")),
-    ("clients = 10.0.0.1 shop,all shop", ("[db-access] clients:", "not a plain name")),
-    ('clients = 10.0.0.1 shop "x y"', ("[db-access] clients:", "has 4 words")),
-    ("clients =\n    10.0.0.1 shop shop\n    10.0.0.1/32 shop shop",
-     ("[db-access] clients:", "given twice")),
-    ("listen = 10.0.0.1;evil", ("[db-access] listen:", "is not *, an address or a host name")),
-    ("listen = '*'", ("[db-access] listen:", "is not *")),
-    ("port = 70000", ("[db-access] port:", "out of range")),
-    ("version = 99", ("[db-access] cluster:", "no PostgreSQL cluster in /etc/postgresql/99/*")),
-    ("name = ../x", ("[db-access] name:", "escape its directory")),
-    ("colour = blue", ("[db-access] colour:", "unknown option")),
-])
+@pytest.mark.parametrize(
+    "options, fragments",
+    [
+        ("clients = 10.0.0.1/24 shop shop", ("[db-access] clients:", "has host bits set")),
+        ("clients = 10.0.0.1 shop", ("[db-access] clients:", "has 2 words, not 3")),
+        ("clients = nothost shop shop", ("[db-access] clients:", "is not an address or network")),
+        ("clients = 10.0.0.1 shop,all shop", ("[db-access] clients:", "not a plain name")),
+        ('clients = 10.0.0.1 shop "x y"', ("[db-access] clients:", "has 4 words")),
+        (
+            "clients =\n    10.0.0.1 shop shop\n    10.0.0.1/32 shop shop",
+            ("[db-access] clients:", "given twice"),
+        ),
+        ("listen = 10.0.0.1;evil", ("[db-access] listen:", "is not *, an address or a host name")),
+        ("listen = '*'", ("[db-access] listen:", "is not *")),
+        ("port = 70000", ("[db-access] port:", "out of range")),
+        ("version = 99", ("[db-access] cluster:", "no PostgreSQL cluster in /etc/postgresql/99/*")),
+        ("name = ../x", ("[db-access] name:", "escape its directory")),
+        ("colour = blue", ("[db-access] colour:", "unknown option")),
+    ],
+)
 def test_bad_input_is_one_line_and_changes_nothing(host, options, fragments):
-    host.write("""
+    host.write(
+        """
         [buildout]
         extends = {base}
         parts = db-access
 
         [db-access]
         recipe = system_recipes:postgresql-access
-        """ + options.replace("\n", "\n        ") + "\n")
+        """
+        + options.replace("\n", "\n        ")
+        + "\n"
+    )
     before = snapshot(host, "/etc/postgresql")
     one_error_line(host.buildout(), *fragments)
     assert snapshot(host, "/etc/postgresql") == before
@@ -301,4 +356,5 @@ def test_bad_input_is_one_line_and_changes_nothing(host, options, fragments):
 def test_the_hba_check_names_the_option_of_a_refused_line():
     """The parser on its own: the first refused line with its problem."""
     assert hba_problems("local all all peer\nhost all all 10.0.0.0/8 peer\n") == [
-        (2, "peer authentication is only supported on local sockets")]
+        (2, "peer authentication is only supported on local sockets")
+    ]

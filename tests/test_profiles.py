@@ -26,8 +26,9 @@ def web1(tmp_path, example_rpms):
 
 
 def files(host, *tops):
-    return {path: entry for top in tops for path, entry in host.tree(top).items()
-            if entry[0] == "file"}
+    return {
+        path: entry for top in tops for path, entry in host.tree(top).items() if entry[0] == "file"
+    }
 
 
 def test_fresh_host_then_noop(web1):
@@ -84,8 +85,7 @@ def diff_of(output: str) -> list[str]:
     """The unified diffs in a plan's or a verbose run's output."""
     lines = output.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith("--- ")), len(lines))
-    return [line for line in lines[start:]
-            if not line.startswith(("system-recipes:", "plan:"))]
+    return [line for line in lines[start:] if not line.startswith(("system-recipes:", "plan:"))]
 
 
 def test_plan_prints_the_diffs_the_run_then_makes(web1, example_rpms):
@@ -93,10 +93,14 @@ def test_plan_prints_the_diffs_the_run_then_makes(web1, example_rpms):
         lambda: None,
         lambda: web1.write(f"[buildout]\nextends = {WEB1}\n[shop-config]\nport = 9000\n"),
         lambda: rpm_install(web1.sandbox, example_rpms("2.0"), upgrade=True),
-        lambda: web1.write(f"[buildout]\nextends = {WEB1}\n[shop-config]\nport = 9000\n"
-                           "[shop-logrotate]\nrotate = 7\n"),
-        lambda: web1.write(f"[buildout]\nextends = {WEB1}\n[shop-config]\nport = 9000\n"
-                           "[shop-logrotate]\nrotate = 7\n[shop]\nrun = systemd\ncron =\n"),
+        lambda: web1.write(
+            f"[buildout]\nextends = {WEB1}\n[shop-config]\nport = 9000\n"
+            "[shop-logrotate]\nrotate = 7\n"
+        ),
+        lambda: web1.write(
+            f"[buildout]\nextends = {WEB1}\n[shop-config]\nport = 9000\n"
+            "[shop-logrotate]\nrotate = 7\n[shop]\nrun = systemd\ncron =\n"
+        ),
     ]
     for step in steps:
         step()
@@ -136,29 +140,50 @@ def test_parts_minus_removes_each_part_of_every_role(role, tmp_path):
 def dropping(tmp_path, name: str, role: str, drop: str | None, rpm: str) -> Host:
     root = make_scratch_root(str(tmp_path / name / "root"))
     link_nagios_plugins(root)
-    subprocess.run(["rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-i", "--nodeps",
-                    "--noscripts", "--force-debian", rpm], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "rpm",
+            "--root",
+            root,
+            "--dbpath",
+            "/var/lib/rpm",
+            "-i",
+            "--nodeps",
+            "--noscripts",
+            "--force-debian",
+            rpm,
+        ],
+        check=True,
+        capture_output=True,
+    )
     directory = tmp_path / name / "profile"
     directory.mkdir(parents=True)
     host = Host(None, str(directory), root=root)
-    host.write(f"[buildout]\nextends = {os.path.join(ROLES, role)}\n"
-               + (f"parts -= {drop}\n" if drop else "")
-               + "[monitored]\nhosts = web1 10.0.0.11 Shop\n"
-               "nrpe-checks = web1 check_shop_http Shop health\n"
-               "[system-recipes]\nroot = {root}\n")
+    host.write(
+        f"[buildout]\nextends = {os.path.join(ROLES, role)}\n"
+        + (f"parts -= {drop}\n" if drop else "")
+        + "[monitored]\nhosts = web1 10.0.0.11 Shop\n"
+        "nrpe-checks = web1 check_shop_http Shop health\n"
+        "[system-recipes]\nroot = {root}\n"
+    )
     return host
 
 
 def written(host: Host) -> set[str]:
     accounts = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/os-release")
-    return {path for path, entry in host.tree("/etc").items()
-            if entry[0] == "file" and not path.startswith(accounts)}
+    return {
+        path
+        for path, entry in host.tree("/etc").items()
+        if entry[0] == "file" and not path.startswith(accounts)
+    }
 
 
 # one part of each role, dropped with `parts -= NAME`: the files it alone writes (None: all)
-DROPS = [("app-server-explicit.cfg", "shop-cron", {"/etc/cron.d/shop"}),
-         ("app-server.cfg", "shop", None),
-         ("monitoring.cfg", "monitored", None)]
+DROPS = [
+    ("app-server-explicit.cfg", "shop-cron", {"/etc/cron.d/shop"}),
+    ("app-server.cfg", "shop", None),
+    ("monitoring.cfg", "monitored", None),
+]
 
 
 def test_drops_cover_every_shipped_role():
@@ -167,8 +192,7 @@ def test_drops_cover_every_shipped_role():
 
 @pytest.mark.sandbox
 @pytest.mark.parametrize("role, drop, gone", DROPS)
-def test_a_dropped_part_of_a_role_is_gone_from_the_result(role, drop, gone, tmp_path,
-                                                           example_rpms):
+def test_a_dropped_part_of_a_role_is_gone_from_the_result(role, drop, gone, tmp_path, example_rpms):
     rpm = example_rpms("1.0")
     full = dropping(tmp_path, "full", role, None, rpm)
     # the part's own line, or (a meta section) the lines of the sections it expands into

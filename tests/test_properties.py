@@ -14,11 +14,17 @@ from system_recipes.cli import load_and_plan
 
 # values embedded in a .cfg file: "\n" becomes a continuation line; other line breaks would
 # make the file itself unparsable, which is buildout's business, not the recipe's
-TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"],
-                                      exclude_characters="\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"),
-               max_size=30)
-SETTINGS = settings(max_examples=25, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+TEXT = st.text(
+    alphabet=st.characters(
+        codec="utf-8",
+        exclude_categories=["Cs"],
+        exclude_characters="\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
+    ),
+    max_size=30,
+)
+SETTINGS = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def cfg_value(value: str) -> str:
@@ -29,8 +35,7 @@ def cfg_value(value: str) -> str:
 def plan_or_error(tmp_path, body: str):
     root = make_scratch_root(str(tmp_path / "root"))
     config = tmp_path / "host.cfg"
-    config.write_text(f"[buildout]\nextends = {BASE_CFG}\n[system-recipes]\nroot = {root}\n"
-                      + body)
+    config.write_text(f"[buildout]\nextends = {BASE_CFG}\n[system-recipes]\nroot = {root}\n" + body)
     try:
         return load_and_plan(str(config))[1], None
     except zc.buildout.UserError as error:
@@ -41,9 +46,13 @@ def plan_or_error(tmp_path, body: str):
 @given(name=TEXT, user=TEXT, mode=TEXT)
 def test_deployment_random_values(tmp_path_factory, name, user, mode):
     tmp_path = tmp_path_factory.mktemp("deployment")
-    plan, error = plan_or_error(tmp_path, (
-        f"[buildout]\nparts = app\n[app]\nrecipe = system_recipes:deployment\n"
-        f"name = {cfg_value(name)}\nuser = {cfg_value(user)}\nlog-mode = {cfg_value(mode)}\n"))
+    plan, error = plan_or_error(
+        tmp_path,
+        (
+            f"[buildout]\nparts = app\n[app]\nrecipe = system_recipes:deployment\n"
+            f"name = {cfg_value(name)}\nuser = {cfg_value(user)}\nlog-mode = {cfg_value(mode)}\n"
+        ),
+    )
     if error is not None:
         assert error.startswith("[app] ") or "[app]" in error or error.startswith("The ")
         assert "Traceback" not in error
@@ -58,10 +67,14 @@ def test_deployment_random_values(tmp_path_factory, name, user, mode):
 @given(text=TEXT, value=TEXT, path=TEXT)
 def test_template_random_values(tmp_path_factory, text, value, path):
     tmp_path = tmp_path_factory.mktemp("template")
-    plan, error = plan_or_error(tmp_path, (
-        f"[buildout]\nparts = t\n[t]\nrecipe = system_recipes:template\n"
-        f"path = /etc/{cfg_value(path)}\ntext = {cfg_value(text)} {{{{ value }}}}\n"
-        f"value = {cfg_value(value)}\n"))
+    plan, error = plan_or_error(
+        tmp_path,
+        (
+            f"[buildout]\nparts = t\n[t]\nrecipe = system_recipes:template\n"
+            f"path = /etc/{cfg_value(path)}\ntext = {cfg_value(text)} {{{{ value }}}}\n"
+            f"value = {cfg_value(value)}\n"
+        ),
+    )
     if error is not None:
         assert "Traceback" not in error
     else:

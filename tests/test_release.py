@@ -36,19 +36,27 @@ from system_recipes.release.tarball import write_archive
 
 WEB1 = os.path.join(REPO, "profiles", "hosts", "web1.cfg")
 # web1 as written on a host of the RPM: against the profiles the RPM installs (/opt/shop/profiles)
-RPM_WEB1 = "[buildout]\nextends = /opt/shop/profiles/roles/app-server.cfg\n[shop-config]\nport = 8081\n"
+RPM_WEB1 = (
+    "[buildout]\nextends = /opt/shop/profiles/roles/app-server.cfg\n[shop-config]\nport = 8081\n"
+)
 WEB1_TREE = os.path.join(REPO, "etc-examples", "web1")
 SYSTEM_RECIPES = os.path.join(os.path.dirname(sys.executable), "system-recipes")
 EPOCH = 315532800  # the default SOURCE_DATE_EPOCH of a release
 PYTHON = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-ACCOUNT_FILES = {f"/etc/{name}{backup}" for name in ("passwd", "group", "shadow", "gshadow",
-                                                     "subuid", "subgid") for backup in ("", "-")}
+ACCOUNT_FILES = {
+    f"/etc/{name}{backup}"
+    for name in ("passwd", "group", "shadow", "gshadow", "subuid", "subgid")
+    for backup in ("", "-")
+}
 
 
 def web1_files() -> list[str]:
     """What the profiles scenario writes for web1 (etc-examples/web1, checked by its own test)."""
-    return sorted(os.path.join(dirpath, name)[len(WEB1_TREE):]
-                  for dirpath, _, names in os.walk(WEB1_TREE) for name in names)
+    return sorted(
+        os.path.join(dirpath, name)[len(WEB1_TREE) :]
+        for dirpath, _, names in os.walk(WEB1_TREE)
+        for name in names
+    )
 
 
 def sha256(path: str) -> str:
@@ -60,8 +68,9 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     environment = dict(os.environ)
     environment.pop("SOURCE_DATE_EPOCH", None)
     environment.update(env or {})
-    return subprocess.run([SYSTEM_RECIPES, *args], capture_output=True, text=True, timeout=600,
-                          env=environment)
+    return subprocess.run(
+        [SYSTEM_RECIPES, *args], capture_output=True, text=True, timeout=600, env=environment
+    )
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -78,9 +87,23 @@ def system_recipes_wheel(tmp_path_factory) -> str:
     even while the checkout is being edited."""
     work = tmp_path_factory.mktemp("system-recipes-wheel")
     source = copy_system_recipes(REPO, str(work / "src"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(work / "dist"), source], check=True, capture_output=True,
-                   env=dict(os.environ, SOURCE_DATE_EPOCH=str(EPOCH)))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(work / "dist"),
+            source,
+        ],
+        check=True,
+        capture_output=True,
+        env=dict(os.environ, SOURCE_DATE_EPOCH=str(EPOCH)),
+    )
     return str(next((work / "dist").glob("system_recipes-*.whl")))
 
 
@@ -94,10 +117,22 @@ class Releases:
 
     def build(self, version: str, output: str, *options: str) -> str:
         # output does not exist yet: the release command creates it (and its parents)
-        source = PROJECT if version == "1.0" else project_copy(
-            str(self.base / f"project-{version}"), version)
-        result = cli("release", source, "-o", output, "--system-recipes", self.wheel,
-                     "--cache", os.path.join(CACHE, "pip"), *options)
+        source = (
+            PROJECT
+            if version == "1.0"
+            else project_copy(str(self.base / f"project-{version}"), version)
+        )
+        result = cli(
+            "release",
+            source,
+            "-o",
+            output,
+            "--system-recipes",
+            self.wheel,
+            "--cache",
+            os.path.join(CACHE, "pip"),
+            *options,
+        )
         assert result.returncode == 0, result.stderr
         path = result.stdout.strip()
         assert path == os.path.join(output, f"shop-{version}.tar.gz")
@@ -105,8 +140,9 @@ class Releases:
 
     def tarball(self, version: str) -> str:
         if version not in self.tarballs:
-            self.tarballs[version] = self.build(version,
-                                                str(self.base / f"release-{version}" / "dist"))
+            self.tarballs[version] = self.build(
+                version, str(self.base / f"release-{version}" / "dist")
+            )
         return self.tarballs[version]
 
     def rpm(self, version: str) -> str:
@@ -126,19 +162,33 @@ def releases(tmp_path_factory, system_recipes_wheel) -> Releases:
 def unpack(tarball: str, directory) -> str:
     with tarfile.open(tarball) as archive:
         archive.extractall(directory, filter="data")
-    return os.path.join(directory, os.path.basename(tarball)[:-len(".tar.gz")])
+    return os.path.join(directory, os.path.basename(tarball)[: -len(".tar.gz")])
 
 
 def install(release_dir: str, stage: str) -> subprocess.CompletedProcess:
     """install.sh into a staging root, in a network namespace that has no network at all."""
-    return subprocess.run(["unshare", "-n", "sh", "-c",
-                           'test "$(ip -o link | wc -l)" = 1 || exit 99; exec sh "$@"', "-",
-                           os.path.join(release_dir, "install.sh"), "--destdir", stage,
-                           "--python", "/usr/bin/python3"],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            "unshare",
+            "-n",
+            "sh",
+            "-c",
+            'test "$(ip -o link | wc -l)" = 1 || exit 99; exec sh "$@"',
+            "-",
+            os.path.join(release_dir, "install.sh"),
+            "--destdir",
+            stage,
+            "--python",
+            "/usr/bin/python3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 # -- the tarball ---------------------------------------------------------------------------------
+
 
 def test_release_is_reproducible_and_complete(releases, tmp_path):
     first = releases.tarball("1.0")
@@ -156,20 +206,21 @@ def test_release_is_reproducible_and_complete(releases, tmp_path):
         members = archive.getmembers()
         names = [m.name for m in members]
         assert names == sorted(names) and names[0] == "shop-1.0"
-        assert {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members} == \
-            {(0, 0, "root", "root", EPOCH)}
+        assert {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members} == {
+            (0, 0, "root", "root", EPOCH)
+        }
         modes = {m.name.split("/", 1)[-1]: m.mode for m in members}
         assert modes["install.sh"] == 0o755 and modes["requirements.txt"] == 0o644
         wheels = sorted(n.split("/")[-1] for n in names if n.endswith(".whl"))
         requirements = archive.extractfile("shop-1.0/requirements.txt").read().decode()
-        contents = {n.split("/")[-1]: archive.extractfile(n).read() for n in names
-                    if n.endswith(".whl")}
+        contents = {
+            n.split("/")[-1]: archive.extractfile(n).read() for n in names if n.endswith(".whl")
+        }
     projects = {w.split("-")[0] for w in wheels}
     assert {"shop", "packaging", "zc_buildout", "system_recipes", "jinja2", "pip"} <= projects
     # every wheel pinned by its own sha256, nothing else
     pinned = [line.split("sha256:")[1] for line in requirements.splitlines() if "sha256:" in line]
-    assert sorted(pinned) == sorted(hashlib.sha256(data).hexdigest()
-                                    for data in contents.values())
+    assert sorted(pinned) == sorted(hashlib.sha256(data).hexdigest() for data in contents.values())
     assert "shop==1.0 \\\n" in requirements and "zc-buildout==6.0.1 \\\n" in requirements
 
 
@@ -180,8 +231,10 @@ def test_offline_install_into_a_staging_root_runs(releases, tmp_path):
     stage = str(tmp_path / "stage")
     result = install(release, stage)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout == f"install.sh: installed shop 1.0 in {stage}/opt/shop (runs from " \
-                            "/opt/shop)\n"
+    assert (
+        result.stdout == f"install.sh: installed shop 1.0 in {stage}/opt/shop (runs from "
+        "/opt/shop)\n"
+    )
     with open(f"{stage}/opt/shop/bin/shop-server") as stream:
         assert stream.readline() == "#!/opt/shop/bin/python\n"
     assert subprocess.run(["grep", "-rlF", stage, stage], capture_output=True).stdout == b""
@@ -189,11 +242,17 @@ def test_offline_install_into_a_staging_root_runs(releases, tmp_path):
     port = free_port()
     with Sandbox(overlays=("/etc", "/var", "/run", "/opt")) as box:
         box.run(["cp", "-a", f"{stage}/opt/shop", "/opt/shop"], check=True)
-        box.run("mkdir -p /etc/shop /var/log/shop && cat > /etc/shop/shop.ini", check=True,
-                input=f"[server]\nport = {port}\nlog-file = /var/log/shop/access.log\n")
-        server = box.popen(["/opt/shop/bin/shop-server", "--config", "/etc/shop/shop.ini"],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE)
+        box.run(
+            "mkdir -p /etc/shop /var/log/shop && cat > /etc/shop/shop.ini",
+            check=True,
+            input=f"[server]\nport = {port}\nlog-file = /var/log/shop/access.log\n",
+        )
+        server = box.popen(
+            ["/opt/shop/bin/shop-server", "--config", "/etc/shop/shop.ini"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             wait_until(lambda: _answers(port, server), what="shop-server /health")
             assert get(port, "/health") == (200, "OK 1.0\n")
@@ -227,8 +286,10 @@ def test_tampered_wheel_fails_the_hash_check(releases, tmp_path):
     assert result.returncode == 1
     assert "THESE PACKAGES DO NOT MATCH THE HASHES" in result.stderr
     assert "shop-1.0-py3-none-any.whl" in result.stderr
-    assert result.stderr.splitlines()[-1] == \
-        f"install.sh: pip could not install the release into {stage}/opt/shop"
+    assert (
+        result.stderr.splitlines()[-1]
+        == f"install.sh: pip could not install the release into {stage}/opt/shop"
+    )
     # pip itself is checked before it runs
     release = unpack(releases.tarball("1.0"), tmp_path / "pip")
     pip = next(n for n in os.listdir(os.path.join(release, "dists")) if n.startswith("pip-"))
@@ -236,8 +297,7 @@ def test_tampered_wheel_fails_the_hash_check(releases, tmp_path):
         stream.write(b"\0")
     result = install(release, str(tmp_path / "stage-pip"))
     assert result.returncode == 1
-    assert result.stderr == \
-        f"install.sh: dists/{pip}: sha256 mismatch (the release was altered)\n"
+    assert result.stderr == f"install.sh: dists/{pip}: sha256 mismatch (the release was altered)\n"
     assert not os.path.exists(tmp_path / "stage-pip")
 
 
@@ -247,37 +307,68 @@ def test_bad_input_is_one_line_and_leaves_nothing(releases, tmp_path):
     wheel = releases.wheel
 
     bad_version = project_copy(str(tmp_path / "bad-version"), "1.0-beta")
-    assert one_error_line(cli("release", bad_version, "-o", str(out))) == \
-        "Error: [project] version: '1.0-beta' is not a release version (expected a version " \
+    assert (
+        one_error_line(cli("release", bad_version, "-o", str(out)))
+        == "Error: [project] version: '1.0-beta' is not a release version (expected a version "
         "such as 1.0, 2.1.3 or 2.0rc1 (PEP 440, no '-'))"
+    )
 
     broken = project_copy(str(tmp_path / "broken"), "1.0")
     shutil.rmtree(os.path.join(broken, "shop"))  # [tool.setuptools] packages names it
-    line = one_error_line(cli("release", broken, "-o", str(out), "--system-recipes", wheel,
-                              "--cache", os.path.join(CACHE, "pip")))
-    assert line == f"Error: [release] path: {broken} does not build: error: package directory " \
-                   "'shop' does not exist (expected a project that `pip wheel` builds)"
+    line = one_error_line(
+        cli(
+            "release",
+            broken,
+            "-o",
+            str(out),
+            "--system-recipes",
+            wheel,
+            "--cache",
+            os.path.join(CACHE, "pip"),
+        )
+    )
+    assert (
+        line == f"Error: [release] path: {broken} does not build: error: package directory "
+        "'shop' does not exist (expected a project that `pip wheel` builds)"
+    )
 
     # offline, a dependency is not among the distributions at hand (a release's wheels)
     tarball = releases.tarball("1.0")
     dists = os.path.join(unpack(tarball, tmp_path / "unpacked"), "dists")
     missing = project_copy(str(tmp_path / "missing"), "1.0", dependency="attrs")
-    assert one_error_line(cli("release", missing, "-o", str(out), "--offline",
-                              "--find-links", dists, "--system-recipes", wheel)) == \
-        "Error: [release] distributions: No matching distribution found for attrs (from shop) " \
+    assert (
+        one_error_line(
+            cli(
+                "release",
+                missing,
+                "-o",
+                str(out),
+                "--offline",
+                "--find-links",
+                dists,
+                "--system-recipes",
+                wheel,
+            )
+        )
+        == "Error: [release] distributions: No matching distribution found for attrs (from shop) "
         "(expected every distribution in --find-links when offline)"
+    )
 
-    assert one_error_line(cli("rpm", tarball, "-o", str(out), "--release", "1-beta")) == \
-        "Error: [rpm] release: '1-beta' is not usable (expected letters, digits and ._+~^ " \
+    assert (
+        one_error_line(cli("rpm", tarball, "-o", str(out), "--release", "1-beta"))
+        == "Error: [rpm] release: '1-beta' is not usable (expected letters, digits and ._+~^ "
         "(no '-'), e.g. 1 or 2.el9)"
+    )
     template = tmp_path / "broken.spec.j2"
     template.write_text("Name: {{ name }}\n{% for x in %}\n")
     line = one_error_line(cli("rpm", tarball, "-o", str(out), "--template", str(template)))
     assert line.startswith("Error: [rpm] template: broken.spec.j2: template syntax error")
     template.write_text("Name: {{ name }}\nVersion: {{ no_such_value }}\n")
     line = one_error_line(cli("rpm", tarball, "-o", str(out), "--template", str(template)))
-    assert line == "Error: [rpm] template: broken.spec.j2: 'no_such_value' is undefined " \
-                   "(broken.spec.j2 line 2)"
+    assert (
+        line == "Error: [rpm] template: broken.spec.j2: 'no_such_value' is undefined "
+        "(broken.spec.j2 line 2)"
+    )
     # a spec that rpmbuild refuses: no RPM, rpmbuild's own error line
     template.write_text("Name: {{ name }}\nVersion: {{ version }}\n")
     line = one_error_line(cli("rpm", tarball, "-o", str(out), "--template", str(template)))
@@ -290,15 +381,20 @@ def test_an_output_that_cannot_be_a_directory_is_one_line(releases, tmp_path):
     module all write into new directories); a path that cannot be one is refused."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    assert one_error_line(cli("release", PROJECT, "-o", str(blocker / "dist"))) == \
-        f"Error: [release] output: {blocker}/dist: Not a directory (expected a directory, " \
+    assert (
+        one_error_line(cli("release", PROJECT, "-o", str(blocker / "dist")))
+        == f"Error: [release] output: {blocker}/dist: Not a directory (expected a directory, "
         "or a path where one can be created)"
-    assert one_error_line(cli("rpm", releases.tarball("1.0"), "-o", str(blocker))) == \
-        f"Error: [rpm] output: {blocker}: File exists (expected a directory, or a path where " \
+    )
+    assert (
+        one_error_line(cli("rpm", releases.tarball("1.0"), "-o", str(blocker)))
+        == f"Error: [rpm] output: {blocker}: File exists (expected a directory, or a path where "
         "one can be created)"
+    )
 
 
 # -- the RPM -------------------------------------------------------------------------------------
+
 
 def test_rpm_lists_the_staged_files_and_the_scriptlets(releases):
     path = releases.rpm("1.0")
@@ -309,37 +405,54 @@ def test_rpm_lists_the_staged_files_and_the_scriptlets(releases):
     files = rpm_query_file(path, "-l").splitlines()  # some names hold spaces
     site = f"/opt/shop/lib/{PYTHON}/site-packages"
     # release.json documents what is inside: every distribution, its version and sha256
-    assert [f for f in files if not (f == "/opt/shop" or f.startswith("/opt/shop/"))] == \
-        ["/usr/share/doc/shop-1.0", "/usr/share/doc/shop-1.0/release.json"]
-    for expected in ("/opt/shop/bin/shop-server", "/opt/shop/bin/buildout",
-                     "/opt/shop/bin/system-recipes", "/opt/shop/pyvenv.cfg",
-                     f"{site}/shop/server.py", f"{site}/system_recipes/templates/release.spec.j2",
-                     # zc.buildout imports pip and setuptools as it starts: %post needs them
-                     f"{site}/pip/__init__.py", f"{site}/setuptools/__init__.py",
-                     f"{site}/system_recipes/profiles/base.cfg"):
+    assert [f for f in files if not (f == "/opt/shop" or f.startswith("/opt/shop/"))] == [
+        "/usr/share/doc/shop-1.0",
+        "/usr/share/doc/shop-1.0/release.json",
+    ]
+    for expected in (
+        "/opt/shop/bin/shop-server",
+        "/opt/shop/bin/buildout",
+        "/opt/shop/bin/system-recipes",
+        "/opt/shop/pyvenv.cfg",
+        f"{site}/shop/server.py",
+        f"{site}/system_recipes/templates/release.spec.j2",
+        # zc.buildout imports pip and setuptools as it starts: %post needs them
+        f"{site}/pip/__init__.py",
+        f"{site}/setuptools/__init__.py",
+        f"{site}/system_recipes/profiles/base.cfg",
+    ):
         assert expected in files, expected
     # no test suite, and not the wheel distribution (declared by zc.buildout, never imported)
     assert not [f for f in files if re.search(r"/tests?(/|$)", f)]
     assert "/opt/shop/bin/wheel" not in files
-    assert not [f for f in files if f.startswith(site)
-                and re.match(r"/(wheel|wheel-[^/]*\.dist-info)(/|$)", f[len(site):])]
+    assert not [
+        f
+        for f in files
+        if f.startswith(site) and re.match(r"/(wheel|wheel-[^/]*\.dist-info)(/|$)", f[len(site) :])
+    ]
     # the profiles at the documented path, a relative link into the venv
-    links = dict(line.split(" -> ") for line in rpm_query_file(
-        path, "--qf", "[%{FILENAMES} -> %{FILELINKTOS}\n]").splitlines() if " -> " in line
-        and not line.endswith(" -> "))
+    links = dict(
+        line.split(" -> ")
+        for line in rpm_query_file(path, "--qf", "[%{FILENAMES} -> %{FILELINKTOS}\n]").splitlines()
+        if " -> " in line and not line.endswith(" -> ")
+    )
     assert links["/opt/shop/profiles"] == f"lib/{PYTHON}/site-packages/system_recipes/profiles"
     scripts = rpm_query_file(path, "--scripts")
     assert "postinstall scriptlet" in scripts and "preuninstall scriptlet" in scripts
-    assert 'host_config=/etc/shop/host.cfg' in scripts
+    assert "host_config=/etc/shop/host.cfg" in scripts
     assert '"$buildout" -c "$host_config" "buildout:parts="' in scripts
     # the venv's interpreter: its ABI, not a path any Python provides
     requires = rpm_query_file(path, "--requires").splitlines()
-    assert [r for r in requires if not r.startswith("rpmlib(")] == \
-        ["/bin/sh", "/bin/sh", f"python(abi) = {sys.version_info[0]}.{sys.version_info[1]}"]
+    assert [r for r in requires if not r.startswith("rpmlib(")] == [
+        "/bin/sh",
+        "/bin/sh",
+        f"python(abi) = {sys.version_info[0]}.{sys.version_info[1]}",
+    ]
     # rpm keeps the %changelog entry: the default epoch (1980) clamped to a date rpm accepts
     assert rpm_query_file(path, "--changelog") == (
         "* Tue Jan 03 1995 system-recipes <system-recipes@localhost> - 1.0-1\n"
-        "- Built from shop-1.0.tar.gz.\n\n")
+        "- Built from shop-1.0.tar.gz.\n\n"
+    )
 
 
 # rpmlint's findings on the release RPM that are allowed, each as (check, what it names): a
@@ -382,13 +495,19 @@ def test_rpmlint_finds_only_what_a_venv_under_opt_implies(releases, tmp_path):
     path = releases.rpm("1.0")
     # an empty home: no user configuration of rpmlint (it creates ~/.config/rpmlint, so not
     # /nonexistent, which root would then own and an unprivileged run could not read)
-    result = subprocess.run(["rpmlint", "--permissive", path], capture_output=True, text=True,
-                            timeout=300, env=dict(os.environ, HOME=str(tmp_path)))
+    result = subprocess.run(
+        ["rpmlint", "--permissive", path],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, HOME=str(tmp_path)),
+    )
     findings = [line for line in result.stdout.splitlines() if line.startswith("shop.")]
     assert findings, result.stdout + result.stderr
-    allowed = [(check, re.compile(pattern.replace("SITE", f"/opt/shop/lib/{PYTHON}/"
-                                                          "site-packages")))
-               for check, pattern in VENV_FINDINGS + ENVIRONMENT_FINDINGS]
+    allowed = [
+        (check, re.compile(pattern.replace("SITE", f"/opt/shop/lib/{PYTHON}/site-packages")))
+        for check, pattern in VENV_FINDINGS + ENVIRONMENT_FINDINGS
+    ]
     unexpected = []
     for line in findings:
         _, level, check, *rest = line.split(" ", 3)
@@ -397,8 +516,14 @@ def test_rpmlint_finds_only_what_a_venv_under_opt_implies(releases, tmp_path):
             unexpected.append(line)
     assert unexpected == [], "\n".join(unexpected)
     # the package's own metadata is clean: tags, description, changelog
-    for check in ("no-url-tag", "no-group-tag", "description-line-too-long",
-                  "changelog-time-overflow", "no-documentation", "name-repeated-in-summary"):
+    for check in (
+        "no-url-tag",
+        "no-group-tag",
+        "description-line-too-long",
+        "changelog-time-overflow",
+        "no-documentation",
+        "name-repeated-in-summary",
+    ):
         assert f" {check}" not in result.stdout, check
 
 
@@ -433,7 +558,7 @@ def etc_snapshot(box: Sandbox) -> dict[str, bytes | None]:
     for dirpath, dirnames, filenames in os.walk(base):
         for name in dirnames + filenames:
             full = os.path.join(dirpath, name)
-            relative = full[len(box.path("")):]
+            relative = full[len(box.path("")) :]
             if os.path.isfile(full) and not os.path.islink(full):
                 with open(full, "rb") as stream:
                     snapshot[relative] = stream.read()
@@ -451,8 +576,10 @@ def test_rpm_install_upgrade_erase_runs_the_host_buildout(releases, rpm_host):
 
     installed = rpm(box, "-i", releases.rpm("1.0"))
     assert installed.returncode == 0, said(installed)
-    assert "shop: running the host buildout: /opt/shop/bin/buildout -c /etc/shop/host.cfg" \
+    assert (
+        "shop: running the host buildout: /opt/shop/bin/buildout -c /etc/shop/host.cfg"
         in installed.stdout
+    )
     assert rpm_query(box) == "1.0-1"
     configured = web1_files()
     assert "/etc/shop/shop.ini" in configured
@@ -483,7 +610,11 @@ def test_rpm_install_upgrade_erase_runs_the_host_buildout(releases, rpm_host):
     # /etc/shop was there before the package (it holds host.cfg): its mode and owner are back
     erased_etc = os.stat(box.path("/etc/shop"))
     assert (erased_etc.st_mode, erased_etc.st_uid, erased_etc.st_gid) == (
-        etc_shop.st_mode, etc_shop.st_uid, etc_shop.st_gid)
+        etc_shop.st_mode,
+        etc_shop.st_uid,
+        etc_shop.st_gid,
+    )
+
 
 def test_failing_host_buildout_is_reported_and_keeps_the_configuration(releases, rpm_host):
     box = rpm_host
@@ -497,8 +628,9 @@ def test_failing_host_buildout_is_reported_and_keeps_the_configuration(releases,
     # rpm 4.18 reports a failed %post as a warning (the package stays upgraded, rpm exits 0)
     assert "warning: %post(shop-2.0-1" in output and "scriptlet failed, exit status 1" in output
     assert "\nError: [shop-config] mode: '0999' is not an octal mode" in output  # buildout's
-    assert "shop: the host buildout failed (exit 1); the previous configuration is in place" \
-        in output
+    assert (
+        "shop: the host buildout failed (exit 1); the previous configuration is in place" in output
+    )
     assert rpm_query(box) == "2.0-1"
     assert "Traceback" not in output
     assert {path: box.read(path) for path in web1_files()} == configured
@@ -511,14 +643,14 @@ def test_missing_host_config_is_logged_and_install_succeeds(releases, rpm_host):
     assert installed.returncode == 0, said(installed)
     assert installed.stdout.splitlines()[0] == (
         "shop: /etc/shop/host.cfg does not exist: host configuration not applied; write it, "
-        "then run: /opt/shop/bin/buildout -c /etc/shop/host.cfg")
+        "then run: /opt/shop/bin/buildout -c /etc/shop/host.cfg"
+    )
     assert rpm_query(box) == "1.0-1" and not box.exists("/etc/shop")
     assert box.exists("/opt/shop/bin/buildout")
     erased = rpm(box, "-e", "shop")
     assert erased.returncode == 0, said(erased)
     assert "no host configuration to remove" in erased.stdout
     assert not box.exists("/opt/shop")
-
 
 
 @pytest.mark.sandbox
@@ -532,32 +664,49 @@ def test_release_from_an_application_buildout_ships_its_configuration(releases, 
     (buildout / "templates" / "shop.ini.j2").write_text("[server]\nport = {{ port }}\n")
     output = tmp_path / "out"
     output.mkdir()
-    result = cli("release", str(buildout), "-o", str(output), "--system-recipes", releases.wheel,
-                 "--cache", os.path.join(CACHE, "pip"))
+    result = cli(
+        "release",
+        str(buildout),
+        "-o",
+        str(output),
+        "--system-recipes",
+        releases.wheel,
+        "--cache",
+        os.path.join(CACHE, "pip"),
+    )
     assert result.returncode == 0, result.stderr
     release = unpack(result.stdout.strip(), tmp_path)
     assert os.path.basename(release) == "shop-1.0"
     stage = str(tmp_path / "stage")
     installed = install(release, stage)
     assert installed.returncode == 0, installed.stderr
-    shipped = {os.path.relpath(os.path.join(d, n), f"{stage}/opt/shop/buildout")
-               for d, _, names in os.walk(f"{stage}/opt/shop/buildout") for n in names}
+    shipped = {
+        os.path.relpath(os.path.join(d, n), f"{stage}/opt/shop/buildout")
+        for d, _, names in os.walk(f"{stage}/opt/shop/buildout")
+        for n in names
+    }
     assert shipped == {"buildout.cfg", "shop-role.cfg", "templates/shop.ini.j2"}
 
     (buildout / "buildout.cfg").write_text("[buildout]\nparts =\n")
-    assert one_error_line(cli("release", str(buildout), "-o", str(output))) == \
-        f"Error: [buildout] develop: {buildout}/buildout.cfg develops no project " \
+    assert (
+        one_error_line(cli("release", str(buildout), "-o", str(output)))
+        == f"Error: [buildout] develop: {buildout}/buildout.cfg develops no project "
         "(expected the application's project directory)"
+    )
 
 
 _names = st.text("abcxyz0129._-", min_size=1, max_size=8).filter(lambda n: n not in (".", ".."))
 
 
 @settings(max_examples=40, deadline=None)
-@given(files=st.dictionaries(st.lists(_names, min_size=1, max_size=3).map("/".join),
-                             st.tuples(st.binary(max_size=64), st.sampled_from([0o644, 0o755])),
-                             max_size=6),
-       epoch=st.integers(min_value=EPOCH, max_value=2**32))
+@given(
+    files=st.dictionaries(
+        st.lists(_names, min_size=1, max_size=3).map("/".join),
+        st.tuples(st.binary(max_size=64), st.sampled_from([0o644, 0o755])),
+        max_size=6,
+    ),
+    epoch=st.integers(min_value=EPOCH, max_value=2**32),
+)
 def test_archive_is_a_function_of_its_content(files, epoch):
     """Any set of files: the same bytes whatever order they are given in, and they come back."""
     # a path cannot be both a file and a directory
@@ -577,12 +726,18 @@ def test_archive_is_a_function_of_its_content(files, epoch):
                 assert archive.extractfile(member).read() == data
 
 
-@pytest.mark.parametrize("epoch, date", [(EPOCH, "Tue Jan 03 1995"),  # rpm drops pre-1990 dates
-                                         (1700000000, "Tue Nov 14 2023")])
+@pytest.mark.parametrize(
+    "epoch, date",
+    [
+        (EPOCH, "Tue Jan 03 1995"),  # rpm drops pre-1990 dates
+        (1700000000, "Tue Nov 14 2023"),
+    ],
+)
 def test_the_changelog_date_is_the_epoch_rpm_and_rpmlint_accept(epoch, date):
     from system_recipes.release.rpm import spec_context
 
-    context = spec_context({"name": "x", "version": "1", "python": "3.12"}, "x-1.tar.gz", "x-1",
-                           epoch=epoch)
+    context = spec_context(
+        {"name": "x", "version": "1", "python": "3.12"}, "x-1.tar.gz", "x-1", epoch=epoch
+    )
     assert context["changelog_date"] == date and context["epoch"] == epoch
     assert context["requires"] == ["python(abi) = 3.12"]

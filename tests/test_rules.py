@@ -11,24 +11,36 @@ from system_recipes.core import rules
 from system_recipes.core.errors import ConfigError
 from system_recipes.core.schema import Bool, Line, Option, Schema
 
-SCHEMA = Schema([
-    Option("template", Line(), default=""),
-    Option("text", Line(), default=""),
-    Option("compress", Bool(), default=False),
-    Option("delaycompress", Bool(), default=False),
-], rules=[
-    rules.ExactlyOneOf(("template", "text")),
-    rules.requires("delaycompress", "compress", problem="has no effect without compress",
-                   expected="compress = true with it"),
-])
+SCHEMA = Schema(
+    [
+        Option("template", Line(), default=""),
+        Option("text", Line(), default=""),
+        Option("compress", Bool(), default=False),
+        Option("delaycompress", Bool(), default=False),
+    ],
+    rules=[
+        rules.ExactlyOneOf(("template", "text")),
+        rules.requires(
+            "delaycompress",
+            "compress",
+            problem="has no effect without compress",
+            expected="compress = true with it",
+        ),
+    ],
+)
 
 
-@pytest.mark.parametrize("raw, line", [
-    ({}, "[s] template: set exactly one of template and text"),
-    ({"template": "a", "text": "b"}, "[s] template: set exactly one of template and text"),
-    ({"text": "b", "delaycompress": "true"}, "[s] delaycompress: has no effect without compress "
-                                             "(expected compress = true with it)"),
-])
+@pytest.mark.parametrize(
+    "raw, line",
+    [
+        ({}, "[s] template: set exactly one of template and text"),
+        ({"template": "a", "text": "b"}, "[s] template: set exactly one of template and text"),
+        (
+            {"text": "b", "delaycompress": "true"},
+            "[s] delaycompress: has no effect without compress (expected compress = true with it)",
+        ),
+    ],
+)
 def test_a_broken_rule_is_one_line(raw, line):
     with pytest.raises(ConfigError) as error:
         SCHEMA.parse("s", raw)

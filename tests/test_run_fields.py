@@ -20,9 +20,14 @@ from system_recipes.core import buildout_api, run
 def declared_fields() -> set[str]:
     """The ``self.NAME`` that ``Run.__init__`` assigns."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(run.Run.__init__)))
-    return {node.attr for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
-            and isinstance(node.value, ast.Name) and node.value.id == "self"}
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Store)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+    }
 
 
 def scratch_root(path) -> str:
@@ -39,7 +44,8 @@ def scratch_root(path) -> str:
 def config(tmp_path, body: str, parts: str = "app", extension: bool = False) -> str:
     root = scratch_root(tmp_path / "root")
     path = tmp_path / "buildout.cfg"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         [buildout]
         {"extensions = system-recipes" if extension else ""}
         parts = {parts}
@@ -48,7 +54,9 @@ def config(tmp_path, body: str, parts: str = "app", extension: bool = False) -> 
         root = {root}
         layout = debian
         state-directory = /var/lib/system-recipes
-        """) + body)
+        """)
+        + body
+    )
     return str(path)
 
 
@@ -85,8 +93,7 @@ def test_an_applied_run_has_only_the_fields_it_declares(tmp_path):
     logger = logging.getLogger(buildout_api.LOGGER)
     level, filters = logger.level, list(logger.filters)
     try:
-        buildout = zb.Buildout(config(tmp_path, APP, extension=True), [],
-                               use_user_defaults=False)
+        buildout = zb.Buildout(config(tmp_path, APP, extension=True), [], use_user_defaults=False)
         buildout.install([])  # loads, installs and unloads the extension: a whole run
     finally:
         logger.setLevel(level)

@@ -85,8 +85,11 @@ def verify_alone(text: str, name: str = "web.service") -> str:
         with open(path, "w") as stream:
             stream.write(text)
         # isolated as the validator is: as root it touches /run/systemd otherwise
-        result = subprocess.run(isolated(["systemd-analyze", "verify", "--man=no", path]),
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            isolated(["systemd-analyze", "verify", "--man=no", path]),
+            capture_output=True,
+            text=True,
+        )
     return result.stdout + result.stderr
 
 
@@ -119,8 +122,10 @@ def test_systemd_unit_passes_systemd_analyze_and_is_enabled(host):
     host.write(SYSTEMD + "name = shop\n")
     ok(host.buildout())
     assert not host.exists(UNIT) and not host.exists(WANTS)
-    assert os.readlink(host.path("/etc/systemd/system/multi-user.target.wants/shop.service")) \
+    assert (
+        os.readlink(host.path("/etc/systemd/system/multi-user.target.wants/shop.service"))
         == "/etc/systemd/system/shop.service"
+    )
 
     # a dropped part removes its unit and its link
     host.write("[buildout]\nextends = {base}\nparts =\n")
@@ -134,12 +139,18 @@ def test_a_bad_extra_key_is_refused_by_systemd_analyze_naming_the_section(host):
     before = snapshot(host, "/etc")
     host.write(SYSTEMD + "extra =\n    LimitNOFILE=65536\n    Bogus=1\n")
     # named: the option that wrote the line, the line and the unit
-    line = one_error_line(host.buildout(), "[web] extra: systemd-analyze: Unknown key 'Bogus' "
-                          "in section [Service]", f"of {UNIT}: 'Bogus=1')")
+    line = one_error_line(
+        host.buildout(),
+        "[web] extra: systemd-analyze: Unknown key 'Bogus' in section [Service]",
+        f"of {UNIT}: 'Bogus=1')",
+    )
     assert re.search(r"\(line \d+ of ", line), line
     host.write(SYSTEMD + "extra = Restart=sometimes\n")
-    one_error_line(host.buildout(), "[web] extra: systemd-analyze: Failed to parse service "
-                   "restart specifier", "'Restart=sometimes')")
+    one_error_line(
+        host.buildout(),
+        "[web] extra: systemd-analyze: Failed to parse service restart specifier",
+        "'Restart=sometimes')",
+    )
     # a line the recipe wrote from another option is blamed on that option
     host.write(SYSTEMD + "environment = A=1\nextra = Environment=B\n")
     one_error_line(host.buildout(), "[web] extra: systemd-analyze: ", "'Environment=B')")
@@ -173,19 +184,26 @@ def test_one_systemd_analyze_for_all_changed_units_and_none_on_a_noop_run(scratc
         command = /opt/shop/bin/shop-server --port 2
         """
     scratch.write(text)
-    counted = "import sys; from system_recipes.core import validate; from system_recipes.cli " \
-              "import load_and_plan; load_and_plan(sys.argv[1]); " \
-              "print(validate.PROCESS_COUNT['n'])"
+    counted = (
+        "import sys; from system_recipes.core import validate; from system_recipes.cli "
+        "import load_and_plan; load_and_plan(sys.argv[1]); "
+        "print(validate.PROCESS_COUNT['n'])"
+    )
     config = os.path.join(scratch.directory, "host.cfg")
 
     def processes() -> list[str]:
-        return subprocess.run([sys.executable, "-c", counted, config], capture_output=True,
-                              text=True, check=True).stdout.split()
+        return subprocess.run(
+            [sys.executable, "-c", counted, config], capture_output=True, text=True, check=True
+        ).stdout.split()
 
     assert processes() == ["1"]  # both units, one systemd-analyze
     ok(scratch.buildout())
-    assert os.readlink(os.path.join(scratch.root, "etc/systemd/system/multi-user.target.wants"
-                                    "/a.service")) == "/etc/systemd/system/a.service"
+    assert (
+        os.readlink(
+            os.path.join(scratch.root, "etc/systemd/system/multi-user.target.wants/a.service")
+        )
+        == "/etc/systemd/system/a.service"
+    )
     assert processes() == ["0"]  # nothing changed: nothing to verify
 
 
@@ -195,7 +213,7 @@ def test_the_documented_example_runs(host):
     out = ok(host.buildout()).stdout
     # this machine has systemd installed (not running): kind = auto picks systemd
     text = host.read("/etc/systemd/system/shop-service.service")
-    assert "Environment=\"PYTHONUNBUFFERED=1\"\n" in text and "User=nobody\n" in text
+    assert 'Environment="PYTHONUNBUFFERED=1"\n' in text and "User=nobody\n" in text
     assert "link /etc/systemd/system/multi-user.target.wants/shop-service.service" in out
 
 
@@ -277,13 +295,22 @@ def test_sysv_script_starts_reports_restarts_and_stops_a_real_server(host, start
         assert status_field(pid, "Uid") == "65534" and status_field(pid, "Gid") == "65534"
         # the stop-signal (SIGINT) reaches the service: it is neither ignored nor blocked
         sigint = 1 << (signal.SIGINT - 1)
-        wait_for(lambda: not int(status_field(pid, "SigIgn"), 16) & sigint
-                 and not int(status_field(pid, "SigBlk"), 16) & sigint)
+        wait_for(
+            lambda: (
+                not int(status_field(pid, "SigIgn"), 16) & sigint
+                and not int(status_field(pid, "SigBlk"), 16) & sigint
+            )
+        )
         with open(f"/proc/{pid}/environ", "rb") as stream:
             assert b"GREETING=hello 'world' $HOME" in stream.read().split(b"\0")
         with open(f"/proc/{pid}/cmdline", "rb") as stream:
-            assert stream.read().split(b"\0")[1:6] == [b"-m", b"http.server", b"--bind",
-                                                       b"127.0.0.1", str(port).encode()]
+            assert stream.read().split(b"\0")[1:6] == [
+                b"-m",
+                b"http.server",
+                b"--bind",
+                b"127.0.0.1",
+                str(port).encode(),
+            ]
         assert os.readlink(f"/proc/{pid}/cwd") == "/tmp"
         parent = int(status_field(pid, "PPid"))
         with open(f"/proc/{parent}/comm") as stream:  # the fallback's su waits for its child
@@ -342,23 +369,29 @@ def test_sysv_status_with_a_stale_pidfile(host):
 def test_bad_input_is_one_line_and_changes_nothing(host):
     """Bad input stops the run with one line and changes nothing on the real paths, as
     root. Which line each bad input gives: the error cases of tests/recipes/runscript/."""
-    options, fragments = ("command = /usr/bin/sleep 100\ncolour = blue", ("[web] colour:", "unknown option"))
-    host.write("""
+    options, fragments = (
+        "command = /usr/bin/sleep 100\ncolour = blue",
+        ("[web] colour:", "unknown option"),
+    )
+    host.write(
+        """
         [buildout]
         extends = {base}
         parts = web
 
         [web]
         recipe = system_recipes:runscript
-        """ + options.replace("\n", "\n        ") + "\n")
+        """
+        + options.replace("\n", "\n        ")
+        + "\n"
+    )
     before = snapshot(host, "/etc", "/run")
     one_error_line(host.buildout(), *fragments)
     assert snapshot(host, "/etc", "/run") == before
 
 
 def test_a_foreign_enable_link_is_not_replaced(host):
-    host.sandbox.run(f"mkdir -p {os.path.dirname(WANTS)} && ln -s /dev/null {WANTS}",
-                     check=True)
+    host.sandbox.run(f"mkdir -p {os.path.dirname(WANTS)} && ln -s /dev/null {WANTS}", check=True)
     host.write(SYSTEMD)
     one_error_line(host.buildout(), "[web] path:", "was not made by system-recipes")
     assert not host.exists(UNIT) and os.readlink(host.path(WANTS)) == "/dev/null"
@@ -376,31 +409,56 @@ def program_root(tmp_path_factory):
     return root
 
 
-TEXT = st.text(alphabet=st.sampled_from(list("aZ09_-.=/ %$\"'\\;\t#[]{}~`!*") * 3
-                                        + ["\u00e9", "\x01", "\x7f"]), max_size=10)
+TEXT = st.text(
+    alphabet=st.sampled_from(
+        list("aZ09_-.=/ %$\"'\\;\t#[]{}~`!*") * 3 + ["\u00e9", "\x01", "\x7f"]
+    ),
+    max_size=10,
+)
 
 
 BAD_EXTRA = {"Nice=99", "Bogus=1", "PrivateTmp=maybe"}
 
 
-@settings(max_examples=int(os.environ.get("RUNSCRIPT_EXAMPLES", "25")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(["systemd", "sysv"]),
-       arguments=st.lists(TEXT, max_size=3),
-       description=TEXT,
-       environment=st.dictionaries(st.sampled_from(["A", "B_2", "lower"]), TEXT, max_size=2),
-       working=st.one_of(st.none(), TEXT.map(lambda t: "/" + t)),
-       restart=st.one_of(st.none(), st.sampled_from(list(runscript.RESTART) * 2
-                                                    + ["sometimes"])),
-       stop=st.sampled_from(["SIGTERM", "INT", "SIGHUP", "QUIT", "SIGUSR1", "KILL", "BOGUS"]),
-       user=st.sampled_from(["root", "nobody", "daemon", "root", "nosuchuser"]),
-       extra=st.lists(st.sampled_from(["Nice=5", "Nice=99", "LimitNOFILE=1024", "Bogus=1",
-                                       "TimeoutStopSec=5s", "PrivateTmp=maybe"]), max_size=2))
+@settings(
+    max_examples=int(os.environ.get("RUNSCRIPT_EXAMPLES", "25")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    kind=st.sampled_from(["systemd", "sysv"]),
+    arguments=st.lists(TEXT, max_size=3),
+    description=TEXT,
+    environment=st.dictionaries(st.sampled_from(["A", "B_2", "lower"]), TEXT, max_size=2),
+    working=st.one_of(st.none(), TEXT.map(lambda t: "/" + t)),
+    restart=st.one_of(st.none(), st.sampled_from(list(runscript.RESTART) * 2 + ["sometimes"])),
+    stop=st.sampled_from(["SIGTERM", "INT", "SIGHUP", "QUIT", "SIGUSR1", "KILL", "BOGUS"]),
+    user=st.sampled_from(["root", "nobody", "daemon", "root", "nosuchuser"]),
+    extra=st.lists(
+        st.sampled_from(
+            [
+                "Nice=5",
+                "Nice=99",
+                "LimitNOFILE=1024",
+                "Bogus=1",
+                "TimeoutStopSec=5s",
+                "PrivateTmp=maybe",
+            ]
+        ),
+        max_size=2,
+    ),
+)
 def test_property_random_options_give_a_clean_error_or_a_valid_unit(
-        program_root, kind, arguments, description, environment, working, restart, stop, user,
-        extra):
-    options = {"kind": kind, "command": shlex.join(["/usr/bin/sleep", *arguments]),
-               "description": description, "stop-signal": stop,
-               "user": user, "environment": "\n".join(f"{k}={v}" for k, v in environment.items())}
+    program_root, kind, arguments, description, environment, working, restart, stop, user, extra
+):
+    options = {
+        "kind": kind,
+        "command": shlex.join(["/usr/bin/sleep", *arguments]),
+        "description": description,
+        "stop-signal": stop,
+        "user": user,
+        "environment": "\n".join(f"{k}={v}" for k, v in environment.items()),
+    }
     if restart is not None:
         options["restart"] = restart
     if working is not None:
@@ -416,8 +474,12 @@ def test_property_random_options_give_a_clean_error_or_a_valid_unit(
             assert BAD_EXTRA & set(extra), message
             # ... and the complaint names extra and the line it wrote
             assert message.startswith("[web] extra: systemd-analyze: "), message
-            assert re.search(r"\(line \d+ of /etc/systemd/system/web\.service: '(" + "|".join(
-                BAD_EXTRA) + r")'\)$", message), message
+            assert re.search(
+                r"\(line \d+ of /etc/systemd/system/web\.service: '("
+                + "|".join(BAD_EXTRA)
+                + r")'\)$",
+                message,
+            ), message
         event(f"refused: {message.split(':')[0]}")
         return
     event(f"accepted {kind}")
@@ -426,14 +488,18 @@ def test_property_random_options_give_a_clean_error_or_a_valid_unit(
         return
     # the shell gives the program exactly the words of the command line (after env's own)
     start = re.search(r"^        do_start (.*)$", content, re.M).group(1)
-    shown = subprocess.run(["sh", "-c", "do_start() { printf '%s\\0' \"$@\"; }; do_start "
-                            + start], capture_output=True, text=True, check=True).stdout
+    shown = subprocess.run(
+        ["sh", "-c", "do_start() { printf '%s\\0' \"$@\"; }; do_start " + start],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     words = shown.split("\0")[:-1]
     # ``$$`` is buildout's escape for ``$``; the schema unescapes every value
     assignments = [f"{k}={unescape(v).strip()}" for k, v in environment.items()]
     if assignments:
-        assert words[:1 + len(assignments)] == ["/usr/bin/env", *assignments]
-        words = words[1 + len(assignments):]
+        assert words[: 1 + len(assignments)] == ["/usr/bin/env", *assignments]
+        words = words[1 + len(assignments) :]
     assert words == shlex.split(unescape(options["command"]))
     check = subprocess.run(["sh", "-n"], input=content, capture_output=True, text=True)
     assert check.returncode == 0 and check.stderr == ""

@@ -18,16 +18,18 @@ from system_recipes.core.schema import (
 )
 from system_recipes.docs import write_reference
 
-SCHEMA = Schema([
-    Option("name", Name(), required=True),
-    Option("rotate", Integer(minimum=0), default=14),
-    Option("compress", Bool(), default=True),
-    Option("mode", Mode(), default=0o644),
-    Option("kind", Choice("systemd", "sysv"), default="systemd"),
-    Option("paths", Lines(AbsolutePath()), default=[]),
-    Option("user", Account(), default=lambda v: v["name"]),
-    Option("environment", Assignments(), default={}),
-])
+SCHEMA = Schema(
+    [
+        Option("name", Name(), required=True),
+        Option("rotate", Integer(minimum=0), default=14),
+        Option("compress", Bool(), default=True),
+        Option("mode", Mode(), default=0o644),
+        Option("kind", Choice("systemd", "sysv"), default="systemd"),
+        Option("paths", Lines(AbsolutePath()), default=[]),
+        Option("user", Account(), default=lambda v: v["name"]),
+        Option("environment", Assignments(), default={}),
+    ]
+)
 
 
 def parse(**raw):
@@ -35,9 +37,14 @@ def parse(**raw):
 
 
 def test_values_are_typed_and_defaults_filled():
-    values = parse(name="web", rotate="7", compress="no", mode="0640",
-                   paths="/var/log/a/*.log\n# comment\n\n/var/log/b.log",
-                   environment="A=1\nB = two words")
+    values = parse(
+        name="web",
+        rotate="7",
+        compress="no",
+        mode="0640",
+        paths="/var/log/a/*.log\n# comment\n\n/var/log/b.log",
+        environment="A=1\nB = two words",
+    )
     assert values.rotate == 7 and values.compress is False and values.mode == 0o640
     assert values.paths == ["/var/log/a/*.log", "/var/log/b.log"]
     assert values.user == "web" and values.kind == "systemd"
@@ -45,23 +52,30 @@ def test_values_are_typed_and_defaults_filled():
 
 
 def test_dollar_dollar_means_dollar():
-    assert SCHEMA.parse("web", {"name": "web", "environment": "PRICE=$$5"}).environment == \
-        {"PRICE": "$5"}
+    assert SCHEMA.parse("web", {"name": "web", "environment": "PRICE=$$5"}).environment == {
+        "PRICE": "$5"
+    }
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({}, "[web] name: missing required option"),
-    ({"name": "a/b"}, "[web] name: 'a/b' would escape its directory"),
-    ({"name": ".."}, "[web] name: '..' would escape its directory"),
-    ({"name": "web", "rotate": "-1"}, "[web] rotate: -1 is out of range (expected an integer >= 0)"),
-    ({"name": "web", "compress": "maybe"}, "[web] compress: 'maybe' is not a boolean"),
-    ({"name": "web", "kind": "upstart"}, "(expected one of systemd, sysv)"),
-    ({"name": "web", "mode": "0999"}, "[web] mode: '0999' is not an octal mode"),
-    ({"name": "web", "paths": "relative.log"}, "[web] paths: 'relative.log' is not absolute"),
-    ({"name": "web", "user": "root\nevil"}, "[web] user: must be a single line"),
-    ({"name": "web", "environment": "not an assignment"}, "[web] environment:"),
-    ({"name": "web", "colour": "red"}, "[web] colour: unknown option"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({}, "[web] name: missing required option"),
+        ({"name": "a/b"}, "[web] name: 'a/b' would escape its directory"),
+        ({"name": ".."}, "[web] name: '..' would escape its directory"),
+        (
+            {"name": "web", "rotate": "-1"},
+            "[web] rotate: -1 is out of range (expected an integer >= 0)",
+        ),
+        ({"name": "web", "compress": "maybe"}, "[web] compress: 'maybe' is not a boolean"),
+        ({"name": "web", "kind": "upstart"}, "(expected one of systemd, sysv)"),
+        ({"name": "web", "mode": "0999"}, "[web] mode: '0999' is not an octal mode"),
+        ({"name": "web", "paths": "relative.log"}, "[web] paths: 'relative.log' is not absolute"),
+        ({"name": "web", "user": "root\nevil"}, "[web] user: must be a single line"),
+        ({"name": "web", "environment": "not an assignment"}, "[web] environment:"),
+        ({"name": "web", "colour": "red"}, "[web] colour: unknown option"),
+    ],
+)
 def test_errors_name_section_and_option(raw, message):
     with pytest.raises(ConfigError) as error:
         SCHEMA.parse("web", raw)

@@ -13,8 +13,12 @@ from support.paths import REPO
 from support.sandbox import Sandbox
 
 APT_SH = os.path.join(REPO, "scripts", "apt.sh")
-LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock",
-         "/var/cache/apt/archives/lock")
+LOCKS = (
+    "/var/lib/dpkg/lock-frontend",
+    "/var/lib/dpkg/lock",
+    "/var/lib/apt/lists/lock",
+    "/var/cache/apt/archives/lock",
+)
 # apt takes fcntl (POSIX) locks: lockf here is the same kind of lock another apt-get would hold
 HOLD = """
 import fcntl, sys, time
@@ -42,17 +46,21 @@ def test_apt_install_waits_for_another_apt(tmp_path):
     (tmp_path / "sources.list.d").mkdir()
     (tmp_path / "apt.conf").write_text(
         f'Dir::Etc::sourcelist "{tmp_path}/sources.list";\n'
-        f'Dir::Etc::sourceparts "{tmp_path}/sources.list.d";\n')
+        f'Dir::Etc::sourceparts "{tmp_path}/sources.list.d";\n'
+    )
     env = dict(os.environ, APT_CONFIG=str(tmp_path / "apt.conf"))
     with Sandbox() as box:
+
         def while_locked(script: str) -> tuple[subprocess.CompletedProcess, float]:
-            holder = box.popen(["python3", "-c", HOLD, str(HELD_FOR), *LOCKS],
-                               stdout=subprocess.PIPE, text=True)
+            holder = box.popen(
+                ["python3", "-c", HOLD, str(HELD_FOR), *LOCKS], stdout=subprocess.PIPE, text=True
+            )
             try:
                 assert holder.stdout.readline() == "held\n"
                 start = time.monotonic()
-                result = box.run(["bash", "-c", f"set -euo pipefail; . {APT_SH}; {script}"],
-                                 env=env, timeout=120)
+                result = box.run(
+                    ["bash", "-c", f"set -euo pipefail; . {APT_SH}; {script}"], env=env, timeout=120
+                )
                 return result, time.monotonic() - start
             finally:
                 holder.wait(timeout=30)
@@ -72,6 +80,9 @@ def test_apt_install_waits_for_another_apt(tmp_path):
         assert result.returncode != 0 and "Could not get lock" in result.stderr
         assert "not reached" not in result.stdout and elapsed < HELD_FOR
         (tmp_path / "bad.list").write_text("not a source line\n")
-        bad = box.run(["bash", "-c", f". {APT_SH}; apt_update -o "
-                       f"Dir::Etc::sourcelist={tmp_path}/bad.list"], env=env, timeout=60)
+        bad = box.run(
+            ["bash", "-c", f". {APT_SH}; apt_update -o Dir::Etc::sourcelist={tmp_path}/bad.list"],
+            env=env,
+            timeout=60,
+        )
         assert bad.returncode == 1 and "could not be read" in bad.stderr

@@ -121,7 +121,8 @@ def test_real_supervisord_runs_restarts_and_removes_the_program(live):
         "autostart = true\n"
         "startsecs = 1\n"
         "autorestart = true\n"
-        'environment = GREETING="hello world"\n')
+        'environment = GREETING="hello world"\n'
+    )
 
     host.start()
     app, other = running_pid(host.sandbox, "app"), running_pid(host.sandbox, "other")
@@ -179,8 +180,9 @@ def test_a_group_of_programs_and_a_renamed_part(live):
         """
     host.write(group % "shop")
     ok(host.buildout())
-    pids = {name: running_pid(host.sandbox, f"shop:{name}")
-            for name in ("web", "queue_2", "queue_3")}
+    pids = {
+        name: running_pid(host.sandbox, f"shop:{name}") for name in ("web", "queue_2", "queue_3")
+    }
     assert cmdline(pids["queue_3"]) == ["/bin/sleep", "3003"]
     assert os.readlink(f"/proc/{pids['web']}/cwd") == "/tmp"
     # renaming the group: the old one is stopped and removed in the same update
@@ -197,8 +199,11 @@ def test_an_error_supervisorctl_prints_fails_the_run(live):
     (the handler reads supervisorctl's ERROR lines, which some versions print with exit 0)."""
     host = live
     host.start()
-    host.sandbox.run(f"printf '[program:broken]\\ncommand=/bin/true\\nautorestart=maybe\\n' "
-                     f"> {INCLUDE}/broken.conf", check=True)
+    host.sandbox.run(
+        f"printf '[program:broken]\\ncommand=/bin/true\\nautorestart=maybe\\n' "
+        f"> {INCLUDE}/broken.conf",
+        check=True,
+    )
     host.write(profile(parts="app"))
     result = host.buildout()
     error = one_error_line(result, "reloading failed", "supervisorctl reread", "autorestart")
@@ -210,14 +215,18 @@ def test_bad_input_is_one_line_and_changes_nothing(host):
     """Bad input stops the run with one line and changes nothing on the real paths, as
     root. Which line each bad input gives: the error cases of tests/recipes/supervisor/."""
     options, fragments = ("command = /bin/true\ncolour = blue", ("[app] colour:", "unknown option"))
-    host.write("""
+    host.write(
+        """
         [buildout]
         extends = {base}
         parts = app
 
         [app]
         recipe = system_recipes:supervisor
-        """ + options.replace("\n", "\n        ") + "\n")
+        """
+        + options.replace("\n", "\n        ")
+        + "\n"
+    )
     before = snapshot(host, "/etc")
     one_error_line(host.buildout(), *fragments)
     assert snapshot(host, "/etc") == before
@@ -225,8 +234,9 @@ def test_bad_input_is_one_line_and_changes_nothing(host):
 
 
 def test_a_name_another_include_file_defines_is_refused(host):
-    host.sandbox.run(f"printf '[program:app]\\ncommand=/bin/true\\n' > {INCLUDE}/local.conf",
-                     check=True)
+    host.sandbox.run(
+        f"printf '[program:app]\\ncommand=/bin/true\\n' > {INCLUDE}/local.conf", check=True
+    )
     host.write(profile(parts="app"))
     before = snapshot(host, "/etc")
     one_error_line(host.buildout(), "[app]", f"app is also defined in {INCLUDE}/local.conf")
@@ -250,7 +260,8 @@ def test_a_log_directory_made_by_the_same_run_is_accepted(host):
         """)
     ok(host.buildout())
     assert "stdout_logfile = /var/log/shop/%(program_name)s.log\n" in host.read(
-        f"{INCLUDE}/shop-server.conf")
+        f"{INCLUDE}/shop-server.conf"
+    )
 
 
 def test_every_option_supervisor_reads_is_declared():
@@ -258,16 +269,25 @@ def test_every_option_supervisor_reads_is_declared():
     this test until it is declared."""
     source = inspect.getsource(ServerOptions._processes_from_section)
     read = set(re.findall(r"get\(section,\s*'(\w+)'", source))
-    read |= {f"{stream}_{suffix}" for stream in ("stdout", "stderr")
-             for suffix in re.findall(r"'%s_(\w+)' % k", source)}
+    read |= {
+        f"{stream}_{suffix}"
+        for stream in ("stdout", "stderr")
+        for suffix in re.findall(r"'%s_(\w+)' % k", source)
+    }
     assert read == set(supervisor.SUPERVISOR_NAMES)
 
 
-@pytest.mark.parametrize("value, written", [
-    ("date +%s", "date +%%s"),
-    ("run %(program_name)s-%(process_num)02d 100%", "run %(program_name)s-%(process_num)02d 100%%"),
-    ("%(here)s/bin/x %%", "%(here)s/bin/x %%%%"),
-])
+@pytest.mark.parametrize(
+    "value, written",
+    [
+        ("date +%s", "date +%%s"),
+        (
+            "run %(program_name)s-%(process_num)02d 100%",
+            "run %(program_name)s-%(process_num)02d 100%%",
+        ),
+        ("%(here)s/bin/x %%", "%(here)s/bin/x %%%%"),
+    ],
+)
 def test_percent_escaping(value, written):
     assert supervisor_daemon.escape_percent(value, set(supervisor_daemon.EXPANSIONS)) == written
 
@@ -283,37 +303,77 @@ def property_root(tmp_path_factory):
     os.makedirs(os.path.join(root, INCLUDE.lstrip("/")))
     main = os.path.join(root, "supervisord.conf")
     with open(main, "w") as stream:
-        stream.write(f"[supervisord]\nlogfile={logs}/supervisord.log\n"
-                     f"pidfile={logs}/supervisord.pid\n[include]\nfiles = {root}{INCLUDE}/*.conf\n")
+        stream.write(
+            f"[supervisord]\nlogfile={logs}/supervisord.log\n"
+            f"pidfile={logs}/supervisord.pid\n[include]\nfiles = {root}{INCLUDE}/*.conf\n"
+        )
     return root, logs, main
 
 
-TEXT = st.text(alphabet=st.sampled_from(list("aZ09_-./=%(){} ;#\"',$\\\t") + ["\u00e9"]),
-               max_size=12)
+TEXT = st.text(
+    alphabet=st.sampled_from(list("aZ09_-./=%(){} ;#\"',$\\\t") + ["\u00e9"]), max_size=12
+)
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
-@given(command=st.one_of(TEXT, st.sampled_from(["/bin/sleep 1", "date +%s",
-                                                  "echo %(program_name)s"])),
-       env=st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,4}", fullmatch=True), TEXT,
-                           max_size=3),
-       numbers=st.dictionaries(st.sampled_from(["numprocs", "startsecs", "priority",
-                                                "stdout_logfile_backups", "stopwaitsecs"]),
-                               st.integers(-2, 3).map(str) | TEXT, max_size=2),
-       choices=st.dictionaries(st.sampled_from(["autorestart", "stopsignal", "umask",
-                                                "exitcodes", "stdout_logfile_maxbytes",
-                                                "process_name", "stdout_logfile"]),
-                               st.sampled_from(["true", "unexpected", "KILL", "SEGV", "022",
-                                                "999", "0,2", "1,300", "10MB", "1TB",
-                                                "%(program_name)s_%(process_num)d", "a b",
-                                                "AUTO", "{logs}/x.log", "/nowhere/x.log"]) | TEXT,
-                               max_size=3))
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    command=st.one_of(TEXT, st.sampled_from(["/bin/sleep 1", "date +%s", "echo %(program_name)s"])),
+    env=st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,4}", fullmatch=True), TEXT, max_size=3),
+    numbers=st.dictionaries(
+        st.sampled_from(
+            ["numprocs", "startsecs", "priority", "stdout_logfile_backups", "stopwaitsecs"]
+        ),
+        st.integers(-2, 3).map(str) | TEXT,
+        max_size=2,
+    ),
+    choices=st.dictionaries(
+        st.sampled_from(
+            [
+                "autorestart",
+                "stopsignal",
+                "umask",
+                "exitcodes",
+                "stdout_logfile_maxbytes",
+                "process_name",
+                "stdout_logfile",
+            ]
+        ),
+        st.sampled_from(
+            [
+                "true",
+                "unexpected",
+                "KILL",
+                "SEGV",
+                "022",
+                "999",
+                "0,2",
+                "1,300",
+                "10MB",
+                "1TB",
+                "%(program_name)s_%(process_num)d",
+                "a b",
+                "AUTO",
+                "{logs}/x.log",
+                "/nowhere/x.log",
+            ]
+        )
+        | TEXT,
+        max_size=3,
+    ),
+)
 def test_property_random_options_give_a_clean_error_or_a_file_supervisor_reads_as_meant(
-        property_root, command, env, numbers, choices):
+    property_root, command, env, numbers, choices
+):
     root, logs, main = property_root
-    options = {"command": command, **numbers,
-               **{k: v.replace("{logs}", logs) for k, v in choices.items()}}
+    options = {
+        "command": command,
+        **numbers,
+        **{k: v.replace("{logs}", logs) for k, v in choices.items()},
+    }
     if env:
         options["environment"] = "\n".join(f"{k}={v}" for k, v in env.items())
     try:
@@ -369,25 +429,33 @@ def own_supervisord(directory, programs: dict[str, str]) -> dict[str, tuple[str,
         (directory / "conf.d" / f"{name}.conf").write_text(
             # a forked supervisord may take a while to reach execve on a loaded machine: a
             # failed exec must not be mistaken for a start
-            text + f"startsecs = 8\nstartretries = 0\nstderr_logfile = {directory}/{name}.err\n")
+            text + f"startsecs = 8\nstartretries = 0\nstderr_logfile = {directory}/{name}.err\n"
+        )
     config = str(directory / "supervisord.conf")
     subprocess.run(["/usr/bin/supervisord", "-c", config], check=True, timeout=60)
     try:
         deadline, states = time.monotonic() + 90, {}
         while time.monotonic() < deadline:
-            out = subprocess.run(["supervisorctl", "-c", config, "status"],
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                ["supervisorctl", "-c", config, "status"], capture_output=True, text=True
+            ).stdout
             states = dict(line.split()[:2] for line in out.splitlines() if line.strip())
             if len(states) == len(programs) and all(
-                    s in ("RUNNING", "FATAL") for s in states.values()):
+                s in ("RUNNING", "FATAL") for s in states.values()
+            ):
                 break
             time.sleep(0.3)
-        return {name: (states.get(name), (directory / f"{name}.err").read_text()
-                       if (directory / f"{name}.err").exists() else "")
-                for name in programs}
+        return {
+            name: (
+                states.get(name),
+                (directory / f"{name}.err").read_text()
+                if (directory / f"{name}.err").exists()
+                else "",
+            )
+            for name in programs
+        }
     finally:
-        subprocess.run(["supervisorctl", "-c", config, "shutdown"], capture_output=True,
-                       timeout=60)
+        subprocess.run(["supervisorctl", "-c", config, "shutdown"], capture_output=True, timeout=60)
 
 
 @pytest.mark.daemon
@@ -397,52 +465,84 @@ def test_the_kernel_limits_are_what_supervisord_can_start(tmp_path):
     fits = "a" * (supervisor_daemon.MAX_ARG_STRLEN - 1)
     too_long = "a" * supervisor_daemon.MAX_ARG_STRLEN
     many = " ".join(["b" * 100_000] * (supervisor_daemon.exec_limit() // 100_000 + 1))
-    huge_env = {"BIG": "c" * 100_000, **{f"E{i}": "c" * 100_000
-                                        for i in range(supervisor_daemon.exec_limit() // 100_000)}}
+    huge_env = {
+        "BIG": "c" * 100_000,
+        **{f"E{i}": "c" * 100_000 for i in range(supervisor_daemon.exec_limit() // 100_000)},
+    }
     env_text = ",".join(f'{k}="{v}"' for k, v in huge_env.items())
-    states = own_supervisord(tmp_path, {
-        "fits": f"[program:fits]\ncommand = {SHELL} x {fits}\n",
-        "toolong": f"[program:toolong]\ncommand = {SHELL} x {too_long}\n",
-        "many": f"[program:many]\ncommand = {SHELL} x {many}\n",
-        "env": f"[program:env]\ncommand = {SHELL} x\nenvironment = {env_text}\n",
-        "bigvar": f'[program:bigvar]\ncommand = {SHELL} x\nenvironment = BIG="{too_long}"\n',
-    })
+    states = own_supervisord(
+        tmp_path,
+        {
+            "fits": f"[program:fits]\ncommand = {SHELL} x {fits}\n",
+            "toolong": f"[program:toolong]\ncommand = {SHELL} x {too_long}\n",
+            "many": f"[program:many]\ncommand = {SHELL} x {many}\n",
+            "env": f"[program:env]\ncommand = {SHELL} x\nenvironment = {env_text}\n",
+            "bigvar": f'[program:bigvar]\ncommand = {SHELL} x\nenvironment = BIG="{too_long}"\n',
+        },
+    )
     assert states["fits"][0] == "RUNNING", states["fits"]
     for name in ("toolong", "many", "env", "bigvar"):
         state, stderr = states[name]
-        assert state == "FATAL" and "couldn't exec /bin/sh: E2BIG" in stderr, (name, state,
-                                                                              stderr[-300:])
+        assert state == "FATAL" and "couldn't exec /bin/sh: E2BIG" in stderr, (
+            name,
+            state,
+            stderr[-300:],
+        )
     root = make_scratch_root(str(tmp_path / "root"))
     declare(supervisor, root, {"command": f"{SHELL} x {fits}"})
     for options, fragment in (
-            ({"command": f"{SHELL} x {too_long}"},
-             "[part] command: word 5 ('aaaaaaaaaaaaaaaaaaaa'...) is 131072 bytes, the kernel "
-             "passes at most 131071 (MAX_ARG_STRLEN): the program could never start"),
-            ({"command": f"{SHELL} x {many}"},
-             f"[part] command: its {4 + many.count(' ') + 1} words are "),
-            ({"command": f"{SHELL} x", "environment": "\n".join(
-                f"{k}={v}" for k, v in huge_env.items())}, "[part] environment: the command "
-                                                            "and environment are "),
-            ({"command": f"{SHELL} x", "environment": f"BIG={too_long}"},
-             "[part] environment: BIG is 131076 bytes with its name")):
+        (
+            {"command": f"{SHELL} x {too_long}"},
+            "[part] command: word 5 ('aaaaaaaaaaaaaaaaaaaa'...) is 131072 bytes, the kernel "
+            "passes at most 131071 (MAX_ARG_STRLEN): the program could never start",
+        ),
+        (
+            {"command": f"{SHELL} x {many}"},
+            f"[part] command: its {4 + many.count(' ') + 1} words are ",
+        ),
+        (
+            {
+                "command": f"{SHELL} x",
+                "environment": "\n".join(f"{k}={v}" for k, v in huge_env.items()),
+            },
+            "[part] environment: the command and environment are ",
+        ),
+        (
+            {"command": f"{SHELL} x", "environment": f"BIG={too_long}"},
+            "[part] environment: BIG is 131076 bytes with its name",
+        ),
+    ):
         with pytest.raises(ConfigError) as raised:
             declare(supervisor, root, options)
         message = str(raised.value)
         assert message.startswith(fragment) and len(message) < 300, message
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"stopasgroup": "true", "killasgroup": "false"},
-     "[part] killasgroup: false has no effect with stopasgroup = true"),
-    ({"redirect_stderr": "true", "stderr_logfile": "/tmp/x.log"},
-     "[part] stderr_logfile: has no effect with redirect_stderr = true"),
-    ({"redirect_stderr": "true", "stderr_syslog": "false"},
-     "[part] stderr_syslog: has no effect with redirect_stderr = true"),
-    ({"stdout_logfile": "NONE", "stdout_logfile_backups": "3"},
-     "[part] stdout_logfile_backups: has no effect with stdout_logfile = NONE"),
-    ({"stderr_logfile_maxbytes": "0", "stderr_logfile_backups": "3"},
-     "[part] stderr_logfile_backups: has no effect with stderr_logfile_maxbytes = 0"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            {"stopasgroup": "true", "killasgroup": "false"},
+            "[part] killasgroup: false has no effect with stopasgroup = true",
+        ),
+        (
+            {"redirect_stderr": "true", "stderr_logfile": "/tmp/x.log"},
+            "[part] stderr_logfile: has no effect with redirect_stderr = true",
+        ),
+        (
+            {"redirect_stderr": "true", "stderr_syslog": "false"},
+            "[part] stderr_syslog: has no effect with redirect_stderr = true",
+        ),
+        (
+            {"stdout_logfile": "NONE", "stdout_logfile_backups": "3"},
+            "[part] stdout_logfile_backups: has no effect with stdout_logfile = NONE",
+        ),
+        (
+            {"stderr_logfile_maxbytes": "0", "stderr_logfile_backups": "3"},
+            "[part] stderr_logfile_backups: has no effect with stderr_logfile_maxbytes = 0",
+        ),
+    ],
+)
 def test_options_supervisor_would_ignore_are_refused(tmp_path, options, message):
     root = make_scratch_root(str(tmp_path / "root"))
     with pytest.raises(ConfigError) as raised:

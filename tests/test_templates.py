@@ -49,11 +49,13 @@ def write(scratch, body: str, parts: str, templates: dict[str, str] | None = Non
 
 
 def run(scratch, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([SYSTEM_RECIPES, *args], capture_output=True, text=True,
-                          cwd=scratch.directory, timeout=300)
+    return subprocess.run(
+        [SYSTEM_RECIPES, *args], capture_output=True, text=True, cwd=scratch.directory, timeout=300
+    )
 
 
 # -- secrets in explain ------------------------------------------------------------------------
+
 
 def test_explain_masks_every_template_variable_of_a_secret_section(scratch):
     write(scratch, SECRET_SERVICE % {"secret": "true"}, "web", {"web.ini.j2": WEB_TEMPLATE})
@@ -75,8 +77,9 @@ def test_explain_shows_the_values_of_a_section_that_is_not_secret(scratch):
 
 
 def test_explain_masks_inline_text_and_a_secret_flag_given_by_reference(scratch):
-    body = SECRET_SERVICE.replace("config = web.ini.j2", "config = web.ini.j2\nprivate = true") \
-        % {"secret": "${web:private}"}
+    body = SECRET_SERVICE.replace("config = web.ini.j2", "config = web.ini.j2\nprivate = true") % {
+        "secret": "${web:private}"
+    }
     write(scratch, body, "web", {"web.ini.j2": WEB_TEMPLATE})
     text = run(scratch, "explain", "-c", "host.cfg", "web").stdout
     assert "hunter2" not in text and "password = (secret: value not shown)" in text
@@ -94,47 +97,75 @@ password = hunter2
 """
 
 
-@pytest.mark.parametrize("extra, template, message", [
-    ("secrte = true", "password = {{ password }}\n",
-     "[app-config] secrte: not used by the template (did you mean 'secret'?)"),
-    ("mdoe = 0600", "password = {{ password }}\n",
-     "[app-config] mdoe: not used by the template (did you mean 'mode'?)"),
-    ("pasword2 = x", "password = {{ password }}\nb = {{ password2 }}\n",
-     "[app-config] pasword2: not used by the template (did you mean 'password2'?)"),
-    ("colour = blue", "password = {{ password }}\n",
-     "[app-config] colour: not used by the template (expected an option of the recipe or a "
-     "variable app.ini.j2 uses: password)"),
-])
+@pytest.mark.parametrize(
+    "extra, template, message",
+    [
+        (
+            "secrte = true",
+            "password = {{ password }}\n",
+            "[app-config] secrte: not used by the template (did you mean 'secret'?)",
+        ),
+        (
+            "mdoe = 0600",
+            "password = {{ password }}\n",
+            "[app-config] mdoe: not used by the template (did you mean 'mode'?)",
+        ),
+        (
+            "pasword2 = x",
+            "password = {{ password }}\nb = {{ password2 }}\n",
+            "[app-config] pasword2: not used by the template (did you mean 'password2'?)",
+        ),
+        (
+            "colour = blue",
+            "password = {{ password }}\n",
+            "[app-config] colour: not used by the template (expected an option of the recipe or a "
+            "variable app.ini.j2 uses: password)",
+        ),
+    ],
+)
 def test_an_option_the_template_never_reads_is_an_error(scratch, extra, template, message):
     write(scratch, APP % {"extra": extra}, "app-config", {"app.ini.j2": template})
-    for result in (run(scratch, "plan", "-c", "host.cfg"),
-                   subprocess.run([BUILDOUT, "-c", "host.cfg"], capture_output=True, text=True,
-                                  cwd=scratch.directory)):
+    for result in (
+        run(scratch, "plan", "-c", "host.cfg"),
+        subprocess.run(
+            [BUILDOUT, "-c", "host.cfg"], capture_output=True, text=True, cwd=scratch.directory
+        ),
+    ):
         assert one_error_line(result) == "Error: " + message
         assert "hunter2" not in result.stdout + result.stderr
     assert not os.path.exists(os.path.join(scratch.root, "etc/app/app.ini"))
 
 
-@pytest.mark.parametrize("extra, template", [
-    # dash or underscore spelling
-    ("log-directory = /var/log/app", "{{ password }} {{ log_directory }}\n"),
-    ("log_level = info", "{{ password }} {{ log_level }}\n"),
-    # read in an included, imported or extended template
-    ("port = 1", "{% include 'part.j2' %}{{ password }}\n"),
-    ("port = 1", "{% extends 'base.j2' %}{% block body %}{{ password }}{% endblock %}"),
-    ("port = 1", "{% import 'macros.j2' as m with context %}{{ m.show() }}{{ password }}\n"),
-    # read through sections: by name, whole, or by a computed name
-    ("port = 1", "{{ sections['app-config'].port }}{{ sections.app_config.password }}\n"),
-    ("port = 1", "{% for k, v in sections.app_config.items() %}{{ k }}{% endfor %}\n"),
-    ("port = 1\nme = app-config", "{{ sections[me].port }}{{ password }}\n"),
-    # tested only for being defined
-    ("port = 1", "{% if port is defined %}x{% endif %}{{ password }}\n"),
-])
+@pytest.mark.parametrize(
+    "extra, template",
+    [
+        # dash or underscore spelling
+        ("log-directory = /var/log/app", "{{ password }} {{ log_directory }}\n"),
+        ("log_level = info", "{{ password }} {{ log_level }}\n"),
+        # read in an included, imported or extended template
+        ("port = 1", "{% include 'part.j2' %}{{ password }}\n"),
+        ("port = 1", "{% extends 'base.j2' %}{% block body %}{{ password }}{% endblock %}"),
+        ("port = 1", "{% import 'macros.j2' as m with context %}{{ m.show() }}{{ password }}\n"),
+        # read through sections: by name, whole, or by a computed name
+        ("port = 1", "{{ sections['app-config'].port }}{{ sections.app_config.password }}\n"),
+        ("port = 1", "{% for k, v in sections.app_config.items() %}{{ k }}{% endfor %}\n"),
+        ("port = 1\nme = app-config", "{{ sections[me].port }}{{ password }}\n"),
+        # tested only for being defined
+        ("port = 1", "{% if port is defined %}x{% endif %}{{ password }}\n"),
+    ],
+)
 def test_options_the_template_reads_are_accepted(scratch, extra, template):
-    write(scratch, APP % {"extra": extra}, "app-config", {
-        "app.ini.j2": template, "part.j2": "port = {{ port }}\n",
-        "base.j2": "{{ port }}{% block body %}{% endblock %}\n",
-        "macros.j2": "{% macro show() %}{{ port }}{% endmacro %}"})
+    write(
+        scratch,
+        APP % {"extra": extra},
+        "app-config",
+        {
+            "app.ini.j2": template,
+            "part.j2": "port = {{ port }}\n",
+            "base.j2": "{{ port }}{% block body %}{% endblock %}\n",
+            "macros.j2": "{% macro show() %}{{ port }}{% endmacro %}",
+        },
+    )
     result = run(scratch, "plan", "-c", "host.cfg")
     assert result.returncode == 2, result.stdout + result.stderr
 
@@ -142,36 +173,62 @@ def test_options_the_template_reads_are_accepted(scratch, extra, template):
 def test_inline_text_is_checked_too(scratch):
     body = APP.replace("template = app.ini.j2", "text = password = {{ password }}")
     write(scratch, body % {"extra": "secrte = true"}, "app-config")
-    assert one_error_line(run(scratch, "plan", "-c", "host.cfg")) == \
-        "Error: [app-config] secrte: not used by the template (did you mean 'secret'?)"
+    assert (
+        one_error_line(run(scratch, "plan", "-c", "host.cfg"))
+        == "Error: [app-config] secrte: not used by the template (did you mean 'secret'?)"
+    )
 
 
 # -- templates that fail while they render --------------------------------------------------------
 
-@pytest.mark.parametrize("template, error", [
-    ("a\n{% for i in range(workers) %}{{ i }}{% endfor %}\n",
-     "TypeError: 'str' object cannot be interpreted as an integer (app.ini.j2 line 2)"),
-    ("x = {{ 1 / (workers | int) }}\n", "ZeroDivisionError: division by zero (app.ini.j2 line 1)"),
-    ("\n\nx = {{ '%d' % workers }}\n",
-     "TypeError: %d format: a real number is required, not str (app.ini.j2 line 3)"),
-    ("x = {{ workers | round }}\n",
-     "TypeError: type str doesn't define __round__ method (app.ini.j2 line 1)"),
-    ("\nx = {{ workers | dictsort }}\n",
-     "AttributeError: 'str' object has no attribute 'items' (app.ini.j2 line 2)"),
-    ("x = {{ workers.nope.deeper }}\n", "has no attribute 'nope' (app.ini.j2 line 1)"),
-    ("x = {{ workers | center(workers) }}\n",
-     "TypeError: 'str' object cannot be interpreted as an integer (app.ini.j2 line 1)"),
-    ("{% include 'inner.j2' %}\n", "(inner.j2 line 2)"),
-    ("{{ workers }}\n{{ raise_here() }}\n", "'raise_here' is undefined (app.ini.j2 line 2)"),
-])
+
+@pytest.mark.parametrize(
+    "template, error",
+    [
+        (
+            "a\n{% for i in range(workers) %}{{ i }}{% endfor %}\n",
+            "TypeError: 'str' object cannot be interpreted as an integer (app.ini.j2 line 2)",
+        ),
+        (
+            "x = {{ 1 / (workers | int) }}\n",
+            "ZeroDivisionError: division by zero (app.ini.j2 line 1)",
+        ),
+        (
+            "\n\nx = {{ '%d' % workers }}\n",
+            "TypeError: %d format: a real number is required, not str (app.ini.j2 line 3)",
+        ),
+        (
+            "x = {{ workers | round }}\n",
+            "TypeError: type str doesn't define __round__ method (app.ini.j2 line 1)",
+        ),
+        (
+            "\nx = {{ workers | dictsort }}\n",
+            "AttributeError: 'str' object has no attribute 'items' (app.ini.j2 line 2)",
+        ),
+        ("x = {{ workers.nope.deeper }}\n", "has no attribute 'nope' (app.ini.j2 line 1)"),
+        (
+            "x = {{ workers | center(workers) }}\n",
+            "TypeError: 'str' object cannot be interpreted as an integer (app.ini.j2 line 1)",
+        ),
+        ("{% include 'inner.j2' %}\n", "(inner.j2 line 2)"),
+        ("{{ workers }}\n{{ raise_here() }}\n", "'raise_here' is undefined (app.ini.j2 line 2)"),
+    ],
+)
 def test_a_template_that_fails_while_rendering_is_one_line(scratch, template, error):
     body = APP % {"extra": "workers = four"}
     body = body.replace("password = hunter2\n", "")
-    write(scratch, body, "app-config",
-          {"app.ini.j2": template, "inner.j2": "ok\n{{ range(workers) }}\n"})
-    for result in (run(scratch, "plan", "-c", "host.cfg"),
-                   subprocess.run([BUILDOUT, "-c", "host.cfg"], capture_output=True, text=True,
-                                  cwd=scratch.directory)):
+    write(
+        scratch,
+        body,
+        "app-config",
+        {"app.ini.j2": template, "inner.j2": "ok\n{{ range(workers) }}\n"},
+    )
+    for result in (
+        run(scratch, "plan", "-c", "host.cfg"),
+        subprocess.run(
+            [BUILDOUT, "-c", "host.cfg"], capture_output=True, text=True, cwd=scratch.directory
+        ),
+    ):
         line = one_error_line(result)
         assert line.startswith("Error: [app-config] template: "), line
         assert error in line, line
@@ -186,20 +243,35 @@ entries = 0 3 * * * /bin/true
 """
 
 
-@pytest.mark.parametrize("recipe, message", [
-    ("system_recipes:cronn", "[web-cron] recipe: unknown recipe system_recipes:cronn "
-                             "(did you mean 'system_recipes:cron'?)"),
-    ("system-recipes:templat", "[web-cron] recipe: unknown recipe system-recipes:templat "
-                               "(did you mean 'system-recipes:template'?)"),
-    ("system_recipes:zzz", "[web-cron] recipe: unknown recipe system_recipes:zzz (expected one "
-                           "of system_recipes:cron, system_recipes:deployment,"),
-])
+@pytest.mark.parametrize(
+    "recipe, message",
+    [
+        (
+            "system_recipes:cronn",
+            "[web-cron] recipe: unknown recipe system_recipes:cronn "
+            "(did you mean 'system_recipes:cron'?)",
+        ),
+        (
+            "system-recipes:templat",
+            "[web-cron] recipe: unknown recipe system-recipes:templat "
+            "(did you mean 'system-recipes:template'?)",
+        ),
+        (
+            "system_recipes:zzz",
+            "[web-cron] recipe: unknown recipe system_recipes:zzz (expected one "
+            "of system_recipes:cron, system_recipes:deployment,",
+        ),
+    ],
+)
 def test_an_unknown_recipe_is_one_line(scratch, recipe, message):
     write(scratch, CRON % {"recipe": recipe}, "web-cron")
-    for result in (run(scratch, "plan", "-c", "host.cfg"),
-                   run(scratch, "explain", "-c", "host.cfg"),
-                   subprocess.run([BUILDOUT, "-c", "host.cfg"], capture_output=True, text=True,
-                                  cwd=scratch.directory)):
+    for result in (
+        run(scratch, "plan", "-c", "host.cfg"),
+        run(scratch, "explain", "-c", "host.cfg"),
+        subprocess.run(
+            [BUILDOUT, "-c", "host.cfg"], capture_output=True, text=True, cwd=scratch.directory
+        ),
+    ):
         line = one_error_line(result)
         assert line.startswith("Error: " + message), line
         assert "internal error" not in result.stdout + result.stderr
@@ -209,15 +281,19 @@ def test_the_known_recipes_are_the_entry_points():
     from importlib.metadata import distribution
 
     from system_recipes.core.recipe_names import known_recipes
-    declared = {ep.name for ep in distribution("system-recipes").entry_points
-                if ep.group == "zc.buildout"}
+
+    declared = {
+        ep.name for ep in distribution("system-recipes").entry_points if ep.group == "zc.buildout"
+    }
     assert known_recipes() == declared and {"cron", "template", "service"} <= declared
 
 
 def test_an_unknown_option_names_the_closest_one(scratch):
     write(scratch, CRON % {"recipe": "system_recipes:cron"} + "usre = nobody\n", "web-cron")
-    assert one_error_line(run(scratch, "plan", "-c", "host.cfg")) == \
-        "Error: [web-cron] usre: unknown option (did you mean 'user'?)"
+    assert (
+        one_error_line(run(scratch, "plan", "-c", "host.cfg"))
+        == "Error: [web-cron] usre: unknown option (did you mean 'user'?)"
+    )
     write(scratch, CRON % {"recipe": "system_recipes:cron"} + "colour = blue\n", "web-cron")
     line = one_error_line(run(scratch, "plan", "-c", "host.cfg"))
     assert line.startswith("Error: [web-cron] colour: unknown option (expected one of ")

@@ -78,8 +78,21 @@ def create_group(root: str, name: str) -> None:
 
 
 def create_user(root: str, name: str, group: str, home: str, shell: str) -> None:
-    _run(["useradd", "--system", "--gid", group, "--home-dir", home, "--no-create-home",
-          "--shell", shell, *_prefix(root), name])
+    _run(
+        [
+            "useradd",
+            "--system",
+            "--gid",
+            group,
+            "--home-dir",
+            home,
+            "--no-create-home",
+            "--shell",
+            shell,
+            *_prefix(root),
+            name,
+        ]
+    )
 
 
 def _run(command: list[str]) -> None:

@@ -27,13 +27,29 @@ class Apply:
 
     #: verb -> the method that makes that kind of change; a verb without one (``account``,
     #: applied first by ``run``) only gets its part's books
-    VERBS = {"mkdir": "directory", "chmod": "metadata", "create": "file", "update": "file",
-             "remove": "remove", "link": "link", "relink": "link", "unlink": "unlink",
-             "facts": "facts", "keep": "forget", "forget": "forget", "restore": "restore",
-             "rmdir": "rmdir"}
+    VERBS = {
+        "mkdir": "directory",
+        "chmod": "metadata",
+        "create": "file",
+        "update": "file",
+        "remove": "remove",
+        "link": "link",
+        "relink": "link",
+        "unlink": "unlink",
+        "facts": "facts",
+        "keep": "forget",
+        "forget": "forget",
+        "restore": "restore",
+        "rmdir": "rmdir",
+    }
 
-    def __init__(self, settings: Settings, journal: Journal, declared: dict[str, PartSpec],
-                 manifest: Manifest):
+    def __init__(
+        self,
+        settings: Settings,
+        journal: Journal,
+        declared: dict[str, PartSpec],
+        manifest: Manifest,
+    ):
         self.settings, self.root = settings, settings.root
         self.journal, self.declared, self.manifest = journal, declared, manifest
 
@@ -58,14 +74,21 @@ class Apply:
             self.record_unchanged(plan, live)
             data = self.manifest.dumps()
             self.journal.committing(data)
-            fsops.write_file(self.root, os.path.join(self.settings.state_directory,
-                                                     MANIFEST_NAME), data, 0o600, 0, 0)
+            fsops.write_file(
+                self.root,
+                os.path.join(self.settings.state_directory, MANIFEST_NAME),
+                data,
+                0o600,
+                0,
+                0,
+            )
             self.journal.discard()
         except Exception as error:
             undone = self.journal.rollback()
             where = f"[{current.part}] {current.path}: " if current else ""
-            raise RunError(f"{where}{_reason(error)}; rolled back {undone} change(s), "
-                           "nothing was changed") from None
+            raise RunError(
+                f"{where}{_reason(error)}; rolled back {undone} change(s), nothing was changed"
+            ) from None
 
     def one(self, action: Action) -> None:
         books = self.books(action.part)
@@ -91,8 +114,9 @@ class Apply:
         if account.user is None:
             accounts.create_group(self.root, account.group)
         else:
-            accounts.create_user(self.root, account.user, account.group, account.home,
-                                 account.shell)
+            accounts.create_user(
+                self.root, account.user, account.group, account.home, account.shell
+            )
 
     def metadata(self, action: Action, books: dict) -> None:
         """chmod: of a directory or of a file."""
@@ -114,8 +138,12 @@ class Apply:
         made = fsops.make_directory(self.root, item.path, item.mode, uid, gid, created)
         self.journal.created_directories(created)
         previous = books["directories"].get(item.path, {})
-        entry = {"created": previous.get("created", made), "mode": item.mode,
-                 "owner": item.owner, "group": item.group}
+        entry = {
+            "created": previous.get("created", made),
+            "mode": item.mode,
+            "owner": item.owner,
+            "group": item.group,
+        }
         found = previous.get("found")
         if found is None and action.verb == "chmod" and not entry["created"]:
             assert action.old is not None
@@ -157,8 +185,7 @@ class Apply:
             self.backup(action)
         self.journal.before_link_change(action.path, action.old)
         created: list[str] = []
-        fsops.make_symlink(self.root, item.path, item.target, created,
-                           replace_file=action.backup)
+        fsops.make_symlink(self.root, item.path, item.target, created, replace_file=action.backup)
         self.journal.created_directories(created)
         self.manifest.claim(action.path, action.part)
         books.setdefault("links", {})[item.path] = {"target": item.target}
@@ -202,8 +229,9 @@ class Apply:
         old = action.old
         assert old is not None  # only what is on disk (a regular file) is backed up
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
-        target = os.path.join(self.settings.state_directory, "backups", stamp,
-                              action.path.lstrip("/"))
+        target = os.path.join(
+            self.settings.state_directory, "backups", stamp, action.path.lstrip("/")
+        )
         fsops.write_file(self.root, target, old.content, old.mode, old.uid, old.gid)
         action.note = (action.note + "; " if action.note else "") + f"backup in {target}"
 
@@ -213,8 +241,9 @@ class Apply:
         manifest = self.manifest
         for part, paths in plan.adopted.items():
             spec = self.declared[part]
-            books = manifest.parts.setdefault(part, {"files": {}, "directories": {},
-                                                     "recipe": spec.recipe})
+            books = manifest.parts.setdefault(
+                part, {"files": {}, "directories": {}, "recipe": spec.recipe}
+            )
             for item in spec.files:
                 if item.path in paths:
                     books.setdefault("files", {})[item.path] = file_books(item)
@@ -225,15 +254,24 @@ class Apply:
             books = manifest.parts[part]
             if "links" in books and not books["links"]:
                 del books["links"]  # manifests of parts without links stay as they were
-            if not books.get("files") and not books.get("directories") and \
-                    not books.get("links") and (not books.get("facts") or part not in live):
+            if (
+                not books.get("files")
+                and not books.get("directories")
+                and not books.get("links")
+                and (not books.get("facts") or part not in live)
+            ):
                 del manifest.parts[part]
 
 
 def file_books(item: FileSpec) -> dict:
     """A file's entry in the manifest: what was written, and whether it may ever be shown."""
-    return {"sha256": item.sha256, "mode": item.mode, "owner": item.owner, "group": item.group,
-            "secret": item.secret}
+    return {
+        "sha256": item.sha256,
+        "mode": item.mode,
+        "owner": item.owner,
+        "group": item.group,
+        "secret": item.secret,
+    }
 
 
 def _reason(error: Exception) -> str:

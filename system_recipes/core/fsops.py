@@ -49,13 +49,16 @@ def _components(host_path: str) -> list[str]:
 
 
 @overload
-def _open_dir(root: str, parts: list[str], create: Literal[True],
-              created: list[str] | None = None) -> int: ...
+def _open_dir(
+    root: str, parts: list[str], create: Literal[True], created: list[str] | None = None
+) -> int: ...
 @overload
-def _open_dir(root: str, parts: list[str], create: bool = False,
-              created: list[str] | None = None) -> int | None: ...
-def _open_dir(root: str, parts: list[str], create: bool = False,
-              created: list[str] | None = None) -> int | None:
+def _open_dir(
+    root: str, parts: list[str], create: bool = False, created: list[str] | None = None
+) -> int | None: ...
+def _open_dir(
+    root: str, parts: list[str], create: bool = False, created: list[str] | None = None
+) -> int | None:
     """Open the directory root/parts... without following symlinks; None if it is missing."""
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     walked = ""
@@ -75,8 +78,10 @@ def _open_dir(root: str, parts: list[str], create: bool = False,
             except OSError as error:
                 if error.errno in (errno.ELOOP, errno.ENOTDIR):
                     kind = _describe(fd, part)
-                    raise UnsafePath(error.errno, f"{walked} is {kind}; refusing to follow it "
-                                     f"(use the real path)") from None
+                    raise UnsafePath(
+                        error.errno,
+                        f"{walked} is {kind}; refusing to follow it (use the real path)",
+                    ) from None
                 raise
             os.close(fd)
             fd = next_fd
@@ -116,8 +121,9 @@ def inspect(root: str, host_path: str, read: bool = True) -> FileState | None:
             return None
         mode = stat_module.S_IMODE(st.st_mode)
         if stat_module.S_ISLNK(st.st_mode):
-            return FileState("symlink", mode, st.st_uid, st.st_gid,
-                             target=os.readlink(name, dir_fd=dfd))
+            return FileState(
+                "symlink", mode, st.st_uid, st.st_gid, target=os.readlink(name, dir_fd=dfd)
+            )
         if stat_module.S_ISDIR(st.st_mode):
             return FileState("dir", mode, st.st_uid, st.st_gid)
         if not stat_module.S_ISREG(st.st_mode):
@@ -132,8 +138,15 @@ def inspect(root: str, host_path: str, read: bool = True) -> FileState | None:
         os.close(dfd)
 
 
-def write_file(root: str, host_path: str, data: bytes, mode: int, uid: int, gid: int,
-               created_dirs: list | None = None) -> None:
+def write_file(
+    root: str,
+    host_path: str,
+    data: bytes,
+    mode: int,
+    uid: int,
+    gid: int,
+    created_dirs: list | None = None,
+) -> None:
     """Atomically replace ``host_path`` with ``data``, owner and mode set before it appears."""
     parents, name = split(host_path)
     dfd = _open_dir(root, parents, create=True, created=created_dirs)
@@ -171,8 +184,13 @@ def write_file(root: str, host_path: str, data: bytes, mode: int, uid: int, gid:
         os.close(dfd)
 
 
-def make_symlink(root: str, host_path: str, target: str, created_dirs: list | None = None,
-                 replace_file: bool = False) -> None:
+def make_symlink(
+    root: str,
+    host_path: str,
+    target: str,
+    created_dirs: list | None = None,
+    replace_file: bool = False,
+) -> None:
     """Atomically make ``host_path`` a symlink to ``target``: a link under a temporary name in
     the same directory, then rename. Replaces a symlink (or, with ``replace_file``, a regular
     file); never a directory or anything else."""
@@ -182,10 +200,13 @@ def make_symlink(root: str, host_path: str, target: str, created_dirs: list | No
     try:
         try:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-            if not (stat_module.S_ISLNK(st.st_mode)
-                    or (replace_file and stat_module.S_ISREG(st.st_mode))):
-                raise UnsafePath(errno.EEXIST, f"{host_path} is not a symlink; refusing to "
-                                 "replace it")
+            if not (
+                stat_module.S_ISLNK(st.st_mode)
+                or (replace_file and stat_module.S_ISREG(st.st_mode))
+            ):
+                raise UnsafePath(
+                    errno.EEXIST, f"{host_path} is not a symlink; refusing to replace it"
+                )
         except FileNotFoundError:
             pass
         try:
@@ -224,8 +245,9 @@ def set_metadata(root: str, host_path: str, mode: int, uid: int, gid: int) -> No
         os.close(dfd)
 
 
-def make_directory(root: str, host_path: str, mode: int, uid: int, gid: int,
-                   created_dirs: list | None = None) -> bool:
+def make_directory(
+    root: str, host_path: str, mode: int, uid: int, gid: int, created_dirs: list | None = None
+) -> bool:
     """Create ``host_path`` (and missing parents); True if the directory itself was created."""
     parents, name = split(host_path)
     dfd = _open_dir(root, parents, create=True, created=created_dirs)
@@ -244,8 +266,9 @@ def make_directory(root: str, host_path: str, mode: int, uid: int, gid: int,
         return made
     except OSError as error:
         if error.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise UnsafePath(error.errno, f"{host_path} is {_describe(dfd, name)}; "
-                             "refusing to follow it") from None
+            raise UnsafePath(
+                error.errno, f"{host_path} is {_describe(dfd, name)}; refusing to follow it"
+            ) from None
         raise
     finally:
         os.close(dfd)

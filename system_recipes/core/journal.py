@@ -43,8 +43,11 @@ class Journal:
         self._open()
         self._count += 1
         name = f"{self._count:06d}.orig"
-        fd = os.open(os.path.join(self.directory, name),
-                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        fd = os.open(
+            os.path.join(self.directory, name),
+            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+            0o600,
+        )
         with os.fdopen(fd, "wb") as stream:
             stream.write(data)
             stream.flush()
@@ -57,8 +60,16 @@ class Journal:
         if previous is None:
             self._append({"op": "file", "path": path, "backup": None})
         else:
-            self._append({"op": "file", "path": path, "backup": self._backup(previous.content),
-                          "mode": previous.mode, "uid": previous.uid, "gid": previous.gid})
+            self._append(
+                {
+                    "op": "file",
+                    "path": path,
+                    "backup": self._backup(previous.content),
+                    "mode": previous.mode,
+                    "uid": previous.uid,
+                    "gid": previous.gid,
+                }
+            )
 
     def before_link_change(self, path: str, previous: fsops.FileState | None) -> None:
         """Record what ``path`` is now (nothing, a symlink, or a regular file a forced link
@@ -67,13 +78,25 @@ class Journal:
         if previous is not None and previous.kind == "symlink":
             entry["target"] = previous.target
         elif previous is not None and previous.kind == "file":
-            entry.update(backup=self._backup(previous.content), mode=previous.mode,
-                         uid=previous.uid, gid=previous.gid)
+            entry.update(
+                backup=self._backup(previous.content),
+                mode=previous.mode,
+                uid=previous.uid,
+                gid=previous.gid,
+            )
         self._append(entry)
 
     def before_metadata_change(self, path: str, previous: fsops.FileState, kind: str) -> None:
-        self._append({"op": "meta", "kind": kind, "path": path, "mode": previous.mode,
-                      "uid": previous.uid, "gid": previous.gid})
+        self._append(
+            {
+                "op": "meta",
+                "kind": kind,
+                "path": path,
+                "mode": previous.mode,
+                "uid": previous.uid,
+                "gid": previous.gid,
+            }
+        )
 
     def created_directories(self, paths: list[str]) -> None:
         for path in paths:
@@ -86,8 +109,12 @@ class Journal:
         for path in ACCOUNT_FILES:
             state = fsops.inspect(self.root, path)
             if state is not None and state.kind == "file":
-                saved[path] = {"backup": self._backup(state.content), "mode": state.mode,
-                               "uid": state.uid, "gid": state.gid}
+                saved[path] = {
+                    "backup": self._backup(state.content),
+                    "mode": state.mode,
+                    "uid": state.uid,
+                    "gid": state.gid,
+                }
             else:
                 saved[path] = None
         self._append({"op": "accounts", "files": saved})
@@ -167,16 +194,21 @@ class Journal:
                 if saved is None:
                     fsops.remove_file(self.root, account_file)
                 else:
-                    self._restore(account_file, saved["backup"], saved["mode"], saved["uid"],
-                                  saved["gid"])
+                    self._restore(
+                        account_file, saved["backup"], saved["mode"], saved["uid"], saved["gid"]
+                    )
 
     def recover(self, manifest_data: bytes | None) -> tuple[str, int]:
         """After a killed run: ('committed'|'rolled back'|'clean', changes undone)."""
         if not os.path.isdir(self.directory):
             return "clean", 0
         entries = self.entries()
-        if entries and entries[-1]["op"] == "commit" and manifest_data is not None \
-                and entries[-1]["manifest"] == sha256(manifest_data):
+        if (
+            entries
+            and entries[-1]["op"] == "commit"
+            and manifest_data is not None
+            and entries[-1]["manifest"] == sha256(manifest_data)
+        ):
             self.discard()
             return "committed", 0
         return "rolled back", self.rollback()

@@ -38,8 +38,10 @@ def loaded(config: str, assignments: list[str] | None = None) -> Iterator[Buildo
     touching the disk: buildout creates its eggs directory when it loads, so that is scratch."""
     scratch = tempfile.mkdtemp(prefix="system-recipes-")
     try:
-        options = cloptions(assignments or []) + [("buildout", "eggs-directory", scratch),
-                                                  ("buildout", "log-level", "WARNING")]
+        options = cloptions(assignments or []) + [
+            ("buildout", "eggs-directory", scratch),
+            ("buildout", "log-level", "WARNING"),
+        ]
         try:
             buildout = Buildout(os.path.abspath(config), options, use_user_defaults=False)
         except UnicodeDecodeError as error:
@@ -61,8 +63,12 @@ def undecodable(error: UnicodeDecodeError, config: str) -> str:
         data.decode(error.encoding)
     except UnicodeDecodeError as again:
         line = data.count(b"\n", 0, again.start) + 1
-        return (f"{filename}: byte {again.start} (line {line}) is not {error.encoding}: "
-                f"{data[again.start:again.start + 1]!r} (expected a {error.encoding} text file)")
+        return (
+            f"{filename}: byte {again.start} (line {line}) is not {error.encoding}: "
+            f"{data[again.start : again.start + 1]!r} (expected a {error.encoding} text file)"
+        )
     except OSError:
         pass
-    return f"{filename}: not {error.encoding} ({error.reason}) (expected a {error.encoding} text file)"
+    return (
+        f"{filename}: not {error.encoding} ({error.reason}) (expected a {error.encoding} text file)"
+    )

@@ -38,8 +38,9 @@ class Manifest:
 
     def dumps(self) -> bytes:
         instances = {k: v for k, v in self.instances.items() if v}
-        return (json.dumps({"version": 1, "instances": instances}, indent=1, sort_keys=True)
-                + "\n").encode("utf-8")
+        return (
+            json.dumps({"version": 1, "instances": instances}, indent=1, sort_keys=True) + "\n"
+        ).encode("utf-8")
 
     def owner_of(self, path: str) -> tuple[str, str] | None:
         """(instance, part) that owns ``path`` (a file or a link)."""

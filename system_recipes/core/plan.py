@@ -45,8 +45,18 @@ class Action:
 
 
 # verbs that change the disk (and so trigger the reloads their spec asks for)
-CHANGES = ("create", "update", "chmod", "remove", "mkdir", "link", "relink", "unlink", "facts",
-           "restore")
+CHANGES = (
+    "create",
+    "update",
+    "chmod",
+    "remove",
+    "mkdir",
+    "link",
+    "relink",
+    "unlink",
+    "facts",
+    "restore",
+)
 
 
 @dataclass
@@ -78,7 +88,11 @@ class Plan:
 def _wants_as_written(books: dict, item: FileSpec) -> bool:
     """This run wants exactly what system-recipes last wrote (content, mode and owner)."""
     return (books["sha256"], books.get("mode"), books.get("owner"), books.get("group")) == (
-        item.sha256, item.mode, item.owner, item.group)
+        item.sha256,
+        item.mode,
+        item.owner,
+        item.group,
+    )
 
 
 def was_secret(books: dict | None, state: fsops.FileState | None) -> bool:
@@ -107,13 +121,20 @@ class Planner:
         wanted_paths: dict[str, str] = {}
         live = {name: spec for name, spec in specs.items() if spec is not None}
         for name, spec in live.items():
-            paths: list[FileSpec | DirSpec | LinkSpec] = [*spec.files, *spec.directories,
-                                                          *spec.links]
+            paths: list[FileSpec | DirSpec | LinkSpec] = [
+                *spec.files,
+                *spec.directories,
+                *spec.links,
+            ]
             for item in paths:
                 other = wanted_paths.setdefault(item.path, name)
                 if other != name:
-                    raise ConfigError(name, "path", f"{item.path} is also written by [{other}]",
-                                      "each file to belong to one part")
+                    raise ConfigError(
+                        name,
+                        "path",
+                        f"{item.path} is also written by [{other}]",
+                        "each file to belong to one part",
+                    )
         for spec in live.values():
             self._plan_accounts(spec, result)
         for spec in live.values():
@@ -148,12 +169,19 @@ class Planner:
     # -- owners ----------------------------------------------------------------------------
     def check_owner(self, part: str, option: str, user: str, group: str) -> None:
         if user not in self.planned_users and accounts.find_user(self.root, user) is None:
-            raise ConfigError(part, option, f"no user {user!r} on this host",
-                              "an existing user or one a deployment part creates")
+            raise ConfigError(
+                part,
+                option,
+                f"no user {user!r} on this host",
+                "an existing user or one a deployment part creates",
+            )
         if group not in self.planned_groups and accounts.find_group(self.root, group) is None:
-            raise ConfigError(part, "group" if option == "owner" else option,
-                              f"no group {group!r} on this host",
-                              "an existing group or one a deployment part creates")
+            raise ConfigError(
+                part,
+                "group" if option == "owner" else option,
+                f"no group {group!r} on this host",
+                "an existing group or one a deployment part creates",
+            )
 
     def ids(self, user: str, group: str) -> tuple[int | None, int | None]:
         found = accounts.find_user(self.root, user)
@@ -163,15 +191,27 @@ class Planner:
     # -- accounts --------------------------------------------------------------------------
     def _plan_accounts(self, spec: PartSpec, result: Plan) -> None:
         for account in spec.accounts:
-            if accounts.find_group(self.root, account.group) is None and \
-                    account.group not in self.planned_groups:
-                result.actions.append(Action(spec.name, "account", f"group {account.group}",
-                                             account=AccountSpec(None, account.group, "", "")))
+            if (
+                accounts.find_group(self.root, account.group) is None
+                and account.group not in self.planned_groups
+            ):
+                result.actions.append(
+                    Action(
+                        spec.name,
+                        "account",
+                        f"group {account.group}",
+                        account=AccountSpec(None, account.group, "", ""),
+                    )
+                )
             self.planned_groups.add(account.group)
-            if account.user and accounts.find_user(self.root, account.user) is None and \
-                    account.user not in self.planned_users:
-                result.actions.append(Action(spec.name, "account", f"user {account.user}",
-                                             account=account))
+            if (
+                account.user
+                and accounts.find_user(self.root, account.user) is None
+                and account.user not in self.planned_users
+            ):
+                result.actions.append(
+                    Action(spec.name, "account", f"user {account.user}", account=account)
+                )
             if account.user:
                 self.planned_users.add(account.user)
 
@@ -183,11 +223,19 @@ class Planner:
             result.actions.append(Action(spec.name, "mkdir", item.path, directory=item))
             return
         if state.kind == "symlink":
-            raise ConfigError(spec.name, "path", f"{item.path} is a symlink; refusing to follow "
-                              "it", "a real directory or nothing at that path")
+            raise ConfigError(
+                spec.name,
+                "path",
+                f"{item.path} is a symlink; refusing to follow it",
+                "a real directory or nothing at that path",
+            )
         if state.kind != "dir":
-            raise ConfigError(spec.name, "path", f"{item.path} exists and is not a directory",
-                              "a directory or nothing at that path")
+            raise ConfigError(
+                spec.name,
+                "path",
+                f"{item.path} exists and is not a directory",
+                "a directory or nothing at that path",
+            )
         uid, gid = self.ids(item.owner, item.group)
         if (state.mode, state.uid, state.gid) != (item.mode, uid, gid):
             result.actions.append(Action(spec.name, "chmod", item.path, old=state, directory=item))
@@ -205,8 +253,12 @@ class Planner:
         leaving = other not in wanted.values() or wanted.get(path) == part
         if instance != self.manifest.instance or not leaving:
             elsewhere = f" of instance {instance}" if instance != self.manifest.instance else ""
-            raise ConfigError(part, "path", f"{path} belongs to [{other}]{elsewhere}",
-                              "each file to belong to one part")
+            raise ConfigError(
+                part,
+                "path",
+                f"{path} belongs to [{other}]{elsewhere}",
+                "each file to belong to one part",
+            )
         return books_of(other).get(path)
 
     def _plan_file(self, spec: PartSpec, item: FileSpec, wanted: dict, result: Plan) -> None:
@@ -218,8 +270,12 @@ class Planner:
             return
         if state.kind != "file":
             kind = {"dir": "a directory", "symlink": "a symlink"}.get(state.kind, "not a file")
-            raise ConfigError(spec.name, "path", f"{item.path} is {kind}; refusing to replace "
-                              "it", "a regular file or nothing at that path")
+            raise ConfigError(
+                spec.name,
+                "path",
+                f"{item.path} is {kind}; refusing to replace it",
+                "a regular file or nothing at that path",
+            )
         uid, gid = self.ids(item.owner, item.group)
         same_content = state.data == item.content
         same_meta = (state.mode, state.uid, state.gid) == (item.mode, uid, gid)
@@ -235,31 +291,56 @@ class Planner:
             if same_content:
                 pass  # only the owner or mode differs: put it back (below)
             elif spec.force:
-                result.actions.append(Action(spec.name, "update", item.path, old=state, file=item,
-                                             backup=True, note="forced over local changes",
-                                             was_secret=secret))
+                result.actions.append(
+                    Action(
+                        spec.name,
+                        "update",
+                        item.path,
+                        old=state,
+                        file=item,
+                        backup=True,
+                        note="forced over local changes",
+                        was_secret=secret,
+                    )
+                )
                 return
             elif books is not None and _wants_as_written(books, item):
                 # drift: edited by hand, and this run would leave the file as it is
-                result.drift.append(Action(
-                    spec.name, "drift", item.path, old=state, file=item, was_secret=secret,
-                    note="changed by hand since system-recipes wrote it; left as it is "
-                         "(force = true replaces it)"))
+                result.drift.append(
+                    Action(
+                        spec.name,
+                        "drift",
+                        item.path,
+                        old=state,
+                        file=item,
+                        was_secret=secret,
+                        note="changed by hand since system-recipes wrote it; left as it is "
+                        "(force = true replaces it)",
+                    )
+                )
                 result.unchanged.setdefault(spec.name, []).append(item.path)
                 return
             else:
-                why = ("was not written by system-recipes" if books is None
-                       else "was changed since system-recipes wrote it")
-                raise ConfigError(spec.name, "path", f"{item.path} {why}; refusing to overwrite it",
-                                  "force = true to replace it (a backup is kept)")
+                why = (
+                    "was not written by system-recipes"
+                    if books is None
+                    else "was changed since system-recipes wrote it"
+                )
+                raise ConfigError(
+                    spec.name,
+                    "path",
+                    f"{item.path} {why}; refusing to overwrite it",
+                    "force = true to replace it (a backup is kept)",
+                )
         verb = "update" if not same_content else "chmod"
         note = ""
         if state.mode != item.mode:
             note = f"mode {state.mode:04o} -> {item.mode:04o}"
         if (state.uid, state.gid) != (uid, gid):
             note = (note + ", " if note else "") + f"owner {item.owner}:{item.group}"
-        result.actions.append(Action(spec.name, verb, item.path, old=state, file=item, note=note,
-                                     was_secret=secret))
+        result.actions.append(
+            Action(spec.name, verb, item.path, old=state, file=item, note=note, was_secret=secret)
+        )
 
     # -- facts -----------------------------------------------------------------------------
     def _plan_facts(self, spec: PartSpec, result: Plan) -> None:
@@ -271,8 +352,16 @@ class Planner:
             result.actions.append(Action(spec.name, "facts", now, facts=dict(spec.facts)))
             return
         was = ", ".join(f"{k} {v}" for k, v in sorted(recorded.items()))
-        result.actions.append(Action(spec.name, "facts", now, facts=dict(spec.facts),
-                                     fact_reloads=list(spec.fact_reloads), note=f"was {was}"))
+        result.actions.append(
+            Action(
+                spec.name,
+                "facts",
+                now,
+                facts=dict(spec.facts),
+                fact_reloads=list(spec.fact_reloads),
+                note=f"was {was}",
+            )
+        )
 
     # -- symlinks --------------------------------------------------------------------------
     def _plan_link(self, spec: PartSpec, item: LinkSpec, wanted: dict, result: Plan) -> None:
@@ -282,8 +371,12 @@ class Planner:
             return
         if state.kind not in ("symlink", "file"):
             kind = {"dir": "a directory"}.get(state.kind, "not a file")
-            raise ConfigError(spec.name, "path", f"{item.path} is {kind}; refusing to replace it "
-                              "with a symlink", "a symlink or nothing at that path")
+            raise ConfigError(
+                spec.name,
+                "path",
+                f"{item.path} is {kind}; refusing to replace it with a symlink",
+                "a symlink or nothing at that path",
+            )
         books = self.manifest.links(spec.name).get(item.path)
         if books is None:
             books = self._handed_over(spec.name, item.path, wanted, self.manifest.links)
@@ -295,22 +388,42 @@ class Planner:
         ours = state.kind == "symlink" and books is not None and books["target"] == state.target
         if not ours:
             if not spec.force:
-                why = ("is not a symlink" if state.kind == "file"
-                       else "was not made by system-recipes" if books is None
-                       else "was changed since system-recipes made it")
-                raise ConfigError(spec.name, "path", f"{item.path} {why}; refusing to replace it",
-                                  "force = true to replace it")
-            result.actions.append(Action(
-                spec.name, "relink", item.path, old=state, link=item,
-                backup=state.kind == "file", note="forced over "
-                + ("a file" if state.kind == "file" else f"a link to {state.target}")))
+                why = (
+                    "is not a symlink"
+                    if state.kind == "file"
+                    else "was not made by system-recipes"
+                    if books is None
+                    else "was changed since system-recipes made it"
+                )
+                raise ConfigError(
+                    spec.name,
+                    "path",
+                    f"{item.path} {why}; refusing to replace it",
+                    "force = true to replace it",
+                )
+            result.actions.append(
+                Action(
+                    spec.name,
+                    "relink",
+                    item.path,
+                    old=state,
+                    link=item,
+                    backup=state.kind == "file",
+                    note="forced over "
+                    + ("a file" if state.kind == "file" else f"a link to {state.target}"),
+                )
+            )
             return
-        result.actions.append(Action(spec.name, "relink", item.path, old=state, link=item,
-                                     note=f"was -> {state.target}"))
+        result.actions.append(
+            Action(
+                spec.name, "relink", item.path, old=state, link=item, note=f"was -> {state.target}"
+            )
+        )
 
     # -- removals --------------------------------------------------------------------------
-    def _plan_removals(self, name: str, spec: PartSpec | None, leaving: bool, wanted: dict,
-                       result: Plan) -> None:
+    def _plan_removals(
+        self, name: str, spec: PartSpec | None, leaving: bool, wanted: dict, result: Plan
+    ) -> None:
         if spec is None and not leaving:
             return
         keep_files = {f.path for f in spec.files} if spec else set()
@@ -326,12 +439,20 @@ class Planner:
                 result.actions.append(Action(name, "forget", path, note="already gone"))
             elif state.kind != "file" or sha256(state.content) != books["sha256"]:
                 if force and state.kind == "file":
-                    result.actions.append(Action(name, "remove", path, old=state, backup=True,
-                                                 was_secret=secret))
+                    result.actions.append(
+                        Action(name, "remove", path, old=state, backup=True, was_secret=secret)
+                    )
                 else:
-                    result.actions.append(Action(name, "keep", path, old=state,
-                                                 note="changed since written; left in place",
-                                                 was_secret=secret))
+                    result.actions.append(
+                        Action(
+                            name,
+                            "keep",
+                            path,
+                            old=state,
+                            note="changed since written; left in place",
+                            was_secret=secret,
+                        )
+                    )
             else:
                 result.actions.append(Action(name, "remove", path, old=state, was_secret=secret))
         for path, books in self.manifest.links(name).items():
@@ -343,8 +464,9 @@ class Planner:
             elif state.kind == "symlink" and state.target == books["target"]:
                 result.actions.append(Action(name, "unlink", path, old=state))
             else:
-                result.actions.append(Action(name, "keep", path, old=state,
-                                             note="changed since made; left in place"))
+                result.actions.append(
+                    Action(name, "keep", path, old=state, note="changed since made; left in place")
+                )
         for path, books in sorted(self.manifest.directories(name).items(), reverse=True):
             if path in keep_dirs or path in wanted:
                 continue
@@ -372,13 +494,18 @@ class Planner:
             return Action(part, "forget", path, note="changed since; left as it is")
         if (state.mode, state.uid, state.gid) == (found["mode"], found["uid"], found["gid"]):
             return Action(part, "forget", path, note="not ours")
-        return Action(part, "restore", path, old=state,
-                      note=f"mode {found['mode']:04o}, owner {found['uid']}:{found['gid']}, "
-                           "as it was found")
+        return Action(
+            part,
+            "restore",
+            path,
+            old=state,
+            note=f"mode {found['mode']:04o}, owner {found['uid']}:{found['gid']}, as it was found",
+        )
 
     def _inspect(self, part: str, path: str, read: bool = True) -> fsops.FileState | None:
         try:
             return fsops.inspect(self.root, path, read=read)
         except fsops.UnsafePath as error:
-            raise ConfigError(part, "path", error.strerror or str(error),
-                              "a path without symlinks") from None
+            raise ConfigError(
+                part, "path", error.strerror or str(error), "a path without symlinks"
+            ) from None

@@ -22,21 +22,25 @@ def blamed(buildout, error: ConfigError) -> ConfigError:
     check``, not ``[shop-nrpe] checks``); the generated place stays in the message. Every
     problem the error carries (``plan --all``) is blamed the same way."""
     first = _blamed_one(buildout, error)
-    first.problems = [_blamed_one(buildout, p) if p is not error else first
-                      for p in getattr(error, "problems", [error])]
+    first.problems = [
+        _blamed_one(buildout, p) if p is not error else first
+        for p in getattr(error, "problems", [error])
+    ]
     return first
 
 
 def _blamed_one(buildout, error: ConfigError) -> ConfigError:
     table = getattr(buildout, GENERATED_FROM, {})
     origin = table.get((error.section, error.option)) or (
-        table.get((error.section, None)) if error.option is None else None)
+        table.get((error.section, None)) if error.option is None else None
+    )
     if origin is None:
         return error
     meta, option = origin
     where = f"[{error.section}] {error.option}" if error.option else f"[{error.section}]"
-    blamed = ConfigError(meta, option, f"{error.problem} (in the generated {where})",
-                         error.expected)
+    blamed = ConfigError(
+        meta, option, f"{error.problem} (in the generated {where})", error.expected
+    )
     blamed.generated = (error.section, error.option)
     return blamed
 
@@ -54,7 +58,8 @@ class Recipe:
             raise zc.buildout.UserError(
                 f"[{name}] recipe system_recipes:{self.recipe_name} needs the system-recipes "
                 "extension: add 'extensions = system-recipes' to [buildout] "
-                "(profiles/base.cfg does)")
+                "(profiles/base.cfg does)"
+            )
         self.run = active
         self.settings = active.settings
         self.layout = self.settings.layout
@@ -73,8 +78,9 @@ class Recipe:
         raise NotImplementedError
 
     # -- helpers for subclasses ------------------------------------------------------------
-    def render(self, template: str, context: dict, option: str = "template",
-               inline: bool = False) -> bytes:
+    def render(
+        self, template: str, context: dict, option: str = "template", inline: bool = False
+    ) -> bytes:
         template, search = self.locate(template, option, inline)
         try:
             text = render.render(template, context, search, inline=inline)
@@ -82,8 +88,9 @@ class Recipe:
             raise ConfigError(self.name, option, str(error)) from None
         return text.encode("utf-8")
 
-    def locate(self, template: str, option: str = "template",
-               inline: bool = False) -> tuple[str, tuple[str, ...]]:
+    def locate(
+        self, template: str, option: str = "template", inline: bool = False
+    ) -> tuple[str, tuple[str, ...]]:
         """The name to ask jinja2 for, and where it searches (a path is its own directory)."""
         search = self.search_path(option)
         if not inline and ("/" in template):
@@ -107,8 +114,10 @@ class Recipe:
         near: tuple[str, ...] = ()
         directory = self.profile_directory(option)
         if directory:
-            near = (os.path.join(directory, "templates"),
-                    os.path.join(os.path.dirname(directory), "templates"))
+            near = (
+                os.path.join(directory, "templates"),
+                os.path.join(os.path.dirname(directory), "templates"),
+            )
         return near + tuple(self.settings.templates) + (render.packaged_templates(),)
 
     def earlier_files(self, path: str) -> tuple[str, ...]:
@@ -132,7 +141,8 @@ def uninstall(name: str, options) -> None:
     active = run.current()
     if active is None:
         raise zc.buildout.UserError(
-            f"[{name}] cannot uninstall without the system-recipes extension")
+            f"[{name}] cannot uninstall without the system-recipes extension"
+        )
     active.stage_removal(name)
 
 

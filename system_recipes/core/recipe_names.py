@@ -69,6 +69,9 @@ def check_recipe_names(buildout) -> None:
             continue
         prefix = requirement.strip()
         guess = did_you_mean(entry, sorted(known))  # the names only: they share the prefix
-        hint = f" (did you mean '{prefix}:{guess}'?)" if guess else \
-            f" (expected one of {', '.join(f'{prefix}:{name}' for name in sorted(known))})"
+        hint = (
+            f" (did you mean '{prefix}:{guess}'?)"
+            if guess
+            else f" (expected one of {', '.join(f'{prefix}:{name}' for name in sorted(known))})"
+        )
         raise ConfigError(section, "recipe", f"unknown recipe {spec[:100]}{hint}")

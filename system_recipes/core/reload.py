@@ -36,8 +36,11 @@ HANDLERS: dict[str, Handler] = {}
 #: restart kind -> the reload kind whose targets it already restarts (done once, not twice)
 COVERED_BY: dict[str, str] = {}
 #: how a ``restart`` option names a restart: ``supervisor PROGRAM`` -> ``supervisor-restart``
-RESTART_KINDS = {"supervisor": "supervisor-restart", "systemd": "systemd-restart",
-                 "sysv": "sysv-restart"}
+RESTART_KINDS = {
+    "supervisor": "supervisor-restart",
+    "systemd": "systemd-restart",
+    "sysv": "sysv-restart",
+}
 
 
 def register(kind: str, covered_by: str | None = None):
@@ -69,10 +72,14 @@ class Restart(OptionType):
 
 
 def restart_option() -> Option:
-    return Option("restart", Lines(Restart()), default=[],
-                  help="services to restart once, after the commit, when this changed: one per "
-                       "line, `supervisor PROGRAM`, `systemd UNIT` or `sysv NAME`; a service "
-                       "that is not running stays stopped (reported as skipped)")
+    return Option(
+        "restart",
+        Lines(Restart()),
+        default=[],
+        help="services to restart once, after the commit, when this changed: one per "
+        "line, `supervisor PROGRAM`, `systemd UNIT` or `sysv NAME`; a service "
+        "that is not running stays stopped (reported as skipped)",
+    )
 
 
 @register("command")
@@ -82,8 +89,9 @@ def run_commands(targets: list[str], settings: Settings) -> list[str]:
         result = subprocess.run(command, shell=True, capture_output=True, text=True)
         if result.returncode:
             output = (result.stderr or result.stdout).strip().splitlines()
-            problems.append(f"{command!r} exited {result.returncode}"
-                            + (f": {output[-1]}" if output else ""))
+            problems.append(
+                f"{command!r} exited {result.returncode}" + (f": {output[-1]}" if output else "")
+            )
     return problems
 
 

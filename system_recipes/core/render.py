@@ -48,7 +48,9 @@ class RenderError(Exception):
     pass
 
 
-def render(name_or_text: str, context: dict, search_path: tuple[str, ...], inline: bool = False) -> str:
+def render(
+    name_or_text: str, context: dict, search_path: tuple[str, ...], inline: bool = False
+) -> str:
     """Render a template by name (searched in ``search_path``) or an inline text."""
     env = environment(search_path)
     try:
@@ -61,11 +63,14 @@ def render(name_or_text: str, context: dict, search_path: tuple[str, ...], inlin
     except jinja2.UndefinedError as error:
         raise RenderError(f"{_message(error)} {_where(error)}".strip()) from None
     except jinja2.TemplateSyntaxError as error:
-        raise RenderError(f"template syntax error: {_message(error)} "
-                          f"({_name(error.name or error.filename)} line {error.lineno})") from None
+        raise RenderError(
+            f"template syntax error: {_message(error)} "
+            f"({_name(error.name or error.filename)} line {error.lineno})"
+        ) from None
     except Exception as error:  # noqa: BLE001 -- whatever a template raises is the template's
-        raise RenderError(f"{type(error).__name__}: {_message(error)} {_where(error)}".strip()) \
-            from None
+        raise RenderError(
+            f"{type(error).__name__}: {_message(error)} {_where(error)}".strip()
+        ) from None
 
 
 def _not_found(error: jinja2.TemplateNotFound, search_path: tuple[str, ...]) -> RenderError:
@@ -75,10 +80,12 @@ def _not_found(error: jinja2.TemplateNotFound, search_path: tuple[str, ...]) -> 
 
 def _undecodable(name: str, error: UnicodeDecodeError) -> RenderError:
     """jinja2 decodes a template file whole, so the error's offset is the file's."""
-    line = error.object[:error.start].count(b"\n") + 1
-    return RenderError(f"template {name!r}: byte {error.start} (line {line}) is not "
-                       f"{error.encoding}: {error.object[error.start:error.start + 1]!r} "
-                       f"(expected a {error.encoding} text file)")
+    line = error.object[: error.start].count(b"\n") + 1
+    return RenderError(
+        f"template {name!r}: byte {error.start} (line {line}) is not "
+        f"{error.encoding}: {error.object[error.start : error.start + 1]!r} "
+        f"(expected a {error.encoding} text file)"
+    )
 
 
 def _message(error: Exception) -> str:
@@ -159,9 +166,11 @@ def names_used(name_or_text: str, search_path: tuple[str, ...], inline: bool = F
                 complete = False
             else:
                 pending.append((other, False))
-    return Names(frozenset(variables),
-                 {k: (frozenset(v) if v is not None else None) for k, v in sections.items()},
-                 complete)
+    return Names(
+        frozenset(variables),
+        {k: (frozenset(v) if v is not None else None) for k, v in sections.items()},
+        complete,
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -170,15 +179,21 @@ def _parse(env: jinja2.Environment, source: str):
         tree = env.parse(source)
     except jinja2.TemplateSyntaxError:
         return None
-    return (frozenset(jinja2.meta.find_undeclared_variables(tree)), _section_reads(tree),
-            tuple(jinja2.meta.find_referenced_templates(tree)))
+    return (
+        frozenset(jinja2.meta.find_undeclared_variables(tree)),
+        _section_reads(tree),
+        tuple(jinja2.meta.find_referenced_templates(tree)),
+    )
 
 
 def _constant(node) -> str | None:
     if isinstance(node, jinja2.nodes.Getattr):
         return node.attr
-    if isinstance(node, jinja2.nodes.Getitem) and isinstance(node.arg, jinja2.nodes.Const) \
-            and isinstance(node.arg.value, str):
+    if (
+        isinstance(node, jinja2.nodes.Getitem)
+        and isinstance(node.arg, jinja2.nodes.Const)
+        and isinstance(node.arg.value, str)
+    ):
         return node.arg.value
     return None
 

@@ -8,9 +8,23 @@ import sys
 
 from .plan import Action, Plan
 
-VERBS = {"create": "create", "update": "update", "chmod": "owner/mode", "remove": "remove",
-         "keep": "keep", "mkdir": "mkdir", "rmdir": "rmdir", "account": "add", "forget": "forget",
-         "link": "link", "relink": "relink", "unlink": "unlink", "drift": "drift", "facts": "record", "restore": "restore"}
+VERBS = {
+    "create": "create",
+    "update": "update",
+    "chmod": "owner/mode",
+    "remove": "remove",
+    "keep": "keep",
+    "mkdir": "mkdir",
+    "rmdir": "rmdir",
+    "account": "add",
+    "forget": "forget",
+    "link": "link",
+    "relink": "relink",
+    "unlink": "unlink",
+    "drift": "drift",
+    "facts": "record",
+    "restore": "restore",
+}
 LINK_VERBS = ("link", "relink", "unlink")
 
 
@@ -34,12 +48,15 @@ def diff(action: Action) -> str:
         old_text, new_text = old.decode("utf-8"), new.decode("utf-8")
     except UnicodeDecodeError:
         return f"    (binary content of {action.path} not shown)\n"
-    lines = difflib.unified_diff(old_text.splitlines(keepends=True),
-                                 new_text.splitlines(keepends=True),
-                                 fromfile=f"a{action.path}" if action.old else "/dev/null",
-                                 tofile=f"b{action.path}" if action.verb != "remove" else "/dev/null")
-    text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-                   for line in lines)
+    lines = difflib.unified_diff(
+        old_text.splitlines(keepends=True),
+        new_text.splitlines(keepends=True),
+        fromfile=f"a{action.path}" if action.old else "/dev/null",
+        tofile=f"b{action.path}" if action.verb != "remove" else "/dev/null",
+    )
+    text = "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
     return text
 
 
@@ -64,8 +81,11 @@ def part_lines(plan: Plan, tense: str, expansions: dict | None = None) -> list[s
             lines.append(_meta_line(plan, firsts[part], expansions[firsts[part]], width, tense))
         actions = plan.for_part(part) + [a for a in plan.drift if a.part == part]
         label = f"[{part}]".ljust(width)
-        shown = status if tense == "past" else {"created": "create", "updated": "update",
-                                                  "removed": "remove"}.get(status, status)
+        shown = (
+            status
+            if tense == "past"
+            else {"created": "create", "updated": "update", "removed": "remove"}.get(status, status)
+        )
         details = "; ".join(describe(a) for a in actions)
         lines.append(f"  {label} {shown}" + (f": {details}" if details else ""))
     return lines
@@ -92,13 +112,16 @@ def summary(plan: Plan, reloads: str, tense: str) -> str:
         counts[status] = counts.get(status, 0) + 1
     counts["unchanged"] += counts.pop("drifted", 0)
     drift = f"; {len(plan.drift)} drifted (left as edited)" if plan.drift else ""
-    files = sum(1 for a in plan.actions
-                if a.verb in ("create", "update", "chmod", "remove", *LINK_VERBS))
+    files = sum(
+        1 for a in plan.actions if a.verb in ("create", "update", "chmod", "remove", *LINK_VERBS)
+    )
     head = "system-recipes:" if tense == "past" else "plan:"
-    return (f"{head} {counts['created']} created, {counts['updated']} updated, "
-            f"{counts['removed']} removed, {counts['unchanged']} unchanged; "
-            f"{files} file{'s' if files != 1 else ''} {'changed' if tense == 'past' else 'to change'}"
-            f"{drift}; reloads: {reloads}")
+    return (
+        f"{head} {counts['created']} created, {counts['updated']} updated, "
+        f"{counts['removed']} removed, {counts['unchanged']} unchanged; "
+        f"{files} file{'s' if files != 1 else ''} {'changed' if tense == 'past' else 'to change'}"
+        f"{drift}; reloads: {reloads}"
+    )
 
 
 def link_diff(action: Action) -> str:
@@ -114,6 +137,8 @@ def link_diff(action: Action) -> str:
 
 
 def diffs(plan: Plan) -> list[str]:
-    return [link_diff(a) if a.verb in LINK_VERBS else diff(a) for a in plan.actions
-            if a.verb in ("create", "update", "remove", *LINK_VERBS)] + \
-        [diff(a) for a in plan.drift]
+    return [
+        link_diff(a) if a.verb in LINK_VERBS else diff(a)
+        for a in plan.actions
+        if a.verb in ("create", "update", "remove", *LINK_VERBS)
+    ] + [diff(a) for a in plan.drift]

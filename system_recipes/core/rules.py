@@ -79,8 +79,7 @@ class Refused:
         return None
 
     def describe(self) -> str:
-        head = f"`{self.option}`" if self.value is SET else \
-            f"`{self.option} = {_text(self.value)}`"
+        head = f"`{self.option}`" if self.value is SET else f"`{self.option} = {_text(self.value)}`"
         return f"{head} is refused when {' and '.join(map(str, self.when))}: {self.problem}"
 
 
@@ -93,8 +92,11 @@ class ExactlyOneOf:
         if len(present) == 1:
             return None
         names = " and ".join(self.options)
-        return (self.options[0], f"set exactly one of {names}",
-                " or ".join(f"{o} = ..." for o in self.options))
+        return (
+            self.options[0],
+            f"set exactly one of {names}",
+            " or ".join(f"{o} = ..." for o in self.options),
+        )
 
     def describe(self) -> str:
         return "exactly one of " + ", ".join(f"`{o}`" for o in self.options)
@@ -125,15 +127,13 @@ def _condition(spec) -> Condition:
     return Condition(option, value)
 
 
-def refused_with(option: str, *, when, problem: str, expected: str,
-                 value: Any = SET) -> Refused:
+def refused_with(option: str, *, when, problem: str, expected: str, value: Any = SET) -> Refused:
     """``option`` (set, or set to ``value``) is refused when ``when`` holds: an option name
     (it is set), an ``(option, value)`` pair or a :class:`Condition` -- or a list of them."""
     conditions = when if isinstance(when, list) else [when]
     return Refused(option, tuple(_condition(c) for c in conditions), problem, expected, value)
 
 
-def requires(option: str, other: str, value: Any = True, *, problem: str,
-             expected: str) -> Refused:
+def requires(option: str, other: str, value: Any = True, *, problem: str, expected: str) -> Refused:
     """``option`` has an effect only with ``other`` (= ``value``): refused otherwise."""
     return Refused(option, (Condition(other, value, negate=True),), problem, expected)

@@ -68,14 +68,16 @@ class Run:
     def acquire(self) -> None:
         if self.mode == "apply":
             os.makedirs(self.state, mode=0o700, exist_ok=True)
-            os.makedirs(os.path.join(self.state, self.settings.instance), mode=0o700,
-                        exist_ok=True)
+            os.makedirs(os.path.join(self.state, self.settings.instance), mode=0o700, exist_ok=True)
         elif not os.path.isdir(self.state):
             return  # nothing was ever applied: nothing to lock against
         path = os.path.join(self.state, "lock")
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(path, flags if self.mode == "apply" else os.O_RDONLY | os.O_CLOEXEC, 0o600) \
-            if self.mode == "apply" or os.path.exists(path) else None
+        fd = (
+            os.open(path, flags if self.mode == "apply" else os.O_RDONLY | os.O_CLOEXEC, 0o600)
+            if self.mode == "apply" or os.path.exists(path)
+            else None
+        )
         if fd is None:
             return
         kind = fcntl.LOCK_EX if self.mode == "apply" else fcntl.LOCK_SH
@@ -88,12 +90,16 @@ class Run:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     os.close(fd)
-                    raise RunError(f"another system-recipes run holds {path} "
-                                   f"(pid {self._holder(path)}); gave up after "
-                                   f"{self.settings.lock_timeout}s (lock-timeout)") from None
+                    raise RunError(
+                        f"another system-recipes run holds {path} "
+                        f"(pid {self._holder(path)}); gave up after "
+                        f"{self.settings.lock_timeout}s (lock-timeout)"
+                    ) from None
                 if not told:
-                    report.say(f"system-recipes: waiting for another run "
-                               f"(pid {self._holder(path)}) to finish")
+                    report.say(
+                        f"system-recipes: waiting for another run "
+                        f"(pid {self._holder(path)}) to finish"
+                    )
                     told = True
                 time.sleep(0.2)
         if self.mode == "apply":
@@ -167,8 +173,9 @@ class Run:
         order: dict[str, int] = {}
         for index, name in enumerate(parts):
             order.setdefault(name, index)
-        specs = dict(sorted(specs.items(), key=lambda item: (
-            order.get(item[0], len(parts)), item[0])))
+        specs = dict(
+            sorted(specs.items(), key=lambda item: (order.get(item[0], len(parts)), item[0]))
+        )
         plan = Planner(self.settings, manifest).plan(specs, orphans)
         self._validate(plan)
         return plan
@@ -181,13 +188,19 @@ class Run:
             self._declared_plan = (specs, self.build_plan(specs))
 
     def _validate(self, plan: Plan) -> None:
-        items = [Item(a.part, a.file, check) for a in plan.actions
-                 if a.file is not None and a.verb in ("create", "update") for check in a.file.checks]
+        items = [
+            Item(a.part, a.file, check)
+            for a in plan.actions
+            if a.file is not None and a.verb in ("create", "update")
+            for check in a.file.checks
+        ]
         context = ValidationContext(
             root=self.settings.root,
-            planned_directories=frozenset(d.path for spec in self.declared.values()
-                                          for d in spec.directories),
-            leaving=frozenset(a.path for a in plan.actions if a.verb in ("remove", "forget")))
+            planned_directories=frozenset(
+                d.path for spec in self.declared.values() for d in spec.directories
+            ),
+            leaving=frozenset(a.path for a in plan.actions if a.verb in ("remove", "forget")),
+        )
         findings = self.validation.run(items, context)
         generated = getattr(self.buildout, GENERATED_FROM, {})
         errors, judged = [], set()
@@ -195,8 +208,11 @@ class Run:
             if not f.fatal or (f.part, f.path) in judged:
                 continue  # one line per file: its first problem (its program's, if missing)
             judged.add((f.part, f.path))
-            errors.append(f"[{generated[(f.part, None)][0]}] in the generated {f}"
-                          if (f.part, None) in generated else str(f))
+            errors.append(
+                f"[{generated[(f.part, None)][0]}] in the generated {f}"
+                if (f.part, None) in generated
+                else str(f)
+            )
         for f in findings:
             if not f.fatal:
                 report.say(f"system-recipes: warning: {f}")
@@ -208,8 +224,11 @@ class Run:
         # every declared part staged and nothing else (a no-op or a plain update run): the plan
         # made before the first stage still holds, since nothing was written in between
         planned = self._declared_plan
-        if planned is not None and planned[0].keys() == self.staged.keys() and all(
-                planned[0][name] is spec for name, spec in self.staged.items()):
+        if (
+            planned is not None
+            and planned[0].keys() == self.staged.keys()
+            and all(planned[0][name] is spec for name, spec in self.staged.items())
+        ):
             plan = planned[1]
         else:
             plan = self.build_plan(dict(self.staged))
@@ -230,7 +249,8 @@ class Run:
 
     def _apply(self, plan: Plan) -> None:
         Apply(self.settings, self.journal, self.declared, self.manifest(fresh=True)).run(
-            plan, self.configured_parts())
+            plan, self.configured_parts()
+        )
         self._manifest = None
 
     def protect_buildout_state(self) -> None:

@@ -261,8 +261,13 @@ def unescape(text: str) -> str:
 class Schema:
     """The declared options of one recipe, checked in one place."""
 
-    def __init__(self, options: list[Option], extra: bool = False, extra_help: str = "",
-                 rules: list | None = None):
+    def __init__(
+        self,
+        options: list[Option],
+        extra: bool = False,
+        extra_help: str = "",
+        rules: list | None = None,
+    ):
         self.options = {o.name: o for o in options}
         self.extra = extra
         self.extra_help = extra_help
@@ -270,9 +275,12 @@ class Schema:
         self.rules = list(rules or [])
 
     def __add__(self, other: Schema) -> Schema:
-        return Schema(list(self.options.values()) + list(other.options.values()),
-                      extra=self.extra or other.extra, extra_help=self.extra_help or other.extra_help,
-                      rules=self.rules + other.rules)
+        return Schema(
+            list(self.options.values()) + list(other.options.values()),
+            extra=self.extra or other.extra,
+            extra_help=self.extra_help or other.extra_help,
+            rules=self.rules + other.rules,
+        )
 
     def parse(self, section: str, raw: Mapping[str, str], ignore: Set[str] = frozenset()) -> Values:
         """Typed values, or ConfigError for the first problem; every problem of the section is
@@ -289,13 +297,19 @@ class Schema:
                 try:
                     values[name] = option.type.parse(unescape(raw[name]))
                 except ValueError as error:
-                    problems.append(ConfigError(
-                        section, name, inline_comment_hint(str(error), raw[name]),
-                        option.type.expected))
+                    problems.append(
+                        ConfigError(
+                            section,
+                            name,
+                            inline_comment_hint(str(error), raw[name]),
+                            option.type.expected,
+                        )
+                    )
                     values[name] = None
             elif option.required:
-                problems.append(ConfigError(section, name, "missing required option",
-                                            option.type.expected))
+                problems.append(
+                    ConfigError(section, name, "missing required option", option.type.expected)
+                )
                 values[name] = None
             elif not problems:
                 values[name] = option.default_for(values)
@@ -361,6 +375,10 @@ def section_name(values: Values) -> str:
 
 
 def force_option() -> Option:
-    return Option("force", Bool(), default=False,
-                  help="replace a file that was not written by system-recipes or was edited by "
-                       "hand (a backup is kept in the state directory)")
+    return Option(
+        "force",
+        Bool(),
+        default=False,
+        help="replace a file that was not written by system-recipes or was edited by "
+        "hand (a backup is kept in the state directory)",
+    )

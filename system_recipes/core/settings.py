@@ -11,28 +11,62 @@ from .schema import AbsolutePath, Choice, Directory, Integer, Line, Lines, Optio
 
 SECTION = "system-recipes"
 
-SCHEMA = Schema([
-    Option("root", Directory(), default="/",
-           help="install root: every path is written below it, so a profile can be rendered "
-                "into a scratch tree"),
-    Option("layout", Choice("auto", "debian", "redhat"), default="auto",
-           help="where standard files go; auto reads etc/os-release below the root"),
-    Option("state-directory", AbsolutePath(), default="/var/lib/system-recipes",
-           help="manifest, journal, lock and backups (below the root)"),
-    Option("validate", Choice("required", "warn", "off"), default="required",
-           help="a validator that is not installed is an error (required), a warning (warn), "
-                "or validation is skipped (off)"),
-    Option("reload", Choice("on", "off"), default="on",
-           help="reload the daemons whose configuration changed, once, at the end of a run"),
-    Option("templates", Lines(), default=["templates"],
-           help="the profile's own template directories, one per line, searched in order before "
-                "the packaged templates; relative ones are relative to the buildout directory"),
-    Option("instance", Line(pattern=r"[A-Za-z0-9_.-]+", expected="a name"), default="host",
-           help="names this buildout's share of the state directory, so several host "
-                "configurations (one per application) can manage one machine side by side"),
-    Option("lock-timeout", Integer(minimum=0), default=300,
-           help="seconds to wait for another run holding the lock before giving up"),
-])
+SCHEMA = Schema(
+    [
+        Option(
+            "root",
+            Directory(),
+            default="/",
+            help="install root: every path is written below it, so a profile can be rendered "
+            "into a scratch tree",
+        ),
+        Option(
+            "layout",
+            Choice("auto", "debian", "redhat"),
+            default="auto",
+            help="where standard files go; auto reads etc/os-release below the root",
+        ),
+        Option(
+            "state-directory",
+            AbsolutePath(),
+            default="/var/lib/system-recipes",
+            help="manifest, journal, lock and backups (below the root)",
+        ),
+        Option(
+            "validate",
+            Choice("required", "warn", "off"),
+            default="required",
+            help="a validator that is not installed is an error (required), a warning (warn), "
+            "or validation is skipped (off)",
+        ),
+        Option(
+            "reload",
+            Choice("on", "off"),
+            default="on",
+            help="reload the daemons whose configuration changed, once, at the end of a run",
+        ),
+        Option(
+            "templates",
+            Lines(),
+            default=["templates"],
+            help="the profile's own template directories, one per line, searched in order before "
+            "the packaged templates; relative ones are relative to the buildout directory",
+        ),
+        Option(
+            "instance",
+            Line(pattern=r"[A-Za-z0-9_.-]+", expected="a name"),
+            default="host",
+            help="names this buildout's share of the state directory, so several host "
+            "configurations (one per application) can manage one machine side by side",
+        ),
+        Option(
+            "lock-timeout",
+            Integer(minimum=0),
+            default=300,
+            help="seconds to wait for another run holding the lock before giving up",
+        ),
+    ]
+)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from .errors import PROBLEM, clip, shown
 from .model import Check, FileSpec
 
-SBIN_PATH = os.pathsep.join(["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
-                             "/sbin", "/bin"])
+SBIN_PATH = os.pathsep.join(
+    ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+)
 PROCESS_COUNT = {"n": 0}
 
 
@@ -180,9 +181,14 @@ class Validation:
                 fatal = self.mode == "required"
                 hint = "install it, or set [system-recipes] validate = warn"
                 for item in batch:
-                    findings.append(Finding(item.part, item.file.path,
-                                            f"cannot validate: {missing[0]} is not installed "
-                                            f"({hint})", fatal))
+                    findings.append(
+                        Finding(
+                            item.part,
+                            item.file.path,
+                            f"cannot validate: {missing[0]} is not installed ({hint})",
+                            fatal,
+                        )
+                    )
                 continue
             errors = validator.check(batch, context)
             for index, item in enumerate(batch):
@@ -195,8 +201,15 @@ class Validation:
 
 def finding(item: Item, message: str | Problem) -> Finding:
     if isinstance(message, Problem):
-        return Finding(item.part, item.file.path, message.message, True, message.line,
-                       message.option, message.text)
+        return Finding(
+            item.part,
+            item.file.path,
+            message.message,
+            True,
+            message.line,
+            message.option,
+            message.text,
+        )
     return Finding(item.part, item.file.path, message, True)
 
 

@@ -66,20 +66,25 @@ def _alive(pid: int, programs: tuple[str, ...]) -> bool:
     return bool(fields) and fields[0] != "Z" and comm in programs
 
 
-def reload_service(kind: str, service: str, pidfile: str, programs: tuple[str, ...],
-                   settle: float = 1.0) -> reload.Outcome:
+def reload_service(
+    kind: str, service: str, pidfile: str, programs: tuple[str, ...], settle: float = 1.0
+) -> reload.Outcome:
     """Reload ``service``: done, skipped (not running) or a problem."""
     if systemd_running():
-        active = subprocess.run(["systemctl", "is-active", "--quiet", service],
-                                capture_output=True, text=True)
+        active = subprocess.run(
+            ["systemctl", "is-active", "--quiet", service], capture_output=True, text=True
+        )
         if active.returncode:
             return reload.Outcome(skipped={service: "not running"})
         result = subprocess.run(["systemctl", "reload", service], capture_output=True, text=True)
         if result.returncode:
             output = (result.stderr or result.stdout).strip().splitlines()
-            return reload.Outcome(problems=[f"systemctl reload {service} exited "
-                                            f"{result.returncode}"
-                                            + (f": {output[-1]}" if output else "")])
+            return reload.Outcome(
+                problems=[
+                    f"systemctl reload {service} exited "
+                    f"{result.returncode}" + (f": {output[-1]}" if output else "")
+                ]
+            )
         return reload.Outcome(done=[service])
     pid = running_pid(pidfile, programs)
     if pid is None:
@@ -91,8 +96,12 @@ def reload_service(kind: str, service: str, pidfile: str, programs: tuple[str, .
     deadline = time.monotonic() + settle
     while time.monotonic() < deadline:
         if not _alive(pid, programs):
-            return reload.Outcome(problems=[f"{service} (pid {pid}) exited after SIGHUP: it "
-                                            "refused the new configuration (see its log)"])
+            return reload.Outcome(
+                problems=[
+                    f"{service} (pid {pid}) exited after SIGHUP: it "
+                    "refused the new configuration (see its log)"
+                ]
+            )
         time.sleep(0.1)
     report.say(f"system-recipes: {kind}: sent SIGHUP to {service} (pid {pid})")
     return reload.Outcome(done=[service])

@@ -29,8 +29,7 @@ def read_entries(text: str) -> list:
     logger = logging.getLogger("crontab")
     disabled, logger.disabled = logger.disabled, True
     try:
-        return [job for job in CronTab(tab=text, user=False)
-                if job.is_valid() and job.is_enabled()]
+        return [job for job in CronTab(tab=text, user=False) if job.is_valid() and job.is_enabled()]
     finally:
         logger.disabled = disabled
 
@@ -46,9 +45,18 @@ def dry_run_command(path: str) -> list[str]:
     directory, which wakes the daemon: as root it runs in a private mount namespace with a
     throw-away spool, so checking (and ``plan``) changes nothing on the machine."""
     if os.geteuid() == 0 and os.path.isdir(SPOOL) and validate.which("unshare"):
-        return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
-                'mount -t tmpfs -o mode=1730 system-recipes "$1" && exec crontab -n "$2"',
-                "sh", SPOOL, path]
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            'mount -t tmpfs -o mode=1730 system-recipes "$1" && exec crontab -n "$2"',
+            "sh",
+            SPOOL,
+            path,
+        ]
     return ["crontab", "-n", path]
 
 
@@ -60,7 +68,9 @@ class CronValidator(validate.Validator):
     name = "cron"
     tools = ("crontab",)
 
-    def check(self, items: list[validate.Item], context: validate.ValidationContext) -> dict[int, str]:
+    def check(
+        self, items: list[validate.Item], context: validate.ValidationContext
+    ) -> dict[int, str]:
         errors: dict[int, str] = {}
         owners: list[tuple[int, tuple]] = []  # one per entry of the temp crontab
         for index, item in enumerate(items):
@@ -83,23 +93,31 @@ class CronValidator(validate.Validator):
         text = item.file.content.decode("utf-8", "replace")
         if not text.endswith("\n"):
             return "the file does not end with a newline (cron would drop the last line)"
-        written = [line for line in text.split("\n")
-                   if line.strip() and not line.lstrip().startswith("#")]
+        written = [
+            line for line in text.split("\n") if line.strip() and not line.lstrip().startswith("#")
+        ]
         expected = [line[1] for line in item.check.arguments]
         if written != expected:
-            return ("the template did not write the environment lines and entries exactly "
-                    "once, in order (cron.j2 must render every one of them)")
+            return (
+                "the template did not write the environment lines and entries exactly "
+                "once, in order (cron.j2 must render every one of them)"
+            )
         entries = [line for line in item.check.arguments if line[0] != "environment"]
         parsed = read_entries(text)
         if len(parsed) != len(entries):
             for option, line, schedule, _, command in entries:
                 if len(read_entries(line)) != 1:
-                    hint = (" (it reads a '#' in the command of an @special entry as a comment: "
-                            "write the schedule as five fields)"
-                            if schedule.startswith("@") and "#" in command else "")
+                    hint = (
+                        " (it reads a '#' in the command of an @special entry as a comment: "
+                        "write the schedule as five fields)"
+                        if schedule.startswith("@") and "#" in command
+                        else ""
+                    )
                     return f"{option}: {shown(line)}: python-crontab cannot read it back{hint}"
-            return (f"python-crontab read {len(parsed)} of the {len(entries)} entries written "
-                    "(it drops lines it cannot parse)")
+            return (
+                f"python-crontab read {len(parsed)} of the {len(entries)} entries written "
+                "(it drops lines it cannot parse)"
+            )
         for job, (option, line, _, user, command) in zip(parsed, entries, strict=True):
             if job.user != user:
                 return f"{option}: {shown(line)}: read back with user {shown(job.user)}, not {shown(user)}"
@@ -123,8 +141,9 @@ class CronValidator(validate.Validator):
                 _, _, schedule, _, command = line
                 text = f"{schedule} {escape_percent(command)}"  # no user column in a crontab
             body += [f"# {number}", text]
-        with tempfile.NamedTemporaryFile("w", prefix="system-recipes-cron-", suffix=".tab",
-                                         encoding="utf-8") as stream:
+        with tempfile.NamedTemporaryFile(
+            "w", prefix="system-recipes-cron-", suffix=".tab", encoding="utf-8"
+        ) as stream:
             stream.write("\n".join(body) + "\n")
             stream.flush()
             result = validate.run_tool(dry_run_command(stream.name))
@@ -142,8 +161,10 @@ class CronValidator(validate.Validator):
                         option = "command"  # schedule + command: the command is too long
                     return {index: f"{option}: {shown(line[1])}: crontab -n: {match.group(2)}"}
         summary = output.splitlines()[0] if output else f"exit status {result.returncode}"
-        return {index: f"crontab -n refused the cron files of this run: {summary}"
-                for index in {index for index, _ in owners}}
+        return {
+            index: f"crontab -n refused the cron files of this run: {summary}"
+            for index in {index for index, _ in owners}
+        }
 
 
 # run-parts(8) --lsbsysinit is what Debian's cron applies to /etc/cron.d names

@@ -41,23 +41,28 @@ PIDFILE = "/run/haproxy.pid"  # Debian's and Red Hat's units and Debian's init s
 LEVEL = re.compile(r"^\[(ALERT|WARNING)\][^:]*:\s*(?:config\s*:\s*)?(.*)$")
 WHERE = re.compile(r"\[([^\[\]]+):(\d+)\]")
 ANYWHERE = re.compile(r"(/[^\s\[\]:]+):(\d+)")
-SUMMARY = ("Error(s) found in configuration file", "Fatal errors found in configuration",
-           "Failed to initialize server(s) addr")
+SUMMARY = (
+    "Error(s) found in configuration file",
+    "Fatal errors found in configuration",
+    "Failed to initialize server(s) addr",
+)
 
 
 def unit_dropin(include: str, section: str) -> str:
     """A systemd drop-in for Debian's haproxy.service that adds ``-f INCLUDE`` the way Red
     Hat's unit does (its variables stay: ``/etc/default/haproxy`` keeps working)."""
-    return (f"# Written by system-recipes for [{section}]: Debian's haproxy.service reads only\n"
-            f"# $CONFIG; this makes it read {include} too, as Red Hat's unit does. Every\n"
-            "# haproxy section writes the same drop-in; any one of them is enough.\n"
-            "[Service]\n"
-            f'Environment="CFGDIR={include}"\n'
-            "ExecStart=\n"
-            f"ExecStart={PROGRAM} -Ws -f $CONFIG -f $CFGDIR -p $PIDFILE $EXTRAOPTS\n"
-            "ExecReload=\n"
-            f"ExecReload={PROGRAM} -Ws -f $CONFIG -f $CFGDIR -c -q $EXTRAOPTS\n"
-            "ExecReload=/bin/kill -USR2 $MAINPID\n")
+    return (
+        f"# Written by system-recipes for [{section}]: Debian's haproxy.service reads only\n"
+        f"# $CONFIG; this makes it read {include} too, as Red Hat's unit does. Every\n"
+        "# haproxy section writes the same drop-in; any one of them is enough.\n"
+        "[Service]\n"
+        f'Environment="CFGDIR={include}"\n'
+        "ExecStart=\n"
+        f"ExecStart={PROGRAM} -Ws -f $CONFIG -f $CFGDIR -p $PIDFILE $EXTRAOPTS\n"
+        "ExecReload=\n"
+        f"ExecReload={PROGRAM} -Ws -f $CONFIG -f $CFGDIR -c -q $EXTRAOPTS\n"
+        "ExecReload=/bin/kill -USR2 $MAINPID\n"
+    )
 
 
 # -- the validator ----------------------------------------------------------------------------
@@ -73,7 +78,9 @@ class HaproxyValidator(validate.Validator):
     name = "haproxy"
     tools = ("haproxy",)
 
-    def check(self, items: list[validate.Item], context: validate.ValidationContext) -> dict[int, str | validate.Problem]:
+    def check(
+        self, items: list[validate.Item], context: validate.ValidationContext
+    ) -> dict[int, str | validate.Problem]:
         errors: dict[int, str | validate.Problem] = {}
         groups: dict[tuple[str, str], list[int]] = {}
         for index, item in enumerate(items):
@@ -85,8 +92,11 @@ class HaproxyValidator(validate.Validator):
 
     def _check_directory(self, items, indexes, main, include, context) -> dict:
         if not os.path.isfile(context.below(main)):
-            return {i: f"haproxy's main configuration {main} is not there below the root "
-                       "(install the haproxy package)" for i in indexes}
+            return {
+                i: f"haproxy's main configuration {main} is not there below the root "
+                "(install the haproxy package)"
+                for i in indexes
+            }
         ours = {posixpath.basename(items[i].file.path): i for i in indexes}
         errors: dict[int, str | validate.Problem] = {}
         with tempfile.TemporaryDirectory(prefix="system-recipes-haproxy-") as directory:
@@ -95,15 +105,19 @@ class HaproxyValidator(validate.Validator):
             on_disk = context.below(include)
             for name in sorted(os.listdir(on_disk)) if os.path.isdir(on_disk) else []:
                 host_path = posixpath.join(include, name)
-                if name.endswith(".cfg") and name not in ours and \
-                        host_path not in context.leaving and \
-                        os.path.isfile(os.path.join(on_disk, name)):
+                if (
+                    name.endswith(".cfg")
+                    and name not in ours
+                    and host_path not in context.leaving
+                    and os.path.isfile(os.path.join(on_disk, name))
+                ):
                     shutil.copyfile(os.path.join(on_disk, name), os.path.join(copy, name))
             for name, index in ours.items():
                 with open(os.path.join(copy, name), "wb") as stream:
                     stream.write(items[index].file.content)
-            result = validate.run_tool(["haproxy", "-c", "-f", context.below(main),
-                                        "-f", copy], timeout=120)
+            result = validate.run_tool(
+                ["haproxy", "-c", "-f", context.below(main), "-f", copy], timeout=120
+            )
             unplaced: list[str] = []
             for line in (result.stdout + result.stderr).splitlines():
                 match = LEVEL.match(line.strip())
@@ -117,8 +131,10 @@ class HaproxyValidator(validate.Validator):
                 name = None
                 number: int | None = None
                 for where in ANYWHERE.finditer(message):
-                    if posixpath.dirname(where.group(1)) == include and \
-                            posixpath.basename(where.group(1)) in ours:
+                    if (
+                        posixpath.dirname(where.group(1)) == include
+                        and posixpath.basename(where.group(1)) in ours
+                    ):
                         name, number = posixpath.basename(where.group(1)), int(where.group(2))
                         break
                 if any(s in message for s in SUMMARY):
@@ -128,13 +144,19 @@ class HaproxyValidator(validate.Validator):
                     if index not in errors:
                         text = re.sub(r"^parsing\s*", "", message, flags=re.I)
                         bracket = WHERE.match(text)
-                        if bracket and int(bracket.group(2)) == number and \
-                                posixpath.basename(bracket.group(1)) == name:
-                            text = text[bracket.end():]  # the line is named after the message
+                        if (
+                            bracket
+                            and int(bracket.group(2)) == number
+                            and posixpath.basename(bracket.group(1)) == name
+                        ):
+                            text = text[bracket.end() :]  # the line is named after the message
                         text = text.strip(" :")
                         errors[index] = validate.locate(
-                            f"haproxy -c: {text}", items[index].file.content, number,
-                            items[index].check.arguments[1])
+                            f"haproxy -c: {text}",
+                            items[index].file.content,
+                            number,
+                            items[index].check.arguments[1],
+                        )
                 elif level == "ALERT":
                     unplaced.append(message)
             if result.returncode and not any(i in errors for i in indexes):
@@ -181,14 +203,17 @@ def reads(argv: list[str], include: str) -> bool:
 
 
 def not_reading(service: str, pid: int, include: str) -> str:
-    return (f"{service} (pid {pid}) was started without -f {include}: it does not read the "
-            f"files there (Debian without systemd: add EXTRAOPTS=\"-f {include}\" to "
-            "/etc/default/haproxy and restart it)")
+    return (
+        f"{service} (pid {pid}) was started without -f {include}: it does not read the "
+        f'files there (Debian without systemd: add EXTRAOPTS="-f {include}" to '
+        "/etc/default/haproxy and restart it)"
+    )
 
 
 def _main_pid(service: str) -> int | None:
-    result = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", service],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["systemctl", "show", "-p", "MainPID", "--value", service], capture_output=True, text=True
+    )
     value = result.stdout.strip()
     return int(value) if value.isdigit() and int(value) > 1 else None
 
@@ -212,8 +237,12 @@ def _reload_unit(service: str, include: str) -> reload.Outcome:
     result = subprocess.run(["systemctl", "reload", service], capture_output=True, text=True)
     if result.returncode:
         output = (result.stderr or result.stdout).strip().splitlines()
-        return reload.Outcome(problems=[f"systemctl reload {service} exited {result.returncode}"
-                                        + (f": {output[-1]}" if output else "")])
+        return reload.Outcome(
+            problems=[
+                f"systemctl reload {service} exited {result.returncode}"
+                + (f": {output[-1]}" if output else "")
+            ]
+        )
     pid = _main_pid(service)
     if pid and not reads(command_line(pid), include):
         return reload.Outcome(problems=[not_reading(service, pid, include)])
@@ -234,34 +263,42 @@ def _reload_process(service: str, include: str, settle: float = 1.0) -> reload.O
         return reload.Outcome(skipped={service: "exited before it could be reloaded"})
     if not reads(argv, include):
         return reload.Outcome(problems=[not_reading(service, pid, include)])
-    checked = subprocess.run([argv[0], "-c", "-q", *config_arguments(argv)],
-                             capture_output=True, text=True)
+    checked = subprocess.run(
+        [argv[0], "-c", "-q", *config_arguments(argv)], capture_output=True, text=True
+    )
     if checked.returncode:
         output = (checked.stderr or checked.stdout).strip().splitlines()
-        return reload.Outcome(problems=[f"{service} not reloaded: haproxy -c exited "
-                                        f"{checked.returncode}"
-                                        + (f": {output[-1]}" if output else "")])
+        return reload.Outcome(
+            problems=[
+                f"{service} not reloaded: haproxy -c exited "
+                f"{checked.returncode}" + (f": {output[-1]}" if output else "")
+            ]
+        )
     if "-W" in argv or "-Ws" in argv:
         os.kill(pid, signal.SIGUSR2)
         deadline = time.monotonic() + settle
         while time.monotonic() < deadline:
             if not alive(pid):
-                return reload.Outcome(problems=[f"{service} master (pid {pid}) exited after "
-                                                "SIGUSR2 (see its log)"])
+                return reload.Outcome(
+                    problems=[f"{service} master (pid {pid}) exited after SIGUSR2 (see its log)"]
+                )
             time.sleep(0.1)
         report.say(f"system-recipes: haproxy: sent SIGUSR2 to {service} master (pid {pid})")
         return reload.Outcome(done=[service])
     with open(PIDFILE, encoding="ascii", errors="replace") as stream:
         old = [word for word in stream.read().split() if word.isdigit()]
-    started = subprocess.run(_without_finish(argv) + ["-sf", *old], capture_output=True,
-                             text=True)
+    started = subprocess.run(_without_finish(argv) + ["-sf", *old], capture_output=True, text=True)
     if started.returncode:
         output = (started.stderr or started.stdout).strip().splitlines()
-        return reload.Outcome(problems=[f"{service}: the new haproxy exited "
-                                        f"{started.returncode}"
-                                        + (f": {output[-1]}" if output else "")])
-    report.say(f"system-recipes: haproxy: started a new {service} that finishes "
-               f"pid {' '.join(old)}")
+        return reload.Outcome(
+            problems=[
+                f"{service}: the new haproxy exited "
+                f"{started.returncode}" + (f": {output[-1]}" if output else "")
+            ]
+        )
+    report.say(
+        f"system-recipes: haproxy: started a new {service} that finishes pid {' '.join(old)}"
+    )
     return reload.Outcome(done=[service])
 
 
@@ -298,11 +335,13 @@ def restart_haproxy(targets: list[str], settings: Settings) -> reload.Outcome:
         elif reads(command_line(pid), include):
             outcome.done.append(service)
         else:
-            result = subprocess.run(["systemctl", "try-restart", service], capture_output=True,
-                                    text=True)
+            result = subprocess.run(
+                ["systemctl", "try-restart", service], capture_output=True, text=True
+            )
             if result.returncode:
-                outcome.problems.append(f"systemctl try-restart {service} exited "
-                                        f"{result.returncode}")
+                outcome.problems.append(
+                    f"systemctl try-restart {service} exited {result.returncode}"
+                )
             else:
                 outcome.done.append(service)
     return outcome

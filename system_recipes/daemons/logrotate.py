@@ -12,10 +12,27 @@ from ..core import validate
 
 # logrotate 3.21 config.c defTabooExts: files of an include directory whose names match
 # "*" + one of these are skipped ("Ignoring NAME, because of PATTERN pattern match").
-TABOO_EXTENSIONS = (",v", ".bak", ".cfsaved", ".disabled", ".dpkg-bak", ".dpkg-del",
-                    ".dpkg-dist", ".dpkg-new", ".dpkg-old", ".dpkg-tmp", ".rhn-cfg-tmp-*",
-                    ".rpmnew", ".rpmorig", ".rpmsave", ".swp", ".ucf-dist", ".ucf-new",
-                    ".ucf-old", "~")
+TABOO_EXTENSIONS = (
+    ",v",
+    ".bak",
+    ".cfsaved",
+    ".disabled",
+    ".dpkg-bak",
+    ".dpkg-del",
+    ".dpkg-dist",
+    ".dpkg-new",
+    ".dpkg-old",
+    ".dpkg-tmp",
+    ".rhn-cfg-tmp-*",
+    ".rpmnew",
+    ".rpmorig",
+    ".rpmsave",
+    ".swp",
+    ".ucf-dist",
+    ".ucf-new",
+    ".ucf-old",
+    "~",
+)
 
 
 def ignored_by_logrotate(name: str) -> str | None:
@@ -39,8 +56,9 @@ class LogrotateValidator(validate.Validator):
     tools = ("logrotate",)
     timeout = 120
 
-    def check(self, items: list[validate.Item],
-              context: validate.ValidationContext) -> dict[int, str | validate.Problem]:
+    def check(
+        self, items: list[validate.Item], context: validate.ValidationContext
+    ) -> dict[int, str | validate.Problem]:
         with tempfile.TemporaryDirectory(prefix="system-recipes-logrotate-") as tmp:
             os.chmod(tmp, 0o755)  # logrotate refuses files others could have written
             files: dict[str, int] = {}
@@ -64,8 +82,10 @@ class LogrotateValidator(validate.Validator):
             if lines:
                 errors[index] = explain(lines, path, items[index])
             elif path not in read:
-                errors[index] = (f"logrotate -d did not read it (exit {result.returncode}): "
-                                 + summary((result.stdout + result.stderr).splitlines()[-1:]))
+                errors[index] = (
+                    f"logrotate -d did not read it (exit {result.returncode}): "
+                    + summary((result.stdout + result.stderr).splitlines()[-1:])
+                )
         return errors
 
 

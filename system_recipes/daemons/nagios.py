@@ -27,19 +27,34 @@ class NagiosValidator(validate.Validator):
     tools = ("nagios4",)
     timeout = 120
 
-    def check(self, items: list[validate.Item], context: validate.ValidationContext) -> dict[int, str | validate.Problem]:
+    def check(
+        self, items: list[validate.Item], context: validate.ValidationContext
+    ) -> dict[int, str | validate.Problem]:
         groups: dict[tuple, list[int]] = {}
         for index, item in enumerate(items):
             main, objects = item.check.arguments[:2]
             groups.setdefault((main, objects), []).append(index)
         errors: dict[int, str | validate.Problem] = {}
         for (main, objects), indexes in groups.items():
-            errors.update(self._check_group(context.root, main, objects, set(context.leaving),
-                                            [(i, items[i]) for i in indexes]))
+            errors.update(
+                self._check_group(
+                    context.root,
+                    main,
+                    objects,
+                    set(context.leaving),
+                    [(i, items[i]) for i in indexes],
+                )
+            )
         return errors
 
-    def _check_group(self, root: str, main: str, objects: str, leaving: set[str],
-                     batch: list[tuple[int, validate.Item]]) -> dict[int, str | validate.Problem]:
+    def _check_group(
+        self,
+        root: str,
+        main: str,
+        objects: str,
+        leaving: set[str],
+        batch: list[tuple[int, validate.Item]],
+    ) -> dict[int, str | validate.Problem]:
         below = os.path.join(root, main.lstrip("/"))
         from_root = os.path.isfile(below)
         real_main = below if from_root else main
@@ -47,8 +62,10 @@ class NagiosValidator(validate.Validator):
             with open(real_main, encoding="utf-8", errors="replace") as stream:
                 main_lines = stream.read().splitlines()
         except OSError as error:
-            return {i: f"cannot read the Nagios main configuration {main}: {error.strerror}"
-                    for i, _ in batch}
+            return {
+                i: f"cannot read the Nagios main configuration {main}: {error.strerror}"
+                for i, _ in batch
+            }
 
         def real(path: str) -> str:
             return os.path.join(root, path.lstrip("/")) if from_root and root != "/" else path
@@ -56,10 +73,12 @@ class NagiosValidator(validate.Validator):
         def resolve(value: str) -> str:
             return posixpath.normpath(posixpath.join(posixpath.dirname(main), value))
 
-        if not any(_key(line) == "cfg_dir" and resolve(_value(line)) == objects
-                   for line in main_lines):
-            return {i: f"{main} does not read {objects} (expected cfg_dir={objects})"
-                    for i, _ in batch}
+        if not any(
+            _key(line) == "cfg_dir" and resolve(_value(line)) == objects for line in main_lines
+        ):
+            return {
+                i: f"{main} does not read {objects} (expected cfg_dir={objects})" for i, _ in batch
+            }
         with tempfile.TemporaryDirectory(prefix="system-recipes-nagios-") as tmp:
             os.chmod(tmp, 0o755)  # nagios -v reads the objects as nagios_user
             copy = os.path.join(tmp, "objects")
@@ -67,7 +86,7 @@ class NagiosValidator(validate.Validator):
             skip = {item.file.path for _, item in batch} | leaving
 
             def ignore(directory: str, names: list[str]) -> list[str]:
-                host_dir = objects + directory[len(source):]
+                host_dir = objects + directory[len(source) :]
                 return [n for n in names if posixpath.join(host_dir, n) in skip]
 
             if os.path.isdir(source):
@@ -123,16 +142,20 @@ class NagiosValidator(validate.Validator):
                         found = verify(set(order[:count]))
                         if found:
                             errors.setdefault(files[order[count - 1]][0], []).extend(
-                                line for line in found if line not in errors.get(
-                                    files[order[count - 1]][0], []))
+                                line
+                                for line in found
+                                if line not in errors.get(files[order[count - 1]][0], [])
+                            )
                             break
                     else:
                         for index, _ in files.values():
                             errors.setdefault(index, []).extend(unattributed)
         tool = self.tools[0]
         by_index = dict(batch)
-        return {index: _located(f"{tool} -v: ", lines, by_index[index])
-                for index, lines in errors.items()}
+        return {
+            index: _located(f"{tool} -v: ", lines, by_index[index])
+            for index, lines in errors.items()
+        }
 
     def _verify(self, config: str, tmp: str, files: dict, objects: str, copy: str) -> list[str]:
         """Error lines of ``nagios -v``, with temporary paths shown as host paths."""
@@ -143,17 +166,26 @@ class NagiosValidator(validate.Validator):
         except Exception as error:  # subprocess.TimeoutExpired
             return [f"{self.tools[0]} -v did not finish: {error}"]
         output = result.stdout + result.stderr
-        errors = [line.strip() for line in output.splitlines()
-                  if line.strip().startswith(("Error:", "Unable to"))]
-        okay = (result.returncode == 0 and re.search(r"^Total Errors:\s+0\s*$", output, re.M)
-                and not errors)
+        errors = [
+            line.strip()
+            for line in output.splitlines()
+            if line.strip().startswith(("Error:", "Unable to"))
+        ]
+        okay = (
+            result.returncode == 0
+            and re.search(r"^Total Errors:\s+0\s*$", output, re.M)
+            and not errors
+        )
         if okay:
             return []
         if not errors:
-            errors = [line.strip() for line in output.splitlines() if "***>" in line] or \
-                [f"exited {result.returncode}"]
-        return [line.replace(copy, objects).replace(config, "nagios.cfg").replace(tmp, "")
-                for line in errors]
+            errors = [line.strip() for line in output.splitlines() if "***>" in line] or [
+                f"exited {result.returncode}"
+            ]
+        return [
+            line.replace(copy, objects).replace(config, "nagios.cfg").replace(tmp, "")
+            for line in errors
+        ]
 
 
 @validate.register
@@ -171,7 +203,7 @@ def _value(line: str) -> str:
 
 
 def _mentions(line: str, temp_path: str, copy: str, objects: str) -> bool:
-    host_path = objects + temp_path[len(copy):]
+    host_path = objects + temp_path[len(copy) :]
     return re.search(re.escape(host_path) + r"(?![\w.-])", line) is not None
 
 
@@ -179,15 +211,18 @@ def _located(prefix: str, lines: list[str], item: validate.Item) -> str | valida
     """nagios -v's lines about a file, located at the first line of it they name (nagios says
     ``in file 'PATH' on line N``, ``(config file 'PATH', starting on line N)`` or
     ``(PATH:N)``); that location is then said once, by the error itself."""
-    where = re.compile(r"\s*(?:\(config file '|in file '|\()" + re.escape(item.file.path)
-                       + r"(?:', starting on line |' on line |:)(\d+)\)?")
+    where = re.compile(
+        r"\s*(?:\(config file '|in file '|\()"
+        + re.escape(item.file.path)
+        + r"(?:', starting on line |' on line |:)(\d+)\)?"
+    )
     number = None
     specific, located = [], []  # "Invalid directive 'x'" says more than "Could not add ..."
     for line in lines:
         match = where.search(line)
         if match:
             number = number or int(match.group(1))
-            located.append((line[:match.start()] + line[match.end():]).rstrip(" ."))
+            located.append((line[: match.start()] + line[match.end() :]).rstrip(" ."))
         else:
             specific.append(line)
     message = prefix + _summary(specific + located, limit=1)
@@ -210,8 +245,7 @@ def _service_line(content: bytes, description: str, host: str) -> int | None:
         if line.split() == ["define", "service", "{"]:
             start, fields = number, {}
         elif words and words[0] == "}" and start is not None:
-            if fields.get("service_description") == description and \
-                    fields.get("host_name") == host:
+            if fields.get("service_description") == description and fields.get("host_name") == host:
                 return start
             start = None
         elif start is not None and len(words) == 2:
@@ -231,8 +265,10 @@ def _summary(lines: list[str], limit: int = 3) -> str:
 @reload.register("nagios")
 def reload_nagios(targets: list[str], settings: Settings) -> reload.Outcome:
     config = settings.target(main_config(settings.layout))
-    pidfile = directive(config, "lock_file") or f"/run/{settings.layout.nagios_service}/" \
-        f"{settings.layout.nagios_service}.pid"
+    pidfile = (
+        directive(config, "lock_file")
+        or f"/run/{settings.layout.nagios_service}/{settings.layout.nagios_service}.pid"
+    )
     outcome = reload.Outcome()
     for service in targets:
         outcome.add(reload_service("nagios", service, pidfile, ("nagios4", "nagios")))

@@ -33,8 +33,10 @@ ARGUMENTS_BUILT_IN = b"Request contained command arguments, but argument option 
 def escape_dollars(word: str) -> str:
     """``$`` -> ``$$`` (NRPE's macro processing turns it back into one ``$``), except in the
     ``$ARGn$`` macros, which are meant for NRPE."""
-    return "".join(part if ARG_MACRO.fullmatch(part) else part.replace("$", "$$")
-                   for part in ARG_MACRO.split(word))
+    return "".join(
+        part if ARG_MACRO.fullmatch(part) else part.replace("$", "$$")
+        for part in ARG_MACRO.split(word)
+    )
 
 
 def nrpe_macros(command: str, arguments: tuple[str, ...] = ()) -> str:
@@ -102,10 +104,11 @@ class NrpeValidator(validate.Validator):
     name = "nrpe"
     tools = ()
 
-    def check(self, items: list[validate.Item], context: validate.ValidationContext) -> dict[int, str]:
+    def check(
+        self, items: list[validate.Item], context: validate.ValidationContext
+    ) -> dict[int, str]:
         errors: dict[int, str] = {}
-        names = IncludeNames({item.file.path for item in items} | context.leaving,
-                             commands_on_disk)
+        names = IncludeNames({item.file.path for item in items} | context.leaving, commands_on_disk)
         for index, item in enumerate(items):
             commands, problems = read_commands(item.file.content.decode("utf-8", "replace"))
             if problems:
@@ -113,8 +116,10 @@ class NrpeValidator(validate.Validator):
                 continue
             clash = names.clash(context.root, item.file.path, commands)
             if clash:
-                errors[index] = (f"command {clash[0]} is also defined in {clash[1]} (NRPE reads "
-                                 "its include directory in no defined order)")
+                errors[index] = (
+                    f"command {clash[0]} is also defined in {clash[1]} (NRPE reads "
+                    "its include directory in no defined order)"
+                )
         return errors
 
 
@@ -245,8 +250,9 @@ def allowed_entries(value: str) -> list[str]:
     return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
-def server_directives(below, main: str, key: str, skip: set[str],
-                      extra: dict[str, str]) -> list[tuple[str, str]]:
+def server_directives(
+    below, main: str, key: str, skip: set[str], extra: dict[str, str]
+) -> list[tuple[str, str]]:
     """(host path, value) of every ``key=`` line the NRPE server reads: ``main`` and the files
     it includes (``include=``, ``include_dir=``: every ``.cfg`` file below it). ``below`` maps a
     host path to where it is read here; files in ``skip`` are not read from disk, and
@@ -284,8 +290,9 @@ def server_directives(below, main: str, key: str, skip: set[str],
                 names: set[str] = set()
                 for root, _dirs, files in os.walk(below(directory)):
                     relative = os.path.relpath(root, below(directory))
-                    names |= {posixpath.normpath(posixpath.join(directory, relative, f))
-                              for f in files}
+                    names |= {
+                        posixpath.normpath(posixpath.join(directory, relative, f)) for f in files
+                    }
                 names |= {p for p in extra if posixpath.dirname(p) == directory}
                 for entry in sorted(names):
                     if entry.endswith(".cfg"):
@@ -331,21 +338,29 @@ class NrpeServerValidator(validate.Validator):
             if index in errors:
                 continue
             main = item.check.arguments[0]
-            others = server_directives(context.below, main, "allowed_hosts",
-                                       set(context.leaving), batch)
+            others = server_directives(
+                context.below, main, "allowed_hosts", set(context.leaving), batch
+            )
             if item.file.path not in {path for path, _ in others} and mine:
-                errors[index] = (f"{main} does not include {item.file.path} (expected "
-                                 f"include_dir={posixpath.dirname(item.file.path)})")
+                errors[index] = (
+                    f"{main} does not include {item.file.path} (expected "
+                    f"include_dir={posixpath.dirname(item.file.path)})"
+                )
                 continue
             for path, value in others:
                 if path == item.file.path:
                     continue
-                extra = [e for e in allowed_entries(value)
-                         if not is_loopback(e) and e.lower() not in mine]
+                extra = [
+                    e
+                    for e in allowed_entries(value)
+                    if not is_loopback(e) and e.lower() not in mine
+                ]
                 if extra:
-                    errors[index] = (f"{path} also allows {', '.join(extra)} (NRPE adds up "
-                                     "every allowed_hosts line: expected only loopback and "
-                                     "this file's hosts)")
+                    errors[index] = (
+                        f"{path} also allows {', '.join(extra)} (NRPE adds up "
+                        "every allowed_hosts line: expected only loopback and "
+                        "this file's hosts)"
+                    )
                     break
         return errors
 
@@ -358,11 +373,13 @@ def restart_nrpe(targets: list[str], settings: Settings) -> reload.Outcome:
     outcome = reload.Outcome()
     if systemd_running():
         for service in targets:
-            result = subprocess.run(["systemctl", "try-restart", service], capture_output=True,
-                                    text=True)
+            result = subprocess.run(
+                ["systemctl", "try-restart", service], capture_output=True, text=True
+            )
             if result.returncode:
-                outcome.problems.append(f"systemctl try-restart {service} exited "
-                                        f"{result.returncode}")
+                outcome.problems.append(
+                    f"systemctl try-restart {service} exited {result.returncode}"
+                )
             else:
                 outcome.done.append(service)
         return outcome
@@ -389,8 +406,13 @@ def _restart_by_pid(service: str, pidfile: str, timeout: float = 10) -> reload.O
         time.sleep(0.05)
     if os.path.exists(f"/proc/{pid}") and running_pid(pidfile, ("nrpe",)) == pid:
         return reload.Outcome(problems=[f"{service} (pid {pid}) did not stop on SIGTERM"])
-    result = subprocess.run(command, capture_output=True, text=True, cwd=cwd,
-                            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"})
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
+    )
     new = None
     while time.monotonic() < deadline and new is None:
         new = running_pid(pidfile, ("nrpe",))
@@ -398,12 +420,17 @@ def _restart_by_pid(service: str, pidfile: str, timeout: float = 10) -> reload.O
             time.sleep(0.05)
     if result.returncode or new is None:
         output = (result.stderr or result.stdout).strip().splitlines()
-        return reload.Outcome(problems=[f"{service}: {shlex.join(command)} exited "
-                                        f"{result.returncode} after its restart"
-                                        + (f": {output[-1]}" if output else "")])
+        return reload.Outcome(
+            problems=[
+                f"{service}: {shlex.join(command)} exited "
+                f"{result.returncode} after its restart" + (f": {output[-1]}" if output else "")
+            ]
+        )
     report.say(f"system-recipes: nrpe: restarted {service} (pid {pid} -> {new})")
     return reload.Outcome(done=[service])
 
 
-HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+HOST_NAME = re.compile(
+    r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)

@@ -22,8 +22,7 @@ class NotInstalled(Exception):
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(command, capture_output=True, text=True,
-                          env=dict(os.environ, LC_ALL="C"))
+    return subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, LC_ALL="C"))
 
 
 def query_rpm(name: str, root: str = "/", dbpath: str | None = None) -> Package:
@@ -34,11 +33,19 @@ def query_rpm(name: str, root: str = "/", dbpath: str | None = None) -> Package:
         base += ["--dbpath", dbpath]
     info = _run(base + ["-q", "--queryformat", "%{VERSION}\\t%{RELEASE}\\t[%{PREFIXES} ]\\n", name])
     if info.returncode:
-        raise NotInstalled((info.stdout + info.stderr).strip().splitlines()[-1:] or ["not installed"])
+        raise NotInstalled(
+            (info.stdout + info.stderr).strip().splitlines()[-1:] or ["not installed"]
+        )
     version, release, prefixes = info.stdout.splitlines()[-1].split("\t")
     files = _run(base + ["-ql", name]).stdout.split()
-    return Package(name, version, release, tuple(f for f in files if f.startswith("/")), "rpm",
-                   tuple(p for p in prefixes.split() if p != "(none)"))
+    return Package(
+        name,
+        version,
+        release,
+        tuple(f for f in files if f.startswith("/")),
+        "rpm",
+        tuple(p for p in prefixes.split() if p != "(none)"),
+    )
 
 
 def query_dpkg(name: str, root: str = "/") -> Package:

@@ -35,12 +35,28 @@ from .common import reload_service
 # the methods of PostgreSQL 15's client authentication (auth methods, chapter 21.1), with the
 # options each takes; sspi and bsd exist only on Windows and OpenBSD: postgres refuses them here
 METHOD_OPTIONS: dict[str, set[str]] = {
-    "trust": set(), "reject": set(), "scram-sha-256": set(), "md5": set(), "password": set(),
+    "trust": set(),
+    "reject": set(),
+    "scram-sha-256": set(),
+    "md5": set(),
+    "password": set(),
     "gss": {"include_realm", "map", "krb_realm"},
-    "ident": {"map"}, "peer": {"map"},
-    "ldap": {"ldapserver", "ldapport", "ldapscheme", "ldaptls", "ldapprefix", "ldapsuffix",
-             "ldapbasedn", "ldapbinddn", "ldapbindpasswd", "ldapsearchattribute",
-             "ldapsearchfilter", "ldapurl"},
+    "ident": {"map"},
+    "peer": {"map"},
+    "ldap": {
+        "ldapserver",
+        "ldapport",
+        "ldapscheme",
+        "ldaptls",
+        "ldapprefix",
+        "ldapsuffix",
+        "ldapbasedn",
+        "ldapbinddn",
+        "ldapbindpasswd",
+        "ldapsearchattribute",
+        "ldapsearchfilter",
+        "ldapurl",
+    },
     "radius": {"radiusservers", "radiussecrets", "radiusidentifiers", "radiusports"},
     "cert": {"map", "clientname"},
     "pam": {"pamservice", "pam_use_hostname"},
@@ -50,14 +66,18 @@ HOST_TYPES = ("host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
 ADDRESS_KEYWORDS = ("all", "samehost", "samenet")
 # an unquoted hba token that names one database or role (NAMEDATALEN - 1 = 63 bytes)
 NAME_TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.$-]{0,62}")
-HOSTNAME = re.compile(r"\.?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]"
-                      r"{0,61}[A-Za-z0-9])?)*")
+HOSTNAME = re.compile(
+    r"\.?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]"
+    r"{0,61}[A-Za-z0-9])?)*"
+)
 # Debian's default pg_hba.conf keeps these local (Unix socket) lines: the postgres account (and
 # every local account as its own role) log in by peer authentication, so the cluster stays
 # administrable (pg_ctlcluster, pg_dump, psql as postgres) whatever the host lines say
-DEBIAN_LOCAL_LINES = (("local", "all", "postgres", "peer"),
-                      ("local", "all", "all", "peer"),
-                      ("local", "replication", "all", "peer"))
+DEBIAN_LOCAL_LINES = (
+    ("local", "all", "postgres", "peer"),
+    ("local", "all", "all", "peer"),
+    ("local", "replication", "all", "peer"),
+)
 
 
 # -- the hba format (PostgreSQL 15) -----------------------------------------------------------
@@ -171,7 +191,9 @@ def hba_line_problem(line: str, ssl: bool = True) -> str | None:
     if kind == "hostssl" and not ssl:
         return "hostssl record cannot match because SSL is disabled"
     if len(fields) < 3:
-        return "end-of-line before " + ("database" if len(fields) < 2 else "role") + " specification"
+        return (
+            "end-of-line before " + ("database" if len(fields) < 2 else "role") + " specification"
+        )
     problem = _names(fields[1], "database") or _names(fields[2], "role")
     if problem:
         return problem
@@ -222,21 +244,31 @@ def _option_problem(method: str, options: dict[str, str]) -> str | None:
     # options are checked only when a client authenticates: neither is refused when loading
     if method == "ldap":
         simple = {"ldapprefix", "ldapsuffix"} & set(options)
-        search = {"ldapbasedn", "ldapbinddn", "ldapbindpasswd", "ldapsearchattribute",
-                  "ldapsearchfilter"} & set(options)
+        search = {
+            "ldapbasedn",
+            "ldapbinddn",
+            "ldapbindpasswd",
+            "ldapsearchattribute",
+            "ldapsearchfilter",
+        } & set(options)
         if simple and search:
             return "cannot mix options for simple bind and search+bind modes"
         if not simple and "ldapbasedn" not in options and "ldapurl" not in options:
-            return ('authentication method "ldap" requires argument "ldapbasedn", '
-                    '"ldapprefix", or "ldapsuffix" to be set')
+            return (
+                'authentication method "ldap" requires argument "ldapbasedn", '
+                '"ldapprefix", or "ldapsuffix" to be set'
+            )
     return None
 
 
 def hba_problems(text: str, ssl: bool = True) -> list[tuple[int, str]]:
     """(line number, problem) for every line PostgreSQL 15 would refuse. A record cannot be
     continued on the next line in 15 (a trailing backslash is part of the last field)."""
-    return [(number, problem) for number, line in enumerate(text.split("\n"), start=1)
-            if (problem := hba_line_problem(line, ssl))]
+    return [
+        (number, problem)
+        for number, line in enumerate(text.split("\n"), start=1)
+        if (problem := hba_line_problem(line, ssl))
+    ]
 
 
 @validate.register
@@ -254,8 +286,9 @@ class HbaValidator(validate.Validator):
             if problems:
                 number, message = problems[0]
                 origins = item.check.arguments[0] if item.check.arguments else ()
-                errors[index] = validate.locate(f"PostgreSQL would not load this line: {message}",
-                                                content, number, origins)
+                errors[index] = validate.locate(
+                    f"PostgreSQL would not load this line: {message}", content, number, origins
+                )
         return errors
 
 
@@ -298,8 +331,9 @@ def _run_as(path: str) -> tuple[int, int]:
     return 65534, 65534
 
 
-def show_settings(postgres: str, config: str, names: tuple[str, ...],
-                  data_directory: str | None = None) -> dict[str, str]:
+def show_settings(
+    postgres: str, config: str, names: tuple[str, ...], data_directory: str | None = None
+) -> dict[str, str]:
     """What ``postgres -C NAME`` reports for each name, reading ``config`` (and what it
     includes); raises ValueError with postgres' own complaint. One process per name: -C
     prints one parameter."""
@@ -311,11 +345,19 @@ def show_settings(postgres: str, config: str, names: tuple[str, ...],
             command[2:2] = ["-c", f"data_directory={data_directory}"]
         result = validate.run_tool(command, timeout=60, user=uid, group=gid, extra_groups=[])
         if result.returncode:
-            lines = [line for line in result.stderr.splitlines()
-                     if "FATAL" in line or "ERROR" in line or "LOG:  unrecognized" in line
-                     or "LOG:  syntax error" in line or "LOG:  invalid" in line]
-            raise ValueError(" ".join(line.partition(":  ")[2] or line for line in lines[:2])
-                             or f"postgres -C {name} exited {result.returncode}")
+            lines = [
+                line
+                for line in result.stderr.splitlines()
+                if "FATAL" in line
+                or "ERROR" in line
+                or "LOG:  unrecognized" in line
+                or "LOG:  syntax error" in line
+                or "LOG:  invalid" in line
+            ]
+            raise ValueError(
+                " ".join(line.partition(":  ")[2] or line for line in lines[:2])
+                or f"postgres -C {name} exited {result.returncode}"
+            )
         values[name] = result.stdout.strip()
     return values
 
@@ -368,17 +410,24 @@ class ConfigValidator(validate.Validator):
                     os.chmod(os.path.join(dirpath, name), 0o644)
             try:
                 data = show_settings(postgres, copy, ("data_directory",))["data_directory"]
-                found = show_settings(postgres, copy, tuple(expected),
-                                      data_directory=context.below(data) if data else None)
+                found = show_settings(
+                    postgres,
+                    copy,
+                    tuple(expected),
+                    data_directory=context.below(data) if data else None,
+                )
             except ValueError as error:  # name the real files, not the copies
-                return ("postgres refuses the configuration: "
-                        + str(error).replace(temporary, directory))
+                return "postgres refuses the configuration: " + str(error).replace(
+                    temporary, directory
+                )
         for name, value in expected.items():
             if found.get(name) != str(value):
-                return (f"postgres -C {name} gives {shown(found.get(name))}, not this file's "
-                        f"{shown(str(value))}: a later file of {directory}/conf.d or "
-                        "postgresql.auto.conf (ALTER SYSTEM) sets it too, or postgresql.conf "
-                        "has no include_dir = 'conf.d'")
+                return (
+                    f"postgres -C {name} gives {shown(found.get(name))}, not this file's "
+                    f"{shown(str(value))}: a later file of {directory}/conf.d or "
+                    "postgresql.auto.conf (ALTER SYSTEM) sets it too, or postgresql.conf "
+                    "has no include_dir = 'conf.d'"
+                )
         return None
 
 
@@ -402,10 +451,29 @@ def _ask(programs: str, data_directory: str, where: tuple[int, int, str], sql: s
     st = os.stat(data_directory)
     name = pwd.getpwuid(st.st_uid).pw_name
     result = subprocess.run(
-        [posixpath.join(programs, "psql"), "-X", "-At", "-h", where[2] or "/run/postgresql",
-         "-p", str(where[1]), "-U", name, "-d", "postgres", "-c", sql],
-        capture_output=True, text=True, timeout=30, user=st.st_uid, group=st.st_gid,
-        extra_groups=[], env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+        [
+            posixpath.join(programs, "psql"),
+            "-X",
+            "-At",
+            "-h",
+            where[2] or "/run/postgresql",
+            "-p",
+            str(where[1]),
+            "-U",
+            name,
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        user=st.st_uid,
+        group=st.st_gid,
+        extra_groups=[],
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+    )
     if result.returncode:
         raise ValueError((result.stderr.strip().splitlines() or ["psql failed"])[-1])
     return result.stdout.strip()
@@ -424,8 +492,12 @@ def reload_postgresql(targets: list[str], settings: Settings) -> reload.Outcome:
         programs = settings.layout.postgresql_programs.format(version=version)
         config = os.path.join(directory, "postgresql.conf")
         try:
-            data = show_settings(os.path.join(programs, "postgres"), config,
-                                 ("data_directory",))["data_directory"] or directory
+            data = (
+                show_settings(os.path.join(programs, "postgres"), config, ("data_directory",))[
+                    "data_directory"
+                ]
+                or directory
+            )
         except (ValueError, OSError) as error:
             outcome.skipped[service] = f"its configuration cannot be read: {error}"
             continue
@@ -447,20 +519,33 @@ def reload_postgresql(targets: list[str], settings: Settings) -> reload.Outcome:
     return outcome
 
 
-def _after_reload(programs: str, data: str, where, before: str | None, service: str,
-                  version: str, cluster: str) -> str | None:
+def _after_reload(
+    programs: str, data: str, where, before: str | None, service: str, version: str, cluster: str
+) -> str | None:
     deadline = time.monotonic() + 10
     try:
         while before is not None and time.monotonic() < deadline:
             if _ask(programs, data, where, "SELECT pg_conf_load_time()") != before:
                 break
             time.sleep(0.1)
-        pending = _ask(programs, data, where, "SELECT string_agg(name, ', ' ORDER BY name) "
-                       "FROM pg_settings WHERE pending_restart")
+        pending = _ask(
+            programs,
+            data,
+            where,
+            "SELECT string_agg(name, ', ' ORDER BY name) FROM pg_settings WHERE pending_restart",
+        )
         # hba_file itself takes effect at a restart only: until then the old file is read
-        errors = "" if "hba_file" in pending else _ask(
-            programs, data, where, "SELECT string_agg(line_number || ': ' || error, '; ') "
-            "FROM pg_hba_file_rules WHERE error IS NOT NULL")
+        errors = (
+            ""
+            if "hba_file" in pending
+            else _ask(
+                programs,
+                data,
+                where,
+                "SELECT string_agg(line_number || ': ' || error, '; ') "
+                "FROM pg_hba_file_rules WHERE error IS NOT NULL",
+            )
+        )
     except (ValueError, OSError) as error:
         return f"{service} was reloaded, but could not be asked whether it took the rules: {error}"
     if pending:

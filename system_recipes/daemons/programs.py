@@ -19,8 +19,9 @@ class ProgramValidator(validate.Validator):
     name = "program"
     tools = ()
 
-    def check(self, items: list[validate.Item],
-              context: validate.ValidationContext) -> dict[int, str | validate.Problem]:
+    def check(
+        self, items: list[validate.Item], context: validate.ValidationContext
+    ) -> dict[int, str | validate.Problem]:
         errors: dict[int, str | validate.Problem] = {}
         below = "" if context.root == "/" else f" below {context.root}"
         for index, item in enumerate(items):
@@ -29,9 +30,11 @@ class ProgramValidator(validate.Validator):
             real = context.below(program)
             program = clip(program)  # the path as echoed: a 1 MB path is not a 1 MB error
             if not os.path.isfile(real):
-                errors[index] = validate.Problem(f"{label}{program} does not exist{below}",
-                                                 option=option)
+                errors[index] = validate.Problem(
+                    f"{label}{program} does not exist{below}", option=option
+                )
             elif not os.stat(real).st_mode & 0o111:
-                errors[index] = validate.Problem(f"{label}{program} is not executable",
-                                                 option=option)
+                errors[index] = validate.Problem(
+                    f"{label}{program} is not executable", option=option
+                )
         return errors

@@ -68,8 +68,11 @@ def directories_below(root: str, planned: set[str]) -> Iterator[None]:
 
     def existing_dirpath(value):
         directory = posixpath.dirname(value)
-        if not directory or directory in planned or \
-                os.path.isdir(os.path.join(root, directory.lstrip("/"))):
+        if (
+            not directory
+            or directory in planned
+            or os.path.isdir(os.path.join(root, directory.lstrip("/")))
+        ):
             return value
         raise ValueError(f"The directory named as part of the path {value} does not exist")
 
@@ -111,8 +114,9 @@ class SupervisorValidator(validate.Validator):
     name = "supervisor"
     tools = ()
 
-    def check(self, items: list[validate.Item],
-              context: validate.ValidationContext) -> dict[int, str]:
+    def check(
+        self, items: list[validate.Item], context: validate.ValidationContext
+    ) -> dict[int, str]:
         errors: dict[int, str] = {}
         root, planned = context.root, set(context.planned_directories)
         names = IncludeNames({item.file.path for item in items} | context.leaving, groups_on_disk)
@@ -127,8 +131,10 @@ class SupervisorValidator(validate.Validator):
             groups = top_level_groups(parser)
             clash = names.clash(root, item.file.path, groups)
             if clash:
-                errors[index] = (f"[{groups[clash[0]]}]: {clash[0]} is also defined in "
-                                 f"{clash[1]} (supervisord would merge or replace them)")
+                errors[index] = (
+                    f"[{groups[clash[0]]}]: {clash[0]} is also defined in "
+                    f"{clash[1]} (supervisord would merge or replace them)"
+                )
         return errors
 
 
@@ -152,7 +158,7 @@ def daemon_listening(config: str) -> tuple[bool, str]:
         return False, f"cannot read {config}: {error}"
     url = options.serverurl
     if url.startswith("unix://"):
-        family, address = socket.AF_UNIX, url[len("unix://"):]
+        family, address = socket.AF_UNIX, url[len("unix://") :]
     else:
         host, _, port = url.split("://", 1)[-1].rstrip("/").rpartition(":")
         family, address = socket.AF_INET, (host or "localhost", int(port or 80))
@@ -166,8 +172,9 @@ def daemon_listening(config: str) -> tuple[bool, str]:
 
 
 def _problems(output: str) -> list[str]:
-    return [line.strip() for line in output.splitlines()
-            if line.strip().lower().startswith("error")]
+    return [
+        line.strip() for line in output.splitlines() if line.strip().lower().startswith("error")
+    ]
 
 
 @reload.register("supervisor")
@@ -183,8 +190,7 @@ def reload_supervisor(targets: list[str], settings: Settings) -> reload.Outcome 
     problems = _problems(reread.stdout + reread.stderr)
     if reread.returncode or problems:
         return [f"supervisorctl reread: {(problems or [reread.stdout.strip()])[0]}"]
-    update = subprocess.run([ctl, "-c", config, "update", *targets],
-                            capture_output=True, text=True)
+    update = subprocess.run([ctl, "-c", config, "update", *targets], capture_output=True, text=True)
     output = update.stdout + update.stderr
     include, suffix = settings.layout.supervisor_include, settings.layout.supervisor_suffix
     problems = []
@@ -212,21 +218,25 @@ def restart_supervisor(targets: list[str], settings: Settings) -> reload.Outcome
         return reload.Outcome(skipped={t: f"supervisord is not running: {where}" for t in targets})
     ctl = validate.which("supervisorctl") or shutil.which("supervisorctl")
     if ctl is None:
-        return reload.Outcome(problems=["supervisorctl is not installed: cannot restart "
-                                        + " ".join(targets)])
+        return reload.Outcome(
+            problems=["supervisorctl is not installed: cannot restart " + " ".join(targets)]
+        )
     outcome = reload.Outcome()
     for group in targets:
-        status = subprocess.run([ctl, "-c", config, "status", f"{group}:*"],
-                                capture_output=True, text=True)
+        status = subprocess.run(
+            [ctl, "-c", config, "status", f"{group}:*"], capture_output=True, text=True
+        )
         if not re.search(r"\sRUNNING\s", status.stdout):
             outcome.skipped[group] = "not running"
             continue
-        result = subprocess.run([ctl, "-c", config, "restart", f"{group}:*"],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [ctl, "-c", config, "restart", f"{group}:*"], capture_output=True, text=True
+        )
         problems = _problems(result.stdout + result.stderr)
         if result.returncode or problems:
-            outcome.problems.append(f"supervisorctl restart {group}: "
-                                    + (problems or [result.stdout.strip()])[0])
+            outcome.problems.append(
+                f"supervisorctl restart {group}: " + (problems or [result.stdout.strip()])[0]
+            )
         else:
             outcome.done.append(group)
     return outcome
@@ -260,13 +270,15 @@ def escape_percent(value: str, allowed: set[str]) -> str:
         name = match.group(1)
         conversion = CONVERSION.match(value, match.end())
         if name.startswith("ENV_") and name not in allowed:
-            raise ValueError(f"%({name}) names a variable this program's environment does not "
-                             "set (supervisord's own environment is not known here)")
+            raise ValueError(
+                f"%({name}) names a variable this program's environment does not "
+                "set (supervisord's own environment is not known here)"
+            )
         if name not in allowed:
             raise ValueError(f"%({name}) is not an expansion supervisor knows here")
         if conversion is None:
             raise ValueError(f"%({name}) has no conversion such as s or d")
-        out.append(value[found:conversion.end()])
+        out.append(value[found : conversion.end()])
         index = conversion.end()
 
 
@@ -283,8 +295,14 @@ def environment_text(environment: dict[str, str]) -> str:
 
 
 def _dummy_expansions() -> dict:
-    return {"here": "/h", "program_name": "p", "group_name": "g", "host_node_name": "n",
-            "process_num": 0, "numprocs": 1}
+    return {
+        "here": "/h",
+        "program_name": "p",
+        "group_name": "g",
+        "host_node_name": "n",
+        "process_num": 0,
+        "numprocs": 1,
+    }
 
 
 def exec_size(section: str, program: str, group: str, values: dict) -> None:
@@ -300,38 +318,60 @@ def exec_size(section: str, program: str, group: str, values: dict) -> None:
     for index, word in enumerate(words):
         size = len(word.encode()) + 1
         if size > MAX_ARG_STRLEN:
-            raise ConfigError(section, "command", f"word {index + 1} ({shown(word[:20])}...) is "
-                              f"{size - 1} bytes, the kernel passes at most "
-                              f"{MAX_ARG_STRLEN - 1} (MAX_ARG_STRLEN): the program could "
-                              "never start", "words under 128 KiB; pass more in a file")
-    environment = {"SUPERVISOR_ENABLED": "1", "SUPERVISOR_PROCESS_NAME": program,
-                   "SUPERVISOR_GROUP_NAME": group,
-                   "SUPERVISOR_SERVER_URL": values.get("serverurl") or "unix:///run/supervisor.sock"}
+            raise ConfigError(
+                section,
+                "command",
+                f"word {index + 1} ({shown(word[:20])}...) is "
+                f"{size - 1} bytes, the kernel passes at most "
+                f"{MAX_ARG_STRLEN - 1} (MAX_ARG_STRLEN): the program could "
+                "never start",
+                "words under 128 KiB; pass more in a file",
+            )
+    environment = {
+        "SUPERVISOR_ENABLED": "1",
+        "SUPERVISOR_PROCESS_NAME": program,
+        "SUPERVISOR_GROUP_NAME": group,
+        "SUPERVISOR_SERVER_URL": values.get("serverurl") or "unix:///run/supervisor.sock",
+    }
     own = values.get("environment") or {}
     for key, value in own.items():
         size = len(f"{key}={value}".encode()) + 1
         if size > MAX_ARG_STRLEN:
-            raise ConfigError(section, "environment", f"{key} is {size - 1} bytes with its "
-                              f"name, the kernel passes at most {MAX_ARG_STRLEN - 1} "
-                              "(MAX_ARG_STRLEN): the program could never start",
-                              "values under 128 KiB; pass more in a file")
+            raise ConfigError(
+                section,
+                "environment",
+                f"{key} is {size - 1} bytes with its "
+                f"name, the kernel passes at most {MAX_ARG_STRLEN - 1} "
+                "(MAX_ARG_STRLEN): the program could never start",
+                "values under 128 KiB; pass more in a file",
+            )
     limit = exec_limit()
     # the file name is copied too; each string has a NUL and a pointer on the new stack
-    command = sum(len(w.encode()) + 1 + 8 for w in words) + len(words[0].encode()) + 1 \
-        if words else 0
+    command = (
+        sum(len(w.encode()) + 1 + 8 for w in words) + len(words[0].encode()) + 1 if words else 0
+    )
     supervisor_part = sum(len(f"{k}={v}".encode()) + 1 + 8 for k, v in environment.items())
     if command + supervisor_part > limit:
-        raise ConfigError(section, "command", f"its {len(words)} words are {command} bytes "
-                          f"for execve(), the kernel takes at most {limit} (ARG_MAX, with "
-                          "the environment): the program could never start",
-                          "a shorter command; pass more in a file")
-    total = command + supervisor_part + sum(len(f"{k}={v}".encode()) + 1 + 8
-                                            for k, v in own.items())
+        raise ConfigError(
+            section,
+            "command",
+            f"its {len(words)} words are {command} bytes "
+            f"for execve(), the kernel takes at most {limit} (ARG_MAX, with "
+            "the environment): the program could never start",
+            "a shorter command; pass more in a file",
+        )
+    total = (
+        command + supervisor_part + sum(len(f"{k}={v}".encode()) + 1 + 8 for k, v in own.items())
+    )
     if total > limit:
-        raise ConfigError(section, "environment", f"the command and environment are {total} "
-                          f"bytes for execve(), the kernel takes at most {limit} (ARG_MAX): "
-                          "the program could never start",
-                          "a shorter environment; pass more in a file")
+        raise ConfigError(
+            section,
+            "environment",
+            f"the command and environment are {total} "
+            f"bytes for execve(), the kernel takes at most {limit} (ARG_MAX): "
+            "the program could never start",
+            "a shorter environment; pass more in a file",
+        )
 
 
 def _check_environment(escaped: dict[str, str], text: str) -> None:
@@ -344,7 +384,9 @@ def _check_environment(escaped: dict[str, str], text: str) -> None:
     for key, value in escaped.items():
         wanted = expand(value, dummy, key)
         if got.get(key) != wanted:
-            raise ValueError(f"{key}: supervisor would read {shown(got.get(key))}, not {shown(wanted)}")
+            raise ValueError(
+                f"{key}: supervisor would read {shown(got.get(key))}, not {shown(wanted)}"
+            )
 
 
 def read_back(section: str, text: str, sections: dict[str, list[tuple[str, str]]]) -> None:
@@ -356,6 +398,10 @@ def read_back(section: str, text: str, sections: dict[str, list[tuple[str, str]]
         for key, value in lines:
             got = parser.get(header, key, fallback=None)
             if got != value:
-                raise ConfigError(section, key, f"supervisor would read {shown(got)} "
-                                  "(' ;' and ' #' start a comment in supervisor's files)",
-                                  "a value without ' ;' or ' #'")
+                raise ConfigError(
+                    section,
+                    key,
+                    f"supervisor would read {shown(got)} "
+                    "(' ;' and ' #' start a comment in supervisor's files)",
+                    "a value without ' ;' or ' #'",
+                )

@@ -20,8 +20,10 @@ from .common import systemd_running
 
 
 def has_systemd(root: str) -> bool:
-    return any(os.path.exists(os.path.join(root, p))
-               for p in ("lib/systemd/systemd", "usr/lib/systemd/systemd"))
+    return any(
+        os.path.exists(os.path.join(root, p))
+        for p in ("lib/systemd/systemd", "usr/lib/systemd/systemd")
+    )
 
 
 # -- validators -------------------------------------------------------------------------------
@@ -35,9 +37,17 @@ def isolated(command: list[str]) -> list[str]:
     root it runs in a private mount namespace with a scratch /run/systemd."""
     if os.geteuid() != 0 or not shutil.which("unshare") or not os.path.isdir("/run/systemd"):
         return command
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-            'mount -t tmpfs -o mode=0755 system-recipes-verify /run/systemd && exec "$@"',
-            "sh", *command]
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount -t tmpfs -o mode=0755 system-recipes-verify /run/systemd && exec "$@"',
+        "sh",
+        *command,
+    ]
 
 
 @validate.register
@@ -50,7 +60,9 @@ class SystemdUnitValidator(validate.Validator):
     name = "systemd-unit"
     tools = ("systemd-analyze",)
 
-    def check(self, items: list[validate.Item], context: validate.ValidationContext) -> dict[int, str | validate.Problem]:
+    def check(
+        self, items: list[validate.Item], context: validate.ValidationContext
+    ) -> dict[int, str | validate.Problem]:
         errors: dict[int, str | validate.Problem] = {}
         with tempfile.TemporaryDirectory(prefix="system-recipes-units-") as directory:
             paths = []
@@ -59,8 +71,9 @@ class SystemdUnitValidator(validate.Validator):
                 with open(path, "wb") as stream:
                     stream.write(item.file.content)
                 paths.append(path)
-            result = validate.run_tool(isolated(["systemd-analyze", "verify", "--man=no",
-                                                 *paths]), timeout=120)
+            result = validate.run_tool(
+                isolated(["systemd-analyze", "verify", "--man=no", *paths]), timeout=120
+            )
             lines = (result.stdout + result.stderr).splitlines()
             excused = False
             for index, (item, path) in enumerate(zip(items, paths, strict=True)):
@@ -70,9 +83,9 @@ class SystemdUnitValidator(validate.Validator):
                     text = line.strip()
                     number = None
                     if text.startswith(path + ":"):
-                        number_text, _, message = text[len(path) + 1:].partition(":")
+                        number_text, _, message = text[len(path) + 1 :].partition(":")
                         number = int(number_text) if number_text.strip().isdigit() else None
-                        message = message.strip() if number else text[len(path) + 1:].strip()
+                        message = message.strip() if number else text[len(path) + 1 :].strip()
                     elif text.startswith(unit + ":") or f"Unit {unit} " in text:
                         message = text
                     else:
@@ -82,14 +95,20 @@ class SystemdUnitValidator(validate.Validator):
                     if "is not executable" in message:
                         excused = True  # judged below the root by daemons.programs, not here
                         continue
-                    errors[index] = (validate.locate(f"systemd-analyze: {message}",
-                                                     item.file.content, number, origins)
-                                     if number else f"systemd-analyze: {message}")
+                    errors[index] = (
+                        validate.locate(
+                            f"systemd-analyze: {message}", item.file.content, number, origins
+                        )
+                        if number
+                        else f"systemd-analyze: {message}"
+                    )
                     break
             if result.returncode and not errors and not excused:
                 for index in range(len(items)):
-                    errors[index] = f"systemd-analyze verify exited {result.returncode}: " \
-                                    f"{lines[-1].strip() if lines else 'no output'}"
+                    errors[index] = (
+                        f"systemd-analyze verify exited {result.returncode}: "
+                        f"{lines[-1].strip() if lines else 'no output'}"
+                    )
         return errors
 
 
@@ -98,8 +117,10 @@ def _systemctl(*arguments: str) -> list[str]:
     result = subprocess.run(["systemctl", *arguments], capture_output=True, text=True)
     if result.returncode:
         output = (result.stderr or result.stdout).strip().splitlines()
-        return [f"systemctl {' '.join(arguments)} exited {result.returncode}"
-                + (f": {output[-1]}" if output else "")]
+        return [
+            f"systemctl {' '.join(arguments)} exited {result.returncode}"
+            + (f": {output[-1]}" if output else "")
+        ]
     return []
 
 
@@ -129,11 +150,22 @@ def restart_systemd(targets: list[str], settings: Settings) -> reload.Outcome | 
     return _systemctl("try-restart", *targets)
 
 
-UNIT_SUFFIXES = ("service", "socket", "target", "device", "mount", "automount", "swap", "timer",
-                 "path", "slice", "scope")
+UNIT_SUFFIXES = (
+    "service",
+    "socket",
+    "target",
+    "device",
+    "mount",
+    "automount",
+    "swap",
+    "timer",
+    "path",
+    "slice",
+    "scope",
+)
 
 
-UNIT_NAME = (r"[A-Za-z0-9:_.-]+(@[A-Za-z0-9:_.-]+)?\.(" + "|".join(UNIT_SUFFIXES) + ")")
+UNIT_NAME = r"[A-Za-z0-9:_.-]+(@[A-Za-z0-9:_.-]+)?\.(" + "|".join(UNIT_SUFFIXES) + ")"
 
 
 PLAIN_WORD = re.compile(r"[A-Za-z0-9_@+=:,./-]+")

@@ -23,11 +23,14 @@ class ShellSyntaxValidator(validate.Validator):
     name = "init-script-sh"
     tools = ("sh",)
 
-    def check(self, items: list[validate.Item], context: validate.ValidationContext) -> dict[int, str]:
+    def check(
+        self, items: list[validate.Item], context: validate.ValidationContext
+    ) -> dict[int, str]:
         errors: dict[int, str] = {}
         for index, item in enumerate(items):
-            result = validate.run_tool(["sh", "-n", "/dev/stdin"], input=item.file.content,
-                                       text=False, timeout=60)
+            result = validate.run_tool(
+                ["sh", "-n", "/dev/stdin"], input=item.file.content, text=False, timeout=60
+            )
             output = (result.stdout + result.stderr).decode("utf-8", "replace").strip()
             if result.returncode or output:
                 errors[index] = f"sh -n: {output.splitlines()[0] if output else 'failed'}"
@@ -55,8 +58,12 @@ def _restart_sysv(script: str, name: str) -> reload.Outcome:
     result = subprocess.run([script, "restart"], capture_output=True, text=True)
     if result.returncode:
         output = (result.stderr or result.stdout).strip().splitlines()
-        return reload.Outcome(problems=[f"{script} restart exited {result.returncode}"
-                                        + (f": {output[-1]}" if output else "")])
+        return reload.Outcome(
+            problems=[
+                f"{script} restart exited {result.returncode}"
+                + (f": {output[-1]}" if output else "")
+            ]
+        )
     return reload.Outcome(done=[name])
 
 
@@ -105,6 +112,11 @@ def _alive(pid: int) -> bool:
 
 
 # LSB facilities for the systemd targets that stand for them
-FACILITIES = {"network.target": "$network", "network-online.target": "$network",
-              "remote-fs.target": "$remote_fs", "nss-lookup.target": "$named",
-              "time-sync.target": "$time", "rpcbind.target": "$portmap"}
+FACILITIES = {
+    "network.target": "$network",
+    "network-online.target": "$network",
+    "remote-fs.target": "$remote_fs",
+    "nss-lookup.target": "$named",
+    "time-sync.target": "$time",
+    "rpcbind.target": "$portmap",
+}

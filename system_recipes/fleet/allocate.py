@@ -54,19 +54,29 @@ class Allocation:
 
     def instances(self, service: str | None = None, host: str | None = None) -> list[Instance]:
         """The instances, in service and number order; of one service and/or on one host."""
-        return [Instance(name, number, where, self.ports.get(name))
-                for name, numbers in sorted(self.hosts.items()) if service in (None, name)
-                for number, where in sorted(numbers.items()) if host in (None, where)]
+        return [
+            Instance(name, number, where, self.ports.get(name))
+            for name, numbers in sorted(self.hosts.items())
+            if service in (None, name)
+            for number, where in sorted(numbers.items())
+            if host in (None, where)
+        ]
 
     def text(self, model: Model) -> str:
         """The lock file: the same bytes for the same allocation."""
-        header = (f"Allocation lock of the system {model.name} ({os.path.basename(model.path)}):"
-                  " the host of every instance\nand the port of every service. Written by "
-                  "system-recipes; keep it in git beside the model.\nChange the model, not this "
-                  "file; a move or a port change needs --allow-moves.")
-        services = {name: {**({"port": self.ports[name]} if name in self.ports else {}),
-                           "instances": {str(n): host for n, host in numbers.items()}}
-                    for name, numbers in self.hosts.items()}
+        header = (
+            f"Allocation lock of the system {model.name} ({os.path.basename(model.path)}):"
+            " the host of every instance\nand the port of every service. Written by "
+            "system-recipes; keep it in git beside the model.\nChange the model, not this "
+            "file; a move or a port change needs --allow-moves."
+        )
+        services = {
+            name: {
+                **({"port": self.ports[name]} if name in self.ports else {}),
+                "instances": {str(n): host for n, host in numbers.items()},
+            }
+            for name, numbers in self.hosts.items()
+        }
         stamp = {"revision": self.stamp[0], "digest": self.stamp[1]} if self.stamp[1] else {}
         return dumps({**stamp, "services": services}, header)
 
@@ -111,8 +121,7 @@ class Usage:
         return (Fraction(self.memory[host], capacity), sum(self.running[host].values()), host)
 
 
-def allocate(model: Model, lock: Allocation | None = None, allow_moves: bool = False
-             ) -> Allocation:
+def allocate(model: Model, lock: Allocation | None = None, allow_moves: bool = False) -> Allocation:
     """The allocation of ``model`` that changes ``lock`` the least; raises ModelError (one
     line) when something cannot be placed, or would move without ``allow_moves``."""
     lock = lock or Allocation()
@@ -130,20 +139,31 @@ def allocate(model: Model, lock: Allocation | None = None, allow_moves: bool = F
             else:
                 usage.add(name, host)
                 placed[name][number] = host
-    missing = sorted(((name, number) for name, service in model.services.items()
-                      for number in range(1, service.instances + 1) if number not in placed[name]),
-                     key=lambda item: (-model.services[item[0]].memory, item))
+    missing = sorted(
+        (
+            (name, number)
+            for name, service in model.services.items()
+            for number in range(1, service.instances + 1)
+            if number not in placed[name]
+        ),
+        key=lambda item: (-model.services[item[0]].memory, item),
+    )
     for name, number in missing:
         refusals = {host: usage.refusal(name, host) for host in model.hosts}
         eligible = [host for host, refusal in refusals.items() if refusal is None]
         if not eligible:
-            raise ModelError(f"services.{name}", "instances", f"no host for {name}.{number}",
-                             wanted(model, name, ports, refusals.values()))
+            raise ModelError(
+                f"services.{name}",
+                "instances",
+                f"no host for {name}.{number}",
+                wanted(model, name, ports, refusals.values()),
+            )
         host = min(eligible, key=usage.load)
         usage.add(name, host)
         placed[name][number] = host
-    result = Allocation(ports, {name: dict(sorted(numbers.items()))
-                                for name, numbers in placed.items()})
+    result = Allocation(
+        ports, {name: dict(sorted(numbers.items())) for name, numbers in placed.items()}
+    )
     if not allow_moves:
         refuse_moves(lock, result, port_reasons, evicted)
     result.changes = changes(model, lock, result)
@@ -180,8 +200,12 @@ def allocate_ports(model: Model, lock: Allocation) -> tuple[dict[str, int], dict
         if name not in ports:
             port = next(free, None)
             if port is None:
-                raise ModelError("system", "port-range", f"no free port for {name}",
-                                 f"a range with room for {len(automatic)} automatic ports")
+                raise ModelError(
+                    "system",
+                    "port-range",
+                    f"no free port for {name}",
+                    f"a range with room for {len(automatic)} automatic ports",
+                )
             ports[name], taken[port] = port, name
     return dict(sorted(ports.items())), reasons
 
@@ -207,21 +231,32 @@ def wanted(model: Model, name: str, ports: dict[str, int], refusals) -> str:
     return text
 
 
-def refuse_moves(lock: Allocation, result: Allocation, port_reasons: dict[str, str],
-                 evicted: dict[tuple[str, int], str]) -> None:
+def refuse_moves(
+    lock: Allocation,
+    result: Allocation,
+    port_reasons: dict[str, str],
+    evicted: dict[tuple[str, int], str],
+) -> None:
     if port_reasons:
         name, reason = min(port_reasons.items())
         old, new = lock.ports[name], result.ports.get(name, "none")
-        raise ModelError(f"services.{name}", "port", f"{old} would change to {new} ({reason}); "
-                         "changing an allocated port needs --allow-moves")
+        raise ModelError(
+            f"services.{name}",
+            "port",
+            f"{old} would change to {new} ({reason}); "
+            "changing an allocated port needs --allow-moves",
+        )
     moves = sorted(evicted.items())
     if moves:
         (name, number), reason = moves[0]
         more = f" ({len(moves) - 1} more)" if len(moves) > 1 else ""
-        raise ModelError(f"services.{name}", "instances",
-                         f"{name}.{number} would move {lock.hosts[name][number]} -> "
-                         f"{result.hosts[name][number]} ({reason}); moves need --allow-moves"
-                         f"{more}")
+        raise ModelError(
+            f"services.{name}",
+            "instances",
+            f"{name}.{number} would move {lock.hosts[name][number]} -> "
+            f"{result.hosts[name][number]} ({reason}); moves need --allow-moves"
+            f"{more}",
+        )
 
 
 def changes(model: Model, lock: Allocation, result: Allocation) -> list[str]:
@@ -259,8 +294,9 @@ def parse_lock(text: str, source: str = "lock") -> Allocation:
     return Allocation(ports, hosts, stamp=stamp)
 
 
-def update(model_path: str, allow_moves: bool = False, write: bool = True
-           ) -> tuple[Model, Allocation]:
+def update(
+    model_path: str, allow_moves: bool = False, write: bool = True
+) -> tuple[Model, Allocation]:
     """Load the model and its lock, allocate, and (``write``) replace the lock when its text
     changed. Nothing is written when anything is refused."""
     model = load_model(model_path)

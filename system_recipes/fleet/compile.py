@@ -40,17 +40,21 @@ from .tables import ModelError
 from .wiring import Wiring
 
 
-def compile_system(model: Model, allocation: Allocation, expander: Expander,
-                   profiles: str) -> dict[str, str]:
+def compile_system(
+    model: Model, allocation: Allocation, expander: Expander, profiles: str
+) -> dict[str, str]:
     """host -> the text of its host.cfg. ``expander`` is ``meta.expand.expand`` (a floor
     above: the caller passes it); ``profiles`` is this machine's copy of the profiles that are
     at ``[system] profiles`` on the hosts (the roles are read from there)."""
-    return {host: config.text() for host, config in
-            compile_hosts(model, allocation, expander, profiles).items()}
+    return {
+        host: config.text()
+        for host, config in compile_hosts(model, allocation, expander, profiles).items()
+    }
 
 
-def compile_hosts(model: Model, allocation: Allocation, expander: Expander,
-                  profiles: str) -> dict[str, HostConfig]:
+def compile_hosts(
+    model: Model, allocation: Allocation, expander: Expander, profiles: str
+) -> dict[str, HostConfig]:
     return Compiler(model, allocation, expander, profiles).run()
 
 
@@ -59,16 +63,16 @@ def header(model: Model, allocation: Allocation, host: str) -> list[str]:
     a change to one service must leave the files of hosts it does not concern byte for byte
     as they were (the apply step records the model's revision and digest per host)."""
     name = os.path.basename(model.path)
-    return [f"{host}: compiled by system-recipes from the system model {model.name} -- do not "
-            "edit;",
-            f"change the model and run `system-recipes fleet compile -m {name}`.",
-            f"`system-recipes fleet explain -m {name} {host}` says where each value comes from.",
-            f"model: {name}, lock: {os.path.basename(lock_path(model.path))}"]
+    return [
+        f"{host}: compiled by system-recipes from the system model {model.name} -- do not edit;",
+        f"change the model and run `system-recipes fleet compile -m {name}`.",
+        f"`system-recipes fleet explain -m {name} {host}` says where each value comes from.",
+        f"model: {name}, lock: {os.path.basename(lock_path(model.path))}",
+    ]
 
 
 class Compiler:
-    def __init__(self, model: Model, allocation: Allocation, expander: Expander,
-                 profiles: str):
+    def __init__(self, model: Model, allocation: Allocation, expander: Expander, profiles: str):
         self.model, self.allocation = model, allocation
         self.expander, self.profiles = expander, profiles
         self.wiring = Wiring(model, allocation)
@@ -87,10 +91,17 @@ class Compiler:
     def host_config(self, host: str) -> HostConfig:
         config = HostConfig(host, header(self.model, self.allocation, host))
         profiles = self.model.system.profiles
-        config.extends.append(self.value(posixpath.join(profiles, "base.cfg"),
-                                         "[system] profiles: every host extends base.cfg"))
-        fleet = config.section("fleet", "What the fleet apply ensures before it runs this "
-                                        "configuration; buildout builds no part of it")
+        config.extends.append(
+            self.value(
+                posixpath.join(profiles, "base.cfg"),
+                "[system] profiles: every host extends base.cfg",
+            )
+        )
+        fleet = config.section(
+            "fleet",
+            "What the fleet apply ensures before it runs this "
+            "configuration; buildout builds no part of it",
+        )
         fleet.set("system", self.model.name, "[system] name")
         fleet.set("host", host, f"[hosts.{host}]")
         names = [i.name for i in self.allocation.instances(host=host)]
@@ -127,43 +138,63 @@ class Compiler:
         if path not in [value.text for value in config.extends]:
             config.extends.append(self.value(path, f"[services.{name}] role"))
         known = {value.text for value in config.parts}
-        config.parts += [self.value(part, f"{service.role} parts ([services.{name}] role)")
-                         for part in info.parts if part not in known]
+        config.parts += [
+            self.value(part, f"{service.role} parts ([services.{name}] role)")
+            for part in info.parts
+            if part not in known
+        ]
         where = f"services.{name}"
         port = self.allocation.ports.get(name)
         comment = f"[services.{name}]: {service.role} on this host"
         words = check_words(service, port)
         if words is not None:
             if len(info.metas) != 1:
-                raise ModelError(where, "check", f"{service.role} has {len(info.metas)} "
-                                 "system_recipes:service sections to take it",
-                                 "a role with one service section, or no check in the model "
-                                 "(the role's own checks stay)")
+                raise ModelError(
+                    where,
+                    "check",
+                    f"{service.role} has {len(info.metas)} "
+                    "system_recipes:service sections to take it",
+                    "a role with one service section, or no check in the model "
+                    "(the role's own checks stay)",
+                )
             config.section(info.metas[0], comment).set(
-                "check", words, f"[services.{name}] check"
-                + (f", on the port of {name}" if service.check[1:2] == (None,) else ""))
+                "check",
+                words,
+                f"[services.{name}] check"
+                + (f", on the port of {name}" if service.check[1:2] == (None,) else ""),
+            )
         if port is not None:
             if service.port_option is None:
-                raise ModelError(where, "port-option", "missing: the service has a port and "
-                                 "its role takes it in one of its options",
-                                 "SECTION:OPTION of the role, such as shop-config:port")
+                raise ModelError(
+                    where,
+                    "port-option",
+                    "missing: the service has a port and its role takes it in one of its options",
+                    "SECTION:OPTION of the role, such as shop-config:port",
+                )
             section, option = service.port_option.split(":", 1)
             need_option(info, name, "port-option", section, option, service.role)
             config.section(section, comment).set(
-                option, str(port), f"the allocation: port of {name} "
+                option,
+                str(port),
+                f"the allocation: port of {name} "
                 f"({'auto' if service.port == 'auto' else '[services.' + name + '] port'}), "
-                f"into [services.{name}] port-option")
+                f"into [services.{name}] port-option",
+            )
         elif service.port_option is not None:
-            raise ModelError(where, "port-option", "the service has no port",
-                             "a port, or no port-option")
+            raise ModelError(
+                where, "port-option", "the service has no port", "a port, or no port-option"
+            )
         self.add_links(config, name, info, comment)
         for section, options in service.settings.items():
             target = config.section(section, comment)
             for option, text in options.items():
                 if option in target.options and not target.options[option].default:
-                    raise ModelError(f"{where}.settings.{section}", option,
-                                     f"is compiled from {target.options[option].origin}",
-                                     "settings of options the compiler does not set")
+                    raise ModelError(
+                        f"{where}.settings.{section}",
+                        option,
+                        f"is compiled from {target.options[option].origin}",
+                        "settings of options the compiler does not set",
+                    )
                 target.set(option, text, f"[{where}.settings.{section}] {option}")
 
     def add_links(self, config: HostConfig, name: str, info, comment: str) -> None:
@@ -173,26 +204,37 @@ class Compiler:
         where = f"services.{name}"
         section = service.link_section or (service.port_option or "").split(":", 1)[0]
         if not section:
-            raise ModelError(where, "link-section", "missing: the service has links and no "
-                             "port-option", "the section of the role that takes LINK-host and "
-                             "LINK-port, such as shop-config")
+            raise ModelError(
+                where,
+                "link-section",
+                "missing: the service has links and no port-option",
+                "the section of the role that takes LINK-host and LINK-port, such as shop-config",
+            )
         need_option(info, name, "link-section", section, None, service.role)
         target = config.section(section, comment)
         for link in service.links:
             addresses = self.wiring.addresses(link)
-            target.set(f"{link}-host", " ".join(addresses) or "none",
-                       f"[services.{name}] links: the address of each host of {link} "
-                       f"([hosts.NAME] address, hosts from the allocation)")
+            target.set(
+                f"{link}-host",
+                " ".join(addresses) or "none",
+                f"[services.{name}] links: the address of each host of {link} "
+                f"([hosts.NAME] address, hosts from the allocation)",
+            )
             port = self.allocation.ports.get(link)
             if port is not None:
-                target.set(f"{link}-port", str(port), f"[services.{name}] links: the port "
-                           f"of {link} (the allocation)")
+                target.set(
+                    f"{link}-port",
+                    str(port),
+                    f"[services.{name}] links: the port of {link} (the allocation)",
+                )
 
     def draft(self, config: HostConfig, roles: list[str]) -> Draft:
         """The host's roles and refinements, read by buildout from this checkout's profiles
         and expanded: what the roles generate, with the model's refinements in."""
-        local = [os.path.join(self.profiles, value.text[len(self.model.system.profiles):]
-                              .lstrip("/")) for value in config.extends]
+        local = [
+            os.path.join(self.profiles, value.text[len(self.model.system.profiles) :].lstrip("/"))
+            for value in config.extends
+        ]
         text = config.body(extends=local)
         return load_draft(text, self.expander, f"[hosts.{config.host}]")
 
@@ -208,13 +250,20 @@ class Compiler:
                 where = f"services.{name}.settings.{section}"
                 target = next((s for s in config.sections if s.name == section), None)
                 if target is None:
-                    raise ModelError(where, None, f"not a section the {service.kind} service "
-                                     f"{name} is compiled into", f"[{name}]")
+                    raise ModelError(
+                        where,
+                        None,
+                        f"not a section the {service.kind} service {name} is compiled into",
+                        f"[{name}]",
+                    )
                 for option, text in options.items():
                     if option in target.options and not target.options[option].default:
-                        raise ModelError(where, option, f"is compiled from "
-                                         f"{target.options[option].origin}",
-                                         "settings of options the compiler does not set")
+                        raise ModelError(
+                            where,
+                            option,
+                            f"is compiled from {target.options[option].origin}",
+                            "settings of options the compiler does not set",
+                        )
                     target.set(option, text, f"[{where}] {option}")
 
     def record_package(self, fleet: Section, name: str) -> None:
@@ -224,15 +273,20 @@ class Compiler:
             line = " ".join(filter(None, (service.package, service.version)))
             lines = (current.text.split("\n") if current else []) + [line]
             origin = current.origin + ", " if current else ""
-            fleet.set("packages", "\n".join(dict.fromkeys(lines)),
-                      f"{origin}[services.{name}] package" + (", version" if service.version
-                                                              else ""))
+            fleet.set(
+                "packages",
+                "\n".join(dict.fromkeys(lines)),
+                f"{origin}[services.{name}] package" + (", version" if service.version else ""),
+            )
         for secret, reference in service.secrets.items():
             current = fleet.options.get("secrets")
-            lines = (current.text.split("\n") if current else []) + \
-                [f"{name} {secret} {reference}"]
-            fleet.set("secrets", "\n".join(lines), "[services.NAME.secrets] of the services "
-                      "here: references only, the value is read on the host when it is applied")
+            lines = (current.text.split("\n") if current else []) + [f"{name} {secret} {reference}"]
+            fleet.set(
+                "secrets",
+                "\n".join(lines),
+                "[services.NAME.secrets] of the services "
+                "here: references only, the value is read on the host when it is applied",
+            )
 
 
 def write(directory: str, model: Model, configs: dict[str, str]) -> list[str]:

@@ -56,8 +56,9 @@ class HostConfig:
             out.append("")
             out += [f"# {line}".rstrip() for line in section.comment.splitlines()]
             out.append(f"[{section.name}]")
-            out += [lines(option, value.text.split("\n"))
-                    for option, value in section.options.items()]
+            out += [
+                lines(option, value.text.split("\n")) for option, value in section.options.items()
+            ]
         return "\n".join(out) + "\n"
 
     def text(self) -> str:
@@ -68,8 +69,10 @@ class HostConfig:
         found = [("buildout", "extends", v.text, v.origin) for v in self.extends]
         found += [("buildout", "parts", v.text, v.origin) for v in self.parts]
         for section in self.sections:
-            found += [(section.name, option, value.text, value.origin)
-                      for option, value in section.options.items()]
+            found += [
+                (section.name, option, value.text, value.origin)
+                for option, value in section.options.items()
+            ]
         return found
 
 

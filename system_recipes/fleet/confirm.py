@@ -47,26 +47,50 @@ def refuse_if_pending(step, model: str) -> None:
 
     pending = read_pending(step, model)
     if pending and pending["deadline"] > time.time():
-        raise StepError("confirm", f"revision {pending['revision']} of {model} awaits its "
-                        f"confirmation for {pending['deadline'] - time.time():.0f} s more "
-                        "(then it is rolled back; try again after that)")
+        raise StepError(
+            "confirm",
+            f"revision {pending['revision']} of {model} awaits its "
+            f"confirmation for {pending['deadline'] - time.time():.0f} s more "
+            "(then it is rolled back; try again after that)",
+        )
 
 
-def arm(step, model: str, header: dict, old: str | None, new: str, plan, applied: dict | None,
-        timeout: float) -> dict:
+def arm(
+    step,
+    model: str,
+    header: dict,
+    old: str | None,
+    new: str,
+    plan,
+    applied: dict | None,
+    timeout: float,
+) -> dict:
     """Keep what to go back to and start the watchdog; returns what the controller needs."""
     directory = os.path.join(step.etc, model)
     previous = os.path.join(directory, "host.cfg.previous")
     write_atomic(previous, old if old is not None else without_parts(new))
-    info = {"model": model, "revision": header["revision"], "timeout": timeout,
-            "deadline": time.time() + timeout, "previous": previous, "first": old is None,
-            "applied": applied, "reloads": [[r.kind, r.target] for r in plan.reloads]}
+    info = {
+        "model": model,
+        "revision": header["revision"],
+        "timeout": timeout,
+        "deadline": time.time() + timeout,
+        "previous": previous,
+        "first": old is None,
+        "applied": applied,
+        "reloads": [[r.kind, r.target] for r in plan.reloads],
+    }
     write_atomic(pending_path(step, model), json.dumps(info, indent=2) + "\n")
     log = open(os.path.join(step.state, f"{model}.watchdog.log"), "a")
     code = "import sys; from system_recipes.cli import main; sys.exit(main(sys.argv[1:]))"
-    subprocess.Popen([sys.executable, "-c", code, "fleet-host", "watchdog", model,
-                      str(header["revision"])], stdin=subprocess.DEVNULL, stdout=log,
-                     stderr=log, start_new_session=True, close_fds=True, cwd="/")
+    subprocess.Popen(
+        [sys.executable, "-c", code, "fleet-host", "watchdog", model, str(header["revision"])],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+        close_fds=True,
+        cwd="/",
+    )
     log.close()
     return {"revision": header["revision"], "timeout": timeout}
 
@@ -79,8 +103,7 @@ def without_parts(text: str) -> str:
     parser = configparser.RawConfigParser(strict=False, interpolation=None)
     parser.read_string(text)
     extends = parser.get("buildout", "extends", fallback="").split()
-    return "[buildout]\n" + (f"extends = {' '.join(extends)}\n" if extends else "") + \
-        "parts =\n"
+    return "[buildout]\n" + (f"extends = {' '.join(extends)}\n" if extends else "") + "parts =\n"
 
 
 def confirm(step, model: str, revision: int) -> int:
@@ -93,10 +116,11 @@ def confirm(step, model: str, revision: int) -> int:
             pending = read_pending(step, model)
             if pending is None or pending["revision"] != revision:
                 last = step.read_record(model).get("last") or {}
-                why = (f"revision {revision} was rolled back: {last.get('error')}"
-                       if last.get("result") == "rolled-back" and
-                       last.get("revision") == revision else
-                       f"revision {revision} of {model} awaits no confirmation")
+                why = (
+                    f"revision {revision} was rolled back: {last.get('error')}"
+                    if last.get("result") == "rolled-back" and last.get("revision") == revision
+                    else f"revision {revision} of {model} awaits no confirmation"
+                )
                 raise StepError("confirm", why)
             os.unlink(pending_path(step, model))
     except StepError as error:
@@ -134,8 +158,9 @@ def rollback(step, model: str, pending: dict) -> int:
     try:
         step.buildout(path, -1)
         run, _ = step.planner(path)
-        _, problems = reload.perform([Reload(kind, target) for kind, target in
-                                      pending["reloads"]], run.settings)
+        _, problems = reload.perform(
+            [Reload(kind, target) for kind, target in pending["reloads"]], run.settings
+        )
     except StepError as error:
         problems.append(str(error))
     except Exception as error:  # whatever happens, the record says it
@@ -145,21 +170,28 @@ def rollback(step, model: str, pending: dict) -> int:
     if pending["first"]:
         os.unlink(path)
     record = step.read_record(model)
-    record["last"] = {**(record.get("last") or {}), "result": "rolled-back", "error": why,
-                      "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                      "config_sha256": sha256(previous)}
+    record["last"] = {
+        **(record.get("last") or {}),
+        "result": "rolled-back",
+        "error": why,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config_sha256": sha256(previous),
+    }
     if pending["applied"]:
         record["applied"] = pending["applied"]
     else:
         record.pop("applied", None)
-    write_atomic(os.path.join(step.state, f"{model}.json"),
-                 json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_atomic(
+        os.path.join(step.state, f"{model}.json"),
+        json.dumps(record, indent=2, sort_keys=True) + "\n",
+    )
     os.unlink(pending_path(step, model))
     print(f"{model}: revision {pending['revision']}: {why}", file=sys.stderr)
     return 1 if problems else 0
 
 
 # -- the controller's side ----------------------------------------------------------------------
+
 
 def confirm_from_controller(fleet, job, info: dict) -> str | None:
     """Confirm over a new ssh connection (not the control master: the point is to show the
@@ -173,23 +205,36 @@ def confirm_from_controller(fleet, job, info: dict) -> str | None:
             skip = not skip
             continue
         args.append(word)
-    command = connection.remote_command("confirm", [fleet.system.model.name,
-                                                    str(info["revision"])])
+    command = connection.remote_command("confirm", [fleet.system.model.name, str(info["revision"])])
     try:
-        result = subprocess.run([connection.owner.ssh, *args, "-o", "ControlPath=none", "-T",
-                                 connection.target.destination, command],
-                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                timeout=info["timeout"] + 30, process_group=0)
+        result = subprocess.run(
+            [
+                connection.owner.ssh,
+                *args,
+                "-o",
+                "ControlPath=none",
+                "-T",
+                connection.target.destination,
+                command,
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=info["timeout"] + 30,
+            process_group=0,
+        )
     except subprocess.TimeoutExpired:
-        return (f"confirmation timed out; the host rolls back by itself "
-                f"within {info['timeout']:g} s")
-    fleet.out.log(job.name, f"# confirm over a new connection: exit {result.returncode}\n"
-                  + result.stdout + result.stderr)
+        return f"confirmation timed out; the host rolls back by itself within {info['timeout']:g} s"
+    fleet.out.log(
+        job.name,
+        f"# confirm over a new connection: exit {result.returncode}\n"
+        + result.stdout
+        + result.stderr,
+    )
     if result.returncode == 0:
         return None
     if result.returncode == 255:
         why = connection._explain(result.stderr)
     else:
         why = _last_line(result.stderr) or f"fleet-host confirm exited {result.returncode}"
-    return (f"not confirmed ({why}); the host rolls back by itself within "
-            f"{info['timeout']:g} s")
+    return f"not confirmed ({why}); the host rolls back by itself within {info['timeout']:g} s"

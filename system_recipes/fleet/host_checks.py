@@ -17,12 +17,13 @@ def run_checks(fleet, job) -> str | None:
     """Run the host's own NRPE check commands on it until they pass (``--check-timeout``);
     the commands are read from the host's NRPE include directory, as NRPE reads them."""
     connection = fleet.connect(job)
-    listing = connection.raw(" ".join(f"cat {d}/*.cfg 2>/dev/null;" for d in NRPE_INCLUDES)
-                             + " true").text
+    listing = connection.raw(
+        " ".join(f"cat {d}/*.cfg 2>/dev/null;" for d in NRPE_INCLUDES) + " true"
+    ).text
     commands = {}
     for line in listing:
         if line.startswith("command[") and "]=" in line:
-            name, _, command = line[len("command["):].partition("]=")
+            name, _, command = line[len("command[") :].partition("]=")
             commands[name] = command.replace("$$", "$")  # NRPE's escape of a $
     missing = [name for name in job.checks if name not in commands]
     if missing:
@@ -33,8 +34,9 @@ def run_checks(fleet, job) -> str | None:
         failing = []
         for name in pending:
             result = connection.raw(commands[name], timeout=fleet.settings.check_timeout)
-            fleet.out.log(job.name, f"# check {name}: exit {result.code}: "
-                         f"{' '.join(result.text)[:300]}")
+            fleet.out.log(
+                job.name, f"# check {name}: exit {result.code}: {' '.join(result.text)[:300]}"
+            )
             if result.code:
                 failing.append((name, result))
         if not failing:
@@ -42,7 +44,9 @@ def run_checks(fleet, job) -> str | None:
         if time.monotonic() >= deadline:
             name, result = failing[0]
             output = (result.text or result.stderr.strip().splitlines() or [""])[0]
-            return (f"check {name} still fails after {fleet.settings.check_timeout:g} s "
-                    f"(exit {result.code}: {output[:200]})")
+            return (
+                f"check {name} still fails after {fleet.settings.check_timeout:g} s "
+                f"(exit {result.code}: {output[:200]})"
+            )
         pending = [name for name, _ in failing]
         time.sleep(fleet.settings.check_interval)

@@ -60,19 +60,35 @@ class StepError(Exception):
 
 
 def add_parser(commands) -> None:
-    step = commands.add_parser("fleet-host", help="one host's step of a fleet run (what the "
-                                                  "controller runs over ssh; stdin: a JSON "
-                                                  "header line, then the host.cfg)")
+    step = commands.add_parser(
+        "fleet-host",
+        help="one host's step of a fleet run (what the "
+        "controller runs over ssh; stdin: a JSON "
+        "header line, then the host.cfg)",
+    )
     step.add_argument("action", choices=("plan", "apply", "status", "confirm", "watchdog"))
-    step.add_argument("model", nargs="?", default=None, help="status: the model to report "
-                      "(default: every model applied here); confirm: the model confirmed")
+    step.add_argument(
+        "model",
+        nargs="?",
+        default=None,
+        help="status: the model to report "
+        "(default: every model applied here); confirm: the model confirmed",
+    )
     step.add_argument("revision", nargs="?", type=int, help="confirm: the revision confirmed")
     step.add_argument("--diff", action="store_true", help="plan: a diff event per file")
-    step.add_argument("--confirm-timeout", type=float, default=0, metavar="S",
-                      help="apply: roll back by itself unless `fleet-host confirm MODEL "
-                           "REVISION` comes within S seconds (0: no confirmation)")
-    step.add_argument("--force", action="store_true",
-                      help="apply or plan a revision older than the one last applied")
+    step.add_argument(
+        "--confirm-timeout",
+        type=float,
+        default=0,
+        metavar="S",
+        help="apply: roll back by itself unless `fleet-host confirm MODEL "
+        "REVISION` comes within S seconds (0: no confirmation)",
+    )
+    step.add_argument(
+        "--force",
+        action="store_true",
+        help="apply or plan a revision older than the one last applied",
+    )
 
 
 def run(args, planner: Planner) -> int:
@@ -106,8 +122,13 @@ class HostStep:
         self.out.write(json.dumps({"step": step, **fields}, sort_keys=False) + "\n")
 
     def done(self, result: str, code: int, **fields) -> int:
-        self.emit("done", result=result, exit=code,
-                  seconds=round(time.monotonic() - self.started, 3), **fields)
+        self.emit(
+            "done",
+            result=result,
+            exit=code,
+            seconds=round(time.monotonic() - self.started, 3),
+            **fields,
+        )
         return code
 
     def fail(self, error: StepError) -> int:
@@ -125,8 +146,7 @@ class HostStep:
                     return self._plan_or_apply(action, header, text, force)
                 except StepError as error:
                     if action == "apply" and error.result == "error":
-                        self.record(header["model"], header, sha256(text), "failed", 0,
-                                    str(error))
+                        self.record(header["model"], header, sha256(text), "failed", 0, str(error))
                     raise
         except StepError as error:
             return self.fail(error)
@@ -136,27 +156,40 @@ class HostStep:
         record = self.read_record(model)
         applied = record.get("applied") or {}
         if applied and header["revision"] < applied["revision"] and not force:
-            raise StepError("revision", f"revision {header['revision']} of {model} is older "
-                            f"than revision {applied['revision']}, applied "
-                            f"{applied.get('time', '')} (a stale model? --force applies it)",
-                            result="refused")
+            raise StepError(
+                "revision",
+                f"revision {header['revision']} of {model} is older "
+                f"than revision {applied['revision']}, applied "
+                f"{applied.get('time', '')} (a stale model? --force applies it)",
+                result="refused",
+            )
         if action == "apply" and self.confirm_timeout:
             from .confirm import refuse_if_pending
 
             refuse_if_pending(self, model)
-        self.emit("revision", result="ok", revision=header["revision"],
-                  applied=applied.get("revision"))
+        self.emit(
+            "revision", result="ok", revision=header["revision"], applied=applied.get("revision")
+        )
         packages = Packages(header["packages"])
         missing: list[str] = []
         try:
             if action == "plan":
                 missing = packages.pending()
-                self.emit("packages", result="pending" if missing else "ok",
-                          manager=packages.manager, pending=missing)
+                self.emit(
+                    "packages",
+                    result="pending" if missing else "ok",
+                    manager=packages.manager,
+                    pending=missing,
+                )
             else:
                 installed = packages.ensure()
-                self.emit("packages", result="ok", manager=packages.manager,
-                          installed=installed, changed=len(installed))
+                self.emit(
+                    "packages",
+                    result="ok",
+                    manager=packages.manager,
+                    installed=installed,
+                    changed=len(installed),
+                )
         except PackageError as error:
             raise StepError("packages", str(error)) from None
         directory = os.path.join(self.etc, model)
@@ -200,23 +233,33 @@ class HostStep:
         if changes and self.confirm_timeout:
             from .confirm import arm
 
-            confirm = arm(self, model, header, old, text, plan, applied or None,
-                          self.confirm_timeout)
+            confirm = arm(
+                self, model, header, old, text, plan, applied or None, self.confirm_timeout
+            )
             self.emit("confirm", result="armed", **confirm)
         self.record(model, header, digest, "ok", changes)
-        return self.done("changed" if changes else "ok", 0, changed=changes,
-                         **({"confirm": confirm} if confirm else {}))
+        return self.done(
+            "changed" if changes else "ok",
+            0,
+            changed=changes,
+            **({"confirm": confirm} if confirm else {}),
+        )
 
     def plan(self, path: str):
         try:
             _, plan = self.planner(path)
         except zc.buildout.UserError as error:
-            raise StepError("plan", str(error).splitlines()[0] if str(error) else "failed") \
-                from None
+            raise StepError(
+                "plan", str(error).splitlines()[0] if str(error) else "failed"
+            ) from None
         actions = [f"{a.verb} {a.path}" for a in plan.actions]
-        self.emit("plan", result="pending" if actions or plan.drift else "ok",
-                  changed=len(actions), drift=[a.path for a in plan.drift],
-                  actions=actions[:200])
+        self.emit(
+            "plan",
+            result="pending" if actions or plan.drift else "ok",
+            changed=len(actions),
+            drift=[a.path for a in plan.drift],
+            actions=actions[:200],
+        )
         if self.diff:
             from ..core.report import diffs
 
@@ -227,31 +270,40 @@ class HostStep:
     def buildout(self, path: str, changes: int) -> None:
         """The host buildout, as its own process (it configures logging, exits, reloads)."""
         started = time.monotonic()
-        result = subprocess.run([buildout_script(), "-c", path], capture_output=True,
-                                text=True, cwd=os.path.dirname(path))
+        result = subprocess.run(
+            [buildout_script(), "-c", path],
+            capture_output=True,
+            text=True,
+            cwd=os.path.dirname(path),
+        )
         sys.stderr.write(result.stdout + result.stderr)
         if result.returncode:
-            lines = [line for line in (result.stderr + result.stdout).splitlines()
-                     if line.strip()]
+            lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
             errors = [line for line in lines if line.startswith(("Error:", "While:"))]
             raise StepError("buildout", (errors or lines or ["failed"])[-1][:500])
-        self.emit("buildout", result="ok", changed=changes,
-                  seconds=round(time.monotonic() - started, 3))
+        self.emit(
+            "buildout", result="ok", changed=changes, seconds=round(time.monotonic() - started, 3)
+        )
 
     # -- status -------------------------------------------------------------------------------
 
     def status(self, model: str | None) -> int:
         try:
-            models = [check_name(model)] if model else sorted(
-                name[:-5] for name in os.listdir(self.state) if name.endswith(".json")
-            ) if os.path.isdir(self.state) else []
+            models = (
+                [check_name(model)]
+                if model
+                else sorted(name[:-5] for name in os.listdir(self.state) if name.endswith(".json"))
+                if os.path.isdir(self.state)
+                else []
+            )
         except StepError as error:
             return self.fail(error)
         worst = 0
         for name in models:
             worst = max(worst, self.status_of(name))
-        return self.done("ok" if worst == 0 else "pending" if worst == 2 else "error", worst,
-                         models=models)
+        return self.done(
+            "ok" if worst == 0 else "pending" if worst == 2 else "error", worst, models=models
+        )
 
     def status_of(self, model: str) -> int:
         record = self.read_record(model)
@@ -264,15 +316,27 @@ class HostStep:
         try:
             _, plan = self.planner(path)
         except zc.buildout.UserError as error:
-            self.emit("status", model=model, result="error", applied=applied,
-                      error=str(error).splitlines()[0])
+            self.emit(
+                "status",
+                model=model,
+                result="error",
+                applied=applied,
+                error=str(error).splitlines()[0],
+            )
             return 1
         edited = sha256(text) != applied.get("config_sha256")
         changed = len(plan.actions)
         drifted = bool(changed or plan.drift or edited)
-        self.emit("status", model=model, result="drifted" if drifted else "in-sync",
-                  applied=applied, last=record.get("last"), changed=changed,
-                  drift=[a.path for a in plan.drift], config_edited=edited)
+        self.emit(
+            "status",
+            model=model,
+            result="drifted" if drifted else "in-sync",
+            applied=applied,
+            last=record.get("last"),
+            changed=changed,
+            drift=[a.path for a in plan.drift],
+            config_edited=edited,
+        )
         return 2 if drifted else 0
 
     # -- the record ---------------------------------------------------------------------------
@@ -284,19 +348,37 @@ class HostStep:
         try:
             return json.loads(text)
         except ValueError:
-            raise StepError("revision", f"{self.state}/{model}.json is damaged (expected the "
-                            "JSON fleet-host writes; remove it and apply with --force)") from None
+            raise StepError(
+                "revision",
+                f"{self.state}/{model}.json is damaged (expected the "
+                "JSON fleet-host writes; remove it and apply with --force)",
+            ) from None
 
-    def record(self, model: str, header: dict, config_sha: str, result: str, changed: int,
-               error: str | None = None) -> None:
+    def record(
+        self,
+        model: str,
+        header: dict,
+        config_sha: str,
+        result: str,
+        changed: int,
+        error: str | None = None,
+    ) -> None:
         """What was applied; left as it is when a no-op would only change its time."""
         path = os.path.join(self.state, f"{model}.json")
         record = self.read_record(model)
-        entry = {"revision": header["revision"], "digest": header["digest"],
-                 "host": header.get("host"), "config_sha256": config_sha, "changed": changed,
-                 "packages": header["packages"]}
-        if result == "ok" and not changed and \
-                identity(record.get("last") or {}) == identity({**entry, "result": "ok"}):
+        entry = {
+            "revision": header["revision"],
+            "digest": header["digest"],
+            "host": header.get("host"),
+            "config_sha256": config_sha,
+            "changed": changed,
+            "packages": header["packages"],
+        }
+        if (
+            result == "ok"
+            and not changed
+            and identity(record.get("last") or {}) == identity({**entry, "result": "ok"})
+        ):
             self.emit("record", result="unchanged", path=path)
             return
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -323,8 +405,9 @@ class HostStep:
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
-                        raise StepError("lock", f"another fleet-host is running for {model} "
-                                        "on this host") from None
+                        raise StepError(
+                            "lock", f"another fleet-host is running for {model} on this host"
+                        ) from None
                     time.sleep(0.05)
             yield
 
@@ -337,8 +420,9 @@ def identity(entry: dict) -> dict:
 def parse_input(data: bytes) -> tuple[dict, str]:
     """The header (checked) and the host.cfg text."""
     if len(data) > MAX_INPUT:
-        raise StepError("input", f"more than {MAX_INPUT} bytes on stdin (expected a header "
-                        "line and a host.cfg)")
+        raise StepError(
+            "input", f"more than {MAX_INPUT} bytes on stdin (expected a header line and a host.cfg)"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -347,28 +431,36 @@ def parse_input(data: bytes) -> tuple[dict, str]:
     try:
         header = json.loads(first)
     except ValueError:
-        raise StepError("input", "the first line is not JSON (expected a header such as "
-                        '{"model": "shop", "revision": 1, "digest": "..."})') from None
+        raise StepError(
+            "input",
+            "the first line is not JSON (expected a header such as "
+            '{"model": "shop", "revision": 1, "digest": "..."})',
+        ) from None
     if not isinstance(header, dict):
         raise StepError("input", "the header is not a JSON object")
     unknown = sorted(set(header) - set(HEADER_KEYS))
     if unknown:
-        raise StepError("input", f"header: unknown key {unknown[0][:40]!r} (expected "
-                        f"{', '.join(HEADER_KEYS)})")
+        raise StepError(
+            "input", f"header: unknown key {unknown[0][:40]!r} (expected {', '.join(HEADER_KEYS)})"
+        )
     check_name(header.get("model"))
     revision = header.get("revision")
     if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
-        raise StepError("input", f"header: revision: {str(revision)[:40]!r} (expected an "
-                        "integer >= 0)")
+        raise StepError(
+            "input", f"header: revision: {str(revision)[:40]!r} (expected an integer >= 0)"
+        )
     if not isinstance(header.get("digest"), str):
         raise StepError("input", "header: digest: missing (expected a string)")
     packages = header.setdefault("packages", {})
     if not isinstance(packages, dict) or not all(
-            isinstance(k, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9+._-]*", k)
-            and (v is None or isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9.+~:_-]+", v))
-            for k, v in packages.items()):
-        raise StepError("input", "header: packages: expected an object of package names to "
-                        "versions (or null)")
+        isinstance(k, str)
+        and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9+._-]*", k)
+        and (v is None or isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9.+~:_-]+", v))
+        for k, v in packages.items()
+    ):
+        raise StepError(
+            "input", "header: packages: expected an object of package names to versions (or null)"
+        )
     if not config.strip():
         raise StepError("input", "no host.cfg after the header")
     return header, config
@@ -376,8 +468,11 @@ def parse_input(data: bytes) -> tuple[dict, str]:
 
 def check_name(model: Any) -> str:
     if not isinstance(model, str) or not MODEL_NAME.fullmatch(model):
-        raise StepError("input", f"model: {str(model)[:40]!r} (expected a model name: a "
-                        "lowercase letter, then letters, digits or '-')")
+        raise StepError(
+            "input",
+            f"model: {str(model)[:40]!r} (expected a model name: a "
+            "lowercase letter, then letters, digits or '-')",
+        )
     return model
 
 

@@ -28,8 +28,15 @@ from .tables import ModelError, Table
 from .values import NAME, NAME_EXPECTED, Int, Str
 
 BARE = re.compile(r"[A-Za-z0-9_-]+")
-ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
-           "\r": "\\r"}
+ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
 
 
 def key(name: str) -> str:
@@ -106,18 +113,38 @@ def write_atomic(path: str, text: str) -> None:
         os.close(descriptor)
 
 
-LOCK = Table("", keys=[
-    # what `fleet apply` last stamped: an integer that grows with what is applied, and the
-    # sha256 of the compiled system it stands for (absent until the first apply)
-    Option("revision", Int(0)),
-    Option("digest", Str(Line(r"sha256:[0-9a-f]{64}", "sha256: and 64 hex digits"))),
-    Option("services", Table("services", free=Table("services.NAME", keys=[
-        Option("port", Int(1, 65535)),
-        Option("instances", Table("services.NAME.instances", free=Str(Line(NAME, NAME_EXPECTED)),
-                                  free_name=Line(r"[1-9][0-9]{0,3}", "an instance number"),
-                                  implicit=True)),
-    ]), free_name=Line(NAME, NAME_EXPECTED), implicit=True)),
-])
+LOCK = Table(
+    "",
+    keys=[
+        # what `fleet apply` last stamped: an integer that grows with what is applied, and the
+        # sha256 of the compiled system it stands for (absent until the first apply)
+        Option("revision", Int(0)),
+        Option("digest", Str(Line(r"sha256:[0-9a-f]{64}", "sha256: and 64 hex digits"))),
+        Option(
+            "services",
+            Table(
+                "services",
+                free=Table(
+                    "services.NAME",
+                    keys=[
+                        Option("port", Int(1, 65535)),
+                        Option(
+                            "instances",
+                            Table(
+                                "services.NAME.instances",
+                                free=Str(Line(NAME, NAME_EXPECTED)),
+                                free_name=Line(r"[1-9][0-9]{0,3}", "an instance number"),
+                                implicit=True,
+                            ),
+                        ),
+                    ],
+                ),
+                free_name=Line(NAME, NAME_EXPECTED),
+                implicit=True,
+            ),
+        ),
+    ],
+)
 
 
 Stamp = tuple[int, str]  # (revision, digest) of the lock; (0, "") before the first apply
@@ -148,6 +175,8 @@ def loads_lock(text: str, source: str = "lock") -> Lock:
     values = LOCK.parse_table("", data, source=source)
     services = values.services
     ports = {name: entry.port for name, entry in services.items() if entry.port is not None}
-    hosts = {name: {int(number): host for number, host in entry.instances.items()}
-             for name, entry in services.items()}
+    hosts = {
+        name: {int(number): host for number, host in entry.instances.items()}
+        for name, entry in services.items()
+    }
     return ports, hosts, (values.revision or 0, values.digest or "")

@@ -66,17 +66,22 @@ def failure_limit(text: str, hosts: int) -> int:
             raise ValueError
         return value
     except ValueError:
-        raise ValueError(f"--max-fail: {text[:40]!r} (expected a number of hosts such as 2, "
-                         "or a share such as 10%)") from None
+        raise ValueError(
+            f"--max-fail: {text[:40]!r} (expected a number of hosts such as 2, "
+            "or a share such as 10%)"
+        ) from None
 
 
 class FleetRun:
     def __init__(self, action: str, system: System, settings: Settings, output: Output):
         self.action, self.system, self.settings, self.out = action, system, settings, output
         self.jobs = system.hosts
-        self.connections = Connections(settings.known_hosts, config=settings.ssh_config,
-                                       entry_point=settings.entry_point,
-                                       model=system.model_path)
+        self.connections = Connections(
+            settings.known_hosts,
+            config=settings.ssh_config,
+            entry_point=settings.entry_point,
+            model=system.model_path,
+        )
         self.interrupted = threading.Event()
 
     # -- the three commands -------------------------------------------------------------------
@@ -92,8 +97,9 @@ class FleetRun:
 
     def interrupt(self) -> None:
         if not self.interrupted.is_set():
-            self.out.say("interrupted: no new host starts; the hosts in flight finish their "
-                         "own transaction")
+            self.out.say(
+                "interrupted: no new host starts; the hosts in flight finish their own transaction"
+            )
         self.interrupted.set()
 
     def plan(self) -> int:
@@ -118,16 +124,24 @@ class FleetRun:
         failures = sum(1 for line in self.out.hosts.values() if line.state == "failed")
         limit = failure_limit(self.settings.max_fail, len(self.jobs))
         stopped = "interrupted" if self.interrupted.is_set() else None
-        if not stopped and failures > limit and \
-                any(self.out.hosts[name].state == "waiting" for name in found):
+        if (
+            not stopped
+            and failures > limit
+            and any(self.out.hosts[name].state == "waiting" for name in found)
+        ):
             stopped = f"{failures} failed, more than --max-fail {self.settings.max_fail}"
         if not stopped:
             if self.system.write_lock():
-                self.out.say(f"{self.system.model.name}: revision {self.system.revision} "
-                             f"({self.system.digest[:19]}...) written into the lock")
+                self.out.say(
+                    f"{self.system.model.name}: revision {self.system.revision} "
+                    f"({self.system.digest[:19]}...) written into the lock"
+                )
             monitor = self.system.model.monitoring
-            first = bool(monitor and monitor.host in found and removed_checks(
-                found[monitor.host][1], self.jobs[monitor.host].config))
+            first = bool(
+                monitor
+                and monitor.host in found
+                and removed_checks(found[monitor.host][1], self.jobs[monitor.host].config)
+            )
             waves = assign_waves(self.system, monitoring_first=first)
             for name, job in self.jobs.items():
                 self.out.hosts[name].wave = job.wave
@@ -178,8 +192,7 @@ class FleetRun:
         try:
             return work(job)
         except TransportError as error:
-            state = "unreachable" if self.out.hosts[job.name].state == "connecting" \
-                else "failed"
+            state = "unreachable" if self.out.hosts[job.name].state == "connecting" else "failed"
             self.out.state(job.name, state, error.problem)
             return state
         except Exception as error:  # a bug must not leave the other hosts' threads hanging
@@ -196,8 +209,9 @@ class FleetRun:
     def remote(self, job: HostJob, action: str, stdin: str = "", arguments=()):
         connection = self.connect(job)
         self.out.log(job.name, f"# fleet-host {action} {' '.join(arguments)}")
-        result = connection.run(action, stdin, list(arguments),
-                                on_event=lambda event: self.out.event(job.name, event))
+        result = connection.run(
+            action, stdin, list(arguments), on_event=lambda event: self.out.event(job.name, event)
+        )
         if result.stderr.strip():
             self.out.log(job.name, "# stderr:\n" + result.stderr)
         return result
@@ -217,9 +231,11 @@ class FleetRun:
         if result.code == 0:
             self.out.state(job.name, "in sync")
             return "in sync"
-        parts = [f"{plan.get('changed', 0)} file changes"] + \
-            [f"drift {', '.join(plan['drift'])}"] * bool(plan.get("drift")) + \
-            [f"packages {' '.join(packages['pending'])}"] * bool(packages.get("pending"))
+        parts = (
+            [f"{plan.get('changed', 0)} file changes"]
+            + [f"drift {', '.join(plan['drift'])}"] * bool(plan.get("drift"))
+            + [f"packages {' '.join(packages['pending'])}"] * bool(packages.get("pending"))
+        )
         self.out.state(job.name, "pending", "; ".join(parts))
         return "pending"
 
@@ -233,10 +249,14 @@ class FleetRun:
         applied = status.get("applied") or {}
         if status["result"] == "never-applied":
             state, detail = "never applied", ""
-        elif (applied.get("revision"), applied.get("digest")) != (self.system.revision,
-                                                                   self.system.digest):
-            state, detail = "behind", f"revision {applied.get('revision')} applied, " \
-                f"{self.system.revision} is current"
+        elif (applied.get("revision"), applied.get("digest")) != (
+            self.system.revision,
+            self.system.digest,
+        ):
+            state, detail = (
+                "behind",
+                f"revision {applied.get('revision')} applied, {self.system.revision} is current",
+            )
         elif status["result"] == "drifted":
             state = "drifted"
             detail = ", ".join(status.get("drift") or []) or f"{status.get('changed')} changes"
@@ -248,8 +268,11 @@ class FleetRun:
     def failed(self, job: HostJob, result) -> str:
         errors = [e for e in result.events if e.get("error")]
         refused = any(e.get("result") == "refused" for e in errors)
-        detail = errors[0]["error"] if errors else (
-            result.stderr.strip().splitlines() or [f"fleet-host exited {result.code}"])[-1]
+        detail = (
+            errors[0]["error"]
+            if errors
+            else (result.stderr.strip().splitlines() or [f"fleet-host exited {result.code}"])[-1]
+        )
         self.out.state(job.name, "refused" if refused else "failed", detail)
         return "refused" if refused else "failed"
 
@@ -263,8 +286,10 @@ class FleetRun:
         self.refusals: list[str] = []
         model = self.system.model.name
         mark = "--- system-recipes kept host.cfg ---"
-        command = (f"cat {STATE}/{model}.json 2>/dev/null; echo; echo {shlex.quote(mark)}; "
-                   f"cat {ETC}/{model}/host.cfg 2>/dev/null; true")
+        command = (
+            f"cat {STATE}/{model}.json 2>/dev/null; echo; echo {shlex.quote(mark)}; "
+            f"cat {ETC}/{model}/host.cfg 2>/dev/null; true"
+        )
 
         def read(job: HostJob) -> str:
             connection = self.connect(job)
@@ -274,7 +299,7 @@ class FleetRun:
                 record = json.loads("\n".join(lines[:index]) or "{}")
             except ValueError:
                 record = {}
-            kept = "\n".join(lines[index + 1:]) + "\n" if index + 1 < len(lines) else None
+            kept = "\n".join(lines[index + 1 :]) + "\n" if index + 1 < len(lines) else None
             found[job.name] = (record, kept)
             refusal = self.stale(job.name, record)
             if refusal:
@@ -286,12 +311,17 @@ class FleetRun:
                 return self.failed(job, result)
             applied = record.get("applied") or {}
             current = (applied.get("revision"), applied.get("digest")) == (
-                self.system.revision, self.system.digest)
+                self.system.revision,
+                self.system.digest,
+            )
             job.clean = result.code == 0  # applying it changes nothing but its record
             if not (job.clean and current):
                 plan: dict = next((e for e in result.events if e.get("step") == "plan"), {})
-                self.out.state(job.name, "waiting", f"{plan.get('changed', 0)} changes"
-                               if not job.clean else "its record only")
+                self.out.state(
+                    job.name,
+                    "waiting",
+                    f"{plan.get('changed', 0)} changes" if not job.clean else "its record only",
+                )
                 return "waiting"
             return self.done(job, connection, 0)
 
@@ -310,11 +340,13 @@ class FleetRun:
         else:
             return None
         self.out.state(name, "refused", why)
-        return (f"{name}: refused: {why} (a stale checkout? update it; --force applies this one "
-                "anyway)")
+        return (
+            f"{name}: refused: {why} (a stale checkout? update it; --force applies this one anyway)"
+        )
 
-    def waves(self, waves: list[list[str]], ready: set[str], failures: int, limit: int
-              ) -> str | None:
+    def waves(
+        self, waves: list[list[str]], ready: set[str], failures: int, limit: int
+    ) -> str | None:
         """Run the waves in order; returns why the run stopped early, or None."""
         down: dict[str, int] = {}
         for name, line in self.out.hosts.items():
@@ -372,8 +404,9 @@ class FleetRun:
         result = self.remote(job, "apply", job.stdin(), arguments)
         if result.code:
             return self.failed(job, result)
-        return self.done(job, self.connect(job), result.last.get("changed", 0),
-                         result.last.get("confirm"))
+        return self.done(
+            job, self.connect(job), result.last.get("changed", 0), result.last.get("confirm")
+        )
 
     def done(self, job: HostJob, connection, changed: int, confirm: dict | None = None) -> str:
         """Done when its checks pass (and, after a confirmed apply, it is confirmed anew)."""
@@ -382,8 +415,10 @@ class FleetRun:
             problem = run_checks(self, job)
             if problem:
                 if confirm:
-                    problem += ("; not confirmed: the host rolls back by itself within "
-                                f"{confirm['timeout']:g} s")
+                    problem += (
+                        "; not confirmed: the host rolls back by itself within "
+                        f"{confirm['timeout']:g} s"
+                    )
                 self.out.state(job.name, "failed", problem)
                 return "failed"
         if confirm:

@@ -21,11 +21,32 @@ from dataclasses import dataclass, field
 from ..core import report
 
 #: states a host ends in, and whether it counts as a failure
-FINAL = {"unchanged": False, "changed": False, "in sync": False, "pending": False,
-         "behind": False, "drifted": False, "never applied": False,
-         "failed": True, "unreachable": True, "refused": True, "not started": True}
-COUNTED = ("changed", "unchanged", "in sync", "pending", "behind", "drifted", "never applied",
-           "failed", "unreachable", "refused", "not started")
+FINAL = {
+    "unchanged": False,
+    "changed": False,
+    "in sync": False,
+    "pending": False,
+    "behind": False,
+    "drifted": False,
+    "never applied": False,
+    "failed": True,
+    "unreachable": True,
+    "refused": True,
+    "not started": True,
+}
+COUNTED = (
+    "changed",
+    "unchanged",
+    "in sync",
+    "pending",
+    "behind",
+    "drifted",
+    "never applied",
+    "failed",
+    "unreachable",
+    "refused",
+    "not started",
+)
 
 
 def run_directory(model_path: str, action: str, log_dir: str | None) -> str:
@@ -84,8 +105,9 @@ class Output:
             from rich.live import Live
 
             self.console = Console()
-            self.view = Live(self.render(), console=self.console, refresh_per_second=8,
-                             transient=False)
+            self.view = Live(
+                self.render(), console=self.console, refresh_per_second=8, transient=False
+            )
             self.view.start()
 
     # -- what the workers report ----------------------------------------------------------------
@@ -107,8 +129,9 @@ class Output:
     def state(self, host: str, state: str, detail: str = "") -> None:
         line = self.hosts[host]
         now = time.monotonic()
-        if line.started is None and state not in ("waiting", "not started") or \
-                state == "applying":  # an apply's time is its own, not its wave's wait
+        if (
+            line.started is None and state not in ("waiting", "not started") or state == "applying"
+        ):  # an apply's time is its own, not its wave's wait
             line.started = now
         if state in FINAL and line.started is not None:
             line.seconds = now - line.started
@@ -116,8 +139,7 @@ class Output:
         text = f"{host}: {state}" + (f": {detail}" if detail else "")
         if state in FINAL and line.seconds is not None:
             text += f" ({line.seconds:.1f} s)"
-        self.log(host, f"# {time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} "
-                       f"{text}")
+        self.log(host, f"# {time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} {text}")
         if self.view is None:
             report.say(text)
         else:
@@ -145,12 +167,27 @@ class Output:
             table.add_column(column, no_wrap=column != "detail", overflow="ellipsis")
         now = time.monotonic()
         for line in self.hosts.values():
-            seconds = line.seconds if line.seconds is not None else (
-                now - line.started if line.started is not None else None)
-            style = ("red" if FINAL.get(line.state) else "green" if line.final else "yellow"
-                     if line.started is not None else "dim")
-            table.add_row(line.name, str(line.wave or ""), f"[{style}]{line.state}[/]",
-                          line.detail, f"{seconds:.1f}s" if seconds is not None else "")
+            seconds = (
+                line.seconds
+                if line.seconds is not None
+                else (now - line.started if line.started is not None else None)
+            )
+            style = (
+                "red"
+                if FINAL.get(line.state)
+                else "green"
+                if line.final
+                else "yellow"
+                if line.started is not None
+                else "dim"
+            )
+            table.add_row(
+                line.name,
+                str(line.wave or ""),
+                f"[{style}]{line.state}[/]",
+                line.detail,
+                f"{seconds:.1f}s" if seconds is not None else "",
+            )
         from rich.console import Group
         from rich.text import Text
 
@@ -158,10 +195,10 @@ class Output:
 
     def counters(self) -> str:
         counts = self.counts()
-        running = sum(1 for line in self.hosts.values()
-                      if line.started is not None and not line.final)
-        waiting = sum(1 for line in self.hosts.values() if line.started is None and
-                      not line.final)
+        running = sum(
+            1 for line in self.hosts.values() if line.started is not None and not line.final
+        )
+        waiting = sum(1 for line in self.hosts.values() if line.started is None and not line.final)
         parts = [f"{len(self.hosts)} hosts", f"{running} running", f"{waiting} waiting"]
         parts += [f"{count} {state}" for state, count in counts.items()]
         return ", ".join(parts) + f" ({time.monotonic() - self.started:.1f} s)"
@@ -186,24 +223,36 @@ class Output:
             self.view.stop()
             self.view = None
         seconds = time.monotonic() - self.started
-        summary = {"action": self.action, "exit": code, "revision": revision,
-                   "stopped": stopped, "seconds": round(seconds, 3), "counts": self.counts(),
-                   "hosts": {name: {"state": line.state, "detail": line.detail,
-                                    "wave": line.wave, "log": self.log_path(name),
-                                    "seconds": None if line.seconds is None else
-                                    round(line.seconds, 3)}
-                             for name, line in self.hosts.items()}}
+        summary = {
+            "action": self.action,
+            "exit": code,
+            "revision": revision,
+            "stopped": stopped,
+            "seconds": round(seconds, 3),
+            "counts": self.counts(),
+            "hosts": {
+                name: {
+                    "state": line.state,
+                    "detail": line.detail,
+                    "wave": line.wave,
+                    "log": self.log_path(name),
+                    "seconds": None if line.seconds is None else round(line.seconds, 3),
+                }
+                for name, line in self.hosts.items()
+            },
+        }
         with open(os.path.join(self.directory, "summary.json"), "w", encoding="utf-8") as stream:
             json.dump(summary, stream, indent=2)
             stream.write("\n")
         counts = ", ".join(f"{count} {state}" for state, count in self.counts().items())
-        report.say(f"{self.action}: {len(self.hosts)} hosts, {counts or 'nothing done'}"
-                   f"{', stopped: ' + stopped if stopped else ''} ({seconds:.1f} s, revision "
-                   f"{revision}); exit {code}; logs in {self.directory}")
+        report.say(
+            f"{self.action}: {len(self.hosts)} hosts, {counts or 'nothing done'}"
+            f"{', stopped: ' + stopped if stopped else ''} ({seconds:.1f} s, revision "
+            f"{revision}); exit {code}; logs in {self.directory}"
+        )
         for name, line in self.hosts.items():
             if FINAL.get(line.state) and line.state != "not started":
-                report.say(f"  {name}: {line.state}: {line.detail} (log: "
-                           f"{self.log_path(name)})")
+                report.say(f"  {name}: {line.state}: {line.detail} (log: {self.log_path(name)})")
         never = [name for name, line in self.hosts.items() if line.state == "not started"]
         if never:
             report.say(f"  not started: {', '.join(never)}")

@@ -44,14 +44,24 @@ class Packages:
             return {}
         if self.manager == "apt-get":
             result = subprocess.run(
-                ["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Abbrev}\n",
-                 *names], capture_output=True, text=True)
+                ["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Abbrev}\n", *names],
+                capture_output=True,
+                text=True,
+            )
             rows = [line.split("\t") for line in result.stdout.splitlines()]
             self.installed = {r[0]: r[1] for r in rows if len(r) == 3 and r[2].startswith("ii")}
         else:
             result = subprocess.run(
-                ["rpm", "-q", "--qf", "%{NAME}\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\n",
-                 *names], capture_output=True, text=True)
+                [
+                    "rpm",
+                    "-q",
+                    "--qf",
+                    "%{NAME}\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\n",
+                    *names,
+                ],
+                capture_output=True,
+                text=True,
+            )
             rows = [line.split("\t") for line in result.stdout.splitlines()]
             self.installed = {r[0]: r[1] for r in rows if len(r) == 2}
         return self.installed
@@ -72,19 +82,28 @@ class Packages:
             if version is None:
                 result.append(name)
             else:
-                result.append(f"{name}={version}" if self.manager == "apt-get"
-                              else f"{name}-{version}")
+                result.append(
+                    f"{name}={version}" if self.manager == "apt-get" else f"{name}-{version}"
+                )
         return result
 
     def command(self, specs: list[str], simulate: bool = False) -> list[str]:
         """The command that installs ``specs`` (``simulate``: apt-get's ``-s``, dnf's and
         yum's ``--assumeno``, which change nothing)."""
         if self.manager == "apt-get":
-            return ["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                    "--allow-downgrades", "-o", "DPkg::Lock::Timeout=600",
-                    *(["-s"] if simulate else []), *specs]
-        return [str(self.manager), "install", "-y" if not simulate else "--assumeno", "-q",
-                *specs]
+            return [
+                "apt-get",
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                "--allow-downgrades",
+                "-o",
+                "DPkg::Lock::Timeout=600",
+                *(["-s"] if simulate else []),
+                *specs,
+            ]
+        return [str(self.manager), "install", "-y" if not simulate else "--assumeno", "-q", *specs]
 
     def ensure(self, simulate: bool = False) -> list[str]:
         """Install what is pending; returns it. Raises PackageError (one line) on failure."""
@@ -98,13 +117,16 @@ class Packages:
         with open(DEFER_FLAG, "w") as stream:
             stream.write(f"{os.getpid()}\n")
         try:
-            result = subprocess.run(self.command(specs, simulate), capture_output=True,
-                                    text=True, env=environment)
+            result = subprocess.run(
+                self.command(specs, simulate), capture_output=True, text=True, env=environment
+            )
         finally:
             os.unlink(DEFER_FLAG)
         if result.returncode:
-            raise PackageError(f"{self.manager} failed (exit {result.returncode}): "
-                               f"{last_line(result.stderr or result.stdout)}")
+            raise PackageError(
+                f"{self.manager} failed (exit {result.returncode}): "
+                f"{last_line(result.stderr or result.stdout)}"
+            )
         return specs
 
 

@@ -72,25 +72,38 @@ class System:
         return True
 
 
-def prepare(model_path: str, expander: Expander, profiles: str,
-            allow_moves: bool = False) -> System:
+def prepare(
+    model_path: str, expander: Expander, profiles: str, allow_moves: bool = False
+) -> System:
     """Allocate and compile in memory; a lock that would change (a new placement, a move)
     is refused in one line unless ``allow_moves``: it is reviewed with ``fleet compile``."""
     model, allocation = update(model_path, allow_moves=allow_moves, write=False)
     if allocation.changes and not allow_moves:
         more = f" and {len(allocation.changes) - 1} more" if len(allocation.changes) > 1 else ""
-        raise ModelError(None, None, f"the lock would change ({allocation.changes[0]}{more}); "
-                         f"`system-recipes fleet compile -m {os.path.basename(model_path)}` "
-                         "writes it for review, or pass --allow-moves",
-                         source=lock_path(model_path))
+        raise ModelError(
+            None,
+            None,
+            f"the lock would change ({allocation.changes[0]}{more}); "
+            f"`system-recipes fleet compile -m {os.path.basename(model_path)}` "
+            "writes it for review, or pass --allow-moves",
+            source=lock_path(model_path),
+        )
     compiler = Compiler(model, allocation, expander, profiles)
     configs = {host: config.text() for host, config in compiler.run().items()}
-    packages = {host: {model.services[i.service].package: model.services[i.service].version
-                       for i in allocation.instances(host=host)
-                       if model.services[i.service].package}
-                for host in model.hosts}
-    digest = "sha256:" + hashlib.sha256(json.dumps([configs, packages], sort_keys=True)
-                                        .encode("utf-8")).hexdigest()
+    packages = {
+        host: {
+            model.services[i.service].package: model.services[i.service].version
+            for i in allocation.instances(host=host)
+            if model.services[i.service].package
+        }
+        for host in model.hosts
+    }
+    digest = (
+        "sha256:"
+        + hashlib.sha256(
+            json.dumps([configs, packages], sort_keys=True).encode("utf-8")
+        ).hexdigest()
+    )
     revision, stamped = allocation.stamp
     if stamped != digest:
         revision += 1
@@ -100,8 +113,13 @@ def prepare(model_path: str, expander: Expander, profiles: str,
         services: dict[str, int] = {}
         for instance in allocation.instances(host=host):
             services[instance.service] = services.get(instance.service, 0) + 1
-        header = {"model": model.name, "revision": revision, "digest": digest, "host": host,
-                  "packages": packages[host]}
+        header = {
+            "model": model.name,
+            "revision": revision,
+            "digest": digest,
+            "host": host,
+            "packages": packages[host],
+        }
         checks = list(dict.fromkeys(check for _, check, _ in compiler.wiring.checks.get(host, [])))
         hosts[host] = HostJob(host, model.hosts[host].address, header, text, checks, services)
     return System(model, allocation, hosts, revision, digest, model_path)
@@ -126,8 +144,10 @@ def service_levels(model: Model) -> dict[str, int]:
 def assign_waves(system: System, monitoring_first: bool = False) -> list[list[str]]:
     """The hosts in waves (each job's ``wave`` set, from 1); within a wave, host name order."""
     levels = service_levels(system.model)
-    raw = {name: max((levels[s] for s in job.services), default=0)
-           for name, job in system.hosts.items()}
+    raw = {
+        name: max((levels[s] for s in job.services), default=0)
+        for name, job in system.hosts.items()
+    }
     monitor = system.model.monitoring.host if system.model.monitoring else None
     if monitor is not None:
         others = [level for name, level in raw.items() if name != monitor]
@@ -146,6 +166,7 @@ def assign_waves(system: System, monitoring_first: bool = False) -> list[list[st
 def removed_checks(old: str | None, new: str) -> list[str]:
     """What the monitoring host's Nagios would stop watching: ``[monitoring]`` hosts and
     checks in the kept host.cfg (``old``) and not in the new one."""
+
     def watched(text: str | None) -> set[str]:
         if not text:
             return set()
@@ -156,8 +177,11 @@ def removed_checks(old: str | None, new: str) -> list[str]:
             return set()
         if not parser.has_section("monitoring"):
             return set()
-        lines = [line.strip() for option in ("hosts", "nrpe-checks")
-                 for line in parser.get("monitoring", option, fallback="").splitlines()]
+        lines = [
+            line.strip()
+            for option in ("hosts", "nrpe-checks")
+            for line in parser.get("monitoring", option, fallback="").splitlines()
+        ]
         return {line for line in lines if line}
 
     return sorted(watched(old) - watched(new))

@@ -70,8 +70,10 @@ def role_info(profiles: str, role: str, expander: Expander) -> RoleInfo:
     """``role`` (relative to ``profiles``) read by buildout, and expanded."""
     path = os.path.join(profiles, role)
     if not os.path.isfile(path):
-        raise zc.buildout.UserError(f"{path}: no such role (roles are read from {profiles}; "
-                                    "expected the profiles that are installed on the hosts)")
+        raise zc.buildout.UserError(
+            f"{path}: no such role (roles are read from {profiles}; "
+            "expected the profiles that are installed on the hosts)"
+        )
     with read_by_buildout(path) as buildout:
         parts = buildout["buildout"].get("parts", "").split()
         expansions = expander(buildout)
@@ -89,8 +91,7 @@ def load_draft(text: str, expander: Expander, where: str) -> Draft:
         try:
             with read_by_buildout(path) as buildout:
                 expansions = expander(buildout)
-                sections = {name: dict(options) for name, options in
-                            raw_sections(buildout).items()}
+                sections = {name: dict(options) for name, options in raw_sections(buildout).items()}
                 parts = buildout["buildout"].get("parts", "").split()
                 checks = nrpe_checks(buildout, parts, expansions)
         except zc.buildout.UserError as error:
@@ -99,8 +100,9 @@ def load_draft(text: str, expander: Expander, where: str) -> Draft:
     return Draft(sections, expansions, checks)
 
 
-def nrpe_checks(buildout, parts: list[str], expansions: dict[str, Expansion]
-                ) -> dict[str, list[str]]:
+def nrpe_checks(
+    buildout, parts: list[str], expansions: dict[str, Expansion]
+) -> dict[str, list[str]]:
     """part -> the NRPE checks it defines: a meta section's exported facts; a level-1 nrpe
     part that no meta section generated, its own ``checks`` lines."""
     generated = {section for expansion in expansions.values() for section in expansion.sections}
@@ -119,12 +121,17 @@ def nrpe_checks(buildout, parts: list[str], expansions: dict[str, Expansion]
     return found
 
 
-def need_option(info: RoleInfo, service: str, key: str, section: str, option: str | None,
-                role: str) -> None:
+def need_option(
+    info: RoleInfo, service: str, key: str, section: str, option: str | None, role: str
+) -> None:
     """The model names ``[section] option`` of the role: it must be there."""
     options = info.sections.get(section)
     if options is None or (option is not None and option not in options):
         what = f"[{section}] {option}" if option else f"[{section}]"
-        raise ModelError(f"services.{service}", key, f"{role} has no {what}",
-                         "a section and option of the role (`system-recipes explain` shows "
-                         "the sections a service section generates)")
+        raise ModelError(
+            f"services.{service}",
+            key,
+            f"{role} has no {what}",
+            "a section and option of the role (`system-recipes explain` shows "
+            "the sections a service section generates)",
+        )

@@ -55,108 +55,215 @@ Name = Str(Line(NAME, NAME_EXPECTED))
 Names = List(Name)
 Tags = List(Str(Line(TAG, "a tag of lowercase letters, digits, '-' and '_'")))
 SECTION_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
-PortOption = Str(Line(f"{SECTION_NAME}:{SECTION_NAME}", "SECTION:OPTION of the role, such as "
-                                                        "shop-config:port"))
+PortOption = Str(
+    Line(f"{SECTION_NAME}:{SECTION_NAME}", "SECTION:OPTION of the role, such as shop-config:port")
+)
 SectionName = Str(Line(SECTION_NAME, "a section name of the role, such as shop-config"))
-Role = Str(Line(r"(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_./-]+\.cfg",
-                "a profile relative to the profiles directory, such as roles/app-server.cfg"))
+Role = Str(
+    Line(
+        r"(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_./-]+\.cfg",
+        "a profile relative to the profiles directory, such as roles/app-server.cfg",
+    )
+)
 
-SYSTEM = Table("system", "What the whole model is about.", [
-    Option("name", Name, required=True,
-           help="the system's name: the compiled files and the lock say which system they are"),
-    Option("profiles", Str(AbsolutePath()), required=True,
-           help="where the profiles (base.cfg, roles/) are installed on every host, such as "
-                "/opt/shop/profiles: roles are read from there"),
-    Option("port-range", PortRange(), default=default_port_range,
-           help='where automatic ports (port = "auto") are taken from; a fixed port inside it '
-                "is refused"),
-])
+SYSTEM = Table(
+    "system",
+    "What the whole model is about.",
+    [
+        Option(
+            "name",
+            Name,
+            required=True,
+            help="the system's name: the compiled files and the lock say which system they are",
+        ),
+        Option(
+            "profiles",
+            Str(AbsolutePath()),
+            required=True,
+            help="where the profiles (base.cfg, roles/) are installed on every host, such as "
+            "/opt/shop/profiles: roles are read from there",
+        ),
+        Option(
+            "port-range",
+            PortRange(),
+            default=default_port_range,
+            help='where automatic ports (port = "auto") are taken from; a fixed port inside it '
+            "is refused",
+        ),
+    ],
+)
 
-HOST = Table("hosts.NAME", "A machine. Instances are placed only on hosts of the model.", [
-    Option("address", Address(), required=True,
-           help="where the other hosts reach it (backends, database access, monitoring); "
-                "unique"),
-    Option("tags", Tags, default=(), help="what a service's placement may ask for"),
-    Option("memory", Memory(), required=True,
-           help="capacity: the sum of the memory of the instances placed here never exceeds it"),
-])
+HOST = Table(
+    "hosts.NAME",
+    "A machine. Instances are placed only on hosts of the model.",
+    [
+        Option(
+            "address",
+            Address(),
+            required=True,
+            help="where the other hosts reach it (backends, database access, monitoring); unique",
+        ),
+        Option("tags", Tags, default=(), help="what a service's placement may ask for"),
+        Option(
+            "memory",
+            Memory(),
+            required=True,
+            help="capacity: the sum of the memory of the instances placed here never exceeds it",
+        ),
+    ],
+)
 
-PLACEMENT = Table("services.NAME.placement", "Where the instances of a service may run; "
-                  "`placement = { tags = [\"app\"], spread = true }`.", [
-    Option("tags", Tags, default=(), help="a host must have every one of these tags"),
-    Option("hosts", Names, default=(), help="only these hosts (empty: any host)"),
-    Option("spread", Flag(), default=False,
-           help="no two instances on one host (always so for a service with a port: ports "
-                "are unique per host)"),
-], implicit=True)
+PLACEMENT = Table(
+    "services.NAME.placement",
+    'Where the instances of a service may run; `placement = { tags = ["app"], spread = true }`.',
+    [
+        Option("tags", Tags, default=(), help="a host must have every one of these tags"),
+        Option("hosts", Names, default=(), help="only these hosts (empty: any host)"),
+        Option(
+            "spread",
+            Flag(),
+            default=False,
+            help="no two instances on one host (always so for a service with a port: ports "
+            "are unique per host)",
+        ),
+    ],
+    implicit=True,
+)
 
 SETTINGS = Table(
-    "services.NAME.settings", "Refinements of the role's sections, option by option, as a "
-    "host.cfg would write them: `[services.shop.settings.shop-config]` `host = \"0.0.0.0\"`. "
+    "services.NAME.settings",
+    "Refinements of the role's sections, option by option, as a "
+    'host.cfg would write them: `[services.shop.settings.shop-config]` `host = "0.0.0.0"`. '
     "An option named like a secret (password, token, secret, private key...) is refused: "
     "name it in `secrets` instead.",
-    free=Table("services.NAME.settings.SECTION", "",
-               free=Setting(), free_name=Line(r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-                                              "an option name")),
-    free_name=Line(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a section name"), implicit=True)
+    free=Table(
+        "services.NAME.settings.SECTION",
+        "",
+        free=Setting(),
+        free_name=Line(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "an option name"),
+    ),
+    free_name=Line(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a section name"),
+    implicit=True,
+)
 
 SECRETS = Table(
-    "services.NAME.secrets", "Secrets by reference only: `db-password = \"file:/etc/shop/"
-    "db-password\"`. The model, the lock and the compiled files carry the reference; the "
+    "services.NAME.secrets",
+    'Secrets by reference only: `db-password = "file:/etc/shop/'
+    'db-password"`. The model, the lock and the compiled files carry the reference; the '
     "value is read on the host when the configuration is applied.",
-    free=SecretReference(), free_name=Line(NAME, NAME_EXPECTED), implicit=True)
+    free=SecretReference(),
+    free_name=Line(NAME, NAME_EXPECTED),
+    implicit=True,
+)
 
-SERVICE = Table("services.NAME", "A service: a role of the profiles or a built-in kind, run "
-                "as `instances` copies named NAME.1, NAME.2, ...", [
-    Option("role", Role, help="the level-3 role that runs it, such as roles/app-server.cfg "
-                              "(a service has a role or a kind)"),
-    Option("kind", Str(Choice(*KINDS)), help="a built-in service instead of a role"),
-    Option("package", Str(Line(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}", "a package name")),
-           help="the package to ensure on its hosts"),
-    Option("version", Str(Line(r"[A-Za-z0-9][A-Za-z0-9_.+~:-]{0,63}", "a package version")),
-           help="the version of the package to ensure (none: any)"),
-    Option("instances", Int(1, 1000), default=1, help="how many copies run"),
-    Option("port", Port(auto=True),
-           help='the port it listens on, the same on every instance; "auto" takes one from '
-                "[system] port-range and keeps it"),
-    Option("port-option", PortOption,
-           help="for a role with a port: the option of the role that is given the allocated "
-                "port in each compiled host.cfg (`shop-config:port`); required then"),
-    Option("link-section", SectionName,
-           help="for a role with links: the section of the role that is given, for each "
-                "linked service LINK, `LINK-host` (the addresses of its instances) and "
-                "`LINK-port` (its port) (default: the section of port-option)"),
-    Option("check", Check(), default=the_roles_check,
-           help="its health check, an NRPE command on each of its hosts and a Nagios service "
-                "on the monitoring host"),
-    Option("placement", PLACEMENT, help="where it may run"),
-    Option("memory", Memory(), default=0,
-           help="memory each instance reserves on its host (0: none)"),
-    Option("links", Names, default=(),
-           help="services it uses: it is given their addresses and ports, and they let its "
-                "hosts in"),
-    Option("backends", Name, help="for a load balancer (kind haproxy): the service whose "
-                                  "instances it spreads requests over"),
-    Option("max-unavailable", Int(1), default=1,
-           help="how many of its instances may be down at once while the system is applied"),
-    Option("settings", SETTINGS, help="refinements of the role's sections"),
-    Option("secrets", SECRETS, help="secrets it needs, by reference"),
-])
+SERVICE = Table(
+    "services.NAME",
+    "A service: a role of the profiles or a built-in kind, run "
+    "as `instances` copies named NAME.1, NAME.2, ...",
+    [
+        Option(
+            "role",
+            Role,
+            help="the level-3 role that runs it, such as roles/app-server.cfg "
+            "(a service has a role or a kind)",
+        ),
+        Option("kind", Str(Choice(*KINDS)), help="a built-in service instead of a role"),
+        Option(
+            "package",
+            Str(Line(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}", "a package name")),
+            help="the package to ensure on its hosts",
+        ),
+        Option(
+            "version",
+            Str(Line(r"[A-Za-z0-9][A-Za-z0-9_.+~:-]{0,63}", "a package version")),
+            help="the version of the package to ensure (none: any)",
+        ),
+        Option("instances", Int(1, 1000), default=1, help="how many copies run"),
+        Option(
+            "port",
+            Port(auto=True),
+            help='the port it listens on, the same on every instance; "auto" takes one from '
+            "[system] port-range and keeps it",
+        ),
+        Option(
+            "port-option",
+            PortOption,
+            help="for a role with a port: the option of the role that is given the allocated "
+            "port in each compiled host.cfg (`shop-config:port`); required then",
+        ),
+        Option(
+            "link-section",
+            SectionName,
+            help="for a role with links: the section of the role that is given, for each "
+            "linked service LINK, `LINK-host` (the addresses of its instances) and "
+            "`LINK-port` (its port) (default: the section of port-option)",
+        ),
+        Option(
+            "check",
+            Check(),
+            default=the_roles_check,
+            help="its health check, an NRPE command on each of its hosts and a Nagios service "
+            "on the monitoring host",
+        ),
+        Option("placement", PLACEMENT, help="where it may run"),
+        Option(
+            "memory",
+            Memory(),
+            default=0,
+            help="memory each instance reserves on its host (0: none)",
+        ),
+        Option(
+            "links",
+            Names,
+            default=(),
+            help="services it uses: it is given their addresses and ports, and they let its "
+            "hosts in",
+        ),
+        Option(
+            "backends",
+            Name,
+            help="for a load balancer (kind haproxy): the service whose "
+            "instances it spreads requests over",
+        ),
+        Option(
+            "max-unavailable",
+            Int(1),
+            default=1,
+            help="how many of its instances may be down at once while the system is applied",
+        ),
+        Option("settings", SETTINGS, help="refinements of the role's sections"),
+        Option("secrets", SECRETS, help="secrets it needs, by reference"),
+    ],
+)
 
-MONITORING = Table("monitoring", "Who watches: every service's check becomes an NRPE command "
-                   "on its hosts and a Nagios service here.", [
-    Option("host", Name, required=True, help="the host that runs Nagios"),
-])
+MONITORING = Table(
+    "monitoring",
+    "Who watches: every service's check becomes an NRPE command "
+    "on its hosts and a Nagios service here.",
+    [
+        Option("host", Name, required=True, help="the host that runs Nagios"),
+    ],
+)
 
-MODEL = Table("", "A system model is one TOML file; its allocation lock (`NAME.lock.toml`) "
-              "is written beside it.", [
-    Option("system", SYSTEM, required=True, help="the system"),
-    Option("hosts", Table("hosts", free=HOST, free_name=Line(NAME, NAME_EXPECTED)),
-           required=True, help="the machines"),
-    Option("services", Table("services", free=SERVICE, free_name=Line(NAME, NAME_EXPECTED),
-                             implicit=True), help="what runs on them"),
-    Option("monitoring", MONITORING, help="the Nagios host (none: nothing is monitored)"),
-])
+MODEL = Table(
+    "",
+    "A system model is one TOML file; its allocation lock (`NAME.lock.toml`) is written beside it.",
+    [
+        Option("system", SYSTEM, required=True, help="the system"),
+        Option(
+            "hosts",
+            Table("hosts", free=HOST, free_name=Line(NAME, NAME_EXPECTED)),
+            required=True,
+            help="the machines",
+        ),
+        Option(
+            "services",
+            Table("services", free=SERVICE, free_name=Line(NAME, NAME_EXPECTED), implicit=True),
+            help="what runs on them",
+        ),
+        Option("monitoring", MONITORING, help="the Nagios host (none: nothing is monitored)"),
+    ],
+)
 
 
 @dataclass(frozen=True)
@@ -193,8 +300,13 @@ def load_model(path: str) -> Model:
 
 def parse_model(data: dict[str, Any], path: str = "model") -> Model:
     values = MODEL.parse_table("", data)
-    model = Model(path, values.system, dict(sorted(values.hosts.items())),
-                  dict(sorted(values.services.items())), values.monitoring)
+    model = Model(
+        path,
+        values.system,
+        dict(sorted(values.hosts.items())),
+        dict(sorted(values.services.items())),
+        values.monitoring,
+    )
     check_references(model)
     return model
 
@@ -204,8 +316,12 @@ def check_references(model: Model) -> None:
     addresses: dict[str, str] = {}
     for name, host in model.hosts.items():
         if host.address in addresses:
-            raise ModelError(f"hosts.{name}", "address", f"{shown(host.address)} is already "
-                             f"the address of {addresses[host.address]}", "a unique address")
+            raise ModelError(
+                f"hosts.{name}",
+                "address",
+                f"{shown(host.address)} is already the address of {addresses[host.address]}",
+                "a unique address",
+            )
         addresses[host.address] = name
     if model.monitoring is not None:
         need_host(model, "monitoring", "host", model.monitoring.host)
@@ -213,62 +329,102 @@ def check_references(model: Model) -> None:
     for name, service in model.services.items():
         where = f"services.{name}"
         if (service.role is None) == (service.kind is None):
-            raise ModelError(where, "role", "a service has a role or a kind, not both" if
-                             service.role else "missing", f"a role or a kind ({', '.join(KINDS)})")
+            raise ModelError(
+                where,
+                "role",
+                "a service has a role or a kind, not both" if service.role else "missing",
+                f"a role or a kind ({', '.join(KINDS)})",
+            )
         for key in ("port-option", "link-section"):
             if service.kind and service[key] is not None:
-                raise ModelError(where, key, f"only a service with a role has one (a "
-                                 f"{service.kind} service is compiled by system-recipes)",
-                                 "no " + key + " here")
+                raise ModelError(
+                    where,
+                    key,
+                    f"only a service with a role has one (a "
+                    f"{service.kind} service is compiled by system-recipes)",
+                    "no " + key + " here",
+                )
         if service.kind and service.port is None:
-            raise ModelError(where, "port", f"missing: a {service.kind} service listens on one",
-                             'a port number or "auto"')
+            raise ModelError(
+                where,
+                "port",
+                f"missing: a {service.kind} service listens on one",
+                'a port number or "auto"',
+            )
         if isinstance(service.port, int) and low <= service.port <= high:
-            raise ModelError(where, "port", f"{service.port} is inside the automatic range "
-                             f"{low}-{high}", 'a port outside it, or "auto"')
-        if service.check and service.check[0] != "none" and service.check[1] is None \
-                and service.port is None:
-            raise ModelError(where, "check", "names no port and the service has none",
-                             "a check with a PORT, or a port for the service")
+            raise ModelError(
+                where,
+                "port",
+                f"{service.port} is inside the automatic range {low}-{high}",
+                'a port outside it, or "auto"',
+            )
+        if (
+            service.check
+            and service.check[0] != "none"
+            and service.check[1] is None
+            and service.port is None
+        ):
+            raise ModelError(
+                where,
+                "check",
+                "names no port and the service has none",
+                "a check with a PORT, or a port for the service",
+            )
         for host in service.placement.hosts:
             need_host(model, f"{where}.placement", "hosts", host)
         for link in service.links:
             if link == name or link not in model.services:
-                raise ModelError(where, "links", f"{shown(link)} is not another service",
-                                 "names of [services.NAME] tables")
+                raise ModelError(
+                    where,
+                    "links",
+                    f"{shown(link)} is not another service",
+                    "names of [services.NAME] tables",
+                )
         check_backends(model, name, service)
         for section, options in service.settings.items():
             for option in options:
                 if looks_secret(option):
-                    raise ModelError(f"{where}.settings.{section}", option, "a literal secret "
-                                     "(secrets by reference only; the value is not shown)",
-                                     f'secrets = {{ {option} = "file:/PATH" }} in [{where}]')
+                    raise ModelError(
+                        f"{where}.settings.{section}",
+                        option,
+                        "a literal secret (secrets by reference only; the value is not shown)",
+                        f'secrets = {{ {option} = "file:/PATH" }} in [{where}]',
+                    )
     check_cycles(model)
 
 
 def need_host(model: Model, where: str, key: str, host: str) -> None:
     if host not in model.hosts:
-        raise ModelError(where, key, f"{shown(host)} is not a host of the model",
-                         "names of [hosts.NAME] tables")
+        raise ModelError(
+            where, key, f"{shown(host)} is not a host of the model", "names of [hosts.NAME] tables"
+        )
 
 
 def check_backends(model: Model, name: str, service: Values) -> None:
     where = f"services.{name}"
     if service.backends is None:
         if service.kind == "haproxy":
-            raise ModelError(where, "backends", "missing: a load balancer needs backends",
-                             "the name of the service it balances")
+            raise ModelError(
+                where,
+                "backends",
+                "missing: a load balancer needs backends",
+                "the name of the service it balances",
+            )
         return
     if service.kind != "haproxy":
-        raise ModelError(where, "backends", "only a load balancer has backends",
-                         'kind = "haproxy"')
+        raise ModelError(where, "backends", "only a load balancer has backends", 'kind = "haproxy"')
     backend = model.services.get(service.backends)
     if backend is None or service.backends == name:
-        raise ModelError(where, "backends", f"{shown(service.backends)} is not another service",
-                         "the name of a [services.NAME] table")
+        raise ModelError(
+            where,
+            "backends",
+            f"{shown(service.backends)} is not another service",
+            "the name of a [services.NAME] table",
+        )
     if backend.port is None:
-        raise ModelError(where, "backends", f"{service.backends} has no port",
-                         "a service with a port")
+        raise ModelError(
+            where, "backends", f"{service.backends} has no port", "a service with a port"
+        )
 
 
 def check_cycles(model: Model) -> None:
@@ -279,9 +435,13 @@ def check_cycles(model: Model) -> None:
         state[name] = 1
         for link in model.services[name].links:
             if state.get(link) == 1:
-                cycle = path[path.index(link):] + [link]
-                raise ModelError(f"services.{cycle[0]}", "links",
-                                 "a cycle " + " -> ".join(cycle), "links without cycles")
+                cycle = path[path.index(link) :] + [link]
+                raise ModelError(
+                    f"services.{cycle[0]}",
+                    "links",
+                    "a cycle " + " -> ".join(cycle),
+                    "links without cycles",
+                )
             if link not in state:
                 visit(link, path + [link])
         state[name] = 2
@@ -310,6 +470,8 @@ def lock_path(model_path: str) -> str:
 
 def reference_markdown() -> str:
     """docs/systems-reference.md, generated from the declaration."""
-    intro = ("# System model reference\n\nGenerated from `system_recipes/fleet/spec.py` (do not "
-             "edit). A walk-through: [systems.md](systems.md).\n\n")
+    intro = (
+        "# System model reference\n\nGenerated from `system_recipes/fleet/spec.py` (do not "
+        "edit). A walk-through: [systems.md](systems.md).\n\n"
+    )
     return intro + MODEL.markdown("##")

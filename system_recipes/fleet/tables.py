@@ -24,8 +24,14 @@ class ModelError(ConfigError):
     ``source`` prefixes the line with the file when it is not the model (the lock); without a
     table (a TOML syntax error) the line is ``SOURCE: PROBLEM``."""
 
-    def __init__(self, table: str | None, key: str | None, problem: str,
-                 expected: str | None = None, source: str | None = None):
+    def __init__(
+        self,
+        table: str | None,
+        key: str | None,
+        problem: str,
+        expected: str | None = None,
+        source: str | None = None,
+    ):
         if table is None:
             zc.buildout.UserError.__init__(self, f"{source}: {clip(problem, 200)}")
             # a whole-file problem (TOML syntax): no table, no key
@@ -64,19 +70,25 @@ class Table(OptionType):
                     try:
                         self.free_name.parse(key)
                     except ValueError:
-                        raise ModelError(join(where, key), None, f"{shown(key)} is not a valid "
-                                         "name", self.free_name.expected, source) from None
-                values[key] = self.convert(self.free, join(where, key), where, key, data[key],
-                                           source)
+                        raise ModelError(
+                            join(where, key),
+                            None,
+                            f"{shown(key)} is not a valid name",
+                            self.free_name.expected,
+                            source,
+                        ) from None
+                values[key] = self.convert(
+                    self.free, join(where, key), where, key, data[key], source
+                )
             elif key not in self.options:
                 raise unknown_key(where, key, sorted(self.options), source)
         for name, option in self.options.items():
             if name in data:
-                values[name] = self.convert(option.type, join(where, name), where, name,
-                                            data[name], source)
+                values[name] = self.convert(
+                    option.type, join(where, name), where, name, data[name], source
+                )
             elif option.required:
-                raise ModelError(*place(where, name), "missing", describe(option.type, ""),
-                                 source)
+                raise ModelError(*place(where, name), "missing", describe(option.type, ""), source)
             elif isinstance(option.type, Table) and option.type.implicit:
                 values[name] = option.type.parse_table(join(where, name), {}, source)
             else:
@@ -84,12 +96,17 @@ class Table(OptionType):
         return values
 
     @staticmethod
-    def convert(kind: OptionType, inner: str, where: str, key: str, value: Any,
-                source: str | None) -> Any:
+    def convert(
+        kind: OptionType, inner: str, where: str, key: str, value: Any, source: str | None
+    ) -> Any:
         if isinstance(kind, Table):
             if not isinstance(value, dict):
-                raise ModelError(*place(where, key), f"{type_name(value)} is not a table",
-                                 describe(kind, ""), source)
+                raise ModelError(
+                    *place(where, key),
+                    f"{type_name(value)} is not a table",
+                    describe(kind, ""),
+                    source,
+                )
             return kind.parse_table(inner, value, source)
         try:
             return kind.parse(value)
@@ -102,8 +119,9 @@ class Table(OptionType):
         if isinstance(self.free, Table):
             label = self.free.title.rpartition(".")[2]
             free_name = self.free_name.expected if self.free_name else "any key"
-            return self.free.markdown(heading, f"{self.doc.strip()}\n\n`{label}`: "
-                                               f"{free_name}.".strip())
+            return self.free.markdown(
+                heading, f"{self.doc.strip()}\n\n`{label}`: {free_name}.".strip()
+            )
         lines = [f"{heading} `[{self.title}]`" if self.title else f"{heading} The file", ""]
         lines += [text + "\n" for text in (self.doc.strip(), names) if text]
         nested = []
@@ -112,8 +130,10 @@ class Table(OptionType):
             for option in self.options.values():
                 if isinstance(option.type, Table):
                     nested.append(option.type)
-                lines.append(f"| `{option.name}` | {describe(option.type)} "
-                             f"| {describe_default(option)} | {option.help} |")
+                lines.append(
+                    f"| `{option.name}` | {describe(option.type)} "
+                    f"| {describe_default(option)} | {option.help} |"
+                )
         elif self.free is not None:
             name = self.free_name.expected if self.free_name else "any key"
             lines.append(f"Keys: {name}; each {describe(self.free)}.")
@@ -154,11 +174,15 @@ def unknown_key(where: str, key: str, known: list[str], source: str | None) -> M
     looks like a secret is told where secrets go."""
     kind = "key" if where else "table"
     if looks_secret(key):
-        return ModelError(*place(where, key), f"unknown {kind}: secrets by reference only",
-                          'secrets = { NAME = "file:/PATH" } in the service', source)
+        return ModelError(
+            *place(where, key),
+            f"unknown {kind}: secrets by reference only",
+            'secrets = { NAME = "file:/PATH" } in the service',
+            source,
+        )
     guess = did_you_mean(key, known)
     if guess:
-        return ModelError(*place(where, key), f"unknown {kind} (did you mean {guess!r}?)",
-                          source=source)
-    return ModelError(*place(where, key), f"unknown {kind}", "one of " + ", ".join(known),
-                      source)
+        return ModelError(
+            *place(where, key), f"unknown {kind} (did you mean {guess!r}?)", source=source
+        )
+    return ModelError(*place(where, key), f"unknown {kind}", "one of " + ", ".join(known), source)

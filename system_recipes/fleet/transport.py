@@ -79,10 +79,19 @@ class Connections:
     ~/.ssh/config (``-F``). ``entry_point``: the host's ``system-recipes``. ``sudo``: ``None``
     to use ``sudo -n`` exactly when the ssh user is not root."""
 
-    def __init__(self, known_hosts: str, *, config: str | None = None,
-                 entry_point: str = "system-recipes", sudo: bool | None = None,
-                 connect_timeout: int = 5, alive_interval: int = 2, alive_count: int = 2,
-                 ssh: str = "ssh", model: str = "MODEL"):
+    def __init__(
+        self,
+        known_hosts: str,
+        *,
+        config: str | None = None,
+        entry_point: str = "system-recipes",
+        sudo: bool | None = None,
+        connect_timeout: int = 5,
+        alive_interval: int = 2,
+        alive_count: int = 2,
+        ssh: str = "ssh",
+        model: str = "MODEL",
+    ):
         self.model = model  # the model's path, for the hint of a host key error
         self.connect_timeout = connect_timeout
         self.known_hosts = os.path.abspath(known_hosts)
@@ -92,16 +101,26 @@ class Connections:
         self.ssh = ssh
         self.directory = tempfile.mkdtemp(prefix="sr-")  # 0700; /tmp/sr-XXXXXXXX/<40 hex>
         self.options = [
-            "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={self.known_hosts}",
-            "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "UpdateHostKeys=no",
-            "-o", "CheckHostIP=no",
-            "-o", f"ConnectTimeout={connect_timeout}",
-            "-o", f"ServerAliveInterval={alive_interval}",
-            "-o", f"ServerAliveCountMax={alive_count}",
-            "-S", os.path.join(self.directory, "%C"),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "UpdateHostKeys=no",
+            "-o",
+            "CheckHostIP=no",
+            "-o",
+            f"ConnectTimeout={connect_timeout}",
+            "-o",
+            f"ServerAliveInterval={alive_interval}",
+            "-o",
+            f"ServerAliveCountMax={alive_count}",
+            "-S",
+            os.path.join(self.directory, "%C"),
         ]
         if config:
             self.options[:0] = ["-F", config]
@@ -146,8 +165,11 @@ class Connection:
     def _resolve(self) -> dict[str, str]:
         """What ssh would use (``ssh -G``: the user, host name, port and the control path after
         ~/.ssh/config and %-expansion), without connecting."""
-        result = subprocess.run([self.owner.ssh, *self.args, "-G", self.target.destination],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [self.owner.ssh, *self.args, "-G", self.target.destination],
+            capture_output=True,
+            text=True,
+        )
         if result.returncode:
             raise TransportError(self.name, f"ssh -G: {_last_line(result.stderr)}")
         values = dict(line.partition(" ")[::2] for line in result.stdout.splitlines())
@@ -157,19 +179,36 @@ class Connection:
         """Start the master and wait until its socket exists (it is made only after the host
         is authenticated); a master that exits first is a refused connection, explained."""
         self.master = subprocess.Popen(
-            [self.owner.ssh, *self.args, "-M", "-N", "-T", "-o", "ControlMaster=yes",
-             "-o", "LogLevel=INFO",
-             "-o", "ControlPersist=no", self.target.destination],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, process_group=0)  # a terminal's Ctrl-C is the run's to handle
+            [
+                self.owner.ssh,
+                *self.args,
+                "-M",
+                "-N",
+                "-T",
+                "-o",
+                "ControlMaster=yes",
+                "-o",
+                "LogLevel=INFO",
+                "-o",
+                "ControlPersist=no",
+                self.target.destination,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            process_group=0,
+        )  # a terminal's Ctrl-C is the run's to handle
         deadline = time.monotonic() + 3 * self.owner.connect_timeout + 5
         while not os.path.exists(self.control_path):
             if time.monotonic() > deadline:  # connected, but the login never completes
                 self.master.kill()
                 self.master.wait()
                 self.close()
-                raise TransportError(self.name, f"({self.address}) no login within "
-                                     f"{3 * self.owner.connect_timeout + 5} s")
+                raise TransportError(
+                    self.name,
+                    f"({self.address}) no login within {3 * self.owner.connect_timeout + 5} s",
+                )
             if self.master.poll() is not None:
                 stderr = self.master.stderr.read() if self.master.stderr else ""
                 self.close()
@@ -180,8 +219,11 @@ class Connection:
         if self.master is None:
             return
         if self.master.poll() is None:
-            subprocess.run([self.owner.ssh, *self.args, "-O", "exit", self.target.destination],
-                           capture_output=True, timeout=10)
+            subprocess.run(
+                [self.owner.ssh, *self.args, "-O", "exit", self.target.destination],
+                capture_output=True,
+                timeout=10,
+            )
             try:
                 self.master.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -199,8 +241,10 @@ class Connection:
         stderr = self.master.stderr.read() if self.master.stderr else ""
         status = self.master.returncode
         self.close()
-        raise TransportError(self.name, "connection lost: " + (
-            _last_line(stderr) or f"ssh exited with status {status}"))
+        raise TransportError(
+            self.name,
+            "connection lost: " + (_last_line(stderr) or f"ssh exited with status {status}"),
+        )
 
     def remote_command(self, action: str, arguments: list[str] | tuple[str, ...] = ()) -> str:
         """The one command a host runs: ``[sudo -n] ENTRY fleet-host ACTION ...`` (what the
@@ -210,9 +254,14 @@ class Connection:
             command[:0] = ["sudo", "-n"]
         return " ".join(shlex.quote(word) for word in command)
 
-    def run(self, action: str, stdin: str = "", arguments: list[str] | tuple[str, ...] = (),
-            on_event: Callable[[dict], None] | None = None, timeout: float | None = None
-            ) -> Result:
+    def run(
+        self,
+        action: str,
+        stdin: str = "",
+        arguments: list[str] | tuple[str, ...] = (),
+        on_event: Callable[[dict], None] | None = None,
+        timeout: float | None = None,
+    ) -> Result:
         """Run ``fleet-host ACTION`` through the master, ``stdin`` as its standard input;
         ``on_event`` is called with each JSON line as it arrives. Raises TransportError when
         ssh or sudo failed (not when fleet-host itself exits non-zero: see ``Result.code``)."""
@@ -226,19 +275,39 @@ class Connection:
         if self.sudo and not result.events and any(s in result.stderr for s in SUDO_PASSWORD):
             raise TransportError(self.name, self._sudo_problem())
         if result.code == 127 or (not result.events and "command not found" in result.stderr):
-            raise TransportError(self.name, f"{self.owner.entry_point} is not installed "
-                                 f"({_last_line(result.stderr)})")
+            raise TransportError(
+                self.name,
+                f"{self.owner.entry_point} is not installed ({_last_line(result.stderr)})",
+            )
         return result
 
-    def raw(self, command: str, stdin: str = "", on_event: Callable[[dict], None] | None = None,
-            timeout: float | None = None) -> Result:
+    def raw(
+        self,
+        command: str,
+        stdin: str = "",
+        on_event: Callable[[dict], None] | None = None,
+        timeout: float | None = None,
+    ) -> Result:
         """Run a shell command line on the host through the master (stdout read line by line,
         stdin written from a thread: neither side can fill a pipe and wait for the other)."""
         process = subprocess.Popen(
-            [self.owner.ssh, *self.args, "-T", "-o", "ControlMaster=no", "-o", "LogLevel=ERROR",
-             self.target.destination, command],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            process_group=0)  # Ctrl-C stops new hosts; a command in flight finishes
+            [
+                self.owner.ssh,
+                *self.args,
+                "-T",
+                "-o",
+                "ControlMaster=no",
+                "-o",
+                "LogLevel=ERROR",
+                self.target.destination,
+                command,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            process_group=0,
+        )  # Ctrl-C stops new hosts; a command in flight finishes
         out, err = process.stdout, process.stderr
         assert out is not None and err is not None  # PIPE
         writer = threading.Thread(target=_feed, args=(process.stdin, stdin), daemon=True)
@@ -275,15 +344,21 @@ class Connection:
         where = f"({self.address}) " if self.address.split(":")[0] != self.name else ""
         pinned = self.owner.known_hosts
         offered = re.search(r"(SHA256:[A-Za-z0-9+/]{43})", stderr)
-        trust = (f"`system-recipes fleet trust {self.name} --fingerprint SHA256:... "
-                 f"-m {self.owner.model}` with the fingerprint read on the host itself")
+        trust = (
+            f"`system-recipes fleet trust {self.name} --fingerprint SHA256:... "
+            f"-m {self.owner.model}` with the fingerprint read on the host itself"
+        )
         if "IDENTIFICATION HAS CHANGED" in stderr or "key for" in stderr and "differs" in stderr:
-            return (f"{where}host key mismatch: the host offers "
-                    f"{offered.group(1) if offered else 'another key'}, not the key pinned for "
-                    f"{self.name} in {pinned} (if the host was reinstalled: {trust})")
+            return (
+                f"{where}host key mismatch: the host offers "
+                f"{offered.group(1) if offered else 'another key'}, not the key pinned for "
+                f"{self.name} in {pinned} (if the host was reinstalled: {trust})"
+            )
         if "host key is known" in stderr or "Host key verification failed" in stderr:
-            return (f"{where}no host key pinned for {self.name} in {pinned} (nothing is trusted "
-                    f"on first use: {trust})")
+            return (
+                f"{where}no host key pinned for {self.name} in {pinned} (nothing is trusted "
+                f"on first use: {trust})"
+            )
         if "Permission denied" in stderr:
             return f"{where}ssh login as {self.user} refused ({_last_line(stderr)})"
         return f"{where}unreachable: {_last_line(stderr) or 'ssh failed'}"
@@ -294,8 +369,10 @@ class Connection:
             found = self.raw(f"command -v {shlex.quote(entry)}").text
             entry = found[0] if found else f"/PATH/TO/{entry}"
         rule = SUDOERS_RULE.format(user=self.user, entry=entry)
-        return (f"sudo wants a password for {self.user}; fleet-host needs this rule in "
-                f"/etc/sudoers.d: {rule}")
+        return (
+            f"sudo wants a password for {self.user}; fleet-host needs this rule in "
+            f"/etc/sudoers.d: {rule}"
+        )
 
 
 def _feed(stream, text: str) -> None:

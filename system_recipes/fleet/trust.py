@@ -27,16 +27,26 @@ def known_hosts_path(model_path: str) -> str:
 
 
 def add_parser(actions) -> None:
-    trust = actions.add_parser("trust", help="pin a host's ssh key (beside the model) when it "
-                                             "has exactly the fingerprint given")
+    trust = actions.add_parser(
+        "trust",
+        help="pin a host's ssh key (beside the model) when it has exactly the fingerprint given",
+    )
     trust.add_argument("host", help="a host of the model")
-    trust.add_argument("--fingerprint", required=True, metavar="SHA256:...",
-                       help="the key's fingerprint, read on the host itself (ssh-keygen -lf "
-                            "/etc/ssh/ssh_host_ed25519_key.pub)")
+    trust.add_argument(
+        "--fingerprint",
+        required=True,
+        metavar="SHA256:...",
+        help="the key's fingerprint, read on the host itself (ssh-keygen -lf "
+        "/etc/ssh/ssh_host_ed25519_key.pub)",
+    )
     trust.add_argument("-m", "--model", required=True, help="the system model (TOML)")
-    trust.add_argument("-F", dest="ssh_config", default=None, metavar="FILE",
-                       help="an ssh_config to read the host's name and port from (default: "
-                            "~/.ssh/config)")
+    trust.add_argument(
+        "-F",
+        dest="ssh_config",
+        default=None,
+        metavar="FILE",
+        help="an ssh_config to read the host's name and port from (default: ~/.ssh/config)",
+    )
     trust.add_argument("--timeout", type=int, default=5, help="seconds to wait for the host")
 
 
@@ -47,31 +57,46 @@ def run_trust(args) -> int:
     return 0
 
 
-def trust(model_path: str, host: str, fingerprint: str, ssh_config: str | None = None,
-          timeout: int = 5) -> str:
+def trust(
+    model_path: str, host: str, fingerprint: str, ssh_config: str | None = None, timeout: int = 5
+) -> str:
     """Pin ``host``'s key with ``fingerprint``; returns the line to print. Raises ModelError
     (one line) when the host offers no such key: nothing is written then."""
     model = load_model(model_path)
     if host not in model.hosts:
-        raise ModelError("hosts", None, f"{shown(host)} is not a host of the model",
-                         "one of " + ", ".join(model.hosts))
+        raise ModelError(
+            "hosts",
+            None,
+            f"{shown(host)} is not a host of the model",
+            "one of " + ", ".join(model.hosts),
+        )
     if not FINGERPRINT.fullmatch(fingerprint):
-        raise ModelError(f"hosts.{host}", "fingerprint", f"{shown(fingerprint)} is not a "
-                         "SHA256 fingerprint", "SHA256: and 43 characters, as ssh-keygen -l "
-                         "prints it")
+        raise ModelError(
+            f"hosts.{host}",
+            "fingerprint",
+            f"{shown(fingerprint)} is not a SHA256 fingerprint",
+            "SHA256: and 43 characters, as ssh-keygen -l prints it",
+        )
     address = model.hosts[host].address
     name, port = resolve(address, ssh_config)
     offered = scan(name, port, timeout)
     if not offered:
-        raise ModelError(f"hosts.{host}", "fingerprint", f"{address} offers no host key on port "
-                         f"{port} (ssh-keyscan got none within {timeout} s); nothing was "
-                         "trusted")
+        raise ModelError(
+            f"hosts.{host}",
+            "fingerprint",
+            f"{address} offers no host key on port "
+            f"{port} (ssh-keyscan got none within {timeout} s); nothing was "
+            "trusted",
+        )
     match = [line for line, (print_, _) in offered.items() if print_ == fingerprint]
     if not match:
         seen = ", ".join(f"{f} ({kind})" for f, kind in offered.values())
-        raise ModelError(f"hosts.{host}", "fingerprint", f"{address} offers {seen}, not "
-                         f"{fingerprint}; nothing was trusted", "the fingerprint of a key the "
-                         "host offers, read on the host itself")
+        raise ModelError(
+            f"hosts.{host}",
+            "fingerprint",
+            f"{address} offers {seen}, not {fingerprint}; nothing was trusted",
+            "the fingerprint of a key the host offers, read on the host itself",
+        )
     path = known_hosts_path(model_path)
     kind, key = match[0].split()[1:3]
     kept = [line for line in (read_lines(path)) if not pinned_for(line, host)]
@@ -89,14 +114,17 @@ def resolve(address: str, ssh_config: str | None) -> tuple[str, str]:
 
 def scan(name: str, port: str, timeout: int) -> dict[str, tuple[str, str]]:
     """key line -> (fingerprint, type) for every key the host offers."""
-    result = subprocess.run(["ssh-keyscan", "-T", str(timeout), "-p", port, name],
-                            capture_output=True, text=True)
-    lines = [line for line in result.stdout.splitlines()
-             if line.strip() and not line.startswith("#")]
+    result = subprocess.run(
+        ["ssh-keyscan", "-T", str(timeout), "-p", port, name], capture_output=True, text=True
+    )
+    lines = [
+        line for line in result.stdout.splitlines() if line.strip() and not line.startswith("#")
+    ]
     offered = {}
     for line in lines:  # one at a time: a line ssh-keygen skipped must not shift the others
-        listed = subprocess.run(["ssh-keygen", "-l", "-f", "-"], input=line + "\n",
-                                capture_output=True, text=True)
+        listed = subprocess.run(
+            ["ssh-keygen", "-l", "-f", "-"], input=line + "\n", capture_output=True, text=True
+        )
         words = listed.stdout.split()  # "256 SHA256:... 10.77.0.11 (ED25519)"
         if listed.returncode == 0 and len(words) >= 4:
             offered[line] = (words[1], words[-1].strip("()"))

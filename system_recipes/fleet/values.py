@@ -200,9 +200,10 @@ class SecretReference(OptionType):
 
     def parse(self, value: Any) -> str:
         if not isinstance(value, str) or not value.startswith("file:/"):
-            raise ValueError("the value is not a reference (secrets by reference only; it is "
-                             "not shown)")
-        return "file:" + AbsolutePath().parse(value[len("file:"):])
+            raise ValueError(
+                "the value is not a reference (secrets by reference only; it is not shown)"
+            )
+        return "file:" + AbsolutePath().parse(value[len("file:") :])
 
 
 class Setting(OptionType):
@@ -222,8 +223,11 @@ class Setting(OptionType):
 
 #: key names that hold a secret when their value is written literally (``db-password``,
 #: ``api_token``); ``password-file`` names where one is, which is fine
-SECRET_WORDS = re.compile(r"pass(word|wd|phrase)?|secret|token|private[-_]?key|api[-_]?key|"
-                          r"credential", re.IGNORECASE)
+SECRET_WORDS = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|private[-_]?key|api[-_]?key|"
+    r"credential",
+    re.IGNORECASE,
+)
 NOT_A_SECRET = re.compile(r"[-_](file|path|dir|directory|command|length)$", re.IGNORECASE)
 
 

@@ -47,12 +47,23 @@ class Wiring:
         found = [self.address(i.host) for i in self.allocation.instances(service)]
         return list(dict.fromkeys(found))
 
-    def own_section(self, config: HostConfig, draft: Draft | None, name: str, service: str,
-                    comment: str, origin: str):
+    def own_section(
+        self,
+        config: HostConfig,
+        draft: Draft | None,
+        name: str,
+        service: str,
+        comment: str,
+        origin: str,
+    ):
         if draft is not None and name in draft.sections:
-            raise ModelError(f"services.{service}", None, f"compiles into [{name}] on "
-                             f"{config.host}, and a role there has a section of that name",
-                             "distinct names of services and role sections")
+            raise ModelError(
+                f"services.{service}",
+                None,
+                f"compiles into [{name}] on "
+                f"{config.host}, and a role there has a section of that name",
+                "distinct names of services and role sections",
+            )
         config.parts.append(Value(name, origin))
         return config.section(name, comment)
 
@@ -62,8 +73,12 @@ class Wiring:
         if service.kind is None:
             return
         if name in OWN_SECTIONS or f"{name}-nrpe" in OWN_SECTIONS:
-            raise ModelError(f"services.{name}", None, f"its section [{name}] is one the "
-                             "compiler writes", f"a name other than {', '.join(OWN_SECTIONS)}")
+            raise ModelError(
+                f"services.{name}",
+                None,
+                f"its section [{name}] is one the compiler writes",
+                f"a name other than {', '.join(OWN_SECTIONS)}",
+            )
         port = self.allocation.ports[name]
         where = f"[services.{name}]"
         comment = f"{where} kind = {service.kind}"
@@ -75,15 +90,25 @@ class Wiring:
         words = check_words(service, port)
         if words and words != "none":
             line = nrpe_line(name, words)
-            nrpe = self.own_section(config, draft, f"{name}-nrpe", name,
-                                    f"{where} check, on this host's NRPE", f"{where} check")
+            nrpe = self.own_section(
+                config,
+                draft,
+                f"{name}-nrpe",
+                name,
+                f"{where} check, on this host's NRPE",
+                f"{where} check",
+            )
             nrpe.set("recipe", "system_recipes:nrpe", f"{where} check")
             nrpe.set("name", name, f"{where}: the service's name")
-            nrpe.set("checks", line, f"{where} check" + (f", on the port of {name}"
-                                                         if service.check[1] is None else ""))
+            nrpe.set(
+                "checks",
+                line,
+                f"{where} check" + (f", on the port of {name}" if service.check[1] is None else ""),
+            )
             instances = " ".join(i.name for i in self.allocation.instances(name, config.host))
             self.checks.setdefault(config.host, []).append(
-                (instances, line.split()[0], f"[{name}-nrpe] checks"))
+                (instances, line.split()[0], f"[{name}-nrpe] checks")
+            )
 
     def haproxy(self, section, name: str, port: int) -> None:
         service = self.model.services[name]
@@ -91,20 +116,33 @@ class Wiring:
         where = f"[services.{name}]"
         section.set("recipe", "system_recipes:haproxy", f"{where} kind")
         section.set("name", name, f"{where}: the service's name")
-        section.set("bind", f"*:{port}", f"{where} port" + (" (the allocation)"
-                                                           if service.port == "auto" else ""))
+        section.set(
+            "bind",
+            f"*:{port}",
+            f"{where} port" + (" (the allocation)" if service.port == "auto" else ""),
+        )
         http = backend.check is not None and backend.check[0] == "http"
-        section.set("mode", "http" if http else "tcp",
-                    f"[services.{service.backends}] check is "
-                    f"{'http' if http else 'not http'}", default=True)
-        servers = [f"{i.name} {host_port(self.address(i.host), i.port)}"
-                   for i in self.allocation.instances(service.backends)]
-        section.set("backends", "\n".join(servers), f"{where} backends = {service.backends}: "
-                    f"each instance of it, its host's [hosts.NAME] address and the port of "
-                    f"{service.backends} (the allocation)")
+        section.set(
+            "mode",
+            "http" if http else "tcp",
+            f"[services.{service.backends}] check is {'http' if http else 'not http'}",
+            default=True,
+        )
+        servers = [
+            f"{i.name} {host_port(self.address(i.host), i.port)}"
+            for i in self.allocation.instances(service.backends)
+        ]
+        section.set(
+            "backends",
+            "\n".join(servers),
+            f"{where} backends = {service.backends}: "
+            f"each instance of it, its host's [hosts.NAME] address and the port of "
+            f"{service.backends} (the allocation)",
+        )
         if http:
-            section.set("health-check", backend.check[2],
-                        f"[services.{service.backends}] check (its path)")
+            section.set(
+                "health-check", backend.check[2], f"[services.{service.backends}] check (its path)"
+            )
         section.set("balance", "roundrobin", "system-recipes' default", default=True)
 
     def postgresql(self, section, name: str, port: int) -> None:
@@ -118,28 +156,39 @@ class Wiring:
                     clients.append(f"{client_address(address)} {other} {other}")
         if clients:
             users = sorted({line.split()[1] for line in clients})
-            section.set("clients", "\n".join(clients),
-                        "the hosts of the services that link to it ("
-                        + ", ".join(f"[services.{u}] links" for u in users)
-                        + "); database and user named after the service")
-        section.set("listen", "*", f"{where}: the hosts of the services linking to it reach "
-                    "it over the network", default=True)
+            section.set(
+                "clients",
+                "\n".join(clients),
+                "the hosts of the services that link to it ("
+                + ", ".join(f"[services.{u}] links" for u in users)
+                + "); database and user named after the service",
+            )
+        section.set(
+            "listen",
+            "*",
+            f"{where}: the hosts of the services linking to it reach it over the network",
+            default=True,
+        )
         section.set("port", str(port), f"{where} port")
 
     # -- checks of the roles -----------------------------------------------------------------
-    def role_checks(self, config: HostConfig, roles: list[str], draft: Draft,
-                    role_parts) -> None:
+    def role_checks(self, config: HostConfig, roles: list[str], draft: Draft, role_parts) -> None:
         """The checks the host's roles define (their expansion's facts), by the services whose
         role has the part."""
         for part, names in draft.checks.items():
             owners = [name for name in roles if part in role_parts(name)]
-            instances = " ".join(i.name for name in owners
-                                 for i in self.allocation.instances(name, config.host))
-            source = (f"the nrpe-checks fact of [{part}]'s expansion" if part in
-                      draft.expansions else f"[{part}] checks")
+            instances = " ".join(
+                i.name for name in owners for i in self.allocation.instances(name, config.host)
+            )
+            source = (
+                f"the nrpe-checks fact of [{part}]'s expansion"
+                if part in draft.expansions
+                else f"[{part}] checks"
+            )
             for check in names:
                 self.checks.setdefault(config.host, []).append(
-                    (instances or config.host, check, source))
+                    (instances or config.host, check, source)
+                )
 
     # -- monitoring ---------------------------------------------------------------------------
     def monitor(self, configs: dict[str, HostConfig]) -> None:
@@ -150,39 +199,60 @@ class Wiring:
         for host, checks in sorted(self.checks.items()):
             if not checks:
                 continue
-            section = self.own_section(configs[host], None, "nrpe-server", host,
-                                       "NRPE answers the monitoring host only",
-                                       "[monitoring] host: this host has checks")
+            section = self.own_section(
+                configs[host],
+                None,
+                "nrpe-server",
+                host,
+                "NRPE answers the monitoring host only",
+                "[monitoring] host: this host has checks",
+            )
             section.set("recipe", "system_recipes:nrpe-server", "[monitoring] host")
-            section.set("allowed-hosts", address, f"[monitoring] host = {watcher}: "
-                        f"[hosts.{watcher}] address")
+            section.set(
+                "allowed-hosts",
+                address,
+                f"[monitoring] host = {watcher}: [hosts.{watcher}] address",
+            )
         config = configs[watcher]
-        section = self.own_section(config, None, "monitoring", watcher,
-                                   "Nagios: every host of the system and every check",
-                                   "[monitoring] host")
+        section = self.own_section(
+            config,
+            None,
+            "monitoring",
+            watcher,
+            "Nagios: every host of the system and every check",
+            "[monitoring] host",
+        )
         section.set("recipe", "system_recipes:nagios", "[monitoring] host")
         section.set("name", self.model.name, "[system] name")
-        section.set("hosts", "\n".join(f"{host} {self.address(host)}"
-                                       for host in self.model.hosts),
-                    "[hosts.NAME] address of every host")
-        lines = [f"{host} {check} {instances} {check}"
-                 for host, checks in sorted(self.checks.items())
-                 for instances, check, _ in checks]
+        section.set(
+            "hosts",
+            "\n".join(f"{host} {self.address(host)}" for host in self.model.hosts),
+            "[hosts.NAME] address of every host",
+        )
+        lines = [
+            f"{host} {check} {instances} {check}"
+            for host, checks in sorted(self.checks.items())
+            for instances, check, _ in checks
+        ]
         if lines:
-            sources = sorted({source for checks in self.checks.values()
-                              for _, _, source in checks})
-            section.set("nrpe-checks", "\n".join(lines),
-                        "the checks of each host: " + "; ".join(sources))
+            sources = sorted({source for checks in self.checks.values() for _, _, source in checks})
+            section.set(
+                "nrpe-checks", "\n".join(lines), "the checks of each host: " + "; ".join(sources)
+            )
 
 
 def nrpe_line(name: str, words: str) -> str:
     """An NRPE check line for ``check_words`` of a built-in kind (the meta-recipe's form)."""
     kind, port, *path = words.split()
     if kind == "http":
-        return (f"check_{name}_http check_http -H 127.0.0.1 -p {port} -u {path[0]} "
-                f"warning={HTTP_THRESHOLDS[0]} critical={HTTP_THRESHOLDS[1]}")
-    return (f"check_{name}_tcp check_tcp -H 127.0.0.1 -p {port} "
-            f"warning={TCP_THRESHOLDS[0]} critical={TCP_THRESHOLDS[1]}")
+        return (
+            f"check_{name}_http check_http -H 127.0.0.1 -p {port} -u {path[0]} "
+            f"warning={HTTP_THRESHOLDS[0]} critical={HTTP_THRESHOLDS[1]}"
+        )
+    return (
+        f"check_{name}_tcp check_tcp -H 127.0.0.1 -p {port} "
+        f"warning={TCP_THRESHOLDS[0]} critical={TCP_THRESHOLDS[1]}"
+    )
 
 
 def host_port(address: str, port: int | None) -> str:

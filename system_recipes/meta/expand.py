@@ -64,8 +64,12 @@ def expand(buildout) -> dict[str, Expansion]:
         expansions[name] = expansion
         for section, options in expansion.sections.items():
             if section in generated_by:
-                raise ConfigError(name, None, f"generates [{section}], which [{generated_by[section]}]"
-                                  " generates too", "distinct service names")
+                raise ConfigError(
+                    name,
+                    None,
+                    f"generates [{section}], which [{generated_by[section]}] generates too",
+                    "distinct service names",
+                )
             generated_by[section] = name
             refined = set(raw_section(buildout, section) or {})
             if section in getattr(buildout, GENERATED, {}):
@@ -84,8 +88,9 @@ def expand(buildout) -> dict[str, Expansion]:
     return expansions
 
 
-def _merge(buildout, meta: str, section: str, options: dict[str, str],
-           expansion: Expansion) -> None:
+def _merge(
+    buildout, meta: str, section: str, options: dict[str, str], expansion: Expansion
+) -> None:
     """Generated options under the profile's own section of that name (profile wins)."""
     existing = raw_section(buildout, section)
     if existing is not None:
@@ -93,10 +98,14 @@ def _merge(buildout, meta: str, section: str, options: dict[str, str],
         if section in getattr(buildout, GENERATED, {}):
             return  # expanded already (plan after a load)
         if recipe and recipe != options["recipe"]:
-            raise ConfigError(section, "recipe", f"[{meta}] generates a section of this name "
-                              f"with recipe {options['recipe']}, and this one is {recipe}",
-                              f"no recipe option here (to refine the generated section), or "
-                              f"another service name in [{meta}]")
+            raise ConfigError(
+                section,
+                "recipe",
+                f"[{meta}] generates a section of this name "
+                f"with recipe {options['recipe']}, and this one is {recipe}",
+                f"no recipe option here (to refine the generated section), or "
+                f"another service name in [{meta}]",
+            )
     merged = dict(options)
     merged.update(existing or {})
     if not hasattr(buildout, GENERATED):
@@ -115,8 +124,14 @@ def _merge(buildout, meta: str, section: str, options: dict[str, str],
         annotate(buildout, section, option, value, where)
 
 
-def _record_blame(buildout, meta: str, section: str, options: dict[str, str],
-                  refined: set[str], expansion: Expansion) -> None:
+def _record_blame(
+    buildout,
+    meta: str,
+    section: str,
+    options: dict[str, str],
+    refined: set[str],
+    expansion: Expansion,
+) -> None:
     """Which option of ``meta`` each generated value comes from, unless the profile refined it
     (then the error is in the profile's own section, as written)."""
     table = getattr(buildout, GENERATED_FROM, None)

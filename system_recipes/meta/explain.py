@@ -60,15 +60,22 @@ class Secrets:
         from ..recipes.template import SCHEMA
 
         self.raw = raw_sections(buildout)
-        self.own: set[tuple[str, str]] = set()  # (section, option) that are a secret template's content
+        self.own: set[tuple[str, str]] = (
+            set()
+        )  # (section, option) that are a secret template's content
         for section, options in self.raw.items():
             if options.get("recipe", "").strip() != "system_recipes:template":
                 continue
             if not _true(buildout, section, options.get("secret", "false")):
                 continue
-            self.own.update((section, option) for option in options
-                            if option == "text" or option not in SCHEMA.options
-                            and option != "recipe" and not option.startswith("_"))
+            self.own.update(
+                (section, option)
+                for option in options
+                if option == "text"
+                or option not in SCHEMA.options
+                and option != "recipe"
+                and not option.startswith("_")
+            )
         self._memo: dict[tuple[str, str], bool] = {}
 
     def is_secret(self, section: str, option: str, seen: frozenset = frozenset()) -> bool:
@@ -82,8 +89,10 @@ class Secrets:
         if key in seen:
             return False  # a cycle: buildout reports it
         value = self.raw.get(section, {}).get(option, "")
-        found = any(self.is_secret(other or section, name, seen | {key})
-                    for other, name in REFERENCE.findall(value))
+        found = any(
+            self.is_secret(other or section, name, seen | {key})
+            for other, name in REFERENCE.findall(value)
+        )
         self._memo[key] = found
         return found
 
@@ -116,13 +125,16 @@ def run_explain(config: str, sections: list[str]) -> int:
     unknown = [s for s in sections if s not in expansions]
     if unknown:
         known = ", ".join(expansions) or "none in this configuration"
-        raise zc.buildout.UserError(f"[{unknown[0]}] is not a meta-recipe part (meta parts: "
-                                    f"{known})")
+        raise zc.buildout.UserError(
+            f"[{unknown[0]}] is not a meta-recipe part (meta parts: {known})"
+        )
     secrets = Secrets(buildout)
     for name in sections or list(expansions):
         generator = f"{section_of(buildout, name)['recipe'].strip()} [{name}]"
-        report.say(f"# [{name}] generates {len(expansions[name].sections)} sections; values "
-                   f"come from {generator} unless marked")
+        report.say(
+            f"# [{name}] generates {len(expansions[name].sections)} sections; values "
+            f"come from {generator} unless marked"
+        )
         for section in expansions[name].sections:
             report.say("")
             report.say(cfg_text(buildout, section, generator, secrets).rstrip("\n"))

@@ -83,39 +83,87 @@ from .service_sections import (
 RUN_KINDS = ("supervisor", "systemd", "sysv")
 CHECK_SYNTAX = "http PORT [PATH], tcp PORT, or none"
 EXPOSED_FROM_PACKAGE = ("prefix", "version", "release")
-EXPOSED_FROM_DEPLOYMENT = ("etc-directory", "log-directory", "lib-directory", "run-directory",
-                           "user", "group")
+EXPOSED_FROM_DEPLOYMENT = (
+    "etc-directory",
+    "log-directory",
+    "lib-directory",
+    "run-directory",
+    "user",
+    "group",
+)
 
-SCHEMA = Schema([
-    Option("name", Name(), default=section_name,
-           help="the service's name: names its directories and files"),
-    Option("package", Line(pattern=r"[A-Za-z0-9_.+-]+", expected="a package name"),
-           default=None, help="the installed package that holds the software (adds NAME-package)"),
-    Option("command", Line(), required=True, help="the command that runs the service, in the "
-           "foreground"),
-    Option("user", Account(), default=None, help="the account it runs as (default: NAME)"),
-    Option("group", Account(), default=None, help="its group (default: the user)"),
-    Option("run", Choice(*RUN_KINDS), default="supervisor",
-           help="how it is started: a supervisor program, a systemd unit or an init script"),
-    Option("config", Line(), default=None,
-           help="a jinja2 template rendered into the etc directory (adds NAME-config); its file "
-                "name without .j2 names the file"),
-    Option("logs", Lines(), default=None,
-           help="log file globs to rotate (default: LOG-DIRECTORY/*.log)"),
-    Option("reopen", Line(), default=None,
-           help="a command that makes the service reopen its logs: run after rotation instead "
-                "of copytruncate"),
-    Option("check", Line(), default="none", help=f"the NRPE health check: {CHECK_SYNTAX}"),
-    Option("cron", Lines(), default=None,
-           help="cron entries (schedule and command), run as the user (adds NAME-cron)"),
-    Option("environment", Assignments(), default=None,
-           help="environment of the command, lines of KEY=value"),
-    Option("directory", Text(), default=None, help="working directory of the command"),
-    Option("restart-on-change", Bool(), default=True,
-           help="restart the running program once, after the commit, when its config file or "
-                "its package version changed (supervisor: restart of the program; systemd: "
-                "try-restart; sysv: restart)"),
-])
+SCHEMA = Schema(
+    [
+        Option(
+            "name",
+            Name(),
+            default=section_name,
+            help="the service's name: names its directories and files",
+        ),
+        Option(
+            "package",
+            Line(pattern=r"[A-Za-z0-9_.+-]+", expected="a package name"),
+            default=None,
+            help="the installed package that holds the software (adds NAME-package)",
+        ),
+        Option(
+            "command",
+            Line(),
+            required=True,
+            help="the command that runs the service, in the foreground",
+        ),
+        Option("user", Account(), default=None, help="the account it runs as (default: NAME)"),
+        Option("group", Account(), default=None, help="its group (default: the user)"),
+        Option(
+            "run",
+            Choice(*RUN_KINDS),
+            default="supervisor",
+            help="how it is started: a supervisor program, a systemd unit or an init script",
+        ),
+        Option(
+            "config",
+            Line(),
+            default=None,
+            help="a jinja2 template rendered into the etc directory (adds NAME-config); its file "
+            "name without .j2 names the file",
+        ),
+        Option(
+            "logs",
+            Lines(),
+            default=None,
+            help="log file globs to rotate (default: LOG-DIRECTORY/*.log)",
+        ),
+        Option(
+            "reopen",
+            Line(),
+            default=None,
+            help="a command that makes the service reopen its logs: run after rotation instead "
+            "of copytruncate",
+        ),
+        Option("check", Line(), default="none", help=f"the NRPE health check: {CHECK_SYNTAX}"),
+        Option(
+            "cron",
+            Lines(),
+            default=None,
+            help="cron entries (schedule and command), run as the user (adds NAME-cron)",
+        ),
+        Option(
+            "environment",
+            Assignments(),
+            default=None,
+            help="environment of the command, lines of KEY=value",
+        ),
+        Option("directory", Text(), default=None, help="working directory of the command"),
+        Option(
+            "restart-on-change",
+            Bool(),
+            default=True,
+            help="restart the running program once, after the commit, when its config file or "
+            "its package version changed (supervisor: restart of the program; systemd: "
+            "try-restart; sysv: restart)",
+        ),
+    ]
+)
 
 
 #: generated option -> the service option it is made from, per generated section: an error in
@@ -124,10 +172,22 @@ TAKEN_FROM = {
     "package": {"name": "package", "restart": "restart-on-change"},
     "deployment": {"name": "name", "user": "user", "group": "group"},
     "config": {"template": "config", "restart": "restart-on-change"},
-    "supervisor": {"name": "name", "command": "command", "user": "user",
-                   "directory": "directory", "environment": "environment"},
-    "runscript": {"name": "name", "command": "command", "user": "user", "group": "group",
-                  "working-directory": "directory", "environment": "environment", "kind": "run"},
+    "supervisor": {
+        "name": "name",
+        "command": "command",
+        "user": "user",
+        "directory": "directory",
+        "environment": "environment",
+    },
+    "runscript": {
+        "name": "name",
+        "command": "command",
+        "user": "user",
+        "group": "group",
+        "working-directory": "directory",
+        "environment": "environment",
+        "kind": "run",
+    },
     "logrotate": {"name": "name", "paths": "logs", "postrotate": "reopen", "su": "user"},
     "cron": {"name": "name", "entries": "cron", "user": "user"},
     "nrpe": {"name": "name", "checks": "check"},
@@ -140,8 +200,9 @@ def parse_check(text: str) -> tuple[str, ...]:
     if words in ((), ("none",)):
         return ()
     kind, args = words[0], words[1:]
-    port_ok = bool(args) and (args[0].startswith("${") or
-                              (args[0].isdigit() and 0 < int(args[0]) < 65536))
+    port_ok = bool(args) and (
+        args[0].startswith("${") or (args[0].isdigit() and 0 < int(args[0]) < 65536)
+    )
     if kind == "http" and port_ok and len(args) <= 2:
         path = args[1] if len(args) == 2 else "/"
         if not (path.startswith("/") or path.startswith("${")):
@@ -162,6 +223,7 @@ def _value(buildout, name: str, raw: dict, option: str) -> str | None:
 
 def read_service(name: str, raw: dict[str, str], buildout) -> Service:
     """The options that decide what is generated, checked (raw, unsubstituted values)."""
+
     def choose(option: str, parse, resolve: bool = True):
         text = _value(buildout, name, raw, option) if resolve else raw.get(option)
         if text is None:
@@ -170,13 +232,19 @@ def read_service(name: str, raw: dict[str, str], buildout) -> Service:
             return parse(text)
         except ValueError as error:
             field_ = SCHEMA.options[option]
-            raise ConfigError(name, option, inline_comment_hint(str(error), text),
-                              field_.type.expected if option != "check" else CHECK_SYNTAX) \
-                from None
+            raise ConfigError(
+                name,
+                option,
+                inline_comment_hint(str(error), text),
+                field_.type.expected if option != "check" else CHECK_SYNTAX,
+            ) from None
 
     # an option set to nothing (``cron =`` in a host.cfg) turns its part off
-    turned_off: set[str] = {key for key in ("package", "config", "logs", "reopen", "cron")
-                  if key in raw and not raw[key].strip()}
+    turned_off: set[str] = {
+        key
+        for key in ("package", "config", "logs", "reopen", "cron")
+        if key in raw and not raw[key].strip()
+    }
     raw = {key: value for key, value in raw.items() if key not in turned_off}
     if "command" not in raw:
         raise ConfigError(name, "command", "missing required option", "the service's command")
@@ -190,8 +258,11 @@ def read_service(name: str, raw: dict[str, str], buildout) -> Service:
     # what restarts the program when its config file or package changed (run kinds' names)
     restart = None
     if restart_on_change is not False:
-        restart = {"supervisor": f"supervisor {service}", "systemd": f"systemd {service}.service",
-                   "sysv": f"sysv {service}"}[kind]
+        restart = {
+            "supervisor": f"supervisor {service}",
+            "systemd": f"systemd {service}.service",
+            "sysv": f"sysv {service}",
+        }[kind]
     return Service(name, raw, turned_off, kind, check, service, restart, exposed_to)
 
 
@@ -214,8 +285,9 @@ def generate(name: str, raw: dict[str, str], buildout) -> Expansion:
             # exported: the system compiler makes a Nagios service of each on the monitoring
             # host (fleet/roles.py), so it never guesses the names from a convention
             checks = made.options["checks"] or ""
-            out.facts["nrpe-checks"] = [line.split(None, 1)[0] for line in
-                                        checks.splitlines() if line.strip()]
+            out.facts["nrpe-checks"] = [
+                line.split(None, 1)[0] for line in checks.splitlines() if line.strip()
+            ]
     out.exposed = {key: f"${{{section}:{key}}}" for key, section in service.exposed_to.items()}
     return out
 
@@ -233,7 +305,8 @@ class Recipe:
         if run.current(buildout) is None:
             raise zc.buildout.UserError(
                 f"[{name}] recipe system_recipes:service needs the system-recipes extension: "
-                "add 'extensions = system-recipes' to [buildout] (profiles/base.cfg does)")
+                "add 'extensions = system-recipes' to [buildout] (profiles/base.cfg does)"
+            )
         exposed = set(EXPOSED_FROM_PACKAGE) | set(EXPOSED_FROM_DEPLOYMENT)
         values: Values = SCHEMA.parse(name, options, ignore=exposed)
         try:
@@ -249,8 +322,11 @@ class Recipe:
         """Stage what the section generated: ``buildout install NAME`` names only this part,
         and buildout installs exactly the parts it is given (a full run stages them anyway)."""
         active = run.current(self.buildout)
-        generated = [section for section, meta in getattr(self.buildout, GENERATED, {}).items()
-                     if meta == self.name]
+        generated = [
+            section
+            for section, meta in getattr(self.buildout, GENERATED, {}).items()
+            if meta == self.name
+        ]
         for section in generated:
             self.buildout[section]  # constructs its recipe, which declares its files
         assert active is not None  # __init__ refuses to run without the extension

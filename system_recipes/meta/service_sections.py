@@ -36,6 +36,7 @@ class Service:
     def rewrite(self, value: str, depth: int = 0) -> str:
         """References to this section's own values point at where they come from, so the
         generated sections stand on their own (``explain`` output can replace the section)."""
+
         def replace(match: re.Match) -> str:
             option = match.group(1)
             if option in self.exposed_to and option not in self.raw:
@@ -43,15 +44,22 @@ class Service:
             if option in self.raw and depth < 5:
                 return self.rewrite(self.raw[option], depth + 1)
             return match.group(0)
+
         return re.sub(r"\$\{" + re.escape(self.name) + r":([^}]+)\}", replace, value)
 
     def take(self, option: str, default: str | None = None) -> str | None:
         value = self.raw.get(option, default)
         return None if value is None else self.rewrite(value)
 
+
 #: logrotate defaults; copytruncate gives way to postrotate when ``reopen`` is set
-LOGROTATE_DEFAULTS = {"frequency": "daily", "rotate": "14", "compress": "true",
-                      "missingok": "true", "notifempty": "true"}
+LOGROTATE_DEFAULTS = {
+    "frequency": "daily",
+    "rotate": "14",
+    "compress": "true",
+    "missingok": "true",
+    "notifempty": "true",
+}
 
 
 HTTP_THRESHOLDS = ("2", "5")
@@ -74,13 +82,22 @@ class Section:
 def package_section(s: Service) -> Section | None:
     if "package" not in s.raw:
         return None
-    return Section("package", {"recipe": "system_recipes:package", "name": s.take("package"),
-                               "restart": s.restart})
+    return Section(
+        "package",
+        {"recipe": "system_recipes:package", "name": s.take("package"), "restart": s.restart},
+    )
 
 
 def deployment_section(s: Service) -> Section:
-    return Section("deployment", {"recipe": "system_recipes:deployment", "name": s.service,
-                                  "user": s.take("user", s.service), "group": s.take("group")})
+    return Section(
+        "deployment",
+        {
+            "recipe": "system_recipes:deployment",
+            "name": s.service,
+            "user": s.take("user", s.service),
+            "group": s.take("group"),
+        },
+    )
 
 
 def config_section(s: Service) -> Section | None:
@@ -90,34 +107,63 @@ def config_section(s: Service) -> Section | None:
     assert template is not None  # the section is made only when config is set
     filename = posixpath.basename(template.strip())
     filename = filename[:-3] if filename.endswith(".j2") else filename
-    return Section("config", {"recipe": "system_recipes:template",
-                              "path": f"${{{s.deployment}:etc-directory}}/{filename}",
-                              "template": template, "group": s.group, "mode": "0640",
-                              "restart": s.restart},
-                   {"template": "config"})
+    return Section(
+        "config",
+        {
+            "recipe": "system_recipes:template",
+            "path": f"${{{s.deployment}:etc-directory}}/{filename}",
+            "template": template,
+            "group": s.group,
+            "mode": "0640",
+            "restart": s.restart,
+        },
+        {"template": "config"},
+    )
 
 
 def start_section(s: Service) -> Section:
     """How the command is started: a supervisor program, or a systemd unit / init script."""
     if s.kind == "supervisor":
-        return Section("supervisor", {
-            "recipe": "system_recipes:supervisor", "name": s.service, "command": s.take("command"),
-            "user": s.user, "directory": s.take("directory"),
-            "environment": s.take("environment"), "autostart": "true", "autorestart": "true",
-            "redirect_stderr": "true"})
-    return Section("runscript", {
-        "recipe": "system_recipes:runscript", "kind": s.kind, "name": s.service,
-        "command": s.take("command"), "user": s.user, "group": s.group,
-        "working-directory": s.take("directory"), "environment": s.take("environment"),
-        "description": f"{s.service} (system_recipes:service [{s.name}])"})
+        return Section(
+            "supervisor",
+            {
+                "recipe": "system_recipes:supervisor",
+                "name": s.service,
+                "command": s.take("command"),
+                "user": s.user,
+                "directory": s.take("directory"),
+                "environment": s.take("environment"),
+                "autostart": "true",
+                "autorestart": "true",
+                "redirect_stderr": "true",
+            },
+        )
+    return Section(
+        "runscript",
+        {
+            "recipe": "system_recipes:runscript",
+            "kind": s.kind,
+            "name": s.service,
+            "command": s.take("command"),
+            "user": s.user,
+            "group": s.group,
+            "working-directory": s.take("directory"),
+            "environment": s.take("environment"),
+            "description": f"{s.service} (system_recipes:service [{s.name}])",
+        },
+    )
 
 
 def logrotate_section(s: Service) -> Section | None:
     if "logs" in s.turned_off:
         return None
-    options = {"recipe": "system_recipes:logrotate", "name": s.service,
-               "paths": s.take("logs", f"${{{s.deployment}:log-directory}}/*.log"),
-               **LOGROTATE_DEFAULTS, "su": f"{s.user} {s.group}"}
+    options = {
+        "recipe": "system_recipes:logrotate",
+        "name": s.service,
+        "paths": s.take("logs", f"${{{s.deployment}:log-directory}}/*.log"),
+        **LOGROTATE_DEFAULTS,
+        "su": f"{s.user} {s.group}",
+    }
     if "reopen" in s.raw:
         options.update(sharedscripts="true", postrotate=s.take("reopen"))
     else:
@@ -128,8 +174,15 @@ def logrotate_section(s: Service) -> Section | None:
 def cron_section(s: Service) -> Section | None:
     if "cron" not in s.raw:
         return None
-    return Section("cron", {"recipe": "system_recipes:cron", "name": s.service,
-                            "entries": s.take("cron"), "user": s.user})
+    return Section(
+        "cron",
+        {
+            "recipe": "system_recipes:cron",
+            "name": s.service,
+            "entries": s.take("cron"),
+            "user": s.user,
+        },
+    )
 
 
 def nrpe_section(s: Service) -> Section | None:
@@ -137,15 +190,27 @@ def nrpe_section(s: Service) -> Section | None:
     if not check:
         return None
     if check[0] == "http":
-        line = (f"check_{s.service}_http check_http -H 127.0.0.1 -p {check[1]} -u {check[2]} "
-                f"warning={HTTP_THRESHOLDS[0]} critical={HTTP_THRESHOLDS[1]}")
+        line = (
+            f"check_{s.service}_http check_http -H 127.0.0.1 -p {check[1]} -u {check[2]} "
+            f"warning={HTTP_THRESHOLDS[0]} critical={HTTP_THRESHOLDS[1]}"
+        )
     else:
-        line = (f"check_{s.service}_tcp check_tcp -H 127.0.0.1 -p {check[1]} "
-                f"warning={TCP_THRESHOLDS[0]} critical={TCP_THRESHOLDS[1]}")
-    return Section("nrpe", {"recipe": "system_recipes:nrpe", "name": s.service,
-                            "checks": s.rewrite(line)})
+        line = (
+            f"check_{s.service}_tcp check_tcp -H 127.0.0.1 -p {check[1]} "
+            f"warning={TCP_THRESHOLDS[0]} critical={TCP_THRESHOLDS[1]}"
+        )
+    return Section(
+        "nrpe", {"recipe": "system_recipes:nrpe", "name": s.service, "checks": s.rewrite(line)}
+    )
 
 
 #: the generated sections, in the order they are added to ``parts``
-SECTIONS = (package_section, deployment_section, config_section, start_section,
-            logrotate_section, cron_section, nrpe_section)
+SECTIONS = (
+    package_section,
+    deployment_section,
+    config_section,
+    start_section,
+    logrotate_section,
+    cron_section,
+    nrpe_section,
+)

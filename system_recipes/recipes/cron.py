@@ -83,28 +83,56 @@ class CronName(Name):
     def parse(self, text: str) -> str:
         value = super().parse(text)
         if not CRON_FILE_NAME.fullmatch(value):
-            raise ValueError(f"{shown(value)} would be ignored by cron (no dots or other characters "
-                             "outside letters, digits, '_' and '-')")
+            raise ValueError(
+                f"{shown(value)} would be ignored by cron (no dots or other characters "
+                "outside letters, digits, '_' and '-')"
+            )
         return value
 
 
-SCHEMA = Schema([
-    Option("name", CronName(), default=section_name,
-           help="the file name in the cron directory (letters, digits, '_' and '-' only)"),
-    Option("entries", Lines(), default=None,
-           help="one entry per line: a schedule (five fields, or @reboot, @hourly, @daily, "
-                "@weekly, @monthly, @yearly) then the command; instead of schedule + command"),
-    Option("schedule", Line(), default=None,
-           help="the schedule of a single entry (five fields or an @special), with command"),
-    Option("command", Line(), default=None,
-           help="the command of a single entry, with schedule; % is a literal percent sign"),
-    Option("user", Account(), default="root",
-           help="the user every entry runs as; must exist or be created by a deployment part"),
-    Option("environment", Assignments(), default=None,
-           help="lines of KEY=value written before the entries (MAILTO, PATH, SHELL...)"),
-    Option("comment", Line(), default="", help="a comment line at the top of the file"),
-    force_option(),
-])
+SCHEMA = Schema(
+    [
+        Option(
+            "name",
+            CronName(),
+            default=section_name,
+            help="the file name in the cron directory (letters, digits, '_' and '-' only)",
+        ),
+        Option(
+            "entries",
+            Lines(),
+            default=None,
+            help="one entry per line: a schedule (five fields, or @reboot, @hourly, @daily, "
+            "@weekly, @monthly, @yearly) then the command; instead of schedule + command",
+        ),
+        Option(
+            "schedule",
+            Line(),
+            default=None,
+            help="the schedule of a single entry (five fields or an @special), with command",
+        ),
+        Option(
+            "command",
+            Line(),
+            default=None,
+            help="the command of a single entry, with schedule; % is a literal percent sign",
+        ),
+        Option(
+            "user",
+            Account(),
+            default="root",
+            help="the user every entry runs as; must exist or be created by a deployment part",
+        ),
+        Option(
+            "environment",
+            Assignments(),
+            default=None,
+            help="lines of KEY=value written before the entries (MAILTO, PATH, SHELL...)",
+        ),
+        Option("comment", Line(), default="", help="a comment line at the top of the file"),
+        force_option(),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -116,8 +144,6 @@ class Entry:
     def line(self, user: str) -> str:
         """The cron.d line: schedule, user column, command with ``%`` escaped for cron."""
         return f"{self.schedule} {user} {escape_percent(self.command)}"
-
-
 
 
 def unprintable(text: str) -> str | None:
@@ -140,8 +166,9 @@ def split_entry(text: str) -> tuple[str, str]:
     return words[0], words[1].strip()
 
 
-COMMAND_LENGTH = (f"a command of at most {MAX_COMMAND} bytes, each % counted twice; put a "
-                  "longer one in a script")
+COMMAND_LENGTH = (
+    f"a command of at most {MAX_COMMAND} bytes, each % counted twice; put a longer one in a script"
+)
 
 
 class CommandError(ValueError):
@@ -157,18 +184,22 @@ def make_entry(option: str, schedule: str, command: str, user: str) -> Entry:
         if bad:
             raise error(f"{shown(text)} contains the control character {bad}")
     if "\\%" in command:
-        raise CommandError(f"{shown(command)}: a '\\' directly before '%' cannot reach the "
-                           "command through cron (put the command in a script)")
+        raise CommandError(
+            f"{shown(command)}: a '\\' directly before '%' cannot reach the "
+            "command through cron (put the command in a script)"
+        )
     length = len(escape_percent(command).encode())
     if length > MAX_COMMAND:
-        raise CommandError(f"{shown(command)} is {length} bytes, cron reads at most "
-                           f"{MAX_COMMAND}", COMMAND_LENGTH)
+        raise CommandError(
+            f"{shown(command)} is {length} bytes, cron reads at most {MAX_COMMAND}", COMMAND_LENGTH
+        )
     item = CronTab(user=False).new(command=command, user=user)
     try:
         item.setall(schedule)
     except (ValueError, KeyError) as error:
-        raise ValueError(f"schedule {shown(schedule)}: {error.args[0] if error.args else error}") \
-            from None
+        raise ValueError(
+            f"schedule {shown(schedule)}: {error.args[0] if error.args else error}"
+        ) from None
     if not item.is_valid():
         raise ValueError(f"schedule {shown(schedule)} is not valid")
     return Entry(option, schedule, command)
@@ -189,31 +220,59 @@ class Recipe(BaseRecipe):
         environment = self._environment(values.environment or {})
         comment = values.comment
         if unprintable(comment):
-            raise ConfigError(self.name, "comment", f"contains the control character "
-                              f"{unprintable(comment)}", "a single line of text")
+            raise ConfigError(
+                self.name,
+                "comment",
+                f"contains the control character {unprintable(comment)}",
+                "a single line of text",
+            )
         lines = [entry.line(values.user) for entry in entries]
-        content = self.render("cron.j2", {"section": self.name, "comment": comment,
-                                          "environment": environment, "entries": lines})
-        expected = tuple([("environment", line, "", "", "") for line in environment] + [
-            (entry.option, line, entry.schedule, values.user, entry.command)
-            for entry, line in zip(entries, lines, strict=True)])
+        content = self.render(
+            "cron.j2",
+            {
+                "section": self.name,
+                "comment": comment,
+                "environment": environment,
+                "entries": lines,
+            },
+        )
+        expected = tuple(
+            [("environment", line, "", "", "") for line in environment]
+            + [
+                (entry.option, line, entry.schedule, values.user, entry.command)
+                for entry, line in zip(entries, lines, strict=True)
+            ]
+        )
         spec.force = values.force
         spec.needs_accounts.append(("user", values.user, None))
-        spec.files.append(FileSpec(
-            path=posixpath.join(self.layout.cron_directory, name), content=content, mode=0o644,
-            checks=[Check("cron", expected)]))
+        spec.files.append(
+            FileSpec(
+                path=posixpath.join(self.layout.cron_directory, name),
+                content=content,
+                mode=0o644,
+                checks=[Check("cron", expected)],
+            )
+        )
 
     def _entries(self, values: Values) -> list[Entry]:
         single = values.schedule is not None or values.command is not None
         if values.entries is not None and single:
             option = "schedule" if values.schedule is not None else "command"
-            raise ConfigError(self.name, option, "given together with entries",
-                              "either entries or schedule + command")
+            raise ConfigError(
+                self.name,
+                option,
+                "given together with entries",
+                "either entries or schedule + command",
+            )
         if single:
             for option in ("schedule", "command"):
                 if not values.get(option):
-                    raise ConfigError(self.name, option, "missing (schedule and command go "
-                                      "together)", "both schedule and command")
+                    raise ConfigError(
+                        self.name,
+                        option,
+                        "missing (schedule and command go together)",
+                        "both schedule and command",
+                    )
             pairs = [("schedule", values.schedule, values.command)]
         elif values.entries:
             pairs = []
@@ -223,16 +282,19 @@ class Recipe(BaseRecipe):
                 except ValueError as error:
                     raise ConfigError(self.name, "entries", str(error), ENTRY_SYNTAX) from None
         else:
-            raise ConfigError(self.name, "entries", "no entries",
-                              "entries, or schedule + command")
+            raise ConfigError(self.name, "entries", "no entries", "entries, or schedule + command")
         result = []
         for option, schedule, command in pairs:
             try:
                 result.append(make_entry(option, schedule, command, values.user))
             except CommandError as error:
                 blamed = "command" if single else option
-                raise ConfigError(self.name, blamed, error.args[0],
-                                  error.args[1] if len(error.args) > 1 else ENTRY_SYNTAX) from None
+                raise ConfigError(
+                    self.name,
+                    blamed,
+                    error.args[0],
+                    error.args[1] if len(error.args) > 1 else ENTRY_SYNTAX,
+                ) from None
             except ValueError as error:
                 raise ConfigError(self.name, option, str(error), ENTRY_SYNTAX) from None
         return result
@@ -241,23 +303,21 @@ class Recipe(BaseRecipe):
         lines = []
         for key, value in environment.items():
             if unprintable(value):
-                raise ConfigError(self.name, "environment", f"{key}: contains the control "
-                                  f"character {unprintable(value)}", "lines of KEY=value")
+                raise ConfigError(
+                    self.name,
+                    "environment",
+                    f"{key}: contains the control character {unprintable(value)}",
+                    "lines of KEY=value",
+                )
             line = f"{key}={value}" if value else f'{key}=""'
             if len(line.encode()) > MAX_ENVIRONMENT_LINE:
-                raise ConfigError(self.name, "environment", f"{key}: the line is "
-                                  f"{len(line.encode())} bytes, cron reads at most "
-                                  f"{MAX_ENVIRONMENT_LINE}", "a shorter value")
+                raise ConfigError(
+                    self.name,
+                    "environment",
+                    f"{key}: the line is "
+                    f"{len(line.encode())} bytes, cron reads at most "
+                    f"{MAX_ENVIRONMENT_LINE}",
+                    "a shorter value",
+                )
             lines.append(line)
         return lines
-
-
-
-
-
-
-
-
-
-
-

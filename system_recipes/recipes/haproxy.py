@@ -63,8 +63,10 @@ from ..daemons.haproxy import unit_dropin
 # is also a file name)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 NAME_EXPECTED = "a haproxy name: letters, digits, '-', '_' and '.', at most 64"
-HOST = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                  r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+HOST = re.compile(
+    r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
 # what haproxy's parser would read as a comment, quote, escape or variable is left out
 PATH = re.compile(r"/[A-Za-z0-9._~!&()*+,;=:@%/?-]{0,200}")
 
@@ -99,8 +101,11 @@ def parse_endpoint(text: str, wildcard: bool) -> str:
 class Endpoint(OptionType):
     def __init__(self, wildcard: bool):
         self.wildcard = wildcard
-        self.expected = ("ADDRESS:PORT (ADDRESS: *, an IPv4 address, [IPv6] or a host name)"
-                         if wildcard else "ADDRESS:PORT (an IPv4 address, [IPv6] or a host name)")
+        self.expected = (
+            "ADDRESS:PORT (ADDRESS: *, an IPv4 address, [IPv6] or a host name)"
+            if wildcard
+            else "ADDRESS:PORT (an IPv4 address, [IPv6] or a host name)"
+        )
 
     def parse(self, text: str) -> str:
         return parse_endpoint(text.strip(), self.wildcard)
@@ -148,28 +153,58 @@ class Binds(Lines):
         return binds
 
 
-SCHEMA = Schema([
-    Option("name", Line(NAME.pattern, NAME_EXPECTED), default=section_name,
-           help="the name of the frontend, of the backend and of the file in the include "
-                "directory (NAME.cfg)"),
-    Option("bind", Binds(), required=True,
-           help="the addresses the frontend listens on, one per line: ADDRESS:PORT, `*:PORT` "
-                "for every address"),
-    Option("mode", Choice("http", "tcp"), default="http",
-           help="`http` (haproxy reads the requests) or `tcp` (it passes the bytes on)"),
-    Option("backends", Servers(), required=True,
-           help="the servers, one per line: NAME ADDRESS:PORT"),
-    Option("health-check", Line(PATH.pattern, "a path such as /health"), default=None,
-           help="mode http: haproxy asks `GET PATH` of each server (`option httpchk`; 2xx and "
-                "3xx answers are healthy) and sends no requests to a server that fails it"),
-    Option("balance", Choice("roundrobin", "leastconn", "source"), default="roundrobin",
-           help="how requests are spread over the servers"),
-    force_option(),
-], rules=[
-    refused_with("health-check", when=("mode", "tcp"),
-                 problem="is an HTTP request, sent only in mode http",
-                 expected="mode = http, or no health-check"),
-])
+SCHEMA = Schema(
+    [
+        Option(
+            "name",
+            Line(NAME.pattern, NAME_EXPECTED),
+            default=section_name,
+            help="the name of the frontend, of the backend and of the file in the include "
+            "directory (NAME.cfg)",
+        ),
+        Option(
+            "bind",
+            Binds(),
+            required=True,
+            help="the addresses the frontend listens on, one per line: ADDRESS:PORT, `*:PORT` "
+            "for every address",
+        ),
+        Option(
+            "mode",
+            Choice("http", "tcp"),
+            default="http",
+            help="`http` (haproxy reads the requests) or `tcp` (it passes the bytes on)",
+        ),
+        Option(
+            "backends",
+            Servers(),
+            required=True,
+            help="the servers, one per line: NAME ADDRESS:PORT",
+        ),
+        Option(
+            "health-check",
+            Line(PATH.pattern, "a path such as /health"),
+            default=None,
+            help="mode http: haproxy asks `GET PATH` of each server (`option httpchk`; 2xx and "
+            "3xx answers are healthy) and sends no requests to a server that fails it",
+        ),
+        Option(
+            "balance",
+            Choice("roundrobin", "leastconn", "source"),
+            default="roundrobin",
+            help="how requests are spread over the servers",
+        ),
+        force_option(),
+    ],
+    rules=[
+        refused_with(
+            "health-check",
+            when=("mode", "tcp"),
+            problem="is an HTTP request, sent only in mode http",
+            expected="mode = http, or no health-check",
+        ),
+    ],
+)
 
 
 class Recipe(BaseRecipe):
@@ -181,32 +216,58 @@ class Recipe(BaseRecipe):
     def build(self, spec: PartSpec, values: Values) -> None:
         name = values.name
         if not NAME.fullmatch(name):  # the default, the section name, is not parsed
-            raise ConfigError(self.name, "name", f"{shown(name)} is not a haproxy name",
-                              NAME_EXPECTED)
+            raise ConfigError(
+                self.name, "name", f"{shown(name)} is not a haproxy name", NAME_EXPECTED
+            )
         layout = self.layout
-        context = {"section": self.name, "main": layout.haproxy_config, "name": name,
-                   "mode": values.mode, "binds": values.bind, "balance": values.balance,
-                   "health_check": values.health_check, "servers": values.backends}
+        context = {
+            "section": self.name,
+            "main": layout.haproxy_config,
+            "name": name,
+            "mode": values.mode,
+            "binds": values.bind,
+            "balance": values.balance,
+            "health_check": values.health_check,
+            "servers": values.backends,
+        }
         content = self.render("haproxy.cfg.j2", context)
-        claims = [("name", f"frontend {name}"), ("mode", f"mode {values.mode}"),
-                  ("mode", "option tcplog"),
-                  *(("bind", f"bind {address}") for address in values.bind),
-                  ("name", f"default_backend {name}"), ("name", f"backend {name}"),
-                  ("mode", f"mode {values.mode}"), ("balance", f"balance {values.balance}"),
-                  ("health-check", f"option httpchk GET {values.health_check}"),
-                  *(("backends", f"server {s.name} {s.address}"
-                     + (" check" if values.health_check else "")) for s in values.backends)]
+        claims = [
+            ("name", f"frontend {name}"),
+            ("mode", f"mode {values.mode}"),
+            ("mode", "option tcplog"),
+            *(("bind", f"bind {address}") for address in values.bind),
+            ("name", f"default_backend {name}"),
+            ("name", f"backend {name}"),
+            ("mode", f"mode {values.mode}"),
+            ("balance", f"balance {values.balance}"),
+            ("health-check", f"option httpchk GET {values.health_check}"),
+            *(
+                (
+                    "backends",
+                    f"server {s.name} {s.address}" + (" check" if values.health_check else ""),
+                )
+                for s in values.backends
+            ),
+        ]
         service = layout.haproxy_service
         spec.force = values.force
-        spec.files.append(FileSpec(
-            path=posixpath.join(layout.haproxy_include, name + ".cfg"), content=content,
-            mode=0o644,
-            checks=[Check("haproxy", (layout.haproxy_config, validate.trace(content, claims)))],
-            reloads=[Reload("haproxy", service)]))
+        spec.files.append(
+            FileSpec(
+                path=posixpath.join(layout.haproxy_include, name + ".cfg"),
+                content=content,
+                mode=0o644,
+                checks=[Check("haproxy", (layout.haproxy_config, validate.trace(content, claims)))],
+                reloads=[Reload("haproxy", service)],
+            )
+        )
         spec.removal_reloads.append(Reload("haproxy", service))
         if layout.haproxy_dropin:
-            spec.files.append(FileSpec(
-                path=posixpath.join(layout.haproxy_dropin, f"system-recipes-{name}.conf"),
-                content=unit_dropin(layout.haproxy_include, self.name).encode(), mode=0o644,
-                reloads=[Reload("haproxy-restart", service)]))
+            spec.files.append(
+                FileSpec(
+                    path=posixpath.join(layout.haproxy_dropin, f"system-recipes-{name}.conf"),
+                    content=unit_dropin(layout.haproxy_include, self.name).encode(),
+                    mode=0o644,
+                    reloads=[Reload("haproxy-restart", service)],
+                )
+            )
             spec.removal_reloads.append(Reload("haproxy-restart", service))

@@ -20,7 +20,7 @@ from ..daemons.logrotate import (
     ignored_by_logrotate,
 )
 
-SIZE_UNITS = {"": 1, "k": 1024, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+SIZE_UNITS = {"": 1, "k": 1024, "K": 1024, "M": 1024**2, "G": 1024**3}
 
 
 PATH_FORBIDDEN = set("\"'\\{}")
@@ -55,9 +55,12 @@ class LogPath(Line):
         if ".." in value.split("/"):
             raise ValueError(f"{shown(value)} contains '..'")
         bad = sorted(PATH_FORBIDDEN.intersection(value)) + [
-            c for c in value if ord(c) < 32 and c != "\t"]
+            c for c in value if ord(c) < 32 and c != "\t"
+        ]
         if bad:
-            raise ValueError(f"{shown(value)} holds {shown(bad[0])}, which logrotate cannot read in a path")
+            raise ValueError(
+                f"{shown(value)} holds {shown(bad[0])}, which logrotate cannot read in a path"
+            )
         return posixpath.normpath(value)
 
 
@@ -69,7 +72,7 @@ class Size(Line):
         match = re.fullmatch(r"([0-9]+)([kKMG]?)", value)
         if not match:
             raise ValueError(f"{shown(value)} is not a size")
-        if int(match.group(1)) * SIZE_UNITS[match.group(2)] >= 2 ** 63:
+        if int(match.group(1)) * SIZE_UNITS[match.group(2)] >= 2**63:
             raise ValueError(f"{shown(value)} is too large")
         return value
 
@@ -147,8 +150,10 @@ class Script(OptionType):
             lines.pop()
         for line in lines:
             if line.lstrip().startswith("endscript"):
-                raise ValueError(f"the line {shown(line.strip())} would end the script early "
-                                 "(logrotate ends a script at any line starting with endscript)")
+                raise ValueError(
+                    f"the line {shown(line.strip())} would end the script early "
+                    "(logrotate ends a script at any line starting with endscript)"
+                )
             if "\r" in line:
                 raise ValueError("holds a carriage return")
         return lines or None

@@ -71,8 +71,10 @@ OBJECT_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,199}"
 OBJECT = re.compile(OBJECT_NAME)
 ADDRESS = re.compile(r"[A-Za-z0-9_.:%-]{1,253}")
 # nagios.cfg illegal_object_name_chars, plus ';' (starts a comment) and '\\'
-DESCRIPTION = re.compile(r"[^`~!$%^&*|'\"<>?,()=;\\\s]([^`~!$%^&*|'\"<>?,()=;\\]*"
-                         r"[^`~!$%^&*|'\"<>?,()=;\\\s])?")
+DESCRIPTION = re.compile(
+    r"[^`~!$%^&*|'\"<>?,()=;\\\s]([^`~!$%^&*|'\"<>?,()=;\\]*"
+    r"[^`~!$%^&*|'\"<>?,()=;\\\s])?"
+)
 FREE_TEXT = re.compile(r"[^;\\\x00-\x1f]+")
 HOSTS = "HOST ADDRESS [ALIAS...]"
 COMMANDS = "COMMAND COMMAND-LINE..."
@@ -81,33 +83,66 @@ NRPE = "HOST NRPE-CHECK [DESCRIPTION...]"
 NAME_RULE = "letters, digits, '_', '.', '@', ':', '-'"
 
 
-
-SCHEMA = Schema([
-    Option("name", Name(), default=section_name,
-           help="the file name in the Nagios object directory, without .cfg"),
-    Option("hosts", Lines(), default=[], help=f"one host per line: {HOSTS}"),
-    Option("commands", Lines(), default=[], help=f"one command per line: {COMMANDS}"),
-    Option("services", Lines(), default=[], help=f"one service per line: {SERVICES}"),
-    Option("nrpe-checks", Lines(), default=[],
-           help=f"one service per line run by the agent's NRPE: {NRPE}"),
-    Option("nrpe-command", Line(pattern=OBJECT_NAME, expected="a Nagios command name"),
-           default="check_nrpe",
-           help="the Nagios command that runs an NRPE check (Debian's nagios-nrpe-plugin "
-                "defines check_nrpe)"),
-    Option("host-use", Line(pattern=OBJECT_NAME, expected="a host template name"),
-           default="linux-server", help="the host template of every host"),
-    Option("service-use", Line(pattern=OBJECT_NAME, expected="a service template name"),
-           default="generic-service", help="the service template of every service"),
-    Option("extra", Text(), default="",
-           help="raw Nagios object definitions appended to the file"),
-    force_option(),
-], rules=[
-    AtLeastOneOf(("hosts", "commands", "services", "nrpe-checks", "extra"), "defines no objects"),
-    *(refused_with(option, when=(source, UNSET), problem=f"has no effect: no {source}",
-                 expected=f"{option} only with what it applies to")
-      for option, source in (("host-use", "hosts"), ("service-use", "services"),
-                             ("nrpe-command", "nrpe-checks"))),
-])
+SCHEMA = Schema(
+    [
+        Option(
+            "name",
+            Name(),
+            default=section_name,
+            help="the file name in the Nagios object directory, without .cfg",
+        ),
+        Option("hosts", Lines(), default=[], help=f"one host per line: {HOSTS}"),
+        Option("commands", Lines(), default=[], help=f"one command per line: {COMMANDS}"),
+        Option("services", Lines(), default=[], help=f"one service per line: {SERVICES}"),
+        Option(
+            "nrpe-checks",
+            Lines(),
+            default=[],
+            help=f"one service per line run by the agent's NRPE: {NRPE}",
+        ),
+        Option(
+            "nrpe-command",
+            Line(pattern=OBJECT_NAME, expected="a Nagios command name"),
+            default="check_nrpe",
+            help="the Nagios command that runs an NRPE check (Debian's nagios-nrpe-plugin "
+            "defines check_nrpe)",
+        ),
+        Option(
+            "host-use",
+            Line(pattern=OBJECT_NAME, expected="a host template name"),
+            default="linux-server",
+            help="the host template of every host",
+        ),
+        Option(
+            "service-use",
+            Line(pattern=OBJECT_NAME, expected="a service template name"),
+            default="generic-service",
+            help="the service template of every service",
+        ),
+        Option(
+            "extra", Text(), default="", help="raw Nagios object definitions appended to the file"
+        ),
+        force_option(),
+    ],
+    rules=[
+        AtLeastOneOf(
+            ("hosts", "commands", "services", "nrpe-checks", "extra"), "defines no objects"
+        ),
+        *(
+            refused_with(
+                option,
+                when=(source, UNSET),
+                problem=f"has no effect: no {source}",
+                expected=f"{option} only with what it applies to",
+            )
+            for option, source in (
+                ("host-use", "hosts"),
+                ("service-use", "services"),
+                ("nrpe-command", "nrpe-checks"),
+            )
+        ),
+    ],
+)
 
 
 @dataclass(frozen=True)
@@ -145,15 +180,18 @@ def _name(kind: str, value: str) -> str:
 
 def _description(value: str) -> str:
     if not DESCRIPTION.fullmatch(value) or len(value) > 200:
-        raise ValueError(f"service description {shown(value)} holds a character Nagios refuses "
-                         "(`~!$%^&*|'\"<>?,()=;\\ or a line break)")
+        raise ValueError(
+            f"service description {shown(value)} holds a character Nagios refuses "
+            "(`~!$%^&*|'\"<>?,()=;\\ or a line break)"
+        )
     return value
 
 
 def _free_text(kind: str, value: str) -> str:
     if not FREE_TEXT.fullmatch(value):
-        raise ValueError(f"{kind} {shown(value)} holds ';' (a Nagios comment), '\\' or a control "
-                         "character")
+        raise ValueError(
+            f"{kind} {shown(value)} holds ';' (a Nagios comment), '\\' or a control character"
+        )
     return value
 
 
@@ -219,8 +257,6 @@ def parse_nrpe(line: str, nrpe_command: str) -> Service:
     return Service(host, _description(description), f"{nrpe_command}!{check}")
 
 
-
-
 class Recipe(BaseRecipe):
     """Nagios hosts, commands and services in the object directory."""
 
@@ -231,8 +267,9 @@ class Recipe(BaseRecipe):
         hosts = self._parse(values, "hosts", parse_host, HOSTS)
         commands = self._parse(values, "commands", parse_command, COMMANDS)
         services = self._parse(values, "services", parse_service, SERVICES)
-        nrpe_services = self._parse(values, "nrpe-checks",
-                                    lambda line: parse_nrpe(line, values.nrpe_command), NRPE)
+        nrpe_services = self._parse(
+            values, "nrpe-checks", lambda line: parse_nrpe(line, values.nrpe_command), NRPE
+        )
         services += nrpe_services
         extra = values.extra.strip("\n")
         if "\0" in extra:
@@ -240,19 +277,37 @@ class Recipe(BaseRecipe):
         self._unique(hosts, "hosts", lambda h: h.name, "host")
         self._unique(commands, "commands", lambda c: c.name, "command")
         self._unique(services, "services", lambda s: (s.host, s.description), "service")
-        content = self.render("nagios.cfg.j2", {
-            "section": self.name, "hosts": hosts, "commands": commands, "services": services,
-            "extra": extra, "host_use": values.host_use, "service_use": values.service_use})
+        content = self.render(
+            "nagios.cfg.j2",
+            {
+                "section": self.name,
+                "hosts": hosts,
+                "commands": commands,
+                "services": services,
+                "extra": extra,
+                "host_use": values.host_use,
+                "service_use": values.service_use,
+            },
+        )
         claims = object_claims(values, hosts, commands, services, nrpe_services, extra)
         objects = self.layout.nagios_objects
         path = posixpath.join(objects, values.name + ".cfg")
         service = Reload("nagios", self.layout.nagios_service)
         spec.force = values.force
-        spec.files.append(FileSpec(
-            path=path, content=content, mode=0o644,
-            checks=[Check(self.layout.nagios_service,
-                          (main_config(self.layout), objects, validate.trace(content, claims)))],
-            reloads=[service]))
+        spec.files.append(
+            FileSpec(
+                path=path,
+                content=content,
+                mode=0o644,
+                checks=[
+                    Check(
+                        self.layout.nagios_service,
+                        (main_config(self.layout), objects, validate.trace(content, claims)),
+                    )
+                ],
+                reloads=[service],
+            )
+        )
         spec.removal_reloads.append(service)
 
     def _parse(self, values: Values, option: str, parse, expected: str) -> list:
@@ -269,47 +324,56 @@ class Recipe(BaseRecipe):
         for item in items:
             if key(item) in seen:
                 shown = " ".join(key(item)) if isinstance(key(item), tuple) else key(item)
-                raise ConfigError(self.name, option, f"{kind} {shown} is defined twice",
-                                  f"each {kind} once")
+                raise ConfigError(
+                    self.name, option, f"{kind} {shown} is defined twice", f"each {kind} once"
+                )
             seen.add(key(item))
 
 
-def object_claims(values: Values, hosts: list[Host], commands: list[Command],
-                  services: list[Service], nrpe_services: list[Service],
-                  extra: str) -> list[tuple[str, str]]:
+def object_claims(
+    values: Values,
+    hosts: list[Host],
+    commands: list[Command],
+    services: list[Service],
+    nrpe_services: list[Service],
+    extra: str,
+) -> list[tuple[str, str]]:
     """The lines of each object definition and the option that wrote them, in the template's
     order: a complaint of ``nagios -v`` about a line names the option."""
     claims: list[tuple[str, str]] = []
     for host in hosts:
-        claims += [("hosts", line) for line in (
-            "define host {", f"use {values.host_use}", f"host_name {host.name}",
-            f"alias {host.alias}", f"address {host.address}", "}")]
+        claims += [
+            ("hosts", line)
+            for line in (
+                "define host {",
+                f"use {values.host_use}",
+                f"host_name {host.name}",
+                f"alias {host.alias}",
+                f"address {host.address}",
+                "}",
+            )
+        ]
     for command in commands:
-        claims += [("commands", line) for line in (
-            "define command {", f"command_name {command.name}",
-            f"command_line {command.line}", "}")]
+        claims += [
+            ("commands", line)
+            for line in (
+                "define command {",
+                f"command_name {command.name}",
+                f"command_line {command.line}",
+                "}",
+            )
+        ]
     for service in services:
         option = "nrpe-checks" if service in nrpe_services else "services"
-        claims += [(option, line) for line in (
-            "define service {", f"use {values.service_use}", f"host_name {service.host}",
-            f"service_description {service.description}",
-            f"check_command {service.command}", "}")]
+        claims += [
+            (option, line)
+            for line in (
+                "define service {",
+                f"use {values.service_use}",
+                f"host_name {service.host}",
+                f"service_description {service.description}",
+                f"check_command {service.command}",
+                "}",
+            )
+        ]
     return claims + [("extra", line) for line in extra.split("\n")]
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

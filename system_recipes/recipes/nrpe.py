@@ -60,15 +60,24 @@ CHECK_SYNTAX = "CHECK PLUGIN [ARGUMENT...] [warning=W] [critical=C]"
 THRESHOLDS = {"warning": "-w", "critical": "-c"}
 
 
-
-SCHEMA = Schema([
-    Option("name", Name(), default=section_name,
-           help="the file name in the NRPE include directory, without .cfg"),
-    Option("checks", Lines(), required=True,
-           help=f"one check per line: {CHECK_SYNTAX}; split like a shell command line; a "
-                "plugin without a slash is found in the layout's plugin directory"),
-    force_option(),
-])
+SCHEMA = Schema(
+    [
+        Option(
+            "name",
+            Name(),
+            default=section_name,
+            help="the file name in the NRPE include directory, without .cfg",
+        ),
+        Option(
+            "checks",
+            Lines(),
+            required=True,
+            help=f"one check per line: {CHECK_SYNTAX}; split like a shell command line; a "
+            "plugin without a slash is found in the layout's plugin directory",
+        ),
+        force_option(),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -83,10 +92,6 @@ class NrpeCheck:
         return shlex.join([self.plugin, *(escape_dollars(word) for word in self.arguments)])
 
 
-
-
-
-
 def parse_check(line: str, plugins: str, arguments_allowed: bool | str = False) -> NrpeCheck:
     """One ``checks`` line; raises ValueError with the problem. ``arguments_allowed``: True
     when ``$ARGn$`` receives the query's arguments, else why not (see :func:`takes_arguments`)."""
@@ -98,8 +103,10 @@ def parse_check(line: str, plugins: str, arguments_allowed: bool | str = False) 
         raise ValueError(f"{shown(line)} has no plugin")
     name, plugin, rest = words[0], words[1], words[2:]
     if not CHECK_NAME.fullmatch(name):
-        raise ValueError(f"check name {shown(name)} is not a plain name (letters, digits, '_', '.', "
-                         "'-'; no ']', '=' or spaces)")
+        raise ValueError(
+            f"check name {shown(name)} is not a plain name (letters, digits, '_', '.', "
+            "'-'; no ']', '=' or spaces)"
+        )
     if "/" in plugin:
         if not plugin.startswith("/") or ".." in plugin.split("/"):
             raise ValueError(f"plugin {shown(plugin)} is not an absolute path without '..'")
@@ -126,20 +133,26 @@ def parse_check(line: str, plugins: str, arguments_allowed: bool | str = False) 
             raise ValueError(f"{name}: an argument holds a line break")
         for macro in ARG_MACRO.findall(word):
             if arguments_allowed is not True:
-                raise ValueError(f"{name}: {shown(macro)} would reach the plugin as an empty "
-                                 f"string: {arguments_allowed or 'NRPE takes no arguments'}")
+                raise ValueError(
+                    f"{name}: {shown(macro)} would reach the plugin as an empty "
+                    f"string: {arguments_allowed or 'NRPE takes no arguments'}"
+                )
             number = macro[4:-1]
             if len(number) > 2 or not 1 <= int(number) <= MAX_ARGUMENTS:
-                raise ValueError(f"{name}: {shown(macro)} is always empty (NRPE fills $ARG1$ "
-                                 f"to $ARG{MAX_ARGUMENTS}$)")
+                raise ValueError(
+                    f"{name}: {shown(macro)} is always empty (NRPE fills $ARG1$ "
+                    f"to $ARG{MAX_ARGUMENTS}$)"
+                )
     check = NrpeCheck(name, path, tuple(arguments))
-    if not any(ARG_MACRO.search(word) for word in arguments) and \
-            nrpe_macros(check.command) != shlex.join([path, *arguments]):
+    if not any(ARG_MACRO.search(word) for word in arguments) and nrpe_macros(
+        check.command
+    ) != shlex.join([path, *arguments]):
         raise ValueError(f"{name}: NRPE would change the command line")  # read back
     length = len(f"command[{name}]={check.command}".encode())
     if length > MAX_LINE:
-        raise ValueError(f"{name}: the command line is {length} bytes, NRPE reads at most "
-                         f"{MAX_LINE}")
+        raise ValueError(
+            f"{name}: the command line is {length} bytes, NRPE reads at most {MAX_LINE}"
+        )
     return check
 
 
@@ -161,8 +174,12 @@ class Recipe(BaseRecipe):
             except ValueError as error:
                 raise ConfigError(self.name, "checks", str(error), CHECK_SYNTAX) from None
             if check.name in seen:
-                raise ConfigError(self.name, "checks", f"check {check.name} is defined twice",
-                                  "each check name once")
+                raise ConfigError(
+                    self.name,
+                    "checks",
+                    f"check {check.name} is defined twice",
+                    "each check name once",
+                )
             seen.add(check.name)
             checks.append(check)
         if not checks:
@@ -176,24 +193,20 @@ class Recipe(BaseRecipe):
         plugins: dict[str, str] = {}  # plugin -> the first check naming it, for the error
         for check in checks:
             plugins.setdefault(check.plugin, f"{check.name}: plugin ")
-        spec.files.append(FileSpec(
-            path=path, content=content, mode=0o644,
-            # the plugins first: a missing one is the file's first (and only) error line
-            checks=[*(Check("program", (plugin, "checks", label))
-                      for plugin, label in plugins.items()), Check("nrpe")],
-            reloads=[service]))
+        spec.files.append(
+            FileSpec(
+                path=path,
+                content=content,
+                mode=0o644,
+                # the plugins first: a missing one is the file's first (and only) error line
+                checks=[
+                    *(
+                        Check("program", (plugin, "checks", label))
+                        for plugin, label in plugins.items()
+                    ),
+                    Check("nrpe"),
+                ],
+                reloads=[service],
+            )
+        )
         spec.removal_reloads.append(service)
-
-
-
-
-
-
-
-
-
-
-
-
-
-

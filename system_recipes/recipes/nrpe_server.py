@@ -31,15 +31,25 @@ from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import Name, Option, Schema, Text, Values, force_option, section_name
 from ..daemons.nrpe import MAX_LINE, main_config, parse_allowed_host
 
-SCHEMA = Schema([
-    Option("name", Name(), default=section_name,
-           help="the file name in the NRPE include directory, without .cfg"),
-    Option("allowed-hosts", Text(), required=True,
-           help="the hosts that may query NRPE besides loopback (which nrpe.cfg allows): "
-                "addresses, networks (CIDR) or host names, one per line or separated by "
-                "commas or spaces"),
-    force_option(),
-])
+SCHEMA = Schema(
+    [
+        Option(
+            "name",
+            Name(),
+            default=section_name,
+            help="the file name in the NRPE include directory, without .cfg",
+        ),
+        Option(
+            "allowed-hosts",
+            Text(),
+            required=True,
+            help="the hosts that may query NRPE besides loopback (which nrpe.cfg allows): "
+            "addresses, networks (CIDR) or host names, one per line or separated by "
+            "commas or spaces",
+        ),
+        force_option(),
+    ]
+)
 
 
 class Recipe(BaseRecipe):
@@ -54,26 +64,44 @@ class Recipe(BaseRecipe):
             try:
                 entry = parse_allowed_host(word)
             except ValueError as error:
-                raise ConfigError(self.name, "allowed-hosts", str(error),
-                                  "addresses, networks (CIDR) or host names") from None
+                raise ConfigError(
+                    self.name,
+                    "allowed-hosts",
+                    str(error),
+                    "addresses, networks (CIDR) or host names",
+                ) from None
             if entry in hosts:
-                raise ConfigError(self.name, "allowed-hosts", f"{shown(word)} is given twice",
-                                  "each host once")
+                raise ConfigError(
+                    self.name, "allowed-hosts", f"{shown(word)} is given twice", "each host once"
+                )
             hosts.append(entry)
         if not hosts:
-            raise ConfigError(self.name, "allowed-hosts", "no host",
-                              "addresses, networks (CIDR) or host names")
+            raise ConfigError(
+                self.name, "allowed-hosts", "no host", "addresses, networks (CIDR) or host names"
+            )
         line = "allowed_hosts=" + ",".join(hosts)
         if len(line.encode()) > MAX_LINE:
-            raise ConfigError(self.name, "allowed-hosts", f"{len(hosts)} hosts make a line of "
-                              f"{len(line.encode())} bytes", f"at most {MAX_LINE} (NRPE's buffer)")
-        content = (f"# NRPE clients of [{self.name}], written by system-recipes: edits here are "
-                   "overwritten.\n# NRPE adds this to the loopback addresses nrpe.cfg allows.\n"
-                   f"{line}\n").encode()
+            raise ConfigError(
+                self.name,
+                "allowed-hosts",
+                f"{len(hosts)} hosts make a line of {len(line.encode())} bytes",
+                f"at most {MAX_LINE} (NRPE's buffer)",
+            )
+        content = (
+            f"# NRPE clients of [{self.name}], written by system-recipes: edits here are "
+            "overwritten.\n# NRPE adds this to the loopback addresses nrpe.cfg allows.\n"
+            f"{line}\n"
+        ).encode()
         path = posixpath.join(self.layout.nrpe_include, values.name + ".cfg")
         restart = Reload("nrpe-restart", self.layout.nrpe_service)
         spec.force = values.force
-        spec.files.append(FileSpec(path=path, content=content, mode=0o644,
-                                   checks=[Check("nrpe-server", (main_config(self.settings),))],
-                                   reloads=[restart]))
+        spec.files.append(
+            FileSpec(
+                path=path,
+                content=content,
+                mode=0o644,
+                checks=[Check("nrpe-server", (main_config(self.settings),))],
+                reloads=[restart],
+            )
+        )
         spec.removal_reloads.append(restart)

@@ -35,17 +35,35 @@ from ..core.schema import (
 )
 from ..daemons.packages import NotInstalled, common_prefix, query_dpkg, query_rpm
 
-SCHEMA = Schema([
-    Option("name", Line(pattern=r"[A-Za-z0-9_.+-]+", expected="a package name"),
-           default=section_name, help="the installed package's name"),
-    Option("manager", Choice("auto", "rpm", "dpkg"), default="auto",
-           help="which package database to read; auto tries rpm, then dpkg on Debian layouts"),
-    Option("dbpath", AbsolutePath(), default=None,
-           help="the rpm database directory (below the root), e.g. /var/lib/rpm"),
-    Option("prefix", AbsolutePath(), default=None,
-           help="the package's install directory, when it cannot be told from its files"),
-    reload.restart_option(),
-])
+SCHEMA = Schema(
+    [
+        Option(
+            "name",
+            Line(pattern=r"[A-Za-z0-9_.+-]+", expected="a package name"),
+            default=section_name,
+            help="the installed package's name",
+        ),
+        Option(
+            "manager",
+            Choice("auto", "rpm", "dpkg"),
+            default="auto",
+            help="which package database to read; auto tries rpm, then dpkg on Debian layouts",
+        ),
+        Option(
+            "dbpath",
+            AbsolutePath(),
+            default=None,
+            help="the rpm database directory (below the root), e.g. /var/lib/rpm",
+        ),
+        Option(
+            "prefix",
+            AbsolutePath(),
+            default=None,
+            help="the package's install directory, when it cannot be told from its files",
+        ),
+        reload.restart_option(),
+    ]
+)
 
 
 class Recipe(BaseRecipe):
@@ -57,11 +75,18 @@ class Recipe(BaseRecipe):
 
     def build(self, spec: PartSpec, values: Values) -> None:
         package = self._query(values)
-        prefix = values.prefix or (package.prefixes[0] if package.prefixes else None) \
+        prefix = (
+            values.prefix
+            or (package.prefixes[0] if package.prefixes else None)
             or common_prefix(package.files)
+        )
         if prefix is None:
-            raise ConfigError(self.name, "prefix", f"cannot tell where {values.name} is installed",
-                              "prefix = the package's install directory")
+            raise ConfigError(
+                self.name,
+                "prefix",
+                f"cannot tell where {values.name} is installed",
+                "prefix = the package's install directory",
+            )
         self.options["version"] = package.version
         self.options["release"] = package.release
         self.options["prefix"] = prefix
@@ -79,8 +104,10 @@ class Recipe(BaseRecipe):
             try:
                 return query_rpm(values.name, root, values.dbpath)
             except NotInstalled as error:
-                tried.append(f"rpm database{' ' + values.dbpath if values.dbpath else ''}: "
-                             + " ".join(error.args[0]))
+                tried.append(
+                    f"rpm database{' ' + values.dbpath if values.dbpath else ''}: "
+                    + " ".join(error.args[0])
+                )
             except FileNotFoundError:
                 tried.append("rpm is not installed")
         if values.manager == "dpkg" or (values.manager == "auto" and self.layout.name == "debian"):
@@ -88,5 +115,9 @@ class Recipe(BaseRecipe):
                 return query_dpkg(values.name, root)
             except NotInstalled as error:
                 tried.append("dpkg: " + " ".join(error.args[0]))
-        raise ConfigError(self.name, "name", f"package {values.name} is not installed ("
-                          + "; ".join(tried) + ")", "an installed package")
+        raise ConfigError(
+            self.name,
+            "name",
+            f"package {values.name} is not installed (" + "; ".join(tried) + ")",
+            "an installed package",
+        )

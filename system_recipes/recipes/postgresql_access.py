@@ -68,28 +68,53 @@ from ..daemons.postgresql import (
 CLIENT_SYNTAX = "ADDRESS[/PREFIX] DATABASE USER"
 METHOD = "scram-sha-256"
 
-SCHEMA = Schema([
-    Option("name", Name(), default=section_name,
-           help="names the files: conf.d/NAME.conf and pg_hba.NAME.conf in the cluster's "
-                "configuration directory"),
-    Option("clients", Lines(), default=[],
-           help=f"one client per line: {CLIENT_SYNTAX}; an address without a prefix is one "
-                "host (/32, /128); each becomes a `host` line with scram-sha-256 (a password) "
-                "in the order given; no line: nothing connects over TCP"),
-    Option("listen", Line(), default="localhost",
-           help="listen_addresses: `*`, or addresses and host names separated by commas "
-                "(takes effect at the cluster's next restart)"),
-    Option("port", Integer(1, 65535), default=5432,
-           help="the cluster's port (takes effect at its next restart)"),
-    Option("version", Line(r"[0-9][0-9.]*", "a PostgreSQL major version such as 15"),
-           default=None,
-           help="the PostgreSQL major version of the cluster; default: the single version "
-                "directory below /etc/postgresql"),
-    Option("cluster", Name(), default=None,
-           help="the cluster name (Debian's postgresql-common); default: the single cluster "
-                "of that version"),
-    force_option(),
-])
+SCHEMA = Schema(
+    [
+        Option(
+            "name",
+            Name(),
+            default=section_name,
+            help="names the files: conf.d/NAME.conf and pg_hba.NAME.conf in the cluster's "
+            "configuration directory",
+        ),
+        Option(
+            "clients",
+            Lines(),
+            default=[],
+            help=f"one client per line: {CLIENT_SYNTAX}; an address without a prefix is one "
+            "host (/32, /128); each becomes a `host` line with scram-sha-256 (a password) "
+            "in the order given; no line: nothing connects over TCP",
+        ),
+        Option(
+            "listen",
+            Line(),
+            default="localhost",
+            help="listen_addresses: `*`, or addresses and host names separated by commas "
+            "(takes effect at the cluster's next restart)",
+        ),
+        Option(
+            "port",
+            Integer(1, 65535),
+            default=5432,
+            help="the cluster's port (takes effect at its next restart)",
+        ),
+        Option(
+            "version",
+            Line(r"[0-9][0-9.]*", "a PostgreSQL major version such as 15"),
+            default=None,
+            help="the PostgreSQL major version of the cluster; default: the single version "
+            "directory below /etc/postgresql",
+        ),
+        Option(
+            "cluster",
+            Name(),
+            default=None,
+            help="the cluster name (Debian's postgresql-common); default: the single cluster "
+            "of that version",
+        ),
+        force_option(),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -112,8 +137,10 @@ def parse_client(line: str) -> Client:
         raise ValueError(f"{shown(address)} is not an address or network ({error})") from None
     for what, word in (("database", database), ("user", user)):
         if not NAME_TOKEN.fullmatch(word):
-            raise ValueError(f"{what} {shown(word)} is not a plain name (letters, digits, "
-                             "'_', '.', '$', '-'; at most 63)")
+            raise ValueError(
+                f"{what} {shown(word)} is not a plain name (letters, digits, "
+                "'_', '.', '$', '-'; at most 63)"
+            )
     return Client(network.with_prefixlen, database, user)
 
 
@@ -143,21 +170,34 @@ class Recipe(BaseRecipe):
         version, cluster = values.version, values.cluster
         if version and cluster:
             return version, cluster
-        found = [(v, c) for v, c in clusters(self.settings)
-                 if (not version or v == version) and (not cluster or c == cluster)]
+        found = [
+            (v, c)
+            for v, c in clusters(self.settings)
+            if (not version or v == version) and (not cluster or c == cluster)
+        ]
         where = template.format(version=version or "*", cluster=cluster or "*")
         if not found:
             option = "cluster" if version else "version"
-            raise ConfigError(self.name, option, f"no PostgreSQL cluster in {where}",
-                              "the PostgreSQL server installed with a cluster, or version "
-                              "and cluster naming one")
+            raise ConfigError(
+                self.name,
+                option,
+                f"no PostgreSQL cluster in {where}",
+                "the PostgreSQL server installed with a cluster, or version and cluster naming one",
+            )
         if len({v for v, _ in found}) > 1:
-            raise ConfigError(self.name, "version", "several PostgreSQL versions: "
-                              + ", ".join(sorted({v for v, _ in found})),
-                              "version = one of them")
+            raise ConfigError(
+                self.name,
+                "version",
+                "several PostgreSQL versions: " + ", ".join(sorted({v for v, _ in found})),
+                "version = one of them",
+            )
         if len(found) > 1:
-            raise ConfigError(self.name, "cluster", "several clusters: "
-                              + ", ".join(c for _, c in found), "cluster = one of them")
+            raise ConfigError(
+                self.name,
+                "cluster",
+                "several clusters: " + ", ".join(c for _, c in found),
+                "cluster = one of them",
+            )
         return found[0]
 
     def build(self, spec: PartSpec, values: Values) -> None:
@@ -168,39 +208,69 @@ class Recipe(BaseRecipe):
             except ValueError as error:
                 raise ConfigError(self.name, "clients", str(error), CLIENT_SYNTAX) from None
             if client in clients:
-                raise ConfigError(self.name, "clients", f"{shown(line)} is given twice",
-                                  "each client once")
+                raise ConfigError(
+                    self.name, "clients", f"{shown(line)} is given twice", "each client once"
+                )
             clients.append(client)
         try:
             listen = parse_listen(values.listen)
         except ValueError as error:
-            raise ConfigError(self.name, "listen", str(error),
-                              "*, or addresses and host names separated by commas") from None
+            raise ConfigError(
+                self.name,
+                "listen",
+                str(error),
+                "*, or addresses and host names separated by commas",
+            ) from None
         version, cluster = self._cluster(values)
         directory = cluster_directory(self.layout, version, cluster)
         hba_path = posixpath.join(directory, f"pg_hba.{values.name}.conf")
         conf_path = posixpath.join(directory, "conf.d", f"{values.name}.conf")
-        service = Reload("postgresql", self.layout.postgresql_service.format(
-            version=version, cluster=cluster))
+        service = Reload(
+            "postgresql", self.layout.postgresql_service.format(version=version, cluster=cluster)
+        )
         spec.force = values.force
 
-        hba = self.render("pg_hba.j2", {"section": self.name, "clients": clients,
-                                        "local_lines": DEBIAN_LOCAL_LINES})
+        hba = self.render(
+            "pg_hba.j2",
+            {"section": self.name, "clients": clients, "local_lines": DEBIAN_LOCAL_LINES},
+        )
         origins = validate.trace(hba, [("clients", _written(c)) for c in clients])
         # postgres reads it as its own group: Debian's is postgres:postgres 0640
-        spec.files.append(FileSpec(path=hba_path, content=hba, mode=0o640, group="postgres",
-                                   checks=[Check("postgresql-hba", (origins,))],
-                                   reloads=[service]))
-        expected = (("hba_file", hba_path), ("port", str(values.port)),
-                    ("listen_addresses", listen))
-        conf = self.render("postgresql-access.conf.j2", {
-            "section": self.name, "hba_file": hba_path, "hba": quote(hba_path),
-            "port": values.port, "listen": quote(listen)})
+        spec.files.append(
+            FileSpec(
+                path=hba_path,
+                content=hba,
+                mode=0o640,
+                group="postgres",
+                checks=[Check("postgresql-hba", (origins,))],
+                reloads=[service],
+            )
+        )
+        expected = (
+            ("hba_file", hba_path),
+            ("port", str(values.port)),
+            ("listen_addresses", listen),
+        )
+        conf = self.render(
+            "postgresql-access.conf.j2",
+            {
+                "section": self.name,
+                "hba_file": hba_path,
+                "hba": quote(hba_path),
+                "port": values.port,
+                "listen": quote(listen),
+            },
+        )
         programs = self.layout.postgresql_programs.format(version=version)
-        spec.files.append(FileSpec(path=conf_path, content=conf, mode=0o644,
-                                   checks=[Check("postgresql-conf", (directory, programs,
-                                                                     expected))],
-                                   reloads=[service]))
+        spec.files.append(
+            FileSpec(
+                path=conf_path,
+                content=conf,
+                mode=0o644,
+                checks=[Check("postgresql-conf", (directory, programs, expected))],
+                reloads=[service],
+            )
+        )
         spec.removal_reloads.append(service)
 
 

@@ -112,81 +112,141 @@ class SectionNames(OptionType):
 
 def _log_options(stream: str) -> list[Option]:
     return [
-        Option(f"{stream}_logfile", LOGFILE,
-               help=f"where the program's {stream} goes (supervisor's default: AUTO, a file in "
-                    "supervisord's childlogdir); its directory must exist or be made by this run"),
-        Option(f"{stream}_logfile_maxbytes", Line(BYTES, "bytes, with KB, MB or GB"),
-               help=f"rotate the {stream} log at this size; 0: never (supervisor's default 50MB)"),
-        Option(f"{stream}_logfile_backups", Integer(minimum=0),
-               help=f"rotated {stream} logs to keep (supervisor's default 10)"),
-        Option(f"{stream}_capture_maxbytes", Line(BYTES, "bytes, with KB, MB or GB"),
-               help=f"{stream} capture mode buffer for events (supervisor's default 0: off)"),
-        Option(f"{stream}_events_enabled", Bool(),
-               help=f"emit PROCESS_LOG_{stream.upper()} events (supervisor's default false)"),
-        Option(f"{stream}_syslog", Bool(),
-               help=f"also send {stream} to syslog (supervisor's default false)"),
+        Option(
+            f"{stream}_logfile",
+            LOGFILE,
+            help=f"where the program's {stream} goes (supervisor's default: AUTO, a file in "
+            "supervisord's childlogdir); its directory must exist or be made by this run",
+        ),
+        Option(
+            f"{stream}_logfile_maxbytes",
+            Line(BYTES, "bytes, with KB, MB or GB"),
+            help=f"rotate the {stream} log at this size; 0: never (supervisor's default 50MB)",
+        ),
+        Option(
+            f"{stream}_logfile_backups",
+            Integer(minimum=0),
+            help=f"rotated {stream} logs to keep (supervisor's default 10)",
+        ),
+        Option(
+            f"{stream}_capture_maxbytes",
+            Line(BYTES, "bytes, with KB, MB or GB"),
+            help=f"{stream} capture mode buffer for events (supervisor's default 0: off)",
+        ),
+        Option(
+            f"{stream}_events_enabled",
+            Bool(),
+            help=f"emit PROCESS_LOG_{stream.upper()} events (supervisor's default false)",
+        ),
+        Option(
+            f"{stream}_syslog",
+            Bool(),
+            help=f"also send {stream} to syslog (supervisor's default false)",
+        ),
     ]
 
 
 # Every option of supervisor.options.ServerOptions.processes_from_section, under its name
 # there (tests/test_supervisor.py reads that function and fails when one is missing here).
 PROGRAM_OPTIONS = [
-    Option("command", Line(),
-           help="the command line (required, unless `programs` is given); supervisor splits it "
-                "like a shell but runs no shell"),
-    Option("process_name", Line(),
-           help="the process name (supervisor's default `%(program_name)s`); must contain "
-                "`%(process_num)s` when numprocs > 1"),
+    Option(
+        "command",
+        Line(),
+        help="the command line (required, unless `programs` is given); supervisor splits it "
+        "like a shell but runs no shell",
+    ),
+    Option(
+        "process_name",
+        Line(),
+        help="the process name (supervisor's default `%(program_name)s`); must contain "
+        "`%(process_num)s` when numprocs > 1",
+    ),
     Option("numprocs", Integer(minimum=1), help="how many processes (supervisor's default 1)"),
-    Option("numprocs_start", Integer(minimum=0),
-           help="the first process_num (supervisor's default 0)"),
+    Option(
+        "numprocs_start", Integer(minimum=0), help="the first process_num (supervisor's default 0)"
+    ),
     Option("priority", Integer(), help="start order, low first (supervisor's default 999)"),
     Option("autostart", Bool(), default=True, help="start when supervisord starts"),
-    Option("startsecs", Integer(minimum=0),
-           help="seconds it must stay up to count as started (supervisor's default 1)"),
-    Option("startretries", Integer(minimum=0),
-           help="failed starts before FATAL (supervisor's default 3)"),
-    Option("autorestart", Choice("true", "false", "unexpected"), default="true",
-           help="restart when it exits: always (true), never, or on an exit code not in "
-                "exitcodes (unexpected, supervisor's own default)"),
+    Option(
+        "startsecs",
+        Integer(minimum=0),
+        help="seconds it must stay up to count as started (supervisor's default 1)",
+    ),
+    Option(
+        "startretries",
+        Integer(minimum=0),
+        help="failed starts before FATAL (supervisor's default 3)",
+    ),
+    Option(
+        "autorestart",
+        Choice("true", "false", "unexpected"),
+        default="true",
+        help="restart when it exits: always (true), never, or on an exit code not in "
+        "exitcodes (unexpected, supervisor's own default)",
+    ),
     Option("exitcodes", EXITCODES, help="expected exit codes (supervisor's default 0)"),
     Option("stopsignal", Choice(*SIGNALS), help="signal to stop it (supervisor's default TERM)"),
-    Option("stopwaitsecs", Integer(minimum=0),
-           help="seconds to wait after stopsignal before SIGKILL (supervisor's default 10)"),
-    Option("stopasgroup", Bool(),
-           help="send stopsignal to the whole process group (implies killasgroup)"),
+    Option(
+        "stopwaitsecs",
+        Integer(minimum=0),
+        help="seconds to wait after stopsignal before SIGKILL (supervisor's default 10)",
+    ),
+    Option(
+        "stopasgroup",
+        Bool(),
+        help="send stopsignal to the whole process group (implies killasgroup)",
+    ),
     Option("killasgroup", Bool(), help="send SIGKILL to the whole process group"),
     Option("user", Account(), help="run as this user (must exist or be created by this run)"),
     Option("redirect_stderr", Bool(), help="send stderr to the stdout log"),
     *_log_options("stdout"),
     *_log_options("stderr"),
-    Option("environment", Assignments(),
-           help="environment variables, one KEY=value per line (written as KEY=\"value\")"),
+    Option(
+        "environment",
+        Assignments(),
+        help='environment variables, one KEY=value per line (written as KEY="value")',
+    ),
     Option("directory", AbsolutePath(), help="chdir here before running the command"),
     Option("umask", Mode(), help="the process umask, octal (supervisor's default: inherited)"),
-    Option("serverurl", Line(),
-           help="the URL the program's supervisorctl talks to (SUPERVISOR_SERVER_URL), or AUTO"),
+    Option(
+        "serverurl",
+        Line(),
+        help="the URL the program's supervisorctl talks to (SUPERVISOR_SERVER_URL), or AUTO",
+    ),
 ]
 SUPERVISOR_NAMES = tuple(o.name for o in PROGRAM_OPTIONS)
+
 
 def no_programs(values: Values) -> list[str]:
     """none: a single program"""
     return []
 
 
-SCHEMA = Schema([
-    Option("name", Name(), default=section_name,
-           help="the program (or group) name and the file name, without the suffix"),
-    Option("programs", SectionNames(), default=no_programs,
-           help="write a [group:NAME] of these programs: names of sections (not parts) that "
-                "hold program options; this section's program options are their defaults"),
-    *PROGRAM_OPTIONS,
-    force_option(),
-])
-MEMBER_SCHEMA = Schema([
-    Option("name", Name(), default=section_name, help="the program name"),
-    *PROGRAM_OPTIONS,
-])
+SCHEMA = Schema(
+    [
+        Option(
+            "name",
+            Name(),
+            default=section_name,
+            help="the program (or group) name and the file name, without the suffix",
+        ),
+        Option(
+            "programs",
+            SectionNames(),
+            default=no_programs,
+            help="write a [group:NAME] of these programs: names of sections (not parts) that "
+            "hold program options; this section's program options are their defaults",
+        ),
+        *PROGRAM_OPTIONS,
+        force_option(),
+    ]
+)
+MEMBER_SCHEMA = Schema(
+    [
+        Option("name", Name(), default=section_name, help="the program name"),
+        *PROGRAM_OPTIONS,
+    ]
+)
 
 
 def program_lines(section: str, values: dict) -> list[tuple[str, str]]:
@@ -214,8 +274,9 @@ def program_lines(section: str, values: dict) -> list[tuple[str, str]]:
             else:
                 text = escape_percent(value, allowed)
         except ValueError as error:
-            raise ConfigError(section, name, str(error),
-                              "a value supervisor reads as written") from None
+            raise ConfigError(
+                section, name, str(error), "a value supervisor reads as written"
+            ) from None
         lines.append((name, text))
     return lines
 
@@ -223,26 +284,43 @@ def program_lines(section: str, values: dict) -> list[tuple[str, str]]:
 def no_effect(section: str, values: dict) -> None:
     """Refuse an option supervisor would accept and then ignore."""
     if values.get("stopasgroup") and values.get("killasgroup") is False:
-        raise ConfigError(section, "killasgroup", "false has no effect with stopasgroup = true "
-                          "(supervisor then kills the whole group)", "killasgroup unset or true")
+        raise ConfigError(
+            section,
+            "killasgroup",
+            "false has no effect with stopasgroup = true (supervisor then kills the whole group)",
+            "killasgroup unset or true",
+        )
     if values.get("redirect_stderr"):
         for name in SUPERVISOR_NAMES:
             if name.startswith("stderr_") and values.get(name) is not None:
-                raise ConfigError(section, name, "has no effect with redirect_stderr = true "
-                                  "(stderr goes to the stdout log)",
-                                  f"the stdout_ option, or no {name}")
+                raise ConfigError(
+                    section,
+                    name,
+                    "has no effect with redirect_stderr = true (stderr goes to the stdout log)",
+                    f"the stdout_ option, or no {name}",
+                )
     for stream in ("stdout", "stderr"):
         logfile = values.get(f"{stream}_logfile")
         maxbytes = values.get(f"{stream}_logfile_maxbytes")
         for name in (f"{stream}_logfile_maxbytes", f"{stream}_logfile_backups"):
             if values.get(name) is not None and logfile and logfile.upper() == "NONE":
-                raise ConfigError(section, name, f"has no effect with {stream}_logfile = NONE",
-                                  f"a {stream}_logfile, or no {name}")
-        if values.get(f"{stream}_logfile_backups") is not None and maxbytes is not None and \
-                re.fullmatch(r"0+(kb|mb|gb)?", maxbytes, re.I):
-            raise ConfigError(section, f"{stream}_logfile_backups", "has no effect with "
-                              f"{stream}_logfile_maxbytes = 0 (the log is never rotated)",
-                              f"a {stream}_logfile_maxbytes above 0, or no backups")
+                raise ConfigError(
+                    section,
+                    name,
+                    f"has no effect with {stream}_logfile = NONE",
+                    f"a {stream}_logfile, or no {name}",
+                )
+        if (
+            values.get(f"{stream}_logfile_backups") is not None
+            and maxbytes is not None
+            and re.fullmatch(r"0+(kb|mb|gb)?", maxbytes, re.I)
+        ):
+            raise ConfigError(
+                section,
+                f"{stream}_logfile_backups",
+                f"has no effect with {stream}_logfile_maxbytes = 0 (the log is never rotated)",
+                f"a {stream}_logfile_maxbytes above 0, or no backups",
+            )
 
 
 # -- the recipe -------------------------------------------------------------------------------
@@ -260,12 +338,12 @@ class Recipe(BaseRecipe):
                 programs.append(self._member(member, own))
             names = [name for _, name, _ in programs]
             if len(set(names)) != len(names):
-                raise ConfigError(self.name, "programs", "two members have the same name",
-                                  "one name per program")
+                raise ConfigError(
+                    self.name, "programs", "two members have the same name", "one name per program"
+                )
         else:
             if not own["command"]:
-                raise ConfigError(self.name, "command", "missing required option",
-                                  "a single line")
+                raise ConfigError(self.name, "command", "missing required option", "a single line")
             programs.append((self.name, values.name, own))
         sections: dict[str, list[tuple[str, str]]] = {}
         if values.programs:
@@ -287,17 +365,28 @@ class Recipe(BaseRecipe):
         leaving = self.earlier_files(path)
         # a renamed part: the old group goes away in the same supervisorctl update
         reloads = [Reload("supervisor", values.name)] + [
-            Reload("supervisor", group_of(p, suffix)) for p in leaving if p.endswith(suffix)]
+            Reload("supervisor", group_of(p, suffix)) for p in leaving if p.endswith(suffix)
+        ]
         spec.force = values.force
-        spec.files.append(FileSpec(path=path, content=content, mode=0o644,
-                                   checks=[Check("supervisor")],
-                                   reloads=reloads))
+        spec.files.append(
+            FileSpec(
+                path=path,
+                content=content,
+                mode=0o644,
+                checks=[Check("supervisor")],
+                reloads=reloads,
+            )
+        )
         spec.removal_reloads.append(Reload("supervisor", values.name))
 
     def _member(self, member: str, defaults: dict) -> tuple[str, str, dict]:
         if member not in self.buildout:
-            raise ConfigError(self.name, "programs", f"no section [{member}]",
-                              "names of sections holding program options")
+            raise ConfigError(
+                self.name,
+                "programs",
+                f"no section [{member}]",
+                "names of sections holding program options",
+            )
         raw = {k: v for k, v in self.buildout[member].items() if k != "recipe"}
         parsed = MEMBER_SCHEMA.parse(member, raw)
         options = dict(defaults)
@@ -305,5 +394,3 @@ class Recipe(BaseRecipe):
         if not options["command"]:
             raise ConfigError(member, "command", "missing required option", "a single line")
         return member, parsed.name, options
-
-

@@ -52,23 +52,41 @@ def _mode_default(values: Values) -> int:
     return 0o600 if values["secret"] else 0o644
 
 
-SCHEMA = Schema([
-    Option("path", AbsolutePath(), required=True, help="the file to write (below the root)"),
-    Option("template", Line(), default="",
-           help="a jinja2 template: a name found in the template directories, or a path "
-                "relative to the buildout directory"),
-    Option("text", Text(), default="", help="inline jinja2 template text (instead of template)"),
-    Option("owner", Account(), default="root", help="the file's owner"),
-    Option("group", Account(), default=_group_default, help="the file's group"),
-    Option("secret", Bool(), default=False,
-           help="never show the content (logs, diffs, plan); mode 0600 unless set"),
-    Option("mode", Mode(), default=_mode_default, help="the file's mode"),
-    force_option(),
-    reload.restart_option(),
-    Option("on-change", Line(), default="",
-           help="a shell command run once, after the commit, when the file changed"),
-], extra=True, extra_help="Any other option is a template variable.",
-    rules=[ExactlyOneOf(("template", "text"))])
+SCHEMA = Schema(
+    [
+        Option("path", AbsolutePath(), required=True, help="the file to write (below the root)"),
+        Option(
+            "template",
+            Line(),
+            default="",
+            help="a jinja2 template: a name found in the template directories, or a path "
+            "relative to the buildout directory",
+        ),
+        Option(
+            "text", Text(), default="", help="inline jinja2 template text (instead of template)"
+        ),
+        Option("owner", Account(), default="root", help="the file's owner"),
+        Option("group", Account(), default=_group_default, help="the file's group"),
+        Option(
+            "secret",
+            Bool(),
+            default=False,
+            help="never show the content (logs, diffs, plan); mode 0600 unless set",
+        ),
+        Option("mode", Mode(), default=_mode_default, help="the file's mode"),
+        force_option(),
+        reload.restart_option(),
+        Option(
+            "on-change",
+            Line(),
+            default="",
+            help="a shell command run once, after the commit, when the file changed",
+        ),
+    ],
+    extra=True,
+    extra_help="Any other option is a template variable.",
+    rules=[ExactlyOneOf(("template", "text"))],
+)
 
 
 class Recipe(BaseRecipe):
@@ -84,8 +102,9 @@ class Recipe(BaseRecipe):
             self.check_variables_used(values, values.template, "template")
         context = {key: value for key, value in values.items()}
         context.update({key.replace("-", "_"): value for key, value in values.items()})
-        context.update(sections=self.sections(), settings=self.settings,
-                       layout=self.settings.layout)
+        context.update(
+            sections=self.sections(), settings=self.settings, layout=self.settings.layout
+        )
         if values.text:
             # buildout strips a value's last newline; a text file wants one
             text = values.text if values.text.endswith("\n") else values.text + "\n"
@@ -93,15 +112,22 @@ class Recipe(BaseRecipe):
         else:
             content = self.render(values.template, context)
         spec.force = values.force
-        spec.files.append(FileSpec(
-            path=values.path, content=content, owner=values.owner, group=values.group,
-            mode=values.mode, secret=values.secret,
-            reloads=([Reload("command", values.on_change)] if values.on_change else [])
-            + values.restart,
-        ))
+        spec.files.append(
+            FileSpec(
+                path=values.path,
+                content=content,
+                owner=values.owner,
+                group=values.group,
+                mode=values.mode,
+                secret=values.secret,
+                reloads=([Reload("command", values.on_change)] if values.on_change else [])
+                + values.restart,
+            )
+        )
 
-    def check_variables_used(self, values: Values, template: str, option: str,
-                             inline: bool = False) -> None:
+    def check_variables_used(
+        self, values: Values, template: str, option: str, inline: bool = False
+    ) -> None:
         """Every option that is not the recipe's own is a template variable: one the template
         never reads is a mistake (most often a misspelled recipe option)."""
         extras = sorted(key for key in values if key not in SCHEMA.options)
@@ -112,21 +138,30 @@ class Recipe(BaseRecipe):
             names = render.names_used(name, search, inline=inline)
         except render.RenderError as error:
             raise ConfigError(self.name, option, str(error)) from None
-        own = [reads for section, reads in names.section_options.items()
-               if section in (self.name, "*") or section.replace("_", "-") == self.name]
+        own = [
+            reads
+            for section, reads in names.section_options.items()
+            if section in (self.name, "*") or section.replace("_", "-") == self.name
+        ]
         if not names.complete or any(reads is None for reads in own):
             return  # an include by a computed name, or this section read whole: cannot tell
         used = set(names.variables).union(*(reads for reads in own if reads is not None))
         for key in extras:
             if key in used or key.replace("-", "_") in used:
                 continue
-            variables = sorted(v for v in names.variables
-                               if v not in ("sections", "settings", "layout"))
+            variables = sorted(
+                v for v in names.variables if v not in ("sections", "settings", "layout")
+            )
             guess = did_you_mean(key, list(SCHEMA.options) + variables)
             if guess:
-                raise ConfigError(self.name, key,
-                                  f"not used by the template (did you mean {guess!r}?)")
+                raise ConfigError(
+                    self.name, key, f"not used by the template (did you mean {guess!r}?)"
+                )
             shown = "inline text" if inline else name
-            raise ConfigError(self.name, key, "not used by the template",
-                              f"an option of the recipe or a variable {shown} uses"
-                              + (f": {', '.join(variables)[:100]}" if variables else ""))
+            raise ConfigError(
+                self.name,
+                key,
+                "not used by the template",
+                f"an option of the recipe or a variable {shown} uses"
+                + (f": {', '.join(variables)[:100]}" if variables else ""),
+            )

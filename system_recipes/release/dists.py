@@ -26,9 +26,20 @@ from ..core.errors import ConfigError
 from .project import canonical
 
 # What a build leaves in a source tree; never copied into the private build copy.
-BUILD_LEFTOVERS = shutil.ignore_patterns(".git", ".venv", ".tox", "build", "dist", "*.egg-info",
-                                         "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache",
-                                         ".hypothesis", "demo-root")
+BUILD_LEFTOVERS = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    ".tox",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    "demo-root",
+)
 
 
 @dataclass(frozen=True)
@@ -62,8 +73,12 @@ def system_recipes_source() -> str:
     checkout = os.path.dirname(package)
     if os.path.exists(os.path.join(checkout, "setup.cfg")):
         return checkout
-    raise ConfigError("release", "system-recipes", "cannot find the system-recipes source tree",
-                      "--system-recipes PATH (a checkout or a wheel)")
+    raise ConfigError(
+        "release",
+        "system-recipes",
+        "cannot find the system-recipes source tree",
+        "--system-recipes PATH (a checkout or a wheel)",
+    )
 
 
 def copy_source(source: str, target: str) -> str:
@@ -88,31 +103,61 @@ def copy_system_recipes(source: str, target: str) -> str:
     return target
 
 
-def build_wheels(requirements: list[str], dists: str, *, find_links: list[str], offline: bool,
-                 cache: str | None, epoch: int, origins: dict[str, str] | None = None) -> None:
+def build_wheels(
+    requirements: list[str],
+    dists: str,
+    *,
+    find_links: list[str],
+    offline: bool,
+    cache: str | None,
+    epoch: int,
+    origins: dict[str, str] | None = None,
+) -> None:
     """``pip wheel`` every requirement into ``dists``. ``origins`` maps the private copies
     being built back to the directories the operator named, for error messages."""
-    command = [sys.executable, "-m", "pip", "wheel", "--wheel-dir", dists, "--progress-bar", "off",
-               "--disable-pip-version-check", "--no-input"]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--wheel-dir",
+        dists,
+        "--progress-bar",
+        "off",
+        "--disable-pip-version-check",
+        "--no-input",
+    ]
     for directory in find_links:
         command += ["--find-links", os.path.abspath(directory)]
     if offline:
         command.append("--no-index")
     if cache:
         command += ["--cache-dir", os.path.abspath(cache)]
-    env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), PYTHONHASHSEED="0", LC_ALL="C.UTF-8",
-               TZ="UTC")
-    result = subprocess.run(command + requirements, capture_output=True, text=True, env=env,
-                            stdin=subprocess.DEVNULL, timeout=900)
+    env = dict(
+        os.environ, SOURCE_DATE_EPOCH=str(epoch), PYTHONHASHSEED="0", LC_ALL="C.UTF-8", TZ="UTC"
+    )
+    result = subprocess.run(
+        command + requirements,
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=900,
+    )
     if result.returncode:
         problem = pip_error(result.stdout + result.stderr)
         for copy, origin in (origins or {}).items():
             problem = problem.replace(copy, origin)
         if " does not build: " in problem:
             raise ConfigError("release", "path", problem, "a project that `pip wheel` builds")
-        raise ConfigError("release", "distributions", problem,
-                          "every distribution from the index or --find-links"
-                          if not offline else "every distribution in --find-links when offline")
+        raise ConfigError(
+            "release",
+            "distributions",
+            problem,
+            "every distribution from the index or --find-links"
+            if not offline
+            else "every distribution in --find-links when offline",
+        )
 
 
 def pip_error(output: str) -> str:
@@ -120,25 +165,54 @@ def pip_error(output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     for line in lines:
         if line.startswith("ERROR: No matching distribution found for"):
-            return line[len("ERROR: "):]
+            return line[len("ERROR: ") :]
     errors = [line for line in lines if line.startswith("ERROR:") and "ignored" not in line]
-    if any("subprocess-exited-with-error" in line or "did not run successfully" in line
-           for line in lines):
+    if any(
+        "subprocess-exited-with-error" in line or "did not run successfully" in line
+        for line in lines
+    ):
         # a build backend failed: its last own words before pip's notes say why
-        backend = [line for line in lines if not line.startswith(("note:", "hint:", "ERROR:",
-                                                                  "╰─>", "×", "│", "error: subprocess",
-                                                                  "[end of output]", "WARNING:",
-                                                                  "See above"))
-                   and not line.startswith(("Processing", "Building", "Collecting", "Installing",
-                                            "Getting requirements", "Preparing", "Saved",
-                                            "Looking in", "Created wheel", "Stored in"))]
+        backend = [
+            line
+            for line in lines
+            if not line.startswith(
+                (
+                    "note:",
+                    "hint:",
+                    "ERROR:",
+                    "╰─>",
+                    "×",
+                    "│",
+                    "error: subprocess",
+                    "[end of output]",
+                    "WARNING:",
+                    "See above",
+                )
+            )
+            and not line.startswith(
+                (
+                    "Processing",
+                    "Building",
+                    "Collecting",
+                    "Installing",
+                    "Getting requirements",
+                    "Preparing",
+                    "Saved",
+                    "Looking in",
+                    "Created wheel",
+                    "Stored in",
+                )
+            )
+        ]
         reason = backend[-1] if backend else "the build backend failed"
-        project = next((m.group(1) for line in lines
-                        for m in [re.search(r"Processing (\S+)", line)] if m), "a project")
+        project = next(
+            (m.group(1) for line in lines for m in [re.search(r"Processing (\S+)", line)] if m),
+            "a project",
+        )
         return f"{project} does not build: {reason}"
     if errors:
-        return errors[-1][len("ERROR: "):]
-    return (lines[-1] if lines else "pip wheel failed")
+        return errors[-1][len("ERROR: ") :]
+    return lines[-1] if lines else "pip wheel failed"
 
 
 def digest(path: str) -> str:
@@ -153,11 +227,13 @@ def inventory(dists: str) -> list[Dist]:
     found = []
     for filename in sorted(os.listdir(dists)):
         if not filename.endswith(".whl"):
-            raise ConfigError("release", "distributions", f"{filename} is not a wheel",
-                              "wheels only")
+            raise ConfigError(
+                "release", "distributions", f"{filename} is not a wheel", "wheels only"
+            )
         name, version = filename.split("-")[:2]
-        found.append(Dist(filename, canonical(name), version,
-                          digest(os.path.join(dists, filename))))
+        found.append(
+            Dist(filename, canonical(name), version, digest(os.path.join(dists, filename)))
+        )
     return found
 
 
@@ -177,20 +253,30 @@ def wheel_metadata(path: str) -> Metadata:
                 elif section == "console_scripts" and "=" in line:
                     scripts.append(line.split("=", 1)[0].strip())
     license_text = message.get("License-Expression") or message.get("License") or "unknown"
-    urls = [message.get("Home-page") or ""] + [u.partition(",")[2]
-                                                for u in message.get_all("Project-URL") or []]
-    return Metadata(message["Name"], message["Version"],
-                    (message.get("Summary") or message["Name"]).strip(),
-                    license_text.strip().splitlines()[0], message.get("Requires-Python") or "",
-                    tuple(sorted(scripts)), next((u.strip() for u in urls if u.strip()), ""))
+    urls = [message.get("Home-page") or ""] + [
+        u.partition(",")[2] for u in message.get_all("Project-URL") or []
+    ]
+    return Metadata(
+        message["Name"],
+        message["Version"],
+        (message.get("Summary") or message["Name"]).strip(),
+        license_text.strip().splitlines()[0],
+        message.get("Requires-Python") or "",
+        tuple(sorted(scripts)),
+        next((u.strip() for u in urls if u.strip()), ""),
+    )
 
 
 def find(dists: list[Dist], name: str) -> Dist:
     for dist in dists:
         if dist.name == canonical(name):
             return dist
-    raise ConfigError("release", "distributions", f"no wheel of {name} was built",
-                      f"{name} among the resolved distributions")
+    raise ConfigError(
+        "release",
+        "distributions",
+        f"no wheel of {name} was built",
+        f"{name} among the resolved distributions",
+    )
 
 
 def requirements_text(dists: list[Dist]) -> str:

@@ -28,8 +28,9 @@ class Project:
 
 def check_version(version: str, section: str = "project", option: str = "version") -> str:
     if not VERSION.match(version):
-        raise ConfigError(section, option, f"{version!r} is not a release version",
-                          VERSION_EXPECTED)
+        raise ConfigError(
+            section, option, f"{version!r} is not a release version", VERSION_EXPECTED
+        )
     return version
 
 
@@ -41,13 +42,21 @@ def canonical(name: str) -> str:
 def load(path: str) -> Project:
     path = os.path.abspath(path)
     if not os.path.isdir(path):
-        raise ConfigError("release", "path", f"{path} is not a directory",
-                          "a Python project or an application buildout directory")
+        raise ConfigError(
+            "release",
+            "path",
+            f"{path} is not a directory",
+            "a Python project or an application buildout directory",
+        )
     buildout = None
     if not os.path.exists(os.path.join(path, "pyproject.toml")):
         if not os.path.exists(os.path.join(path, "buildout.cfg")):
-            raise ConfigError("release", "path", f"{path} has no pyproject.toml or buildout.cfg",
-                              "a Python project or an application buildout directory")
+            raise ConfigError(
+                "release",
+                "path",
+                f"{path} has no pyproject.toml or buildout.cfg",
+                "a Python project or an application buildout directory",
+            )
         buildout, path = path, _developed(path)
     return _read_pyproject(path, buildout)
 
@@ -58,16 +67,25 @@ def _developed(buildout: str) -> str:
     try:
         parser.read(os.path.join(buildout, "buildout.cfg"), encoding="utf-8")
     except configparser.Error as error:
-        raise ConfigError("release", "path", f"{buildout}/buildout.cfg: {error}".splitlines()[0],
-                          "an application buildout") from None
+        raise ConfigError(
+            "release",
+            "path",
+            f"{buildout}/buildout.cfg: {error}".splitlines()[0],
+            "an application buildout",
+        ) from None
     develop = parser.get("buildout", "develop", fallback="").split()
     if not develop:
-        raise ConfigError("buildout", "develop", f"{buildout}/buildout.cfg develops no project",
-                          "the application's project directory")
+        raise ConfigError(
+            "buildout",
+            "develop",
+            f"{buildout}/buildout.cfg develops no project",
+            "the application's project directory",
+        )
     project = os.path.normpath(os.path.join(buildout, develop[0]))
     if not os.path.exists(os.path.join(project, "pyproject.toml")):
-        raise ConfigError("buildout", "develop", f"{project} has no pyproject.toml",
-                          "a Python project directory")
+        raise ConfigError(
+            "buildout", "develop", f"{project} has no pyproject.toml", "a Python project directory"
+        )
     return project
 
 
@@ -77,21 +95,28 @@ def _read_pyproject(directory: str, buildout: str | None) -> Project:
         with open(where, "rb") as stream:
             data = tomllib.load(stream)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError("release", "path", f"{where}: invalid TOML: {error}",
-                          "a pyproject.toml") from None
+        raise ConfigError(
+            "release", "path", f"{where}: invalid TOML: {error}", "a pyproject.toml"
+        ) from None
     project = data.get("project")
     if not isinstance(project, dict) or not isinstance(project.get("name"), str):
-        raise ConfigError("project", "name", f"{where} names no project",
-                          "a [project] table with a name")
+        raise ConfigError(
+            "project", "name", f"{where} names no project", "a [project] table with a name"
+        )
     name = project["name"]
     if not NAME.match(name):
-        raise ConfigError("project", "name", f"{name!r} is not a distribution name",
-                          "letters, digits and ._-")
+        raise ConfigError(
+            "project", "name", f"{name!r} is not a distribution name", "letters, digits and ._-"
+        )
     version = project.get("version")
     if version is None:
         if "version" not in project.get("dynamic", []):
-            raise ConfigError("project", "version", f"{where} has no version",
-                              "version = \"1.0\" or a dynamic version")
+            raise ConfigError(
+                "project",
+                "version",
+                f"{where} has no version",
+                'version = "1.0" or a dynamic version',
+            )
     else:
         check_version(str(version))
     return Project(directory, name, None if version is None else str(version), buildout)

@@ -45,18 +45,31 @@ def read_release(tarball: str) -> tuple[dict, str, int]:
     SOURCE_DATE_EPOCH it was made with)."""
     try:
         with tarfile.open(tarball, "r:gz") as archive:
-            member = next((m for m in archive.getmembers()
-                           if m.isfile() and m.name.count("/") == 1
-                           and m.name.endswith("/release.json")), None)
+            member = next(
+                (
+                    m
+                    for m in archive.getmembers()
+                    if m.isfile() and m.name.count("/") == 1 and m.name.endswith("/release.json")
+                ),
+                None,
+            )
             if member is None:
-                raise ConfigError("rpm", "tarball", f"{tarball} has no release.json",
-                                  "a tarball from `system-recipes release`")
+                raise ConfigError(
+                    "rpm",
+                    "tarball",
+                    f"{tarball} has no release.json",
+                    "a tarball from `system-recipes release`",
+                )
             stream = archive.extractfile(member)
             assert stream is not None  # a regular member (isfile above) has content
             return json.load(stream), member.name.split("/")[0], int(member.mtime)
     except (OSError, tarfile.TarError, ValueError) as error:
-        raise ConfigError("rpm", "tarball", f"{tarball}: cannot read: {error}",
-                          "a tarball from `system-recipes release`") from None
+        raise ConfigError(
+            "rpm",
+            "tarball",
+            f"{tarball}: cannot read: {error}",
+            "a tarball from `system-recipes release`",
+        ) from None
 
 
 def _check(option: str, value: str, pattern: re.Pattern, expected: str) -> str:
@@ -65,43 +78,85 @@ def _check(option: str, value: str, pattern: re.Pattern, expected: str) -> str:
     return value
 
 
-def spec_context(release: dict, tarball: str, top: str, *, epoch: int, name=None,
-                 version=None, release_number=None, summary=None, license=None, prefix=None,
-                 host_config=None, python=None, requires=None, url=None) -> dict:
+def spec_context(
+    release: dict,
+    tarball: str,
+    top: str,
+    *,
+    epoch: int,
+    name=None,
+    version=None,
+    release_number=None,
+    summary=None,
+    license=None,
+    prefix=None,
+    host_config=None,
+    python=None,
+    requires=None,
+    url=None,
+) -> dict:
     name = _check("name", name or release["name"], RPM_NAME, "letters, digits and ._+-")
-    version = _check("version", version or release["version"], RPM_VERSION,
-                     "letters, digits and ._+~^ (no '-')")
-    release_number = _check("release", release_number or "1", RPM_VERSION,
-                            "letters, digits and ._+~^ (no '-'), e.g. 1 or 2.el9")
-    prefix = _check("prefix", (prefix or f"/opt/{name}").rstrip("/"), PLAIN_PATH,
-                    "an absolute path of letters, digits and ._+-")
-    host_config = _check("host-config", host_config or f"/etc/{name}/host.cfg", PLAIN_PATH,
-                         "an absolute path of letters, digits and ._+-")
-    python = _check("python", python or "/usr/bin/python3", PLAIN_PATH,
-                    "the absolute path of a Python interpreter")
+    version = _check(
+        "version", version or release["version"], RPM_VERSION, "letters, digits and ._+~^ (no '-')"
+    )
+    release_number = _check(
+        "release",
+        release_number or "1",
+        RPM_VERSION,
+        "letters, digits and ._+~^ (no '-'), e.g. 1 or 2.el9",
+    )
+    prefix = _check(
+        "prefix",
+        (prefix or f"/opt/{name}").rstrip("/"),
+        PLAIN_PATH,
+        "an absolute path of letters, digits and ._+-",
+    )
+    host_config = _check(
+        "host-config",
+        host_config or f"/etc/{name}/host.cfg",
+        PLAIN_PATH,
+        "an absolute path of letters, digits and ._+-",
+    )
+    python = _check(
+        "python",
+        python or "/usr/bin/python3",
+        PLAIN_PATH,
+        "the absolute path of a Python interpreter",
+    )
     # install.sh refuses an interpreter of another version than the release's wheels
-    abi = _check("python", str(release.get("python", "")), PYTHON_VERSION,
-                 "release.json naming the Python version of the release, e.g. 3.11")
+    abi = _check(
+        "python",
+        str(release.get("python", "")),
+        PYTHON_VERSION,
+        "release.json naming the Python version of the release, e.g. 3.11",
+    )
     return {
-        "name": name, "version": version, "release": release_number,
+        "name": name,
+        "version": version,
+        "release": release_number,
         "summary": _one_line("summary", summary or release.get("summary") or name),
         "url": _url(url if url is not None else release.get("url") or ""),
         "license": _one_line("license", license or release.get("license") or "unknown"),
-        "requires": [_one_line("requires", r) for r in (requires if requires is not None
-                                                        else [f"python(abi) = {abi}"])],
-        "prefix": prefix, "host_config": host_config, "python": python,
-        "tarball": os.path.basename(tarball), "source_directory": top,
+        "requires": [
+            _one_line("requires", r)
+            for r in (requires if requires is not None else [f"python(abi) = {abi}"])
+        ],
+        "prefix": prefix,
+        "host_config": host_config,
+        "python": python,
+        "tarball": os.path.basename(tarball),
+        "source_directory": top,
         "epoch": epoch,
-        "changelog_date": time.strftime("%a %b %d %Y",
-                                        time.gmtime(max(epoch, CHANGELOG_EPOCH))),
+        "changelog_date": time.strftime("%a %b %d %Y", time.gmtime(max(epoch, CHANGELOG_EPOCH))),
         "release_info": release,
     }
 
 
 def _url(value: str) -> str:
     if value and not URL.match(value):
-        raise ConfigError("rpm", "url", f"{value[:100]!r} is not usable",
-                          "an http(s) URL without spaces or %")
+        raise ConfigError(
+            "rpm", "url", f"{value[:100]!r} is not usable", "an http(s) URL without spaces or %"
+        )
     return value
 
 
@@ -139,8 +194,7 @@ def build_rpm(tarball: str, output: str = ".", *, template: str | None = None, *
     try:
         built = _rpmbuild(topdir, spec, tarball, context)
         target = os.path.join(output, os.path.basename(built))
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(built)}.",
-                                                 dir=output)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(built)}.", dir=output)
         os.close(descriptor)
         try:
             shutil.copyfile(built, temporary)
@@ -174,14 +228,29 @@ def _rpmbuild(topdir: str, spec_text: str, tarball: str, context: dict) -> str:
     command = ["rpmbuild", "-bb"]
     for key, value in defines.items():
         command += ["--define", f"{key} {value}"]
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": os.path.join(topdir, "home"),
-           "LC_ALL": "C", "TZ": "UTC", "SOURCE_DATE_EPOCH": str(epoch)}
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": os.path.join(topdir, "home"),
+        "LC_ALL": "C",
+        "TZ": "UTC",
+        "SOURCE_DATE_EPOCH": str(epoch),
+    }
     try:
-        result = subprocess.run(command + [spec], capture_output=True, text=True, env=env,
-                                stdin=subprocess.DEVNULL, timeout=900)
+        result = subprocess.run(
+            command + [spec],
+            capture_output=True,
+            text=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            timeout=900,
+        )
     except FileNotFoundError:
-        raise ConfigError("rpm", "rpmbuild", "rpmbuild is not installed",
-                          "rpmbuild on PATH (the rpm-build package)") from None
+        raise ConfigError(
+            "rpm",
+            "rpmbuild",
+            "rpmbuild is not installed",
+            "rpmbuild on PATH (the rpm-build package)",
+        ) from None
     built = glob.glob(os.path.join(topdir, "RPMS", "*", "*.rpm"))
     if result.returncode or len(built) != 1:
         raise ConfigError("rpm", "rpmbuild", f"the build failed: {_rpmbuild_error(result)}")
@@ -189,11 +258,13 @@ def _rpmbuild(topdir: str, spec_text: str, tarball: str, context: dict) -> str:
 
 
 def _rpmbuild_error(result: subprocess.CompletedProcess) -> str:
-    lines = [line.strip() for line in (result.stdout + result.stderr).splitlines()
-             if line.strip()]
+    lines = [line.strip() for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     for prefix in ("install.sh:", "error: line", "error:"):
-        found = [line for line in lines if line.startswith(prefix)
-                 and not line.startswith("error: Bad exit status")]
+        found = [
+            line
+            for line in lines
+            if line.startswith(prefix) and not line.startswith("error: Bad exit status")
+        ]
         if found:
             return found[0]
     return lines[-1] if lines else f"rpmbuild exited {result.returncode}"

@@ -39,8 +39,12 @@ def source_date_epoch() -> int:
     if not text:
         return DEFAULT_EPOCH
     if not text.isdigit() or int(text) < DEFAULT_EPOCH:
-        raise ConfigError("release", "SOURCE_DATE_EPOCH", f"{text!r} is not usable",
-                          f"seconds since 1970, at least {DEFAULT_EPOCH} (zip's earliest time)")
+        raise ConfigError(
+            "release",
+            "SOURCE_DATE_EPOCH",
+            f"{text!r} is not usable",
+            f"seconds since 1970, at least {DEFAULT_EPOCH} (zip's earliest time)",
+        )
     return int(text)
 
 
@@ -51,51 +55,97 @@ def output_directory(command: str, output: str) -> str:
     try:
         os.makedirs(output, exist_ok=True)
     except OSError as error:
-        raise ConfigError(command, "output", f"{output}: {error.strerror}",
-                          "a directory, or a path where one can be created") from None
+        raise ConfigError(
+            command,
+            "output",
+            f"{output}: {error.strerror}",
+            "a directory, or a path where one can be created",
+        ) from None
     return output
 
 
-def build_release(path: str, output: str = ".", *, find_links: list[str] | None = None,
-                  offline: bool = False, system_recipes: str | None = None,
-                  cache: str | None = None) -> str:
+def build_release(
+    path: str,
+    output: str = ".",
+    *,
+    find_links: list[str] | None = None,
+    offline: bool = False,
+    system_recipes: str | None = None,
+    cache: str | None = None,
+) -> str:
     """Build ``OUTPUT/NAME-VERSION.tar.gz`` from the project or buildout at ``path``; return it."""
     project = load(path)
     epoch = source_date_epoch()
     if system_recipes and not os.path.exists(system_recipes):
-        raise ConfigError("release", "system-recipes", f"{system_recipes} does not exist",
-                          "a system-recipes checkout or wheel")
+        raise ConfigError(
+            "release",
+            "system-recipes",
+            f"{system_recipes} does not exist",
+            "a system-recipes checkout or wheel",
+        )
     output = output_directory("release", output)
     work = tempfile.mkdtemp(prefix="system-recipes-release-")
     try:
-        return _build(project, output, work, find_links or [], offline,
-                      system_recipes or dist_tools.system_recipes_source(), cache, epoch)
+        return _build(
+            project,
+            output,
+            work,
+            find_links or [],
+            offline,
+            system_recipes or dist_tools.system_recipes_source(),
+            cache,
+            epoch,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _build(project: Project, output: str, work: str, find_links: list[str], offline: bool,
-           system_recipes: str, cache: str | None, epoch: int) -> str:
+def _build(
+    project: Project,
+    output: str,
+    work: str,
+    find_links: list[str],
+    offline: bool,
+    system_recipes: str,
+    cache: str | None,
+    epoch: int,
+) -> str:
     sources = os.path.join(work, "src")
     application = dist_tools.copy_source(project.directory, os.path.join(sources, "application"))
     origins = {application: project.directory}
     if os.path.isdir(system_recipes):
-        copy = dist_tools.copy_system_recipes(system_recipes,
-                                              os.path.join(sources, "system-recipes"))
+        copy = dist_tools.copy_system_recipes(
+            system_recipes, os.path.join(sources, "system-recipes")
+        )
         origins[copy], system_recipes = system_recipes, copy
     dists_dir = os.path.join(work, "dists")
     os.makedirs(dists_dir)
-    requirements = [application, system_recipes, f"zc.buildout=={installed_version('zc.buildout')}",
-                    "pip"]
-    dist_tools.build_wheels(requirements, dists_dir, find_links=find_links, offline=offline,
-                            cache=cache, epoch=epoch, origins=origins)
+    requirements = [
+        application,
+        system_recipes,
+        f"zc.buildout=={installed_version('zc.buildout')}",
+        "pip",
+    ]
+    dist_tools.build_wheels(
+        requirements,
+        dists_dir,
+        find_links=find_links,
+        offline=offline,
+        cache=cache,
+        epoch=epoch,
+        origins=origins,
+    )
     dists = dist_tools.inventory(dists_dir)
     app = dist_tools.find(dists, project.name)
     meta = dist_tools.wheel_metadata(os.path.join(dists_dir, app.filename))
     check_version(meta.version)
     if project.version is not None and meta.version != project.version:
-        raise ConfigError("project", "version", f"{project.version!r} builds as {meta.version!r}",
-                          "the version in its normalized form")
+        raise ConfigError(
+            "project",
+            "version",
+            f"{project.version!r} builds as {meta.version!r}",
+            "the version in its normalized form",
+        )
     dist_tools.find(dists, "system-recipes")
     pip = dist_tools.find(dists, "pip")
 
@@ -111,16 +161,25 @@ def _build(project: Project, output: str, work: str, find_links: list[str], offl
         "python": python,
         "requires_python": meta.requires_python,
         "scripts": list(meta.scripts),
-        "distributions": [{"file": d.filename, "name": d.name, "version": d.version,
-                           "sha256": d.sha256} for d in dists],
+        "distributions": [
+            {"file": d.filename, "name": d.name, "version": d.version, "sha256": d.sha256}
+            for d in dists
+        ],
         "buildout": project.buildout is not None,
     }
     try:
-        install = render(INSTALL_TEMPLATE, {
-            "name": name, "version": meta.version, "python": python,
-            "python_tuple": f"{sys.version_info[0]}, {sys.version_info[1]}",
-            "pip_wheel": pip.filename, "pip_sha256": pip.sha256,
-        }, (packaged_templates(),))
+        install = render(
+            INSTALL_TEMPLATE,
+            {
+                "name": name,
+                "version": meta.version,
+                "python": python,
+                "python_tuple": f"{sys.version_info[0]}, {sys.version_info[1]}",
+                "pip_wheel": pip.filename,
+                "pip_sha256": pip.sha256,
+            },
+            (packaged_templates(),),
+        )
     except RenderError as error:
         raise ConfigError("release", "template", f"{INSTALL_TEMPLATE}: {error}") from None
 
@@ -153,8 +212,9 @@ def _buildout_files(directory: str) -> dict[str, tuple[str, int]]:
     return found
 
 
-def write_archive(target: str, top: str, files: dict[str, tuple[bytes | str, int]],
-                  epoch: int) -> None:
+def write_archive(
+    target: str, top: str, files: dict[str, tuple[bytes | str, int]], epoch: int
+) -> None:
     """A reproducible .tar.gz of ``files`` ({relative path: (bytes or source path, mode)}) under
     ``top/``, written to a temporary name in the same directory and renamed at the end."""
     directories = {top}
@@ -162,15 +222,19 @@ def write_archive(target: str, top: str, files: dict[str, tuple[bytes | str, int
         parts = relative.split("/")[:-1]
         for depth in range(1, len(parts) + 1):
             directories.add(top + "/" + "/".join(parts[:depth]))
-    entries = sorted([(d, None, 0o755) for d in directories]
-                     + [(f"{top}/{rel}", content, mode) for rel, (content, mode) in files.items()])
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.",
-                                             dir=os.path.dirname(target))
+    entries = sorted(
+        [(d, None, 0o755) for d in directories]
+        + [(f"{top}/{rel}", content, mode) for rel, (content, mode) in files.items()]
+    )
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{os.path.basename(target)}.", dir=os.path.dirname(target)
+    )
     try:
-        with os.fdopen(descriptor, "wb") as raw, \
-                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                              compresslevel=9) as zipped, \
-                tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        with (
+            os.fdopen(descriptor, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as zipped,
+            tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive,
+        ):
             for name, content, mode in entries:
                 info = tarfile.TarInfo(name)
                 info.mtime, info.mode = epoch, mode

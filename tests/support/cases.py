@@ -17,7 +17,9 @@ from support.paths import BASE_CFG, REPO
 
 CASES = os.path.join(REPO, "tests", "recipes")
 MARKER = re.compile(r"^==> (.+) <==$")
-ATTRIBUTES = re.compile(r"^(?P<path>/\S*?)(?: (?P<mode>[0-7]{4}) (?P<owner>[^:\s]+):(?P<group>\S+))?$")
+ATTRIBUTES = re.compile(
+    r"^(?P<path>/\S*?)(?: (?P<mode>[0-7]{4}) (?P<owner>[^:\s]+):(?P<group>\S+))?$"
+)
 SECTION = re.compile(r"^\[([^\]]+)\]\s*$")
 MARKS = re.compile(r"^# marks: ([\w ]+?)(?: \(.*\))?$")  # "# marks: sandbox (why)"
 # programs the cases' commands may name: present below every case root
@@ -53,11 +55,11 @@ def discover() -> list[str]:
 def parse(path: str) -> Case:
     with open(path, encoding="utf-8") as stream:
         lines = stream.read().splitlines(keepends=True)
-    name = os.path.relpath(path, CASES)[:-len(".cfg")]
+    name = os.path.relpath(path, CASES)[: -len(".cfg")]
     starts = [i for i, line in enumerate(lines) if MARKER.match(line.rstrip("\n"))]
     if not starts:
         raise ValueError(f"{path}: no ==> ... <== block (expected files or an error)")
-    text = "".join(lines[:starts[0]])
+    text = "".join(lines[: starts[0]])
     parts = []
     current = None
     for line in text.splitlines():
@@ -74,7 +76,7 @@ def parse(path: str) -> Case:
     for index, start in enumerate(starts):
         what = MARKER.match(lines[start].rstrip("\n")).group(1)
         end = starts[index + 1] if index + 1 < len(starts) else len(lines)
-        body = "".join(lines[start + 1:end])
+        body = "".join(lines[start + 1 : end])
         if what == "error":
             if case.expected or case.error is not None or body.count("\n") != 1:
                 raise ValueError(f"{path}: ==> error <== stands alone, with one line")
@@ -88,11 +90,17 @@ def parse(path: str) -> Case:
             continue
         match = ATTRIBUTES.match(what)
         if not match:
-            raise ValueError(f"{path}: {what!r}: expected PATH, PATH/, PATH MODE OWNER:GROUP, "
-                             "PATH -> TARGET or error")
+            raise ValueError(
+                f"{path}: {what!r}: expected PATH, PATH/, PATH MODE OWNER:GROUP, "
+                "PATH -> TARGET or error"
+            )
         mode = int(match.group("mode"), 8) if match.group("mode") else None
-        entry = Expected(match.group("path").rstrip("/") or "/", mode=mode,
-                         owner=match.group("owner"), group=match.group("group"))
+        entry = Expected(
+            match.group("path").rstrip("/") or "/",
+            mode=mode,
+            owner=match.group("owner"),
+            group=match.group("group"),
+        )
         if match.group("path").endswith("/"):
             if body:
                 raise ValueError(f"{path}: {what}: a directory has no content")
@@ -141,6 +149,8 @@ def host_config(case: Case, root: str, directory: str) -> str:
         stream.write(f"[system-recipes]\nroot = {root}\n")
     config = os.path.join(directory, "host.cfg")
     with open(config, "w", encoding="utf-8") as stream:
-        stream.write(f"[buildout]\nextends = {BASE_CFG} {settings}\nparts = {' '.join(case.parts)}\n"
-                     + case.text)
+        stream.write(
+            f"[buildout]\nextends = {BASE_CFG} {settings}\nparts = {' '.join(case.parts)}\n"
+            + case.text
+        )
     return config

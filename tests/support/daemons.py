@@ -34,6 +34,7 @@ def running_pid(sandbox, name: str, timeout: float = 20) -> int:
 
 def ask(sandbox, port: int, command: str) -> tuple[int, str]:
     """check_nrpe against the sandbox's NRPE on ``port``: its exit status and output."""
-    result = sandbox.run([CHECK_NRPE, "-H", "127.0.0.1", "-p", str(port), "-c", command],
-                         timeout=30)
+    result = sandbox.run(
+        [CHECK_NRPE, "-H", "127.0.0.1", "-p", str(port), "-c", command], timeout=30
+    )
     return result.returncode, result.stdout.strip()

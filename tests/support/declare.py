@@ -13,8 +13,9 @@ class FakeBuildout(dict):
     """Just enough of a buildout for recipes' ``__init__`` and a run: its sections."""
 
 
-def fake_run(root: str, parts: str, mode: str = "plan", **settings: str
-             ) -> tuple[FakeBuildout, run.Run]:
+def fake_run(
+    root: str, parts: str, mode: str = "plan", **settings: str
+) -> tuple[FakeBuildout, run.Run]:
     """A buildout whose ``[system-recipes]`` puts the host below ``root``, and its run."""
     buildout = FakeBuildout()
     buildout["buildout"] = {"directory": root, "parts": parts}

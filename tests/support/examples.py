@@ -22,8 +22,14 @@ import zc.buildout.configparser
 from support.paths import BASE_CFG, REPO
 from support.rpmbuild import force_debian
 
-DOCUMENTS = ["README.md", *sorted(os.path.relpath(p, REPO) for p in glob.glob(
-    os.path.join(REPO, "docs", "**", "*.md"), recursive=True)), "profiles/README.md"]
+DOCUMENTS = [
+    "README.md",
+    *sorted(
+        os.path.relpath(p, REPO)
+        for p in glob.glob(os.path.join(REPO, "docs", "**", "*.md"), recursive=True)
+    ),
+    "profiles/README.md",
+]
 FENCES = ("ini", "cfg")
 #: ``extends = .../profiles/X.cfg`` (an installed copy, or relative to the profiles): this
 #: checkout's profiles stand for it
@@ -32,8 +38,9 @@ EXTENDS = re.compile(r"^(extends[ \t]*=[ \t]*)\S*?((?:roles/|hosts/)?[\w.-]+\.cf
 EXCERPT_OF = re.compile(r"\]\([^)]*?profiles/((?:roles/|hosts/)?[\w.-]+\.cfg)\)")
 REFERENCE = re.compile(r"\$\{([\w.-]+):[\w.-]+\}")
 #: rpm's own database (Debian's rpm keeps it in ~/.rpmdb): a package without ``dbpath`` reads it
-DEFAULT_DBPATH = subprocess.run(["rpm", "--eval", "%_dbpath"], capture_output=True,
-                                text=True).stdout.strip()
+DEFAULT_DBPATH = subprocess.run(
+    ["rpm", "--eval", "%_dbpath"], capture_output=True, text=True
+).stdout.strip()
 PROGRAM = re.compile(r"(?<![\w$}])(/opt/[\w.-]+/bin/[\w.-]+)")
 
 
@@ -67,8 +74,9 @@ class Example:
     def needs_package(self) -> bool:
         """The example reads the facts of the example application's RPM (package ``shop``)."""
         text = self.profile_text()
-        return bool(re.search(r"^package\s*=\s*shop\b|recipe\s*=\s*system_recipes:package",
-                              text, re.M))
+        return bool(
+            re.search(r"^package\s*=\s*shop\b|recipe\s*=\s*system_recipes:package", text, re.M)
+        )
 
     def needs_root(self) -> bool:
         """rpm installs below a root only as root; nagios4 -v reads root's resource.cfg."""
@@ -121,8 +129,13 @@ def document_examples() -> list[Example]:
             if line.startswith("```"):
                 if fence in FENCES:
                     excerpt = EXCERPT_OF.findall("\n".join(prose[-6:]))
-                    found.append(Example(f"{document} line {start}", "\n".join(block) + "\n",
-                                         excerpt[-1] if excerpt else None))
+                    found.append(
+                        Example(
+                            f"{document} line {start}",
+                            "\n".join(block) + "\n",
+                            excerpt[-1] if excerpt else None,
+                        )
+                    )
                 fence, prose = None, []
                 continue
             block.append(line)
@@ -165,13 +178,18 @@ def host_config(example: Example, root: str, directory: str) -> str:
             stream.write(body)
         text = f"[buildout]\nextends = {inner} {settings}\n"
     else:
-        missing = sorted({m.group(1) for m in REFERENCE.finditer(body)} - set(read)
-                         - {"buildout", "system-recipes"})
+        missing = sorted(
+            {m.group(1) for m in REFERENCE.finditer(body)}
+            - set(read)
+            - {"buildout", "system-recipes"}
+        )
         # a ${app:...} of a section the example does not define: an application's deployment
         extra = "".join(f"\n[{name}]\nrecipe = system_recipes:deployment\n" for name in missing)
         body += extra
-        text = (f"[buildout]\nextends = {BASE_CFG} {settings}\n"
-                f"parts = {' '.join(parts_of(body))}\n" + body)
+        text = (
+            f"[buildout]\nextends = {BASE_CFG} {settings}\n"
+            f"parts = {' '.join(parts_of(body))}\n" + body
+        )
     config = os.path.join(directory, "host.cfg")
     with open(config, "w", encoding="utf-8") as stream:
         stream.write(text)
@@ -205,10 +223,12 @@ def install_references(example: Example, root: str, rpm: str | None) -> None:
     stand-in program for each /opt/NAME/bin/PROGRAM it names that nothing installs."""
     if rpm is not None:  # in the database the roles name, and in rpm's own (~/.rpmdb here)
         for dbpath in dict.fromkeys(("/var/lib/rpm", DEFAULT_DBPATH)):
-            command = ["rpm", "--root", root, "--dbpath", dbpath, "-i", "--nodeps",
-                       "--noscripts"]
-            subprocess.run(command + (["--force-debian"] if force_debian() else []) + [rpm],
-                           check=True, capture_output=True)
+            command = ["rpm", "--root", root, "--dbpath", dbpath, "-i", "--nodeps", "--noscripts"]
+            subprocess.run(
+                command + (["--force-debian"] if force_debian() else []) + [rpm],
+                check=True,
+                capture_output=True,
+            )
     for program in PROGRAM.findall(example.text):
         below = os.path.join(root, program.lstrip("/"))
         if not os.path.exists(below):

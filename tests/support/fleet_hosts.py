@@ -107,15 +107,18 @@ class TestHost:
             command = ["sh", "-c", command]
         return ["nsenter", "-t", str(self.pid), "-n", "-m", "-u", "--", *command]
 
-    def run(self, command: list[str] | str, check: bool = True, **kwargs
-            ) -> subprocess.CompletedProcess:
+    def run(
+        self, command: list[str] | str, check: bool = True, **kwargs
+    ) -> subprocess.CompletedProcess:
         kwargs.setdefault("capture_output", True)
         kwargs.setdefault("text", True)
         kwargs.setdefault("timeout", 120)
         result = subprocess.run(self.command(command), **kwargs)
         if check and result.returncode:
-            raise AssertionError(f"{self.name}: {command!r} exited {result.returncode}:\n"
-                                 f"{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"{self.name}: {command!r} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def path(self, host_path: str) -> str:
@@ -142,22 +145,34 @@ class TestHost:
             self.process.kill()
         self.process.wait()
 
-    def add_user(self, user: str, sudo: str | None = None, client_key: str = "",
-                 entry_point: str = ENTRY_POINT) -> None:
+    def add_user(
+        self,
+        user: str,
+        sudo: str | None = None,
+        client_key: str = "",
+        entry_point: str = ENTRY_POINT,
+    ) -> None:
         """An account ``user`` that the test's key logs in to; ``sudo``: ``"nopasswd"`` (the
         one rule fleet-host needs), ``"password"`` (the same rule, asking for a password) or
         None (no rule at all)."""
         home = f"/var/lib/{user}"  # below an overlay: /home is the machine's
-        script = [f"id -u {user} >/dev/null 2>&1 || useradd -d {home} -m -s /bin/sh {user}",
-                  # a locked account ('!') is refused by an sshd without PAM
-                  f"usermod -p '*' {user}",
-                  f"mkdir -p {home}/.ssh", f"cp {client_key}.pub {home}/.ssh/authorized_keys",
-                  f"chown -R {user}: {home}/.ssh", f"chmod 0700 {home}/.ssh",
-                  f"rm -f /etc/sudoers.d/{user}"]
+        script = [
+            f"id -u {user} >/dev/null 2>&1 || useradd -d {home} -m -s /bin/sh {user}",
+            # a locked account ('!') is refused by an sshd without PAM
+            f"usermod -p '*' {user}",
+            f"mkdir -p {home}/.ssh",
+            f"cp {client_key}.pub {home}/.ssh/authorized_keys",
+            f"chown -R {user}: {home}/.ssh",
+            f"chmod 0700 {home}/.ssh",
+            f"rm -f /etc/sudoers.d/{user}",
+        ]
         if sudo is not None:
             tag = "NOPASSWD: " if sudo == "nopasswd" else ""
             rule = f"{user} ALL=(root) {tag}{entry_point} fleet-host *"
-            script += [f"echo '{rule}' > /etc/sudoers.d/{user}", f"chmod 0440 /etc/sudoers.d/{user}"]
+            script += [
+                f"echo '{rule}' > /etc/sudoers.d/{user}",
+                f"chmod 0440 /etc/sudoers.d/{user}",
+            ]
         self.run(" && ".join(script))
 
 
@@ -203,8 +218,11 @@ class TestHosts:
         """Every link and namespace this fixture created that still exists."""
         links = ip("-o", "link", "show", check=False).stdout
         namespaces = ip("netns", "list", check=False).stdout
-        found = [word.split("@")[0].rstrip(":") for line in (links + namespaces).splitlines()
-                 for word in line.split()[:2]]
+        found = [
+            word.split("@")[0].rstrip(":")
+            for line in (links + namespaces).splitlines()
+            for word in line.split()[:2]
+        ]
         return sorted({name for name in found if name.startswith(f"srf{self.suffix}")})
 
     def close(self) -> None:
@@ -284,9 +302,12 @@ def free_subnet() -> ipaddress.IPv4Network:
     raise RuntimeError("no free 10.77.X.0/24 subnet")
 
 
-def make_fleet_hosts(count: int = 4, names: list[str] | None = None,
-                     subnet: str | None = None, addresses: dict[str, str] | None = None
-                     ) -> TestHosts:
+def make_fleet_hosts(
+    count: int = 4,
+    names: list[str] | None = None,
+    subnet: str | None = None,
+    addresses: dict[str, str] | None = None,
+) -> TestHosts:
     """``count`` hosts named ``names`` (default host1...) at .11, .12... of ``subnet`` (default:
     a free 10.77.X.0/24), or exactly ``addresses`` (name -> address in one /24, as a model's
     hosts have them); the controller is .1 on the bridge. Call ``close()`` when done."""
@@ -297,18 +318,33 @@ def make_fleet_hosts(count: int = 4, names: list[str] | None = None,
     names = names or [f"host{i + 1}" for i in range(count)]
     net = ipaddress.ip_network(subnet) if subnet else free_subnet()
     if subnet and f"{str(net.network_address).rsplit('.', 1)[0]}." in (
-            ip("-4", "-o", "addr", check=False).stdout):
+        ip("-4", "-o", "addr", check=False).stdout
+    ):
         raise RuntimeError(f"{net} is in use on this machine (another run's test hosts?)")
     suffix = secrets.token_hex(3)
     with open(os.path.join(REGISTRY, suffix), "w") as stream:
         stream.write(str(os.getpid()))
     directory = tempfile.mkdtemp(prefix=f"srf{suffix}-")
     controller = str(net.network_address + 1)
-    fleet = TestHosts(suffix, f"srf{suffix}br", controller, directory,
-                      os.path.join(directory, "client_key"))
+    fleet = TestHosts(
+        suffix, f"srf{suffix}br", controller, directory, os.path.join(directory, "client_key")
+    )
     try:
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fleet-controller",
-                        "-f", fleet.client_key], check=True)
+        subprocess.run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "fleet-controller",
+                "-f",
+                fleet.client_key,
+            ],
+            check=True,
+        )
         ip("link", "add", fleet.bridge, "type", "bridge")
         ip("addr", "add", f"{controller}/{net.prefixlen}", "dev", fleet.bridge)
         ip("link", "set", fleet.bridge, "up")
@@ -343,15 +379,39 @@ def _start(fleet: TestHosts, index: int, name: str, address: str, prefixlen: int
     overlays = []
     for number, directory in enumerate(d for d in OVERLAYS if os.path.isdir(d)):
         upper, work = f"{base}/{number}/upper", f"{base}/{number}/work"
-        overlays.append(f"mkdir -p {upper} {work} && mount -t overlay overlay "
-                        f"-o lowerdir={directory},upperdir={upper},workdir={work} {directory}")
+        overlays.append(
+            f"mkdir -p {upper} {work} && mount -t overlay overlay "
+            f"-o lowerdir={directory},upperdir={upper},workdir={work} {directory}"
+        )
     log = os.path.join(fleet.directory, f"{name}.sshd.log")
-    script = SETUP.format(base=base, overlays="\n".join(overlays), name=name,
-                          client_key=fleet.client_key, sshd_config=config, log=log)
+    script = SETUP.format(
+        base=base,
+        overlays="\n".join(overlays),
+        name=name,
+        client_key=fleet.client_key,
+        sshd_config=config,
+        log=log,
+    )
     process = subprocess.Popen(
-        ["ip", "netns", "exec", netns, "unshare", "--mount", "--uts", "--propagation", "private",
-         "sh", "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        [
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            "unshare",
+            "--mount",
+            "--uts",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     return TestHost(name, address, netns, veth, process, log)
 
 
@@ -361,9 +421,12 @@ def _wait_ready(host: TestHost) -> None:
     if line != "ready":
         raise RuntimeError(f"{host.name}: setup failed: {host.process.stderr.read()}")
     host.host_key = " ".join(host.read("/etc/ssh/ssh_host_ed25519_key.pub").split()[:2])
-    listed = subprocess.run(["ssh-keygen", "-l", "-f", host.path("/etc/ssh/ssh_host_ed25519_key"
-                                                                  ".pub")],
-                            capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        ["ssh-keygen", "-l", "-f", host.path("/etc/ssh/ssh_host_ed25519_key.pub")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     host.fingerprint = listed.stdout.split()[1]
     deadline = time.monotonic() + 10
     while True:
@@ -373,7 +436,7 @@ def _wait_ready(host: TestHost) -> None:
         except OSError:
             if host.process.poll() is not None or time.monotonic() > deadline:
                 with open(host.log) as stream:  # sshd's own words (a pipe nobody reads
-                    log = stream.read()          # could fill up and stop it)
+                    log = stream.read()  # could fill up and stop it)
                 raise RuntimeError(f"{host.name}: sshd did not start: {log}") from None
             time.sleep(0.005)
 
@@ -397,8 +460,12 @@ def make_hosts():
     after the test."""
     made: list[TestHosts] = []
 
-    def make(count: int = 4, names: list[str] | None = None, subnet: str | None = None,
-             addresses: dict[str, str] | None = None):
+    def make(
+        count: int = 4,
+        names: list[str] | None = None,
+        subnet: str | None = None,
+        addresses: dict[str, str] | None = None,
+    ):
         made.append(make_fleet_hosts(count, names, subnet, addresses))
         return made[-1]
 

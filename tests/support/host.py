@@ -30,8 +30,9 @@ class Host:
     def _run(self, command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
         if self.sandbox is not None:
             return self.sandbox.run(command, timeout=timeout, cwd=self.directory)
-        return subprocess.run(command, capture_output=True, text=True, cwd=self.directory,
-                              timeout=timeout)
+        return subprocess.run(
+            command, capture_output=True, text=True, cwd=self.directory, timeout=timeout
+        )
 
     def buildout(self, *args: str, name: str = "host.cfg") -> subprocess.CompletedProcess:
         return self._run([BUILDOUT, "-c", os.path.join(self.directory, name), *args])
@@ -60,15 +61,29 @@ class Host:
             for name in sorted(dirnames + filenames):
                 full = os.path.join(dirpath, name)
                 st = os.lstat(full)
-                rel = top.rstrip("/") + full[len(base):]
+                rel = top.rstrip("/") + full[len(base) :]
                 if os.path.isfile(full) and not os.path.islink(full):
                     with open(full, "rb") as stream:
                         content = stream.read()
-                    result[rel] = ("file", st.st_mode & 0o7777, st.st_uid, st.st_gid, content,
-                                   st.st_ino, st.st_mtime_ns)
+                    result[rel] = (
+                        "file",
+                        st.st_mode & 0o7777,
+                        st.st_uid,
+                        st.st_gid,
+                        content,
+                        st.st_ino,
+                        st.st_mtime_ns,
+                    )
                 else:
-                    result[rel] = ("dir" if os.path.isdir(full) else "other",
-                                   st.st_mode & 0o7777, st.st_uid, st.st_gid, None, None, None)
+                    result[rel] = (
+                        "dir" if os.path.isdir(full) else "other",
+                        st.st_mode & 0o7777,
+                        st.st_uid,
+                        st.st_gid,
+                        None,
+                        None,
+                        None,
+                    )
         return result
 
 

@@ -40,8 +40,9 @@ import shutil
 import subprocess
 import tempfile
 
-EXAMPLE_APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "example_app")
+EXAMPLE_APP = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "example_app"
+)
 NAME = "shop"
 SOURCES = ("shop-server", "shop-cleanup")
 SOURCE_DATE_EPOCH = 1704067200  # 2024-01-01T00:00:00Z
@@ -150,16 +151,19 @@ def build_example_rpm(version: str, release: str, outdir: str) -> str:
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     built = os.path.join(topdir, "RPMS", "noarch", f"{NAME}-{version}-{release}.noarch.rpm")
     if result.returncode or not os.path.exists(built):
-        raise RuntimeError(f"rpmbuild failed (exit {result.returncode}), tree kept in {topdir}:\n"
-                           f"{result.stdout}\n{result.stderr}")
+        raise RuntimeError(
+            f"rpmbuild failed (exit {result.returncode}), tree kept in {topdir}:\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
     target = os.path.join(outdir, os.path.basename(built))
     os.replace(built, target)
     shutil.rmtree(topdir)
     return target
 
 
-def rpm_install(sandbox, rpm_path: str, dbpath: str = "/var/lib/rpm",
-                upgrade: bool = False) -> subprocess.CompletedProcess:
+def rpm_install(
+    sandbox, rpm_path: str, dbpath: str = "/var/lib/rpm", upgrade: bool = False
+) -> subprocess.CompletedProcess:
     """``rpm -i`` (or ``-U`` with ``upgrade=True``) ``--nodeps --dbpath DBPATH`` in ``sandbox``.
 
     ``sandbox`` is a :class:`sandbox.Sandbox` overlaying at least /var and the directories the
@@ -177,8 +181,9 @@ def rpm_install(sandbox, rpm_path: str, dbpath: str = "/var/lib/rpm",
 
 def rpm_query(sandbox, name: str = NAME, dbpath: str = "/var/lib/rpm") -> str | None:
     """``VERSION-RELEASE`` of the installed package ``name`` in ``sandbox``, or None."""
-    result = sandbox.run(["rpm", "-q", "--dbpath", dbpath, "--qf", "%{VERSION}-%{RELEASE}",
-                          name], timeout=60)
+    result = sandbox.run(
+        ["rpm", "-q", "--dbpath", dbpath, "--qf", "%{VERSION}-%{RELEASE}", name], timeout=60
+    )
     return result.stdout.strip() if result.returncode == 0 else None
 
 
@@ -186,11 +191,17 @@ def rpm_query_file(rpm_path: str, *args: str) -> str:
     """``rpm -qp ARGS RPM_PATH`` on the host, with a throw-away ``--dbpath`` (without one,
     Debian's rpm creates ``~/.rpmdb`` even for a query of a package file). Returns stdout."""
     with tempfile.TemporaryDirectory(prefix="rpmdb-") as dbpath:
-        result = subprocess.run(["rpm", "-qp", "--dbpath", dbpath, *args, rpm_path],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            ["rpm", "-qp", "--dbpath", dbpath, *args, rpm_path],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     if result.returncode:
-        raise AssertionError(f"rpm -qp {' '.join(args)} {rpm_path} exited {result.returncode}:"
-                             f"\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"rpm -qp {' '.join(args)} {rpm_path} exited {result.returncode}:"
+            f"\n{result.stdout}\n{result.stderr}"
+        )
     return result.stdout
 
 

@@ -26,12 +26,17 @@ class Sandbox:
         for index, directory in enumerate(overlays):
             upper, work = f"{base}/{index}/upper", f"{base}/{index}/work"
             lines.append(f"mkdir -p {upper} {work}")
-            lines.append(f"mount -t overlay overlay -o lowerdir={directory},upperdir={upper},"
-                         f"workdir={work} {directory}")
+            lines.append(
+                f"mount -t overlay overlay -o lowerdir={directory},upperdir={upper},"
+                f"workdir={work} {directory}"
+            )
         lines += ["mkdir -p /run/sshd /run/lock", "echo ready", "exec sleep infinity"]
         self.process = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", "\n".join(lines)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         ready = self.process.stdout.readline().strip()
         if ready != "ready":
             error = self.process.stderr.read()
@@ -45,15 +50,17 @@ class Sandbox:
             command = ["sh", "-c", command]
         return ["nsenter", "-t", str(self.pid), "-m", "--", *command]
 
-    def run(self, command: list[str] | str, check: bool = False, timeout: float = 300,
-            **kwargs) -> subprocess.CompletedProcess:
+    def run(
+        self, command: list[str] | str, check: bool = False, timeout: float = 300, **kwargs
+    ) -> subprocess.CompletedProcess:
         """Run a command inside the namespace; output is captured as text."""
         kwargs.setdefault("capture_output", True)
         kwargs.setdefault("text", True)
         result = subprocess.run(self.command(command), timeout=timeout, **kwargs)
         if check and result.returncode:
-            raise AssertionError(f"{command!r} exited {result.returncode}:\n"
-                                 f"{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"{command!r} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def popen(self, command: list[str] | str, **kwargs) -> subprocess.Popen:
