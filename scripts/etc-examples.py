@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 
 from support.host import link_nagios_plugins, make_scratch_root  # noqa: E402
 from support.paths import BUILDOUT  # noqa: E402
-from support.rpmbuild import build_example_rpm  # noqa: E402
+from support.rpmbuild import build_example_rpm, install_below_root  # noqa: E402
 
 HOSTS = os.path.join(REPO, "profiles", "hosts")
 EXAMPLES = os.path.join(REPO, "etc-examples")
@@ -63,22 +63,7 @@ def names(root: str, table: str) -> dict[int, str]:
 
 def install_example_package(root: str, workdir: str) -> None:
     rpm = build_example_rpm("1.0", "1", workdir)
-    subprocess.run(
-        [
-            "rpm",
-            "--root",
-            root,
-            "--dbpath",
-            "/var/lib/rpm",
-            "-i",
-            "--nodeps",
-            "--noscripts",
-            "--force-debian",
-            rpm,
-        ],
-        check=True,
-        capture_output=True,
-    )
+    install_below_root(root, rpm)
 
 
 def generate(host: str, out: str, workdir: str) -> None:

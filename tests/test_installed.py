@@ -18,6 +18,7 @@ import pytest
 from support.host import Host, link_nagios_plugins, make_scratch_root
 from support.paths import CACHE, REPO
 from support.results import ok
+from support.rpmbuild import install_below_root
 
 from system_recipes.release.dists import copy_system_recipes
 
@@ -121,22 +122,7 @@ def scratch_host(tmp_path, name: str, rpm: str) -> Host:
     """A scratch root with the example application's RPM in its rpm database."""
     root = make_scratch_root(str(tmp_path / name / "root"))
     link_nagios_plugins(root)
-    subprocess.run(
-        [
-            "rpm",
-            "--root",
-            root,
-            "--dbpath",
-            "/var/lib/rpm",
-            "-i",
-            "--nodeps",
-            "--noscripts",
-            "--force-debian",
-            rpm,
-        ],
-        check=True,
-        capture_output=True,
-    )
+    install_below_root(root, rpm)
     directory = tmp_path / name / "etc-shop"
     directory.mkdir(parents=True)
     return Host(None, str(directory), root=root)

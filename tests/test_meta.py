@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from support.host import Host, link_nagios_plugins, make_scratch_root
 from support.paths import SYSTEM_RECIPES
 from support.results import ok, one_error_line, said, snapshot
+from support.rpmbuild import install_below_root
 
 from system_recipes.core.errors import ConfigError
 from system_recipes.meta import service
@@ -289,22 +290,7 @@ def role_host(tmp_path, name: str, role: str, rpm: str):
     """A scratch root with the example RPM installed, and a host.cfg extending ``role``."""
     root = make_scratch_root(str(tmp_path / name / "root"))
     link_nagios_plugins(root)
-    subprocess.run(
-        [
-            "rpm",
-            "--root",
-            root,
-            "--dbpath",
-            "/var/lib/rpm",
-            "-i",
-            "--nodeps",
-            "--noscripts",
-            "--force-debian",
-            rpm,
-        ],
-        check=True,
-        capture_output=True,
-    )
+    install_below_root(root, rpm)
     directory = tmp_path / name / "profile"
     directory.mkdir()
     host = Host(None, str(directory), root=root)

@@ -2,13 +2,12 @@
 
 import os
 import re
-import subprocess
 
 import pytest
 from support.host import Host, link_nagios_plugins, make_scratch_root
 from support.markers import needs
 from support.results import ok, said
-from support.rpmbuild import RPM_OVERLAYS, rpm_install
+from support.rpmbuild import RPM_OVERLAYS, install_below_root, rpm_install
 from support.sandbox import Sandbox
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -140,22 +139,7 @@ def test_parts_minus_removes_each_part_of_every_role(role, tmp_path):
 def dropping(tmp_path, name: str, role: str, drop: str | None, rpm: str) -> Host:
     root = make_scratch_root(str(tmp_path / name / "root"))
     link_nagios_plugins(root)
-    subprocess.run(
-        [
-            "rpm",
-            "--root",
-            root,
-            "--dbpath",
-            "/var/lib/rpm",
-            "-i",
-            "--nodeps",
-            "--noscripts",
-            "--force-debian",
-            rpm,
-        ],
-        check=True,
-        capture_output=True,
-    )
+    install_below_root(root, rpm)
     directory = tmp_path / name / "profile"
     directory.mkdir(parents=True)
     host = Host(None, str(directory), root=root)

@@ -218,3 +218,12 @@ def force_debian() -> bool:
         result = subprocess.run(["rpm", "--help"], capture_output=True, text=True, timeout=60)
         _FORCE_DEBIAN.append("--force-debian" in result.stdout)
     return _FORCE_DEBIAN[0]
+
+
+def install_below_root(root: str, rpm_path: str, dbpath: str = "/var/lib/rpm") -> None:
+    """``rpm --root ROOT -i --nodeps --noscripts``: the package's facts in a scratch root's rpm
+    database (as root: rpm installs below a root only then); no scriptlet runs."""
+    command = ["rpm", "--root", root, "--dbpath", dbpath, "-i", "--nodeps", "--noscripts"]
+    if force_debian():
+        command.append("--force-debian")
+    subprocess.run([*command, rpm_path], check=True, capture_output=True)
