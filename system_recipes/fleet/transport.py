@@ -171,7 +171,7 @@ class Connection:
             text=True,
         )
         if result.returncode:
-            raise TransportError(self.name, f"ssh -G: {_last_line(result.stderr)}")
+            raise TransportError(self.name, f"ssh -G: {last_line(result.stderr)}")
         values = dict(line.partition(" ")[::2] for line in result.stdout.splitlines())
         return {key: values.get(key, "") for key in ("user", "hostname", "port", "controlpath")}
 
@@ -243,7 +243,7 @@ class Connection:
         self.close()
         raise TransportError(
             self.name,
-            "connection lost: " + (_last_line(stderr) or f"ssh exited with status {status}"),
+            "connection lost: " + (last_line(stderr) or f"ssh exited with status {status}"),
         )
 
     def remote_command(self, action: str, arguments: list[str] | tuple[str, ...] = ()) -> str:
@@ -277,7 +277,7 @@ class Connection:
         if result.code == 127 or (not result.events and "command not found" in result.stderr):
             raise TransportError(
                 self.name,
-                f"{self.owner.entry_point} is not installed ({_last_line(result.stderr)})",
+                f"{self.owner.entry_point} is not installed ({last_line(result.stderr)})",
             )
         return result
 
@@ -360,8 +360,8 @@ class Connection:
                 f"on first use: {trust})"
             )
         if "Permission denied" in stderr:
-            return f"{where}ssh login as {self.user} refused ({_last_line(stderr)})"
-        return f"{where}unreachable: {_last_line(stderr) or 'ssh failed'}"
+            return f"{where}ssh login as {self.user} refused ({last_line(stderr)})"
+        return f"{where}unreachable: {last_line(stderr) or 'ssh failed'}"
 
     def _sudo_problem(self) -> str:
         entry = self.owner.entry_point
@@ -394,6 +394,6 @@ def _event(line: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
     lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
     return lines[-1] if lines else ""
