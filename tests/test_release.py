@@ -741,3 +741,36 @@ def test_the_changelog_date_is_the_epoch_rpm_and_rpmlint_accept(epoch, date):
     )
     assert context["changelog_date"] == date and context["epoch"] == epoch
     assert context["requires"] == ["python(abi) = 3.12"]
+
+
+def test_post_leaves_the_host_buildout_to_fleet_host_while_it_installs(releases, rpm_host):
+    """fleet-host installs every package first and runs the host buildout once after them: an
+    RPM's %post that sees its flag (or the variable) writes nothing."""
+    box = rpm_host
+    write_host_config(box)
+    box.run(
+        "mkdir -p /run/system-recipes && touch /run/system-recipes/defer-host-buildout", check=True
+    )
+    installed = rpm(box, "-i", releases.rpm("1.0"))
+    assert installed.returncode == 0, said(installed)
+    assert "shop: the host buildout is deferred to system-recipes fleet-host" in installed.stdout
+    assert "running the host buildout" not in said(installed)
+    assert not box.exists("/etc/shop/shop.ini")
+    box.run("rm /run/system-recipes/defer-host-buildout", check=True)
+    upgraded = box.run(
+        [
+            "env",
+            "SYSTEM_RECIPES_DEFER_BUILDOUT=1",
+            "rpm",
+            "-U",
+            "--nodeps",
+            "--dbpath",
+            "/var/lib/rpm",
+        ]
+        + (["--force-debian"] if force_debian() else [])
+        + [releases.rpm("2.0")],
+        timeout=300,
+    )
+    assert upgraded.returncode == 0, said(upgraded)
+    assert "deferred to system-recipes fleet-host" in upgraded.stdout
+    assert not box.exists("/etc/shop/shop.ini")
