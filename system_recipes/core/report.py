@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+import threading
 
 from .plan import Action, Plan
 
@@ -28,11 +29,18 @@ VERBS = {
 LINK_VERBS = ("link", "relink", "unlink")
 
 
+_SAYING = threading.Lock()
+
+
 def say(line: str) -> None:
-    """Print one line. A reader that went away (``| head``) must not stop a run half-way
-    through its reloads: the rest of the output goes nowhere."""
+    """Print one line, whole: the fleet's host threads say lines at the same time, and
+    ``print`` writes a line and its newline separately (two hosts' lines ran together). A
+    reader that went away (``| head``) must not stop a run half-way through its reloads: the
+    rest of the output goes nowhere."""
     try:
-        print(line, file=sys.stdout, flush=True)
+        with _SAYING:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
