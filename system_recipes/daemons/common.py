@@ -66,26 +66,31 @@ def _alive(pid: int, programs: tuple[str, ...]) -> bool:
     return bool(fields) and fields[0] != "Z" and comm in programs
 
 
+def reload_unit(service: str) -> reload.Outcome:
+    """``systemctl reload`` of an active unit: done, skipped (not active) or a problem."""
+    active = subprocess.run(
+        ["systemctl", "is-active", "--quiet", service], capture_output=True, text=True
+    )
+    if active.returncode:
+        return reload.Outcome(skipped={service: "not running"})
+    result = subprocess.run(["systemctl", "reload", service], capture_output=True, text=True)
+    if result.returncode:
+        output = (result.stderr or result.stdout).strip().splitlines()
+        return reload.Outcome(
+            problems=[
+                f"systemctl reload {service} exited "
+                f"{result.returncode}" + (f": {output[-1]}" if output else "")
+            ]
+        )
+    return reload.Outcome(done=[service])
+
+
 def reload_service(
     kind: str, service: str, pidfile: str, programs: tuple[str, ...], settle: float = 1.0
 ) -> reload.Outcome:
     """Reload ``service``: done, skipped (not running) or a problem."""
     if systemd_running():
-        active = subprocess.run(
-            ["systemctl", "is-active", "--quiet", service], capture_output=True, text=True
-        )
-        if active.returncode:
-            return reload.Outcome(skipped={service: "not running"})
-        result = subprocess.run(["systemctl", "reload", service], capture_output=True, text=True)
-        if result.returncode:
-            output = (result.stderr or result.stdout).strip().splitlines()
-            return reload.Outcome(
-                problems=[
-                    f"systemctl reload {service} exited "
-                    f"{result.returncode}" + (f": {output[-1]}" if output else "")
-                ]
-            )
-        return reload.Outcome(done=[service])
+        return reload_unit(service)
     pid = running_pid(pidfile, programs)
     if pid is None:
         return reload.Outcome(skipped={service: f"not running: no live process in {pidfile}"})

@@ -31,7 +31,7 @@ import time
 
 from ..core import reload, report, validate
 from ..core.settings import Settings
-from .common import running_pid, systemd_running
+from .common import reload_unit, running_pid, systemd_running
 
 PROGRAM = "/usr/sbin/haproxy"
 PIDFILE = "/run/haproxy.pid"  # Debian's and Red Hat's units and Debian's init script
@@ -232,17 +232,9 @@ def reload_haproxy(targets: list[str], settings: Settings) -> reload.Outcome:
 
 def _reload_unit(service: str, include: str) -> reload.Outcome:
     """``systemctl reload``: the unit checks the configuration, then SIGUSR2 to the master."""
-    if subprocess.run(["systemctl", "is-active", "--quiet", service]).returncode:
-        return reload.Outcome(skipped={service: "not running"})
-    result = subprocess.run(["systemctl", "reload", service], capture_output=True, text=True)
-    if result.returncode:
-        output = (result.stderr or result.stdout).strip().splitlines()
-        return reload.Outcome(
-            problems=[
-                f"systemctl reload {service} exited {result.returncode}"
-                + (f": {output[-1]}" if output else "")
-            ]
-        )
+    outcome = reload_unit(service)
+    if not outcome.done:
+        return outcome
     pid = _main_pid(service)
     if pid and not reads(command_line(pid), include):
         return reload.Outcome(problems=[not_reading(service, pid, include)])
