@@ -43,7 +43,7 @@ def read_pending(step, model: str) -> dict | None:
 
 def refuse_if_pending(step, model: str) -> None:
     """A new apply while the last one awaits its confirmation would lose what to go back to."""
-    from .host_step import StepError
+    from .step_basics import StepError
 
     pending = read_pending(step, model)
     if pending and pending["deadline"] > time.time():
@@ -108,7 +108,7 @@ def without_parts(text: str) -> str:
 
 def confirm(step, model: str, revision: int) -> int:
     """``fleet-host confirm MODEL REVISION``: the controller reached the host anew."""
-    from .host_step import StepError, check_name
+    from .step_basics import StepError, check_name
 
     try:
         check_name(model)
@@ -148,7 +148,7 @@ def watchdog(step, model: str, revision: int) -> int:
 def rollback(step, model: str, pending: dict) -> int:
     from ..core import reload
     from ..core.model import Reload
-    from .host_step import StepError, read_text, sha256
+    from .step_basics import StepError, read_text, sha256
 
     path = os.path.join(step.etc, model, "host.cfg")
     previous = read_text(pending["previous"]) or ""

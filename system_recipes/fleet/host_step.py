@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -41,22 +40,14 @@ import zc.buildout
 
 from .lockfile import write_atomic
 from .packages import PackageError, Packages
+from .step_basics import StepError, check_name, read_text, sha256
 
 ETC = "/etc/system-recipes"
 STATE = "/var/lib/system-recipes/fleet"
 HEADER_KEYS = ("model", "revision", "digest", "packages", "host")
-MODEL_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 MAX_INPUT = 16 * 2**20
 #: the planner cli.py passes in: ``planner(config_path) -> (run, plan)``
 Planner = Callable[[str], Any]
-
-
-class StepError(Exception):
-    """One line; ``step`` names where it happened."""
-
-    def __init__(self, step: str, message: str, result: str = "error"):
-        self.step, self.result = step, result
-        super().__init__(message)
 
 
 def add_parser(commands) -> None:
@@ -466,29 +457,7 @@ def parse_input(data: bytes) -> tuple[dict, str]:
     return header, config
 
 
-def check_name(model: Any) -> str:
-    if not isinstance(model, str) or not MODEL_NAME.fullmatch(model):
-        raise StepError(
-            "input",
-            f"model: {str(model)[:40]!r} (expected a model name: a "
-            "lowercase letter, then letters, digits or '-')",
-        )
-    return model
-
-
 def buildout_script() -> str:
     """The buildout of the installation running this command (the same venv's)."""
     beside = os.path.join(os.path.dirname(sys.executable), "buildout")
     return beside if os.path.exists(beside) else (shutil.which("buildout") or "buildout")
-
-
-def read_text(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as stream:
-            return stream.read()
-    except FileNotFoundError:
-        return None
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
