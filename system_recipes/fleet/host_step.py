@@ -271,7 +271,9 @@ class HostStep:
         if result.returncode:
             lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
             errors = [line for line in lines if line.startswith(("Error:", "While:"))]
-            raise StepError("buildout", (errors or lines or ["failed"])[-1][:500])
+            # the buildout's own line already says "Error:"; fail() and the controller add theirs
+            line = (errors or lines or ["failed"])[-1].removeprefix("Error:").strip()
+            raise StepError("buildout", line[:500] or "failed")
         self.emit(
             "buildout", result="ok", changed=changes, seconds=round(time.monotonic() - started, 3)
         )

@@ -192,7 +192,14 @@ class FleetRun:
         try:
             return work(job)
         except TransportError as error:
-            state = "unreachable" if self.out.hosts[job.name].state == "connecting" else "failed"
+            # a host whose key is not the pinned one answered, and was refused
+            state = (
+                "refused"
+                if error.refused
+                else "unreachable"
+                if self.out.hosts[job.name].state == "connecting"
+                else "failed"
+            )
             self.out.state(job.name, state, error.problem)
             return state
         except Exception as error:  # a bug must not leave the other hosts' threads hanging

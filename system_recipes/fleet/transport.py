@@ -36,10 +36,11 @@ SUDO_PASSWORD = ("a password is required", "a terminal is required")
 
 
 class TransportError(Exception):
-    """A host could not be reached or refused us; ``str()`` is one line naming the host."""
+    """A host could not be reached or refused us; ``str()`` is one line naming the host.
+    ``refused``: the host answered, but we refused it (its host key is not the pinned one)."""
 
-    def __init__(self, host: str, problem: str):
-        self.host, self.problem = host, problem
+    def __init__(self, host: str, problem: str, refused: bool = False):
+        self.host, self.problem, self.refused = host, problem, refused
         super().__init__(f"{host}: {problem}")
 
 
@@ -212,7 +213,8 @@ class Connection:
             if self.master.poll() is not None:
                 stderr = self.master.stderr.read() if self.master.stderr else ""
                 self.close()
-                raise TransportError(self.name, self._explain(stderr))
+                problem = self._explain(stderr)
+                raise TransportError(self.name, problem, refused=bool(host_key_problem(stderr)))
             time.sleep(0.002)
 
     def close(self) -> None:
@@ -348,13 +350,13 @@ class Connection:
             f"`system-recipes fleet trust {self.name} --fingerprint SHA256:... "
             f"-m {self.owner.model}` with the fingerprint read on the host itself"
         )
-        if "IDENTIFICATION HAS CHANGED" in stderr or "key for" in stderr and "differs" in stderr:
+        if host_key_problem(stderr) == "mismatch":
             return (
                 f"{where}host key mismatch: the host offers "
                 f"{offered.group(1) if offered else 'another key'}, not the key pinned for "
                 f"{self.name} in {pinned} (if the host was reinstalled: {trust})"
             )
-        if "host key is known" in stderr or "Host key verification failed" in stderr:
+        if host_key_problem(stderr):
             return (
                 f"{where}no host key pinned for {self.name} in {pinned} (nothing is trusted "
                 f"on first use: {trust})"
@@ -373,6 +375,16 @@ class Connection:
             f"sudo wants a password for {self.user}; fleet-host needs this rule in "
             f"/etc/sudoers.d: {rule}"
         )
+
+
+def host_key_problem(stderr: str) -> str:
+    """``mismatch`` (the host offers another key than the pinned one), ``unknown`` (no key is
+    pinned for it) or ``""``, from ssh's own words."""
+    if "IDENTIFICATION HAS CHANGED" in stderr or "key for" in stderr and "differs" in stderr:
+        return "mismatch"
+    if "host key is known" in stderr or "Host key verification failed" in stderr:
+        return "unknown"
+    return ""
 
 
 def _feed(stream, text: str) -> None:
