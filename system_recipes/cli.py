@@ -329,7 +329,7 @@ def run_fleet_command(args) -> int:
 
         return run_trust(args)
     profiles = args.profiles or profiles_directory()
-    if args.action in ("plan", "apply", "status"):
+    if args.action in ("plan", "apply", "status", "export"):
         return run_fleet(args, expand, profiles)
     if args.action == "compile":
         return run_compile(args.model, args.output, args.allow_moves, expand, profiles)

@@ -147,6 +147,9 @@ def add_run_parsers(actions) -> None:
                 action="store_true",
                 help="send a revision older than what a host applied",
             )
+    from .export_ansible import add_parser as add_export
+
+    add_export(actions)
     plan, apply = actions.choices["plan"], actions.choices["apply"]
     plan.add_argument("--diff", action="store_true", help="show each host's file diffs")
     apply.add_argument(
@@ -173,7 +176,12 @@ def add_run_parsers(actions) -> None:
 
 
 def run_fleet(args, expander: Expander, profiles: str) -> int:
-    """``fleet plan|apply|status``: 1 for a model error (no host contacted)."""
+    """``fleet plan|apply|status`` (and ``fleet export``): 1 for a model error (no host
+    contacted)."""
+    if args.action == "export":
+        from .export_ansible import run_export
+
+        return run_export(args, expander, profiles)
     from .orchestrate import FleetRun, Settings, failure_limit
     from .output import Output, run_directory
     from .prepare import prepare
