@@ -4,7 +4,9 @@
     python bench/floor.py SPEC.json [--plan]
 
 SPEC.json (written by bench/converge.py): ``{"root": ..., "templates": ..., "files": [[kind,
-template, host path, mode, {variables}], ...]}``. Each file is rendered with jinja2 (the settings
+template, host path, mode, {variables}, group], ...], "directories": [host path, ...]}``. The
+directories are made first (the meta shape's deployment part makes a service's lib and run
+directories). Each file is rendered with jinja2 (the settings
 system-recipes uses), compared with what is on disk, and written only when it differs: temp
 file in the target directory, fsync, rename -- the same atomic write, without validation,
 journal, manifest or buildout. ``--plan`` only counts what would change. Prints one summary
@@ -13,6 +15,7 @@ line: ``floor: N files changed``.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import sys
@@ -33,8 +36,11 @@ def main(argv: list[str]) -> int:
         lstrip_blocks=True,
     )
     root = spec["root"]
+    if not plan:
+        for directory in spec["directories"]:
+            os.makedirs(os.path.join(root, directory.lstrip("/")), exist_ok=True)
     changed = 0
-    for _kind, template, path, mode, variables in spec["files"]:
+    for _kind, template, path, mode, variables, group in spec["files"]:
         mode = int(mode, 8)
         content = env.get_template(template).render(**variables).encode("utf-8")
         target = os.path.join(root, path.lstrip("/"))
@@ -53,6 +59,7 @@ def main(argv: list[str]) -> int:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
         try:
             os.write(fd, content)
+            os.fchown(fd, 0, grp.getgrnam(group).gr_gid)
             os.fchmod(fd, mode)
             os.fsync(fd)
         finally:

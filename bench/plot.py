@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Plot a converge CSV: median wall time against N per tool, one panel per scenario, log-log.
+"""Plot a converge CSV: median wall time against N per tool and shape, one panel per scenario, log-log.
 
     bench/.venvs/plot/bin/python bench/plot.py bench/results/converge-STAMP.csv [OUT.png]
 
@@ -29,9 +29,13 @@ def main(argv: list[str]) -> int:
     with open(source, newline="") as stream:
         for row in csv.DictReader(stream):
             if row["status"] == "ok" and row["wall_s"]:
-                walls[(row["tool"], row["scenario"], int(row["n"]))].append(float(row["wall_s"]))
+                # one line per tool and shape (older CSVs have no shape column)
+                label = f"{row['tool']} {row.get('shape') or ''}".strip()
+                walls[(label, row["scenario"], int(row["n"]))].append(float(row["wall_s"]))
                 stand_ins = stand_ins or row.get("stand_ins", "")
-    tools = sorted({tool for tool, _, _ in walls}, key=lambda t: (t != "system-recipes", t))
+    tools = sorted(
+        {tool for tool, _, _ in walls}, key=lambda t: (not t.startswith("system-recipes"), t)
+    )
     figure, axes = plt.subplots(1, len(SCENARIOS), figsize=(4.2 * len(SCENARIOS), 4.2), sharey=True)
     for ax, scenario in zip(axes, SCENARIOS, strict=True):
         for tool in tools:
