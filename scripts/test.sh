@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 PACKAGES="supervisor logrotate cron nagios4-core nagios-nrpe-server nagios-nrpe-plugin
           monitoring-plugins-basic rpm openssh-server openssh-client passwd iproute2
-          util-linux systemd rpmlint haproxy postgresql sudo"
+          util-linux systemd rpmlint haproxy postgresql sudo python3-dnf createrepo-c"
 missing=$(for p in $PACKAGES; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null \
           | grep -q "install ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then

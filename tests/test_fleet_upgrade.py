@@ -1,0 +1,165 @@
+"""An RPM upgrade through the model: the example system's shop service (profiles/systems/shop.toml,
+its app hosts only) on two sshd hosts whose package manager is dnf with a repository of the
+example RPMs. Its version raised in the model, one `fleet apply` upgrades the package on each
+host and restarts shop there exactly once, one host after the other (max-unavailable 1).
+
+The hosts are Debian test hosts (tests/support/fleet_hosts.py); dnf is Debian's own
+(python3-dnf, with the entry script Debian's `dnf` package installs, here placed in each test
+host's private /usr/local/sbin only: installed on the machine, it would make every test host a
+dnf host), reading an rpm database in /var/lib/rpm (the role's dbpath) and a repository made by
+createrepo_c."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from test_fleet_live import STALE, Daemons, shop_pid, start
+
+pytest_plugins = ["support.fleet_hosts"]
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(REPO, "profiles", "systems", "shop.toml")
+SYSTEM_RECIPES = os.path.join(os.path.dirname(sys.executable), "system-recipes")
+SUPERVISOR = "/etc/supervisor/supervisord.conf"
+SUPERVISOR_LOG = "/var/log/supervisor/supervisord.log"  # Debian's supervisord.conf
+# what Debian's `dnf` package installs as /usr/bin/dnf
+DNF = "#!/usr/bin/python3\nimport sys\nfrom dnf.cli import main\nmain.user_main(sys.argv[1:], exit_code=True)\n"
+
+
+def app_hosts_only(text: str, addresses: dict[str, str]) -> str:
+    """The example model with its app hosts and the shop service only (no database, load
+    balancer or monitoring host, so no link to the database), at the test hosts' addresses."""
+    kept, keep = [], True
+    for block in re.split(r"(?m)^(?=\[)", text):
+        header = block.split("\n", 1)[0]
+        if header.startswith("["):
+            keep = header in ("[system]", "[hosts.app1]", "[hosts.app2]") or header.startswith(
+                "[services.shop"
+            )
+        if keep:
+            kept.append(block)
+    model = "".join(kept).replace('links = ["db"]\n', "")
+    for name, address in addresses.items():
+        model = re.sub(
+            rf'(\[hosts\.{name}\]\naddress = )"[^"]+"', rf'\g<1>"{address}"', model, count=1
+        )
+    return model
+
+
+def prepare(host, repository: str, daemons: Daemons) -> None:
+    """The profiles where the model says (this checkout's, read-only), dnf with the example
+    RPMs' repository, shop 1.0 installed, supervisord running with Debian's configuration (as
+    at boot)."""
+    host.run(
+        f"rm -f {STALE} && mkdir -p /opt/shop/profiles && "
+        f"mount --bind {REPO}/profiles /opt/shop/profiles && "
+        "mount -o remount,bind,ro /opt/shop/profiles && "
+        "mount -t tmpfs -o mode=0755 dnf /usr/local/sbin && "
+        f"printf '%s' '{DNF}' > /usr/local/sbin/dnf && chmod 0755 /usr/local/sbin/dnf && "
+        "mkdir -p /etc/rpm /etc/dnf/vars /etc/yum.repos.d /var/lib/rpm && "
+        "echo '%_dbpath /var/lib/rpm' > /etc/rpm/macros && rpm --initdb && "
+        "echo 12 > /etc/dnf/vars/releasever && "
+        "printf '[main]\\ngpgcheck=0\\nbest=True\\n' > /etc/dnf/dnf.conf && "
+        f"printf '[shop]\\nname=shop\\nbaseurl=file://{repository}\\ngpgcheck=0\\n' "
+        "> /etc/yum.repos.d/shop.repo && "
+        # installed before the fleet reaches it, as in the live test: the host plan needs the
+        # package's facts (a first install through `fleet apply` fails its preflight plan)
+        "/usr/local/sbin/dnf install -y -q shop-1.0"
+    )
+    pid = start(host, f"supervisord -c {SUPERVISOR}", "/run/supervisord.pid", ("supervisord",))
+    daemons.add(host, "supervisord", pid, "/run/supervisord.pid", ("supervisord",))
+
+
+def fleet(action: str, model: str, hosts, *extra: str) -> subprocess.CompletedProcess:
+    args = [SYSTEM_RECIPES, "fleet", action, "-m", model, "--profiles", f"{REPO}/profiles"]
+    if action != "compile":
+        args += ["-F", hosts.ssh_config, "--entry-point", hosts.entry_point]
+    return subprocess.run(args + list(extra), capture_output=True, text=True, timeout=300)
+
+
+def stamps(log: str, state: str) -> list[str]:
+    """The times (HH:MM:SS.mmm) a host's log gives its lines ``HOST: STATE...``."""
+    return re.findall(rf"^# (\d\d:\d\d:\d\d\.\d\d\d) \w+: {state}\b", log, re.M)
+
+
+def test_an_rpm_upgrade_restarts_shop_once_per_host_one_host_at_a_time(
+    make_hosts, example_rpms, tmp_path
+):
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    for version in ("1.0", "1.1"):
+        shutil.copy(example_rpms(version), repository)
+    subprocess.run(["createrepo_c", "-q", str(repository)], check=True)
+    os.chmod(tmp_path, 0o755)  # dnf reads the repository as root, but from inside the hosts
+
+    hosts = make_hosts(2, names=["app1", "app2"])
+    model = tmp_path / "shop.toml"
+    with open(EXAMPLE) as stream:
+        model.write_text(app_hosts_only(stream.read(), {h.name: h.address for h in hosts}))
+    shutil.copy(hosts.known_hosts, tmp_path / "shop.known_hosts")
+    daemons = Daemons()
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for future in [pool.submit(prepare, h, str(repository), daemons) for h in hosts]:
+                future.result()
+        compiled = fleet("compile", str(model), hosts)
+        assert compiled.returncode == 0, compiled.stderr
+
+        first = fleet("apply", str(model), hosts)
+        assert first.returncode == 0, first.stdout + first.stderr
+        before = {}
+        for host in hosts:
+            assert host.run("rpm -q shop").stdout == "shop-1.0-1.noarch\n"
+            before[host.name] = shop_pid(host)
+            assert host.read("/opt/shop/VERSION") == "1.0\n"
+        spawned = {h.name: h.read(SUPERVISOR_LOG).count("spawned: 'shop") for h in hosts}
+
+        model.write_text(model.read_text().replace('version = "1.0"', 'version = "1.1"', 1))
+        plan = fleet("plan", str(model), hosts)
+        assert plan.returncode == 2, plan.stdout + plan.stderr
+        assert re.search(r"^app1: pending: .*packages shop-1\.1", plan.stdout, re.M), plan.stdout
+
+        upgrade = fleet("apply", str(model), hosts)
+        assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+        runs = tmp_path / ".fleet" / "runs"
+        run = runs / sorted(name for name in os.listdir(runs) if name.endswith("-apply"))[-1]
+        with open(run / "summary.json") as stream:
+            summary = json.load(stream)
+        assert {name: h["state"] for name, h in summary["hosts"].items()} == {
+            "app1": "changed",
+            "app2": "changed",
+        }
+        logs = {}
+        for host in hosts:
+            assert host.run("rpm -q shop").stdout == "shop-1.1-1.noarch\n"
+            assert host.read("/opt/shop/VERSION") == "1.1\n"
+            after = shop_pid(host)
+            assert after != before[host.name], host.name  # restarted ...
+            # ... exactly once: supervisord spawned shop one more time
+            assert host.read(SUPERVISOR_LOG).count("spawned: 'shop") == spawned[host.name] + 1
+            with open(summary["hosts"][host.name]["log"]) as stream:
+                logs[host.name] = stream.read()
+            assert '"installed": ["shop-1.1"]' in logs[host.name], logs[host.name]
+        # one host at a time: app2 started applying only once app1 was done (and the other
+        # way round is impossible: app1 comes first in the wave)
+        (app1_done,) = stamps(logs["app1"], "changed")
+        (app2_started,) = stamps(logs["app2"], "applying")
+        assert app1_done <= app2_started, (app1_done, app2_started)
+        lines = upgrade.stdout.splitlines()
+        assert lines.index(next(x for x in lines if x.startswith("app1: changed"))) < lines.index(
+            next(x for x in lines if x.startswith("app2: applying"))
+        )
+        print(f"upgrade: app1 done {app1_done}, app2 applying {app2_started}")
+
+        again = fleet("apply", str(model), hosts)
+        assert again.returncode == 0, again.stdout + again.stderr
+        for host in hosts:
+            assert host.read(SUPERVISOR_LOG).count("spawned: 'shop") == spawned[host.name] + 1
+    finally:
+        daemons.stop()
