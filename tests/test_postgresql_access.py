@@ -208,6 +208,32 @@ def test_only_the_listed_clients_connect_and_a_change_is_reloaded(cluster):
     assert cluster.psql("SELECT 1", "127.0.0.1", "shop", "shop").stdout.strip() == "1"
 
 
+def test_restart_on_restarts_a_running_cluster_once_when_its_port_changed(cluster):
+    host = cluster.host
+    restart = "restart = on\n"
+    host.write(profile(cluster.port, "127.0.0.1/32 shop shop") + restart)
+    ok(host.buildout())
+    host.sandbox.run(f"pg_ctlcluster {VERSION} {CLUSTER} start", check=True, timeout=120)
+    pid = cluster.pid()
+    # the clients change: a reload is enough, nothing is restarted
+    host.write(profile(cluster.port, "::1 shop shop") + restart)
+    out = ok(host.buildout()).stdout
+    assert "reloads: postgresql-restart (postgresql@15-sr)" in out, out
+    assert "restarted" not in out and cluster.pid() == pid
+    # the port changes: reloaded, then restarted once, and listening on the new port
+    cluster.port = free_port()
+    host.write(profile(cluster.port, "::1 shop shop") + restart)
+    out = ok(host.buildout()).stdout
+    assert "system-recipes: postgresql: restarted postgresql@15-sr for port" in out, out
+    assert cluster.pid() != pid
+    assert cluster.psql("SHOW port").stdout.strip() == str(cluster.port)
+    assert cluster.psql("SELECT count(*) FROM pg_settings WHERE pending_restart").stdout == "0\n"
+    # the same again: nothing written, nothing restarted
+    pid = cluster.pid()
+    out = ok(host.buildout()).stdout
+    assert "restarted" not in out and cluster.pid() == pid
+
+
 def _compare_parser_with_server(cluster, hba: str) -> None:
     """pg_hba_file_rules reads the file afresh (the loaded rules stay): write the samples in
     the recipe's file, ask, and put the file back byte for byte."""

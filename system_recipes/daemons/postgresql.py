@@ -25,6 +25,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 
 from ..core import reload, validate
 from ..core.errors import shown
@@ -435,7 +436,7 @@ class ConfigValidator(validate.Validator):
 SERVICE = re.compile(r"postgresql@(?P<version>[^-]+)-(?P<cluster>.+)")
 
 
-def _postmaster(data_directory: str) -> tuple[int, int, str] | None:
+def postmaster(data_directory: str) -> tuple[int, int, str] | None:
     """(pid, port, socket directory) from a running cluster's postmaster.pid."""
     try:
         with open(os.path.join(data_directory, "postmaster.pid"), encoding="utf-8") as stream:
@@ -445,7 +446,7 @@ def _postmaster(data_directory: str) -> tuple[int, int, str] | None:
         return None
 
 
-def _ask(programs: str, data_directory: str, where: tuple[int, int, str], sql: str) -> str:
+def ask_cluster(programs: str, data_directory: str, where: tuple[int, int, str], sql: str) -> str:
     """One query over the cluster's Unix socket as the account that owns its data, admitted by
     the kept ``local all postgres peer`` line; raises ValueError."""
     st = os.stat(data_directory)
@@ -479,11 +480,19 @@ def _ask(programs: str, data_directory: str, where: tuple[int, int, str], sql: s
     return result.stdout.strip()
 
 
+#: ``restart(service, version, cluster, programs, data directory, pending) -> problem or None``
+Restarter = Callable[[str, str, str, str, str, str], "str | None"]
+
+
 @reload.register("postgresql")
-def reload_postgresql(targets: list[str], settings: Settings) -> reload.Outcome:
+def reload_postgresql(
+    targets: list[str], settings: Settings, restart: Restarter | None = None
+) -> reload.Outcome:
     """Reload each cluster (``systemctl reload`` under systemd, else SIGHUP, as ``pg_ctl
     reload`` does), then ask it whether it took the new rules: errors in pg_hba_file_rules, or
-    parameters pending a restart (``port``, ``listen_addresses``) are problems."""
+    parameters pending a restart (``port``, ``listen_addresses``) are problems -- unless
+    ``restart`` is given (``postgresql-restart``, :mod:`.postgresql_restart`): then a cluster
+    with parameters pending is restarted by it."""
     outcome = reload.Outcome()
     for service in targets:
         match = SERVICE.fullmatch(service)
@@ -501,19 +510,21 @@ def reload_postgresql(targets: list[str], settings: Settings) -> reload.Outcome:
         except (ValueError, OSError) as error:
             outcome.skipped[service] = f"its configuration cannot be read: {error}"
             continue
-        where = _postmaster(data)
+        where = postmaster(data)
         pidfile = os.path.join(data, "postmaster.pid")
         before = None
         if where:
             try:
-                before = _ask(programs, data, where, "SELECT pg_conf_load_time()")
+                before = ask_cluster(programs, data, where, "SELECT pg_conf_load_time()")
             except (ValueError, OSError):
                 before = None
         done = reload_service("postgresql", service, pidfile, ("postgres", "postmaster"))
         outcome.add(done)
         if not done.done or where is None:
             continue
-        problem = _after_reload(programs, data, where, before, service, version, cluster)
+        pending, problem = _after_reload(programs, data, where, before, service, version, cluster)
+        if pending and restart is not None:
+            problem = restart(service, version, cluster, programs, data, pending)
         if problem:
             outcome.problems.append(problem)
     return outcome
@@ -521,14 +532,15 @@ def reload_postgresql(targets: list[str], settings: Settings) -> reload.Outcome:
 
 def _after_reload(
     programs: str, data: str, where, before: str | None, service: str, version: str, cluster: str
-) -> str | None:
+) -> tuple[str, str | None]:
+    """(the parameters pending a restart, the problem: none, a restart needed, rules refused)."""
     deadline = time.monotonic() + 10
     try:
         while before is not None and time.monotonic() < deadline:
-            if _ask(programs, data, where, "SELECT pg_conf_load_time()") != before:
+            if ask_cluster(programs, data, where, "SELECT pg_conf_load_time()") != before:
                 break
             time.sleep(0.1)
-        pending = _ask(
+        pending = ask_cluster(
             programs,
             data,
             where,
@@ -538,7 +550,7 @@ def _after_reload(
         errors = (
             ""
             if "hba_file" in pending
-            else _ask(
+            else ask_cluster(
                 programs,
                 data,
                 where,
@@ -547,10 +559,13 @@ def _after_reload(
             )
         )
     except (ValueError, OSError) as error:
-        return f"{service} was reloaded, but could not be asked whether it took the rules: {error}"
+        return (
+            "",
+            f"{service} was reloaded, but could not be asked whether it took the rules: {error}",
+        )
     if pending:
         how = f"pg_ctlcluster {version} {cluster} restart" if version else f"restart {service}"
-        return f"{service} needs a restart for {pending} ({how})"
+        return pending, f"{service} needs a restart for {pending} ({how})"
     if errors:
-        return f"{service} refused its pg_hba file and kept the old rules: {errors}"
-    return None
+        return "", f"{service} refused its pg_hba file and kept the old rules: {errors}"
+    return "", None

@@ -22,8 +22,10 @@ configuration with the fragment in place, which must report this file's ``hba_fi
 ``port`` and ``listen_addresses`` (a later ``conf.d`` file or ``ALTER SYSTEM`` would win
 silently). A changed file reloads a running cluster once (``systemctl reload
 postgresql@VERSION-CLUSTER``, else SIGHUP to its postmaster), which is then asked whether it
-took the rules; ``port`` and ``listen_addresses`` take effect only at a restart, which the run
-then reports as a problem naming the command. A cluster that is not running is skipped.
+took the rules; ``port``, ``listen_addresses`` and ``hba_file`` take effect only at a restart,
+which the run then reports as a problem naming the command -- or, with ``restart = on``, does
+once, after the commit (``pg_ctlcluster VERSION CLUSTER restart``, ``systemctl restart`` under
+systemd), and asks the cluster again. A cluster that is not running is skipped.
 
 Example::
 
@@ -33,6 +35,7 @@ Example::
         10.77.0.11/32 shop shop
         10.77.0.12/32 shop shop
     listen = *
+    restart = on
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import (
+    Choice,
     Integer,
     Line,
     Lines,
@@ -111,6 +115,14 @@ SCHEMA = Schema(
             default=None,
             help="the cluster name (Debian's postgresql-common); default: the single cluster "
             "of that version",
+        ),
+        Option(
+            "restart",
+            Choice("off", "on"),
+            default="off",
+            help="on: after the commit, restart the cluster when a setting it changed "
+            "takes effect only at a restart (port, listen_addresses, hba_file), and check "
+            "that it took them; off: the run reports that the cluster needs a restart",
         ),
         force_option(),
     ]
@@ -226,7 +238,8 @@ class Recipe(BaseRecipe):
         hba_path = posixpath.join(directory, f"pg_hba.{values.name}.conf")
         conf_path = posixpath.join(directory, "conf.d", f"{values.name}.conf")
         service = Reload(
-            "postgresql", self.layout.postgresql_service.format(version=version, cluster=cluster)
+            "postgresql-restart" if values.restart == "on" else "postgresql",
+            self.layout.postgresql_service.format(version=version, cluster=cluster),
         )
         spec.force = values.force
 
