@@ -138,6 +138,8 @@ class Runner:
                 note = note or " / ".join(text[-3:])[:300]
                 break
         changed = changed_count(self.tool, out)
+        if self.tool == "fleet" and not code:  # where the time went, from the run's own logs
+            note = fleet_work.fleet_breakdown(self.work.directory, wall)
         status = "ok" if code == EXPECTED_EXIT else f"exit {code}"
         if status == "ok" and scenario in ("noop", "plan") and changed:
             status, note = "not a no-op", f"{changed} changed"
@@ -337,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the test hosts are network namespaces: run it as root")
     if args.bin is None:
         args.bin = os.path.join(REPO, ".venv", "bin") if args.editable else installed_copy()
+    args.bin = os.path.abspath(args.bin)
     if not os.path.exists(os.path.join(args.bin, "system-recipes")):
         parser.error(f"{args.bin}/system-recipes not found (--bin)")
 
@@ -389,6 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     if "ansible" in tools:
         print("\n".join(targets(stats, args.hosts)))
     failed = [r for r in rows if r.status != "ok"]
+    breakdown = [r for r in rows if r.tool == "fleet" and r.note and r.status == "ok"]
+    if breakdown:
+        print("where fleet's time goes (largest N, median host):")
+        largest = max(r.n for r in breakdown)
+        for scenario in SCENARIOS:
+            for row in [r for r in breakdown if r.n == largest and r.scenario == scenario][:1]:
+                print(f"  {scenario:7} {row.wall_s:.2f} s: {row.note}")
     for row in failed[:10]:
         print(f"FAILED: {row.tool} N={row.n} {row.scenario} run {row.run}: {row.status} {row.note}")
     stamp = time.strftime("%Y%m%d-%H%M%S")

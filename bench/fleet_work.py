@@ -269,3 +269,49 @@ def export_layout(directory: str) -> tuple[str, str]:
     if not inventory or not playbook:
         return "", f"no inventory or playbook found in the export ({sorted(os.listdir(directory))})"
     return inventory, playbook
+
+
+# -- where fleet's time goes ---------------------------------------------------------------------
+def fleet_breakdown(directory: str, wall: float) -> str:
+    """From the newest run's summary.json and host logs (.fleet/runs/ID/): the time outside the
+    run (the controller's start-up, model and compile), and per host (median): connecting,
+    fleet-host's own steps (their ``seconds``), the rest (the remote interpreter's start-up,
+    checks, confirmation, round trips)."""
+    import json
+    import re
+    import statistics
+
+    runs = os.path.join(directory, ".fleet", "runs")
+    if not os.path.isdir(runs):
+        return ""
+    run = os.path.join(runs, sorted(os.listdir(runs))[-1])
+    try:
+        with open(os.path.join(run, "summary.json")) as stream:
+            summary = json.load(stream)
+    except (OSError, ValueError):
+        return ""
+    connect, own, total = [], [], []
+    for host, info in summary.get("hosts", {}).items():
+        try:
+            with open(info["log"]) as stream:
+                log = stream.read()
+        except (OSError, KeyError):
+            continue
+        stamps = {
+            state: float(h) * 3600 + float(m) * 60 + float(s)
+            for h, m, s, state in re.findall(
+                rf"^# (\d+):(\d+):([\d.]+) {re.escape(host)}: (\w+)", log, re.M
+            )
+        }
+        if "connecting" in stamps and "planning" in stamps:
+            connect.append(stamps["planning"] - stamps["connecting"])
+        own.append(sum(float(s) for s in re.findall(r'"step": "done".*?"seconds": ([\d.]+)', log)))
+        total.append(float(info.get("seconds", 0)))
+    if not total:
+        return ""
+    median = statistics.median
+    return (
+        f"outside the run {wall - summary.get('seconds', 0):.2f} s; per host {median(total):.2f} s"
+        f" = connect {median(connect) if connect else 0:.2f} + fleet-host steps "
+        f"{median(own):.2f} + rest {median(total) - median(own) - (median(connect) if connect else 0):.2f}"
+    )
