@@ -3,11 +3,8 @@ its app hosts only) on two sshd hosts whose package manager is dnf with a reposi
 example RPMs. Its version raised in the model, one `fleet apply` upgrades the package on each
 host and restarts shop there exactly once, one host after the other (max-unavailable 1).
 
-The hosts are Debian test hosts (tests/support/fleet_hosts.py); dnf is Debian's own
-(python3-dnf, with the entry script Debian's `dnf` package installs, here placed in each test
-host's private /usr/local/sbin only: installed on the machine, it would make every test host a
-dnf host), reading an rpm database in /var/lib/rpm (the role's dbpath) and a repository made by
-createrepo_c."""
+The hosts are Debian test hosts (tests/support/fleet_hosts.py) with Debian's own dnf in their
+private /usr/local/sbin and a createrepo_c repository (tests/support/dnf_host.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +16,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from support.dnf_host import example_repository, install_dnf
 from test_fleet_live import STALE, Daemons, shop_pid, start
 
 pytest_plugins = ["support.fleet_hosts"]
@@ -28,8 +26,6 @@ EXAMPLE = os.path.join(REPO, "profiles", "systems", "shop.toml")
 SYSTEM_RECIPES = os.path.join(os.path.dirname(sys.executable), "system-recipes")
 SUPERVISOR = "/etc/supervisor/supervisord.conf"
 SUPERVISOR_LOG = "/var/log/supervisor/supervisord.log"  # Debian's supervisord.conf
-# what Debian's `dnf` package installs as /usr/bin/dnf
-DNF = "#!/usr/bin/python3\nimport sys\nfrom dnf.cli import main\nmain.user_main(sys.argv[1:], exit_code=True)\n"
 
 
 def app_hosts_only(text: str, addresses: dict[str, str]) -> str:
@@ -56,18 +52,11 @@ def prepare(host, repository: str, daemons: Daemons) -> None:
     """The profiles where the model says (this checkout's, read-only), dnf with the example
     RPMs' repository, shop 1.0 installed, supervisord running with Debian's configuration (as
     at boot)."""
+    install_dnf(host, repository)
     host.run(
         f"rm -f {STALE} && mkdir -p /opt/shop/profiles && "
         f"mount --bind {REPO}/profiles /opt/shop/profiles && "
         "mount -o remount,bind,ro /opt/shop/profiles && "
-        "mount -t tmpfs -o mode=0755 dnf /usr/local/sbin && "
-        f"printf '%s' '{DNF}' > /usr/local/sbin/dnf && chmod 0755 /usr/local/sbin/dnf && "
-        "mkdir -p /etc/rpm /etc/dnf/vars /etc/yum.repos.d /var/lib/rpm && "
-        "echo '%_dbpath /var/lib/rpm' > /etc/rpm/macros && rpm --initdb && "
-        "echo 12 > /etc/dnf/vars/releasever && "
-        "printf '[main]\\ngpgcheck=0\\nbest=True\\n' > /etc/dnf/dnf.conf && "
-        f"printf '[shop]\\nname=shop\\nbaseurl=file://{repository}\\ngpgcheck=0\\n' "
-        "> /etc/yum.repos.d/shop.repo && "
         # installed before the fleet reaches it, as in the live test: the host plan needs the
         # package's facts (a first install through `fleet apply` fails its preflight plan)
         "/usr/local/sbin/dnf install -y -q shop-1.0"
@@ -91,12 +80,7 @@ def stamps(log: str, state: str) -> list[str]:
 def test_an_rpm_upgrade_restarts_shop_once_per_host_one_host_at_a_time(
     make_hosts, example_rpms, tmp_path
 ):
-    repository = tmp_path / "repository"
-    repository.mkdir()
-    for version in ("1.0", "1.1"):
-        shutil.copy(example_rpms(version), repository)
-    subprocess.run(["createrepo_c", "-q", str(repository)], check=True)
-    os.chmod(tmp_path, 0o755)  # dnf reads the repository as root, but from inside the hosts
+    repository = example_repository(example_rpms, tmp_path / "repository", ("1.0", "1.1"))
 
     hosts = make_hosts(2, names=["app1", "app2"])
     model = tmp_path / "shop.toml"
