@@ -10,7 +10,7 @@ and the confirmation of a confirmed apply over a new connection. In check mode i
 machine-readable lines fleet-host prints, so a no-op run reports ``ok``; a host whose step
 failed fails, with fleet-host's own one line.
 
-Arguments: ``directory`` (the host's ``host_vars/HOST``: ``header.json`` and ``host.cfg``),
+Arguments: ``directory`` (the host's ``host_vars/HOST``: ``header.jsonl`` and ``host.cfg``),
 ``entry_point``, ``sudo``, ``checks`` (names), ``check_timeout``, ``check_interval``,
 ``confirm_timeout`` (0: no confirmed apply), ``force``.
 """
@@ -22,6 +22,7 @@ import os
 import shlex
 import time
 
+from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
@@ -36,7 +37,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         args = self._task.args
         directory = args["directory"]
-        with open(os.path.join(directory, "header.json"), encoding="utf-8") as stream:
+        with open(os.path.join(directory, "header.jsonl"), encoding="utf-8") as stream:
             header = stream.read().strip()
         with open(os.path.join(directory, "host.cfg"), encoding="utf-8") as stream:
             config = stream.read()
@@ -52,10 +53,13 @@ class ActionModule(ActionBase):
         step = self.fleet_host("plan" if plan else "apply", arguments, stdin)
         events, code = step["events"], step["rc"]
         result["fleet_host"] = events
-        result["rc"] = code
+        # not "rc": Ansible fails a result whose rc is not 0, and plan's 2 means "pending"
+        result["exit"] = code
+        result["failed"] = False
         if code not in ((0, 2) if plan else (0,)):
             result["failed"] = True
             result["msg"] = problem(events, step["stderr"], code)
+            result["stderr"] = step["stderr"][-4000:]  # the buildout's own lines
             return result
         if plan:
             result["changed"] = code == 2
@@ -73,7 +77,7 @@ class ActionModule(ActionBase):
         confirm = done.get("confirm")
         failure = self.checks(args, confirm)
         if failure is None and confirm:
-            failure = self.confirm(confirm)
+            failure = self.confirm(json.loads(header)["model"], confirm)
         if failure:
             result["failed"] = True
             result["msg"] = failure
@@ -86,7 +90,9 @@ class ActionModule(ActionBase):
         if boolean(self._task.args.get("sudo") or False, strict=False):
             words[:0] = ["sudo", "-n"]
         command = " ".join(shlex.quote(w) for w in [*words, *arguments])
-        raw = self._low_level_execute_command(command, sudoable=False, in_data=stdin or None)
+        raw = self._low_level_execute_command(
+            command, sudoable=False, in_data=stdin.encode("utf-8") if stdin else None
+        )
         events = []
         for line in raw.get("stdout", "").splitlines():
             if line.startswith("{"):
@@ -141,13 +147,13 @@ class ActionModule(ActionBase):
             names = [name for name, _ in failing]
             time.sleep(float(args.get("check_interval", 1)))
 
-    def confirm(self, confirm: dict) -> str | None:
+    def confirm(self, model: str, confirm: dict) -> str | None:
         """Over a *new* connection (the control master is stopped first): a host that no
         longer lets us in cannot be confirmed, and rolls itself back."""
         self._connection.reset()
         try:
-            step = self.fleet_host("confirm", [confirm["model"], str(confirm["revision"])])
-        except Exception as error:  # the new login failed: that is what confirmation tests
+            step = self.fleet_host("confirm", [model, str(confirm["revision"])])
+        except AnsibleError as error:  # the new login failed: what confirmation tests
             return (
                 f"not confirmed ({str(error).strip().splitlines()[-1][:300]}); the host rolls "
                 f"back by itself within {confirm['timeout']:g} s"

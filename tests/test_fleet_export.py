@@ -1,0 +1,250 @@
+"""`system-recipes fleet export ansible`: the system run by Ansible (ansible-core 2.19.14, the
+test extra) on the same sshd test hosts as the fleet tests. ansible-playbook of the export
+converges the hosts to exactly the trees `fleet apply` writes, a second run is ok everywhere,
+`--check --diff` shows what `fleet plan --diff` shows, a failing host stops the rollout as
+`--max-fail` does, and ansible-pull converges a host from a git repository of the export
+(docs/systems.md, "fleet apply or Ansible")."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from test_fleet_apply import SYSTEM_RECIPES, System, states
+
+pytest_plugins = ["support.fleet_hosts"]
+BIN = os.path.dirname(sys.executable)
+HOSTS = ("host1", "host2", "host3", "host4")
+
+
+def export(system, directory, *extra: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [
+            SYSTEM_RECIPES,
+            "fleet",
+            "export",
+            "ansible",
+            "-m",
+            system.model,
+            "--profiles",
+            system.profiles,
+            "--entry-point",
+            system.fleet.entry_point,
+            "--ansible-pull",
+            os.path.join(BIN, "ansible-pull"),
+            str(directory),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def playbook(system, directory, *extra: str) -> subprocess.CompletedProcess:
+    """ansible-playbook site.yml in the export, through the test hosts' ssh_config (its key,
+    user root); ansible's own files in a directory of the test's."""
+    home = tempfile.mkdtemp(prefix="sra-")  # short: the control sockets live there
+    env = {
+        **os.environ,
+        "ANSIBLE_HOME": home,
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": home,
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    try:
+        return subprocess.run(
+            [
+                os.path.join(BIN, "ansible-playbook"),
+                "site.yml",
+                "-e",
+                f"ansible_ssh_extra_args='-F {system.fleet.ssh_config}'",
+                *extra,
+            ],
+            cwd=directory,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        subprocess.run(["rm", "-rf", home])
+
+
+def recap(result) -> dict[str, dict[str, int]]:
+    """host -> its PLAY RECAP counters."""
+    found = {}
+    for line in result.stdout.splitlines():
+        match = re.match(r"^(host\d)\s+: (.*)$", line)
+        if match:
+            found[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
+    return found
+
+
+def tree(host, model: str) -> dict[str, tuple]:
+    """Every file, link and directory the host's manifest records, and the kept host.cfg, as
+    they are on the host: kind, mode, owner, group and the content's sha256 (or link target)."""
+    manifest = json.loads(host.read("/var/lib/system-recipes/manifest.json"))
+    paths = {f"/etc/system-recipes/{model}/host.cfg"}
+    for parts in manifest["instances"].values():
+        for books in parts.values():
+            for kind in ("files", "directories", "links"):
+                paths.update(books.get(kind, {}))
+    found = {}
+    for path in sorted(paths):
+        where = host.path(path)
+        info = os.lstat(where)
+        if os.path.islink(where):
+            content = os.readlink(where)
+        elif os.path.isdir(where):
+            content = "directory"
+        else:
+            with open(where, "rb") as stream:
+                content = hashlib.sha256(stream.read()).hexdigest()
+        found[path] = (oct(info.st_mode), info.st_uid, info.st_gid, content)
+    return found
+
+
+def test_the_export_converges_as_fleet_apply_does_then_is_ok_then_checks_as_plan(
+    make_hosts, tmp_path
+):
+    # the same system on two sets of hosts at the same addresses, one after the other:
+    # fleet apply on the first, the exported playbook on the second; the model in the same
+    # directory both times (its compiled files name the profiles by path)
+    first = make_hosts(4)
+    addresses = {host.name: host.address for host in first}
+    (tmp_path / "system").mkdir()
+    applied = System(tmp_path / "system", first, "exp")
+    result = applied.fleet_command("apply")
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = {host.name: tree(host, "exp") for host in first}
+    first.close()
+    shutil.rmtree(tmp_path / "system")
+
+    second = make_hosts(addresses=addresses)
+    (tmp_path / "system").mkdir()
+    system = System(tmp_path / "system", second, "exp")
+    project = tmp_path / "project"
+    exported = export(system, project)
+    assert "exp: revision 1 (sha256:" in exported.stdout
+    assert "host2: wave 2, " in exported.stdout
+    assert (project / "host_vars" / "host2" / "host.cfg").read_text() == (
+        tmp_path / "system" / "exp" / "host2.cfg"
+    ).read_text()  # what fleet compile writes
+    assert "HostKeyAlias={{ inventory_hostname }}" in (project / "group_vars/all.yml").read_text()
+    assert (project / "known_hosts").read_text() == open(second.known_hosts).read()
+    inventory = (project / "inventory.yml").read_text()
+    assert "    tag_app:\n      hosts:\n        host2: {}\n        host3: {}\n" in inventory
+    assert "    service_lb:\n      hosts:\n        host4: {}\n" in inventory
+
+    run = playbook(system, project)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert {h: (c["changed"], c["failed"]) for h, c in recap(run).items()} == {
+        h: (1, 0) for h in HOSTS
+    }
+    # the waves: db, the app servers one at a time (max-unavailable 1: serial 1), lb
+    plays = re.findall(r"^PLAY \[(.*)\]", run.stdout, re.M)
+    assert plays == [
+        "exp wave 1 of 3: host1",
+        "exp wave 2 of 3: host2, host3",
+        "exp wave 2 of 3: host2, host3",
+        "exp wave 3 of 3: host4",
+    ]
+    assert {host.name: tree(host, "exp") for host in second} == expected
+
+    again = playbook(system, project)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert {h: (c["changed"], c["failed"]) for h, c in recap(again).items()} == {
+        h: (0, 0) for h in HOSTS
+    }
+    status = system.fleet_command("status")
+    assert status.returncode == 0, status.stdout  # fleet sees the revision Ansible applied
+
+    # one option of one service: --check --diff shows what fleet plan --diff shows
+    system.edit(
+        'role = "roles/app.cfg"\n',
+        'role = "roles/app.cfg"\nsettings = { app-config = { greeting = "bonjour" } }\n',
+    )
+    export(system, project)
+    plan = system.fleet_command("plan", "--diff")
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    check = playbook(system, project, "--check", "--diff")
+    assert check.returncode == 0, check.stdout + check.stderr
+    pending = {h for h, state in states(plan).items() if state == "pending"}
+    assert pending == {"host2", "host3"}
+    assert {h for h, c in recap(check).items() if c["changed"]} == pending
+    for host in pending:
+        block = re.search(rf"^{host}: diff\n(.*?)(?=^host\d: |\Z)", plan.stdout, re.M | re.S)
+        assert block and "+greeting = bonjour" in block.group(1)
+        assert block.group(1).strip() in check.stdout
+    assert "greeting = hello" in second["host2"].read("/etc/app/app.ini")  # nothing applied
+
+
+def test_a_failing_host_stops_the_rollout_as_max_fail_does(make_hosts, tmp_path):
+    fleet = make_hosts(4)
+    system = System(tmp_path, fleet, "maxfail")
+    system.edit('links = ["db"]\n', 'links = ["db"]\nmax-unavailable = 2\n')
+    fleet["host2"].run("touch /etc/app-broken")  # its check fails
+    project = tmp_path / "project"
+    export(system, project, "--check-timeout", "1", "--confirm-timeout", "0")
+    assert "  serial: 2\n  max_fail_percentage: 0\n" in (project / "site.yml").read_text()
+    run = playbook(system, project)
+    assert run.returncode != 0, run.stdout
+    counters = recap(run)
+    # what fleet apply --max-fail 0 does (tests/test_fleet_apply.py): both app servers were in
+    # flight and host3 finished its own transaction; the load balancer never started
+    assert {h: (c["changed"], c["failed"]) for h, c in counters.items()} == {
+        "host1": (1, 0),
+        "host2": (0, 1),
+        "host3": (1, 0),
+    }
+    assert "check check_app_healthy still fails after 1 s (exit 1: )" in run.stdout
+    assert "NO MORE HOSTS LEFT" in run.stdout
+    assert not fleet["host4"].exists("/etc/lb/lb.ini")
+
+    export(system, project, "--check-timeout", "1", "--confirm-timeout", "0", "--max-fail", "50%")
+    tolerated = playbook(system, project)
+    assert tolerated.returncode != 0, tolerated.stdout  # a host failed: never 0
+    assert {h: (c["changed"], c["failed"]) for h, c in recap(tolerated).items()} == {
+        "host1": (0, 0),
+        "host2": (0, 1),
+        "host3": (0, 0),
+        "host4": (1, 0),
+    }
+
+
+def test_ansible_pull_converges_a_host_from_a_git_repository_of_the_export(make_hosts, tmp_path):
+    fleet = make_hosts(4)
+    system = System(tmp_path, fleet, "pull")
+    project = tmp_path / "project"
+    export(system, project, "--pull-schedule", "*/5 * * * *")
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "export"], check=True)
+    host = fleet["host1"]
+    # the timer: the export's own host configuration for it, converged on the host
+    host.run([os.path.join(BIN, "buildout"), "-c", str(project / "pull" / "host1.cfg")])
+    cron = host.read("/etc/cron.d/ansible-pull-pull")
+    entry = next(line for line in cron.splitlines() if line.startswith("*/5 * * * * root "))
+    command = entry[len("*/5 * * * * root ") :]
+    assert f" -U {project} " in command and "--limit host1 local.yml" in command
+    path = next(line for line in cron.splitlines() if line.startswith("PATH="))
+    pulled = host.run(f"{path} {command}", check=False, timeout=300)
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    assert re.search(
+        r"^host1\s+: ok=1\s+changed=1\s+unreachable=0\s+failed=0", pulled.stdout, re.M
+    ), pulled.stdout
+    assert host.read("/etc/db/db.ini") == "[db]\nport = 5400\nsize = small\n"
+    again = host.run(f"{path} {command}", check=False, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert re.search(r"host1\s+: ok=1\s+changed=0\s+unreachable=0\s+failed=0", again.stdout)
+    plan = system.fleet_command("plan")
+    assert states(plan)["host1"] == "in sync", plan.stdout
