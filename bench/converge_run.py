@@ -193,12 +193,12 @@ def bench_tool(tool, n: int, repeat: int, rows: list[Row], peer: bool) -> None:
         tool.write_inputs(n, changed=state["changed"])
 
     runs("change", flip)
-    if "plan" not in tool.scenarios:
-        return
-    if state["changed"]:  # back to the converged base before plan
+    if state["changed"]:  # back to the converged base: before plan, and for the byte check
         tool.write_inputs(n, changed=False)
         out = timed(tool.argv("noop"), tool.env, tool.work, args.timeout)
         if not tool.ok("noop", out.returncode):
             raise Failed(f"{tool.name} N={n}: could not converge back: exit {out.returncode}")
+    if "plan" not in tool.scenarios:
+        return
     tool.write_inputs(n, changed=True)
     runs("plan")
