@@ -40,11 +40,9 @@ sys.path[:0] = [BENCH, os.path.join(REPO, "tests")]
 
 import fleet_work  # noqa: E402
 
-try:  # the converge benchmark's bench venvs and timed subprocess (split out of converge.py)
-    from converge_run import timed  # noqa: E402
-    from converge_venvs import PEERS, PLOT_VENV, ensure_venv, installed_copy  # noqa: E402
-except ImportError:  # before that split
-    from converge import PEERS, PLOT_VENV, ensure_venv, installed_copy, timed  # noqa: E402
+# the converge benchmark's bench venvs (the same pinned ansible-core) and timed subprocess
+from converge_run import timed  # noqa: E402
+from converge_venvs import PEERS, PLOT_VENV, ensure_venv, installed_copy  # noqa: E402
 
 SCENARIOS = ("first", "noop", "plan", "change")
 TOOLS = ("fleet", "ansible", "export")
@@ -302,6 +300,45 @@ def write_csv(path: str, rows: list[Row]) -> None:
             )
 
 
+def read_csv(paths: list[str]) -> list[Row]:
+    """The rows of earlier runs' CSVs (``--table``: one table over runs made one N at a time)."""
+    rows = []
+    for path in paths:
+        with open(path, newline="") as stream:
+            for raw in csv.DictReader(stream):
+                rows.append(
+                    Row(
+                        raw["tool"],
+                        int(raw["n"]),
+                        int(raw["services"]),
+                        raw["scenario"],
+                        int(raw["run"]),
+                        float(raw["wall_s"]),
+                        int(raw["maxrss_kb"]),
+                        int(raw["exit"]),
+                        int(raw["changed"]) if raw["changed"] not in ("", "None") else None,
+                        raw["status"],
+                        raw["note"],
+                    )
+                )
+    return rows
+
+
+def report(rows: list[Row], ns: list[int], tools: list[str]) -> None:
+    stats = medians(rows)
+    print(format_table(stats, ns, tools))
+    print()
+    if "ansible" in tools:
+        print("\n".join(targets(stats, ns)))
+    breakdown = [r for r in rows if r.tool == "fleet" and r.note and r.status == "ok"]
+    if breakdown:
+        largest = max(r.n for r in breakdown)
+        print(f"where fleet's time goes (N={largest}, median host):")
+        for scenario in SCENARIOS:
+            for row in [r for r in breakdown if r.n == largest and r.scenario == scenario][:1]:
+                print(f"  {scenario:7} {row.wall_s:.2f} s: {row.note}")
+
+
 def plot(csv_path: str) -> str:
     python, problem = ensure_venv(*PLOT_VENV)
     if python is None:
@@ -332,7 +369,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--editable", action="store_true", help="use the project's .venv/bin")
     parser.add_argument("--workdir", default=None, help="keep the models and runs here")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per run")
+    parser.add_argument(
+        "--table",
+        nargs="+",
+        metavar="CSV",
+        help="print the table of earlier runs' CSVs; run nothing",
+    )
     args = parser.parse_args(argv)
+    if args.table:
+        rows = read_csv(args.table)
+        ns = sorted({r.n for r in rows})
+        report(rows, ns, [tool for tool in TOOLS if any(r.tool == tool for r in rows)])
+        return 0
     if args.repeat < 1 or args.services < 1 or min(args.hosts) < 1 or max(args.hosts) > 100:
         parser.error("--repeat and --services must be >= 1, --hosts between 1 and 100")
     if os.geteuid() != 0:
@@ -383,22 +431,11 @@ def main(argv: list[str] | None = None) -> int:
         if not keep:
             shutil.rmtree(args.workdir, ignore_errors=True)
 
-    stats = medians(rows)
     print("\n".join(notes))
     print("  " + compare_files(files, args.hosts, tools))
     print()
-    print(format_table(stats, args.hosts, tools))
-    print()
-    if "ansible" in tools:
-        print("\n".join(targets(stats, args.hosts)))
+    report(rows, args.hosts, tools)
     failed = [r for r in rows if r.status != "ok"]
-    breakdown = [r for r in rows if r.tool == "fleet" and r.note and r.status == "ok"]
-    if breakdown:
-        print("where fleet's time goes (largest N, median host):")
-        largest = max(r.n for r in breakdown)
-        for scenario in SCENARIOS:
-            for row in [r for r in breakdown if r.n == largest and r.scenario == scenario][:1]:
-                print(f"  {scenario:7} {row.wall_s:.2f} s: {row.note}")
     for row in failed[:10]:
         print(f"FAILED: {row.tool} N={row.n} {row.scenario} run {row.run}: {row.status} {row.note}")
     stamp = time.strftime("%Y%m%d-%H%M%S")
