@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="section:option=value",
         help="override options, as buildout's command line does",
     )
+    converge = commands.add_parser(
+        "converge",
+        add_help=False,
+        help="run the host buildout; a no-op is found without importing zc.buildout "
+        "(see `system-recipes converge --help`)",
+    )
+    converge.add_argument("arguments", nargs=argparse.REMAINDER)
     explain = commands.add_parser(
         "explain", help="print the sections meta-recipes generate, as cfg text"
     )
@@ -110,6 +117,10 @@ def _main(argv: list[str] | None) -> int:
             return run_plan(
                 args.config, args.assignments, quiet=args.quiet, all_problems=args.all_problems
             )
+        if args.command == "converge":  # normally answered by entry.py before this import
+            from .converge import main as converge
+
+            return converge(args.arguments)
         if args.command == "explain":
             from .meta.explain import run_explain
 

@@ -11,7 +11,8 @@ import logging
 import os
 
 from . import daemons  # noqa: F401  (registers every validator and reload handler)
-from .core import buildout_api, run
+from .core import buildout_api, fastpath, report, run
+from .core.manifest import MANIFEST_NAME
 from .core.recipe_names import check_recipe_names
 from .core.settings import settings_from_buildout
 from .meta.expand import expand
@@ -72,10 +73,14 @@ def quiet_buildout(buildout, active: run.Run) -> None:
 
 def load(buildout) -> None:
     check_recipe_names(buildout)  # a misspelled system_recipes:NAME: one line, not a traceback
+    # the key first: nothing has touched the configuration as read yet
+    key = fastpath.configuration_key(buildout_api.raw_sections(buildout))
+    fastpath.listen()  # from here on, what the run reads is noted (os-release, for the layout)
     settings = settings_from_buildout(buildout)
     active = run.Run(buildout, settings, mode="apply")
     active.acquire()
     try:
+        stop_when_nothing_changed(active, key)
         active.expand(expand)
     except Exception:
         active.release()
@@ -91,6 +96,62 @@ def load(buildout) -> None:
             os.makedirs(os.path.dirname(os.path.abspath(value)), mode=0o700, exist_ok=True)
 
 
+def stop_when_nothing_changed(active: run.Run, key: str) -> None:
+    """The fast path (core.fastpath): after the lock and recovery, before any meta section
+    expands or any part is constructed. Otherwise the record of the last clean run is removed
+    (a run that fails must not leave one behind) and this run notes what it reads."""
+    path = fastpath.record_path(active.state, active.settings.instance)
+    record = fastpath.Record.load(path) if active.recovered == "clean" else None
+    why = record.first_difference(key) if record else "no record of a clean run"
+    if active.settings.fast_path == "off":
+        why = "fast-path = off"
+    if record is not None and why is None:
+        fastpath.stop_listening()
+        report.say(
+            f"system-recipes: nothing to do: {record.parts} part(s) as the last run left them "
+            f"({record.written})"
+        )
+        active.release()
+        raise SystemExit(0)  # buildout's main lets it through: exit 0, nothing else runs
+    if active.verbose:
+        report.say(f"system-recipes: a full run: {why}")
+    fastpath.forget(path)
+    active.fastpath_key = key if active.settings.fast_path == "on" else None
+
+
+def remember_a_clean_run(buildout, active: run.Run) -> None:
+    """Leave the record for the next run's fast path, only after a clean, full run of parts
+    that are all ours: an update of another recipe may do anything, every time."""
+    key = active.fastpath_key
+    plan = active.last_plan
+    configured = active.configured_parts()
+    fastpath.stop_listening()
+    if (
+        key is None
+        or plan is None
+        or plan.drift
+        or active.warnings
+        or not configured <= set(active.staged)
+        or not all(ours(buildout, part) for part in configured)
+        or buildout["buildout"].get("develop", "").strip()
+    ):
+        return
+    settings = active.settings
+    managed: list[tuple[str, str]] = []
+    for books in active.manifest().parts.values():
+        for kind, stat_kind in (("files", "full"), ("links", "full"), ("directories", "directory")):
+            managed += [(settings.target(path), stat_kind) for path in books.get(kind, {})]
+    installed = buildout["buildout"].get("installed", "")
+    state_files = [os.path.join(active.state, MANIFEST_NAME), *([installed] if installed else [])]
+    record = fastpath.make_record(key, managed, state_files, len(configured), active.state)
+    path = fastpath.record_path(active.state, settings.instance)
+    fastpath.write_private(path, record.dumps())
+    if fastpath.REQUEST:
+        files = buildout_api.configuration_files(buildout)
+        if files is not None:
+            fastpath.write_index(fastpath.REQUEST[-1], files, active.state, settings.instance, key)
+
+
 def unload(buildout) -> None:
     active = run.current(buildout)
     if active is None or active.mode != "apply":
@@ -99,5 +160,7 @@ def unload(buildout) -> None:
         active.commit()
         active.flush_installed()
         active.protect_buildout_state()
+        remember_a_clean_run(buildout, active)
     finally:
+        fastpath.stop_listening()
         active.release()

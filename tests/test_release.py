@@ -577,7 +577,7 @@ def test_rpm_install_upgrade_erase_runs_the_host_buildout(releases, rpm_host):
     installed = rpm(box, "-i", releases.rpm("1.0"))
     assert installed.returncode == 0, said(installed)
     assert (
-        "shop: running the host buildout: /opt/shop/bin/buildout -c /etc/shop/host.cfg"
+        "shop: running the host buildout: /opt/shop/bin/system-recipes converge -c /etc/shop/host.cfg"
         in installed.stdout
     )
     assert rpm_query(box) == "1.0-1"

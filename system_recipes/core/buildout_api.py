@@ -187,3 +187,42 @@ def sign_parts_once(buildout, same: Callable[[str], bool]) -> None:
                 buildout[part][SIGNATURE] = signature
 
     buildout._compute_part_signatures = compute
+
+
+# -- what the configuration was read from (the converge index) ---------------------------------
+def configuration_files(buildout) -> list[str] | None:
+    """Every local file the configuration was read from: the sources of the annotated options,
+    the files they extend (a file may hold nothing but ``extends``) and the user's defaults
+    (``~/.buildout/default.cfg``, present or not). None when a file came from a URL: only the
+    full run can tell whether it changed."""
+    import zc.buildout.configparser as configparser  # already imported with buildout
+
+    sources: set[str] = set()
+    for options in buildout._annotated.values():
+        for key in options.values():
+            for item in getattr(key, "history", ()):
+                source = str(item.source)
+                if "://" in source or "downloaded as" in source:
+                    return None
+                if os.path.isabs(source):
+                    sources.add(source)
+    found: set[str] = set()
+    pending = sorted(sources)
+    while pending:
+        path = pending.pop()
+        if path in found:
+            continue
+        found.add(path)
+        try:
+            with open(path) as stream:
+                parsed = configparser.parse(stream, path)
+        except (OSError, UnicodeDecodeError, configparser.Error):
+            continue  # read by buildout a moment ago: the sha256 in the index will differ
+        section = parsed.get("buildout", {})
+        for option in ("extends", "optional-extends"):
+            for name in section.get(option, "").split():
+                if "://" in name:
+                    return None
+                pending.append(os.path.join(os.path.dirname(path), os.path.expanduser(name)))
+    found.add(_buildout._get_user_config())
+    return sorted(found)

@@ -19,6 +19,8 @@ import jinja2
 import jinja2.meta
 import jinja2.nodes
 
+from . import fastpath
+
 #: an exception message echoed in an error is cut to this many characters
 MESSAGE_LIMIT = 200
 
@@ -52,6 +54,11 @@ def render(
     name_or_text: str, context: dict, search_path: tuple[str, ...], inline: bool = False
 ) -> str:
     """Render a template by name (searched in ``search_path``) or an inline text."""
+    if not inline:
+        # a template added to a directory searched first shadows the one found: the fast path
+        # watches the directories (jinja's loader looks with stat, which no audit hook sees)
+        for directory in search_path:
+            fastpath.note_path(directory)
     env = environment(search_path)
     try:
         template = env.from_string(name_or_text) if inline else env.get_template(name_or_text)

@@ -61,6 +61,12 @@ class Run:
         self.installed_state: DeferredInstalled | None = None
         #: buildout's -v: diffs and buildout's own lines are shown
         self.verbose: bool = _verbosity(buildout) > 0
+        #: what recovery found at the start ('clean', 'committed' or 'rolled back')
+        self.recovered: str = "clean"
+        #: warnings said (a run with any is not clean: the fast path must not skip them)
+        self.warnings: int = 0
+        #: the configuration key of this run, when it may leave a fast-path record
+        self.fastpath_key: str | None = None
         setattr(buildout, ATTRIBUTE, self)
         _LATEST[:] = [self]
 
@@ -108,6 +114,7 @@ class Run:
         self._lock_fd = fd
         if self.mode == "apply":
             outcome, count = self.journal.recover(Manifest.read_bytes(self.state))
+            self.recovered = outcome
             if outcome == "rolled back":
                 report.say(f"system-recipes: rolled back {count} change(s) of an interrupted run")
 
@@ -215,6 +222,7 @@ class Run:
             )
         for f in findings:
             if not f.fatal:
+                self.warnings += 1
                 report.say(f"system-recipes: warning: {f}")
         if errors:
             raise RunError("\n".join(errors))

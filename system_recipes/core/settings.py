@@ -60,6 +60,14 @@ SCHEMA = Schema(
             "configurations (one per application) can manage one machine side by side",
         ),
         Option(
+            "fast-path",
+            Choice("on", "off"),
+            default="on",
+            help="on: a run that finds nothing changed since the last clean run (the "
+            "configuration, the code, the templates, every managed path, ...) says so without "
+            "building its parts; off: every run builds, renders and checks every part",
+        ),
+        Option(
             "lock-timeout",
             Integer(minimum=0),
             default=300,
@@ -80,6 +88,7 @@ class Settings:
     lock_timeout: int
     instance: str
     buildout_directory: str
+    fast_path: str = "on"
 
     def target(self, host_path: str) -> str:
         """The real path of a host path below the install root."""
@@ -116,4 +125,5 @@ def settings_from_buildout(buildout) -> Settings:
         lock_timeout=values.lock_timeout,
         instance=values.instance,
         buildout_directory=directory,
+        fast_path=values.fast_path,
     )

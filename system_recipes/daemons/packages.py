@@ -6,6 +6,8 @@ import os
 import subprocess
 from dataclasses import dataclass
 
+from ..core import fastpath
+
 
 @dataclass(frozen=True)
 class Package:
@@ -27,6 +29,13 @@ def _run(command: list[str]) -> subprocess.CompletedProcess:
 
 def query_rpm(name: str, root: str = "/", dbpath: str | None = None) -> Package:
     base = ["rpm"]
+    # the facts come from rpm's database: a change there is a change for the fast path
+    if dbpath:
+        fastpath.note_database(os.path.join(root, dbpath.lstrip("/")))
+    else:
+        fastpath.note_database(os.path.join(root, "var/lib/rpm"))
+        if root == "/":
+            fastpath.note_database(os.path.expanduser("~/.rpmdb"))  # Debian's rpm default
     if root != "/":
         base += ["--root", root]
     if dbpath:
@@ -50,6 +59,7 @@ def query_rpm(name: str, root: str = "/", dbpath: str | None = None) -> Package:
 
 def query_dpkg(name: str, root: str = "/") -> Package:
     base = ["dpkg-query"]
+    fastpath.note_path(os.path.join(root, "var/lib/dpkg/status"))
     if root != "/":
         base += ["--admindir", os.path.join(root, "var/lib/dpkg")]
     info = _run(base + ["-W", "-f", "${db:Status-Abbrev}\\t${Version}\\n", name])

@@ -1,0 +1,149 @@
+"""``system-recipes converge -c host.cfg``: the host buildout, with a no-op found before
+zc.buildout is even imported.
+
+Importing zc.buildout costs 0.2-0.4 s (pip and setuptools come with it), several times a whole
+no-op of the plain-Python floor. So this module, reached through ``system_recipes.entry``
+without importing the rest of the command line, first checks the index the last clean run
+through ``converge`` left (core.fastpath): the sha256 of every configuration file (with its
+extends), the same command line, then -- holding the run's lock, with no journal pending --
+the record of that run: the code, and the lstat of every path it depends on. Only when all of
+it is equal does it say "nothing to do"; otherwise it runs buildout in this process with the
+same arguments (whose extension checks the same record again, with the configuration read).
+
+Exit statuses: buildout's (0 converged, 1 an error); a usage error is 1.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+
+from .core import fastpath
+
+USAGE = "usage: system-recipes converge [-h] [-c CONFIG] [-v] [--full] [section:option=value ...]"
+HELP = f"""{USAGE}
+
+Run the host buildout (buildout -c CONFIG), saying "nothing to do" without importing
+zc.buildout when nothing it depends on changed since the last clean run through converge.
+
+options:
+  -h, --help            show this help message and exit
+  -c CONFIG, --config CONFIG
+                        the host configuration (default: buildout.cfg)
+  -v, --verbose         buildout's -v (repeatable); also says why a full run is needed
+  --full                always run buildout (its extension still takes its own fast path
+                        unless the configuration or a watched path changed)
+  section:option=value  override options, as buildout's command line does
+"""
+EXIT_ERROR = 1
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse(argv: list[str]) -> tuple[fastpath.Request, bool]:
+    config, verbosity, full, assignments = "buildout.cfg", 0, False, []
+    arguments = list(argv)
+    while arguments:
+        argument = arguments.pop(0)
+        if argument in ("-c", "--config"):
+            if not arguments:
+                raise UsageError(f"{argument} needs a file")
+            config = arguments.pop(0)
+        elif argument.startswith("--config="):
+            config = argument.split("=", 1)[1]
+        elif argument.startswith("-v") and set(argument[1:]) == {"v"}:
+            verbosity += len(argument) - 1
+        elif argument == "--verbose":
+            verbosity += 1
+        elif argument == "--full":
+            full = True
+        elif ":" in argument.split("=", 1)[0] and "=" in argument and argument[0] != "-":
+            assignments.append(argument)
+        else:
+            raise UsageError(f"unrecognized argument {argument[:100]!r}")
+    return fastpath.Request(os.path.abspath(config), tuple(assignments), verbosity), full
+
+
+def nothing_changed(request: fastpath.Request) -> tuple[int | None, str]:
+    """(parts, when) if the last clean run still holds; else (None, why not)."""
+    index = fastpath.read_index(request)
+    if index is None:
+        return None, "no record of a clean run through converge"
+    for path, digest in index["files"].items():
+        if fastpath.sha256_of(path) != digest:
+            return None, f"{path} changed"
+    state, instance = index["state"], index["instance"]
+    lock = _lock(os.path.join(state, "lock"))
+    if lock is None:
+        return None, "another run holds the lock"
+    try:
+        if os.path.lexists(os.path.join(state, "journal")):
+            return None, "an interrupted run is to be recovered"
+        record = fastpath.Record.load(fastpath.record_path(state, instance))
+        if record is None:
+            return None, "the last run was not clean"
+        why = record.first_difference(index["config_key"])
+        if why is not None:
+            return None, why
+        return record.parts, record.written
+    finally:
+        os.close(lock)
+
+
+def _lock(path: str) -> int | None:
+    """The run's own lock, exclusively, without waiting (a run in progress: buildout waits)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        say(HELP.rstrip("\n"))
+        return 0
+    try:
+        request, full = parse(argv)
+    except UsageError as error:
+        sys.stderr.write(f"{USAGE}\nsystem-recipes converge: error: {error}\n")
+        return EXIT_ERROR
+    if not full:
+        parts, detail = nothing_changed(request)
+        if parts is not None:
+            say(
+                f"system-recipes: nothing to do: {parts} part(s) as the last run left them ({detail})"
+            )
+            return 0
+        if request.verbosity:
+            say(f"system-recipes: a full run: {detail}")
+    return run_buildout(request)
+
+
+def run_buildout(request: fastpath.Request) -> int:
+    """buildout's own main, in this process: the extension writes the index for ``request``
+    after a clean run."""
+    import zc.buildout.buildout  # the slow import the fast path exists to avoid
+
+    fastpath.REQUEST[:] = [request]
+    arguments = ["-c", request.config, *(["-v"] * request.verbosity), *request.assignments]
+    try:
+        zc.buildout.buildout.main(arguments)
+    except SystemExit as exit:
+        code = exit.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
+    return 0
