@@ -248,3 +248,47 @@ def test_ansible_pull_converges_a_host_from_a_git_repository_of_the_export(make_
     assert re.search(r"host1\s+: ok=1\s+changed=0\s+unreachable=0\s+failed=0", again.stdout)
     plan = system.fleet_command("plan")
     assert states(plan)["host1"] == "in sync", plan.stdout
+
+
+def test_the_example_system_exports_its_waves_and_bad_input_is_one_line(tmp_path):
+    """The shipped example (a copy: the export writes the revision into the lock): its waves,
+    groups and timers; a missing key file or a bad option is one line, nothing written."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for name in ("shop.toml", "shop.lock.toml"):
+        shutil.copy(os.path.join(repo, "profiles", "systems", name), tmp_path)
+    model, project = str(tmp_path / "shop.toml"), tmp_path / "project"
+    command = [SYSTEM_RECIPES, "fleet", "export", "ansible", "-m", model, str(project)]
+    missing = subprocess.run(command, capture_output=True, text=True)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr == (
+        f"Error: fleet export: {tmp_path}/shop.known_hosts: no pinned host keys (nothing is "
+        "trusted on first use: `fleet trust` pins them)\n"
+    )
+    (tmp_path / "shop.known_hosts").write_text(
+        "app1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample\n"
+    )
+    for option, line in (
+        (["--max-fail", "lots"], "--max-fail: 'lots' (expected a number of hosts such as 2, "),
+        (["--pull-schedule", "often"], "--pull-schedule: 'often' (expected five cron fields"),
+    ):
+        bad = subprocess.run(command + option, capture_output=True, text=True)
+        assert bad.returncode == 1 and bad.stderr.startswith(f"Error: fleet export: {line}")
+        assert not project.exists()
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    site = (project / "site.yml").read_text()
+    assert re.findall(r'^- name: "(.*)"$', site, re.M) == [
+        "shop wave 1 of 4: db1",
+        "shop wave 2 of 4: app1, app2",
+        "shop wave 3 of 4: lb1",
+        "shop wave 4 of 4: mon1",
+    ]
+    assert site.count("  serial: 1\n") == 3  # mon1 runs no service: no serial
+    inventory = (project / "inventory.yml").read_text()
+    assert "    service_shop:\n      hosts:\n        app1: {}\n        app2: {}\n" in inventory
+    assert (project / "host_vars/app1/host.cfg").read_text() == open(
+        os.path.join(repo, "profiles", "systems", "shop", "app1.cfg")
+    ).read()
+    assert "db-password = " not in (project / "host_vars/app1/host.cfg").read_text()
+    timer = (project / "pull/app1.cfg").read_text()
+    assert "recipe = system_recipes:cron\n" in timer and "--limit app1 local.yml\n" in timer

@@ -109,7 +109,7 @@ def run_export(args, expander: Expander, profiles: str) -> int:
             None,
             None,
             f"{pinned}: no pinned host keys (nothing is trusted on first use: "
-            "`system-recipes fleet trust HOST --fingerprint SHA256:...` pins each host's key)",
+            "`fleet trust` pins them)",
             source="fleet export",
         )
     system = prepare(args.model, expander, profiles, allow_moves=args.allow_moves)
