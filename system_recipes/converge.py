@@ -15,7 +15,6 @@ Exit statuses: buildout's (0 converged, 1 an error); a usage error is 1.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
 
@@ -67,46 +66,6 @@ def parse(argv: list[str]) -> tuple[fastpath.Request, bool]:
     return fastpath.Request(os.path.abspath(config), tuple(assignments), verbosity), full
 
 
-def nothing_changed(request: fastpath.Request) -> tuple[int | None, str]:
-    """(parts, when) if the last clean run still holds; else (None, why not)."""
-    index = fastpath.read_index(request)
-    if index is None:
-        return None, "no record of a clean run through converge"
-    for path, digest in index["files"].items():
-        if fastpath.sha256_of(path) != digest:
-            return None, f"{path} changed"
-    state, instance = index["state"], index["instance"]
-    lock = _lock(os.path.join(state, "lock"))
-    if lock is None:
-        return None, "another run holds the lock"
-    try:
-        if os.path.lexists(os.path.join(state, "journal")):
-            return None, "an interrupted run is to be recovered"
-        record = fastpath.Record.load(fastpath.record_path(state, instance))
-        if record is None:
-            return None, "the last run was not clean"
-        why = record.first_difference(index["config_key"])
-        if why is not None:
-            return None, why
-        return record.parts, record.written
-    finally:
-        os.close(lock)
-
-
-def _lock(path: str) -> int | None:
-    """The run's own lock, exclusively, without waiting (a run in progress: buildout waits)."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
 def say(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
@@ -123,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{USAGE}\nsystem-recipes converge: error: {error}\n")
         return EXIT_ERROR
     if not full:
-        parts, detail = nothing_changed(request)
+        parts, detail = fastpath.nothing_changed(request)
         if parts is not None:
             say(
                 f"system-recipes: nothing to do: {parts} part(s) as the last run left them ({detail})"

@@ -19,6 +19,7 @@ line, and where the record is. This module imports only the standard library.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -349,3 +350,43 @@ def read_index(request: Request) -> dict | None:
     if data.get("request") != [request.config, list(request.assignments), request.verbosity]:
         return None
     return data
+
+
+def nothing_changed(request: Request) -> tuple[int | None, str]:
+    """(parts, when) if the last clean run still holds; else (None, why not)."""
+    index = read_index(request)
+    if index is None:
+        return None, "no record of a clean run through converge"
+    for path, digest in index["files"].items():
+        if sha256_of(path) != digest:
+            return None, f"{path} changed"
+    state, instance = index["state"], index["instance"]
+    lock = _lock(os.path.join(state, "lock"))
+    if lock is None:
+        return None, "another run holds the lock"
+    try:
+        if os.path.lexists(os.path.join(state, "journal")):
+            return None, "an interrupted run is to be recovered"
+        record = Record.load(record_path(state, instance))
+        if record is None:
+            return None, "the last run was not clean"
+        why = record.first_difference(index["config_key"])
+        if why is not None:
+            return None, why
+        return record.parts, record.written
+    finally:
+        os.close(lock)
+
+
+def _lock(path: str) -> int | None:
+    """The run's own lock, exclusively, without waiting (a run in progress: buildout waits)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd

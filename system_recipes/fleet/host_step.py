@@ -38,6 +38,7 @@ from typing import Any
 
 import zc.buildout
 
+from ..core import fastpath
 from .lockfile import write_atomic
 from .packages import PackageError, Packages
 from .step_basics import StepError, check_name, read_text, sha256
@@ -163,6 +164,7 @@ class HostStep:
         )
         packages = Packages(header["packages"])
         missing: list[str] = []
+        installed: list[str] = []
         try:
             if action == "plan":
                 missing = packages.pending()
@@ -195,17 +197,21 @@ class HostStep:
         candidate = path if same else os.path.join(directory, ".host.cfg.new")
         if not same:
             write_atomic(candidate, text)
+        # the same host.cfg, no package to install, and the last clean run through converge
+        # still holds (core.fastpath: an exact proof): nothing to plan, nothing to run
+        fast = same and not (missing or installed) and self.nothing_changed(path)
         try:
-            plan = self.plan(candidate)
+            plan = None if fast else self.plan(candidate)
         except StepError:
             if not same:
                 os.unlink(candidate)
             raise
-        changes = len(plan.actions)
+        changes = len(plan.actions) if plan else 0
+        drift = plan.drift if plan else []
         if action == "plan":
             if not same:
                 os.unlink(candidate)
-            pending = bool(changes or plan.drift or not same or missing)
+            pending = bool(changes or drift or not same or missing)
             return self.done("pending" if pending else "ok", 2 if pending else 0)
         if not same:
             os.replace(candidate, path)
@@ -236,6 +242,12 @@ class HostStep:
             **({"confirm": confirm} if confirm else {}),
         )
 
+    def nothing_changed(self, path: str) -> bool:
+        parts, detail = fastpath.nothing_changed(fastpath.Request(path))
+        if parts is not None:
+            self.emit("plan", result="ok", changed=0, drift=[], actions=[], fast_path=detail)
+        return parts is not None
+
     def plan(self, path: str):
         try:
             _, plan = self.planner(path)
@@ -262,7 +274,7 @@ class HostStep:
         """The host buildout, as its own process (it configures logging, exits, reloads)."""
         started = time.monotonic()
         result = subprocess.run(
-            [buildout_script(), "-c", path],
+            [converge_script(), "converge", "-c", path],
             capture_output=True,
             text=True,
             cwd=os.path.dirname(path),
@@ -459,7 +471,10 @@ def parse_input(data: bytes) -> tuple[dict, str]:
     return header, config
 
 
-def buildout_script() -> str:
-    """The buildout of the installation running this command (the same venv's)."""
-    beside = os.path.join(os.path.dirname(sys.executable), "buildout")
-    return beside if os.path.exists(beside) else (shutil.which("buildout") or "buildout")
+def converge_script() -> str:
+    """The system-recipes of the installation running this command (the same venv's): its
+    ``converge`` is the host buildout, and leaves the index the next step's fast path reads."""
+    beside = os.path.join(os.path.dirname(sys.executable), "system-recipes")
+    return (
+        beside if os.path.exists(beside) else (shutil.which("system-recipes") or "system-recipes")
+    )
