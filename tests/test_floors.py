@@ -22,7 +22,10 @@ FLOORS = {
     "meta": 3,
     "docs": 3,
     "cli": 4,
+    "converge": 3,
     "extension": 4,
+    # the console script: answers ``converge`` without importing cli (and so zc.buildout)
+    "entry": 5,
 }
 
 
