@@ -202,9 +202,14 @@ class HostStep:
         fast = same and not (missing or installed) and self.nothing_changed(path)
         try:
             plan = None if fast else self.plan(candidate)
-        except StepError:
+        except StepError as error:
             if not same:
                 os.unlink(candidate)
+            if action == "plan" and missing:
+                # a first install: the configuration reads facts of packages that apply
+                # installs first, so its plan can only be made after them
+                self.emit("plan", result="after-packages", changed=0, drift=[], why=str(error))
+                return self.done("pending", 2)
             raise
         changes = len(plan.actions) if plan else 0
         drift = plan.drift if plan else []

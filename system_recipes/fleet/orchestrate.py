@@ -238,8 +238,13 @@ class FleetRun:
         if result.code == 0:
             self.out.state(job.name, "in sync")
             return "in sync"
+        changes = (
+            "file changes known once the packages are in"
+            if plan.get("result") == "after-packages"
+            else f"{plan.get('changed', 0)} file changes"
+        )
         parts = (
-            [f"{plan.get('changed', 0)} file changes"]
+            [changes]
             + [f"drift {', '.join(plan['drift'])}"] * bool(plan.get("drift"))
             + [f"packages {' '.join(packages['pending'])}"] * bool(packages.get("pending"))
         )
