@@ -19,28 +19,35 @@ class User:
     home: str
 
 
-_TABLES: dict[str, tuple[tuple, list[list[str]]]] = {}
+_TABLES: dict[str, tuple[tuple, list[list[str]], dict[tuple[str, int], list[str]]]] = {}
 
 
-def _read_table(root: str, host_path: str) -> list[list[str]]:
-    """The fields of an account file below ``root``; re-read only when the file changed (every
-    part asks about its owners, and useradd may add lines during a run)."""
+def _table(root: str, host_path: str) -> tuple[list[list[str]], dict[tuple[str, int], list[str]]]:
+    """The fields of each line of an account file below ``root``, and the first line of each
+    name with at least N fields by (name, N) (a host with an account per service looked each
+    name up line by line). Re-read only when the file changed (every part asks about its
+    owners, and useradd may add lines during a run)."""
     path = os.path.join(root, host_path.lstrip("/"))
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return []
+        return [], {}
     stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
     cached = _TABLES.get(path)
     if cached is not None and cached[0] == stamp:
-        return cached[1]
+        return cached[1], cached[2]
     try:
         with open(path, encoding="utf-8") as stream:
             fields = [line.rstrip("\n").split(":") for line in stream if ":" in line]
     except FileNotFoundError:
-        return []
-    _TABLES[path] = (stamp, fields)
-    return fields
+        return [], {}
+    index: dict[tuple[str, int], list[str]] = {}
+    for row in fields:
+        for width in (3, 6):  # a group line has its gid third, a passwd line its home sixth
+            if len(row) >= width:
+                index.setdefault((row[0], width), row)
+    _TABLES[path] = (stamp, fields, index)
+    return fields, index
 
 
 def find_user(root: str, name: str) -> User | None:
@@ -50,10 +57,10 @@ def find_user(root: str, name: str) -> User | None:
         except KeyError:
             return None
         return User(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
-    for fields in _read_table(root, "/etc/passwd"):
-        if fields[0] == name and len(fields) >= 6:
-            return User(name, int(fields[2]), int(fields[3]), fields[5])
-    return None
+    fields = _table(root, "/etc/passwd")[1].get((name, 6))
+    if fields is None:
+        return None
+    return User(name, int(fields[2]), int(fields[3]), fields[5])
 
 
 def find_group(root: str, name: str) -> int | None:
@@ -62,10 +69,8 @@ def find_group(root: str, name: str) -> int | None:
             return grp.getgrnam(name).gr_gid
         except KeyError:
             return None
-    for fields in _read_table(root, "/etc/group"):
-        if fields[0] == name and len(fields) >= 3:
-            return int(fields[2])
-    return None
+    fields = _table(root, "/etc/group")[1].get((name, 3))
+    return None if fields is None else int(fields[2])
 
 
 def _prefix(root: str) -> list[str]:

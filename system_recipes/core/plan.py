@@ -73,8 +73,17 @@ class Plan:
     def changed(self) -> bool:
         return bool(self.actions)
 
+    #: actions by part, for ``for_part`` (asked once per part: a scan each time was O(N^2))
+    _by_part: dict[str, list[Action]] = field(default_factory=dict, repr=False, compare=False)
+    _indexed: int = field(default=0, repr=False, compare=False)
+
     def for_part(self, part: str) -> list[Action]:
-        return [a for a in self.actions if a.part == part]
+        if self._indexed != len(self.actions):  # actions are only ever appended
+            self._by_part = {}
+            for action in self.actions:
+                self._by_part.setdefault(action.part, []).append(action)
+            self._indexed = len(self.actions)
+        return list(self._by_part.get(part, ()))
 
     @property
     def reloads(self) -> list[Reload]:
@@ -153,9 +162,9 @@ class Planner:
         for name in list(self.manifest.parts):
             self._plan_removals(name, live.get(name), name in leaving, wanted_paths, result)
         drifted = {a.part for a in result.drift}
+        acted = {a.part for a in result.actions}
         for name in live:
-            changed = any(a.part == name for a in result.actions)
-            if not changed:
+            if name not in acted:
                 result.parts[name] = "drifted" if name in drifted else "unchanged"
             elif name in self.manifest.parts:
                 result.parts[name] = "updated"

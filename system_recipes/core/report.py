@@ -84,10 +84,13 @@ def part_lines(plan: Plan, tense: str, expansions: dict | None = None) -> list[s
     expansions = expansions or {}
     width = max((len(p) for p in [*plan.parts, *expansions]), default=0) + 2
     firsts = {next(iter(e.sections)): name for name, e in expansions.items() if e.sections}
+    drift: dict[str, list[Action]] = {}
+    for action in plan.drift:
+        drift.setdefault(action.part, []).append(action)
     for part, status in plan.parts.items():
         if part in firsts:
             lines.append(_meta_line(plan, firsts[part], expansions[firsts[part]], width, tense))
-        actions = plan.for_part(part) + [a for a in plan.drift if a.part == part]
+        actions = plan.for_part(part) + drift.get(part, [])
         label = f"[{part}]".ljust(width)
         shown = (
             status

@@ -24,6 +24,9 @@ __all__ = ["Expansion", "expand", "meta_sections", "origin"]
 #: buildout attribute: generated section -> the meta section that generated it (not an option:
 #: buildout warns about options no recipe reads)
 GENERATED = "_system_recipes_generated"
+#: meta section -> its generated sections (in order): GENERATED the other way round, so a meta
+#: part finds its own without going through every generated section of the host
+GENERATED_BY = "_system_recipes_generated_by"
 
 
 def meta_recipe(recipe: str):
@@ -58,6 +61,10 @@ def expand(buildout) -> dict[str, Expansion]:
     if not metas:
         return expansions
     parts = buildout["buildout"].get("parts", "").split()
+    # the generated sections go right after their meta section, the parts list is rebuilt once
+    # (an insertion per meta section, and a membership test in the list, were O(N^2))
+    present = set(parts)
+    after: dict[str, list[str]] = {}
     generated_by: dict[str, str] = {}
     for name, recipe in metas:
         expansion = expansion_of(buildout, name, recipe)
@@ -81,10 +88,14 @@ def expand(buildout) -> dict[str, Expansion]:
             if option not in raw:
                 raw[option] = value
                 annotate(buildout, name, option, value, f"system_recipes:service [{name}]")
-        position = parts.index(name) + 1
-        new = [s for s in expansion.sections if s not in parts]
-        parts[position:position] = new
-    buildout["buildout"]["parts"] = "\n".join(parts)
+        new = [s for s in expansion.sections if s not in present]
+        present.update(new)
+        after.setdefault(name, []).extend(new)
+    ordered = []
+    for part in parts:
+        ordered.append(part)
+        ordered += after.pop(part, ())  # after its first mention only
+    buildout["buildout"]["parts"] = "\n".join(ordered)
     return expansions
 
 
@@ -110,7 +121,9 @@ def _merge(
     merged.update(existing or {})
     if not hasattr(buildout, GENERATED):
         setattr(buildout, GENERATED, {})
+        setattr(buildout, GENERATED_BY, {})
     getattr(buildout, GENERATED)[section] = meta
+    getattr(buildout, GENERATED_BY).setdefault(meta, {})[section] = None
     set_raw_section(buildout, section, merged)
     source = f"system_recipes:service [{meta}]"
     for option, value in options.items():

@@ -74,7 +74,7 @@ from ..core.schema import (
     inline_comment_hint,
     section_name,
 )
-from .expand import GENERATED, Expansion
+from .expand import GENERATED_BY, Expansion
 from .service_sections import (
     SECTIONS,
     Service,
@@ -322,11 +322,7 @@ class Recipe:
         """Stage what the section generated: ``buildout install NAME`` names only this part,
         and buildout installs exactly the parts it is given (a full run stages them anyway)."""
         active = run.current(self.buildout)
-        generated = [
-            section
-            for section, meta in getattr(self.buildout, GENERATED, {}).items()
-            if meta == self.name
-        ]
+        generated = list(getattr(self.buildout, GENERATED_BY, {}).get(self.name, ()))
         for section in generated:
             self.buildout[section]  # constructs its recipe, which declares its files
         assert active is not None  # __init__ refuses to run without the extension
