@@ -110,19 +110,34 @@ def group(reloads: list[Reload]) -> dict[str, list[str]]:
     return grouped
 
 
-def describe(grouped: dict[str, list[str]]) -> str:
-    return ", ".join(f"{kind} ({' '.join(targets)})" for kind, targets in grouped.items())
+#: a summary names this many targets of a kind, and counts the rest (all of them with -v): a
+#: host of 1000 programs made one summary line of 10 KB
+HANDFUL = 5
 
 
-def perform(reloads: list[Reload], settings: Settings) -> tuple[str, list[str]]:
-    """Run the reloads; returns (what happened, problems)."""
+def names(targets: list[str], verbose: bool = False) -> str:
+    """``a b c``, or ``a b c d e and 995 more``."""
+    if verbose or len(targets) <= HANDFUL:
+        return " ".join(targets)
+    return " ".join(targets[:HANDFUL]) + f" and {len(targets) - HANDFUL} more"
+
+
+def describe(grouped: dict[str, list[str]], verbose: bool = False) -> str:
+    return ", ".join(f"{kind} ({names(targets, verbose)})" for kind, targets in grouped.items())
+
+
+def perform(
+    reloads: list[Reload], settings: Settings, verbose: bool = False
+) -> tuple[str, list[str]]:
+    """Run the reloads; returns (what happened, problems). What happened names a handful of
+    targets of each kind (all of them when ``verbose``); problems are all there."""
     grouped = group(reloads)
     if not grouped:
         return "none", []
     if settings.reload == "off":
-        return describe(grouped) + " skipped (reload = off)", []
+        return describe(grouped, verbose) + " skipped (reload = off)", []
     if not settings.live:
-        return describe(grouped) + f" skipped (root is {settings.root}, not /)", []
+        return describe(grouped, verbose) + f" skipped (root is {settings.root}, not /)", []
     problems: list[str] = []
     said: list[str] = []
     for kind, targets in grouped.items():
@@ -135,10 +150,10 @@ def perform(reloads: list[Reload], settings: Settings) -> tuple[str, list[str]]:
             outcome = Outcome(done=list(targets), problems=list(outcome))
         problems += outcome.problems
         if outcome.done:
-            said.append(f"{kind} ({' '.join(outcome.done)})")
+            said.append(f"{kind} ({names(outcome.done, verbose)})")
         reasons: dict[str, list[str]] = {}
         for target, reason in outcome.skipped.items():
             reasons.setdefault(reason, []).append(target)
         for reason, skipped in reasons.items():
-            said.append(f"{kind} ({' '.join(skipped)}) skipped ({reason})")
+            said.append(f"{kind} ({names(skipped, verbose)}) skipped ({reason})")
     return ", ".join(said) or "none", problems
