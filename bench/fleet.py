@@ -394,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     notes = [
         f"bench/fleet.py: N={' '.join(map(str, args.hosts))} hosts x {args.services} services "
         f"(a config file and an NRPE check each), forks {args.forks}, {args.repeat} run(s); "
-        "wall seconds of the controller's command; RSS: its peak (wait4)"
+        "wall seconds of the controller's command; RSS: its peak (wait4)",
+        # the bench venv's name is a digest of the checkout's sources: which code was measured
+        f"  system-recipes: {os.path.relpath(os.path.dirname(args.bin), BENCH)}",
     ]
     tools = ["fleet"]
     args.ansible = None
