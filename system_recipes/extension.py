@@ -98,8 +98,7 @@ def load(buildout) -> None:
 
 def stop_when_nothing_changed(active: run.Run, key: str) -> None:
     """The fast path (core.fastpath): after the lock and recovery, before any meta section
-    expands or any part is constructed. Otherwise the record of the last clean run is removed
-    (a run that fails must not leave one behind) and this run notes what it reads."""
+    expands or any part is constructed. Otherwise this run notes what it reads."""
     path = fastpath.record_path(active.state, active.settings.instance)
     record = fastpath.Record.load(path) if active.recovered == "clean" else None
     why = record.first_difference(key) if record else "no record of a clean run"
@@ -115,7 +114,8 @@ def stop_when_nothing_changed(active: run.Run, key: str) -> None:
         raise SystemExit(0)  # buildout's main lets it through: exit 0, nothing else runs
     if active.verbose:
         report.say(f"system-recipes: a full run: {why}")
-    fastpath.forget(path)
+    # the record stays while this run may still fail (bad input changes nothing): it proves
+    # only what it holds, and a failed run leaves every path it watches as it was or changed
     active.fastpath_key = key if active.settings.fast_path == "on" else None
 
 
@@ -126,6 +126,7 @@ def remember_a_clean_run(buildout, active: run.Run) -> None:
     plan = active.last_plan
     configured = active.configured_parts()
     fastpath.stop_listening()
+    path = fastpath.record_path(active.state, active.settings.instance)
     if (
         key is None
         or plan is None
@@ -135,6 +136,7 @@ def remember_a_clean_run(buildout, active: run.Run) -> None:
         or not all(ours(buildout, part) for part in configured)
         or buildout["buildout"].get("develop", "").strip()
     ):
+        fastpath.forget(path)  # this run succeeded but was not clean: no proof of it
         return
     settings = active.settings
     managed: list[tuple[str, str]] = []
@@ -144,7 +146,6 @@ def remember_a_clean_run(buildout, active: run.Run) -> None:
     installed = buildout["buildout"].get("installed", "")
     state_files = [os.path.join(active.state, MANIFEST_NAME), *([installed] if installed else [])]
     record = fastpath.make_record(key, managed, state_files, len(configured), active.state)
-    path = fastpath.record_path(active.state, settings.instance)
     fastpath.write_private(path, record.dumps())
     if fastpath.REQUEST:
         files = buildout_api.configuration_files(buildout)

@@ -94,6 +94,10 @@ def test_generated_file_is_accepted_by_crontab_n(host):
     out = ok(host.buildout()).stdout
     after = os.stat(host.path(f"{CRON_D}/app-cron"))
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert "system-recipes: nothing to do: 1 part(s)" in out, out  # the fast path
+    out = ok(host.buildout("system-recipes:fast-path=off")).stdout  # and a full run
+    after = os.stat(host.path(f"{CRON_D}/app-cron"))
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert "1 unchanged" in out, out
 
 

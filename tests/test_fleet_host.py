@@ -98,6 +98,9 @@ def test_apply_converges_records_and_a_second_apply_is_a_no_op(ssh, fleet_hosts)
     state = os.stat(host.path("/var/lib/system-recipes/fleet/web.json"))
     again = connection.run("apply", payload("web", 3))
     assert again.code == 0 and again.last["result"] == "ok" and again.last["changed"] == 0
+    # the first apply's buildout ran through `converge`, whose clean run left the fast path's
+    # record: the same host.cfg is neither planned nor run again
+    assert "fast_path" in steps(again)["plan"], again.events
     assert steps(again)["buildout"]["result"] == "unchanged"
     assert steps(again)["record"]["result"] == "unchanged"
     after = os.stat(host.path("/etc/web/app.ini"))
@@ -108,6 +111,13 @@ def test_apply_converges_records_and_a_second_apply_is_a_no_op(ssh, fleet_hosts)
     )
     plan = connection.run("plan", payload("web", 3))
     assert plan.code == 0 and plan.last["result"] == "ok"
+    assert "fast_path" in steps(plan)["plan"], plan.events
+    # a hand edit is seen (the record's lstat differs): a full plan, which finds the drift
+    host.run("echo '# by hand' >> /etc/web/app.ini")
+    drifted = connection.run("plan", payload("web", 3))
+    assert drifted.code == 2 and "fast_path" not in steps(drifted)["plan"], drifted.events
+    assert steps(drifted)["plan"]["drift"] == ["/etc/web/app.ini"], drifted.events
+    host.run("sed -i '/# by hand/d' /etc/web/app.ini")
 
     status = connection.run("status", arguments=["web"])
     assert status.code == 0
