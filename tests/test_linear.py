@@ -10,6 +10,7 @@ run that changes one service and drops another (updates and an uninstall)."""
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import sys
 
@@ -136,9 +137,22 @@ def work(tmp_path, n: int) -> collections.Counter:
 
 @pytest.fixture
 def in_process(monkeypatch):
-    """buildout changes the directory and its loggers; report lines go to the captured stdout."""
+    """What an in-process buildout changes for the rest of the process is put back: the
+    directory, sys.path, its logger, the recipe loader the extension caches (other tests check
+    buildout's own); the report lines go nowhere."""
     monkeypatch.chdir(os.getcwd())
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(zb, "_install_and_load", zb._install_and_load)
     monkeypatch.setattr(report, "say", lambda line: None)
+    logger = logging.getLogger("zc.buildout")
+    saved = (logger.level, list(logger.handlers), list(logger.filters), logger.propagate)
+    root = logging.getLogger()
+    root_saved = (root.level, list(root.handlers))
+    yield
+    logger.setLevel(saved[0])
+    logger.handlers[:], logger.filters[:], logger.propagate = saved[1], saved[2], saved[3]
+    root.setLevel(root_saved[0])
+    root.handlers[:] = root_saved[1]
 
 
 def test_no_step_of_a_run_grows_faster_than_the_parts(tmp_path, in_process):

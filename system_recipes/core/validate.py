@@ -8,11 +8,14 @@ or skipped (``off``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import PROBLEM, clip, shown
 from .model import Check, FileSpec
@@ -221,3 +224,32 @@ def first_error_line(output: str, markers: tuple[str, ...] = ("error",)) -> str 
 
 
 ValidatorFactory = Callable[[], Validator]
+
+
+class ContentCache:
+    """What an in-process check made of some text (python-crontab's reading of a cron file,
+    supervisor's parse of a program file), by the sha256 of that text: the same content is
+    read once per process, as :class:`Validation` asks an external validator once per content.
+    Only pure functions of the text belong here (nothing that looks at the disk); a result is
+    shared, so callers only read it. Bounded: the oldest results go first."""
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self.results: OrderedDict[str, Any] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, compute: Callable[[], Any], *inputs: str) -> Any:
+        digest = hashlib.sha256()
+        for text in inputs:
+            digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+        key = digest.hexdigest()
+        if key in self.results:
+            self.hits += 1
+            self.results.move_to_end(key)
+            return self.results[key]
+        self.misses += 1
+        result = compute()  # an exception is not remembered: the next call raises it again
+        self.results[key] = result
+        if len(self.results) > self.size:
+            self.results.popitem(last=False)
+        return result

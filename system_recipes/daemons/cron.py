@@ -8,8 +8,6 @@ import posixpath
 import re
 import tempfile
 
-from crontab import CronTab
-
 from ..core import validate
 from ..core.errors import shown
 
@@ -24,14 +22,47 @@ MAX_COMMAND = 998
 
 
 # -- the validator ------------------------------------------------------------------------------
+#: python-crontab's readings, by content (a run reads every changed cron file, and every
+#: schedule of every cron part, whose texts repeat: ``0 3 * * *``)
+READINGS = validate.ContentCache()
+
+
 def read_entries(text: str) -> list:
-    """The entries python-crontab reads from a cron.d file; it drops (and logs) bad lines."""
+    """The entries python-crontab reads from a cron.d file; it drops (and logs) bad lines.
+    Shared between callers with the same text: read, never change them."""
+    return READINGS.get(lambda: _read_entries(text), "entries", text)
+
+
+def _read_entries(text: str) -> list:
+    from crontab import CronTab  # imported when a cron file is read: a no-op run reads none
+
     logger = logging.getLogger("crontab")
     disabled, logger.disabled = logger.disabled, True
     try:
         return [job for job in CronTab(tab=text, user=False) if job.is_valid() and job.is_enabled()]
     finally:
         logger.disabled = disabled
+
+
+def schedule_problem(schedule: str, command: str) -> str | None:
+    """Why python-crontab cannot build an entry of ``schedule`` (five fields or ``@special``),
+    or None. Of the command only whether there is one matters (without, the entry is not
+    valid), so entries of one schedule share the answer."""
+    some = "true" if command else ""
+    return READINGS.get(lambda: _schedule_problem(schedule, some), "schedule", schedule, some)
+
+
+def _schedule_problem(schedule: str, command: str) -> str | None:
+    from crontab import CronTab
+
+    item = CronTab(user=False).new(command=command, user="root")
+    try:
+        item.setall(schedule)
+    except (ValueError, KeyError) as error:
+        return f"schedule {shown(schedule)}: {error.args[0] if error.args else error}"
+    if not item.is_valid():
+        return f"schedule {shown(schedule)} is not valid"
+    return None
 
 
 CRONTAB_ERROR = re.compile(r'^"[^"]*":(\d+): (.*)$')

@@ -13,9 +13,6 @@ import socket
 import subprocess
 from collections.abc import Iterator
 
-from supervisor import datatypes
-from supervisor.options import ClientOptions, ServerOptions, UnhosedConfigParser, expand
-
 from ..core import reload, report, validate
 from ..core.errors import ConfigError, shown
 from ..core.settings import Settings
@@ -37,6 +34,37 @@ def exec_limit() -> int:
     except (ValueError, OSError):
         arg_max = MAX_ARG_STRLEN
     return min(max(arg_max, MAX_ARG_STRLEN), STACK_SHARE)
+
+
+def _options():
+    """supervisor.options, imported when a program file is read or supervisord is asked: it
+    brings supervisor's HTTP server (medusa) with it, which a no-op run does not need."""
+    import supervisor.options
+
+    return supervisor.options
+
+
+def _datatypes():
+    import supervisor.datatypes
+
+    return supervisor.datatypes
+
+
+#: supervisor's parse of a program file, by content: the recipe reads back what it rendered,
+#: and the validator reads the same text again when the file changed
+PARSES = validate.ContentCache()
+
+
+def parsed(text: str) -> configparser.RawConfigParser:
+    """supervisor's parser over ``text``: shared, so only read it (``parse_program_file``
+    changes its parser, and makes its own)."""
+
+    def parse() -> configparser.RawConfigParser:
+        parser = _options().UnhosedConfigParser()
+        parser.read_string(text)
+        return parser
+
+    return PARSES.get(parse, text)
 
 
 def group_of(path: str, suffix: str) -> str:
@@ -64,6 +92,7 @@ def top_level_groups(parser: configparser.RawConfigParser) -> dict[str, str]:
 def directories_below(root: str, planned: set[str]) -> Iterator[None]:
     """supervisor checks that a log file's directory exists on *this* machine; judge it below
     the install root instead, counting directories this run is about to make."""
+    datatypes = _datatypes()
     original = datatypes.existing_dirpath
 
     def existing_dirpath(value):
@@ -85,7 +114,7 @@ def directories_below(root: str, planned: set[str]) -> Iterator[None]:
 
 def parse_program_file(text: str, path: str, root: str, planned: set[str]) -> str | None:
     """What supervisord would say reading this include file, or None when it accepts it."""
-    parser = UnhosedConfigParser()
+    parser = _options().UnhosedConfigParser()
     try:
         parser.read_string(text, source=path)
     except configparser.Error as error:
@@ -96,7 +125,7 @@ def parse_program_file(text: str, path: str, root: str, planned: set[str]) -> st
     for section in parser.sections():
         # accounts are checked below the root (and may be created by this run)
         parser.remove_option(section, "user")
-    options = ServerOptions()
+    options = _options().ServerOptions()
     options.configfile, options.here, options.environ_expansions = path, here, {}
     parser.expansions = {}
     try:
@@ -126,9 +155,7 @@ class SupervisorValidator(validate.Validator):
             if problem:
                 errors[index] = f"supervisor would refuse it: {problem}"
                 continue
-            parser = UnhosedConfigParser()
-            parser.read_string(text)
-            groups = top_level_groups(parser)
+            groups = top_level_groups(parsed(text))
             clash = names.clash(root, item.file.path, groups)
             if clash:
                 errors[index] = (
@@ -140,7 +167,7 @@ class SupervisorValidator(validate.Validator):
 
 def groups_on_disk(path: str) -> list[str]:
     """The group names a supervisor include file on disk defines (unreadable: none)."""
-    parser = UnhosedConfigParser()
+    parser = _options().UnhosedConfigParser()
     try:
         parser.read(path)
     except (configparser.Error, OSError, UnicodeDecodeError):
@@ -151,7 +178,7 @@ def groups_on_disk(path: str) -> list[str]:
 # -- the reload -------------------------------------------------------------------------------
 def daemon_listening(config: str) -> tuple[bool, str]:
     """(running, server url) from supervisorctl's own reading of the main config."""
-    options = ClientOptions()
+    options = _options().ClientOptions()
     try:
         options.realize(args=["-c", config], doc="")
     except (SystemExit, ValueError) as error:
@@ -376,9 +403,9 @@ def exec_size(section: str, program: str, group: str, values: dict) -> None:
 
 def _check_environment(escaped: dict[str, str], text: str) -> None:
     """Read the environment back with supervisor's own parser."""
-    dummy = _dummy_expansions()
+    dummy, expand = _dummy_expansions(), _options().expand
     try:
-        got = datatypes.dict_of_key_value_pairs(expand(text, dummy, "environment"))
+        got = _datatypes().dict_of_key_value_pairs(expand(text, dummy, "environment"))
     except ValueError as error:
         raise ValueError(f"supervisor cannot read it: {error}") from None
     for key, value in escaped.items():
@@ -392,8 +419,7 @@ def _check_environment(escaped: dict[str, str], text: str) -> None:
 def read_back(section: str, text: str, sections: dict[str, list[tuple[str, str]]]) -> None:
     """The rendered file, read by supervisor's parser, holds exactly the values written
     (`` ;`` or `` #`` would silently cut a value short)."""
-    parser = UnhosedConfigParser()
-    parser.read_string(text)
+    parser = parsed(text)
     for header, lines in sections.items():
         for key, value in lines:
             got = parser.get(header, key, fallback=None)

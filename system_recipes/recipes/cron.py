@@ -50,8 +50,6 @@ import posixpath
 import unicodedata
 from dataclasses import dataclass
 
-from crontab import CronTab
-
 from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec
 from ..core.recipe import Recipe as BaseRecipe
@@ -72,6 +70,7 @@ from ..daemons.cron import (
     MAX_COMMAND,
     MAX_ENVIRONMENT_LINE,
     escape_percent,
+    schedule_problem,
 )
 
 ENTRY_SYNTAX = "a schedule of five fields or an @special, then the command"
@@ -193,15 +192,11 @@ def make_entry(option: str, schedule: str, command: str, user: str) -> Entry:
         raise CommandError(
             f"{shown(command)} is {length} bytes, cron reads at most {MAX_COMMAND}", COMMAND_LENGTH
         )
-    item = CronTab(user=False).new(command=command, user=user)
-    try:
-        item.setall(schedule)
-    except (ValueError, KeyError) as error:
-        raise ValueError(
-            f"schedule {shown(schedule)}: {error.args[0] if error.args else error}"
-        ) from None
-    if not item.is_valid():
-        raise ValueError(f"schedule {shown(schedule)} is not valid")
+    if not user:
+        raise ValueError("User is required for system crontabs.")  # python-crontab's words
+    problem = schedule_problem(schedule, command)  # python-crontab's, once per schedule
+    if problem:
+        raise ValueError(problem)
     return Entry(option, schedule, command)
 
 
