@@ -178,8 +178,7 @@ class DeferredInstalled:
             buildout._update_installed(installed_develop_eggs=develop_eggs)
         installed = dict.fromkeys(text.split())  # ordered, O(1) membership and removal
         uninstall_missing = parts is buildout._parts  # not ``buildout install PART...``
-        install = list(parts)
-        wanted = set(install)
+        wanted = set(parts)
         changed = False
         for part in reversed(list(installed)):
             if part in wanted:
@@ -191,7 +190,10 @@ class DeferredInstalled:
             del installed[part]
             changed = True
         saved = False
-        for part in install:
+        index = 0
+        while index < len(parts):  # a section a recipe reads while installing is added to
+            part = parts[index]  # the parts (``Options._initialize``): installed too, as
+            index += 1  # buildout's loop over the same list does
             saved |= _install_part(buildout, part, options, installed, exists or saved)
             changed = True
         options["buildout"]["parts"] = " ".join(installed)
@@ -202,9 +204,10 @@ class DeferredInstalled:
         if not develop_eggs and not installed and (exists or saved):
             self.remove = True
         # buildout's loops see nothing left; the parts it constructed stay known
+        kept = list(parts)
         parts.clear()
         if uninstall_missing:
-            buildout._parts = install
+            buildout._parts = kept
 
 
 def _reinstall(buildout, part: str, old) -> bool:
