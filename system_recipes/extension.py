@@ -80,7 +80,7 @@ def load(buildout) -> None:
     active = run.Run(buildout, settings, mode="apply")
     active.acquire()
     try:
-        stop_when_nothing_changed(active, key)
+        stop_when_nothing_changed(buildout, active, key)
         active.expand(expand)
     except Exception:
         active.release()
@@ -96,7 +96,7 @@ def load(buildout) -> None:
             os.makedirs(os.path.dirname(os.path.abspath(value)), mode=0o700, exist_ok=True)
 
 
-def stop_when_nothing_changed(active: run.Run, key: str) -> None:
+def stop_when_nothing_changed(buildout, active: run.Run, key: str) -> None:
     """The fast path (core.fastpath): after the lock and recovery, before any meta section
     expands or any part is constructed. Otherwise this run notes what it reads."""
     path = fastpath.record_path(active.state, active.settings.instance)
@@ -106,6 +106,7 @@ def stop_when_nothing_changed(active: run.Run, key: str) -> None:
         why = "fast-path = off"
     if record is not None and why is None:
         fastpath.stop_listening()
+        write_index(buildout, active, key)  # through converge: its next run needs no buildout
         report.say(
             f"system-recipes: nothing to do: {record.parts} part(s) as the last run left them "
             f"({record.written})"
@@ -132,7 +133,9 @@ def remember_a_clean_run(buildout, active: run.Run) -> None:
         or plan is None
         or plan.drift
         or active.warnings
-        or not configured <= set(active.staged)
+        or active.installed_state is None
+        or not active.installed_state.full_run  # ``buildout install PART``: the rest unchecked
+        or not set(active.declared) <= set(active.staged)
         or not all(ours(buildout, part) for part in configured)
         or buildout["buildout"].get("develop", "").strip()
     ):
@@ -147,10 +150,17 @@ def remember_a_clean_run(buildout, active: run.Run) -> None:
     state_files = [os.path.join(active.state, MANIFEST_NAME), *([installed] if installed else [])]
     record = fastpath.make_record(key, managed, state_files, len(configured), active.state)
     fastpath.write_private(path, record.dumps())
+    write_index(buildout, active, key)
+
+
+def write_index(buildout, active: run.Run, key: str) -> None:
+    """A run through ``converge`` leaves it the index it checks before importing buildout."""
     if fastpath.REQUEST:
         files = buildout_api.configuration_files(buildout)
         if files is not None:
-            fastpath.write_index(fastpath.REQUEST[-1], files, active.state, settings.instance, key)
+            fastpath.write_index(
+                fastpath.REQUEST[-1], files, active.state, active.settings.instance, key
+            )
 
 
 def unload(buildout) -> None:

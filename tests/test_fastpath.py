@@ -322,3 +322,42 @@ def test_converge_usage_errors_are_one_line(tmp_path):
     assert result.stderr.splitlines()[-1] == (
         "system-recipes converge: error: unrecognized argument '--bogus'"
     )
+
+
+SERVICE = """\
+[buildout]
+extends = common.cfg
+parts = web
+
+[web]
+recipe = system_recipes:service
+command = /usr/bin/python3 -m http.server 8080
+user = www-data
+run = supervisor
+"""
+
+
+def test_a_service_section_host_takes_the_fast_path_and_converge_learns_it(tmp_path):
+    """One meta section expands into level-1 parts that are staged, not the section itself;
+    a record left by plain buildout reaches converge's index through its first run."""
+    host = Host(tmp_path)
+    (host.profile / "host.cfg").write_text(SERVICE)
+    ok(host.run("buildout"))
+    assert "system-recipes: nothing to do: " in ok(host.run("buildout"))
+    # converge's first run has no index: buildout runs, its extension takes the fast path and
+    # writes the index; the next converge answers without importing buildout
+    first = ok(host.run("converge"))
+    assert "system-recipes: nothing to do: " in first and "[web" not in first, first
+    probe = (
+        "import sys\n"
+        "from system_recipes.entry import main\n"
+        f"code = main(['converge', '-c', {str(host.profile / 'host.cfg')!r}])\n"
+        "print('imported' if 'zc.buildout' in sys.modules else 'not imported', code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, SYSTEM_RECIPES_CACHE_DIR=host.cache),
+    )
+    assert result.stdout.splitlines()[-1] == "not imported 0", result.stdout + result.stderr

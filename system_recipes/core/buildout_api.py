@@ -117,6 +117,8 @@ class DeferredInstalled:
         self.saved = None  # the options buildout last asked to save (it keeps mutating them)
         self.appended: dict[str, str] = {}
         self.remove = False  # no part is left: the file goes (buildout removes it)
+        #: every configured part was installed or updated (not ``buildout install PART...``)
+        self.full_run = False
         buildout._save_installed_options = self._defer_save
         buildout._update_installed = self._defer_append
         buildout._read_installed_part_options = self._read_for_install
@@ -178,6 +180,7 @@ class DeferredInstalled:
             buildout._update_installed(installed_develop_eggs=develop_eggs)
         installed = dict.fromkeys(text.split())  # ordered, O(1) membership and removal
         uninstall_missing = parts is buildout._parts  # not ``buildout install PART...``
+        self.full_run = uninstall_missing
         wanted = set(parts)
         changed = False
         for part in reversed(list(installed)):
