@@ -1,9 +1,19 @@
-"""The ``system-recipes`` command: ``converge`` is answered without importing the rest of the
-command line (which imports zc.buildout: 0.2-0.4 s, more than a whole no-op should take)."""
+"""The ``system-recipes`` command. ``converge`` and ``fleet-host`` are answered without importing
+the rest of the command line, which imports zc.buildout (0.2-0.4 s, pip and setuptools with
+it): more than a whole no-op should take, on every host of a fleet run."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+
+EXIT_ERROR = 1  # as cli.py: a usage error is 1, not argparse's 2 ("changes pending")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -12,6 +22,27 @@ def main(argv: list[str] | None = None) -> int:
         from .converge import main as converge
 
         return converge(argv[1:])
+    if argv[:1] == ["fleet-host"]:
+        return fleet_host(argv)
     from .cli import main as command_line
 
     return command_line(argv)
+
+
+def fleet_host(argv: list[str]) -> int:
+    """The host's step; only a step that plans imports buildout (through the planner)."""
+    from .fleet.host_step import add_parser, run
+
+    parser = ArgumentParser(prog="system-recipes")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+
+    def planner(path: str):
+        from .cli import load_and_plan
+
+        return load_and_plan(path)
+
+    try:
+        return run(args, planner)
+    except KeyboardInterrupt:
+        return 130

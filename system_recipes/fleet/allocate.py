@@ -24,8 +24,9 @@ import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .lockfile import dumps, loads_lock, read_lock, write_atomic
+from .lockfile import dumps, loads_lock, read_lock
 from .spec import Model, load_model, lock_path
+from .step_basics import write_atomic
 from .tables import ModelError
 from .values import size
 

@@ -10,9 +10,9 @@ import os
 from ..core import report
 from .allocate import update
 from .compile import compile_hosts, write
-from .lockfile import write_atomic
 from .roles import Expander
 from .spec import lock_path
+from .step_basics import write_atomic
 
 
 def default_output(model_path: str) -> str:

@@ -292,7 +292,7 @@ class Compiler:
 def write(directory: str, model: Model, configs: dict[str, str]) -> list[str]:
     """Write ``HOST.cfg`` for each host into ``directory`` (atomically, only when its text
     changed) and remove the compiled files of hosts gone from the model; one line per host."""
-    from .lockfile import write_atomic
+    from .step_basics import write_atomic
 
     os.makedirs(directory, exist_ok=True)
     said = []

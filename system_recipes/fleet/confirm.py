@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from .lockfile import write_atomic
+from .step_basics import write_atomic
 
 POLL = 0.2  # how often the watchdog looks for the confirmation
 

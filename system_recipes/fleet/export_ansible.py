@@ -24,10 +24,10 @@ import re
 import shutil
 
 from ..core import report
-from .lockfile import write_atomic
 from .orchestrate import failure_limit
 from .prepare import System, assign_waves, prepare
 from .roles import Expander
+from .step_basics import write_atomic
 from .tables import ModelError
 from .trust import known_hosts_path
 

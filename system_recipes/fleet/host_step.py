@@ -36,12 +36,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import zc.buildout
-
 from ..core import fastpath
-from .lockfile import write_atomic
 from .packages import PackageError, Packages
-from .step_basics import StepError, check_name, read_text, sha256
+from .step_basics import StepError, check_name, read_text, sha256, write_atomic
 
 ETC = "/etc/system-recipes"
 STATE = "/var/lib/system-recipes/fleet"
@@ -254,9 +251,11 @@ class HostStep:
         return parts is not None
 
     def plan(self, path: str):
+        from zc.buildout import UserError  # only a step that plans pays for buildout's import
+
         try:
             _, plan = self.planner(path)
-        except zc.buildout.UserError as error:
+        except UserError as error:
             raise StepError(
                 "plan", str(error).splitlines()[0] if str(error) else "failed"
             ) from None
@@ -323,9 +322,11 @@ class HostStep:
             self.emit("status", model=model, result="never-applied", last=record.get("last"))
             return 2
         text = read_text(path) or ""
+        from zc.buildout import UserError
+
         try:
             _, plan = self.planner(path)
-        except zc.buildout.UserError as error:
+        except UserError as error:
             self.emit(
                 "status",
                 model=model,

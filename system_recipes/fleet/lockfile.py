@@ -17,9 +17,7 @@ port = 20000
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import tomllib
 from typing import Any
 
@@ -90,27 +88,6 @@ def emit(data: dict[str, Any], path: list[str], lines: list[str], tables: list[s
     for name in names:
         if isinstance(data[name], dict):
             emit(data[name], path + [name], lines, tables)
-
-
-def write_atomic(path: str, text: str) -> None:
-    """``path`` holds ``text``, or (on any failure) what it held before."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 LOCK = Table(

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 from .allocate import Allocation, update
 from .compile import Compiler
-from .lockfile import write_atomic
 from .roles import Expander
 from .spec import Model, lock_path
+from .step_basics import write_atomic
 from .tables import ModelError
 
 

@@ -4,7 +4,9 @@ check, reading a kept file and its digest (a module of their own, so neither imp
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import tempfile
 from typing import Any
 
 
@@ -39,3 +41,24 @@ def sha256(text: str) -> str:
 
 
 MODEL_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+
+
+def write_atomic(path: str, text: str) -> None:
+    """``path`` holds ``text``, or (on any failure) what it held before."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

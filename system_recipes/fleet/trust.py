@@ -14,8 +14,8 @@ import re
 import subprocess
 
 from ..core.errors import shown
-from .lockfile import write_atomic
 from .spec import load_model
+from .step_basics import write_atomic
 from .tables import ModelError
 
 FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
