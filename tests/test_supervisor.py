@@ -129,8 +129,10 @@ def test_real_supervisord_runs_restarts_and_removes_the_program(live):
     assert cmdline(app) == ["/bin/sleep", "1001"]
     assert environ(app)["GREETING"] == "hello world"
 
-    # a no-op run touches no program
+    # a no-op run touches no program: the fast path, then a full run that finds nothing
     out = ok(host.buildout()).stdout
+    assert "system-recipes: nothing to do: " in out, out
+    out = ok(host.buildout("system-recipes:fast-path=off")).stdout
     assert "reloads: none" in out, out
     assert running_pid(host.sandbox, "app") == app
 

@@ -249,7 +249,7 @@ class Run:
         if self.verbose:
             for text in report.diffs(plan):
                 report.say(text.rstrip("\n"))
-        done, problems = reload.perform(plan.reloads, self.settings)
+        done, problems = reload.perform(plan.reloads, self.settings, verbose=self.verbose)
         report.say(report.summary(plan, done, "past"))
         if problems:
             raise RunError("configuration written, but reloading failed: " + "; ".join(problems))
