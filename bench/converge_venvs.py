@@ -96,13 +96,14 @@ def installed_copy() -> str:
     return bin_dir
 
 
-def plot(csv_path: str) -> str:
+def plot(csv_path: str, script: str = "plot.py") -> str:
+    """``script`` (bench/plot.py, bench/fleet_plot.py) draws the CSV in the plot venv."""
     python, problem = ensure_venv(*PLOT_VENV)
     if python is None:
         return f"no plot: matplotlib {problem}"
     png = csv_path[:-4] + ".png"
     result = subprocess.run(
-        [python, os.path.join(BENCH, "plot.py"), csv_path, png], capture_output=True, text=True
+        [python, os.path.join(BENCH, script), csv_path, png], capture_output=True, text=True
     )
     if result.returncode:
         return f"no plot: {(result.stderr.strip().splitlines() or ['plot failed'])[-1]}"

@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ import fleet_work  # noqa: E402
 
 # the converge benchmark's bench venvs (the same pinned ansible-core) and timed subprocess
 from converge_run import timed  # noqa: E402
-from converge_venvs import PEERS, PLOT_VENV, ensure_venv, installed_copy  # noqa: E402
+from converge_venvs import PEERS, ensure_venv, installed_copy, plot  # noqa: E402
 
 SCENARIOS = ("first", "noop", "plan", "change")
 TOOLS = ("fleet", "ansible", "export")
@@ -339,21 +338,6 @@ def report(rows: list[Row], ns: list[int], tools: list[str]) -> None:
                 print(f"  {scenario:7} {row.wall_s:.2f} s: {row.note}")
 
 
-def plot(csv_path: str) -> str:
-    python, problem = ensure_venv(*PLOT_VENV)
-    if python is None:
-        return f"no plot: matplotlib {problem}"
-    png = csv_path[:-4] + ".png"
-    result = subprocess.run(
-        [python, os.path.join(BENCH, "fleet_plot.py"), csv_path, png],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode:
-        return f"no plot: {(result.stderr.strip().splitlines() or ['plot failed'])[-1]}"
-    return f"plot: {os.path.relpath(png)}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, nargs="+", default=[2, 5, 10, 20], metavar="N")
@@ -445,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(path, rows)
     print(f"results: {os.path.relpath(path)}")
     if not args.no_plot:
-        print(plot(path))
+        print(plot(path, "fleet_plot.py"))
     return 1 if failed else 0
 
 

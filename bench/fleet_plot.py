@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import collections
 import csv
-import statistics
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from plot import draw  # bench/plot.py, beside this script
 
 SCENARIOS = ("first", "noop", "plan", "change")
 LABELS = {
@@ -33,29 +29,9 @@ def main(argv: list[str]) -> int:
         for row in csv.DictReader(stream):
             if row["status"] == "ok" and row["wall_s"]:
                 walls[(row["tool"], row["scenario"], int(row["n"]))].append(float(row["wall_s"]))
-    tools = [tool for tool in LABELS if any(key[0] == tool for key in walls)]
-    figure, axes = plt.subplots(1, len(SCENARIOS), figsize=(4.2 * len(SCENARIOS), 4.2), sharey=True)
-    for ax, scenario in zip(axes, SCENARIOS, strict=True):
-        for tool in tools:
-            points = sorted(
-                (n, statistics.median(v))
-                for (t, s, n), v in walls.items()
-                if t == tool and s == scenario
-            )
-            if points:
-                ax.plot(
-                    [p[0] for p in points], [p[1] for p in points], marker="o", label=LABELS[tool]
-                )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(scenario)
-        ax.set_xlabel("hosts (N)")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel("wall time, median (s)")
-    axes[0].legend(fontsize="small")
-    figure.suptitle("system-recipes fleet benchmark (over ssh, same hosts and forks)")
-    figure.tight_layout()
-    figure.savefig(target, dpi=110)
+    labels = {tool: label for tool, label in LABELS.items() if any(k[0] == tool for k in walls)}
+    title = "system-recipes fleet benchmark (over ssh, same hosts and forks)"
+    draw(walls, labels, SCENARIOS, "hosts (N)", title, target)
     print(target)
     return 0
 

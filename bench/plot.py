@@ -21,6 +21,38 @@ import matplotlib.pyplot as plt  # noqa: E402
 SCENARIOS = ("first", "noop", "change", "plan")
 
 
+def draw(
+    walls: dict[tuple[str, str, int], list[float]],
+    labels: dict[str, str],
+    scenarios: tuple[str, ...],
+    xlabel: str,
+    title: str,
+    target: str,
+) -> None:
+    """Median wall time against N, one line per tool of ``labels`` (in its order), one panel
+    per scenario, log-log (bench/fleet_plot.py draws with it too)."""
+    figure, axes = plt.subplots(1, len(scenarios), figsize=(4.2 * len(scenarios), 4.2), sharey=True)
+    for ax, scenario in zip(axes, scenarios, strict=True):
+        for tool, label in labels.items():
+            points = sorted(
+                (n, statistics.median(v))
+                for (t, s, n), v in walls.items()
+                if t == tool and s == scenario
+            )
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(scenario)
+        ax.set_xlabel(xlabel)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("wall time, median (s)")
+    axes[0].legend(fontsize="small")
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(target, dpi=110)
+
+
 def main(argv: list[str]) -> int:
     source = argv[1]
     target = argv[2] if len(argv) > 2 else source.rsplit(".", 1)[0] + ".png"
@@ -36,29 +68,10 @@ def main(argv: list[str]) -> int:
     tools = sorted(
         {tool for tool, _, _ in walls}, key=lambda t: (not t.startswith("system-recipes"), t)
     )
-    figure, axes = plt.subplots(1, len(SCENARIOS), figsize=(4.2 * len(SCENARIOS), 4.2), sharey=True)
-    for ax, scenario in zip(axes, SCENARIOS, strict=True):
-        for tool in tools:
-            points = sorted(
-                (n, statistics.median(v))
-                for (t, s, n), v in walls.items()
-                if t == tool and s == scenario
-            )
-            if points:
-                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=tool)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(scenario)
-        ax.set_xlabel("services (N)")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel("wall time, median (s)")
-    axes[0].legend(fontsize="small")
     title = "system-recipes converge benchmark"
     if stand_ins:
         title += f" (stand-in: {stand_ins})"
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(target, dpi=110)
+    draw(walls, {tool: tool for tool in tools}, SCENARIOS, "services (N)", title, target)
     print(target)
     return 0
 
