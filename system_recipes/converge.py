@@ -20,7 +20,7 @@ import sys
 
 from .core import fastpath
 
-USAGE = "usage: system-recipes converge [-h] [-c CONFIG] [-v] [--full] [section:option=value ...]"
+USAGE = "usage: system-recipes converge [-h] [-c CONFIG] [-v] [--full] [[section:]option=value ...]"
 HELP = f"""{USAGE}
 
 Run the host buildout (buildout -c CONFIG), saying "nothing to do" without importing
@@ -33,7 +33,8 @@ options:
   -v, --verbose         buildout's -v (repeatable); also says why a full run is needed
   --full                always run buildout (its extension still takes its own fast path
                         unless the configuration or a watched path changed)
-  section:option=value  override options, as buildout's command line does
+  [section:]option=value
+                        override options, as buildout's command line does
 """
 EXIT_ERROR = 1
 
@@ -59,7 +60,7 @@ def parse(argv: list[str]) -> tuple[fastpath.Request, bool]:
             verbosity += 1
         elif argument == "--full":
             full = True
-        elif ":" in argument.split("=", 1)[0] and "=" in argument and argument[0] != "-":
+        elif "=" in argument and argument[0] != "-":  # [section:]option=value, as buildout's
             assignments.append(argument)
         else:
             raise UsageError(f"unrecognized argument {argument[:100]!r}")
