@@ -396,6 +396,8 @@ def test_a_real_haproxy_balances_checks_and_is_reloaded_keeping_its_master(live)
 
     # a no-op run reloads nothing
     out = ok(host.buildout()).stdout
+    assert "system-recipes: nothing to do: " in out, out  # the fast path
+    out = ok(host.buildout("system-recipes:fast-path=off")).stdout  # a full run
     assert "reloads: none" in out and "SIGUSR2" not in out, out
 
     # dropping the part removes the file and reloads: nothing listens there any more

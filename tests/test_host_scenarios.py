@@ -143,6 +143,8 @@ def test_fresh_host_runs_the_app_under_supervisor_and_nrpe_checks_its_health(web
     # a no-op re-run writes nothing and reloads nothing
     before = web1.managed()
     out = ok(host.buildout()).stdout
+    assert "system-recipes: nothing to do: " in out, out  # the fast path
+    out = ok(host.buildout("system-recipes:fast-path=off")).stdout  # a full run
     assert "0 created, 0 updated, 0 removed" in out and "reloads: none" in out, out
     assert web1.managed() == before
     assert running_pid(web1.box, "shop") == pid
@@ -232,6 +234,8 @@ def test_config_or_package_change_restarts_the_program_once(web1):
     assert upgraded != restarted
     # a no-op restarts nothing
     out = ok(host.buildout()).stdout
+    assert "system-recipes: nothing to do: " in out, out  # the fast path
+    out = ok(host.buildout("system-recipes:fast-path=off")).stdout  # a full run
     assert "reloads: none" in out and running_pid(web1.box, "shop") == upgraded
     # turned off: the config changes, the program keeps running as it was
     web1.configure("[shop]\nrestart-on-change = false\n[shop-config]\nhost = 127.0.0.2\n")

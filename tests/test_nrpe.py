@@ -121,6 +121,8 @@ def test_real_nrpe_answers_the_generated_checks_and_is_reloaded(live):
 
         # a no-op run changes nothing and reloads nothing
         out = ok(host.buildout()).stdout
+        assert "system-recipes: nothing to do: " in out, out  # the fast path
+        out = ok(host.buildout("system-recipes:fast-path=off")).stdout  # a full run
         assert "reloads: none" in out and "SIGHUP" not in out, out
 
         # dropping the part removes the file and reloads: the command is gone

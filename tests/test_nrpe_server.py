@@ -107,6 +107,8 @@ def test_only_the_monitoring_host_and_loopback_are_answered(live):
 
     # a no-op run restarts nothing
     out = ok(host.buildout()).stdout
+    assert "system-recipes: nothing to do: " in out, out  # the fast path
+    out = ok(host.buildout("system-recipes:fast-path=off")).stdout  # a full run
     assert "reloads: none" in out, out
 
     # dropping the part takes the monitoring host out too

@@ -40,6 +40,8 @@ def test_fresh_host_then_noop(web1):
     assert "+port = 8081" in planned.stdout  # the plan showed what the run then wrote
     before = files(web1, "/etc/shop")
     out = ok(web1.buildout()).stdout
+    assert "system-recipes: nothing to do: " in out, out  # the fast path
+    out = ok(web1.buildout("system-recipes:fast-path=off")).stdout  # a full run
     assert "0 created, 0 updated, 0 removed" in out and "reloads: none" in out
     assert files(web1, "/etc/shop") == before  # same inode and mtime: nothing rewritten
     assert web1.plan().returncode == 0
