@@ -119,6 +119,8 @@ def test_one_section_writes_the_whole_service(scratch):
     assert "/var/log/hello/*.log" in logrotate and "copytruncate" in logrotate
     assert "rotate 14" in logrotate and "daily" in logrotate
     out = ok(scratch.buildout()).stdout
+    assert "system-recipes: nothing to do: " in out, out  # the fast path
+    out = ok(scratch.buildout("system-recipes:fast-path=off")).stdout  # and a full run
     assert "0 created, 0 updated, 0 removed" in out
 
 
@@ -380,7 +382,7 @@ def test_buildout_install_of_a_service_section_installs_what_it_expands_into(scr
     for path in GENERATED:
         assert scratch.exists(path), (path, out)
     assert said(out, "hello-config", "created") and said(out, "hello-nrpe", "created"), out
-    # the full run that follows finds everything in place
+    # the full run that follows (a partial run leaves no fast-path record) finds everything
     out = ok(scratch.buildout()).stdout
     assert "0 created, 0 updated, 0 removed" in out, out
 
@@ -389,8 +391,8 @@ def test_buildout_install_of_a_service_section_installs_what_it_expands_into(scr
 def test_a_run_prints_one_line_per_part_and_a_summary(scratch):
     """buildout's own lines only with -v, and then they say what they mean."""
     profile(scratch)
-    for run in (1, 2):  # the first run (buildout creates its directories) and a no-op
-        out = ok(scratch.buildout())
+    for run in (1, 2):  # the first run (buildout creates its directories) and a full no-op
+        out = ok(scratch.buildout(*["system-recipes:fast-path=off"] * (run == 2)))
         lines = out.stdout.splitlines()
         assert lines[-1].startswith("system-recipes: "), out.stdout
         assert all(line.startswith("  [") for line in lines[:-1]), out.stdout

@@ -643,7 +643,7 @@ def test_missing_host_config_is_logged_and_install_succeeds(releases, rpm_host):
     assert installed.returncode == 0, said(installed)
     assert installed.stdout.splitlines()[0] == (
         "shop: /etc/shop/host.cfg does not exist: host configuration not applied; write it, "
-        "then run: /opt/shop/bin/buildout -c /etc/shop/host.cfg"
+        "then run: /opt/shop/bin/system-recipes converge -c /etc/shop/host.cfg"
     )
     assert rpm_query(box) == "1.0-1" and not box.exists("/etc/shop")
     assert box.exists("/opt/shop/bin/buildout")

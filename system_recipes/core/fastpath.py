@@ -159,10 +159,30 @@ def _audit(event: str, args: tuple) -> None:
             note_path(os.fsdecode(path))
 
 
+def _noting(original):
+    """``os.stat``/``lstat``/``access`` that note the absolute paths they are asked about:
+    a run decides by existence too (``os.path.isdir`` of systemd's directory chose a runscript's
+    kind, jinja's loader looks for a template with ``stat``), and no audit hook sees a stat.
+    Calls relative to a directory descriptor (fsops' walks of managed paths) are left out."""
+
+    def noting(path, *args, **kwargs):
+        if _LISTENING[0] and not kwargs.get("dir_fd") and isinstance(path, (str, bytes)):
+            text = os.fsdecode(path)
+            if text.startswith("/"):
+                note_path(text)
+        return original(path, *args, **kwargs)
+
+    noting.__wrapped__ = original  # type: ignore[attr-defined]
+    return noting
+
+
 def listen() -> None:
-    """Start noting what this run reads (once per process: an audit hook cannot be removed)."""
+    """Start noting what this run reads and looks at (hooked once per process: an audit hook
+    cannot be removed; the stat wrappers note nothing while no run listens)."""
     if not getattr(sys, "_system_recipes_audit", False):
         sys.addaudithook(_audit)
+        for name in ("stat", "lstat", "access"):
+            setattr(os, name, _noting(getattr(os, name)))
         sys._system_recipes_audit = True  # type: ignore[attr-defined]
     _READS.clear()
     _LISTENING[0] = True
@@ -176,7 +196,7 @@ def note_path(path: str) -> None:
     """A path the run depends on (a read file, a listed directory, a package database that a
     subprocess reads): its full lstat goes into the record."""
     path = os.path.abspath(path)
-    if not path.startswith(IGNORED_PREFIXES):
+    if not (path + "/").startswith(IGNORED_PREFIXES):
         _READS.setdefault(path, "full")
 
 
@@ -256,7 +276,7 @@ def make_record(
     for path, kind in managed:
         watched[path] = [kind, STAT_KINDS[kind](path)]
     state = os.path.join(os.path.abspath(state_path), "")
-    reads = [path for path in _READS if not path.startswith(state)]
+    reads = [path for path in _READS if not (path + "/").startswith(state)]
     for path in [*reads, *extra]:
         if path not in watched:
             watched[path] = ["full", full_stat(path)]
