@@ -12,6 +12,7 @@ import os
 
 from . import daemons  # noqa: F401  (registers every validator and reload handler)
 from .core import buildout_api, fastpath, report, run
+from .core.accounts import ACCOUNT_FILES
 from .core.manifest import MANIFEST_NAME
 from .core.recipe_names import check_recipe_names
 from .core.settings import settings_from_buildout
@@ -77,6 +78,10 @@ def load(buildout) -> None:
     key = fastpath.configuration_key(buildout_api.raw_sections(buildout))
     fastpath.listen()  # from here on, what the run reads is noted (os-release, for the layout)
     settings = settings_from_buildout(buildout)
+    # the account files: with the root at /, owners are looked up through NSS (C code that
+    # no audit hook sees)
+    for name in ACCOUNT_FILES:
+        fastpath.note_path(settings.target(name))
     active = run.Run(buildout, settings, mode="apply")
     active.acquire()
     try:

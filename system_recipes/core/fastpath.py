@@ -195,9 +195,16 @@ def stop_listening() -> None:
 def note_path(path: str) -> None:
     """A path the run depends on (a read file, a listed directory, a package database that a
     subprocess reads): its full lstat goes into the record."""
-    path = os.path.abspath(path)
+    path = canonical(path)
     if not (path + "/").startswith(IGNORED_PREFIXES):
         _READS.setdefault(path, "full")
+
+
+def canonical(path: str) -> str:
+    """Absolute and normalized, with one leading slash: POSIX keeps a leading ``//`` (a root of
+    ``/`` before ``/var/lib/...`` makes one), which would hide a path from the prefixes."""
+    path = os.path.abspath(path)
+    return "/" + path.lstrip("/") if path.startswith("//") else path
 
 
 def note_database(directory: str) -> None:
@@ -274,10 +281,11 @@ def make_record(
     the run's own bookkeeping)."""
     watched: dict[str, list] = {}
     for path, kind in managed:
+        path = canonical(path)
         watched[path] = [kind, STAT_KINDS[kind](path)]
-    state = os.path.join(os.path.abspath(state_path), "")
+    state = os.path.join(canonical(state_path), "")
     reads = [path for path in _READS if not (path + "/").startswith(state)]
-    for path in [*reads, *extra]:
+    for path in [*reads, *map(canonical, extra)]:
         if path not in watched:
             watched[path] = ["full", full_stat(path)]
     return Record(
