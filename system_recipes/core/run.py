@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 
-from . import buildout_api, reload, report
+from . import buildout_api, fastpath, reload, report
 from .apply import Apply
 from .buildout_api import DeferredInstalled
 from .errors import RunError
@@ -208,7 +208,8 @@ class Run:
             ),
             leaving=frozenset(a.path for a in plan.actions if a.verb in ("remove", "forget")),
         )
-        findings = self.validation.run(items, context)
+        with fastpath.paused():
+            findings = self.validation.run(items, context)
         generated = getattr(self.buildout, GENERATED_FROM, {})
         errors, judged = [], set()
         for f in findings:
