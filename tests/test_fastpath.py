@@ -223,21 +223,26 @@ def test_each_input_changed_in_turn_is_seen(
         assert NOTHING in ok(again), (name, again.stdout)
 
 
-def test_a_converge_no_op_does_not_import_zc_buildout(tmp_path):
-    host = Host(tmp_path)
-    ok(host.run("converge"))
+def converge_in_a_probe(host: Host) -> subprocess.CompletedProcess:
+    """``converge`` in a fresh interpreter that then says whether zc.buildout was imported."""
     probe = (
         "import sys\n"
         "from system_recipes.entry import main\n"
         f"code = main(['converge', '-c', {str(host.profile / 'host.cfg')!r}])\n"
         "print('imported' if 'zc.buildout' in sys.modules else 'not imported', code)\n"
     )
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", probe],
         capture_output=True,
         text=True,
         env=dict(os.environ, SYSTEM_RECIPES_CACHE_DIR=host.cache),
     )
+
+
+def test_a_converge_no_op_does_not_import_zc_buildout(tmp_path):
+    host = Host(tmp_path)
+    ok(host.run("converge"))
+    result = converge_in_a_probe(host)
     assert result.stdout.splitlines()[-1] == "not imported 0", result.stdout + result.stderr
     assert NOTHING in result.stdout
 
@@ -348,16 +353,5 @@ def test_a_service_section_host_takes_the_fast_path_and_converge_learns_it(tmp_p
     # writes the index; the next converge answers without importing buildout
     first = ok(host.run("converge"))
     assert "system-recipes: nothing to do: " in first and "[web" not in first, first
-    probe = (
-        "import sys\n"
-        "from system_recipes.entry import main\n"
-        f"code = main(['converge', '-c', {str(host.profile / 'host.cfg')!r}])\n"
-        "print('imported' if 'zc.buildout' in sys.modules else 'not imported', code)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, SYSTEM_RECIPES_CACHE_DIR=host.cache),
-    )
+    result = converge_in_a_probe(host)
     assert result.stdout.splitlines()[-1] == "not imported 0", result.stdout + result.stderr
