@@ -446,6 +446,17 @@ def postmaster(data_directory: str) -> tuple[int, int, str] | None:
         return None
 
 
+#: what a reloaded (or restarted) cluster is asked: the settings still waiting for a restart,
+#: and the rules of its pg_hba file it refused
+PENDING_RESTART = (
+    "SELECT string_agg(name, ', ' ORDER BY name) FROM pg_settings WHERE pending_restart"
+)
+HBA_ERRORS = (
+    "SELECT string_agg(line_number || ': ' || error, '; ') "
+    "FROM pg_hba_file_rules WHERE error IS NOT NULL"
+)
+
+
 def ask_cluster(programs: str, data_directory: str, where: tuple[int, int, str], sql: str) -> str:
     """One query over the cluster's Unix socket as the account that owns its data, admitted by
     the kept ``local all postgres peer`` line; raises ValueError."""
@@ -540,24 +551,9 @@ def _after_reload(
             if ask_cluster(programs, data, where, "SELECT pg_conf_load_time()") != before:
                 break
             time.sleep(0.1)
-        pending = ask_cluster(
-            programs,
-            data,
-            where,
-            "SELECT string_agg(name, ', ' ORDER BY name) FROM pg_settings WHERE pending_restart",
-        )
+        pending = ask_cluster(programs, data, where, PENDING_RESTART)
         # hba_file itself takes effect at a restart only: until then the old file is read
-        errors = (
-            ""
-            if "hba_file" in pending
-            else ask_cluster(
-                programs,
-                data,
-                where,
-                "SELECT string_agg(line_number || ': ' || error, '; ') "
-                "FROM pg_hba_file_rules WHERE error IS NOT NULL",
-            )
-        )
+        errors = "" if "hba_file" in pending else ask_cluster(programs, data, where, HBA_ERRORS)
     except (ValueError, OSError) as error:
         return (
             "",

@@ -21,7 +21,7 @@ import tempfile
 from ..core import reload, report
 from ..core.settings import Settings
 from .common import systemd_running
-from .postgresql import ask_cluster, postmaster, reload_postgresql
+from .postgresql import HBA_ERRORS, PENDING_RESTART, ask_cluster, postmaster, reload_postgresql
 
 RESTART_TIMEOUT = 120
 
@@ -70,19 +70,8 @@ def restart_cluster(
     if where is None:
         return f"{service} was restarted for {pending}, but does not run (see its log)"
     try:
-        still = ask_cluster(
-            programs,
-            data,
-            where,
-            "SELECT string_agg(name, ', ' ORDER BY name) FROM pg_settings WHERE pending_restart",
-        )
-        errors = ask_cluster(
-            programs,
-            data,
-            where,
-            "SELECT string_agg(line_number || ': ' || error, '; ') "
-            "FROM pg_hba_file_rules WHERE error IS NOT NULL",
-        )
+        still = ask_cluster(programs, data, where, PENDING_RESTART)
+        errors = ask_cluster(programs, data, where, HBA_ERRORS)
     except (ValueError, OSError) as error:
         return f"{service} was restarted, but could not be asked whether it took the rules: {error}"
     if still:

@@ -12,7 +12,7 @@ from .allocate import update
 from .compile import compile_hosts, write
 from .roles import Expander
 from .spec import lock_path
-from .step_basics import write_atomic
+from .step_basics import read_text, write_atomic
 
 
 def default_output(model_path: str) -> str:
@@ -30,7 +30,7 @@ def run_compile(
     configs = compile_hosts(model, allocation, expander, profiles)
     lock = lock_path(model_path)
     text = allocation.text(model)
-    if read(lock) != text:
+    if read_text(lock) != text:
         write_atomic(lock, text)
     for line in allocation.changes:
         report.say(line)
@@ -84,14 +84,6 @@ def run_explain(model_path: str, host: str, expander: Expander, profiles: str) -
             report.say(f"[{section}] {option} = {value}")
         report.say(f"    <- {origin}")
     return 0
-
-
-def read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as stream:
-            return stream.read()
-    except FileNotFoundError:
-        return None
 
 
 def add_run_parsers(actions) -> None:

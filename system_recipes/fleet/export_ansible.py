@@ -27,7 +27,7 @@ from ..core import report
 from .orchestrate import failure_limit
 from .prepare import System, assign_waves, prepare
 from .roles import Expander
-from .step_basics import write_atomic
+from .step_basics import read_text, write_atomic
 from .tables import ModelError
 from .trust import known_hosts_path
 
@@ -120,7 +120,7 @@ def run_export(args, expander: Expander, profiles: str) -> int:
     for path, text in files.items():
         target = os.path.join(directory, path)
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        if read(target) != text:
+        if read_text(target) != text:
             write_atomic(target, text)
     if system.write_lock():
         report.say(
@@ -312,11 +312,3 @@ def stale_hosts(directory: str, system: System) -> None:
             timer = os.path.join(directory, "pull", f"{host}.cfg")
             if os.path.exists(timer):
                 os.unlink(timer)
-
-
-def read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as stream:
-            return stream.read()
-    except FileNotFoundError:
-        return None
