@@ -104,11 +104,12 @@ def load(buildout) -> None:
 def stop_when_nothing_changed(buildout, active: run.Run, key: str) -> None:
     """The fast path (core.fastpath): after the lock and recovery, before any meta section
     expands or any part is constructed. Otherwise this run notes what it reads."""
-    path = fastpath.record_path(active.state, active.settings.instance)
-    record = fastpath.Record.load(path) if active.recovered == "clean" else None
-    why = record.first_difference(key) if record else "no record of a clean run"
-    if active.settings.fast_path == "off":
-        why = "fast-path = off"
+    record: fastpath.Record | None = None
+    why: str | None = "fast-path = off"
+    if active.settings.fast_path == "on":  # off: no record is read, no path compared
+        path = fastpath.record_path(active.state, active.settings.instance)
+        record = fastpath.Record.load(path) if active.recovered == "clean" else None
+        why = record.first_difference(key) if record else "no record of a clean run"
     if record is not None and why is None:
         fastpath.stop_listening()
         write_index(buildout, active, key)  # through converge: its next run needs no buildout
