@@ -200,19 +200,28 @@ def targets(table: list[dict]) -> list[str]:
         growth("meta", "system-recipes", "noop"),
         lambda v: v <= 10,
     )
-    peaks = [
-        (e["rss_mb"], e["scenario"])
+    # the issue's title scopes the memory target: "a no-op run of ... 1000 in two, in under
+    # 80 MB"; a full run's peak is printed beside it, with no target (buildout's import and its
+    # own load of a 1000-service configuration already reach ~70 MB before any recipe runs)
+    peaks = {
+        e["scenario"]: e["rss_mb"]
         for e in table
         if (e["shape"], e["tool"], e["n"]) == ("meta", "system-recipes", 1000) and "rss_mb" in e
-    ]
-    if peaks:
-        peak, scenario = max(peaks)
-        verdict = "PASS" if peak <= 80 else "MISS"
+    }
+    if "noop" in peaks:
+        verdict = "PASS" if peaks["noop"] <= 80 else "MISS"
         lines.append(
-            f"target N=1000 peak RSS <= 80 MB: measured {peak:.1f} MB ({scenario}) {verdict}"
+            f"target N=1000 no-op peak RSS <= 80 MB: measured {peaks['noop']:.1f} MB {verdict}"
         )
     else:
-        lines.append("target N=1000 peak RSS <= 80 MB: not measured in this run n/a")
+        lines.append("target N=1000 no-op peak RSS <= 80 MB: not measured in this run n/a")
+    full = [
+        f"{scenario} {peaks[scenario]:.1f} MB"
+        for scenario in ("first", "change", "plan")
+        if scenario in peaks
+    ]
+    if full:
+        lines.append(f"(no target) N=1000 full runs' peak RSS: {', '.join(full)}")
     ratio_line(
         "explicit N=1000 no-op <= 12x its N=100 no-op",
         growth("explicit", "system-recipes", "noop"),
