@@ -11,7 +11,7 @@ import pytest
 from support.markers import needs
 from support.results import ok, one_error_line, snapshot
 
-from system_recipes.daemons.postgresql import hba_problems
+from system_recipes.daemons.postgresql_hba import hba_problems
 
 VERSION, CLUSTER = "15", "sr"
 CONFIG = f"/etc/postgresql/{VERSION}/{CLUSTER}"

@@ -13,6 +13,7 @@ from . import (  # noqa: F401
     nagios,
     nrpe,
     postgresql,
+    postgresql_hba,
     postgresql_restart,
     programs,
     supervisor,

@@ -60,14 +60,8 @@ from ..core.schema import (
     force_option,
     section_name,
 )
-from ..daemons.postgresql import (
-    DEBIAN_LOCAL_LINES,
-    HOSTNAME,
-    NAME_TOKEN,
-    cluster_directory,
-    clusters,
-    quote,
-)
+from ..daemons.postgresql import cluster_directory, clusters, quote
+from ..daemons.postgresql_hba import DEBIAN_LOCAL_LINES, HOSTNAME, NAME_TOKEN
 
 CLIENT_SYNTAX = "ADDRESS[/PREFIX] DATABASE USER"
 METHOD = "scram-sha-256"
