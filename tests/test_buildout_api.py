@@ -120,15 +120,17 @@ def test_every_value_read_is_annotated_with_its_file(tmp_path):
     assert buildout_api.source_of({"app": {}}, "app", "greeting") is None  # a plain mapping
 
 
-def test_annotate_records_a_source_buildout_keeps(tmp_path):
-    assert list(inspect.signature(zb.SectionKey).parameters) == ["value", "source"]
-    buildout = load(tmp_path, "[buildout]\nparts =\n")
+def test_annotate_records_a_source_beside_buildouts_own(tmp_path):
+    buildout = load(tmp_path, "[buildout]\nparts =\n[app]\ngreeting = hello\n")
     buildout_api.set_raw_section(buildout, "made", {"option": "value"})
     buildout_api.annotate(buildout, "made", "option", "value", "system_recipes:service [x]")
     assert buildout_api.source_of(buildout, "made", "option") == "system_recipes:service [x]"
     buildout_api.annotate(buildout, "made", "option", "other", "elsewhere")
-    assert buildout._annotated["made"]["option"].value == "other"
     assert buildout_api.source_of(buildout, "made", "option") == "elsewhere"
+    assert "made" not in buildout._annotated  # buildout's own table (buildout annotate) as read
+    # a value buildout read from a file keeps its file (a profile's refinement of a section)
+    buildout_api.annotate(buildout, "app", "greeting", "hello", "system_recipes:service [x]")
+    assert buildout_api.source_of(buildout, "app", "greeting") == str(tmp_path / "buildout.cfg")
 
 
 def test_substituted_reads_one_option_without_constructing_the_section(tmp_path):

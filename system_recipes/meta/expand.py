@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..core.buildout_api import annotate, raw_section, section_of, set_raw_section, source_of
 from ..core.errors import ConfigError
-from ..core.model import GENERATED_FROM, Expansion
+from ..core.model import GENERATED_FROM, Expansion, GeneratedFrom
 from ..core.recipe_names import our_recipe, recipe_class
 
 #: Expansion lives in core (the run reports by it); meta-recipes take it from here
@@ -82,7 +82,7 @@ def expand(buildout) -> dict[str, Expansion]:
             if section in getattr(buildout, GENERATED, {}):
                 refined = set()  # expanded already: its profile refinements were recorded
             _merge(buildout, name, section, options, expansion)
-            _record_blame(buildout, name, section, options, refined, expansion)
+            _record_blame(buildout, name, section, refined, expansion)
         raw = section_of(buildout, name)
         for option, value in expansion.exposed.items():
             if option not in raw:
@@ -141,7 +141,6 @@ def _record_blame(
     buildout,
     meta: str,
     section: str,
-    options: dict[str, str],
     refined: set[str],
     expansion: Expansion,
 ) -> None:
@@ -149,12 +148,9 @@ def _record_blame(
     (then the error is in the profile's own section, as written)."""
     table = getattr(buildout, GENERATED_FROM, None)
     if table is None:
-        table = {}
+        table = GeneratedFrom()
         setattr(buildout, GENERATED_FROM, table)
-    table[(section, None)] = (meta, None)
-    for option in options:
-        if option not in refined:
-            table[(section, option)] = (meta, expansion.blame.get((section, option)))
+    table.add(section, meta, expansion, refined)
 
 
 def origin(buildout, section: str, option: str) -> str:
