@@ -10,12 +10,13 @@ Standard input (plan and apply): one line of JSON, the header, then the host.cfg
 ``model`` (a name), ``revision`` (an integer that grows with the model: a host refuses one
 older than what it last applied, unless ``--force``), ``digest`` (the model's, recorded),
 ``packages`` (name -> version or null; optional) and ``host`` (the model's host name; optional,
-recorded).
+recorded). The header is checked by :mod:`.host_input`.
 
 Standard output is one JSON object per line, ``{"step": ..., "result": ...}``, the last one
 ``done`` with the exit status (docs/fleet-transport.md); the rest goes to stderr. Exit: 0 done
 and nothing pending, 2 changes pending (plan, status), 1 an error (apply restores the previous
-host.cfg, the buildout rolled its own run back). ``confirm`` and ``watchdog``: :mod:`.confirm`.
+host.cfg, the buildout rolled its own run back). ``status``: :mod:`.host_status`; ``confirm`` and
+``watchdog``: :mod:`.confirm`. This module holds the command, plan and apply, and the record.
 
 Kept on the host: ``/etc/system-recipes/MODEL/host.cfg`` (what was applied) and
 ``/var/lib/system-recipes/fleet/MODEL.json`` (``applied``: revision, digest, config sha256,
@@ -28,7 +29,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -37,13 +37,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core import fastpath
+from .host_input import MAX_INPUT, parse_input
+from .host_status import status
 from .packages import PackageError, Packages
-from .step_basics import StepError, check_name, read_text, sha256, write_atomic
+from .step_basics import StepError, read_text, sha256, write_atomic
 
 ETC = "/etc/system-recipes"
 STATE = "/var/lib/system-recipes/fleet"
-HEADER_KEYS = ("model", "revision", "digest", "packages", "host")
-MAX_INPUT = 16 * 2**20
 #: the planner cli.py passes in: ``planner(config_path) -> (run, plan)``
 Planner = Callable[[str], Any]
 
@@ -89,7 +89,7 @@ def run(args, planner: Planner) -> int:
     step.diff, step.confirm_timeout = args.diff, args.confirm_timeout
     try:
         if args.action == "status":
-            return step.status(args.model)
+            return status(step, args.model)
         if args.action in ("confirm", "watchdog"):
             from . import confirm
 
@@ -294,62 +294,6 @@ class HostStep:
             "buildout", result="ok", changed=changes, seconds=round(time.monotonic() - started, 3)
         )
 
-    # -- status -------------------------------------------------------------------------------
-
-    def status(self, model: str | None) -> int:
-        try:
-            models = (
-                [check_name(model)]
-                if model
-                else sorted(name[:-5] for name in os.listdir(self.state) if name.endswith(".json"))
-                if os.path.isdir(self.state)
-                else []
-            )
-        except StepError as error:
-            return self.fail(error)
-        worst = 0
-        for name in models:
-            worst = max(worst, self.status_of(name))
-        return self.done(
-            "ok" if worst == 0 else "pending" if worst == 2 else "error", worst, models=models
-        )
-
-    def status_of(self, model: str) -> int:
-        record = self.read_record(model)
-        applied = record.get("applied")
-        path = os.path.join(self.etc, model, "host.cfg")
-        if not applied or not os.path.exists(path):
-            self.emit("status", model=model, result="never-applied", last=record.get("last"))
-            return 2
-        text = read_text(path) or ""
-        from zc.buildout import UserError
-
-        try:
-            _, plan = self.planner(path)
-        except UserError as error:
-            self.emit(
-                "status",
-                model=model,
-                result="error",
-                applied=applied,
-                error=str(error).splitlines()[0],
-            )
-            return 1
-        edited = sha256(text) != applied.get("config_sha256")
-        changed = len(plan.actions)
-        drifted = bool(changed or plan.drift or edited)
-        self.emit(
-            "status",
-            model=model,
-            result="drifted" if drifted else "in-sync",
-            applied=applied,
-            last=record.get("last"),
-            changed=changed,
-            drift=[a.path for a in plan.drift],
-            config_edited=edited,
-        )
-        return 2 if drifted else 0
-
     # -- the record ---------------------------------------------------------------------------
 
     def read_record(self, model: str) -> dict:
@@ -426,55 +370,6 @@ class HostStep:
 def identity(entry: dict) -> dict:
     """What an apply was, apart from when it ran and what it changed."""
     return {k: v for k, v in entry.items() if k not in ("time", "changed")}
-
-
-def parse_input(data: bytes) -> tuple[dict, str]:
-    """The header (checked) and the host.cfg text."""
-    if len(data) > MAX_INPUT:
-        raise StepError(
-            "input", f"more than {MAX_INPUT} bytes on stdin (expected a header line and a host.cfg)"
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise StepError("input", f"stdin is not utf-8 (byte {error.start})") from None
-    first, _, config = text.partition("\n")
-    try:
-        header = json.loads(first)
-    except ValueError:
-        raise StepError(
-            "input",
-            "the first line is not JSON (expected a header such as "
-            '{"model": "shop", "revision": 1, "digest": "..."})',
-        ) from None
-    if not isinstance(header, dict):
-        raise StepError("input", "the header is not a JSON object")
-    unknown = sorted(set(header) - set(HEADER_KEYS))
-    if unknown:
-        raise StepError(
-            "input", f"header: unknown key {unknown[0][:40]!r} (expected {', '.join(HEADER_KEYS)})"
-        )
-    check_name(header.get("model"))
-    revision = header.get("revision")
-    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
-        raise StepError(
-            "input", f"header: revision: {str(revision)[:40]!r} (expected an integer >= 0)"
-        )
-    if not isinstance(header.get("digest"), str):
-        raise StepError("input", "header: digest: missing (expected a string)")
-    packages = header.setdefault("packages", {})
-    if not isinstance(packages, dict) or not all(
-        isinstance(k, str)
-        and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9+._-]*", k)
-        and (v is None or isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9.+~:_-]+", v))
-        for k, v in packages.items()
-    ):
-        raise StepError(
-            "input", "header: packages: expected an object of package names to versions (or null)"
-        )
-    if not config.strip():
-        raise StepError("input", "no host.cfg after the header")
-    return header, config
 
 
 def converge_script() -> str:
