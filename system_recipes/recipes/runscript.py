@@ -64,9 +64,8 @@ import re
 import shlex
 import signal
 
-from ..core import validate
 from ..core.errors import ConfigError, shown
-from ..core.model import Check, FileSpec, LinkSpec, PartSpec, Reload
+from ..core.model import PartSpec
 from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import (
     AbsolutePath,
@@ -86,14 +85,8 @@ from ..core.schema import (
 from ..daemons.systemd import (
     UnitNames,
     has_systemd,
-    specifiers,
-    systemd_assignment,
-    systemd_word,
 )
-from ..daemons.sysv import (
-    FACILITIES,
-    pidfile,
-)
+from .runscript_files import systemd_unit, sysv_script
 
 SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 RESTART = ("no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always")
@@ -101,7 +94,6 @@ TYPES = ("simple", "exec", "forking", "notify", "oneshot")
 # a program path that needs no quoting anywhere (and cannot be read as env's NAME=value)
 PROGRAM = re.compile(r"/[A-Za-z0-9_@+:,./-]*")
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-START_LEVELS, STOP_LEVELS = ("2", "3", "4", "5"), ("0", "1", "6")
 
 
 def the_name(values: Values) -> str:
@@ -196,7 +188,9 @@ SCHEMA = Schema(
 
 # -- the recipe -------------------------------------------------------------------------------
 class Recipe(BaseRecipe):
-    """A systemd unit or an LSB init script, and the links that enable it."""
+    """A systemd unit or an LSB init script, and the links that enable it: the values are
+    checked here, the files written by :mod:`.runscript_files` (this module's docstring is the
+    recipe's reference page)."""
 
     schema = SCHEMA
     recipe_name = "runscript"
@@ -221,9 +215,9 @@ class Recipe(BaseRecipe):
         if values.group:
             spec.needs_accounts.append(("group", "root", values.group))
         if kind == "systemd":
-            self._systemd(spec, values, argv, signal_name)
+            systemd_unit(self, spec, values, argv, signal_name)
         else:
-            self._sysv(spec, values, argv, signal_name)
+            sysv_script(self, spec, values, argv, signal_name)
 
     def _check_text(self, values: Values) -> None:
         for option in self.schema.options:
@@ -302,154 +296,3 @@ class Recipe(BaseRecipe):
                 "a signal name such as SIGTERM, SIGINT or SIGQUIT",
             )
         return name
-
-    # -- systemd ------------------------------------------------------------------------------
-    def _systemd(self, spec: PartSpec, values: Values, argv: list[str], signal_name: str) -> None:
-        for line in values.extra:
-            key, sep, _ = line.partition("=")
-            if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", key.strip()):
-                raise ConfigError(
-                    self.name,
-                    "extra",
-                    f"{shown(line)} is not a Key=value setting",
-                    "Key=value lines of the [Service] section",
-                )
-        directory = self.layout.systemd_directory
-        unit = f"{values.name}.service"
-        path = posixpath.join(directory, unit)
-        context = {
-            "section": self.name,
-            "description": specifiers(values.description),
-            "after": " ".join(values.after),
-            "wants": " ".join(values.wants),
-            "type": values.type,
-            "exec_start": " ".join(systemd_word(w) for w in argv),
-            "user": values.user if values.user != "root" else None,
-            "group": values.group,
-            "working_directory": specifiers(values.working_directory or ""),
-            "environment": [systemd_assignment(k, v) for k, v in values.environment.items()],
-            "restart": values.restart,
-            "kill_signal": "SIG" + signal_name,
-            "extra": values.extra,
-        }
-        content = self.render("runscript-systemd.service.j2", context)
-        service = Reload("systemd", unit)
-        origins = validate.trace(content, unit_claims(context))
-        spec.files.append(
-            FileSpec(
-                path=path,
-                content=content,
-                mode=0o644,
-                # the program first: its absence is the one error line
-                checks=[Check("program", (argv[0], "command")), Check("systemd-unit", (origins,))],
-                reloads=[service],
-            )
-        )
-        if values.enable:
-            spec.links.append(
-                LinkSpec(posixpath.join(directory, "multi-user.target.wants", unit), path)
-            )
-        spec.removal_reloads.append(service)
-
-    # -- sysv ---------------------------------------------------------------------------------
-    def _sysv(self, spec: PartSpec, values: Values, argv: list[str], signal_name: str) -> None:
-        for option, wrong in (
-            ("type", values.type not in ("simple", "exec")),
-            ("extra", bool(values.extra)),
-        ):
-            if wrong:
-                raise ConfigError(
-                    self.name,
-                    option,
-                    "is systemd-only, but kind is sysv",
-                    "kind = systemd, or no "
-                    + option
-                    + (" other than simple or exec" if option == "type" else ""),
-                )
-        if "restart" in self.options and values.restart != "no":
-            # an init script starts the command once: nothing would ever restart it
-            raise ConfigError(
-                self.name,
-                "restart",
-                f"restart = {values.restart} has no effect "
-                "with kind = sysv: an init script never restarts the service",
-                "kind = systemd, restart = no, or supervisor for a service that must be restarted",
-            )
-        program = argv[0]
-        if values.environment:
-            argv = ["/usr/bin/env", *(f"{k}={v}" for k, v in values.environment.items()), *argv]
-        dependencies = []
-        for option in ("after", "wants"):
-            for unit in values[option]:
-                base, _, suffix = unit.rpartition(".")
-                item = FACILITIES.get(unit, base if suffix == "service" else None)
-                if item is None:  # an init script has nothing to say it with
-                    raise ConfigError(
-                        self.name,
-                        option,
-                        f"{unit} has no effect with kind = "
-                        "sysv (LSB headers name only services and facilities)",
-                        "services (NAME.service) or " + ", ".join(FACILITIES),
-                    )
-                if item not in dependencies:
-                    dependencies.append(item)
-        script = posixpath.join(self.layout.init_directory, values.name)
-        content = self.render(
-            "runscript-sysv.sh.j2",
-            {
-                "section": self.name,
-                "name": values.name,
-                "description": values.description,
-                "should_start": " ".join(dependencies),
-                "q": shlex.quote,
-                "pidfile": pidfile(values.name),
-                "user": values.user,
-                "group": values.group or "",
-                "working_directory": values.working_directory or "/",
-                "stop_signal": signal_name,
-                "argv": shlex.join(argv),
-            },
-        )
-        spec.files.append(
-            FileSpec(
-                path=script,
-                content=content,
-                mode=0o755,
-                checks=[Check("program", (program, "command")), Check("init-script-sh")],
-                reloads=[Reload("sysv", values.name)],
-            )
-        )
-        if values.enable:
-            rc = self.layout.rc_directory
-            for levels, letter in ((START_LEVELS, "S"), (STOP_LEVELS, "K")):
-                for level in levels:
-                    directory = posixpath.join(rc, f"rc{level}.d")
-                    spec.links.append(
-                        LinkSpec(
-                            posixpath.join(directory, f"{letter}20{values.name}"),
-                            posixpath.relpath(script, directory),
-                        )
-                    )
-        spec.removal_reloads.append(Reload("sysv", values.name))
-
-
-def unit_claims(context: dict) -> list[tuple[str, str]]:
-    """The unit's lines and the options that wrote them, in the template's order."""
-    claims = [("description", f"Description={context['description']}")]
-    for option, key, value in (
-        ("after", "After", context["after"]),
-        ("wants", "Wants", context["wants"]),
-        ("type", "Type", context["type"]),
-        ("command", "ExecStart", context["exec_start"]),
-        ("user", "User", context["user"]),
-        ("group", "Group", context["group"]),
-        ("working-directory", "WorkingDirectory", context["working_directory"]),
-    ):
-        if value:
-            claims.append((option, f"{key}={value}"))
-    claims += [("environment", f"Environment={a}") for a in context["environment"]]
-    claims += [
-        ("restart", f"Restart={context['restart']}"),
-        ("stop-signal", f"KillSignal={context['kill_signal']}"),
-    ]
-    return claims + [("extra", line) for line in context["extra"]]
