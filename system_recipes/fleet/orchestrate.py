@@ -5,32 +5,30 @@ The system is compiled in memory (:mod:`.prepare`); each host gets one remote ca
 
 - ``plan``: every host plans its host.cfg; exit 0 nothing pending, 2 changes pending, 3 some
   hosts unreachable or failed (a stale revision too), 1 a model error (no host contacted).
-- ``apply``: a preflight connects, reads and plans every host (a revision newer than this
-  model's, or the same one of another digest, refuses the run: exit 1, nothing changed; a host
-  with nothing to do is only checked); then the waves. Within a wave at most ``max-unavailable`` instances of a
-  service are down at once -- a host in flight, failed or unreachable holds its instances -- and
-  a host is done when its apply succeeded and its own NRPE checks pass on it. Once more hosts
-  failed than ``--max-fail`` allows (N or P% of the hosts; unreachable hosts, which never
-  started, do not count) or on Ctrl-C, no new host starts, the hosts in flight finish their own
-  transaction, and the hosts never started are listed. Exit 0 all converged, 3 some hosts
-  failed or unreachable, 4 stopped by the threshold, 130 interrupted, 1 model error or failed
-  preflight.
+- ``apply``: a preflight (:mod:`.preflight`) connects, reads and plans every host (a revision
+  newer than this model's, or the same one of another digest, refuses the run: exit 1, nothing
+  changed; a host with nothing to do is only checked); then the waves. Within a wave at most
+  ``max-unavailable`` instances of a service are down at once -- a host in flight, failed or
+  unreachable holds its instances -- and a host is done when its apply succeeded and its own
+  NRPE checks pass on it. Once more hosts failed than ``--max-fail`` allows (N or P% of the
+  hosts; unreachable hosts, which never started, do not count) or on Ctrl-C, no new host
+  starts, the hosts in flight finish their own transaction, and the hosts never started are
+  listed. Exit 0 all converged, 3 some hosts failed or unreachable, 4 stopped by the
+  threshold, 130 interrupted, 1 model error or failed preflight.
 - ``status``: each host's record and drift; exit 0 every host on the current revision with no
   drift, 2 some behind, drifted or never applied, 3 some unreachable.
 """
 
 from __future__ import annotations
 
-import json
-import shlex
 import signal
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from .host_checks import run_checks
-from .host_step import ETC, STATE
 from .output import FINAL, Output
+from .preflight import preflight
 from .prepare import HostJob, System, assign_waves, removed_checks
 from .transport import Connection, Connections, Target, TransportError
 
@@ -83,6 +81,7 @@ class FleetRun:
             model=system.model_path,
         )
         self.interrupted = threading.Event()
+        self.refusals: list[str] = []  # why the preflight refused an apply
 
     # -- the three commands -------------------------------------------------------------------
 
@@ -113,7 +112,7 @@ class FleetRun:
         return self.finish(EXIT_INTERRUPTED if self.interrupted.is_set() else code)
 
     def apply(self) -> int:
-        found = self.preflight()
+        found = preflight(self)
         if self.refusals:
             for line in self.refusals:
                 self.out.say(line)
@@ -289,72 +288,6 @@ class FleetRun:
         return "refused" if refused else "failed"
 
     # -- apply --------------------------------------------------------------------------------
-
-    def preflight(self) -> dict[str, tuple[dict, str | None]]:
-        """Connect every host, read what it applied (its record and kept host.cfg are
-        world-readable: no sudo, one round trip) and plan it, in parallel. A host with nothing
-        to do is checked and done here; a stale one refuses the run (``self.refusals``)."""
-        found: dict[str, tuple[dict, str | None]] = {}
-        self.refusals: list[str] = []
-        model = self.system.model.name
-        mark = "--- system-recipes kept host.cfg ---"
-        command = (
-            f"cat {STATE}/{model}.json 2>/dev/null; echo; echo {shlex.quote(mark)}; "
-            f"cat {ETC}/{model}/host.cfg 2>/dev/null; true"
-        )
-
-        def read(job: HostJob) -> str:
-            connection = self.connect(job)
-            lines = connection.raw(command).text
-            index = lines.index(mark) if mark in lines else len(lines)
-            try:
-                record = json.loads("\n".join(lines[:index]) or "{}")
-            except ValueError:
-                record = {}
-            kept = "\n".join(lines[index + 1 :]) + "\n" if index + 1 < len(lines) else None
-            found[job.name] = (record, kept)
-            refusal = self.stale(job.name, record)
-            if refusal:
-                self.refusals.append(refusal)
-                return "refused"
-            self.out.state(job.name, "planning")
-            result = self.remote(job, "plan", job.stdin(), ["--force"] * self.settings.force)
-            if result.code not in (0, 2):
-                return self.failed(job, result)
-            applied = record.get("applied") or {}
-            current = (applied.get("revision"), applied.get("digest")) == (
-                self.system.revision,
-                self.system.digest,
-            )
-            job.clean = result.code == 0  # applying it changes nothing but its record
-            if not (job.clean and current):
-                plan: dict = next((e for e in result.events if e.get("step") == "plan"), {})
-                self.out.state(
-                    job.name,
-                    "waiting",
-                    f"{plan.get('changed', 0)} changes" if not job.clean else "its record only",
-                )
-                return "waiting"
-            return self.done(job, connection, 0)
-
-        self.each(read)
-        return found
-
-    def stale(self, name: str, record: dict) -> str | None:
-        applied = record.get("applied") or {}
-        if self.settings.force or not applied:
-            return None
-        revision, digest = applied.get("revision", 0), applied.get("digest")
-        if revision > self.system.revision:
-            why = f"revision {revision} applied, newer than this model's {self.system.revision}"
-        elif revision == self.system.revision and digest != self.system.digest:
-            why = f"revision {revision} applied from another model ({str(digest)[:19]}...)"
-        else:
-            return None
-        self.out.state(name, "refused", why)
-        return (
-            f"{name}: refused: {why} (a stale checkout? update it; --force applies this one anyway)"
-        )
 
     def waves(
         self, waves: list[list[str]], ready: set[str], failures: int, limit: int
