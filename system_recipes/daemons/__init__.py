@@ -12,6 +12,7 @@ from . import (  # noqa: F401
     logrotate,
     nagios,
     nrpe,
+    nrpe_server,
     postgresql,
     postgresql_hba,
     postgresql_restart,

@@ -29,7 +29,8 @@ from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import Name, Option, Schema, Text, Values, force_option, section_name
-from ..daemons.nrpe import MAX_LINE, main_config, parse_allowed_host
+from ..daemons.nrpe import MAX_LINE, main_config
+from ..daemons.nrpe_server import parse_allowed_host
 
 SCHEMA = Schema(
     [
