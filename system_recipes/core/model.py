@@ -15,7 +15,7 @@ def sha256(data: bytes) -> str:
 GENERATED_FROM = "_system_recipes_generated_from"
 
 
-@dataclass
+@dataclass(slots=True)
 class Expansion:
     """What one meta section adds (meta/expand.py): sections in order, and options written back
     into it. Here, below the meta floor, because the run reports by it."""
@@ -50,7 +50,7 @@ class Check:
     arguments: tuple = ()
 
 
-@dataclass
+@dataclass(slots=True)
 class FileSpec:
     path: str  # as seen on the host; written below the root
     content: bytes
@@ -66,7 +66,7 @@ class FileSpec:
         return sha256(self.content)
 
 
-@dataclass
+@dataclass(slots=True)
 class DirSpec:
     path: str
     owner: str = "root"
@@ -75,7 +75,7 @@ class DirSpec:
     reloads: list[Reload] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class LinkSpec:
     """A symlink at ``path`` pointing to ``target`` (written verbatim: relative or absolute).
 
@@ -86,7 +86,7 @@ class LinkSpec:
     reloads: list[Reload] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class AccountSpec:
     """A system account to create when missing; accounts are never removed."""
 
@@ -96,7 +96,7 @@ class AccountSpec:
     shell: str
 
 
-@dataclass
+@dataclass(slots=True)
 class PartSpec:
     """Everything one buildout part wants, built by its recipe in ``__init__``."""
 

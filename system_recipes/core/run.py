@@ -257,6 +257,9 @@ class Run:
         return plan
 
     def _apply(self, plan: Plan) -> None:
+        # the plan is made: the copy as the run started goes before the one to change is read
+        # (two manifests at once were 9 MB of a commit's peak at 1000 services)
+        self._manifest = None
         Apply(self.settings, self.journal, self.declared, self.manifest(fresh=True)).run(
             plan, self.configured_parts()
         )

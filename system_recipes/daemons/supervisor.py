@@ -60,7 +60,6 @@ class ProgramFile:
     not the parser (a parser per file was 4.7 MB at 1000 programs)."""
 
     def __init__(self, parser: configparser.RawConfigParser):
-        self.optionxform = parser.optionxform
         # items() of a section holds the [DEFAULT] values too, as the parser's get() does
         self.values = {
             section: dict(parser.items(section, raw=True)) for section in parser.sections()
@@ -70,7 +69,9 @@ class ProgramFile:
         return list(self.values)
 
     def get(self, section: str, option: str, fallback: str | None = None) -> str | None:
-        return self.values.get(section, {}).get(self.optionxform(option), fallback)
+        # option names lowered, as RawConfigParser.optionxform (supervisor keeps it) does; a
+        # bound optionxform here would keep the whole parser alive
+        return self.values.get(section, {}).get(option.lower(), fallback)
 
 
 def parsed(text: str) -> ProgramFile:
