@@ -196,7 +196,7 @@ def rollback(step, model: str, pending: dict) -> int:
 def confirm_from_controller(fleet, job, info: dict) -> str | None:
     """Confirm over a new ssh connection (not the control master: the point is to show the
     host still lets the controller in). Returns a problem, or None."""
-    from .transport import last_line
+    from .ssh_problems import explain, last_line
 
     connection = fleet.connect(job)
     args, skip = [], False
@@ -234,7 +234,7 @@ def confirm_from_controller(fleet, job, info: dict) -> str | None:
     if result.returncode == 0:
         return None
     if result.returncode == 255:
-        why = connection._explain(result.stderr)
+        why = explain(connection, result.stderr)
     else:
         why = last_line(result.stderr) or f"fleet-host confirm exited {result.returncode}"
     return f"not confirmed ({why}); the host rolls back by itself within {info['timeout']:g} s"

@@ -13,14 +13,14 @@ FIDO keys) works as it does for the operator. What this module adds is fixed on 
   socket path longer than ~104 bytes breaks), owned by this process and ended by ``-O exit``;
 - the one remote command is ``[sudo -n] ENTRY fleet-host ACTION``, configuration on stdin.
 
-Every failure is a :class:`TransportError`: one line that names the host.
+Every failure is a :class:`TransportError`: one line that names the host (worded by
+:mod:`.ssh_problems`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -30,9 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-#: the rule a non-root ssh user needs, one line in /etc/sudoers.d
-SUDOERS_RULE = "{user} ALL=(root) NOPASSWD: {entry} fleet-host *"
-SUDO_PASSWORD = ("a password is required", "a terminal is required")
+from .ssh_problems import SUDO_PASSWORD, explain, host_key_problem, last_line, sudo_problem
 
 
 class TransportError(Exception):
@@ -213,7 +211,7 @@ class Connection:
             if self.master.poll() is not None:
                 stderr = self.master.stderr.read() if self.master.stderr else ""
                 self.close()
-                problem = self._explain(stderr)
+                problem = explain(self, stderr)
                 raise TransportError(self.name, problem, refused=bool(host_key_problem(stderr)))
             time.sleep(0.002)
 
@@ -273,9 +271,9 @@ class Connection:
         result.seconds = time.monotonic() - started
         if result.code == 255:
             self._check_master()
-            raise TransportError(self.name, self._explain(result.stderr))
+            raise TransportError(self.name, explain(self, result.stderr))
         if self.sudo and not result.events and any(s in result.stderr for s in SUDO_PASSWORD):
-            raise TransportError(self.name, self._sudo_problem())
+            raise TransportError(self.name, sudo_problem(self))
         if result.code == 127 or (not result.events and "command not found" in result.stderr):
             raise TransportError(
                 self.name,
@@ -341,51 +339,6 @@ class Connection:
         result.stderr = "".join(errors)
         return result
 
-    def _explain(self, stderr: str) -> str:
-        """ssh's own words, as one line about this host."""
-        where = f"({self.address}) " if self.address.split(":")[0] != self.name else ""
-        pinned = self.owner.known_hosts
-        offered = re.search(r"(SHA256:[A-Za-z0-9+/]{43})", stderr)
-        trust = (
-            f"`system-recipes fleet trust {self.name} --fingerprint SHA256:... "
-            f"-m {self.owner.model}` with the fingerprint read on the host itself"
-        )
-        if host_key_problem(stderr) == "mismatch":
-            return (
-                f"{where}host key mismatch: the host offers "
-                f"{offered.group(1) if offered else 'another key'}, not the key pinned for "
-                f"{self.name} in {pinned} (if the host was reinstalled: {trust})"
-            )
-        if host_key_problem(stderr):
-            return (
-                f"{where}no host key pinned for {self.name} in {pinned} (nothing is trusted "
-                f"on first use: {trust})"
-            )
-        if "Permission denied" in stderr:
-            return f"{where}ssh login as {self.user} refused ({last_line(stderr)})"
-        return f"{where}unreachable: {last_line(stderr) or 'ssh failed'}"
-
-    def _sudo_problem(self) -> str:
-        entry = self.owner.entry_point
-        if not entry.startswith("/"):  # the rule needs the absolute path the host has
-            found = self.raw(f"command -v {shlex.quote(entry)}").text
-            entry = found[0] if found else f"/PATH/TO/{entry}"
-        rule = SUDOERS_RULE.format(user=self.user, entry=entry)
-        return (
-            f"sudo wants a password for {self.user}; fleet-host needs this rule in "
-            f"/etc/sudoers.d: {rule}"
-        )
-
-
-def host_key_problem(stderr: str) -> str:
-    """``mismatch`` (the host offers another key than the pinned one), ``unknown`` (no key is
-    pinned for it) or ``""``, from ssh's own words."""
-    if "IDENTIFICATION HAS CHANGED" in stderr or "key for" in stderr and "differs" in stderr:
-        return "mismatch"
-    if "host key is known" in stderr or "Host key verification failed" in stderr:
-        return "unknown"
-    return ""
-
 
 def _feed(stream, text: str) -> None:
     try:
@@ -404,8 +357,3 @@ def _event(line: str) -> dict | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
-
-
-def last_line(text: str) -> str:
-    lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-    return lines[-1] if lines else ""

@@ -1,0 +1,75 @@
+"""Why ssh or sudo failed, as one line about the host: a host key that is not the pinned one
+(and the ``fleet trust`` command that pins the right one), no key pinned, a login refused, an
+unreachable host, or sudo asking for a password (and the sudoers rule fleet-host needs).
+
+Separate from :mod:`.transport` (running the commands) because it is the wording: what ssh
+and sudo said, turned into one line an operator can act on, beside the sudoers rule it quotes.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the connection explained; transport imports this module
+    from .transport import Connection
+
+#: the rule a non-root ssh user needs, one line in /etc/sudoers.d
+SUDOERS_RULE = "{user} ALL=(root) NOPASSWD: {entry} fleet-host *"
+SUDO_PASSWORD = ("a password is required", "a terminal is required")
+
+
+def explain(connection: Connection, stderr: str) -> str:
+    """ssh's own words, as one line about this host."""
+    where = (
+        f"({connection.address}) " if connection.address.split(":")[0] != connection.name else ""
+    )
+    pinned = connection.owner.known_hosts
+    offered = re.search(r"(SHA256:[A-Za-z0-9+/]{43})", stderr)
+    trust = (
+        f"`system-recipes fleet trust {connection.name} --fingerprint SHA256:... "
+        f"-m {connection.owner.model}` with the fingerprint read on the host itself"
+    )
+    if host_key_problem(stderr) == "mismatch":
+        return (
+            f"{where}host key mismatch: the host offers "
+            f"{offered.group(1) if offered else 'another key'}, not the key pinned for "
+            f"{connection.name} in {pinned} (if the host was reinstalled: {trust})"
+        )
+    if host_key_problem(stderr):
+        return (
+            f"{where}no host key pinned for {connection.name} in {pinned} (nothing is trusted "
+            f"on first use: {trust})"
+        )
+    if "Permission denied" in stderr:
+        return f"{where}ssh login as {connection.user} refused ({last_line(stderr)})"
+    return f"{where}unreachable: {last_line(stderr) or 'ssh failed'}"
+
+
+def sudo_problem(connection: Connection) -> str:
+    """sudo wanted a password: the sudoers rule that lets fleet-host run without one."""
+    entry = connection.owner.entry_point
+    if not entry.startswith("/"):  # the rule needs the absolute path the host has
+        found = connection.raw(f"command -v {shlex.quote(entry)}").text
+        entry = found[0] if found else f"/PATH/TO/{entry}"
+    rule = SUDOERS_RULE.format(user=connection.user, entry=entry)
+    return (
+        f"sudo wants a password for {connection.user}; fleet-host needs this rule in "
+        f"/etc/sudoers.d: {rule}"
+    )
+
+
+def host_key_problem(stderr: str) -> str:
+    """``mismatch`` (the host offers another key than the pinned one), ``unknown`` (no key is
+    pinned for it) or ``""``, from ssh's own words."""
+    if "IDENTIFICATION HAS CHANGED" in stderr or "key for" in stderr and "differs" in stderr:
+        return "mismatch"
+    if "host key is known" in stderr or "Host key verification failed" in stderr:
+        return "unknown"
+    return ""
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
