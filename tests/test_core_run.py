@@ -397,3 +397,38 @@ def test_a_directory_it_did_not_create_gets_its_mode_and_owner_back(host):
     assert (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid) == ("0o755", 0, 0)
     assert host.read("/etc/app/notes") == "mine\n"
     assert not host.exists("/var/log/app")  # the directories it created are gone
+
+
+@pytest.mark.parametrize(
+    "instances",
+    [
+        {},
+        {"host": {}, "other": {"z": {"files": {}}}},
+        {
+            "host": {
+                "a": {
+                    "directories": {"/etc/a": {"mode": 493, "owner": "root"}},
+                    "files": {"/etc/a/x": {"mode": 416, "secret": True, "sha256": "ab"}},
+                    "links": {"/etc/a/l": {"target": "caf\u00e9\n"}},
+                    "recipe": "template",
+                    "removal_reloads": [],
+                },
+                "b": {"facts": {"shop": "1.0-1"}, "recipe": "package"},
+            },
+        },
+    ],
+)
+def test_the_manifest_is_written_as_jsons_indented_form(instances):
+    """dumps() builds the document a part at a time (json's indented encoder holds every
+    fragment of it): the bytes stay exactly those of json.dumps(indent=1, sort_keys=True)."""
+    import json
+
+    from system_recipes.core.manifest import Manifest
+
+    manifest = Manifest(json.loads(json.dumps(instances)), "host")
+    kept = {name: parts for name, parts in manifest.instances.items() if parts}
+    document = {"version": 1, "instances": kept}
+    expected = json.dumps(document, indent=1, sort_keys=True) + "\n"
+    assert manifest.dumps() == expected.encode("utf-8")
+    read_back = Manifest.parse(manifest.dumps(), "host").instances
+    assert {name: parts for name, parts in read_back.items() if parts} == kept

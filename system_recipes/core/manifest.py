@@ -37,10 +37,14 @@ class Manifest:
             return None
 
     def dumps(self) -> bytes:
+        """``json.dumps(..., indent=1, sort_keys=True)``, byte for byte, made one part at a
+        time: json's indented encoder is pure Python and holds every fragment of the whole
+        document until it joins them (15 MB for the 2.7 MB of 7000 parts)."""
         instances = {k: v for k, v in self.instances.items() if v}
-        return (
-            json.dumps({"version": 1, "instances": instances}, indent=1, sort_keys=True) + "\n"
-        ).encode("utf-8")
+        out = bytearray()
+        _dump_indented({"version": 1, "instances": instances}, 0, out)
+        out += b"\n"
+        return bytes(out)
 
     def owner_of(self, path: str) -> tuple[str, str] | None:
         """(instance, part) that owns ``path`` (a file or a link)."""
@@ -73,3 +77,20 @@ class Manifest:
 
     def directories(self, part: str) -> dict[str, dict]:
         return self.parts.get(part, {}).get("directories", {})
+
+
+#: the levels of the document above a part's books (the document, instances, an instance)
+_OUTER_LEVELS = 3
+
+
+def _dump_indented(value, level: int, out: bytearray) -> None:
+    if not isinstance(value, dict) or not value or level >= _OUTER_LEVELS:
+        text = json.dumps(value, indent=1, sort_keys=True)
+        out += text.replace("\n", "\n" + " " * level).encode("utf-8")  # nested this deep
+        return
+    out += b"{"
+    for index, key in enumerate(sorted(value)):
+        out += b"," if index else b""
+        out += f"\n{' ' * (level + 1)}{json.dumps(key)}: ".encode()
+        _dump_indented(value[key], level + 1, out)
+    out += f"\n{' ' * level}}}".encode()
