@@ -11,11 +11,11 @@ import os
 import signal
 
 from . import accounts, fsops
+from .actions import Action, Plan
 from .errors import ConfigError, RunError
 from .journal import Journal
 from .manifest import MANIFEST_NAME, Manifest
 from .model import FileSpec, PartSpec
-from .plan import Action, Plan
 from .settings import Settings
 
 # Fault injection for the crash tests: SIGKILL this process after N applied actions.

@@ -1,97 +1,19 @@
-"""Desired state vs disk: the list of actions a run would take, with the checks that guard them."""
+"""Desired state vs disk: the Planner, which compares what the parts want (accounts,
+directories, files, symlinks, facts) with the disk and the manifest and raises on anything
+unsafe. The actions and the Plan it returns are in :mod:`.actions`; the removals of what the
+parts no longer want are in :mod:`.plan_removals`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from . import accounts, fsops
+from .actions import Action, Plan, was_secret
 from .errors import ConfigError
 from .manifest import Manifest
-from .model import AccountSpec, DirSpec, FileSpec, LinkSpec, PartSpec, Reload, sha256
+from .model import AccountSpec, DirSpec, FileSpec, LinkSpec, PartSpec, sha256
+from .plan_removals import plan_removals
 from .settings import Settings
-
-
-@dataclass
-class Action:
-    part: str
-    verb: str  # create, update, chmod, remove, keep, mkdir, rmdir, account, link, relink, unlink
-    path: str
-    old: fsops.FileState | None = None
-    file: FileSpec | None = None
-    directory: DirSpec | None = None
-    account: AccountSpec | None = None
-    link: LinkSpec | None = None
-    facts: dict[str, str] | None = None
-    fact_reloads: list[Reload] = field(default_factory=list)
-    backup: bool = False
-    note: str = ""
-    #: the file was recorded as secret (a removal or an update must not show what it held)
-    was_secret: bool = False
-
-    @property
-    def secret(self) -> bool:
-        return self.was_secret or (self.file is not None and self.file.secret)
-
-    @property
-    def reloads(self) -> list[Reload]:
-        if self.file is not None:
-            return self.file.reloads
-        if self.directory is not None:
-            return self.directory.reloads
-        if self.link is not None:
-            return self.link.reloads
-        return self.fact_reloads
-
-
-# verbs that change the disk (and so trigger the reloads their spec asks for)
-CHANGES = (
-    "create",
-    "update",
-    "chmod",
-    "remove",
-    "mkdir",
-    "link",
-    "relink",
-    "unlink",
-    "facts",
-    "restore",
-)
-
-
-@dataclass
-class Plan:
-    actions: list[Action] = field(default_factory=list)
-    unchanged: dict[str, list[str]] = field(default_factory=dict)  # part -> paths
-    parts: dict[str, str] = field(default_factory=dict)  # part -> created/updated/unchanged/removed
-    removal_reloads: list[Reload] = field(default_factory=list)
-    adopted: dict[str, list[str]] = field(default_factory=dict)
-    #: files edited by hand that this run leaves as they are (warnings, not changes)
-    drift: list[Action] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.actions)
-
-    #: actions by part, for ``for_part`` (asked once per part: a scan each time was O(N^2))
-    _by_part: dict[str, list[Action]] = field(default_factory=dict, repr=False, compare=False)
-    _indexed: int = field(default=0, repr=False, compare=False)
-
-    def for_part(self, part: str) -> list[Action]:
-        if self._indexed != len(self.actions):  # actions are only ever appended
-            self._by_part = {}
-            for action in self.actions:
-                self._by_part.setdefault(action.part, []).append(action)
-            self._indexed = len(self.actions)
-        return list(self._by_part.get(part, ()))
-
-    @property
-    def reloads(self) -> list[Reload]:
-        result = []
-        for action in self.actions:
-            if action.verb in CHANGES:
-                result += action.reloads
-        return result + self.removal_reloads
 
 
 def _wants_as_written(books: dict, item: FileSpec) -> bool:
@@ -102,16 +24,6 @@ def _wants_as_written(books: dict, item: FileSpec) -> bool:
         item.owner,
         item.group,
     )
-
-
-def was_secret(books: dict | None, state: fsops.FileState | None) -> bool:
-    """Whether a file's earlier content must stay hidden: the manifest records it; a manifest
-    written before it did is read conservatively (a file others may not read was secret)."""
-    if books is None:
-        return False
-    if "secret" in books:
-        return bool(books["secret"])
-    return state is not None and state.kind == "file" and state.mode & 0o007 == 0
 
 
 class Planner:
@@ -160,7 +72,7 @@ class Planner:
             self._plan_facts(spec, result)
         leaving = {n for n, s in specs.items() if s is None} | removed
         for name in list(self.manifest.parts):
-            self._plan_removals(name, live.get(name), name in leaving, wanted_paths, result)
+            plan_removals(self, name, live.get(name), name in leaving, wanted_paths, result)
         drifted = {a.part for a in result.drift}
         acted = {a.part for a in result.actions}
         for name in live:
@@ -227,7 +139,7 @@ class Planner:
     # -- directories -----------------------------------------------------------------------
     def _plan_directory(self, spec: PartSpec, item: DirSpec, result: Plan) -> None:
         self.check_owner(spec.name, "owner", item.owner, item.group)
-        state = self._inspect(spec.name, item.path, read=False)
+        state = self.inspect(spec.name, item.path, read=False)
         if state is None:
             result.actions.append(Action(spec.name, "mkdir", item.path, directory=item))
             return
@@ -272,7 +184,7 @@ class Planner:
 
     def _plan_file(self, spec: PartSpec, item: FileSpec, wanted: dict, result: Plan) -> None:
         self.check_owner(spec.name, "owner", item.owner, item.group)
-        state = self._inspect(spec.name, item.path)
+        state = self.inspect(spec.name, item.path)
         books = self.manifest.files(spec.name).get(item.path)
         if state is None:
             result.actions.append(Action(spec.name, "create", item.path, file=item))
@@ -374,7 +286,7 @@ class Planner:
 
     # -- symlinks --------------------------------------------------------------------------
     def _plan_link(self, spec: PartSpec, item: LinkSpec, wanted: dict, result: Plan) -> None:
-        state = self._inspect(spec.name, item.path)
+        state = self.inspect(spec.name, item.path)
         if state is None:
             result.actions.append(Action(spec.name, "link", item.path, link=item))
             return
@@ -429,89 +341,7 @@ class Planner:
             )
         )
 
-    # -- removals --------------------------------------------------------------------------
-    def _plan_removals(
-        self, name: str, spec: PartSpec | None, leaving: bool, wanted: dict, result: Plan
-    ) -> None:
-        if spec is None and not leaving:
-            return
-        keep_files = {f.path for f in spec.files} if spec else set()
-        keep_dirs = {d.path for d in spec.directories} if spec else set()
-        keep_links = {link.path for link in spec.links} if spec else set()
-        force = spec.force if spec else False
-        for path, books in self.manifest.files(name).items():
-            if path in keep_files or path in wanted:
-                continue
-            state = self._inspect(name, path)
-            secret = was_secret(books, state)
-            if state is None:
-                result.actions.append(Action(name, "forget", path, note="already gone"))
-            elif state.kind != "file" or sha256(state.content) != books["sha256"]:
-                if force and state.kind == "file":
-                    result.actions.append(
-                        Action(name, "remove", path, old=state, backup=True, was_secret=secret)
-                    )
-                else:
-                    result.actions.append(
-                        Action(
-                            name,
-                            "keep",
-                            path,
-                            old=state,
-                            note="changed since written; left in place",
-                            was_secret=secret,
-                        )
-                    )
-            else:
-                result.actions.append(Action(name, "remove", path, old=state, was_secret=secret))
-        for path, books in self.manifest.links(name).items():
-            if path in keep_links or path in wanted:
-                continue
-            state = self._inspect(name, path, read=False)
-            if state is None:
-                result.actions.append(Action(name, "forget", path, note="already gone"))
-            elif state.kind == "symlink" and state.target == books["target"]:
-                result.actions.append(Action(name, "unlink", path, old=state))
-            else:
-                result.actions.append(
-                    Action(name, "keep", path, old=state, note="changed since made; left in place")
-                )
-        for path, books in sorted(self.manifest.directories(name).items(), reverse=True):
-            if path in keep_dirs or path in wanted:
-                continue
-            if books.get("created"):
-                result.actions.append(Action(name, "rmdir", path))
-            elif books.get("found"):
-                result.actions.append(self._restore_directory(name, path, books))
-            else:
-                result.actions.append(Action(name, "forget", path, note="not ours"))
-        if spec is None and self.manifest.parts.get(name, {}).get("facts"):
-            result.actions.append(Action(name, "forget", "recorded facts"))
-        if spec is None:
-            for item in self.manifest.parts.get(name, {}).get("removal_reloads", []):
-                result.removal_reloads.append(Reload(*item))
-
-    def _restore_directory(self, part: str, path: str, books: dict) -> Action:
-        """A directory the part did not create but changed: back to the mode and owner it had,
-        unless someone changed it since (then it is left as it is)."""
-        state = self._inspect(part, path, read=False)
-        found = books["found"]
-        if state is None or state.kind != "dir":
-            return Action(part, "forget", path, note="already gone")
-        uid, gid = self.ids(books.get("owner", "root"), books.get("group", "root"))
-        if (state.mode, state.uid, state.gid) != (books.get("mode"), uid, gid):
-            return Action(part, "forget", path, note="changed since; left as it is")
-        if (state.mode, state.uid, state.gid) == (found["mode"], found["uid"], found["gid"]):
-            return Action(part, "forget", path, note="not ours")
-        return Action(
-            part,
-            "restore",
-            path,
-            old=state,
-            note=f"mode {found['mode']:04o}, owner {found['uid']}:{found['gid']}, as it was found",
-        )
-
-    def _inspect(self, part: str, path: str, read: bool = True) -> fsops.FileState | None:
+    def inspect(self, part: str, path: str, read: bool = True) -> fsops.FileState | None:
         try:
             return fsops.inspect(self.root, path, read=read)
         except fsops.UnsafePath as error:

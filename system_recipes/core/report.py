@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 
-from .plan import Action, Plan
+from .actions import Action, Plan
 
 VERBS = {
     "create": "create",

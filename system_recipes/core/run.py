@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable, Mapping
 
 from . import buildout_api, fastpath, reload, report
+from .actions import Plan
 from .apply import Apply
 from .buildout_api import DeferredInstalled
 from .errors import RunError
 from .journal import Journal
 from .manifest import Manifest
 from .model import GENERATED_FROM, Expansion, PartSpec
-from .plan import Plan, Planner
+from .plan import Planner
 from .settings import Settings, settings_from_buildout
 from .validate import Item, Validation, ValidationContext
 
