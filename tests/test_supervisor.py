@@ -23,6 +23,7 @@ from support.results import ok, one_error_line, snapshot
 from system_recipes.core.errors import ConfigError, RunError
 from system_recipes.core.schema import unescape
 from system_recipes.daemons import supervisor as supervisor_daemon
+from system_recipes.daemons import supervisor_exec
 from system_recipes.recipes import supervisor
 
 INCLUDE = "/etc/supervisor/conf.d"
@@ -464,12 +465,12 @@ def own_supervisord(directory, programs: dict[str, str]) -> dict[str, tuple[str,
 def test_the_kernel_limits_are_what_supervisord_can_start(tmp_path):
     """What the recipe refuses, a real supervisord indeed cannot start (E2BIG), and what it
     accepts just below each limit runs."""
-    fits = "a" * (supervisor_daemon.MAX_ARG_STRLEN - 1)
-    too_long = "a" * supervisor_daemon.MAX_ARG_STRLEN
-    many = " ".join(["b" * 100_000] * (supervisor_daemon.exec_limit() // 100_000 + 1))
+    fits = "a" * (supervisor_exec.MAX_ARG_STRLEN - 1)
+    too_long = "a" * supervisor_exec.MAX_ARG_STRLEN
+    many = " ".join(["b" * 100_000] * (supervisor_exec.exec_limit() // 100_000 + 1))
     huge_env = {
         "BIG": "c" * 100_000,
-        **{f"E{i}": "c" * 100_000 for i in range(supervisor_daemon.exec_limit() // 100_000)},
+        **{f"E{i}": "c" * 100_000 for i in range(supervisor_exec.exec_limit() // 100_000)},
     }
     env_text = ",".join(f'{k}="{v}"' for k, v in huge_env.items())
     states = own_supervisord(

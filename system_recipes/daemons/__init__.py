@@ -18,6 +18,7 @@ from . import (  # noqa: F401
     postgresql_restart,
     programs,
     supervisor,
+    supervisor_exec,
     systemd,
     sysv,
 )

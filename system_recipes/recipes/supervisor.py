@@ -90,10 +90,10 @@ from ..daemons.supervisor import (
     _check_environment,
     environment_text,
     escape_percent,
-    exec_size,
     group_of,
     read_back,
 )
+from ..daemons.supervisor_exec import exec_size
 
 BYTES = r"(?i)\d+(kb|mb|gb)?"
 SIGNALS = ("TERM", "HUP", "INT", "QUIT", "KILL", "USR1", "USR2")
