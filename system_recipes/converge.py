@@ -4,7 +4,7 @@ zc.buildout is even imported.
 Importing zc.buildout costs 0.2-0.4 s (pip and setuptools come with it), several times a whole
 no-op of the plain-Python floor. So this module, reached through ``system_recipes.entry``
 without importing the rest of the command line, first checks the index the last clean run
-through ``converge`` left (core.fastpath): the sha256 of every configuration file (with its
+through ``converge`` left (core.converge_index): the sha256 of every configuration file (with its
 extends), the same command line, then -- holding the run's lock, with no journal pending --
 the record of that run: the code, and the lstat of every path it depends on. Only when all of
 it is equal does it say "nothing to do"; otherwise it runs buildout in this process with the
@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .core import fastpath
+from .core import converge_index
 
 USAGE = "usage: system-recipes converge [-h] [-c CONFIG] [-v] [--full] [[section:]option=value ...]"
 HELP = f"""{USAGE}
@@ -43,7 +43,7 @@ class UsageError(Exception):
     pass
 
 
-def parse(argv: list[str]) -> tuple[fastpath.Request, bool]:
+def parse(argv: list[str]) -> tuple[converge_index.Request, bool]:
     config, verbosity, full, assignments = "buildout.cfg", 0, False, []
     arguments = list(argv)
     while arguments:
@@ -64,7 +64,7 @@ def parse(argv: list[str]) -> tuple[fastpath.Request, bool]:
             assignments.append(argument)
         else:
             raise UsageError(f"unrecognized argument {argument[:100]!r}")
-    return fastpath.Request(os.path.abspath(config), tuple(assignments), verbosity), full
+    return converge_index.Request(os.path.abspath(config), tuple(assignments), verbosity), full
 
 
 def say(line: str) -> None:
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{USAGE}\nsystem-recipes converge: error: {error}\n")
         return EXIT_ERROR
     if not full:
-        parts, detail = fastpath.nothing_changed(request)
+        parts, detail = converge_index.nothing_changed(request)
         if parts is not None:
             say(
                 f"system-recipes: nothing to do: {parts} part(s) as the last run left them ({detail})"
@@ -94,12 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     return run_buildout(request)
 
 
-def run_buildout(request: fastpath.Request) -> int:
+def run_buildout(request: converge_index.Request) -> int:
     """buildout's own main, in this process: the extension writes the index for ``request``
     after a clean run."""
     import zc.buildout.buildout  # the slow import the fast path exists to avoid
 
-    fastpath.REQUEST[:] = [request]
+    converge_index.REQUEST[:] = [request]
     arguments = ["-c", request.config, *(["-v"] * request.verbosity), *request.assignments]
     try:
         zc.buildout.buildout.main(arguments)

@@ -11,7 +11,7 @@ import logging
 import os
 
 from . import daemons  # noqa: F401  (registers every validator and reload handler)
-from .core import buildout_api, fastpath, report, run
+from .core import buildout_api, converge_index, fastpath, report, run
 from .core.accounts import ACCOUNT_FILES
 from .core.manifest import MANIFEST_NAME
 from .core.recipe_names import check_recipe_names
@@ -161,11 +161,11 @@ def remember_a_clean_run(buildout, active: run.Run) -> None:
 
 def write_index(buildout, active: run.Run, key: str) -> None:
     """A run through ``converge`` leaves it the index it checks before importing buildout."""
-    if fastpath.REQUEST:
+    if converge_index.REQUEST:
         files = buildout_api.configuration_files(buildout)
         if files is not None:
-            fastpath.write_index(
-                fastpath.REQUEST[-1], files, active.state, active.settings.instance, key
+            converge_index.write_index(
+                converge_index.REQUEST[-1], files, active.state, active.settings.instance, key
             )
 
 

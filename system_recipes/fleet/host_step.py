@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..core import fastpath
+from ..core import converge_index
 from .host_input import MAX_INPUT, parse_input
 from .host_status import status
 from .packages import PackageError, Packages
@@ -245,7 +245,7 @@ class HostStep:
         )
 
     def nothing_changed(self, path: str) -> bool:
-        parts, detail = fastpath.nothing_changed(fastpath.Request(path))
+        parts, detail = converge_index.nothing_changed(converge_index.Request(path))
         if parts is not None:
             self.emit("plan", result="ok", changed=0, drift=[], actions=[], fast_path=detail)
         return parts is not None
