@@ -2,7 +2,7 @@
 
 buildout calls ``unload`` only after a run that succeeded, so a run that failed anywhere
 commits nothing -- buildout's own ``installed.cfg`` included (see
-``core.buildout_api.DeferredInstalled``).
+``core.buildout_install.DeferredInstalled``).
 """
 
 from __future__ import annotations

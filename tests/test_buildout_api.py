@@ -1,4 +1,5 @@
-"""What system_recipes/core/buildout_api.py assumes about zc.buildout's private API, checked
+"""What system_recipes/core/buildout_api.py (and buildout_install.py, its install loop) assumes
+about zc.buildout's private API, checked
 against the pinned buildout: a real ``Buildout`` loaded from a tiny configuration in a tmp
 directory. When an upgrade changes one of these, the test of that function fails naming the
 assumption, instead of a run misbehaving somewhere later."""
@@ -16,7 +17,7 @@ import textwrap
 import pytest
 import zc.buildout.buildout as zb
 
-from system_recipes.core import buildout_api, run
+from system_recipes.core import buildout_api, buildout_install, run
 from system_recipes.recipes import template
 
 SETUP_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.cfg")
@@ -225,7 +226,7 @@ def test_buildout_writes_installed_cfg_through_these_methods(tmp_path):
 def test_deferred_installed_writes_write_once_at_flush(tmp_path):
     buildout = load(tmp_path, "[buildout]\nparts =\n")
     path = buildout["buildout"]["installed"]
-    deferred = buildout_api.defer_installed_writes(buildout)
+    deferred = buildout_install.defer_installed_writes(buildout)
     saved = {"buildout": {"parts": "a"}, "a": {"key": "value"}}
     buildout._save_installed_options(saved)
     buildout._update_installed(parts="a")
@@ -237,7 +238,7 @@ def test_deferred_installed_writes_write_once_at_flush(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # it holds secrets
     # a run that only updated: the appended parts are folded into a compact rewrite
     again = load(tmp_path, "[buildout]\nparts =\n")
-    deferred = buildout_api.defer_installed_writes(again)
+    deferred = buildout_install.defer_installed_writes(again)
     again._update_installed(parts="a")
     again._update_installed(parts="a")
     deferred.flush()
@@ -306,8 +307,9 @@ def test_the_log_lines_the_extension_rewrites_are_buildouts(tmp_path):
 
 
 def test_the_module_is_the_only_user_of_the_private_api():
-    """Outside core/buildout_api.py no module of system_recipes reaches into buildout: no
-    ``_name`` of a buildout object or of zc.buildout.buildout, no SectionKey or Options."""
+    """Outside core/buildout_api.py and core/buildout_install.py no module of system_recipes
+    reaches into buildout: no ``_name`` of a buildout object or of zc.buildout.buildout, no
+    SectionKey or Options."""
     private = re.compile(
         r"buildout\w*\._[a-z]|getattr\([\w.]*buildout\w*, \"_[a-z]"
         r"|import _[a-z]|\"_open\"|SectionKey|\.Options\("
@@ -317,7 +319,10 @@ def test_the_module_is_the_only_user_of_the_private_api():
     for directory, _, files in os.walk(package):
         for name in files:
             path = os.path.join(directory, name)
-            if name.endswith(".py") and path != buildout_api.__file__:
+            if name.endswith(".py") and path not in (
+                buildout_api.__file__,
+                buildout_install.__file__,
+            ):
                 offenders += [
                     f"{os.path.relpath(path, package)}: {found.group(0)}"
                     for found in private.finditer(open(path).read())

@@ -15,10 +15,10 @@ import os
 import time
 from collections.abc import Callable, Mapping
 
-from . import buildout_api, fastpath, reload, report
+from . import buildout_api, buildout_install, fastpath, reload, report
 from .actions import Plan
 from .apply import Apply
-from .buildout_api import DeferredInstalled
+from .buildout_install import DeferredInstalled
 from .errors import RunError
 from .journal import Journal
 from .manifest import Manifest
@@ -140,7 +140,7 @@ class Run:
 
     def defer_installed_writes(self) -> None:
         """buildout's ``installed.cfg`` is written by ``flush_installed``, after the commit."""
-        self.installed_state = buildout_api.defer_installed_writes(self.buildout)
+        self.installed_state = buildout_install.defer_installed_writes(self.buildout)
 
     def flush_installed(self) -> None:
         if self.installed_state is not None:
