@@ -85,6 +85,15 @@ def reload_unit(service: str) -> reload.Outcome:
     return reload.Outcome(done=[service])
 
 
+def try_restart_unit(service: str, outcome: reload.Outcome) -> None:
+    """``systemctl try-restart`` of one unit (a stopped unit stays stopped), into ``outcome``."""
+    result = subprocess.run(["systemctl", "try-restart", service], capture_output=True, text=True)
+    if result.returncode:
+        outcome.problems.append(f"systemctl try-restart {service} exited {result.returncode}")
+    else:
+        outcome.done.append(service)
+
+
 def reload_service(
     kind: str, service: str, pidfile: str, programs: tuple[str, ...], settle: float = 1.0
 ) -> reload.Outcome:

@@ -31,7 +31,7 @@ import time
 
 from ..core import reload, report, validate
 from ..core.settings import Settings
-from .common import reload_unit, running_pid, systemd_running
+from .common import reload_unit, running_pid, systemd_running, try_restart_unit
 
 PROGRAM = "/usr/sbin/haproxy"
 PIDFILE = "/run/haproxy.pid"  # Debian's and Red Hat's units and Debian's init script
@@ -327,13 +327,5 @@ def restart_haproxy(targets: list[str], settings: Settings) -> reload.Outcome:
         elif reads(command_line(pid), include):
             outcome.done.append(service)
         else:
-            result = subprocess.run(
-                ["systemctl", "try-restart", service], capture_output=True, text=True
-            )
-            if result.returncode:
-                outcome.problems.append(
-                    f"systemctl try-restart {service} exited {result.returncode}"
-                )
-            else:
-                outcome.done.append(service)
+            try_restart_unit(service, outcome)
     return outcome

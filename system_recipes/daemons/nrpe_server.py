@@ -25,7 +25,7 @@ import time
 from ..core import reload, report, validate
 from ..core.errors import shown
 from ..core.settings import Settings
-from .common import directive, running_pid, systemd_running
+from .common import directive, running_pid, systemd_running, try_restart_unit
 from .nrpe import MAX_LINE, main_config
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost", "ip6-loopback"}
@@ -185,15 +185,7 @@ def restart_nrpe(targets: list[str], settings: Settings) -> reload.Outcome:
     outcome = reload.Outcome()
     if systemd_running():
         for service in targets:
-            result = subprocess.run(
-                ["systemctl", "try-restart", service], capture_output=True, text=True
-            )
-            if result.returncode:
-                outcome.problems.append(
-                    f"systemctl try-restart {service} exited {result.returncode}"
-                )
-            else:
-                outcome.done.append(service)
+            try_restart_unit(service, outcome)
         return outcome
     config = settings.target(main_config(settings))
     pidfile = directive(config, "pid_file") or "/run/nagios/nrpe.pid"
