@@ -10,13 +10,23 @@ the comparison: functions of the planner they are given (``planner.manifest``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from . import fsops
 from .actions import Action, Plan, was_secret
+from .manifest import Manifest
 from .model import PartSpec, Reload, sha256
 
-if TYPE_CHECKING:
-    from .plan import Planner
+
+class Planner(Protocol):
+    """What a removal needs of plan.Planner, declared here: plan imports this module, and an
+    import back (even for types only) would close a circle."""
+
+    manifest: Manifest
+
+    def inspect(self, part: str, path: str, read: bool = True) -> fsops.FileState | None: ...
+
+    def ids(self, user: str, group: str) -> tuple[int | None, int | None]: ...
 
 
 def plan_removals(

@@ -10,10 +10,37 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:  # the connection explained; transport imports this module
-    from .transport import Connection
+
+# what the wording needs of a transport.Connection, declared here (read-only): transport
+# imports this module, and an import back (even for types only) would close a circle
+class _Owner(Protocol):
+    @property
+    def known_hosts(self) -> str: ...
+    @property
+    def entry_point(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+
+
+class _Reply(Protocol):
+    @property
+    def text(self) -> list[str]: ...
+
+
+class Connection(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def owner(self) -> _Owner: ...
+
+    def raw(self, command: str) -> _Reply: ...
+
 
 #: the rule a non-root ssh user needs, one line in /etc/sudoers.d
 SUDOERS_RULE = "{user} ALL=(root) NOPASSWD: {entry} fleet-host *"
