@@ -59,7 +59,7 @@ parts = web
 [web]
 recipe = system_recipes:runscript
 kind = sysv
-command = /usr/bin/python3 -m http.server --bind 127.0.0.1 %(port)d
+command = /usr/bin/python3 -I -m http.server --bind 127.0.0.1 %(port)d
 user = nobody
 group = nogroup
 working-directory = /tmp
@@ -304,7 +304,10 @@ def test_sysv_script_starts_reports_restarts_and_stops_a_real_server(host, start
         with open(f"/proc/{pid}/environ", "rb") as stream:
             assert b"GREETING=hello 'world' $HOME" in stream.read().split(b"\0")
         with open(f"/proc/{pid}/cmdline", "rb") as stream:
-            assert stream.read().split(b"\0")[1:6] == [
+            # -I: the working directory is the machine's /tmp, and -m puts it first on
+            # sys.path (a stray /tmp/types.py once kept the server from starting)
+            assert stream.read().split(b"\0")[1:7] == [
+                b"-I",
                 b"-m",
                 b"http.server",
                 b"--bind",
