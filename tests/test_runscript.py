@@ -69,6 +69,14 @@ stop-signal = SIGINT
 """
 
 
+IGNORING_SIGINT = [
+    "/usr/bin/python3",
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "signal.signal(signal.SIGQUIT, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
 def wait_for(condition, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -286,7 +294,9 @@ def test_sysv_script_starts_reports_restarts_and_stops_a_real_server(host, start
         assert os.stat(host.path(SCRIPT)).st_mode & 0o777 == 0o755
         for link in RC_LINKS:
             assert os.readlink(host.path(link)) == "../init.d/web"
-        result = host.sandbox.run([SCRIPT, "start"], timeout=60)
+        # started by a caller that ignores SIGINT and SIGQUIT (a shell's background job
+        # does): the script must not hand that on to the service
+        result = host.sandbox.run([*IGNORING_SIGINT, SCRIPT, "start"], timeout=60)
         started.append(pid_of(host))
         assert result.returncode == 0, result.stdout + result.stderr
         wait_for(lambda: listening(port))

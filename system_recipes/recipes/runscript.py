@@ -24,7 +24,10 @@ The init script runs the command in the background as ``user`` (and ``group``) i
 ``/run/NAME.pid`` and answers ``start``, ``stop`` (``stop-signal``, then SIGKILL after 30 s),
 ``restart``, ``force-reload`` and ``status`` (from the pidfile: 0 running, 1 dead with a
 pidfile, 3 stopped). It uses ``start-stop-daemon`` when the host has it, else ``setsid`` and
-``su``. The command's output is discarded (log to a file or syslog from the program itself).
+``su``, and starts the command with every signal at its default, as systemd does, where ``env``
+has ``--default-signal`` (coreutils 8.31 or later): a caller that ignores SIGINT (a shell's
+background job) does not pass that on to the service. The command's output is discarded (log
+to a file or syslog from the program itself).
 ``restart``, ``type`` other than simple/exec and ``extra`` are systemd-only: with ``kind =
 sysv`` they are refused rather than ignored (an init script never restarts anything; ``restart
 = no`` is accepted), and so is an ``after`` or ``wants`` unit an LSB header cannot name (only
