@@ -223,6 +223,25 @@ def test_buildout_writes_installed_cfg_through_these_methods(tmp_path):
     assert options["buildout"]["parts"] == "a b" and options["a"]["key"] == "value"
 
 
+def test_installed_cfg_is_read_by_buildout_with_equal_values_shared(tmp_path):
+    buildout = load(tmp_path, "[buildout]\nparts =\n")
+    data = {"key": "value"}
+    assert buildout.Options(buildout, "a", data)._raw is data, "Options no longer keeps its dict"
+    signature = "system-recipes-" + "0" * 600
+    buildout._save_installed_options(
+        {
+            "buildout": {"parts": "a b"},
+            "a": {"__buildout_signature__": signature, "key": "one"},
+            "b": {"__buildout_signature__": signature, "key": "two"},
+        }
+    )
+    options, exists = buildout_install.read_installed_shared(buildout._read_installed_part_options)
+    assert exists is True and options["buildout"]["parts"] == "a b"
+    assert (options["a"]["key"], options["b"]["key"]) == ("one", "two")
+    first, second = (options[p]._raw["__buildout_signature__"] for p in "ab")
+    assert first == signature and first is second  # one string, not one per part
+
+
 def test_deferred_installed_writes_write_once_at_flush(tmp_path):
     buildout = load(tmp_path, "[buildout]\nparts =\n")
     path = buildout["buildout"]["installed"]

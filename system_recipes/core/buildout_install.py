@@ -18,7 +18,6 @@ import sys
 from collections.abc import Callable
 
 import zc.buildout.buildout as _buildout
-import zc.buildout.configparser as _configparser
 
 from .buildout_api import INSTALLING, SIGNATURE, UPDATING
 
@@ -84,7 +83,7 @@ class DeferredInstalled:
     # reads an installed.cfg without parts (``_read_for_install``), the loops below do its work
     # where it computes the signatures, and they leave it no part to install.
     def _read_for_install(self):
-        options, exists = read_installed_shared(self.buildout, self.read)
+        options, exists = read_installed_shared(self.read)
         self._installed = (options, exists, options["buildout"]["parts"])
         options["buildout"]["parts"] = ""  # buildout's own loops: nothing installed...
         if self._sign is None:
@@ -137,26 +136,19 @@ class DeferredInstalled:
             buildout._parts = kept
 
 
-def read_installed_shared(buildout, read):
-    """``installed.cfg`` as buildout's ``_read_installed_part_options`` (``read``) returns it,
-    but with equal values shared: every part of ours has the same 670-character signature, and
-    a host of 1000 services has 7000 parts (14 MB of copies of the same few strings)."""
-    path = buildout["buildout"].get("installed")
-    if not path or not os.path.isfile(path):
-        return read()
-    with open(path) as stream:
-        sections = _configparser.parse(stream, path)
+def read_installed_shared(read):
+    """``installed.cfg`` as buildout's own ``_read_installed_part_options`` (``read``) returns
+    it, then with equal values and option names shared: every part of ours has the same
+    670-character signature, and a host of 1000 services has 7000 parts (14 MB of copies of the
+    same few strings). Each ``Options`` holds the dict it was made from as ``_raw``."""
+    options, exists = read()
     shared: dict[str, str] = {}
-    result = {}
-    for section, options in sections.items():
-        compact = {}
-        for option, value in options.items():
-            if "%(" in value:
-                for escaped, plain in _buildout._spacey_defaults:
-                    value = value.replace(escaped, plain)
-            compact[sys.intern(option)] = shared.setdefault(value, value)
-        result[section] = buildout.Options(buildout, section, compact)
-    return result, True
+    for section in options.values():
+        raw = section._raw
+        compact = {sys.intern(key): shared.setdefault(value, value) for key, value in raw.items()}
+        raw.clear()
+        raw.update(compact)
+    return options, exists
 
 
 def _reinstall(buildout, part: str, old) -> bool:
