@@ -78,9 +78,9 @@ def expand(buildout) -> dict[str, Expansion]:
                     "distinct service names",
                 )
             generated_by[section] = name
+            # the profile's own options (a second expansion, after a load, sees the merged
+            # section: GeneratedFrom keeps the first expansion's)
             refined = set(raw_section(buildout, section) or {})
-            if section in getattr(buildout, GENERATED, {}):
-                refined = set()  # expanded already: its profile refinements were recorded
             _merge(buildout, name, section, options, expansion)
             _record_blame(buildout, name, section, refined, expansion)
         raw = section_of(buildout, name)
