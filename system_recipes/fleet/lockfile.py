@@ -1,9 +1,9 @@
 """The allocation lock: a small TOML file beside the model, kept in git with it.
 
-``tomllib`` only reads TOML; :func:`dumps` writes the little the lock needs (tables, strings,
-integers, booleans, arrays), always the same bytes for the same data: keys in order (numbers
-by value), one table per header. :func:`write_atomic` replaces the file in one step, so a
-reader sees the old lock or the new one, never half of one.
+``tomllib`` only reads TOML; :func:`dumps` writes it with tomli-w, always the same bytes for
+the same data: keys in order (numbers by value), one table per header, the header as comments
+above. The writer of the lock is ``write_atomic`` (.step_basics): it replaces the file in one
+step, so a reader sees the old lock or the new one, never half of one.
 
 >>> print(dumps({"services": {"shop": {"port": 20000, "instances": {"10": "b", "2": "a"}}}}))
 [services.shop]
@@ -21,48 +21,11 @@ import re
 import tomllib
 from typing import Any
 
+import tomli_w
+
 from ..core.schema import Line, Option
 from .tables import ModelError, Table
 from .values import NAME, NAME_EXPECTED, Int, Str
-
-BARE = re.compile(r"[A-Za-z0-9_-]+")
-ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\b": "\\b",
-    "\t": "\\t",
-    "\n": "\\n",
-    "\f": "\\f",
-    "\r": "\\r",
-}
-
-
-def key(name: str) -> str:
-    return name if BARE.fullmatch(name) else string(name)
-
-
-def string(text: str) -> str:
-    out = []
-    for char in text:
-        if char in ESCAPES:
-            out.append(ESCAPES[char])
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04X}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
-def value(item: Any) -> str:
-    if isinstance(item, bool):
-        return "true" if item else "false"
-    if isinstance(item, int):
-        return str(item)
-    if isinstance(item, str):
-        return string(item)
-    if isinstance(item, list | tuple):
-        return "[" + ", ".join(value(element) for element in item) + "]"
-    raise TypeError(f"cannot write {type(item).__name__} into the lock")
 
 
 def order(name: str) -> tuple:
@@ -70,24 +33,20 @@ def order(name: str) -> tuple:
     return (0, int(name), "") if re.fullmatch(r"[0-9]+", name) else (1, 0, name)
 
 
+def ordered(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the keys of every table in :func:`order` (tomli-w keeps a dict's order)."""
+    return {
+        name: ordered(data[name]) if isinstance(data[name], dict) else data[name]
+        for name in sorted(data, key=order)
+    }
+
+
 def dumps(data: dict[str, Any], header: str = "") -> str:
-    """``data`` as TOML text: ``header`` lines become comments at the top."""
-    lines = [f"# {line}".rstrip() for line in header.splitlines()]
-    tables: list[str] = []
-    emit(data, [], lines, tables)
-    return "\n".join(lines + tables).lstrip("\n") + ("\n" if lines or tables else "")
-
-
-def emit(data: dict[str, Any], path: list[str], lines: list[str], tables: list[str]) -> None:
-    names = sorted(data, key=order)
-    scalars = [name for name in names if not isinstance(data[name], dict)]
-    if path and scalars:
-        tables += ["", "[" + ".".join(key(part) for part in path) + "]"]
-    target = lines if not path else tables
-    target += [f"{key(name)} = {value(data[name])}" for name in scalars]
-    for name in names:
-        if isinstance(data[name], dict):
-            emit(data[name], path + [name], lines, tables)
+    """``data`` as TOML text: ``header`` lines become comments at the top, and a blank line
+    parts them from the first table."""
+    comments = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
+    text = tomli_w.dumps(ordered(data))
+    return comments + ("\n" if comments and text.startswith("[") else "") + text
 
 
 LOCK = Table(
