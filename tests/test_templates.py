@@ -234,6 +234,63 @@ def test_a_template_that_fails_while_rendering_is_one_line(scratch, template, er
         assert error in line, line
 
 
+# -- templates that do not parse -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template, extra, message",
+    [
+        # a syntax error is jinja2's own message, not "not used by the template": a template
+        # that does not parse uses no variable anyone can tell
+        ("a\nb\nport = {{ port }\n", "port = 8080", "template demo.ini.j2 line 3: unexpected '}'"),
+        ("{% if %}x{% endif %}\n{{ port }}\n", "port = 8080", "template demo.ini.j2 line 1: "),
+        # the same without an option to check
+        ("a\nport = {{ port }\n", "", "template demo.ini.j2 line 2: unexpected '}'"),
+        # in a template it includes: that template's name and line
+        ("{% include 'inner.j2' %}\n", "port = 8080", "template inner.j2 line 2: "),
+    ],
+)
+def test_a_template_syntax_error_is_jinjas_message_with_file_and_line(
+    scratch, template, extra, message
+):
+    body = f"""
+[web-config]
+recipe = system_recipes:template
+path = /etc/web/demo.ini
+template = demo.ini.j2
+{extra}
+"""
+    write(
+        scratch,
+        body,
+        "web-config",
+        {"demo.ini.j2": template, "inner.j2": "ok\n{{ port }\n"},
+    )
+    for result in (
+        run(scratch, "plan", "-c", "host.cfg"),
+        subprocess.run(
+            [BUILDOUT, "-c", "host.cfg"], capture_output=True, text=True, cwd=scratch.directory
+        ),
+    ):
+        line = one_error_line(result)
+        assert line.startswith("Error: [web-config] " + message), line
+        assert "not used by the template" not in result.stdout + result.stderr
+
+
+def test_a_syntax_error_in_inline_text_names_the_line(scratch):
+    body = """
+[web-config]
+recipe = system_recipes:template
+path = /etc/web/demo.ini
+text = a
+    port = {{ port }
+port = 8080
+"""
+    write(scratch, body, "web-config")
+    line = one_error_line(run(scratch, "plan", "-c", "host.cfg"))
+    assert line == "Error: [web-config] text line 2: unexpected '}'", line
+
+
 # -- unknown recipes and options ----------------------------------------------------------------
 
 CRON = """

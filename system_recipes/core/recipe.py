@@ -85,7 +85,7 @@ class Recipe:
         try:
             text = render.render(template, context, search, inline=inline)
         except render.RenderError as error:
-            raise ConfigError(self.name, option, str(error)) from None
+            raise ConfigError(self.name, *error.blame(option)) from None
         return text.encode("utf-8")
 
     def locate(

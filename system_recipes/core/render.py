@@ -47,7 +47,26 @@ def environment(search_path: tuple[str, ...]) -> jinja2.Environment:
 
 
 class RenderError(Exception):
-    pass
+    def blame(self, option: str) -> tuple[str, str]:
+        """What an error line names (the option that gave the template) and its problem."""
+        return option, str(self)
+
+
+class TemplateSyntaxError(RenderError):
+    """A template that does not parse: jinja2's message, the file and the line."""
+
+    def __init__(self, message: str, template: str, line: int):
+        self.message, self.template, self.line = message, template, line
+        super().__init__(f"template syntax error: {message} ({template} line {line})")
+
+    def blame(self, option: str) -> tuple[str, str]:
+        """``template demo.ini.j2 line 3`` / ``text line 2``, then jinja2's message."""
+        where = "" if self.template == "inline" else f" {self.template}"
+        return f"{option}{where} line {self.line}", self.message
+
+
+def _syntax_error(error: jinja2.TemplateSyntaxError) -> TemplateSyntaxError:
+    return TemplateSyntaxError(_message(error), _name(error.name or error.filename), error.lineno)
 
 
 def render(
@@ -70,10 +89,7 @@ def render(
     except jinja2.UndefinedError as error:
         raise RenderError(f"{_message(error)} {_where(error)}".strip()) from None
     except jinja2.TemplateSyntaxError as error:
-        raise RenderError(
-            f"template syntax error: {_message(error)} "
-            f"({_name(error.name or error.filename)} line {error.lineno})"
-        ) from None
+        raise _syntax_error(error) from None
     except Exception as error:  # noqa: BLE001 -- whatever a template raises is the template's
         raise RenderError(
             f"{type(error).__name__}: {_message(error)} {_where(error)}".strip()
@@ -158,10 +174,9 @@ def names_used(name_or_text: str, search_path: tuple[str, ...], inline: bool = F
             raise _not_found(error, search_path) from None
         except UnicodeDecodeError as error:
             raise _undecodable(name, error) from None
-        parsed = _parse(env, source)
-        if parsed is None:
-            continue  # a syntax error: rendering reports it
-        used, reads, referenced = parsed
+        # a template that does not parse is reported as such (its file and line) before
+        # anything is said of the variables it uses
+        used, reads, referenced = _parse(env, source, None if is_text else name)
         variables |= used
         for section, options in reads.items():
             if section in sections and sections[section] is None or options is None:
@@ -181,11 +196,12 @@ def names_used(name_or_text: str, search_path: tuple[str, ...], inline: bool = F
 
 
 @functools.lru_cache(maxsize=256)
-def _parse(env: jinja2.Environment, source: str):
+def _parse(env: jinja2.Environment, source: str, name: str | None):
+    """What a template reads; raises TemplateSyntaxError (not cached: it is raised again)."""
     try:
-        tree = env.parse(source)
-    except jinja2.TemplateSyntaxError:
-        return None
+        tree = env.parse(source, name)
+    except jinja2.TemplateSyntaxError as error:
+        raise _syntax_error(error) from None
     return (
         frozenset(jinja2.meta.find_undeclared_variables(tree)),
         _section_reads(tree),

@@ -137,7 +137,7 @@ class Recipe(BaseRecipe):
         try:
             names = render.names_used(name, search, inline=inline)
         except render.RenderError as error:
-            raise ConfigError(self.name, option, str(error)) from None
+            raise ConfigError(self.name, *error.blame(option)) from None
         own = [
             reads
             for section, reads in names.section_options.items()
