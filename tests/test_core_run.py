@@ -243,7 +243,7 @@ def test_drift_left_as_it_is_is_a_warning_not_a_failure(host):
     assert said(result.stdout, "other", "drifted") and "changed by hand" in result.stdout
     assert said(result.stdout, "app-config", "update") and "+port = 9090" in result.stdout
     out = ok(host.buildout()).stdout
-    assert said(out, "other", "drifted") and "1 drifted" in out
+    assert said(out, "other", "drifted") and "1 file drifted" in out
     assert host.read("/etc/other.conf") == "other 8080\nedited by hand\n"
     assert "port = 9090" in host.read("/etc/app/app.ini")
     # drift alone: plan still says there is something to look at, a run changes nothing

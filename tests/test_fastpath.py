@@ -254,7 +254,7 @@ def test_a_drifted_or_partial_run_leaves_no_record(tmp_path):
         stream.write("by hand\n")
     for _ in range(2):  # the drift is warned about on every run, never skipped
         out = ok(host.run("converge"))
-        assert "1 drifted" in out and NOTHING not in out
+        assert "1 file drifted" in out and NOTHING not in out
     os.unlink(host.path("/etc/motd.d/hello"))
     ok(host.run("buildout", "install", "motd"))  # a partial run: the others were not checked
     assert NOTHING not in ok(host.run("buildout", "-v"))

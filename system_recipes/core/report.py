@@ -103,8 +103,11 @@ def part_lines(plan: Plan, tense: str, expansions: dict | None = None) -> list[s
 
 
 def _meta_line(plan: Plan, name: str, expansion, width: int, tense: str) -> str:
+    """A drifted part is an unchanged one (its file is left as edited), here as in the summary:
+    ``[web] unchanged: 4 generated parts; drifted: web-config (left as edited)``."""
     generated = [s for s in expansion.sections if s in plan.parts]
-    changed = [s for s in generated if plan.parts[s] != "unchanged"]
+    changed = [s for s in generated if plan.parts[s] not in ("unchanged", "drifted")]
+    drifted = sorted({a.part for a in plan.drift} & set(generated), key=generated.index)
     if not changed:
         status = "unchanged"
     elif all(plan.parts[s] == "created" for s in generated):
@@ -114,15 +117,24 @@ def _meta_line(plan: Plan, name: str, expansion, width: int, tense: str) -> str:
     details = f"{len(generated)} generated parts"
     if changed and status not in ("created", "create"):
         details += f", changed: {', '.join(changed)}"
+    if drifted:
+        details += f"; drifted: {', '.join(drifted)} (left as edited)"
     return f"  {f'[{name}]'.ljust(width)} {status}: {details}"
 
 
 def summary(plan: Plan, reloads: str, tense: str) -> str:
+    """Parts by what the run did to them, files changed, files drifted. A part whose only news
+    is drift is counted unchanged (the run leaves its files as edited), and each drifted file
+    is counted after the files changed: ``4 unchanged; 0 files changed; 1 file drifted (left
+    as edited)``."""
     counts = {k: 0 for k in ("created", "updated", "removed", "unchanged")}
     for status in plan.parts.values():
         counts[status] = counts.get(status, 0) + 1
     counts["unchanged"] += counts.pop("drifted", 0)
-    drift = f"; {len(plan.drift)} drifted (left as edited)" if plan.drift else ""
+    drifted = len(plan.drift)
+    drift = (
+        f"; {drifted} file{'s' if drifted != 1 else ''} drifted (left as edited)" if drifted else ""
+    )
     files = sum(
         1 for a in plan.actions if a.verb in ("create", "update", "chmod", "remove", *LINK_VERBS)
     )
