@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 
+import yaml
 from test_fleet_apply import SYSTEM_RECIPES, System, states
 
 pytest_plugins = ["support.fleet_hosts"]
@@ -276,14 +277,14 @@ def test_the_example_system_exports_its_waves_and_bad_input_is_one_line(tmp_path
         assert not project.exists()
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    site = (project / "site.yml").read_text()
-    assert re.findall(r'^- name: "(.*)"$', site, re.M) == [
+    plays = yaml.safe_load((project / "site.yml").read_text())
+    assert [each["name"] for each in plays] == [
         "shop wave 1 of 4: db1",
         "shop wave 2 of 4: app1, app2",
         "shop wave 3 of 4: lb1",
         "shop wave 4 of 4: mon1",
     ]
-    assert site.count("  serial: 1\n") == 3  # mon1 runs no service: no serial
+    assert [each.get("serial") for each in plays] == [1, 1, 1, None]  # mon1 runs no service
     inventory = (project / "inventory.yml").read_text()
     assert "    service_shop:\n      hosts:\n        app1: {}\n        app2: {}\n" in inventory
     assert (project / "host_vars/app1/host.cfg").read_text() == open(
@@ -292,3 +293,66 @@ def test_the_example_system_exports_its_waves_and_bad_input_is_one_line(tmp_path
     assert "db-password = " not in (project / "host_vars/app1/host.cfg").read_text()
     timer = (project / "pull/app1.cfg").read_text()
     assert "recipe = system_recipes:cron\n" in timer and "--limit app1 local.yml\n" in timer
+
+
+def shop_copy(directory, *extra_hosts: tuple[str, str, str]) -> str:
+    """The shipped example in ``directory`` (the export writes the revision into its lock),
+    with ``extra_hosts`` (name, address, tag) and pinned keys; the model's path."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for name in ("shop.toml", "shop.lock.toml"):
+        shutil.copy(os.path.join(repo, "profiles", "systems", name), directory)
+    with open(os.path.join(directory, "shop.toml"), "a", encoding="utf-8") as stream:
+        for name, address, tag in extra_hosts:
+            stream.write(
+                f'\n[hosts.{name}]\naddress = "{address}"\ntags = ["{tag}"]\nmemory = "1G"\n'
+            )
+    with open(os.path.join(directory, "shop.known_hosts"), "w", encoding="utf-8") as stream:
+        stream.write("app1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample\n")
+    return os.path.join(directory, "shop.toml")
+
+
+def ansible(tool: str, project, *arguments: str) -> subprocess.CompletedProcess:
+    """An Ansible tool in the export (its ansible.cfg), Ansible's own files in a scratch home."""
+    home = tempfile.mkdtemp(prefix="sra-")
+    try:
+        return subprocess.run(
+            [os.path.join(BIN, tool), *arguments],
+            cwd=project,
+            env={**os.environ, "ANSIBLE_HOME": home, "ANSIBLE_NOCOLOR": "1"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_export_is_yaml_that_ansible_reads_as_the_model_says(tmp_path):
+    """Host names YAML 1.1 reads as something else (`no` is false, `null` is nothing) stay
+    names: the project is dumped by PyYAML, not pieced together from strings; the playbooks
+    pass ansible-playbook --syntax-check."""
+    model = shop_copy(tmp_path, ("no", "10.77.0.40", "app"), ("null", "10.77.0.41", "extra"))
+    project = tmp_path / "project"
+    done = subprocess.run(
+        [SYSTEM_RECIPES, "fleet", "export", "ansible", "-m", model, str(project)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    listed = ansible("ansible-inventory", project, "--list")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    inventory = json.loads(listed.stdout)
+    assert inventory["_meta"]["hostvars"]["no"]["ansible_host"] == "10.77.0.40"
+    assert inventory["_meta"]["hostvars"]["null"]["ansible_host"] == "10.77.0.41"
+    assert set(inventory["tag_app"]["hosts"]) == {"app1", "app2", "no"}
+    assert inventory["tag_extra"]["hosts"] == ["null"]
+    for playbook_file in ("site.yml", "local.yml"):
+        checked = ansible("ansible-playbook", project, "--syntax-check", playbook_file)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    with open(project / "host_vars" / "no" / "fleet.yml", encoding="utf-8") as stream:
+        settings = yaml.safe_load(stream)
+    assert settings["fleet_checks"] == [] and f"no: wave {settings['fleet_wave']}, " in done.stdout
+    with open(project / "group_vars" / "all.yml", encoding="utf-8") as stream:
+        settings = yaml.safe_load(stream)
+    assert settings["fleet_entry_point"] == "system-recipes"
+    assert settings["ansible_ssh_common_args"].endswith(" -o HostKeyAlias={{ inventory_hostname }}")

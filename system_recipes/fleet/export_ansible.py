@@ -14,6 +14,9 @@ apply or Ansible"):
   run than ``--max-fail`` allows;
 - the pinned host keys -> ``known_hosts``, ``StrictHostKeyChecking=yes``, ``HostKeyAlias``;
 - check mode -> ``fleet-host plan`` (``--diff`` under ``--diff``).
+
+The YAML files are PyYAML's (its safe dumper), comments put above: a host named ``no`` or
+``null`` stays that name in the inventory.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ import json
 import os
 import re
 import shutil
+from typing import Any
+
+import yaml
 
 from ..core import report
 from .orchestrate import failure_limit
@@ -151,13 +157,13 @@ def project(system: System, waves: list[list[str]], args, pinned: str) -> dict[s
         + "[defaults]\ninventory = inventory.yml\nhost_key_checking = True\n"
         "retry_files_enabled = False\ninterpreter_python = auto_silent\n"
     )
-    files["inventory.yml"] = head + inventory(system)
+    files["inventory.yml"] = head + dump(inventory(system))
     files["group_vars/all.yml"] = head + group_vars(args)
     for host, job in system.hosts.items():
         files[f"host_vars/{host}/{HEADER}"] = json.dumps(job.header) + "\n"
         files[f"host_vars/{host}/host.cfg"] = job.config
-        files[f"host_vars/{host}/fleet.yml"] = (
-            head + f"fleet_wave: {job.wave}\nfleet_checks: {json.dumps(job.checks)}\n"
+        files[f"host_vars/{host}/fleet.yml"] = head + dump(
+            {"fleet_wave": job.wave, "fleet_checks": list(job.checks)}
         )
         files[f"pull/{host}.cfg"] = pull_timer(system, host, args)
     limit = failure_limit(args.max_fail, len(system.hosts))
@@ -167,31 +173,44 @@ def project(system: System, waves: list[list[str]], args, pinned: str) -> dict[s
         else 100 * limit / len(system.hosts)
     )
     plays = [
-        play(system, number, wave, len(waves), limit, share, args.max_fail)
+        play(system, number, wave, len(waves), limit, share, args.max_fail.strip())
         for number, wave in enumerate(waves, 1)
     ]
     files["site.yml"] = (
         head + f"# {name}: every host's fleet-host apply, wave after wave in link order "
-        "(check mode: fleet-host plan)\n" + "\n".join(plays)
+        "(check mode: fleet-host plan)\n" + "\n".join(dump([each]) for each in plays)
     )
+    local = {
+        "name": f"{name}: this host, pulled",
+        "hosts": "all",
+        "connection": "local",
+        "gather_facts": False,
+        "tasks": [task(confirm=0, sudo=False)],
+    }
     files["local.yml"] = (
         head + f"# {name}: this host's fleet-host apply, pulled (ansible-pull --limit HOST "
-        "local.yml: pull/HOST.cfg puts it on a timer)\n"
-        f"- name: {json.dumps(name + ': this host, pulled')}\n"
-        "  hosts: all\n  connection: local\n  gather_facts: false\n  tasks:\n"
-        + task(confirm="0", sudo="false")
+        "local.yml: pull/HOST.cfg puts it on a timer)\n" + dump([local])
     )
     return files
 
 
-def inventory(system: System) -> str:
+def dump(data: Any) -> str:
+    """``data`` as YAML (PyYAML's safe dumper, keys in the order given, block style, long
+    strings on one line): a host named ``no`` stays the string 'no'."""
+    return yaml.safe_dump(
+        data, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 16
+    )
+
+
+def as_number(value: float) -> int | float:
+    """30.0 -> 30: a whole number as an integer, as `:g` wrote it."""
+    return int(value) if float(value).is_integer() else value
+
+
+def inventory(system: System) -> dict:
     """Every host at its address; a group per tag (``tag_NAME``) and per service
     (``service_NAME``: the hosts of its instances)."""
     model, allocation = system.model, system.allocation
-    lines = ["all:", "  hosts:"]
-    lines += [
-        f"    {h}:\n      ansible_host: {json.dumps(v.address)}" for h, v in model.hosts.items()
-    ]
     groups: dict[str, list[str]] = {}
     for host, values in model.hosts.items():
         for tag in values.tags:
@@ -199,11 +218,15 @@ def inventory(system: System) -> str:
     for service in model.services:
         hosts = sorted({i.host for i in allocation.instances() if i.service == service})
         groups[group_name("service", service)] = hosts
-    lines.append("  children:")
-    for group, hosts in groups.items():
-        lines.append(f"    {group}:")
-        lines += ["      hosts:"] + [f"        {h}: {{}}" for h in hosts] if hosts else []
-    return "\n".join(lines) + "\n"
+    return {
+        "all": {
+            "hosts": {h: {"ansible_host": v.address} for h, v in model.hosts.items()},
+            "children": {
+                group: {"hosts": {h: {} for h in hosts}} if hosts else {}
+                for group, hosts in groups.items()
+            },
+        }
+    }
 
 
 def group_name(kind: str, name: str) -> str:
@@ -211,68 +234,78 @@ def group_name(kind: str, name: str) -> str:
 
 
 def group_vars(args) -> str:
+    """The settings of every host, with the comments that say why (dumped a few keys at a
+    time: PyYAML writes no comments)."""
+    known_hosts = [
+        "-o UserKnownHostsFile={{ playbook_dir }}/known_hosts -o GlobalKnownHostsFile=/dev/null",
+        "-o StrictHostKeyChecking=yes -o UpdateHostKeys=no -o CheckHostIP=no",
+        "-o HostKeyAlias={{ inventory_hostname }}",
+    ]
     return (
-        f"fleet_entry_point: {json.dumps(args.entry_point)}\n"
-        "# sudo -n ENTRY fleet-host ... exactly when the ssh user is not root (the one sudoers\n"
+        dump({"fleet_entry_point": args.entry_point})
+        + "# sudo -n ENTRY fleet-host ... exactly when the ssh user is not root (the one sudoers\n"
         "# rule of docs/fleet-transport.md)\n"
-        "fleet_sudo: \"{{ (ansible_user | default('root')) != 'root' }}\"\n"
-        f"fleet_check_timeout: {args.check_timeout:g}\n"
-        "fleet_check_interval: 1\n"
-        f"fleet_confirm_timeout: {args.confirm_timeout:g}\n"
-        "fleet_force: false\n"
-        "# host keys only from known_hosts (pinned under the model's host names); nothing is\n"
-        "# trusted on first use\n"
-        "ansible_ssh_common_args: >-\n"
-        "  -o UserKnownHostsFile={{ playbook_dir }}/known_hosts -o GlobalKnownHostsFile=/dev/null\n"
-        "  -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -o CheckHostIP=no\n"
-        "  -o HostKeyAlias={{ inventory_hostname }}\n"
+        + dump({"fleet_sudo": "{{ (ansible_user | default('root')) != 'root' }}"})
+        + dump(
+            {
+                "fleet_check_timeout": as_number(args.check_timeout),
+                "fleet_check_interval": 1,
+                "fleet_confirm_timeout": as_number(args.confirm_timeout),
+                "fleet_force": False,
+            }
+        )
+        + "# host keys only from known_hosts (pinned under the model's host names); nothing is\n"
+        "# trusted on first use\n" + dump({"ansible_ssh_common_args": " ".join(known_hosts)})
     )
 
 
-def task(confirm: str = "{{ fleet_confirm_timeout }}", sudo: str = "{{ fleet_sudo }}") -> str:
-    return (
-        "    - name: fleet-host apply (check mode - fleet-host plan)\n"
-        "      fleet_host:\n"
-        '        directory: "{{ playbook_dir }}/host_vars/{{ inventory_hostname }}"\n'
-        '        entry_point: "{{ fleet_entry_point }}"\n'
-        f'        sudo: "{sudo}"\n'
-        '        checks: "{{ fleet_checks }}"\n'
-        '        check_timeout: "{{ fleet_check_timeout }}"\n'
-        '        check_interval: "{{ fleet_check_interval }}"\n'
-        f'        confirm_timeout: "{confirm}"\n'
-        '        force: "{{ fleet_force }}"\n'
-        "      register: fleet_result\n"
-    )
+def task(confirm: Any = "{{ fleet_confirm_timeout }}", sudo: Any = "{{ fleet_sudo }}") -> dict:
+    return {
+        "name": "fleet-host apply (check mode - fleet-host plan)",
+        "fleet_host": {
+            "directory": "{{ playbook_dir }}/host_vars/{{ inventory_hostname }}",
+            "entry_point": "{{ fleet_entry_point }}",
+            "sudo": sudo,
+            "checks": "{{ fleet_checks }}",
+            "check_timeout": "{{ fleet_check_timeout }}",
+            "check_interval": "{{ fleet_check_interval }}",
+            "confirm_timeout": confirm,
+            "force": "{{ fleet_force }}",
+        },
+        "register": "fleet_result",
+    }
 
 
 def play(
     system: System, number: int, wave: list[str], waves: int, limit: int, share: float, text: str
-) -> str:
+) -> dict:
     """One wave: ``serial`` is the smallest ``max-unavailable`` of the services on its hosts
     (a host with none: the whole wave at once); the gate counts every failed host so far."""
     services = {s for host in wave for s in system.hosts[host].services}
     allowed = [system.model.services[s].max_unavailable for s in services]
-    serial = f"  serial: {max(1, min(allowed))}\n" if allowed else ""
     failed = (
         "groups['all'] | map('extract', hostvars) | selectattr('fleet_result', 'defined') "
         "| selectattr('fleet_result.failed', 'defined') | selectattr('fleet_result.failed') "
         "| map(attribute='inventory_hostname') | list"
     )
-    return (
-        f"- name: {json.dumps(f'{system.model.name} wave {number} of {waves}: ' + ', '.join(wave))}\n"
-        f"  hosts: {json.dumps(wave)}\n"
-        "  gather_facts: false\n"
-        "  order: inventory\n"
-        f"{serial}"
-        f"  max_fail_percentage: {share:g}\n"
-        "  tasks:\n"
-        f"    - name: {json.dumps(f'not started when more hosts failed than --max-fail {text}')}\n"
-        "      ansible.builtin.fail:\n"
-        f'        msg: "not started: {{{{ fleet_failed | length }}}} failed '
-        f"({{{{ fleet_failed | join(', ') }}}}), more than --max-fail {text}\"\n"
-        f'      vars:\n        fleet_failed: "{{{{ {failed} }}}}"\n'
-        f"      when: not ansible_check_mode and (fleet_failed | length) > {limit}\n" + task()
-    )
+    gate = {
+        "name": f"not started when more hosts failed than --max-fail {text}",
+        "ansible.builtin.fail": {
+            "msg": "not started: {{ fleet_failed | length }} failed "
+            f"({{{{ fleet_failed | join(', ') }}}}), more than --max-fail {text}"
+        },
+        "vars": {"fleet_failed": f"{{{{ {failed} }}}}"},
+        "when": f"not ansible_check_mode and (fleet_failed | length) > {limit}",
+    }
+    return {
+        "name": f"{system.model.name} wave {number} of {waves}: " + ", ".join(wave),
+        "hosts": list(wave),
+        "gather_facts": False,
+        "order": "inventory",
+        **({"serial": max(1, min(allowed))} if allowed else {}),
+        "max_fail_percentage": as_number(share),
+        "tasks": [gate, task()],
+    }
 
 
 def pull_timer(system: System, host: str, args) -> str:
