@@ -15,10 +15,12 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 
 import hypothesis.strategies as st
 import pytest
@@ -422,13 +424,11 @@ def test_rpm_lists_the_staged_files_and_the_scriptlets(releases):
         f"{site}/system_recipes/profiles/base.cfg",
     ):
         assert expected in files, expected
-    # no test suite, and not the wheel distribution (declared by zc.buildout, never imported)
+    # no test suite; every distribution, wheel included (zc.buildout requires it: pip check)
     assert not [f for f in files if re.search(r"/tests?(/|$)", f)]
-    assert "/opt/shop/bin/wheel" not in files
-    assert not [
-        f
-        for f in files
-        if f.startswith(site) and re.match(r"/(wheel|wheel-[^/]*\.dist-info)(/|$)", f[len(site) :])
+    assert "/opt/shop/bin/wheel" in files
+    assert [
+        f for f in files if re.fullmatch(re.escape(site) + r"/wheel-[^/]*\.dist-info/RECORD", f)
     ]
     # the profiles at the documented path, a relative link into the venv
     links = dict(
@@ -477,9 +477,9 @@ VENV_FINDINGS = [
     # identical files in different distributions (license texts, empty __init__.py...)
     ("files-duplicate", r"/opt/shop/\S+ /opt/shop/\S+"),
     ("files-duplicated-waste", r"\d+"),
-    # markupsafe's wheel: its compiled speedups as built (stripping would break its RECORD
-    # hash) and their C source beside them
-    ("unstripped-binary-or-object", r"SITE/markupsafe/\S+\.so"),
+    # markupsafe's and PyYAML's wheels: their compiled speedups as built (the distributions'
+    # own files, as their RECORD lists them) and markupsafe's C source beside them
+    ("unstripped-binary-or-object", r"SITE/(markupsafe|yaml)/\S+\.so"),
     ("devel-file-in-non-devel-package", r"SITE/markupsafe/_speedups\.c"),
 ]
 # ... and three that depend on where the RPM is built, not on what it holds
@@ -651,6 +651,126 @@ def test_missing_host_config_is_logged_and_install_succeeds(releases, rpm_host):
     assert erased.returncode == 0, said(erased)
     assert "no host configuration to remove" in erased.stdout
     assert not box.exists("/opt/shop")
+
+
+def rpm_dump_differences(first: str, second: str) -> str:
+    """The files two package files hold differently, as ``rpm -qp --dump`` lines side by side
+    (path, size, mtime, digest, mode, owner, group...), and any header tag that differs."""
+    dumps = []
+    for path in (first, second):
+        lines = rpm_query_file(path, "--dump").splitlines()
+        dumps.append({line.rsplit(" ", 10)[0]: line for line in lines})
+    report = []
+    for name in sorted(set(dumps[0]) | set(dumps[1])):
+        one, two = dumps[0].get(name, "(absent)"), dumps[1].get(name, "(absent)")
+        if one != two:
+            report += [f"- {one}", f"+ {two}"]
+    tags = "%{BUILDHOST} %{BUILDTIME} %{SIZE} %{SIGMD5} %{SHA256HEADER}\n"
+    one, two = (rpm_query_file(path, "--qf", tags) for path in (first, second))
+    if one != two:
+        report += [f"- header: {one.strip()}", f"+ header: {two.strip()}"]
+    return "\n".join(report) or "(every file and the tags compared are the same)"
+
+
+@pytest.mark.sandbox
+def test_the_same_tarball_gives_the_same_rpm_wherever_and_whenever(releases, tmp_path):
+    """The fixture's build (this machine's hostname, TMPDIR and umask, pytest's working
+    directory) and one made later in another output and working directory, with another TMPDIR,
+    hostname (a UTS namespace) and umask: byte-identical."""
+    first = releases.rpm("1.0")
+    elsewhere = tmp_path / "elsewhere"
+    # a TMPDIR long enough that the staged venv's python passes the kernel's 127-byte shebang
+    # line: pip then writes each console script in its /bin/sh form, which install.sh rewrites
+    tmpdir = elsewhere / ("tmp-" + "x" * 100)
+    tmpdir.mkdir(parents=True)
+    hostname = "elsewhere-" + socket.gethostname()[:40]
+    current_umask = os.umask(0o022)
+    os.umask(current_umask)
+    assert current_umask != 0o077 and os.environ.get("TMPDIR") != str(tmpdir)
+    time.sleep(1.1)  # another second than the first build's, whatever the cache held
+    result = subprocess.run(
+        [
+            "unshare",
+            "--uts",
+            "sh",
+            "-c",
+            'hostname "$0" && umask 077 && exec "$@"',
+            hostname,
+            SYSTEM_RECIPES,
+            "rpm",
+            releases.tarball("1.0"),
+            "-o",
+            str(elsewhere / "dist"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=str(elsewhere),
+        env={
+            **{k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"},
+            "TMPDIR": str(tmpdir),
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    second = result.stdout.strip()
+    assert second == str(elsewhere / "dist" / os.path.basename(first))
+    assert sha256(first) == sha256(second), rpm_dump_differences(first, second)
+    assert os.listdir(tmpdir) == []  # the private _topdir is gone
+
+
+# what pip recorded of each file (RECORD) against the file rpm installed, in the installed tree
+CHECK_RECORDS = """
+import base64, hashlib, importlib.metadata, sys, sysconfig
+site = sysconfig.get_paths()["purelib"]
+checked, wrong = 0, []
+for dist in importlib.metadata.distributions(path=[site]):
+    for entry in dist.files or []:
+        path = dist.locate_file(entry)
+        if entry.hash is None:
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            wrong.append(f"{dist.metadata['Name']}: {entry}: {error.strerror}")
+            continue
+        digest = base64.urlsafe_b64encode(hashlib.new(entry.hash.mode, data).digest())
+        if digest.rstrip(b"=").decode() != entry.hash.value or len(data) != entry.size:
+            wrong.append(f"{dist.metadata['Name']}: {entry}: not as recorded")
+        checked += 1
+print(checked)
+print("\\n".join(wrong))
+"""
+
+
+def check_installed_tree(box: Sandbox) -> None:
+    """``rpm -V`` finds every file as packaged, ``pip check`` every requirement met, and every
+    RECORD hash matches the installed file."""
+    verified = box.run(["rpm", "-V", "--nodeps", "--dbpath", "/var/lib/rpm", "shop"])
+    assert (verified.returncode, said(verified)) == (0, "")
+    pip = box.run(["/opt/shop/bin/python", "-I", "-m", "pip", "check"])
+    assert pip.returncode == 0 and pip.stdout == "No broken requirements found.\n", said(pip)
+    records = box.run(["/opt/shop/bin/python", "-I", "-c", CHECK_RECORDS], check=True)
+    checked, _, wrong = records.stdout.partition("\n")
+    assert wrong.strip() == "" and int(checked) > 1000, records.stdout
+
+
+def test_the_installed_package_is_as_packaged_before_and_after_the_host_buildout(
+    releases, rpm_host
+):
+    box = rpm_host
+    installed = rpm(box, "-i", releases.rpm("1.0"))
+    assert installed.returncode == 0, said(installed)
+    assert "host configuration not applied" in installed.stdout  # %post ran, wrote nothing
+    assert "warning" not in said(installed) and "Traceback" not in said(installed)
+    check_installed_tree(box)
+
+    write_host_config(box)
+    converged = box.run(["/opt/shop/bin/system-recipes", "converge", "-c", "/etc/shop/host.cfg"])
+    assert converged.returncode == 0 and "Traceback" not in said(converged), said(converged)
+    assert box.exists("/etc/shop/shop.ini")
+    buildout = box.run(["/opt/shop/bin/buildout", "-c", "/etc/shop/host.cfg"], cwd="/")
+    assert buildout.returncode == 0 and "Traceback" not in said(buildout), said(buildout)
+    check_installed_tree(box)
 
 
 @pytest.mark.sandbox

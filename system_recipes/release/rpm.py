@@ -7,9 +7,11 @@ nor ``~/.rpmdb`` is read or written). ``%install`` runs the release's ``install.
 ``%preun`` on erase runs it with no parts so system-recipes removes what it wrote. The ``.rpm``
 appears in the output directory only when the build succeeded (temporary name, then rename).
 
-Reproducible: the build time and every file time are SOURCE_DATE_EPOCH, by default the
-release's own (its tarball's member times), so one tarball gives one RPM. The venv runs on
-the Python the release was built for, so the package requires ``python(abi) = X.Y``.
+Reproducible: one tarball gives one RPM, byte for byte. The build time and every file time are
+SOURCE_DATE_EPOCH, by default the release's own (its tarball's member times); the header's
+build host is ``localhost``; install.sh leaves no trace of the staging path (docs/release.md).
+The venv runs on the Python the release was built for, so the package requires ``python(abi)
+= X.Y``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ URL = re.compile(r"^https?://[^\s%]+$")
 # and the build still succeeds), rpmlint doubts one before 1995 (with a day of slack for time
 # zones), and a release's default SOURCE_DATE_EPOCH is 1980 (the earliest a zip can hold).
 CHANGELOG_EPOCH = 789091200  # 1995-01-03T00:00:00Z
+BUILD_HOST = "localhost"  # in every header: the machine that built it is not part of the RPM
 
 
 def read_release(tarball: str) -> tuple[dict, str, int]:
@@ -220,6 +223,8 @@ def _rpmbuild(topdir: str, spec_text: str, tarball: str, context: dict) -> str:
         "_topdir": topdir,
         "_dbpath": os.path.join(topdir, "db"),
         "_tmppath": os.path.join(topdir, "tmp"),
+        # the header's build host, otherwise this machine's name: one tarball, one RPM anywhere
+        "_buildhost": BUILD_HOST,
         "use_source_date_epoch_as_buildtime": "1",
         "clamp_mtime_to_source_date_epoch": "1",
         "_binary_payload": "w6.gzdio",
@@ -243,6 +248,11 @@ def _rpmbuild(topdir: str, spec_text: str, tarball: str, context: dict) -> str:
             env=env,
             stdin=subprocess.DEVNULL,
             timeout=900,
+            # nothing of the caller's working directory or umask: the payload is written by the
+            # scriptlets, which set umask 022 themselves (a build under umask 077 gives the same
+            # bytes); rpmbuild itself then runs with the same umask too
+            cwd=topdir,
+            umask=0o022,
         )
     except FileNotFoundError:
         raise ConfigError(
