@@ -18,8 +18,21 @@ from .manifest import MANIFEST_NAME, Manifest
 from .model import FileSpec, PartSpec
 from .settings import Settings
 
-# Fault injection for the crash tests: SIGKILL this process after N applied actions.
+# Fault injection for the crash tests: SIGKILL this process after N applied actions, or in
+# the Nth file write (its temporary file written, not yet renamed into place).
 FAULT_KILL_AFTER = "SYSTEM_RECIPES_FAULT_KILL_AFTER"
+FAULT_KILL_WRITING = "SYSTEM_RECIPES_FAULT_KILL_WRITING"
+
+
+def _kill_in_write(count: int) -> None:
+    writes = [0]
+
+    def before_rename(host_path: str) -> None:
+        writes[0] += 1
+        if writes[0] == count:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    fsops.before_rename = before_rename
 
 
 class Apply:
@@ -66,6 +79,8 @@ class Apply:
                         accounts_done = True
                     self.account(action)
             kill_after = int(os.environ.get(FAULT_KILL_AFTER, "0") or 0)
+            if os.environ.get(FAULT_KILL_WRITING):
+                _kill_in_write(int(os.environ[FAULT_KILL_WRITING]))
             for done, action in enumerate(plan.actions, start=1):
                 current = action
                 self.one(action)
@@ -73,15 +88,9 @@ class Apply:
                     os.kill(os.getpid(), signal.SIGKILL)
             self.record_unchanged(plan, live)
             data = self.manifest.dumps()
-            self.journal.committing(data)
-            fsops.write_file(
-                self.root,
-                os.path.join(self.settings.state_directory, MANIFEST_NAME),
-                data,
-                0o600,
-                0,
-                0,
-            )
+            manifest_path = os.path.join(self.settings.state_directory, MANIFEST_NAME)
+            self.journal.committing(data, manifest_path)
+            fsops.write_file(self.root, manifest_path, data, 0o600, 0, 0)
             self.journal.discard()
         except Exception as error:
             undone = self.journal.rollback()
@@ -130,13 +139,12 @@ class Apply:
         assert item is not None  # mkdir, and chmod of a directory, carry their DirSpec
         uid, gid = self.ids(action.part, item.owner, item.group)
         if action.verb == "mkdir":
+            self.journal.before_write(action.path)  # its missing parents, then itself
             self.journal.created_directories([action.path])
         else:
             assert action.old is not None  # a chmod is planned from what is on disk
             self.journal.before_metadata_change(action.path, action.old, "dir")
-        created: list[str] = []
-        made = fsops.make_directory(self.root, item.path, item.mode, uid, gid, created)
-        self.journal.created_directories(created)
+        made = fsops.make_directory(self.root, item.path, item.mode, uid, gid)
         previous = books["directories"].get(item.path, {})
         entry = {
             "created": previous.get("created", made),
@@ -164,10 +172,9 @@ class Apply:
             self.journal.before_metadata_change(action.path, action.old, "file")
             fsops.set_metadata(self.root, item.path, item.mode, uid, gid)
         else:
+            self.journal.before_write(action.path)
             self.journal.before_file_change(action.path, action.old)
-            created: list[str] = []
-            fsops.write_file(self.root, item.path, item.content, item.mode, uid, gid, created)
-            self.journal.created_directories(created)
+            fsops.write_file(self.root, item.path, item.content, item.mode, uid, gid)
         self.manifest.claim(action.path, action.part)
         books["files"][item.path] = file_books(item)
 
@@ -183,10 +190,9 @@ class Apply:
         assert item is not None  # link and relink carry their LinkSpec
         if action.backup:
             self.backup(action)
+        self.journal.before_write(action.path)
         self.journal.before_link_change(action.path, action.old)
-        created: list[str] = []
-        fsops.make_symlink(self.root, item.path, item.target, created, replace_file=action.backup)
-        self.journal.created_directories(created)
+        fsops.make_symlink(self.root, item.path, item.target, replace_file=action.backup)
         self.manifest.claim(action.path, action.part)
         books.setdefault("links", {})[item.path] = {"target": item.target}
 
@@ -232,6 +238,9 @@ class Apply:
         target = os.path.join(
             self.settings.state_directory, "backups", stamp, action.path.lstrip("/")
         )
+        # journaled as a new file: a run rolled back keeps no backup of what it put back
+        self.journal.before_write(target)
+        self.journal.before_file_change(target, None)
         fsops.write_file(self.root, target, old.content, old.mode, old.uid, old.gid)
         action.note = (action.note + "; " if action.note else "") + f"backup in {target}"
 

@@ -12,10 +12,15 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_module
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, overload
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+#: called with the host path of a written temporary file before it is renamed into place (the
+#: crash tests' fault injection, set by ``apply``); None otherwise
+before_rename: Callable[[str], None] | None = None
 
 
 class UnsafePath(OSError):
@@ -108,6 +113,37 @@ def split(host_path: str) -> tuple[list[str], str]:
     return parts[:-1], parts[-1]
 
 
+def _temporary_name(name: str) -> str:
+    return f".{name}.sr-tmp{os.getpid()}"
+
+
+def temporary_path(host_path: str) -> str:
+    """The host path of the temporary file (or link) this process writes ``host_path`` through:
+    the journal names it before it exists, so recovery after a kill removes it."""
+    parents, name = split(host_path)
+    return "/" + "/".join([*parents, _temporary_name(name)])
+
+
+def missing_directories(root: str, host_path: str) -> list[str]:
+    """The parent directories of ``host_path`` that do not exist yet, outermost first (what a
+    write of it would create); [] also when the way is unsafe (the write itself refuses it)."""
+    parents, _ = split(host_path)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for index, part in enumerate(parents):
+            try:
+                next_fd = os.open(part, DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                return ["/" + "/".join(parents[: end + 1]) for end in range(index, len(parents))]
+            except OSError:
+                return []
+            os.close(fd)
+            fd = next_fd
+        return []
+    finally:
+        os.close(fd)
+
+
 def inspect(root: str, host_path: str, read: bool = True) -> FileState | None:
     """The state of ``host_path`` below ``root``; None when nothing is there."""
     parents, name = split(host_path)
@@ -150,7 +186,7 @@ def write_file(
     """Atomically replace ``host_path`` with ``data``, owner and mode set before it appears."""
     parents, name = split(host_path)
     dfd = _open_dir(root, parents, create=True, created=created_dirs)
-    tmp = f".{name}.sr-tmp{os.getpid()}"
+    tmp = _temporary_name(name)
     try:
         try:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
@@ -179,6 +215,8 @@ def write_file(
             raise
         else:
             os.close(fd)
+        if before_rename is not None:
+            before_rename(host_path)
         _rename_into_place(dfd, tmp, name)
     finally:
         os.close(dfd)
@@ -196,7 +234,7 @@ def make_symlink(
     file); never a directory or anything else."""
     parents, name = split(host_path)
     dfd = _open_dir(root, parents, create=True, created=created_dirs)
-    tmp = f".{name}.sr-tmp{os.getpid()}"
+    tmp = _temporary_name(name)
     try:
         try:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)

@@ -1,8 +1,11 @@
 """The run's journal: what each change replaced, so a failed or killed run can be undone.
 
 Every entry is appended (and fsynced) *before* its change is made, so rolling back an entry
-whose change never happened is harmless. The journal lives in the state directory, never in
-an include directory that a daemon reads. A run commits by writing the new manifest; the
+whose change never happened is harmless. An entry names the temporary file (or link) its write
+goes through and the directories it creates, before they exist: a run killed in a write leaves
+no ``.NAME.sr-tmpPID`` beside the real file once the next run has rolled back. The journal
+lives in the state directory, never in an include directory that a daemon reads. A run
+commits by writing the new manifest; the
 journal records that manifest's hash first, so recovery can tell a committed run (delete the
 journal) from an interrupted one (roll back).
 """
@@ -55,10 +58,12 @@ class Journal:
         return name
 
     def before_file_change(self, path: str, previous: fsops.FileState | None) -> None:
-        """Record what ``path`` holds now (file or nothing) before it is written or removed."""
+        """Record what ``path`` holds now (file or nothing) before it is written or removed,
+        and the temporary file a write of it goes through."""
         self._open()
+        tmp = fsops.temporary_path(path)
         if previous is None:
-            self._append({"op": "file", "path": path, "backup": None})
+            self._append({"op": "file", "path": path, "backup": None, "tmp": tmp})
         else:
             self._append(
                 {
@@ -68,13 +73,20 @@ class Journal:
                     "mode": previous.mode,
                     "uid": previous.uid,
                     "gid": previous.gid,
+                    "tmp": tmp,
                 }
             )
 
     def before_link_change(self, path: str, previous: fsops.FileState | None) -> None:
         """Record what ``path`` is now (nothing, a symlink, or a regular file a forced link
         replaces) before a symlink is made or removed there."""
-        entry: dict[str, object] = {"op": "link", "path": path, "target": None, "backup": None}
+        entry: dict[str, object] = {
+            "op": "link",
+            "path": path,
+            "target": None,
+            "backup": None,
+            "tmp": fsops.temporary_path(path),
+        }
         if previous is not None and previous.kind == "symlink":
             entry["target"] = previous.target
         elif previous is not None and previous.kind == "file":
@@ -102,6 +114,11 @@ class Journal:
         for path in paths:
             self._append({"op": "mkdir", "path": path})
 
+    def before_write(self, path: str) -> None:
+        """The directories a write of ``path`` is about to create (rolled back after the file,
+        being journaled before it)."""
+        self.created_directories(fsops.missing_directories(self.root, path))
+
     def before_accounts_change(self) -> None:
         from .accounts import ACCOUNT_FILES
 
@@ -119,8 +136,11 @@ class Journal:
                 saved[path] = None
         self._append({"op": "accounts", "files": saved})
 
-    def committing(self, manifest_data: bytes) -> None:
-        self._append({"op": "commit", "manifest": sha256(manifest_data)})
+    def committing(self, manifest_data: bytes, path: str) -> None:
+        """Before the manifest (host path ``path``) is written: the commit point."""
+        self._append(
+            {"op": "commit", "manifest": sha256(manifest_data), "tmp": fsops.temporary_path(path)}
+        )
 
     @property
     def active(self) -> bool:
@@ -151,18 +171,27 @@ class Journal:
         return result
 
     def rollback(self) -> int:
-        """Undo every recorded change, newest first; returns how many were undone."""
+        """Undo every recorded change, newest first; returns how many were undone (the
+        temporary files of a killed run's writes, and of a killed rollback's, are not counted)."""
         self.close()
-        entries = [e for e in self.entries() if e["op"] != "commit"]
+        entries = self.entries()
         for entry in reversed(entries):
+            if entry.get("tmp"):
+                fsops.remove_file(self.root, entry["tmp"])
             self._undo(entry)
         self.discard()
-        return len(entries)
+        return sum(1 for e in entries if e["op"] not in ("commit", "tmp"))
 
     def _restore(self, path: str, backup: str, mode: int, uid: int, gid: int) -> None:
         with open(os.path.join(self.directory, backup), "rb") as stream:
             data = stream.read()
+        self._rollback_writes(path)
         fsops.write_file(self.root, path, data, mode, uid, gid)
+
+    def _rollback_writes(self, path: str) -> None:
+        """A rollback's own write goes through a temporary file too (of this process): named
+        first, so a rollback that is killed leaves it to the next one."""
+        self._append({"op": "tmp", "tmp": fsops.temporary_path(path)})
 
     def _undo(self, entry: dict) -> None:
         op = entry["op"]
@@ -182,6 +211,7 @@ class Journal:
         elif op == "link":
             state = fsops.inspect(self.root, path, read=False)
             if entry["target"] is not None:
+                self._rollback_writes(path)
                 fsops.make_symlink(self.root, path, entry["target"], replace_file=True)
             elif state is not None and state.kind == "symlink":
                 fsops.remove_file(self.root, path)  # ours (or nothing was there before)
