@@ -157,7 +157,7 @@ def test_an_option_the_template_never_reads_is_an_error(scratch, extra, template
 def test_options_the_template_reads_are_accepted(scratch, extra, template):
     write(
         scratch,
-        APP % {"extra": extra},
+        APP % {"extra": extra + "\nsecret = true"},  # a password: the part is secret
         "app-config",
         {
             "app.ini.j2": template,
@@ -232,6 +232,80 @@ def test_a_template_that_fails_while_rendering_is_one_line(scratch, template, er
         line = one_error_line(result)
         assert line.startswith("Error: [app-config] template: "), line
         assert error in line, line
+
+
+# -- options named like a secret -------------------------------------------------------------------
+
+LEAKY = """
+[web-config]
+recipe = system_recipes:template
+path = /etc/web/web.ini
+text = {{ port }} %(uses)s
+port = 8080
+%(extra)s
+"""
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("password", "hunter2"),
+        ("db-password", "hunter2"),
+        ("api_token", "hunter2"),
+        ("api-key", "hunter2"),
+        ("client-secret", "hunter2"),
+        ("private_key", "hunter2"),
+        ("passphrase", "hunter2"),
+    ],
+)
+def test_an_option_named_like_a_secret_needs_secret_true(scratch, option, value):
+    """As at level 4 (a setting named like a secret is refused unless it is a reference): the
+    diff would show the value in clear."""
+    uses = "{{ " + option.replace("-", "_") + " }}"
+    write(scratch, LEAKY % {"uses": uses, "extra": f"{option} = {value}"}, "web-config")
+    for result in (
+        run(scratch, "plan", "-c", "host.cfg"),
+        subprocess.run(
+            [BUILDOUT, "-c", "host.cfg"], capture_output=True, text=True, cwd=scratch.directory
+        ),
+    ):
+        assert one_error_line(result) == (
+            f"Error: [web-config] {option}: looks like a secret (expected secret = true on the "
+            "part, or a reference file:/PATH)"
+        )
+        assert value not in result.stdout + result.stderr
+    assert not os.path.exists(os.path.join(scratch.root, "etc/web/web.ini"))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "password = hunter2\nsecret = true",  # masked
+        "password = file:/etc/web/db-password",  # where it is, not what it is
+        "password =",  # none at all
+        "password-file = /etc/web/db-password",  # names a file
+        "token-length = 32",
+        "passing = yes",  # not a secret's name
+    ],
+)
+def test_a_secret_part_a_reference_or_a_name_that_is_no_secret_is_accepted(scratch, extra):
+    option = extra.split(" =")[0]
+    uses = "{{ " + option.replace("-", "_") + " }}"
+    write(scratch, LEAKY % {"uses": uses, "extra": extra}, "web-config")
+    result = run(scratch, "plan", "-c", "host.cfg")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_the_secret_name_rule_is_the_one_level_4_uses():
+    import doctest
+
+    from system_recipes.core import secret_names
+    from system_recipes.fleet import spec, tables, values
+
+    assert values.looks_secret is secret_names.looks_secret
+    assert spec.looks_secret is tables.looks_secret is secret_names.looks_secret
+    assert doctest.testmod(secret_names).failed == 0
 
 
 # -- templates that do not parse -----------------------------------------------------------------

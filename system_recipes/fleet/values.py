@@ -20,6 +20,7 @@ from typing import Any
 
 from ..core.errors import shown
 from ..core.schema import AbsolutePath, Integer, Line, OptionType
+from ..core.secret_names import looks_secret as looks_secret  # one rule for every floor
 
 #: what a name in the model may be: it becomes a buildout section, a file name and (for a
 #: service) an account, so lowercase letters, digits and '-' only
@@ -219,17 +220,3 @@ class Setting(OptionType):
         if isinstance(value, str) and "\0" not in value:
             return value
         raise ValueError(f"{type_name(value)} is not a setting")
-
-
-#: key names that hold a secret when their value is written literally (``db-password``,
-#: ``api_token``); ``password-file`` names where one is, which is fine
-SECRET_WORDS = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|private[-_]?key|api[-_]?key|"
-    r"credential",
-    re.IGNORECASE,
-)
-NOT_A_SECRET = re.compile(r"[-_](file|path|dir|directory|command|length)$", re.IGNORECASE)
-
-
-def looks_secret(key: str) -> bool:
-    return bool(SECRET_WORDS.search(key)) and not NOT_A_SECRET.search(key)

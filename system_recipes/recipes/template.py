@@ -6,7 +6,11 @@ Template variables: this section's options (``log-directory`` is also ``log_dire
 misspelled ``secrte = true`` would otherwise become a template variable and leave the file
 un-secret (``[app-config] secrte: not used by the template (did you mean 'secret'?)``).
 ``secret = true`` makes the file 0600 by default and keeps its content out of every log and
-diff (and ``system-recipes explain`` masks its template variables).
+diff (and ``system-recipes explain`` masks its template variables). A variable named like a
+secret (``password``, ``db-pass``, ``api-token``, ``client-secret``, ``private-key``...) on a
+part without it is refused, as the system model refuses such a setting, unless its value is a
+reference ``file:/PATH`` (where the secret is) or empty: ``[app-config] password: looks like a
+secret (expected secret = true on the part, or a reference file:/PATH)``.
 
 Example::
 
@@ -40,6 +44,7 @@ from ..core.schema import (
     did_you_mean,
     force_option,
 )
+from ..core.secret_names import is_reference, looks_secret
 
 
 def _group_default(values: Values) -> str:
@@ -100,6 +105,7 @@ class Recipe(BaseRecipe):
             self.check_variables_used(values, values.text, "text", inline=True)
         else:
             self.check_variables_used(values, values.template, "template")
+        self.check_no_secret_in_clear(values)
         context = {key: value for key, value in values.items()}
         context.update({key.replace("-", "_"): value for key, value in values.items()})
         context.update(
@@ -124,6 +130,27 @@ class Recipe(BaseRecipe):
                 + values.restart,
             )
         )
+
+    def check_no_secret_in_clear(self, values: Values) -> None:
+        """A variable named like a secret (``password``, ``api-token``: the rule the system
+        model applies to its settings) on a part that is not ``secret = true`` would show in
+        clear in every diff: refused unless its value says where the secret is
+        (``file:/PATH``) or is empty. Checked after the unused options, so that a misspelled
+        ``secrte = true`` is named as such."""
+        if values.secret:
+            return
+        for key in values:
+            if key in SCHEMA.options or not looks_secret(key):
+                continue
+            value = values[key]
+            if isinstance(value, str) and (not value.strip() or is_reference(value)):
+                continue
+            raise ConfigError(
+                self.name,
+                key,
+                "looks like a secret",
+                "secret = true on the part, or a reference file:/PATH",
+            )
 
     def check_variables_used(
         self, values: Values, template: str, option: str, inline: bool = False
