@@ -346,6 +346,40 @@ def test_apply_in_waves_then_a_no_op_then_one_service_changed(fleet_hosts, tmp_p
     )
 
 
+def tree(host) -> list[str]:
+    """Every path under the host's /etc and /var/lib, with its type, mode, size and mtime."""
+    listing = host.run("find /etc /var/lib -xdev -printf '%p %y %m %s %T@\\n' | sort")
+    return listing.stdout.splitlines()
+
+
+def test_a_plan_leaves_a_host_never_applied_as_it_was(make_hosts, tmp_path):
+    """No /etc/system-recipes/MODEL/, no state directory, no lock file: a plan changes nothing
+    on a host, its state included (fleet plan, and the export's --check, through fleet-host
+    plan)."""
+    fleet = make_hosts(4)
+    system = System(tmp_path, fleet, "untouched")
+    before = {host.name: tree(host) for host in fleet}
+    plan = system.fleet_command("plan")
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    assert states(plan) == {h: "pending" for h in ("host1", "host2", "host3", "host4")}
+    for host in fleet:
+        assert not host.exists("/etc/system-recipes")
+        assert not host.exists("/var/lib/system-recipes")
+        assert tree(host) == before[host.name], host.name
+    # once applied, a plan of a new host.cfg leaves the kept one and the state as they are
+    assert system.fleet_command("apply").returncode == 0
+    system.edit(
+        'role = "roles/app.cfg"\n',
+        'role = "roles/app.cfg"\nsettings = { app-config = { greeting = "hi" } }\n',
+    )
+    applied = {host.name: tree(host) for host in fleet}
+    again = system.fleet_command("plan")
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert states(again)["host2"] == "pending"
+    for host in fleet:
+        assert tree(host) == applied[host.name], host.name
+
+
 def test_a_host_down_is_unreachable_and_the_others_converge(make_hosts, tmp_path):
     fleet = make_hosts(4)
     system = System(tmp_path, fleet, "down")

@@ -32,6 +32,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -130,7 +131,7 @@ class HostStep:
     def plan_or_apply(self, action: str, data: bytes, force: bool) -> int:
         try:
             header, text = parse_input(data)
-            with self.locked(header["model"]):
+            with self.locked(header["model"], shared=action == "plan"):
                 try:
                     return self._plan_or_apply(action, header, text, force)
                 except StepError as error:
@@ -187,36 +188,30 @@ class HostStep:
         old = read_text(path)
         digest = sha256(text)
         self.emit("config", result="ok", path=path, changed=old != text, sha256=digest)
-        os.makedirs(directory, mode=0o755, exist_ok=True)
         # the same host.cfg is planned where it is kept: a no-op writes no file, not even a
-        # candidate; a new one is planned beside it and replaces it only for the buildout
+        # candidate. An apply plans a new one beside it and replaces it only for the buildout;
+        # a plan plans a copy in a scratch directory (it writes nothing on the host)
         same = old == text
-        candidate = path if same else os.path.join(directory, ".host.cfg.new")
-        if not same:
-            write_atomic(candidate, text)
-        # the same host.cfg, no package to install, and the last clean run through converge
-        # still holds (core.fastpath: an exact proof): nothing to plan, nothing to run
-        fast = same and not (missing or installed) and self.nothing_changed(path)
-        try:
-            plan = None if fast else self.plan(candidate)
-        except StepError as error:
+        with self.candidate(action, directory, text, same) as candidate:
+            # the same host.cfg, no package to install, and the last clean run through
+            # converge still holds (core.fastpath: an exact proof): nothing to plan or run
+            fast = same and not (missing or installed) and self.nothing_changed(path)
+            try:
+                plan = None if fast else self.plan(candidate)
+            except StepError as error:
+                if action == "plan" and missing:
+                    # a first install: the configuration reads facts of packages that apply
+                    # installs first, so its plan can only be made after them
+                    self.emit("plan", result="after-packages", changed=0, drift=[], why=str(error))
+                    return self.done("pending", 2)
+                raise
+            changes = len(plan.actions) if plan else 0
+            drift = plan.drift if plan else []
+            if action == "plan":
+                pending = bool(changes or drift or not same or missing)
+                return self.done("pending" if pending else "ok", 2 if pending else 0)
             if not same:
-                os.unlink(candidate)
-            if action == "plan" and missing:
-                # a first install: the configuration reads facts of packages that apply
-                # installs first, so its plan can only be made after them
-                self.emit("plan", result="after-packages", changed=0, drift=[], why=str(error))
-                return self.done("pending", 2)
-            raise
-        changes = len(plan.actions) if plan else 0
-        drift = plan.drift if plan else []
-        if action == "plan":
-            if not same:
-                os.unlink(candidate)
-            pending = bool(changes or drift or not same or missing)
-            return self.done("pending" if pending else "ok", 2 if pending else 0)
-        if not same:
-            os.replace(candidate, path)
+                os.replace(candidate, path)
         try:
             if changes:
                 self.buildout(path, changes)
@@ -243,6 +238,42 @@ class HostStep:
             changed=changes,
             **({"confirm": confirm} if confirm else {}),
         )
+
+    @contextlib.contextmanager
+    def candidate(self, action: str, directory: str, text: str, same: bool):
+        """Where the host.cfg to plan is; whatever was written for it is gone afterwards,
+        unless an apply moved it into place. A plan writes nothing on the host: its copy is in
+        a scratch directory laid out as the kept one (every other entry of ``directory`` and of
+        its parent linked there), so that a path relative to the host.cfg (``templates``,
+        ``../templates``) reads what it would read there."""
+        if same:
+            yield os.path.join(directory, "host.cfg")
+        elif action == "apply":
+            os.makedirs(directory, mode=0o755, exist_ok=True)
+            candidate = os.path.join(directory, ".host.cfg.new")
+            write_atomic(candidate, text)
+            try:
+                yield candidate
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(candidate)
+        else:
+            scratch = tempfile.mkdtemp(prefix="system-recipes-plan-")
+            try:
+                copy = os.path.join(scratch, os.path.basename(directory))
+                os.mkdir(copy, 0o700)
+                for kept, into, skip in (
+                    (os.path.dirname(directory), scratch, os.path.basename(directory)),
+                    (directory, copy, "host.cfg"),
+                ):
+                    with contextlib.suppress(FileNotFoundError):
+                        for name in os.listdir(kept):
+                            if name != skip and not name.startswith(".host.cfg"):
+                                os.symlink(os.path.join(kept, name), os.path.join(into, name))
+                write_atomic(os.path.join(copy, "host.cfg"), text)
+                yield os.path.join(copy, "host.cfg")
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
 
     def nothing_changed(self, path: str) -> bool:
         parts, detail = converge_index.nothing_changed(converge_index.Request(path))
@@ -348,15 +379,28 @@ class HostStep:
         self.emit("record", result="ok", path=path)
 
     @contextlib.contextmanager
-    def locked(self, model: str, wait: float = 0):
+    def locked(self, model: str, wait: float = 0, shared: bool = False):
         """One fleet-host at a time per model on a host (a second is refused, not queued;
-        ``wait``: seconds to wait first -- a confirmation, a watchdog)."""
-        os.makedirs(self.state, mode=0o755, exist_ok=True)
+        ``wait``: seconds to wait first -- a confirmation, a watchdog). ``shared`` (a plan,
+        which writes nothing): with other plans, never during an apply; on the lock file an
+        apply left, and none before the first apply (a plan creates nothing on a host)."""
+        path = os.path.join(self.state, f".{model}.lock")
+        if shared:
+            try:
+                handle = open(path, encoding="utf-8")
+            except FileNotFoundError:
+                yield
+                return
+        else:
+            os.makedirs(self.state, mode=0o755, exist_ok=True)
+            handle = open(path, "w", encoding="utf-8")
         deadline = time.monotonic() + wait
-        with open(os.path.join(self.state, f".{model}.lock"), "w") as handle:
+        with handle:
             while True:
                 try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(
+                        handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+                    )
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:

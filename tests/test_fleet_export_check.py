@@ -1,0 +1,25 @@
+"""The exported playbook's `--check` on hosts never applied: every host pending, and nothing
+written on any of them -- no /etc/system-recipes/MODEL/, no state directory, no lock file
+(check mode runs `fleet-host plan`, which changes nothing on a host; docs/systems.md)."""
+
+from __future__ import annotations
+
+from test_fleet_apply import System, tree
+from test_fleet_export import HOSTS, export, playbook, recap
+
+pytest_plugins = ["support.fleet_hosts"]
+
+
+def test_check_mode_leaves_hosts_never_applied_as_they_were(make_hosts, tmp_path):
+    fleet = make_hosts(4)
+    (tmp_path / "system").mkdir()
+    system = System(tmp_path / "system", fleet, "chk")
+    project = tmp_path / "project"
+    export(system, project)
+    before = {host.name: tree(host) for host in fleet}
+    check = playbook(system, project, "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert {h for h, c in recap(check).items() if c["changed"]} == set(HOSTS)
+    for host in fleet:
+        assert not host.exists("/etc/system-recipes") and not host.exists("/var/lib/system-recipes")
+    assert {host.name: tree(host) for host in fleet} == before
