@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -50,7 +51,10 @@ def test_wheel_carries_templates_and_finds_them(tmp_path):
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     with zipfile.ZipFile(wheel) as archive:
-        assert "License-File: LICENSE" in archive.read(metadata).decode()
+        metadata_text = archive.read(metadata).decode()
+    assert "License-File: LICENSE" in metadata_text
+    # release/project.py parses versions with packaging: declared, not there by accident
+    assert re.search(r"^Requires-Dist: packaging>=", metadata_text, re.M), metadata_text
     found = subprocess.run(
         [
             sys.executable,

@@ -303,6 +303,40 @@ def test_tampered_wheel_fails_the_hash_check(releases, tmp_path):
     assert not os.path.exists(tmp_path / "stage-pip")
 
 
+@pytest.mark.parametrize(
+    "version, problem",
+    [
+        # what packaging (and so setuptools and pip) writes differently: refused, not rewritten
+        ("01.0", "'01.0' is not a release version: it builds as '1.0'"),
+        ("1.0a01", "'1.0a01' is not a release version: it builds as '1.0a1'"),
+        ("1.0+ABC", "'1.0+ABC' is not a release version: it builds as '1.0+abc'"),
+        ("1.0-beta", "'1.0-beta' is not a release version: it builds as '1.0b0'"),
+        # not PEP 440 at all, and an epoch, which no rpm version can hold
+        ("1.0+a..b", "'1.0+a..b' is not a release version"),
+        ("1.0 beta", "'1.0 beta' is not a release version"),
+        ("1!2.0", "'1!2.0' is not a release version: it has an epoch"),
+    ],
+)
+def test_a_version_that_would_be_rewritten_is_one_line(tmp_path, version, problem):
+    """The version is parsed by packaging.version, as pip and setuptools parse it: one that
+    they would write differently (or not read) stops the release before anything is built."""
+    project = project_copy(str(tmp_path / "project"), version)
+    assert one_error_line(cli("release", project, "-o", str(tmp_path / "out"))) == (
+        f"Error: [project] version: {problem} (expected a version such as 1.0, 2.1.3 or 2.0rc1 "
+        "(PEP 440, no '-'))"
+    )
+    assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "version", ["1.0", "2.1.3", "2.0rc1", "1.0.post1", "1.0.dev3", "1.0a1.post2.dev3", "1.0+el9.1"]
+)
+def test_a_version_in_its_normalized_form_is_a_release_version(version):
+    from system_recipes.release.project import check_version
+
+    assert check_version(version) == version
+
+
 def test_bad_input_is_one_line_and_leaves_nothing(releases, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -311,8 +345,8 @@ def test_bad_input_is_one_line_and_leaves_nothing(releases, tmp_path):
     bad_version = project_copy(str(tmp_path / "bad-version"), "1.0-beta")
     assert (
         one_error_line(cli("release", bad_version, "-o", str(out)))
-        == "Error: [project] version: '1.0-beta' is not a release version (expected a version "
-        "such as 1.0, 2.1.3 or 2.0rc1 (PEP 440, no '-'))"
+        == "Error: [project] version: '1.0-beta' is not a release version: it builds as '1.0b0' "
+        "(expected a version such as 1.0, 2.1.3 or 2.0rc1 (PEP 440, no '-'))"
     )
 
     broken = project_copy(str(tmp_path / "broken"), "1.0")

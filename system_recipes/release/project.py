@@ -9,11 +9,10 @@ import re
 import tomllib
 from dataclasses import dataclass
 
-from ..core.errors import ConfigError
+from packaging.version import InvalidVersion, Version
 
-# PEP 440 public versions (plus a local part) without '-': rpm forbids '-' in a version, and a
-# version that setuptools would normalize differently from what the operator wrote is refused.
-VERSION = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[A-Za-z0-9.]+)?$")
+from ..core.errors import ConfigError, shown
+
 VERSION_EXPECTED = "a version such as 1.0, 2.1.3 or 2.0rc1 (PEP 440, no '-')"
 NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 
@@ -27,10 +26,22 @@ class Project:
 
 
 def check_version(version: str, section: str = "project", option: str = "version") -> str:
-    if not VERSION.match(version):
+    """``version`` when it is a PEP 440 version in its normalized form, as packaging (and so pip
+    and setuptools) writes it: a version they would write otherwise is refused rather than
+    silently changed, which also keeps out the '-' rpm forbids; and no epoch, which no rpm
+    version can hold."""
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
         raise ConfigError(
-            section, option, f"{version!r} is not a release version", VERSION_EXPECTED
-        )
+            section, option, f"{shown(version)} is not a release version", VERSION_EXPECTED
+        ) from None
+    if parsed.epoch:
+        problem = f"{shown(version)} is not a release version: it has an epoch"
+        raise ConfigError(section, option, problem, VERSION_EXPECTED)
+    if str(parsed) != version:
+        problem = f"{shown(version)} is not a release version: it builds as {shown(str(parsed))}"
+        raise ConfigError(section, option, problem, VERSION_EXPECTED)
     return version
 
 
