@@ -897,6 +897,38 @@ def test_the_changelog_date_is_the_epoch_rpm_and_rpmlint_accept(epoch, date):
     assert context["requires"] == ["python(abi) = 3.12"]
 
 
+def test_the_docs_name_the_commands_the_scriptlets_run():
+    """docs/release.md's scriptlet table names, for %post and %preun, exactly the commands of
+    the installed venv that the packaged spec's scriptlets run (a variable set to PREFIX/bin/...
+    is how the spec names each one)."""
+    from system_recipes.release.rpm import render_spec, spec_context
+
+    context = spec_context(
+        {"name": "shop", "version": "1.0", "python": "3.11"},
+        "shop-1.0.tar.gz",
+        "shop-1.0",
+        epoch=EPOCH,
+    )
+    spec = render_spec(context)
+    with open(os.path.join(REPO, "docs", "release.md"), encoding="utf-8") as stream:
+        rows = {
+            line.split("|")[1].strip(): line.split("|")[3]
+            for line in stream
+            if line.startswith("| `%")
+        }
+    for scriptlet in ("%post", "%preun"):
+        body = re.search(rf"^{scriptlet}\n(.*?)\n%", spec, re.M | re.S).group(1)
+        runs = {
+            f"{command} -c /etc/shop/host.cfg"
+            for command in re.findall(r'^\w+="?(/opt/shop/bin/[^"\n]+)"?$', body, re.M)
+        }
+        assert runs, body
+        said = set(
+            re.findall(r"`(/opt/shop/bin/[^`]+? -c /etc/shop/host\.cfg)", rows[f"`{scriptlet}`"])
+        )
+        assert said == runs, scriptlet
+
+
 def test_post_leaves_the_host_buildout_to_fleet_host_while_it_installs(releases, rpm_host):
     """fleet-host installs every package first and runs the host buildout once after them: an
     RPM's %post that sees its flag (or the variable) writes nothing."""

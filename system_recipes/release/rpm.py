@@ -3,9 +3,10 @@
 The spec is rendered from ``templates/release.spec.j2`` (or ``--template``) and built with
 ``rpmbuild -bb`` in a private ``_topdir`` (own HOME and rpm database, so neither ``~/.rpmmacros``
 nor ``~/.rpmdb`` is read or written). ``%install`` runs the release's ``install.sh --destdir
-%{buildroot}``; ``%post`` runs ``PREFIX/bin/buildout -c HOST_CONFIG`` on install and upgrade,
-``%preun`` on erase runs it with no parts so system-recipes removes what it wrote. The ``.rpm``
-appears in the output directory only when the build succeeded (temporary name, then rename).
+%{buildroot}``; ``%post`` runs the host buildout through ``PREFIX/bin/system-recipes converge -c
+HOST_CONFIG`` on install and upgrade, ``%preun`` on erase runs ``PREFIX/bin/buildout -c
+HOST_CONFIG buildout:parts=`` so system-recipes removes what it wrote. The ``.rpm`` appears in
+the output directory only when the build succeeded (temporary name, then rename).
 
 Reproducible: one tarball gives one RPM, byte for byte. The build time and every file time are
 SOURCE_DATE_EPOCH, by default the release's own (its tarball's member times); the header's
