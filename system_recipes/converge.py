@@ -97,12 +97,12 @@ def main(argv: list[str] | None = None) -> int:
 def run_buildout(request: converge_index.Request) -> int:
     """buildout's own main, in this process: the extension writes the index for ``request``
     after a clean run."""
-    import zc.buildout.buildout  # the slow import the fast path exists to avoid
+    from .core import buildout_api  # imports zc.buildout: what the fast path exists to avoid
 
     converge_index.REQUEST[:] = [request]
     arguments = ["-c", request.config, *(["-v"] * request.verbosity), *request.assignments]
     try:
-        zc.buildout.buildout.main(arguments)
+        buildout_api.run_main(arguments)
     except SystemExit as exit:
         code = exit.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)

@@ -73,6 +73,7 @@ def quiet_buildout(buildout, active: run.Run) -> None:
 
 
 def load(buildout) -> None:
+    buildout_api.quiet_context_for_named_errors()  # our one-line errors print without "While:"
     check_recipe_names(buildout)  # a misspelled system_recipes:NAME: one line, not a traceback
     # the key first: nothing has touched the configuration as read yet
     key = fastpath.configuration_key(buildout_api.raw_sections(buildout))

@@ -129,14 +129,18 @@ def test_release_and_rpm_bad_input_is_exit_1(tmp_path):
     )
 
 
-@pytest.mark.parametrize("command", ["plan", "explain"])
+@pytest.mark.parametrize("command", ["plan", "explain", "converge"])
 def test_a_missing_or_unreadable_configuration_is_one_line(command, tmp_path):
-    line = one_error_line(run(command, "-c", str(tmp_path / "nothing.cfg")))
-    assert str(tmp_path / "nothing.cfg") in line
-    assert one_error_line(run(command, "-c", str(tmp_path))) == f"Error: {tmp_path}: Is a directory"
+    assert one_error_line(run(command, "-c", str(tmp_path / "nothing.cfg"))) == (
+        f"Error: {tmp_path}/nothing.cfg: No such file or directory "
+        "(expected a readable configuration file)"
+    )
+    assert one_error_line(run(command, "-c", str(tmp_path))) == (
+        f"Error: {tmp_path}: Is a directory (expected a readable configuration file)"
+    )
 
 
-@pytest.mark.parametrize("command", ["plan", "explain"])
+@pytest.mark.parametrize("command", ["plan", "explain", "converge"])
 def test_a_configuration_that_is_not_utf8_is_one_line(command, scratch):
     host = scratch.write(HOST)
     with open(host, "ab") as stream:
@@ -152,16 +156,33 @@ def test_a_configuration_that_is_not_utf8_is_one_line(command, scratch):
     assert one_error_line(run(command, "-c", other)).startswith(f"Error: {host}: byte {offset}")
 
 
-def test_buildout_itself_on_a_configuration_that_is_not_utf8(scratch):
+def test_buildout_itself_on_a_configuration_it_cannot_read(scratch):
     """What the README says buildout prints (it parses before any extension loads)."""
+    with open(os.path.join(os.path.dirname(BASE_CFG), os.pardir, "README.md")) as stream:
+        readme = " ".join(stream.read().split())
     host = scratch.write(HOST)
     with open(host, "ab") as stream:
         stream.write(b"# caf\xe9\n")
     result = subprocess.run([BUILDOUT, "-c", host], capture_output=True, text=True)
     assert result.returncode == 1
     assert "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xe9" in result.stderr
-    with open(os.path.join(os.path.dirname(BASE_CFG), os.pardir, "README.md")) as stream:
-        assert "UnicodeDecodeError: 'utf-8' codec can't decode byte" in stream.read()
+    assert "UnicodeDecodeError: 'utf-8' codec can't decode byte" in readme
+    broken = scratch.write(HOST.replace("[app-config]", "[app-config"))
+    result = subprocess.run([BUILDOUT, "-c", broken], capture_output=True, text=True)
+    assert result.returncode == 1
+    said = result.stderr.strip().splitlines()
+    assert (
+        said[-2] == f"zc.buildout.configparser.ParsingError: File contains parsing errors: {broken}"
+    )
+    assert said[-1].strip() == "[line  9]: '[app-config\\n'", said[-1]
+    assert "ParsingError: File contains parsing errors: /etc/shop/host.cfg" in readme
+    missing = subprocess.run([BUILDOUT, "-c", host + ".gone"], capture_output=True, text=True)
+    assert missing.stderr.splitlines() == [
+        "While:",
+        "  Initializing.",
+        f"Error: Couldn't open {host}.gone",
+    ]
+    assert "`Error: Couldn't open /etc/shop/host.cfg` after `While: Initializing.`" in readme
 
 
 def test_a_template_file_that_is_not_utf8_is_one_line(scratch):

@@ -18,11 +18,15 @@ functions a recipe's construction reaches (``source_of``, ``configured_parts``) 
 from __future__ import annotations
 
 import os
+import sys
 import types
 from collections.abc import Callable
 
 import zc.buildout.buildout as _buildout
 import zc.buildout.configparser as _configparser
+
+from .errors import NamedError
+from .reading import READING_ERRORS, ConfigFileError, check_readable, reading_problem
 
 #: buildout's logger and the lines of it the extension rewrites (extension.TruthfulBuildoutLog)
 LOGGER = "zc.buildout"
@@ -108,6 +112,52 @@ def file_being_read(traceback: types.TracebackType | None) -> str | None:
             found = frame.f_locals["filename"]
         traceback = traceback.tb_next
     return found
+
+
+# -- buildout's reading of its files, and its command line's errors ---------------------------
+class ReadingBuildout(_buildout.Buildout):
+    """buildout, whose reading of a configuration file it cannot read (syntax, encoding, missing,
+    a directory, an ``extends`` included) ends in one line (:mod:`.reading`), not a traceback."""
+
+    def __init__(self, config_file, *args, **kwargs):
+        check_readable(config_file)
+        try:
+            super().__init__(config_file, *args, **kwargs)
+        except READING_ERRORS as error:
+            being_read = file_being_read(error.__traceback__)
+            if isinstance(error, OSError) and being_read is None:
+                raise  # not a configuration file: buildout's own directories
+            raise ConfigFileError(reading_problem(error, being_read, config_file)) from None
+
+
+def quiet_context_for_named_errors() -> None:
+    """buildout's ``main`` prints the ``__doing__`` of every frame of a failure (``While:
+    Installing web.``) before its ``Error:`` line (``_doing``, a module function looked up as
+    ``main`` handles the error). A :class:`.NamedError` names its own place; buildout's context
+    is noise beside it, and names the wrong part when one part's construction reads another's
+    options: leave it out for those, keep it for the rest."""
+    original = _buildout._doing
+    if getattr(original, "system_recipes_quiet", False):
+        return
+
+    def doing() -> None:
+        if not isinstance(sys.exc_info()[1], NamedError):
+            original()
+
+    doing.system_recipes_quiet = True  # type: ignore[attr-defined]
+    _buildout._doing = doing
+
+
+def run_main(arguments: list[str]) -> None:
+    """buildout's own ``main(arguments)``, as ``converge`` runs it: every configuration file is
+    read by :class:`ReadingBuildout`, and our errors print without context."""
+    quiet_context_for_named_errors()
+    original = _buildout.Buildout
+    _buildout.Buildout = ReadingBuildout  # main constructs ``Buildout`` by its module's name
+    try:
+        _buildout.main(arguments)
+    finally:
+        _buildout.Buildout = original
 
 
 # -- recipe loading and part signatures --------------------------------------------------------

@@ -35,7 +35,16 @@ def shown(value, limit: int = SHOWN) -> str:
     return f"{head[:-1]}…{head[-1]} ({len(value)} characters)"
 
 
-class ConfigError(zc.buildout.UserError):
+class NamedError(zc.buildout.UserError):
+    """An error whose line names its own place (the section and option, the file and line):
+    buildout prints it without its ``While:`` context, which names the part being installed --
+    often another part than the one whose option failed (parts are constructed lazily)."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class ConfigError(NamedError):
     """A mistake in a profile: names the section and option and says what was expected.
 
     The problem text is clipped as a last resort: a converter that echoed a whole value
@@ -55,8 +64,5 @@ class ConfigError(zc.buildout.UserError):
         return self.args[0]
 
 
-class RunError(zc.buildout.UserError):
+class RunError(NamedError):
     """A failure while applying a run (after validation); the run has been rolled back."""
-
-    def __str__(self) -> str:
-        return self.args[0]

@@ -33,6 +33,7 @@ from ..core import report
 from .orchestrate import failure_limit
 from .prepare import System, assign_waves, prepare
 from .roles import Expander
+from .spec import load_model
 from .step_basics import read_text, write_atomic
 from .tables import ModelError
 from .trust import known_hosts_path
@@ -109,6 +110,7 @@ def run_export(args, expander: Expander, profiles: str) -> int:
             "such as '*/15 * * * *')",
             source="fleet export",
         )
+    load_model(args.model)  # a model that cannot be read is named before its pinned keys
     pinned = known_hosts_path(args.model)
     if not os.path.exists(pinned):
         raise ModelError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 
+from ..core.reading import byte_problem
 from .step_basics import StepError, check_name
 
 HEADER_KEYS = ("model", "revision", "digest", "packages", "host")
@@ -22,11 +23,15 @@ def parse_input(data: bytes) -> tuple[dict, str]:
         raise StepError(
             "input", f"more than {MAX_INPUT} bytes on stdin (expected a header line and a host.cfg)"
         )
+    first_line, _, config_bytes = data.partition(b"\n")
     try:
-        text = data.decode("utf-8")
+        first = first_line.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise StepError("input", f"stdin is not utf-8 (byte {error.start})") from None
-    first, _, config = text.partition("\n")
+        raise StepError("input", f"the header is not utf-8 (byte {error.start})") from None
+    try:
+        config = config_bytes.decode("utf-8")
+    except UnicodeDecodeError as error:  # as a host.cfg read from a file is reported
+        raise StepError("input", f"host.cfg: {byte_problem(config_bytes, error.start)}") from None
     try:
         header = json.loads(first)
     except ValueError:

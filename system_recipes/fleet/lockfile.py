@@ -23,6 +23,7 @@ from typing import Any
 
 import tomli_w
 
+from ..core.reading import byte_problem
 from ..core.schema import Line, Option
 from .tables import ModelError, Table
 from .values import NAME, NAME_EXPECTED, Int, Str
@@ -93,13 +94,14 @@ def read_lock(path: str) -> Lock:
     is one line naming it."""
     try:
         with open(path, "rb") as stream:
-            return loads_lock(stream.read().decode("utf-8"), path)
+            raw = stream.read()
+        return loads_lock(raw.decode("utf-8"), path)
     except FileNotFoundError:
         return {}, {}, (0, "")
     except OSError as error:
         raise ModelError(None, None, error.strerror or str(error), source=path) from None
     except UnicodeDecodeError as error:
-        raise ModelError(None, None, f"not valid TOML: {error}", source=path) from None
+        raise ModelError(None, None, byte_problem(raw, error.start), source=path) from None
 
 
 def loads_lock(text: str, source: str = "lock") -> Lock:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import shown
+from ..core.reading import byte_problem
 from ..core.schema import Values
 from .declaration import KINDS, MODEL
 from .tables import ModelError
@@ -49,10 +50,13 @@ def load_model(path: str) -> Model:
     """The model in ``path``, checked; raises :class:`ModelError` (one line) on any mistake."""
     try:
         with open(path, "rb") as stream:
-            data = tomllib.load(stream)
+            raw = stream.read()
+        data = tomllib.loads(raw.decode("utf-8"))
     except OSError as error:
         raise ModelError(None, None, error.strerror or str(error), source=path) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise ModelError(None, None, byte_problem(raw, error.start), source=path) from None
+    except tomllib.TOMLDecodeError as error:
         raise ModelError(None, None, f"not valid TOML: {error}", source=path) from None
     return parse_model(data, path)
 
