@@ -217,8 +217,7 @@ def run_plan(
     for line in report.part_lines(plan, "future"):
         report.say(line)
     if not quiet:
-        for text in report.diffs(plan):
-            report.say(text.rstrip("\n"))
+        report.say_diffs(plan)  # coloured on a terminal
     grouped = reload.group(plan.reloads)
     report.say(report.summary(plan, reload.describe(grouped) or "none", "future"))
     return 2 if plan.changed or plan.drift else 0

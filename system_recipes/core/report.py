@@ -159,6 +159,53 @@ def link_diff(action: Action) -> str:
     return "\n".join(lines) + "\n"
 
 
+def colour_wanted(stream=None) -> bool:
+    """Colour on a terminal only: never when piped, when ``NO_COLOR`` is set (no-color.org:
+    to anything but nothing) or on a ``TERM=dumb`` terminal."""
+    stream = stream if stream is not None else sys.stdout
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
+
+
+#: the style of a diff line by how it starts (the first that matches), as git colours them;
+#: the file names (``--- a/...``, ``+++ b/...``) only before the first hunk
+HEADER_STYLES = (("+++ ", "bold"), ("--- ", "bold"))
+DIFF_STYLES = (("@@", "cyan"), ("+", "green"), ("-", "red"), ("\\ ", "dim"))
+
+
+def coloured(text: str) -> str:
+    """A diff's lines in rich's styles (ANSI escapes): file names bold, hunks cyan, added
+    lines green, removed lines red. The text itself is unchanged (no markup is read in it)."""
+    from rich.color import ColorSystem
+    from rich.style import Style
+
+    styles: dict[str, Style] = {}
+    lines = []
+    header = True
+    for line in text.split("\n"):
+        header = header and not line.startswith("@@")
+        starts = (HEADER_STYLES if header else ()) + DIFF_STYLES
+        name = next((s for start, s in starts if line.startswith(start)), None)
+        if name is None:
+            lines.append(line)
+            continue
+        style = styles.setdefault(name, Style.parse(name))
+        lines.append(style.render(line, color_system=ColorSystem.STANDARD))
+    return "\n".join(lines)
+
+
+def say_diffs(plan: Plan) -> None:
+    """Say each diff of ``plan``, coloured on a terminal (:func:`colour_wanted`)."""
+    colour = colour_wanted()
+    for text in diffs(plan):
+        text = text.rstrip("\n")
+        say(coloured(text) if colour else text)
+
+
 def diffs(plan: Plan) -> list[str]:
     return [
         link_diff(a) if a.verb in LINK_VERBS else diff(a)

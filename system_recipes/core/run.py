@@ -249,8 +249,7 @@ class Run:
         for line in report.part_lines(plan, "past", self.expansions):
             report.say(line)
         if self.verbose:
-            for text in report.diffs(plan):
-                report.say(text.rstrip("\n"))
+            report.say_diffs(plan)  # coloured on a terminal
         done, problems = reload.perform(plan.reloads, self.settings, verbose=self.verbose)
         report.say(report.summary(plan, done, "past"))
         if problems:
