@@ -12,21 +12,10 @@ import zc.buildout
 
 from . import daemons  # noqa: F401  (registers every validator and reload handler)
 from .core import report
+from .core.command_line import EXIT_CLOSED_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, ArgumentParser
 from .core.loading import loaded
 
 __all__ = ["load_and_plan", "loaded", "main"]  # loaded: tests load configurations through it
-
-#: exit statuses (README "Exit statuses"): plan's 2 means "changes pending", so a usage error
-#: is 1 like any other error, not argparse's 2
-EXIT_ERROR = 1
-EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer killed by a closed pipe
-EXIT_INTERRUPTED = 130  # 128 + SIGINT
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
 
 
 def version() -> str:
@@ -320,6 +309,12 @@ def _fleet_commands(commands) -> None:
         action="store_true",
         help="allow moving a placed instance or changing an allocated port",
     )
+    compile_.add_argument(
+        "--force",
+        action="store_true",
+        help="replace or remove files in DIR that fleet compile did not write, or that were "
+        "changed by hand since (default: refused; DIR/.fleet-compile.json records what it wrote)",
+    )
     explain.add_argument("host", help="a host of the model")
     from .fleet.commands import add_run_parsers
     from .fleet.trust import add_parser as add_trust
@@ -342,7 +337,9 @@ def run_fleet_command(args) -> int:
     if args.action in ("plan", "apply", "status", "export"):
         return run_fleet(args, expand, profiles)
     if args.action == "compile":
-        return run_compile(args.model, args.output, args.allow_moves, expand, profiles)
+        return run_compile(
+            args.model, args.output, args.allow_moves, expand, profiles, force=args.force
+        )
     return run_explain(args.model, args.host, expand, profiles)
 
 

@@ -19,52 +19,58 @@ import os
 import sys
 
 from .core import converge_index
-
-USAGE = "usage: system-recipes converge [-h] [-c CONFIG] [-v] [--full] [[section:]option=value ...]"
-HELP = f"""{USAGE}
-
-Run the host buildout (buildout -c CONFIG), saying "nothing to do" without importing
-zc.buildout when nothing it depends on changed since the last clean run through converge.
-
-options:
-  -h, --help            show this help message and exit
-  -c CONFIG, --config CONFIG
-                        the host configuration (default: buildout.cfg)
-  -v, --verbose         buildout's -v (repeatable); also says why a full run is needed
-  --full                always run buildout (its extension still takes its own fast path
-                        unless the configuration or a watched path changed)
-  [section:]option=value
-                        override options, as buildout's command line does
-"""
-EXIT_ERROR = 1
+from .core.command_line import EXIT_ERROR, ArgumentParser
 
 
-class UsageError(Exception):
-    pass
+def build_parser() -> ArgumentParser:
+    """The same options as ``system-recipes converge --help`` shows; buildout's own command
+    line takes the same ``-c``, ``-v`` and ``[section:]option=value``."""
+    parser = ArgumentParser(
+        prog="system-recipes converge",
+        description='Run the host buildout (buildout -c CONFIG), saying "nothing to do" '
+        "without importing zc.buildout when nothing it depends on changed since the last "
+        "clean run through converge.",
+    )
+    parser.add_argument(
+        "-c",
+        "--config",
+        default="buildout.cfg",
+        help="the host configuration (default: %(default)s)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="buildout's -v (repeatable); also says why a full run is needed",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="always run buildout (its extension still takes its own fast path unless the "
+        "configuration or a watched path changed)",
+    )
+    parser.add_argument(
+        "assignments",
+        nargs="*",
+        metavar="[section:]option=value",
+        help="override options, as buildout's command line does",
+    )
+    return parser
 
 
 def parse(argv: list[str]) -> tuple[converge_index.Request, bool]:
-    config, verbosity, full, assignments = "buildout.cfg", 0, False, []
-    arguments = list(argv)
-    while arguments:
-        argument = arguments.pop(0)
-        if argument in ("-c", "--config"):
-            if not arguments:
-                raise UsageError(f"{argument} needs a file")
-            config = arguments.pop(0)
-        elif argument.startswith("--config="):
-            config = argument.split("=", 1)[1]
-        elif argument.startswith("-v") and set(argument[1:]) == {"v"}:
-            verbosity += len(argument) - 1
-        elif argument == "--verbose":
-            verbosity += 1
-        elif argument == "--full":
-            full = True
-        elif "=" in argument and argument[0] != "-":  # [section:]option=value, as buildout's
-            assignments.append(argument)
-        else:
-            raise UsageError(f"unrecognized argument {argument[:100]!r}")
-    return converge_index.Request(os.path.abspath(config), tuple(assignments), verbosity), full
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for assignment in args.assignments:
+        if "=" not in assignment:
+            parser.error(
+                f"unrecognized argument {assignment[:100]!r} (expected [section:]option=value)"
+            )
+    request = converge_index.Request(
+        os.path.abspath(args.config), tuple(args.assignments), args.verbose
+    )
+    return request, args.full
 
 
 def say(line: str) -> None:
@@ -74,14 +80,7 @@ def say(line: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if "-h" in argv or "--help" in argv:
-        say(HELP.rstrip("\n"))
-        return 0
-    try:
-        request, full = parse(argv)
-    except UsageError as error:
-        sys.stderr.write(f"{USAGE}\nsystem-recipes converge: error: {error}\n")
-        return EXIT_ERROR
+    request, full = parse(argv)  # a usage mistake exits 1, as every command's
     if not full:
         parts, detail = converge_index.nothing_changed(request)
         if parts is not None:

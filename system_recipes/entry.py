@@ -4,16 +4,9 @@ it): more than a whole no-op should take, on every host of a fleet run."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-EXIT_ERROR = 1  # as cli.py: a usage error is 1, not argparse's 2 ("changes pending")
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+from .core.command_line import EXIT_INTERRUPTED, ArgumentParser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,4 +38,4 @@ def fleet_host(argv: list[str]) -> int:
     try:
         return run(args, planner)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED

@@ -221,3 +221,39 @@ def test_a_closed_pipe_ends_quietly(scratch, tmp_path, args):
         os.close(write)
     assert result.stderr == "", result.stderr
     assert result.returncode in (expected, 141), (result.returncode, expected)
+
+
+def test_a_misspelled_option_is_told_by_its_subcommand_with_the_closest_option():
+    for argv, usage, closest in (
+        (["plan", "--quite"], "usage: system-recipes plan ", "--quiet"),
+        (["converge", "--fulll"], "usage: system-recipes converge ", "--full"),
+        (
+            ["fleet", "plan", "-m", "x.toml", "--forkss", "2"],
+            "usage: system-recipes fleet plan ",
+            "--forks",
+        ),
+    ):
+        result = run(*argv)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(usage), result.stderr
+        assert result.stderr.splitlines()[-1].endswith(
+            f"error: unrecognized argument {argv[-2 if argv[-1] == '2' else -1]!r} "
+            f"(did you mean {closest}?)"
+        ), result.stderr
+
+
+def test_converge_takes_prefixes_of_its_options_as_every_subcommand_does(tmp_path):
+    """argparse's parser, not a hand-written one: ``--ful`` is ``--full``, ``--conf`` is
+    ``--config``, and the help is argparse's."""
+    missing = str(tmp_path / "nothing.cfg")
+    result = run("converge", "--ful", "--conf", missing)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"Error: {missing}: No such file or directory (expected a readable configuration file)"
+    )
+    helped = run("converge", "--help")
+    assert helped.returncode == 0 and "--full" in helped.stdout and "-c CONFIG" in helped.stdout
+    assert run("converge", "nonsense").stderr.splitlines()[-1] == (
+        "system-recipes converge: error: unrecognized argument 'nonsense' "
+        "(expected [section:]option=value)"
+    )
