@@ -6,6 +6,8 @@ hosts), Nagios accepting the generated objects."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -23,6 +25,7 @@ from system_recipes.meta.explain import load
 SYSTEMS = os.path.join(REPO, "profiles", "systems")
 GOLDEN = os.path.join(SYSTEMS, "shop")  # the example compiled: `fleet compile`s default output
 HOSTS = ("app1", "app2", "db1", "lb1", "mon1")
+MANIFEST = ".fleet-compile.json"  # what fleet compile wrote into its output, with the sha256
 
 
 @pytest.fixture
@@ -43,8 +46,13 @@ def compile_(system, *args, capsys) -> list[str]:
 
 
 def compiled(system) -> dict[str, str]:
+    """HOST -> its compiled file; ``manifest`` -> what fleet compile says it wrote."""
     out = system / "out"
-    return {name[:-4]: (out / name).read_text() for name in sorted(os.listdir(out))}
+    return {
+        (name[:-4] if name.endswith(".cfg") else "manifest"): (out / name).read_text()
+        for name in sorted(os.listdir(out))
+        if name.endswith(".cfg") or name == MANIFEST
+    }
 
 
 def edit(system, old: str, new: str) -> None:
@@ -58,7 +66,10 @@ def test_the_example_compiles_to_the_golden_files(system, capsys):
     lines = compile_(system, capsys=capsys)
     assert lines == [f"{host}: wrote {system / 'out' / host}.cfg" for host in HOSTS]
     golden = {
-        name[:-4]: open(os.path.join(GOLDEN, name)).read() for name in sorted(os.listdir(GOLDEN))
+        (name[:-4] if name.endswith(".cfg") else "manifest"): open(
+            os.path.join(GOLDEN, name)
+        ).read()
+        for name in sorted(os.listdir(GOLDEN))
     }
     assert compiled(system) == golden, (
         "regenerate profiles/systems/shop/: system-recipes "
@@ -151,6 +162,132 @@ def test_one_service_changes_only_the_hosts_that_run_it_or_link_to_it(
     assert {host for host in HOSTS if after[host] != before[host]} == changed
     for host in set(HOSTS) - changed:
         assert f"{host}: unchanged {system / 'out' / host}.cfg" in lines
+
+
+def refused(system, *args, capsys) -> str:
+    """fleet compile into tmp_path/out refused: its one line."""
+    code = main(
+        ["fleet", "compile", "-m", str(system / "shop.toml"), "-o", str(system / "out"), *args]
+    )
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == "", captured.out + captured.err
+    assert len(captured.err.splitlines()) == 1, captured.err
+    return captured.err.rstrip("\n")
+
+
+def snapshot(directory) -> dict[str, bytes]:
+    return {
+        os.path.relpath(os.path.join(root, name), directory): open(
+            os.path.join(root, name), "rb"
+        ).read()
+        for root, _, names in os.walk(directory)
+        for name in names
+    }
+
+
+SPARE = '\n[hosts.spare]\naddress = "10.77.0.50"\ntags = ["spare"]\nmemory = "1G"\n'
+ADD_SPARE = (
+    'memory = "1G"\n\n# The application',
+    'memory = "1G"\n' + SPARE + "\n# The application",
+)
+
+
+def test_a_file_compile_did_not_write_is_not_replaced_without_force(system, capsys):
+    """The operator's own app1.cfg in the output: one line naming it, nothing written (not the
+    lock, not the other hosts); --force replaces it, and the manifest records it."""
+    out = system / "out"
+    out.mkdir()
+    (out / "app1.cfg").write_text("# mine\n[buildout]\nparts =\n")
+    (out / "README").write_text("the operator's\n")
+    (system / "shop.lock.toml").unlink()
+    line = refused(system, capsys=capsys)
+    assert line == (
+        f"Error: {out}/app1.cfg: not written by fleet compile, or before it "
+        f"kept {MANIFEST} (expected a file it wrote: --force replaces it)"
+    )
+    assert sorted(os.listdir(system)) == ["out", "shop.toml"]  # no lock
+    assert sorted(os.listdir(out)) == ["README", "app1.cfg"]
+    assert (out / "app1.cfg").read_text() == "# mine\n[buildout]\nparts =\n"
+
+    lines = compile_(system, "--force", capsys=capsys)
+    assert f"app1: updated {out}/app1.cfg" in lines and f"db1: wrote {out}/db1.cfg" in lines
+    assert (out / "README").read_text() == "the operator's\n"  # not the command's: untouched
+    books = json.loads((out / MANIFEST).read_text())["files"]
+    assert sorted(books) == [f"{host}.cfg" for host in HOSTS]
+    assert (
+        books["app1.cfg"] == "sha256:" + hashlib.sha256((out / "app1.cfg").read_bytes()).hexdigest()
+    )
+
+
+def test_a_compiled_file_changed_by_hand_is_not_replaced_or_removed_without_force(system, capsys):
+    out = system / "out"
+    edit(system, *ADD_SPARE)
+    compile_(system, capsys=capsys)
+    written = (out / "app1.cfg").read_text()
+    # a hand edit of a compiled file: the next compile refuses to replace it
+    (out / "app1.cfg").write_text(written + "# tuned by hand\n")
+    edit(system, 'host = "0.0.0.0"', 'host = "::"')
+    before = snapshot(system)
+    assert refused(system, capsys=capsys) == (
+        f"Error: {out}/app1.cfg: changed by hand since fleet compile wrote it "
+        "(expected it as written: --force replaces it)"
+    )
+    assert snapshot(system) == before
+    # a host gone from the model: its compiled file goes, but not when changed by hand
+    (out / "app1.cfg").write_text(written)
+    edit(system, SPARE, "")
+    (out / "spare.cfg").write_text((out / "spare.cfg").read_text() + "# mine\n")
+    before = snapshot(system)
+    assert refused(system, capsys=capsys) == (
+        f"Error: {out}/spare.cfg: changed by hand since fleet compile wrote it "
+        "(expected it as written: --force removes it)"
+    )
+    assert snapshot(system) == before
+    lines = compile_(system, "--force", capsys=capsys)
+    assert f"app1: updated {out}/app1.cfg" in lines
+    assert f"spare: removed {out}/spare.cfg (not a host of the model)" in lines
+    assert not (out / "spare.cfg").exists()
+    assert "spare.cfg" not in json.loads((out / MANIFEST).read_text())["files"]
+
+
+def test_a_host_gone_from_the_model_takes_its_compiled_file_along(system, capsys):
+    out = system / "out"
+    edit(system, *ADD_SPARE)
+    compile_(system, capsys=capsys)
+    edit(system, SPARE, "")
+    lines = compile_(system, capsys=capsys)
+    assert f"spare: removed {out}/spare.cfg (not a host of the model)" in lines
+    assert sorted(os.listdir(out)) == [MANIFEST] + [f"{host}.cfg" for host in HOSTS]
+
+
+def test_an_output_written_before_manifests_is_adopted_where_it_is_what_compile_writes(
+    system, capsys
+):
+    """No manifest (an older version's output): the files holding what compile writes are
+    adopted; a compiled file of a host gone from the model (its header names the model) may be
+    the operator's edit: refused without --force, which removes it."""
+    out = system / "out"
+    edit(system, *ADD_SPARE)
+    compile_(system, capsys=capsys)
+    (out / MANIFEST).unlink()
+    lines = compile_(system, capsys=capsys)
+    assert lines == [f"{host}: unchanged {out}/{host}.cfg" for host in (*HOSTS, "spare")]
+    assert sorted(json.loads((out / MANIFEST).read_text())["files"]) == sorted(
+        f"{host}.cfg" for host in (*HOSTS, "spare")
+    )
+    (out / MANIFEST).unlink()
+    edit(system, SPARE, "")  # mon1 no longer monitors it: its file changes too
+    assert refused(system, capsys=capsys) == (
+        f"Error: {out}/mon1.cfg: not written by fleet compile, or before it kept "
+        f"{MANIFEST} (expected a file it wrote: --force replaces it) (and 1 more)"
+    )
+    (out / "mon1.cfg").unlink()  # the operator checked it: the compile writes it again
+    assert refused(system, capsys=capsys) == (
+        f"Error: {out}/spare.cfg: not written by fleet compile, or before it kept "
+        f"{MANIFEST} (expected a file it wrote: --force removes it)"
+    )
+    lines = compile_(system, "--force", capsys=capsys)
+    assert f"spare: removed {out}/spare.cfg (not a host of the model)" in lines
 
 
 def test_the_check_names_are_the_facts_the_meta_recipe_exports(system, capsys):
@@ -334,3 +471,121 @@ def test_system_recipes_docs_writes_the_systems_reference(tmp_path):
     with open(os.path.join(REPO, "docs", "systems-reference.md")) as stream:
         assert (tmp_path / "systems-reference.md").read_text() == stream.read()
     assert "| `port-option` |" in (tmp_path / "systems-reference.md").read_text()
+
+
+LAYERED = """\
+[system]
+name = "layers"
+profiles = "{profiles}"
+port-range = "21000-21099"
+
+[hosts.{db}]
+address = "192.0.2.20"
+tags = ["db"]
+memory = "1G"
+
+[hosts.app1]
+address = "192.0.2.11"
+tags = ["app"]
+memory = "1G"
+
+[hosts.app2]
+address = "192.0.2.12"
+tags = ["app"]
+memory = "1G"
+
+[hosts.lb1]
+address = "192.0.2.10"
+tags = ["lb"]
+memory = "1G"
+
+[services.db]
+role = "roles/db.cfg"
+port = 5400
+port-option = "db-config:port"
+placement = {{ tags = ["db"] }}
+
+[services.api]
+role = "roles/app.cfg"
+instances = 2
+port = "auto"
+port-option = "app-config:port"
+links = ["db"]
+placement = {{ tags = ["app"] }}
+
+[services.api-lb]
+kind = "haproxy"
+port = 8080
+backends = "api"
+placement = {{ tags = ["{lb_tag}"] }}
+
+# a later service on the app hosts: it links to the API (a service of wave 2, as the LB's)
+[services.web]
+role = "roles/web.cfg"
+instances = 2
+port = "auto"
+port-option = "web-config:port"
+links = ["api"]
+placement = {{ tags = ["app"] }}
+"""
+
+WEB_ROLE = """\
+[buildout]
+parts = web web-config
+
+[web]
+recipe = system_recipes:deployment
+
+[web-config]
+recipe = system_recipes:template
+path = ${web:etc-directory}/web.ini
+text =
+    [web]
+    port = {{ port }}
+    api = {{ api_host }}:{{ api_port }}
+port = 1
+api-host = none
+api-port = 0
+"""
+
+
+def layered_system(tmp_path, db: str = "db1", lb_tag: str = "lb"):
+    from test_fleet_apply import ROLES
+
+    from system_recipes.fleet.prepare import prepare
+    from system_recipes.meta.expand import expand
+
+    profiles = tmp_path / "profiles"
+    (profiles / "roles").mkdir(parents=True)
+    shutil.copy(os.path.join(REPO, "profiles", "base.cfg"), profiles)
+    for role, text in {**ROLES, "web": WEB_ROLE}.items():
+        (profiles / "roles" / f"{role}.cfg").write_text(text)
+    model = tmp_path / "layers.toml"
+    model.write_text(LAYERED.format(profiles=profiles, db=db, lb_tag=lb_tag))
+    return prepare(str(model), expand, str(profiles), allow_moves=True)
+
+
+def test_hosts_go_in_waves_after_the_hosts_their_services_need(tmp_path):
+    """The app hosts run the balanced API (a service of wave 2) and a web app linking to it
+    (wave 3): the load balancer of the API still goes after them, never with them."""
+    from system_recipes.fleet.prepare import assign_waves
+
+    system = layered_system(tmp_path)
+    assert assign_waves(system) == [["db1"], ["app1", "app2"], ["lb1"]]
+    assert [system.hosts[name].wave for name in ("db1", "app1", "app2", "lb1")] == [1, 2, 2, 3]
+    assert system.notes == []
+
+
+def test_hosts_that_need_each_other_are_one_line(tmp_path):
+    """The database and the API's load balancer on one host, the API on two others: no order
+    of hosts holds both needs; the earlier service's need holds, the later one is said."""
+    from system_recipes.fleet.prepare import assign_waves
+
+    system = layered_system(tmp_path, db="dblb", lb_tag="db")
+    assert assign_waves(system) == [["dblb", "lb1"], ["app1", "app2"]]  # lb1 runs nothing
+    assert system.notes == [
+        "waves: dblb and app1 need each other (api-lb on dblb balances api on app1, api on "
+        "app1 links to db on dblb): dblb goes first, before the api its api-lb balances"
+    ]
+    assign_waves(system)
+    assert len(system.notes) == 1  # said once

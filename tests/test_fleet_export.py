@@ -356,3 +356,126 @@ def test_the_export_is_yaml_that_ansible_reads_as_the_model_says(tmp_path):
         settings = yaml.safe_load(stream)
     assert settings["fleet_entry_point"] == "system-recipes"
     assert settings["ansible_ssh_common_args"].endswith(" -o HostKeyAlias={{ inventory_hostname }}")
+
+
+EXPORT_MANIFEST = ".fleet-export.json"  # what the export wrote into DIR, with the sha256
+
+
+def export_shop(model: str, project, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SYSTEM_RECIPES, "fleet", "export", "ansible", "-m", model, str(project), *extra],
+        capture_output=True,
+        text=True,
+    )
+
+
+def files_under(directory) -> dict[str, bytes]:
+    found = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as stream:
+                found[os.path.relpath(path, directory)] = stream.read()
+    return found
+
+
+def test_the_export_replaces_no_file_of_the_operators_without_force(tmp_path):
+    """An Ansible project of the operator's own in DIR: the export names the first file it
+    would replace, writes nothing (not the lock's revision either); --force replaces them,
+    and later exports replace what they wrote, but not a file changed by hand since."""
+    model = shop_copy(tmp_path)
+    project = tmp_path / "project"
+    project.mkdir()
+    mine = {"site.yml": "- hosts: all\n", "ansible.cfg": "[defaults]\n", "inventory.yml": "all:\n"}
+    for name, text in mine.items():
+        (project / name).write_text(text)
+    (project / "inventory").write_text("[web]\nweb1\n")  # not a file of the export's at all
+    lock = (tmp_path / "shop.lock.toml").read_bytes()
+    before = files_under(tmp_path)
+    refused = export_shop(model, project)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr == (
+        f"Error: {project}/ansible.cfg: not written by fleet export, or before it kept "
+        f"{EXPORT_MANIFEST} (expected a file it wrote: --force replaces it) (and 2 more)\n"
+    )
+    assert files_under(tmp_path) == before  # nothing written, the lock included
+
+    forced = export_shop(model, project, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert (tmp_path / "shop.lock.toml").read_bytes() != lock  # the revision, as apply does
+    assert (project / "inventory").read_text() == "[web]\nweb1\n"  # never the export's
+    books = json.loads((project / EXPORT_MANIFEST).read_text())["files"]
+    assert {"site.yml", "ansible.cfg", "inventory.yml", "host_vars/app1/host.cfg"} <= set(books)
+    assert "inventory" not in books
+    assert (
+        books["site.yml"]
+        == "sha256:" + hashlib.sha256((project / "site.yml").read_bytes()).hexdigest()
+    )
+
+    again = export_shop(model, project, "--max-fail", "1")  # its own files: replaced
+    assert again.returncode == 0, again.stderr
+    assert "--max-fail 1" in (project / "site.yml").read_text()
+
+    (project / "site.yml").write_text((project / "site.yml").read_text() + "# by hand\n")
+    before = files_under(tmp_path)
+    edited = export_shop(model, project)
+    assert edited.returncode == 1 and edited.stderr == (
+        f"Error: {project}/site.yml: changed by hand since fleet export wrote it (expected it "
+        "as written: --force replaces it)\n"
+    )
+    assert files_under(tmp_path) == before
+
+
+def test_a_host_gone_from_the_model_takes_only_the_exports_files_along(tmp_path):
+    model = shop_copy(tmp_path, ("spare", "10.77.0.50", "spare"))
+    project = tmp_path / "project"
+    assert export_shop(model, project).returncode == 0
+    (project / "host_vars" / "spare" / "notes.yml").write_text("mine: true\n")
+    with open(model, encoding="utf-8") as stream:
+        text = stream.read()
+    with open(model, "w", encoding="utf-8") as stream:
+        stream.write(text.split("\n[hosts.spare]")[0])
+    done = export_shop(model, project)
+    assert done.returncode == 0, done.stderr
+    # the export's own files of the host are gone; the operator's file (and so its directory)
+    # stays
+    assert os.listdir(project / "host_vars" / "spare") == ["notes.yml"]
+    assert not (project / "pull" / "spare.cfg").exists()
+    books = json.loads((project / EXPORT_MANIFEST).read_text())["files"]
+    assert not [path for path in books if "spare" in path]
+
+
+def test_an_export_without_a_manifest_adopts_the_files_it_would_write(tmp_path):
+    """A DIR an older version wrote (no manifest): a file holding what the export writes is
+    adopted; any other is refused, since it may have been edited, and --force replaces it and
+    removes the files of a host gone from the model (named by its header.jsonl)."""
+    model = shop_copy(tmp_path, ("spare", "10.77.0.50", "spare"))
+    project = tmp_path / "project"
+    assert export_shop(model, project).returncode == 0
+    (project / EXPORT_MANIFEST).unlink()
+    adopted = export_shop(model, project)
+    assert adopted.returncode == 0, adopted.stderr
+    assert (
+        "host_vars/spare/host.cfg" in json.loads((project / EXPORT_MANIFEST).read_text())["files"]
+    )
+
+    (project / EXPORT_MANIFEST).unlink()
+    with open(model, encoding="utf-8") as stream:
+        text = stream.read()
+    with open(model, "w", encoding="utf-8") as stream:
+        stream.write(text.split("\n[hosts.spare]")[0])
+    # the model changed: every file that changes with it (each host's header, the inventory)
+    # is refused too, and nothing is written
+    before = files_under(tmp_path)
+    refused = export_shop(model, project)
+    assert refused.returncode == 1, refused.stdout
+    assert re.fullmatch(
+        rf"Error: {project}/\S+: not written by fleet export, or before it kept "
+        rf"\{EXPORT_MANIFEST} \(expected a file it wrote: --force replaces it\) \(and \d+ more\)\n",
+        refused.stderr,
+    ), refused.stderr
+    assert files_under(tmp_path) == before
+    forced = export_shop(model, project, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert not (project / "host_vars" / "spare").exists()
+    assert not (project / "pull" / "spare.cfg").exists()

@@ -9,7 +9,7 @@ import os
 
 from ..core import report
 from .allocate import update
-from .compile import compile_hosts, write
+from .compile import check_output, compile_hosts, write
 from .roles import Expander
 from .spec import lock_path
 from .step_basics import read_text, write_atomic
@@ -22,23 +22,32 @@ def default_output(model_path: str) -> str:
 
 
 def run_compile(
-    model_path: str, output: str | None, allow_moves: bool, expander: Expander, profiles: str
+    model_path: str,
+    output: str | None,
+    allow_moves: bool,
+    expander: Expander,
+    profiles: str,
+    force: bool = False,
 ) -> int:
     """Allocate, compile every host, then write the lock and the host.cfg files: one line per
-    allocation change and per host. Nothing is written when anything is refused."""
+    allocation change and per host. Nothing is written when anything is refused: a file in
+    the output that fleet compile did not write (or one changed by hand since) included,
+    unless ``force``."""
     model, allocation = update(model_path, allow_moves=allow_moves, write=False)
     configs = compile_hosts(model, allocation, expander, profiles)
+    writes = check_output(
+        output or default_output(model_path),
+        model,
+        {host: config.text() for host, config in configs.items()},
+        force,
+    )
     lock = lock_path(model_path)
     text = allocation.text(model)
     if read_text(lock) != text:
         write_atomic(lock, text)
     for line in allocation.changes:
         report.say(line)
-    for line in write(
-        output or default_output(model_path),
-        model,
-        {host: config.text() for host, config in configs.items()},
-    ):
+    for line in write(writes):
         report.say(line)
     return 0
 

@@ -38,6 +38,7 @@ from .roles import Draft, Expander, RoleInfo, load_draft, need_option, role_info
 from .spec import Model, check_words, lock_path
 from .tables import ModelError
 from .wiring import Wiring
+from .written import Writes, check_writes
 
 
 def compile_system(
@@ -289,28 +290,36 @@ class Compiler:
             )
 
 
-def write(directory: str, model: Model, configs: dict[str, str]) -> list[str]:
-    """Write ``HOST.cfg`` for each host into ``directory`` (atomically, only when its text
-    changed) and remove the compiled files of hosts gone from the model; one line per host."""
-    from .step_basics import write_atomic
-
-    os.makedirs(directory, exist_ok=True)
-    said = []
-    for host, text in configs.items():
-        path = os.path.join(directory, f"{host}.cfg")
-        current = read(path)
-        if current == text:
-            said.append(f"{host}: unchanged {path}")
-            continue
-        write_atomic(path, text)
-        said.append(f"{host}: {'wrote' if current is None else 'updated'} {path}")
+def check_output(
+    directory: str, model: Model, configs: dict[str, str], force: bool = False
+) -> Writes:
+    """What writing ``HOST.cfg`` for each host into ``directory`` does, checked before
+    anything is written (:mod:`.written`: a file fleet compile did not write, or one changed by
+    hand since, is refused without ``force``); the compiled files of hosts gone from the model
+    are removed. An older version's output (no manifest) names its compiled files of such
+    hosts by their header."""
     mark = f"compiled by system-recipes from the system model {model.name} "
-    for entry in sorted(os.listdir(directory)):
-        host = entry[:-4]
-        path = os.path.join(directory, entry)
-        if entry.endswith(".cfg") and host not in configs and mark in (read(path) or "")[:200]:
-            os.unlink(path)
-            said.append(f"{host}: removed {path} (not a host of the model)")
+    legacy = [
+        entry
+        for entry in (sorted(os.listdir(directory)) if os.path.isdir(directory) else [])
+        if entry.endswith(".cfg")
+        and entry[:-4] not in configs
+        and os.path.isfile(os.path.join(directory, entry))
+        and mark in (read(os.path.join(directory, entry)) or "")[:200]
+    ]
+    files = {f"{host}.cfg": text for host, text in configs.items()}
+    return check_writes(directory, "fleet compile", files, force, legacy)
+
+
+def write(writes: Writes) -> list[str]:
+    """Do what :func:`check_output` checked: one line per host."""
+    writes.apply()
+    said = []
+    for entry, action in writes.actions.items():
+        said.append(f"{entry[:-4]}: {action} {os.path.join(writes.directory, entry)}")
+    for entry in writes.remove:
+        path = os.path.join(writes.directory, entry)
+        said.append(f"{entry[:-4]}: removed {path} (not a host of the model)")
     return said
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from typing import Any
 
 import yaml
@@ -34,9 +33,9 @@ from .orchestrate import failure_limit
 from .prepare import System, assign_waves, prepare
 from .roles import Expander
 from .spec import load_model
-from .step_basics import read_text, write_atomic
 from .tables import ModelError
 from .trust import known_hosts_path
+from .written import check_writes
 
 HEADER = "header.jsonl"  # not .json: Ansible would load a .json in host_vars/ as variables
 PLUGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ansible_action.py")
@@ -93,11 +92,19 @@ def add_parser(actions) -> None:
     ansible.add_argument(
         "--allow-moves", action="store_true", help="allow an allocation change (writes the lock)"
     )
+    ansible.add_argument(
+        "--force",
+        action="store_true",
+        help="replace or remove files in DIR that the export did not write, or that were "
+        "changed by hand since (default: refused; DIR/.fleet-export.json records what it wrote)",
+    )
 
 
 def run_export(args, expander: Expander, profiles: str) -> int:
-    """Compile as ``fleet apply`` does, write the revision into the lock as it does, then the
-    project; one line per host. Nothing is written when the model or an option is refused."""
+    """Compile as ``fleet apply`` does, write the project, then the revision into the lock as
+    ``fleet apply`` does; one line per host. Nothing is written when the model or an option is
+    refused, or a file in DIR that the export did not write (or one changed by hand since)
+    would be replaced or removed without ``--force`` (:mod:`.written`)."""
     try:
         failure_limit(args.max_fail, 1)
     except ValueError as error:
@@ -124,12 +131,10 @@ def run_export(args, expander: Expander, profiles: str) -> int:
     waves = assign_waves(system)
     directory = args.directory
     files = project(system, waves, args, pinned)
-    stale_hosts(directory, system)
-    for path, text in files.items():
-        target = os.path.join(directory, path)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if read_text(target) != text:
-            write_atomic(target, text)
+    writes = check_writes(
+        directory, "fleet export", files, args.force, legacy=stale_hosts(directory, system)
+    )
+    writes.apply()
     if system.write_lock():
         report.say(
             f"{system.model.name}: revision {system.revision} "
@@ -338,12 +343,13 @@ def pull_timer(system: System, host: str, args) -> str:
     )
 
 
-def stale_hosts(directory: str, system: System) -> None:
-    """What an earlier export wrote for a host no longer in the model."""
+def stale_hosts(directory: str, system: System) -> list[str]:
+    """What an export without a manifest (an older version's) wrote for a host no longer in
+    the model: its host_vars (named by the header file) and its timer."""
     base = os.path.join(directory, "host_vars")
-    for host in os.listdir(base) if os.path.isdir(base) else []:
-        if host not in system.hosts and os.path.exists(os.path.join(base, host, HEADER)):
-            shutil.rmtree(os.path.join(base, host))
-            timer = os.path.join(directory, "pull", f"{host}.cfg")
-            if os.path.exists(timer):
-                os.unlink(timer)
+    found = []
+    for host in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        if host not in system.hosts and os.path.isfile(os.path.join(base, host, HEADER)):
+            found += [f"host_vars/{host}/{name}" for name in (HEADER, "host.cfg", "fleet.yml")]
+            found.append(f"pull/{host}.cfg")
+    return found
