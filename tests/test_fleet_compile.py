@@ -589,3 +589,121 @@ def test_hosts_that_need_each_other_are_one_line(tmp_path):
     ]
     assign_waves(system)
     assert len(system.notes) == 1  # said once
+
+
+LAYERED = """\
+[system]
+name = "layers"
+profiles = "{profiles}"
+port-range = "21000-21099"
+
+[hosts.{db}]
+address = "192.0.2.20"
+tags = ["db"]
+memory = "1G"
+
+[hosts.app1]
+address = "192.0.2.11"
+tags = ["app"]
+memory = "1G"
+
+[hosts.app2]
+address = "192.0.2.12"
+tags = ["app"]
+memory = "1G"
+
+[hosts.lb1]
+address = "192.0.2.10"
+tags = ["lb"]
+memory = "1G"
+
+[services.db]
+role = "roles/db.cfg"
+port = 5400
+port-option = "db-config:port"
+placement = {{ tags = ["db"] }}
+
+[services.api]
+role = "roles/app.cfg"
+instances = 2
+port = "auto"
+port-option = "app-config:port"
+links = ["db"]
+placement = {{ tags = ["app"] }}
+
+[services.api-lb]
+kind = "haproxy"
+port = 8080
+backends = "api"
+placement = {{ tags = ["{lb_tag}"] }}
+
+# a later service on the app hosts: it links to the API (a service of wave 2, as the LB's)
+[services.web]
+role = "roles/web.cfg"
+instances = 2
+port = "auto"
+port-option = "web-config:port"
+links = ["api"]
+placement = {{ tags = ["app"] }}
+"""
+
+WEB_ROLE = """\
+[buildout]
+parts = web web-config
+
+[web]
+recipe = system_recipes:deployment
+
+[web-config]
+recipe = system_recipes:template
+path = ${web:etc-directory}/web.ini
+text =
+    [web]
+    port = {{ port }}
+    api = {{ api_host }}:{{ api_port }}
+port = 1
+api-host = none
+api-port = 0
+"""
+
+
+def layered_system(tmp_path, db: str = "db1", lb_tag: str = "lb"):
+    from test_fleet_apply import ROLES
+
+    from system_recipes.fleet.prepare import prepare
+    from system_recipes.meta.expand import expand
+
+    profiles = tmp_path / "profiles"
+    (profiles / "roles").mkdir(parents=True)
+    shutil.copy(os.path.join(REPO, "profiles", "base.cfg"), profiles)
+    for role, text in {**ROLES, "web": WEB_ROLE}.items():
+        (profiles / "roles" / f"{role}.cfg").write_text(text)
+    model = tmp_path / "layers.toml"
+    model.write_text(LAYERED.format(profiles=profiles, db=db, lb_tag=lb_tag))
+    return prepare(str(model), expand, str(profiles), allow_moves=True)
+
+
+def test_hosts_go_in_waves_after_the_hosts_their_services_need(tmp_path):
+    """The app hosts run the balanced API (a service of wave 2) and a web app linking to it
+    (wave 3): the load balancer of the API still goes after them, never with them."""
+    from system_recipes.fleet.prepare import assign_waves
+
+    system = layered_system(tmp_path)
+    assert assign_waves(system) == [["db1"], ["app1", "app2"], ["lb1"]]
+    assert [system.hosts[name].wave for name in ("db1", "app1", "app2", "lb1")] == [1, 2, 2, 3]
+    assert system.notes == []
+
+
+def test_hosts_that_need_each_other_are_one_line(tmp_path):
+    """The database and the API's load balancer on one host, the API on two others: no order
+    of hosts holds both needs; the earlier service's need holds, the later one is said."""
+    from system_recipes.fleet.prepare import assign_waves
+
+    system = layered_system(tmp_path, db="dblb", lb_tag="db")
+    assert assign_waves(system) == [["dblb", "lb1"], ["app1", "app2"]]  # lb1 runs nothing
+    assert system.notes == [
+        "waves: dblb and app1 need each other (api-lb on dblb balances api on app1, api on "
+        "app1 links to db on dblb): dblb goes first, before the api its api-lb balances"
+    ]
+    assign_waves(system)
+    assert len(system.notes) == 1  # said once

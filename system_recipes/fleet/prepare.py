@@ -3,21 +3,22 @@
 **Revision.** The lock keeps ``revision`` (an integer) and ``digest`` (the sha256 of what was
 compiled: every host's host.cfg and packages). A run compiles the system and compares: the same
 digest keeps the revision, another one is the next revision -- ``fleet apply`` writes it into
-the lock (the only change it makes to the lock on its own; an allocation change needs ``fleet
-compile`` or ``--allow-moves``), ``fleet plan`` and ``fleet status`` only use it. A host refuses
-a revision older than the one it applied: a checkout that is behind cannot undo what a newer
-one applied (``--force`` can).
+the lock once a host took it (the only change it makes to the lock on its own; an allocation
+change needs ``fleet compile`` or ``--allow-moves``), ``fleet plan`` and ``fleet status`` only
+use it. A host refuses a revision older than the one it applied: a checkout that is behind
+cannot undo what a newer one applied (``--force`` can).
 
-**Waves.** Links say who must be ready first: a service's wave comes after the waves of the
-services it links to and of the backends it balances (database, then app servers, then the load
-balancer); a host goes in the wave of its latest service. The monitoring host goes last, so
-Nagios learns of checks once they can pass -- or first when checks are removed, so it stops
-watching them before they go away.
+**Waves.** Links say who must be ready first: a host goes after the hosts running the services
+its services link to and the backends they balance (database, then app servers, then the load
+balancer, whatever else the app servers run); hosts running the same services share a wave.
+The monitoring host goes last, so Nagios learns of checks once they can pass -- or first when
+checks are removed, so it stops watching them before they go away.
 """
 
 from __future__ import annotations
 
 import configparser
+import graphlib
 import hashlib
 import json
 import os
@@ -142,12 +143,10 @@ def service_levels(model: Model) -> dict[str, int]:
 
 
 def assign_waves(system: System, monitoring_first: bool = False) -> list[list[str]]:
-    """The hosts in waves (each job's ``wave`` set, from 1); within a wave, host name order."""
-    levels = service_levels(system.model)
-    raw = {
-        name: max((levels[s] for s in job.services), default=0)
-        for name, job in system.hosts.items()
-    }
+    """The hosts in waves (each job's ``wave`` set, from 1); within a wave, host name order.
+    A host goes after the hosts its services need (:func:`host_levels`); the monitoring host
+    last, or first when ``monitoring_first``."""
+    raw = host_levels(system)
     monitor = system.model.monitoring.host if system.model.monitoring else None
     if monitor is not None:
         others = [level for name, level in raw.items() if name != monitor]
@@ -161,6 +160,74 @@ def assign_waves(system: System, monitoring_first: bool = False) -> list[list[st
         for name in wave:
             system.hosts[name].wave = number
     return waves
+
+
+#: why one group of hosts needs another: (the needing service's level, the service, the host
+#: it runs on, the service it needs, a host of that one, "links to" or "balances")
+Need = tuple[int, str, str, str, str, str]
+
+
+def host_levels(system: System) -> dict[str, int]:
+    """0 for a host whose services need no other host; else one more than the latest host
+    they need (links and backends). Hosts that run the same services are one group and share
+    a level: each of them needs the others, and their instances roll ``max-unavailable`` at a
+    time within the wave. Groups that need each other cannot all be ordered: the need of the
+    latest service gives way (the database before the app servers, even when the load balancer
+    of those runs beside the database), and ``system.notes`` says so in one line."""
+    groups: dict[frozenset[str], list[str]] = {}
+    for name in sorted(system.hosts):
+        groups.setdefault(frozenset(system.hosts[name].services), []).append(name)
+    group_of = {host: key for key, hosts in groups.items() for host in hosts}
+    levels = service_levels(system.model)
+    needs: dict[frozenset[str], dict[frozenset[str], Need]] = {key: {} for key in groups}
+    for key, hosts in groups.items():
+        for service in sorted(key):
+            spec = system.model.services[service]
+            wanted = [(link, "links to") for link in spec.links]
+            wanted += [(spec.backends, "balances")] if spec.backends else []
+            for other, verb in wanted:
+                for instance in system.allocation.instances(other):
+                    target = group_of.get(instance.host)
+                    if target is None or target == key:
+                        continue
+                    need = (levels[service], service, hosts[0], other, groups[target][0], verb)
+                    if target not in needs[key] or need[0] > needs[key][target][0]:
+                        needs[key][target] = need
+    notes: list[str] = []
+    while True:
+        sorter = graphlib.TopologicalSorter({key: set(wants) for key, wants in needs.items()})
+        try:
+            sorter.prepare()
+        except graphlib.CycleError as error:
+            cycle = error.args[1]  # each group is needed by the next one
+            edges = [(cycle[i + 1], cycle[i]) for i in range(len(cycle) - 1)]
+            drop = max(range(len(edges)), key=lambda i: needs[edges[i][0]][edges[i][1]][0])
+            edges = edges[drop:] + edges[:drop]
+            notes.append(cycle_note([needs[group][wanted] for group, wanted in edges]))
+            del needs[edges[0][0]][edges[0][1]]
+            continue
+        found: dict[str, int] = {}
+        level = 0
+        while sorter.is_active():
+            ready = sorter.get_ready()
+            for key in ready:
+                found.update((host, level) for host in groups[key])
+            sorter.done(*ready)
+            level += 1
+        system.notes[:] = [n for n in system.notes if not n.startswith("waves: ")] + notes
+        return {name: found[name] for name in system.hosts}
+
+
+def cycle_note(chain: list[Need]) -> str:
+    """One line: which hosts need each other, and which need gives way (the first)."""
+    hosts = [need[2] for need in chain]
+    names = " and ".join([", ".join(hosts[:-1]), hosts[-1]])
+    why = ", ".join(f"{s} on {host} {verb} {t} on {other}" for _, s, host, t, other, verb in chain)
+    _, service, _, other, _, verb = chain[0]
+    return (
+        f"waves: {names} need each other ({why}): {hosts[0]} goes first, before the {other} "
+        f"its {service} {verb}"
+    )
 
 
 def removed_checks(old: str | None, new: str) -> list[str]:
