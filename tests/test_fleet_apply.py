@@ -380,6 +380,45 @@ def test_a_plan_leaves_a_host_never_applied_as_it_was(make_hosts, tmp_path):
         assert tree(host) == applied[host.name], host.name
 
 
+def test_apply_reports_drift_and_a_run_that_applied_nothing_keeps_the_lock(make_hosts, tmp_path):
+    fleet = make_hosts(4)
+    system = System(tmp_path, fleet, "drift")
+    assert system.fleet_command("apply").returncode == 0
+    lock = system.model.replace(".toml", ".lock.toml")
+    with open(lock, "rb") as stream:
+        applied = stream.read()
+    assert b"revision = 1\n" in applied
+    # a hand edit and nothing else to change: apply says so as plan does, and exits 2 as
+    # status does (the host is not as the model says)
+    with open(fleet["host4"].path("/etc/lb/lb.ini"), "a") as stream:
+        stream.write("# edited by hand\n")
+    plan = system.fleet_command("plan")
+    assert "host4: pending: 0 file changes; drift /etc/lb/lb.ini" in plan.stdout
+    drifted = system.fleet_command("apply")
+    assert drifted.returncode == 2, drifted.stdout + drifted.stderr
+    assert re.search(
+        r"^host4: unchanged: drift /etc/lb/lb.ini \(left as edited\) \(", drifted.stdout, re.M
+    ), drifted.stdout
+    assert states(drifted) == {h: "unchanged" for h in ("host1", "host2", "host3", "host4")}
+    assert "# edited by hand" in fleet["host4"].read("/etc/lb/lb.ini")
+    status = system.fleet_command("status")
+    assert status.returncode == 2 and "host4: drifted: /etc/lb/lb.ini" in status.stdout
+
+    # a new revision, and every host down: nothing applied, so the lock stays as it was
+    system.edit(
+        'role = "roles/app.cfg"\n',
+        'role = "roles/app.cfg"\nsettings = { app-config = { greeting = "hi" } }\n',
+    )
+    for host in fleet:
+        host.stop_sshd()
+    down = system.fleet_command("apply")
+    assert down.returncode == 3, down.stdout + down.stderr
+    assert states(down) == {h: "unreachable" for h in ("host1", "host2", "host3", "host4")}
+    assert "written into the lock" not in down.stdout
+    with open(lock, "rb") as stream:
+        assert stream.read() == applied
+
+
 def test_a_host_down_is_unreachable_and_the_others_converge(make_hosts, tmp_path):
     fleet = make_hosts(4)
     system = System(tmp_path, fleet, "down")

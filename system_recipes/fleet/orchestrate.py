@@ -82,6 +82,8 @@ class FleetRun:
         )
         self.interrupted = threading.Event()
         self.refusals: list[str] = []  # why the preflight refused an apply
+        self.drifted: set[str] = set()  # hosts an apply left with drift (exit 2)
+        self.stamp = threading.Lock()  # taken once the revision went into the lock
 
     # -- the three commands -------------------------------------------------------------------
 
@@ -130,11 +132,8 @@ class FleetRun:
         ):
             stopped = f"{failures} failed, more than --max-fail {self.settings.max_fail}"
         if not stopped:
-            if self.system.write_lock():
-                self.out.say(
-                    f"{self.system.model.name}: revision {self.system.revision} "
-                    f"({self.system.digest[:19]}...) written into the lock"
-                )
+            if self.system.allocation.changes:  # --allow-moves: the run's allocation
+                self.stamp_lock()
             monitor = self.system.model.monitoring
             first = bool(
                 monitor
@@ -142,6 +141,8 @@ class FleetRun:
                 and removed_checks(found[monitor.host][1], self.jobs[monitor.host].config)
             )
             waves = assign_waves(self.system, monitoring_first=first)
+            for note in self.system.notes:  # hosts that need each other
+                self.out.say(note)
             for name, job in self.jobs.items():
                 self.out.hosts[name].wave = job.wave
             ready = {name for name in found if self.out.hosts[name].state == "waiting"}
@@ -154,11 +155,24 @@ class FleetRun:
         if stopped:
             return self.finish(EXIT_STOPPED, stopped)
         failed = any(FINAL.get(line.state) for line in self.out.hosts.values())
-        return self.finish(EXIT_FAILED if failed else EXIT_OK)
+        if failed:
+            return self.finish(EXIT_FAILED)
+        # converged, but a file edited by hand was left as it is: not as the model says, as
+        # `fleet status` (drifted) and `fleet plan` (pending) exit too
+        return self.finish(EXIT_PENDING if self.drifted else EXIT_OK)
 
     def finish(self, code: int, stopped: str | None = None) -> int:
         self.out.close(code, self.system.revision, stopped)
         return code
+
+    def stamp_lock(self) -> None:
+        """The revision into the lock, once: when the allocation changed, or when the first
+        host took the revision. A run that applied nothing leaves the lock as it was."""
+        if self.stamp.acquire(blocking=False) and self.system.write_lock():
+            self.out.say(
+                f"{self.system.model.name}: revision {self.system.revision} "
+                f"({self.system.digest[:19]}...) written into the lock"
+            )
 
     def close_code(self, results: dict[str, str], pending: tuple[str, ...]) -> int:
         if any(FINAL.get(state) for state in results.values()):
@@ -346,15 +360,33 @@ class FleetRun:
         arguments = ["--force"] * self.settings.force
         if self.settings.confirm_timeout:
             arguments += ["--confirm-timeout", f"{self.settings.confirm_timeout:g}"]
-        result = self.remote(job, "apply", job.stdin(), arguments)
+        try:
+            result = self.remote(job, "apply", job.stdin(), arguments)
+        except TransportError:
+            self.stamp_lock()  # lost during its apply: the host may have taken the revision
+            raise
         if result.code:
             return self.failed(job, result)
+        self.stamp_lock()  # the host took the revision
+        plan: dict = next((e for e in result.events if e.get("step") == "plan"), {})
         return self.done(
-            job, self.connect(job), result.last.get("changed", 0), result.last.get("confirm")
+            job,
+            self.connect(job),
+            result.last.get("changed", 0),
+            result.last.get("confirm"),
+            plan.get("drift") or [],
         )
 
-    def done(self, job: HostJob, connection, changed: int, confirm: dict | None = None) -> str:
-        """Done when its checks pass (and, after a confirmed apply, it is confirmed anew)."""
+    def done(
+        self,
+        job: HostJob,
+        connection,
+        changed: int,
+        confirm: dict | None = None,
+        drift: list[str] | None = None,
+    ) -> str:
+        """Done when its checks pass (and, after a confirmed apply, it is confirmed anew);
+        ``drift``: the files edited by hand its apply left as they are, said as plan says them."""
         if job.checks:
             self.out.state(job.name, "checking", ", ".join(job.checks))
             problem = run_checks(self, job)
@@ -375,5 +407,9 @@ class FleetRun:
                 self.out.state(job.name, "failed", problem)
                 return "failed"
         state = "changed" if changed else "unchanged"
-        self.out.state(job.name, state, f"{changed} files" if changed else "")
+        detail = [f"{changed} files"] if changed else []
+        if drift:
+            self.drifted.add(job.name)
+            detail.append(f"drift {', '.join(drift)} (left as edited)")
+        self.out.state(job.name, state, "; ".join(detail))
         return state
