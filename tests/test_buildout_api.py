@@ -223,6 +223,26 @@ def test_buildout_writes_installed_cfg_through_these_methods(tmp_path):
     assert options["buildout"]["parts"] == "a b" and options["a"]["key"] == "value"
 
 
+def test_buildouts_own_directories_are_made_through_setup_directories(tmp_path):
+    """install() makes bin, parts and develop-eggs through ``self._setup_directories()``
+    after the extensions load: replaced on the instance, each one made is noted (a run that
+    fails takes them back)."""
+    assert "_setup_directories" in code_names(zb.Buildout.install)
+    buildout = load(tmp_path, "[buildout]\nparts =\n")
+    made: list[str] = []
+    parents: list[str] = []
+    buildout_install.note_buildout_directories(buildout, parents.append, made.append)
+    assert os.path.join(str(tmp_path), "bin") not in made and str(tmp_path) in parents
+    buildout._setup_directories()
+    assert sorted(made) == sorted(
+        buildout["buildout"][f"{name}-directory"] for name in ("bin", "parts", "develop-eggs")
+    )
+    assert all(os.path.isdir(path) for path in made)
+    made.clear()
+    buildout._setup_directories()
+    assert made == []  # there already: not this run's
+
+
 def test_installed_cfg_is_read_by_buildout_with_equal_values_shared(tmp_path):
     buildout = load(tmp_path, "[buildout]\nparts =\n")
     data = {"key": "value"}

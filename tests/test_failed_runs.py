@@ -5,9 +5,13 @@ it needs says so in one line."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
-from support.paths import BUILDOUT
-from support.results import ok
+import pytest
+from support.host import Host, make_scratch_root
+from support.paths import BUILDOUT, SYSTEM_RECIPES
+from support.results import ok, one_error_line
 
 APP = """
 [buildout]
@@ -84,3 +88,101 @@ def test_a_run_killed_writing_an_update_leaves_no_temporary_file(host):
     assert "rolled back" in out
     assert host.read("/etc/app/app.ini") == "port = 9090\n"
     assert leftovers(host, "/etc/app") == []
+
+
+SCRATCH = """
+[buildout]
+extends = {base}
+parts = app-config
+
+[system-recipes]
+root = {root}
+
+[app-config]
+recipe = system_recipes:template
+path = /etc/app/app.ini
+text = port = {{ port }}
+port = 8080
+"""
+
+
+def listing(*tops: str) -> dict[str, tuple]:
+    """Every path below ``tops`` (themselves included): kind, mode, owner, content, mtime."""
+    result = {}
+    for top in tops:
+        for dirpath, dirnames, filenames in os.walk(top):
+            for path in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+                st = os.lstat(path)
+                content = None
+                if os.path.isfile(path) and not os.path.islink(path):
+                    with open(path, "rb") as stream:
+                        content = stream.read()
+                result[path] = (st.st_mode, st.st_uid, st.st_gid, content, st.st_mtime_ns)
+    return result
+
+
+def test_a_failed_first_run_leaves_the_root_as_it_found_it(scratch):
+    scratch.write(SCRATCH.replace("port = 8080", "mode = 999\nport = 8080"))
+    before = listing(scratch.root, scratch.directory)
+    one_error_line(scratch.buildout(), "[app-config] mode")
+    assert listing(scratch.root, scratch.directory) == before
+    assert not os.path.exists(os.path.join(scratch.root, "var"))
+
+
+def test_a_run_that_fails_validation_changes_nothing_state_included(scratch):
+    scratch.write(SCRATCH)
+    ok(scratch.buildout())
+    scratch.write(SCRATCH.replace("port = 8080", "port = 9090\nmode = 999"))
+    before = listing(scratch.root, scratch.directory)
+    one_error_line(scratch.buildout(), "[app-config] mode")
+    assert listing(scratch.root, scratch.directory) == before
+
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.fixture
+def shared(sandbox):
+    """A host whose profile an unprivileged user can read (pytest's tmp_path is root's only)."""
+    directory = tempfile.mkdtemp(prefix="sr-unprivileged-", dir="/tmp")
+    os.chmod(directory, 0o755)
+    try:
+        yield Host(sandbox, directory)
+    finally:
+        shutil.rmtree(directory)
+
+
+@pytest.mark.parametrize("command", [[BUILDOUT], [SYSTEM_RECIPES, "converge"]])
+def test_a_run_without_root_says_it_needs_root(shared, command):
+    shared.write(APP.replace("/etc/app/app.ini", "/etc/sr-unprivileged.ini"))
+    result = shared.sandbox.run(
+        [*NOBODY, *command, "-c", os.path.join(shared.directory, "host.cfg")],
+        cwd=shared.directory,
+    )
+    assert result.returncode == 1, result
+    line = one_error_line(result, "/var/lib/system-recipes", "needs root", "run it as root")
+    assert "//" not in line and len((result.stdout + result.stderr).splitlines()) <= 3, result
+    assert not shared.exists("/etc/sr-unprivileged.ini")
+
+
+def test_a_run_without_root_into_a_scratch_root_says_what_to_do(shared):
+    root = make_scratch_root(os.path.join(shared.directory, "root"))
+    for dirpath, _, filenames in os.walk(root):
+        for path in [dirpath, *(os.path.join(dirpath, name) for name in filenames)]:
+            os.chown(path, 65534, 65534)
+    shared.root = root
+    shared.write(SCRATCH)
+    before = listing(root)
+    result = shared.sandbox.run(
+        [*NOBODY, BUILDOUT, "-c", os.path.join(shared.directory, "host.cfg")],
+        cwd=shared.directory,
+    )
+    assert result.returncode == 1, result
+    one_error_line(
+        result, "[app-config] /etc/app/app.ini", "Operation not permitted", "run it as root"
+    )
+    # rolled back: every path as it was (a directory a write was rolled back in has a new
+    # mtime), and no state directory
+    assert {path: entry[:4] for path, entry in listing(root).items()} == {
+        path: entry[:4] for path, entry in before.items()
+    }

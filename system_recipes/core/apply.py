@@ -97,6 +97,7 @@ class Apply:
             where = f"[{current.part}] {current.path}: " if current else ""
             raise RunError(
                 f"{where}{_reason(error)}; rolled back {undone} change(s), nothing was changed"
+                f"{not_root(error)}"
             ) from None
 
     def one(self, action: Action) -> None:
@@ -281,6 +282,14 @@ def file_books(item: FileSpec) -> dict:
         "group": item.group,
         "secret": item.secret,
     }
+
+
+def not_root(error: BaseException) -> str:
+    """What to do about a write refused to a user who is not root (files get their owner and
+    mode, which needs root): said after the error, or ""."""
+    if isinstance(error, PermissionError) and os.geteuid() != 0:
+        return " (not root: run it as root)"
+    return ""
 
 
 def _reason(error: Exception) -> str:

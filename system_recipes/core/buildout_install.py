@@ -241,3 +241,34 @@ def defer_installed_writes(buildout) -> DeferredInstalled:
     """From now on ``buildout.install`` writes nothing to ``installed.cfg``; ``flush()`` writes
     what it last asked for."""
     return DeferredInstalled(buildout)
+
+
+#: buildout's options naming the files and directories it keeps: their parents are made first
+BUILDOUT_STATE = ("installed", "bin-directory", "parts-directory", "develop-eggs-directory")
+#: the directories ``Buildout._setup_directories`` makes, just after the extensions load
+SETUP_DIRECTORIES = ("bin-directory", "parts-directory", "develop-eggs-directory")
+
+
+def note_buildout_directories(
+    buildout, makedirs: Callable[[str], None], made: Callable[[str], None]
+) -> None:
+    """The parents of buildout's own state are made by ``makedirs``, and each directory
+    ``Buildout._setup_directories`` makes is told to ``made``: a run that fails takes them
+    back (core.skeleton). buildout calls it through the instance, so it is replaced there."""
+    for key in BUILDOUT_STATE:
+        value = buildout["buildout"].get(key)
+        if value:
+            makedirs(os.path.dirname(os.path.abspath(value)))
+    setup = buildout._setup_directories
+
+    def setup_directories() -> None:
+        paths = [buildout["buildout"].get(key) for key in SETUP_DIRECTORIES]
+        missing = [path for path in paths if path and not os.path.lexists(path)]
+        try:
+            setup()
+        finally:
+            for path in missing:
+                if os.path.isdir(path):
+                    made(path)
+
+    buildout._setup_directories = setup_directories

@@ -10,6 +10,7 @@ a failure while applying rolls the journal back; a killed run is rolled back by 
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import time
@@ -25,6 +26,8 @@ from .manifest import Manifest
 from .model import GENERATED_FROM, Expansion, PartSpec
 from .plan import Planner
 from .settings import Settings, settings_from_buildout
+from .skeleton import Skeleton
+from .unused_sections import check_sections_used
 from .validate import Item, Validation, ValidationContext
 
 ATTRIBUTE = "_system_recipes_run"
@@ -52,6 +55,10 @@ class Run:
         self.validated: bool = False
         self._lock_fd: int | None = None
         self.state: str = self.settings.state_path
+        #: what this run made before applying anything, taken back if it fails (``release``)
+        self.skeleton = Skeleton()
+        #: the run applied its plan and wrote the manifest: what it made stays
+        self.committed: bool = False
         self.journal = Journal(self.settings.root, os.path.join(self.state, "journal"))
         self.last_plan: Plan | None = None
         self._manifest: Manifest | None = None
@@ -73,61 +80,96 @@ class Run:
 
     # -- lock and recovery -----------------------------------------------------------------
     def acquire(self) -> None:
+        """Take the state directory's lock (waiting up to lock-timeout), then recover what a
+        killed run left. A run that applies registers ``release`` to run at exit: a run that
+        fails takes back what it made (see ``release``)."""
+        fd: int | None
         if self.mode == "apply":
-            os.makedirs(self.state, mode=0o700, exist_ok=True)
-            os.makedirs(os.path.join(self.state, self.settings.instance), mode=0o700, exist_ok=True)
-        elif not os.path.isdir(self.state):
-            return  # nothing was ever applied: nothing to lock against
-        path = os.path.join(self.state, "lock")
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = (
-            os.open(path, flags if self.mode == "apply" else os.O_RDONLY | os.O_CLOEXEC, 0o600)
-            if self.mode == "apply" or os.path.exists(path)
-            else None
-        )
+            atexit.register(self.release)
+            fd = self._lock_for_apply()
+        else:
+            fd = self._lock_for_plan()
         if fd is None:
             return
-        kind = fcntl.LOCK_EX if self.mode == "apply" else fcntl.LOCK_SH
-        deadline = time.monotonic() + self.settings.lock_timeout
-        told = False
-        while True:
-            try:
-                fcntl.flock(fd, kind | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise RunError(
-                        f"another system-recipes run holds {path} "
-                        f"(pid {self._holder(path)}); gave up after "
-                        f"{self.settings.lock_timeout}s (lock-timeout)"
-                    ) from None
-                if not told:
-                    report.say(
-                        f"system-recipes: waiting for another run "
-                        f"(pid {self._holder(path)}) to finish"
-                    )
-                    told = True
-                time.sleep(0.2)
-        if self.mode == "apply":
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
         if self.mode == "apply":
             outcome, count = self.journal.recover(Manifest.read_bytes(self.state))
             self.recovered = outcome
             if outcome == "rolled back":
                 report.say(f"system-recipes: rolled back {count} change(s) of an interrupted run")
+            # what this run may change in the state before it fails (a journal made and
+            # discarded, a directory of buildout's): their times are put back
+            self.skeleton.keep_times(self.state)
+            self.skeleton.keep_times(os.path.join(self.state, self.settings.instance))
 
-    @staticmethod
-    def _holder(path: str) -> str:
+    def _lock_for_plan(self) -> int | None:
+        path = os.path.join(self.state, "lock")
+        if not os.path.exists(path):
+            return None  # nothing was ever applied: nothing to lock against
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._wait(fd, path, fcntl.LOCK_SH)
+        return fd
+
+    def _lock_for_apply(self) -> int:
+        """The lock file is never written (the holder's pid comes from /proc/locks), so a run
+        changes nothing of it; a run that finds it gone once it holds it (a failed first run
+        removed it) takes the one there now."""
+        path = os.path.join(self.state, "lock")
+        while True:
+            try:
+                self.skeleton.makedirs(self.state)
+                self.skeleton.makedirs(os.path.join(self.state, self.settings.instance))
+                fd = self._open_lock(path)
+            except PermissionError as error:
+                raise RunError(not_permitted(error, self.state)) from None
+            self._wait(fd, path, fcntl.LOCK_EX)
+            try:
+                now = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                now = None
+            held = os.fstat(fd)
+            if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                return fd
+            os.close(fd)
+
+    def _open_lock(self, path: str) -> int:
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            with open(path) as stream:
-                return stream.read().strip() or "?"
-        except OSError:
-            return "?"
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return os.open(path, flags)
+        self.skeleton.note(path)
+        return fd
+
+    def _wait(self, fd: int, path: str, kind: int) -> None:
+        deadline = time.monotonic() + self.settings.lock_timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, kind | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = lock_holder(fd)
+                    os.close(fd)
+                    raise RunError(
+                        f"another system-recipes run holds {path} (pid {holder}); gave up "
+                        f"after {self.settings.lock_timeout}s (lock-timeout)"
+                    ) from None
+                if not told:
+                    report.say(
+                        f"system-recipes: waiting for another run (pid {lock_holder(fd)}) to finish"
+                    )
+                    told = True
+                time.sleep(0.2)
 
     def release(self) -> None:
+        """The end of a run: a run that did not commit first takes back what it made (the
+        state directory on a first run, the lock file, buildout's directories), then the lock
+        goes. Called by the extension, and at exit for a run that failed in between."""
+        atexit.unregister(self.release)
+        if not self.committed:
+            self.skeleton.undo()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -139,8 +181,12 @@ class Run:
         self.expansions = expander(self.buildout)
 
     def defer_installed_writes(self) -> None:
-        """buildout's ``installed.cfg`` is written by ``flush_installed``, after the commit."""
+        """buildout's ``installed.cfg`` is written by ``flush_installed``, after the commit;
+        the directories buildout makes for itself are noted, to go if the run fails."""
         self.installed_state = buildout_install.defer_installed_writes(self.buildout)
+        buildout_install.note_buildout_directories(
+            self.buildout, self.skeleton.makedirs, self.skeleton.note
+        )
 
     def flush_installed(self) -> None:
         if self.installed_state is not None:
@@ -173,6 +219,7 @@ class Run:
         return buildout_api.configured_parts(self.buildout)
 
     def build_plan(self, specs: Mapping[str, PartSpec | None]) -> Plan:
+        check_sections_used(self.buildout)  # every part is constructed by now (buildout's install)
         manifest = self.manifest()
         orphans = set(manifest.parts) - set(specs) - self.configured_parts()
         if self.mode == "plan":
@@ -245,6 +292,8 @@ class Run:
         self.last_plan = plan
         if plan.changed or plan.adopted:
             self._apply(plan)
+        self.committed = True
+        self.skeleton.forget()
         self.protect_buildout_state()
         for line in report.part_lines(plan, "past", self.expansions):
             report.say(line)
@@ -270,6 +319,40 @@ class Run:
         installed = self.buildout["buildout"].get("installed")
         if installed and os.path.isfile(installed) and not os.path.islink(installed):
             os.chmod(installed, 0o600)
+
+
+def lock_holder(fd: int) -> str:
+    """The pid(s) of the other processes holding a lock on ``fd``'s file, from /proc/locks;
+    "?" when it cannot be told. (An overlay reports another device there: the inode alone
+    names it when no device matches.)"""
+    held = os.fstat(fd)
+    try:
+        with open("/proc/locks", encoding="ascii") as stream:
+            lines = stream.read().splitlines()
+    except OSError:
+        return "?"
+    device = f"{os.major(held.st_dev):02x}:{os.minor(held.st_dev):02x}"
+    exact: list[str] = []
+    same_inode: list[str] = []
+    for line in lines:
+        fields = line.split()  # 1: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE START END
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[4] == str(os.getpid()):
+            continue
+        where, _, inode = fields[5].rpartition(":")
+        if inode == str(held.st_ino):
+            (exact if where == device else same_inode).append(fields[4])
+    found = sorted(set(exact or same_inode), key=int)
+    return ", ".join(found) if found else "?"
+
+
+def not_permitted(error: OSError, state: str) -> str:
+    """The one line for a state directory this user cannot write (one slash: the root joined
+    to the state directory is normalized)."""
+    return f"cannot write the state directory {os.path.normpath(state)}: {error.strerror}" + (
+        " (a run needs root: run it as root, or give this user write access to the state directory)"
+        if os.geteuid() != 0
+        else ""
+    )
 
 
 def _verbosity(buildout) -> int:

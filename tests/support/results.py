@@ -10,9 +10,9 @@ def said(output, part, status):
     return re.search(rf"^  \[{re.escape(part)}\]\s+{status}\b", output, re.M) is not None
 
 
-# buildout appends to its installed.cfg at the start of every run, and the lock file holds the
-# pid of the last run: neither is configuration of the host.
-BOOKKEEPING = ("/installed.cfg", "/lock")
+# buildout's installed.cfg is rewritten by every successful run: not configuration of the host.
+# (The lock file is never written: a failed run leaves it as it was, a snapshot says so.)
+BOOKKEEPING = ("/installed.cfg",)
 
 
 def snapshot(host, *tops):
