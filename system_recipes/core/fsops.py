@@ -174,6 +174,44 @@ def inspect(root: str, host_path: str, read: bool = True) -> FileState | None:
         os.close(dfd)
 
 
+def times(root: str, host_path: str) -> list[int] | None:
+    """``[atime, mtime]`` in ns of what is at ``host_path`` (not following a symlink there);
+    None when nothing is, or the way is unsafe."""
+    try:
+        if not _components(host_path):
+            st = os.stat(root)
+        else:
+            parents, name = split(host_path)
+            dfd = _open_dir(root, parents)
+            if dfd is None:
+                return None
+            try:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            finally:
+                os.close(dfd)
+    except OSError:
+        return None
+    return [st.st_atime_ns, st.st_mtime_ns]
+
+
+def set_times(root: str, host_path: str, ns: list[int]) -> None:
+    """Give ``host_path`` the times ``times`` returned (nothing when it is gone)."""
+    try:
+        if not _components(host_path):
+            os.utime(root, ns=(ns[0], ns[1]))
+            return
+        parents, name = split(host_path)
+        dfd = _open_dir(root, parents)
+        if dfd is None:
+            return
+        try:
+            os.utime(name, ns=(ns[0], ns[1]), dir_fd=dfd, follow_symlinks=False)
+        finally:
+            os.close(dfd)
+    except FileNotFoundError:
+        return
+
+
 def write_file(
     root: str,
     host_path: str,

@@ -37,6 +37,15 @@ class Journal:
         return self._stream
 
     def _append(self, entry: dict) -> None:
+        path = entry.get("path")
+        if path and entry["op"] in ("file", "link", "mkdir"):
+            # the times of the directory it changes and of a file it replaces: put back by a
+            # rollback, which then leaves the tree as it found it, modification times included
+            entry["dir_times"] = {
+                os.path.dirname(path): fsops.times(self.root, os.path.dirname(path))
+            }
+            if entry.get("backup") is not None:
+                entry["times"] = fsops.times(self.root, path)
         stream = self._open()
         stream.write(json.dumps(entry, sort_keys=True) + "\n")
         stream.flush()
@@ -131,10 +140,18 @@ class Journal:
                     "mode": state.mode,
                     "uid": state.uid,
                     "gid": state.gid,
+                    "times": fsops.times(self.root, path),
                 }
             else:
                 saved[path] = None
-        self._append({"op": "accounts", "files": saved})
+        directories = {os.path.dirname(path) for path in ACCOUNT_FILES}
+        self._append(
+            {
+                "op": "accounts",
+                "files": saved,
+                "dir_times": {d: fsops.times(self.root, d) for d in sorted(directories)},
+            }
+        )
 
     def committing(self, manifest_data: bytes, path: str) -> None:
         """Before the manifest (host path ``path``) is written: the commit point."""
@@ -179,14 +196,24 @@ class Journal:
             if entry.get("tmp"):
                 fsops.remove_file(self.root, entry["tmp"])
             self._undo(entry)
+        first: dict[str, list[int]] = {}  # each directory's times before the first change
+        for entry in entries:
+            for directory, times in (entry.get("dir_times") or {}).items():
+                if times is not None:
+                    first.setdefault(directory, times)
+        for directory, times in first.items():
+            fsops.set_times(self.root, directory, times)
         self.discard()
         return sum(1 for e in entries if e["op"] not in ("commit", "tmp"))
 
-    def _restore(self, path: str, backup: str, mode: int, uid: int, gid: int) -> None:
-        with open(os.path.join(self.directory, backup), "rb") as stream:
+    def _restore(self, path: str, saved: dict) -> None:
+        """Put back the file ``saved`` (an entry, or an account file's record) backed up."""
+        with open(os.path.join(self.directory, saved["backup"]), "rb") as stream:
             data = stream.read()
         self._rollback_writes(path)
-        fsops.write_file(self.root, path, data, mode, uid, gid)
+        fsops.write_file(self.root, path, data, saved["mode"], saved["uid"], saved["gid"])
+        if saved.get("times"):
+            fsops.set_times(self.root, path, saved["times"])
 
     def _rollback_writes(self, path: str) -> None:
         """A rollback's own write goes through a temporary file too (of this process): named
@@ -200,7 +227,7 @@ class Journal:
             if entry["backup"] is None:
                 fsops.remove_file(self.root, path)
             else:
-                self._restore(path, entry["backup"], entry["mode"], entry["uid"], entry["gid"])
+                self._restore(path, entry)
         elif op == "meta":
             state = fsops.inspect(self.root, path, read=False)
             if state is not None and state.kind in ("file", "dir"):
@@ -216,7 +243,7 @@ class Journal:
             elif state is not None and state.kind == "symlink":
                 fsops.remove_file(self.root, path)  # ours (or nothing was there before)
             if entry["backup"] is not None:
-                self._restore(path, entry["backup"], entry["mode"], entry["uid"], entry["gid"])
+                self._restore(path, entry)
         elif op == "mkdir":
             fsops.remove_empty_directory(self.root, path)
         elif op == "accounts":
@@ -224,9 +251,7 @@ class Journal:
                 if saved is None:
                     fsops.remove_file(self.root, account_file)
                 else:
-                    self._restore(
-                        account_file, saved["backup"], saved["mode"], saved["uid"], saved["gid"]
-                    )
+                    self._restore(account_file, saved)
 
     def recover(self, manifest_data: bytes | None) -> tuple[str, int]:
         """After a killed run: ('committed'|'rolled back'|'clean', changes undone)."""
