@@ -4,6 +4,7 @@ it needs says so in one line."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -188,3 +189,33 @@ def test_a_run_without_root_into_a_scratch_root_says_what_to_do(shared):
     )
     # rolled back, modification times included, and no state directory
     assert listing(root) == before
+
+
+def held_lock_line(host, lock: str) -> str:
+    """The error line of a run that gives up on ``lock``, held by this process."""
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return one_error_line(host.buildout("system-recipes:lock-timeout=0"), "lock-timeout")
+    finally:
+        os.close(fd)
+
+
+def test_the_lock_names_its_holder_and_is_never_written(scratch):
+    scratch.write(SCRATCH)
+    ok(scratch.buildout())
+    lock = os.path.join(scratch.root, "var/lib/system-recipes/lock")
+    before = listing(os.path.dirname(lock))
+    line = held_lock_line(scratch, lock)
+    assert f"holds {lock} (pid {os.getpid()})" in line, line
+    scratch.write(SCRATCH.replace("port = 8080", "port = 9090"))
+    ok(scratch.buildout())
+    assert listing(os.path.dirname(lock))[lock] == before[lock]  # a run that applied, too
+
+
+def test_the_lock_names_its_holder_on_an_overlay(host):
+    """/proc/locks names another device than stat does on an overlay: the inode is enough."""
+    host.write(APP)
+    ok(host.buildout())
+    line = held_lock_line(host, host.path("/var/lib/system-recipes/lock"))
+    assert f"(pid {os.getpid()})" in line, line
