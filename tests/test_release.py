@@ -10,16 +10,20 @@ the first run on a machine downloads; a fresh clone still works, just slower the
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import pty
 import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tarfile
 import tempfile
+import termios
 import time
 
 import hypothesis.strategies as st
@@ -136,6 +140,7 @@ class Releases:
             *options,
         )
         assert result.returncode == 0, result.stderr
+        assert result.stderr == ""  # not a terminal: no progress line
         path = result.stdout.strip()
         assert path == os.path.join(output, f"shop-{version}.tar.gz")
         return path
@@ -152,6 +157,7 @@ class Releases:
             output = self.base / f"rpm-{version}" / "dist"  # created by the rpm command
             result = cli("rpm", self.tarball(version), "-o", str(output))
             assert result.returncode == 0, result.stderr
+            assert result.stderr == ""  # not a terminal: no progress line
             self.rpms[version] = result.stdout.strip()
         return self.rpms[version]
 
@@ -410,6 +416,114 @@ def test_bad_input_is_one_line_and_leaves_nothing(releases, tmp_path):
     line = one_error_line(cli("rpm", tarball, "-o", str(out), "--template", str(template)))
     assert line.startswith("Error: [rpm] rpmbuild: the build failed: error:")
     assert os.listdir(out) == []
+
+
+def on_a_terminal(*args: str, columns: int = 300) -> tuple[int, str, str]:
+    """``system-recipes ARGS`` with stderr on a pseudo-terminal ``columns`` wide (stdout piped,
+    as in ``path=$(system-recipes rpm ...)``): the exit status, stdout, and what the terminal
+    received."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    environment = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
+    process = subprocess.Popen(
+        [SYSTEM_RECIPES, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=environment,
+    )
+    os.close(slave)
+    received = b""
+    try:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the command and everything it started have closed it
+                break
+            if not data:
+                break
+            received += data
+    finally:
+        os.close(master)
+    stdout = process.stdout.read().decode()
+    process.stdout.close()
+    status = process.wait(timeout=600)
+    return status, stdout, received.decode().replace("\r\n", "\n")  # the tty's \n -> \r\n
+
+
+def steps(terminal: str) -> list[str]:
+    """The texts a progress line showed, in order, without the seconds and the blanks."""
+    shown = [re.sub(r" \(\d+ s\) *$", "", text) for text in terminal.split("\r")]
+    return [text for i, text in enumerate(shown) if text.strip() and shown[i - 1] != text]
+
+
+def erased(terminal: str) -> bool:
+    """Whether the progress line ended erased: blanks over it, back to the line's start."""
+    return terminal.endswith("\r") and terminal[:-1].rsplit("\r", 1)[-1].strip() == ""
+
+
+def test_release_and_rpm_say_what_step_runs_on_a_terminal(releases, tmp_path):
+    """Seconds of pip and rpmbuild: on a terminal one line says what is running and is erased
+    at the end, so the terminal keeps only the result; the output is the same bytes as when
+    stderr is piped (the builds of the fixture, whose stderr is empty)."""
+    status, stdout, terminal = on_a_terminal(
+        "release",
+        PROJECT,
+        "-o",
+        str(tmp_path / "release"),
+        "--system-recipes",
+        releases.wheel,
+        "--cache",
+        os.path.join(CACHE, "pip"),
+    )
+    assert status == 0, terminal
+    assert "\n" not in terminal and erased(terminal), terminal
+    shown = steps(terminal)
+    assert shown[:2] == [
+        "release: copying the sources to build from",
+        "release: pip wheel: resolving the distributions",
+    ]
+    assert "release: pip wheel: building the wheel of shop" in shown, shown
+    assert "release: pip wheel: collecting zc.buildout==6.0.1" in shown, shown
+    assert shown[-1] == "release: writing shop-1.0.tar.gz"
+    assert sha256(stdout.strip()) == sha256(releases.tarball("1.0"))
+
+    status, stdout, terminal = on_a_terminal(
+        "rpm", releases.tarball("1.0"), "-o", str(tmp_path / "rpm")
+    )
+    assert status == 0, terminal
+    assert "\n" not in terminal and erased(terminal), terminal
+    shown = steps(terminal)
+    for step in (
+        "rpm: rpmbuild %prep: unpacking the release",
+        "rpm: rpmbuild %install: install.sh installs the venv, offline",
+        "rpm: rpmbuild: packaging the files (digests, compressed payload)",
+    ):
+        assert step in shown, shown
+    assert shown[-1] == f"rpm: copying {os.path.basename(stdout.strip())} into {tmp_path}/rpm"
+    assert sha256(stdout.strip()) == sha256(releases.rpm("1.0"))
+
+    # a failure: the line is erased, then the one error line, on a line of its own
+    template = tmp_path / "refused.spec.j2"
+    template.write_text("Name: {{ name }}\nVersion: {{ version }}\n")
+    status, stdout, terminal = on_a_terminal(
+        "rpm",
+        releases.tarball("1.0"),
+        "-o",
+        str(tmp_path / "refused"),
+        "--template",
+        str(template),
+        columns=30,
+    )
+    assert status == 1 and stdout == ""
+    progress, _, error = terminal.rpartition("\r")
+    assert erased(progress + "\r") and steps(progress), terminal
+    # never wider than the terminal, less one column: a line that wrapped could not be rewritten
+    assert max(len(text) for text in progress.split("\r")) == 29, terminal
+    assert (
+        error.startswith("Error: [rpm] rpmbuild: the build failed: error:")
+        and error.count("\n") == 1
+    ), terminal
 
 
 def test_an_output_that_cannot_be_a_directory_is_one_line(releases, tmp_path):

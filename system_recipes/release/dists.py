@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
 from ..core.errors import ConfigError
+from .progress import Progress, pip_wheel_step
+from .progress import run as run_watched
 from .project import canonical
 
 # What a build leaves in a source tree; never copied into the private build copy.
@@ -112,9 +114,11 @@ def build_wheels(
     cache: str | None,
     epoch: int,
     origins: dict[str, str] | None = None,
+    progress: Progress | None = None,
 ) -> None:
     """``pip wheel`` every requirement into ``dists``. ``origins`` maps the private copies
-    being built back to the directories the operator named, for error messages."""
+    being built back to the directories the operator named, for error messages; ``progress``
+    shows the distribution pip is at, on a terminal."""
     command = [
         sys.executable,
         "-m",
@@ -136,10 +140,12 @@ def build_wheels(
     env = dict(
         os.environ, SOURCE_DATE_EPOCH=str(epoch), PYTHONHASHSEED="0", LC_ALL="C.UTF-8", TZ="UTC"
     )
-    result = subprocess.run(
+    progress = progress or Progress("release", enabled=False)
+    progress.step("pip wheel: resolving the distributions")
+    result = run_watched(
         command + requirements,
-        capture_output=True,
-        text=True,
+        progress,
+        pip_wheel_step,
         env=env,
         stdin=subprocess.DEVNULL,
         timeout=900,

@@ -29,6 +29,8 @@ import time
 
 from ..core.errors import ConfigError
 from ..core.render import RenderError, packaged_templates, render
+from .progress import Progress, rpmbuild_step
+from .progress import run as run_watched
 from .tarball import output_directory, source_date_epoch
 
 SPEC_TEMPLATE = "release.spec.j2"
@@ -196,23 +198,31 @@ def build_rpm(tarball: str, output: str = ".", *, template: str | None = None, *
     output = output_directory("rpm", output)
     topdir = tempfile.mkdtemp(prefix="system-recipes-rpm-")
     try:
-        built = _rpmbuild(topdir, spec, tarball, context)
-        target = os.path.join(output, os.path.basename(built))
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(built)}.", dir=output)
-        os.close(descriptor)
-        try:
-            shutil.copyfile(built, temporary)
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, target)
-        except BaseException:
-            os.unlink(temporary)
-            raise
-        return target
+        with Progress("rpm") as progress:
+            built = _rpmbuild(topdir, spec, tarball, context, progress)
+            progress.step(f"copying {os.path.basename(built)} into {output}")
+            return _deliver(built, output)
     finally:
         shutil.rmtree(topdir, ignore_errors=True)
 
 
-def _rpmbuild(topdir: str, spec_text: str, tarball: str, context: dict) -> str:
+def _deliver(built: str, output: str) -> str:
+    """The built package copied into ``output`` under its own name, whole or not at all."""
+    target = os.path.join(output, os.path.basename(built))
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(built)}.", dir=output)
+    os.close(descriptor)
+    try:
+        shutil.copyfile(built, temporary)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return target
+
+
+def _rpmbuild(topdir: str, spec_text: str, tarball: str, context: dict, progress: Progress) -> str:
+    progress.step("rpmbuild: starting")
     for sub in ("SPECS", "SOURCES", "BUILD", "RPMS", "SRPMS", "BUILDROOT", "tmp", "home", "db"):
         os.makedirs(os.path.join(topdir, sub))
     shutil.copyfile(tarball, os.path.join(topdir, "SOURCES", context["tarball"]))
@@ -242,10 +252,10 @@ def _rpmbuild(topdir: str, spec_text: str, tarball: str, context: dict) -> str:
         "SOURCE_DATE_EPOCH": str(epoch),
     }
     try:
-        result = subprocess.run(
+        result = run_watched(
             command + [spec],
-            capture_output=True,
-            text=True,
+            progress,
+            rpmbuild_step,
             env=env,
             stdin=subprocess.DEVNULL,
             timeout=900,

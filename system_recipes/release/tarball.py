@@ -28,6 +28,7 @@ from importlib.metadata import version as installed_version
 from ..core.errors import ConfigError
 from ..core.render import RenderError, packaged_templates, render
 from . import dists as dist_tools
+from .progress import Progress
 from .project import Project, canonical, check_version, load
 
 DEFAULT_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip (wheel) can hold
@@ -86,16 +87,18 @@ def build_release(
     output = output_directory("release", output)
     work = tempfile.mkdtemp(prefix="system-recipes-release-")
     try:
-        return _build(
-            project,
-            output,
-            work,
-            find_links or [],
-            offline,
-            system_recipes or dist_tools.system_recipes_source(),
-            cache,
-            epoch,
-        )
+        with Progress("release") as progress:
+            return _build(
+                project,
+                output,
+                work,
+                find_links or [],
+                offline,
+                system_recipes or dist_tools.system_recipes_source(),
+                cache,
+                epoch,
+                progress,
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -109,7 +112,9 @@ def _build(
     system_recipes: str,
     cache: str | None,
     epoch: int,
+    progress: Progress,
 ) -> str:
+    progress.step("copying the sources to build from")
     sources = os.path.join(work, "src")
     application = dist_tools.copy_source(project.directory, os.path.join(sources, "application"))
     origins = {application: project.directory}
@@ -134,6 +139,7 @@ def _build(
         cache=cache,
         epoch=epoch,
         origins=origins,
+        progress=progress,
     )
     dists = dist_tools.inventory(dists_dir)
     app = dist_tools.find(dists, project.name)
@@ -193,6 +199,7 @@ def _build(
     if project.buildout:
         files.update(_buildout_files(project.buildout))
     target = os.path.join(output, f"{top}.tar.gz")
+    progress.step(f"writing {top}.tar.gz")
     write_archive(target, top, files, epoch)
     return target
 
