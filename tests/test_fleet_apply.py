@@ -436,7 +436,7 @@ def test_a_host_down_is_unreachable_and_the_others_converge(make_hosts, tmp_path
     }
     assert re.search(r"^apply: 4 hosts, 3 changed, 1 unreachable \(.*exit 3", apply.stdout, re.M)
     assert re.search(
-        r"^  host4: unreachable: \(.*\) unreachable: ssh: connect to host .* "
+        r"^  host4: unreachable: \(.*\) ssh: connect to host .* "
         r"Connection refused \(log: .*/host4.log\)$",
         apply.stdout,
         re.M,

@@ -183,10 +183,11 @@ def run_fleet(args, expander: Expander, profiles: str) -> int:
         from .export_ansible import run_export
 
         return run_export(args, expander, profiles)
-    from .orchestrate import FleetRun, Settings, failure_limit
+    from .orchestrate import FleetRun, Settings, controller_connections, failure_limit
     from .output import Output, run_directory
     from .prepare import prepare
     from .tables import ModelError
+    from .transport import ControllerError
     from .trust import known_hosts_path
 
     if args.forks < 1:
@@ -207,7 +208,11 @@ def run_fleet(args, expander: Expander, profiles: str) -> int:
     except ValueError as error:
         raise ModelError(None, None, str(error), source="fleet") from None
     system = prepare(args.model, expander, profiles, allow_moves=args.allow_moves)
+    try:  # a file the controller cannot read is its mistake: one line, before any host
+        connections = controller_connections(system, settings, check=True)
+    except ControllerError as error:
+        raise ModelError(None, None, error.problem, source=error.source) from None
     output = Output(
         args.action, list(system.hosts), run_directory(args.model, args.action, args.log_dir)
     )
-    return FleetRun(args.action, system, settings, output).run()
+    return FleetRun(args.action, system, settings, output, connections).run()

@@ -11,10 +11,11 @@ The system is compiled in memory (:mod:`.prepare`); each host gets one remote ca
   ``max-unavailable`` instances of a service are down at once -- a host in flight, failed or
   unreachable holds its instances -- and a host is done when its apply succeeded and its own
   NRPE checks pass on it. Once more hosts failed than ``--max-fail`` allows (N or P% of the
-  hosts; unreachable hosts, which never started, do not count) or on Ctrl-C, no new host
-  starts, the hosts in flight finish their own transaction, and the hosts never started are
-  listed. Exit 0 all converged, 3 some hosts failed or unreachable, 4 stopped by the
-  threshold, 130 interrupted, 1 model error or failed preflight.
+  hosts; a host unreachable before its command ran does not count, one whose connection was
+  lost during its apply or checks does) or on Ctrl-C, no new host starts, the hosts in flight
+  finish their own transaction, and the hosts never started are listed. Exit 0 all
+  converged, 3 some hosts failed or unreachable, 4 stopped by the threshold in the waves, 130
+  interrupted, 1 model error or failed preflight (more failed than ``--max-fail`` there too).
 - ``status``: each host's record and drift; exit 0 every host on the current revision with no
   drift, 2 some behind, drifted or never applied, 3 some unreachable.
 """
@@ -27,13 +28,15 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from .host_checks import run_checks
-from .output import FINAL, Output
+from .output import FINAL, Output, counted
 from .preflight import preflight
 from .prepare import HostJob, System, assign_waves, removed_checks
 from .transport import Connection, Connections, Target, TransportError
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_FAILED, EXIT_STOPPED = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
+#: the states of a host whose apply has started: a connection lost then counts as a failure
+IN_FLIGHT = ("applying", "checking", "confirming")
 
 
 @dataclass
@@ -70,20 +73,45 @@ def failure_limit(text: str, hosts: int) -> int:
         ) from None
 
 
+def controller_connections(system: System, settings: Settings, check: bool = False) -> Connections:
+    """The run's connections; ``check``: first make sure the files the controller reads (the
+    ssh_config, the pinned keys, the identity files) can be read, before any host is tried
+    (raises :class:`~.transport.ControllerError`)."""
+    connections = Connections(
+        settings.known_hosts,
+        config=settings.ssh_config,
+        entry_point=settings.entry_point,
+        model=system.model_path,
+    )
+    if check:
+        try:
+            connections.check(
+                [Target(name, job.address) for name, job in system.hosts.items()],
+                forks=settings.forks,
+            )
+        except BaseException:
+            connections.close()
+            raise
+    return connections
+
+
 class FleetRun:
-    def __init__(self, action: str, system: System, settings: Settings, output: Output):
+    def __init__(
+        self,
+        action: str,
+        system: System,
+        settings: Settings,
+        output: Output,
+        connections: Connections | None = None,
+    ):
         self.action, self.system, self.settings, self.out = action, system, settings, output
         self.jobs = system.hosts
-        self.connections = Connections(
-            settings.known_hosts,
-            config=settings.ssh_config,
-            entry_point=settings.entry_point,
-            model=system.model_path,
-        )
+        self.connections = connections or controller_connections(system, settings)
         self.interrupted = threading.Event()
         self.refusals: list[str] = []  # why the preflight refused an apply
         self.drifted: set[str] = set()  # hosts an apply left with drift (exit 2)
         self.stamp = threading.Lock()  # taken once the revision went into the lock
+        self.lost: set[str] = set()  # hosts whose connection was lost during their apply
 
     # -- the three commands -------------------------------------------------------------------
 
@@ -129,8 +157,12 @@ class FleetRun:
             not stopped
             and failures > limit
             and any(self.out.hosts[name].state == "waiting" for name in found)
-        ):
+        ):  # a failed preflight: nothing changed, exit 1 (docs/systems.md, exit statuses)
             stopped = f"{failures} failed, more than --max-fail {self.settings.max_fail}"
+            for name in self.jobs:
+                if not self.out.hosts[name].final:
+                    self.out.state(name, "not started", stopped)
+            return self.finish(EXIT_ERROR, f"preflight: {stopped}")
         if not stopped:
             if self.system.allocation.changes:  # --allow-moves: the run's allocation
                 self.stamp_lock()
@@ -205,14 +237,11 @@ class FleetRun:
         try:
             return work(job)
         except TransportError as error:
-            # a host whose key is not the pinned one answered, and was refused
-            state = (
-                "refused"
-                if error.refused
-                else "unreachable"
-                if self.out.hosts[job.name].state == "connecting"
-                else "failed"
-            )
+            # a host whose key is not the pinned one answered, and was refused; one whose
+            # connection failed or was lost is unreachable, whatever step it was at
+            state = "refused" if error.refused else "unreachable" if error.unreachable else "failed"
+            if error.unreachable == "during" and self.out.hosts[job.name].state in IN_FLIGHT:
+                self.lost.add(job.name)  # its apply ran, or its checks: not known how far
             self.out.state(job.name, state, error.problem)
             return state
         except Exception as error:  # a bug must not leave the other hosts' threads hanging
@@ -254,7 +283,7 @@ class FleetRun:
         changes = (
             "file changes known once the packages are in"
             if plan.get("result") == "after-packages"
-            else f"{plan.get('changed', 0)} file changes"
+            else counted(plan.get("changed", 0), "file change")
         )
         parts = (
             [changes]
@@ -284,7 +313,9 @@ class FleetRun:
             )
         elif status["result"] == "drifted":
             state = "drifted"
-            detail = ", ".join(status.get("drift") or []) or f"{status.get('changed')} changes"
+            detail = ", ".join(status.get("drift") or []) or counted(
+                status.get("changed", 0), "change"
+            )
         else:
             state, detail = "in sync", f"revision {applied.get('revision')}"
         self.out.state(job.name, state, detail)
@@ -329,7 +360,10 @@ class FleetRun:
                     done, _ = wait(inflight, timeout=0.2, return_when=FIRST_COMPLETED)
                     for future in done:
                         job = inflight.pop(future)
-                        if FINAL.get(future.result()):
+                        state = future.result()
+                        if state == "unreachable" and job.name not in self.lost:
+                            pass  # lost before its command ran: not a failure (still down)
+                        elif FINAL.get(state):
                             failures += 1  # a failed host's instances stay down
                         else:
                             self.hold(job, down, -1)
@@ -407,7 +441,7 @@ class FleetRun:
                 self.out.state(job.name, "failed", problem)
                 return "failed"
         state = "changed" if changed else "unchanged"
-        detail = [f"{changed} files"] if changed else []
+        detail = [counted(changed, "file")] if changed else []
         if drift:
             self.drifted.add(job.name)
             detail.append(f"drift {', '.join(drift)} (left as edited)")

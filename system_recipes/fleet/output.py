@@ -49,6 +49,11 @@ COUNTED = (
 )
 
 
+def counted(number: int, noun: str) -> str:
+    """``1 file``, ``2 files``, ``0 file changes``: a count and its noun (an ``s`` unless 1)."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def run_directory(model_path: str, action: str, log_dir: str | None) -> str:
     """A new directory for this run's logs: ``--log-dir`` as given, else
     ``.fleet/runs/YYYYmmddTHHMMSSZ-ACTION[-N]/`` beside the model (``.fleet/`` ignores itself
@@ -199,7 +204,7 @@ class Output:
             1 for line in self.hosts.values() if line.started is not None and not line.final
         )
         waiting = sum(1 for line in self.hosts.values() if line.started is None and not line.final)
-        parts = [f"{len(self.hosts)} hosts", f"{running} running", f"{waiting} waiting"]
+        parts = [counted(len(self.hosts), "host"), f"{running} running", f"{waiting} waiting"]
         parts += [f"{count} {state}" for state, count in counts.items()]
         return ", ".join(parts) + f" ({time.monotonic() - self.started:.1f} s)"
 
@@ -246,7 +251,7 @@ class Output:
             stream.write("\n")
         counts = ", ".join(f"{count} {state}" for state, count in self.counts().items())
         report.say(
-            f"{self.action}: {len(self.hosts)} hosts, {counts or 'nothing done'}"
+            f"{self.action}: {counted(len(self.hosts), 'host')}, {counts or 'nothing done'}"
             f"{', stopped: ' + stopped if stopped else ''} ({seconds:.1f} s, revision "
             f"{revision}); exit {code}; logs in {self.directory}"
         )

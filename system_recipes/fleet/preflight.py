@@ -15,6 +15,7 @@ import json
 import shlex
 
 from .host_step import ETC, STATE
+from .output import counted
 from .prepare import HostJob
 
 
@@ -60,7 +61,7 @@ def preflight(fleet) -> dict[str, tuple[dict, str | None]]:
             fleet.out.state(
                 job.name,
                 "waiting",
-                f"{plan.get('changed', 0)} changes" if not job.clean else "its record only",
+                counted(plan.get("changed", 0), "change") if not job.clean else "its record only",
             )
             return "waiting"
         return fleet.done(job, connection, 0)

@@ -71,7 +71,9 @@ def explain(connection: Connection, stderr: str) -> str:
         )
     if "Permission denied" in stderr:
         return f"{where}ssh login as {connection.user} refused ({last_line(stderr)})"
-    return f"{where}unreachable: {last_line(stderr) or 'ssh failed'}"
+    # ssh's words say what failed ("connect to host ... Connection refused"); the host's state
+    # ("unreachable") is the caller's to say, once
+    return f"{where}{last_line(stderr) or 'ssh failed'}"
 
 
 def sudo_problem(connection: Connection) -> str:

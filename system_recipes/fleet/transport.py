@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -35,10 +37,14 @@ from .ssh_problems import SUDO_PASSWORD, explain, host_key_problem, last_line, s
 
 class TransportError(Exception):
     """A host could not be reached or refused us; ``str()`` is one line naming the host.
-    ``refused``: the host answered, but we refused it (its host key is not the pinned one)."""
+    ``refused``: the host answered, but we refused it (its host key is not the pinned one).
+    ``unreachable``: ``"before"`` when the connection failed (or was found lost) before the
+    command ran, so nothing ran on the host; ``"during"`` when it was lost while a command
+    ran; ``""`` when the host answered with a problem (sudo wants a password, ...)."""
 
-    def __init__(self, host: str, problem: str, refused: bool = False):
+    def __init__(self, host: str, problem: str, refused: bool = False, unreachable: str = ""):
         self.host, self.problem, self.refused = host, problem, refused
+        self.unreachable = unreachable
         super().__init__(f"{host}: {problem}")
 
 
@@ -70,13 +76,68 @@ class Result:
         return self.events[-1] if self.events else {}
 
 
+class ControllerError(Exception):
+    """A mistake on the controller, found before any host is tried: an ssh_config, the pinned
+    host keys or an identity file that cannot be read. ``source`` names the file (or ``-F
+    FILE``), ``problem`` says what is wrong in one line."""
+
+    def __init__(self, source: str, problem: str):
+        self.source, self.problem = source, problem
+        super().__init__(f"{source}: {problem}")
+
+
+#: the identity files ssh tries when none is configured (``ssh -G`` prints them unexpanded)
+DEFAULT_IDENTITIES = re.compile(r"~/\.ssh/id_[a-z0-9_]+")
+
+# The run's watchdog: a process of its own that reads the pids of the control masters from a
+# pipe of the controller ("+PID", "-PID"), and at the end of the pipe (the controller ended,
+# however: even kill -9) ends the masters still listed -- each mux client of a master ends with
+# it -- and removes the socket directory. A pid is ended only while its command line names the
+# run's own socket directory (a pid reused since is left alone).
+WATCHER = """
+import os, shutil, signal, subprocess, sys, time
+directory = sys.argv[1]
+mark = directory + "/"
+pids = set()
+for line in sys.stdin:
+    word = line.strip()
+    if word[1:].isdigit():
+        (pids.add if word[0] == "+" else pids.discard)(int(word[1:]))
+def ours(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as stream:
+            return os.fsencode(mark) in stream.read()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass
+    found = subprocess.run(["ps", "-p", str(pid), "-o", "command="], capture_output=True)
+    return os.fsencode(mark) in found.stdout
+def end(sign):
+    for pid in [pid for pid in pids if ours(pid)]:
+        try:
+            os.kill(pid, sign)
+        except OSError:
+            pass
+end(signal.SIGTERM)
+deadline = time.monotonic() + 2
+while any(ours(pid) for pid in pids) and time.monotonic() < deadline:
+    time.sleep(0.05)
+end(signal.SIGKILL)
+shutil.rmtree(directory, ignore_errors=True)
+"""
+
+
 class Connections:
     """The control masters of one run. ``open(target)`` connects (or raises a one-line
     :class:`TransportError`); ``close()`` ends every master and removes the socket directory.
+    A watchdog process ends the masters when the controller ends without ``close()`` (killed).
 
     ``known_hosts``: the pinned host keys. ``config``: an ssh_config to use instead of
     ~/.ssh/config (``-F``). ``entry_point``: the host's ``system-recipes``. ``sudo``: ``None``
-    to use ``sudo -n`` exactly when the ssh user is not root."""
+    to use ``sudo -n`` exactly when the ssh user is not root. ``alive_interval`` x
+    ``alive_count``: a host that stops answering is lost after about (count + 1) x interval
+    seconds (docs/fleet-transport.md says within 5 s)."""
 
     def __init__(
         self,
@@ -86,8 +147,8 @@ class Connections:
         entry_point: str = "system-recipes",
         sudo: bool | None = None,
         connect_timeout: int = 5,
-        alive_interval: int = 2,
-        alive_count: int = 2,
+        alive_interval: int = 1,
+        alive_count: int = 3,
         ssh: str = "ssh",
         model: str = "MODEL",
     ):
@@ -124,6 +185,9 @@ class Connections:
         if config:
             self.options[:0] = ["-F", config]
         self.connections: dict[str, Connection] = {}
+        self.resolved: dict[Target, dict[str, list[str]]] = {}
+        self.lock = threading.Lock()
+        self.watcher: subprocess.Popen | None = None
 
     def __enter__(self) -> Connections:
         return self
@@ -131,17 +195,122 @@ class Connections:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def arguments(self, target: Target) -> list[str]:
+        """ssh's options for ``target`` (before the destination)."""
+        args = [*self.options, "-o", f"HostKeyAlias={target.name}"]
+        if target.user:
+            args += ["-l", target.user]
+        if target.port:
+            args += ["-p", str(target.port)]
+        return args
+
+    def resolve(self, target: Target) -> dict[str, list[str]]:
+        """What ssh would use for ``target`` (``ssh -G``: every option after ~/.ssh/config and
+        %-expansion, a list of values each), without connecting; kept for the run."""
+        if target in self.resolved:
+            return self.resolved[target]
+        result = subprocess.run(
+            [self.ssh, *self.arguments(target), "-G", target.destination],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode:  # its first line is the cause ("FILE line 3: Bad ...")
+            cause = next((line for line in result.stderr.splitlines() if line.strip()), "")
+            raise TransportError(target.name, f"ssh -G: {cause}", unreachable="before")
+        values: dict[str, list[str]] = {}
+        for line in result.stdout.splitlines():
+            key, _, value = line.partition(" ")
+            values.setdefault(key, []).append(value)
+        self.resolved[target] = values
+        return values
+
+    def check(self, targets: list[Target], forks: int = 10) -> None:
+        """Before any host is tried: the files the controller reads (the ``-F`` ssh_config,
+        the pinned host keys, each identity file ssh is told to use) must be readable, and
+        ssh must accept the configuration for every host. Raises :class:`ControllerError`."""
+        config = f"-F {self.config}" if self.config else "~/.ssh/config"
+        for source, path in ((f"-F {self.config}", self.config), (None, self.known_hosts)):
+            if path is None or source is None and not os.path.lexists(path):
+                continue  # no host key pinned yet: each host says so, with `fleet trust`
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as error:
+                what = "the ssh_config" if source else "the pinned host keys"
+                raise ControllerError(
+                    source or path, f"cannot read {what} ({error.strerror}); no host was tried"
+                ) from None
+        from concurrent.futures import ThreadPoolExecutor
+
+        def resolve(target: Target) -> dict[str, list[str]] | str:
+            try:
+                return self.resolve(target)
+            except TransportError as error:
+                return error.problem
+
+        with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
+            found = dict(zip(targets, pool.map(resolve, targets), strict=True))
+        for target, values in found.items():
+            if isinstance(values, str):
+                raise ControllerError(config, f"{values} (for {target.name}); no host was tried")
+            for path in values.get("identityfile", []):
+                if DEFAULT_IDENTITIES.fullmatch(path):
+                    continue  # ssh's defaults: tried when present
+                try:
+                    with open(os.path.expanduser(path), "rb"):
+                        pass
+                except OSError as error:
+                    raise ControllerError(
+                        path,
+                        f"cannot read the identity file {target.name} is reached with "
+                        f"({error.strerror}; IdentityFile in {config}); no host was tried",
+                    ) from None
+
     def open(self, target: Target) -> Connection:
         connection = Connection(self, target)
         connection.open()
         self.connections[target.name] = connection
         return connection
 
+    def watch(self, pid: int, started: bool = True) -> None:
+        """Tell the watchdog of a master started (or ended); it starts with the first one."""
+        with self.lock:
+            if self.watcher is None:
+                if not started:
+                    return
+                self.watcher = subprocess.Popen(
+                    [sys.executable, "-I", "-S", "-c", WATCHER, self.directory],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                    process_group=0,
+                )  # a terminal's Ctrl-C is the run's to handle, not the watchdog's
+            try:
+                assert self.watcher.stdin is not None
+                self.watcher.stdin.write(f"{'+' if started else '-'}{pid}\n")
+                self.watcher.stdin.flush()
+            except (BrokenPipeError, OSError):  # the watchdog is gone: nothing to tell
+                pass
+
     def close(self) -> None:
         for connection in list(self.connections.values()):
             connection.close()
         self.connections.clear()
         shutil.rmtree(self.directory, ignore_errors=True)
+        with self.lock:
+            watcher, self.watcher = self.watcher, None
+        if watcher is not None:
+            try:
+                assert watcher.stdin is not None
+                watcher.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                watcher.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                watcher.kill()
+                watcher.wait()
 
 
 class Connection:
@@ -150,29 +319,16 @@ class Connection:
     def __init__(self, owner: Connections, target: Target):
         self.owner, self.target = owner, target
         self.name = target.name
-        self.args = [*owner.options, "-o", f"HostKeyAlias={target.name}"]
-        if target.user:
-            self.args += ["-l", target.user]
-        if target.port:
-            self.args += ["-p", str(target.port)]
+        self.args = owner.arguments(target)
         self.master: subprocess.Popen | None = None
-        resolved = self._resolve()
-        self.user, self.control_path = resolved["user"], resolved["controlpath"]
-        self.address = f"{resolved['hostname']}:{resolved['port']}"
+        resolved = owner.resolve(target)
+        self.user, self.control_path = resolved["user"][0], resolved["controlpath"][0]
+        self.address = f"{resolved['hostname'][0]}:{resolved['port'][0]}"
+        # a command's client names the master's socket as expanded (%C hashes ProxyJump too,
+        # which the client's ProxyCommand=false would change)
+        socket = self.args.index("-S") + 1
+        self.client_args = [*self.args[:socket], self.control_path, *self.args[socket + 1 :]]
         self.sudo = owner.sudo if owner.sudo is not None else self.user != "root"
-
-    def _resolve(self) -> dict[str, str]:
-        """What ssh would use (``ssh -G``: the user, host name, port and the control path after
-        ~/.ssh/config and %-expansion), without connecting."""
-        result = subprocess.run(
-            [self.owner.ssh, *self.args, "-G", self.target.destination],
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode:
-            raise TransportError(self.name, f"ssh -G: {last_line(result.stderr)}")
-        values = dict(line.partition(" ")[::2] for line in result.stdout.splitlines())
-        return {key: values.get(key, "") for key in ("user", "hostname", "port", "controlpath")}
 
     def open(self) -> None:
         """Start the master and wait until its socket exists (it is made only after the host
@@ -198,6 +354,7 @@ class Connection:
             text=True,
             process_group=0,
         )  # a terminal's Ctrl-C is the run's to handle
+        self.owner.watch(self.master.pid)
         deadline = time.monotonic() + 3 * self.owner.connect_timeout + 5
         while not os.path.exists(self.control_path):
             if time.monotonic() > deadline:  # connected, but the login never completes
@@ -207,12 +364,16 @@ class Connection:
                 raise TransportError(
                     self.name,
                     f"({self.address}) no login within {3 * self.owner.connect_timeout + 5} s",
+                    unreachable="before",
                 )
             if self.master.poll() is not None:
                 stderr = self.master.stderr.read() if self.master.stderr else ""
                 self.close()
                 problem = explain(self, stderr)
-                raise TransportError(self.name, problem, refused=bool(host_key_problem(stderr)))
+                refused = bool(host_key_problem(stderr))
+                raise TransportError(
+                    self.name, problem, refused=refused, unreachable="" if refused else "before"
+                )
             time.sleep(0.002)
 
     def close(self) -> None:
@@ -231,12 +392,21 @@ class Connection:
                 self.master.wait()
         if self.master.stderr:
             self.master.stderr.close()
+        self.owner.watch(self.master.pid, started=False)
         self.master = None
 
-    def _check_master(self) -> None:
+    def _check_master(self, when: str, settle: float = 0.0) -> None:
         """A master that has ended (the host went away: keep-alives unanswered, the
-        connection reset) is an error, not a reason to connect again without one."""
-        if self.master is None or self.master.poll() is None:
+        connection reset) is an error, not a reason to connect again without one: a lost
+        connection ``when`` (``"before"`` a command ran, or ``"during"`` one). ``settle``: how
+        long an ending master may take to exit (its clients see the end first)."""
+        if self.master is None:
+            return
+        try:
+            self.master.wait(timeout=settle) if settle else self.master.poll()
+        except subprocess.TimeoutExpired:
+            pass
+        if self.master.poll() is None:
             return
         stderr = self.master.stderr.read() if self.master.stderr else ""
         status = self.master.returncode
@@ -244,6 +414,7 @@ class Connection:
         raise TransportError(
             self.name,
             "connection lost: " + (last_line(stderr) or f"ssh exited with status {status}"),
+            unreachable=when,
         )
 
     def remote_command(self, action: str, arguments: list[str] | tuple[str, ...] = ()) -> str:
@@ -265,12 +436,10 @@ class Connection:
         """Run ``fleet-host ACTION`` through the master, ``stdin`` as its standard input;
         ``on_event`` is called with each JSON line as it arrives. Raises TransportError when
         ssh or sudo failed (not when fleet-host itself exits non-zero: see ``Result.code``)."""
-        self._check_master()
         started = time.monotonic()
         result = self.raw(self.remote_command(action, arguments), stdin, on_event, timeout)
         result.seconds = time.monotonic() - started
         if result.code == 255:
-            self._check_master()
             raise TransportError(self.name, explain(self, result.stderr))
         if self.sudo and not result.events and any(s in result.stderr for s in SUDO_PASSWORD):
             raise TransportError(self.name, sudo_problem(self))
@@ -289,14 +458,20 @@ class Connection:
         timeout: float | None = None,
     ) -> Result:
         """Run a shell command line on the host through the master (stdout read line by line,
-        stdin written from a thread: neither side can fill a pipe and wait for the other)."""
+        stdin written from a thread: neither side can fill a pipe and wait for the other).
+        Raises TransportError when the master was lost, before the command or during it."""
+        self._check_master("before")
         process = subprocess.Popen(
             [
                 self.owner.ssh,
-                *self.args,
+                *self.client_args,
                 "-T",
                 "-o",
                 "ControlMaster=no",
+                # through the master or not at all: a client whose master went away must not
+                # connect again on its own (and wait ConnectTimeout for a host that is gone)
+                "-o",
+                "ProxyCommand=false",
                 "-o",
                 "LogLevel=ERROR",
                 self.target.destination,
@@ -337,6 +512,8 @@ class Connection:
             out.close()
             err.close()
         result.stderr = "".join(errors)
+        if result.code == 255:  # ssh's own failure (or the command's 255): was it the master?
+            self._check_master("during", settle=1.0)
         return result
 
 
