@@ -729,6 +729,7 @@ def test_rpm_install_upgrade_erase_runs_the_host_buildout(releases, rpm_host):
         in installed.stdout
     )
     assert rpm_query(box) == "1.0-1"
+    check_installed_tree(box)  # after %post's host buildout: every file as packaged
     configured = web1_files()
     assert "/etc/shop/shop.ini" in configured
     for path in configured:  # the same files as the profiles scenario
@@ -742,6 +743,7 @@ def test_rpm_install_upgrade_erase_runs_the_host_buildout(releases, rpm_host):
     assert rpm_query(box) == "2.0-1"
     assert "for shop 2.0" in box.read("/etc/shop/shop.ini")
     assert part_said(upgraded.stdout, "shop-config", "updated")
+    check_installed_tree(box)
 
     erased = rpm(box, "-e", "shop")
     assert erased.returncode == 0, said(erased)
