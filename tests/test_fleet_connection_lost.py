@@ -298,3 +298,30 @@ def test_a_controller_file_that_cannot_be_read_is_one_line_before_any_host(tmp_p
         "no host was tried\n"
     )
     assert not (tmp_path / ".fleet").exists()  # not even a run directory
+
+
+def test_fleet_trust_with_an_ssh_config_that_cannot_be_read_is_one_line(tmp_path):
+    model = compiled_model(tmp_path)
+    fingerprint = "SHA256:" + "A" * 43
+
+    def trust(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [SYSTEM_RECIPES, "fleet", "trust", "host1", "--fingerprint", fingerprint, "-m", model]
+            + ["--timeout", "1", *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    missing = trust("-F", "/missing/ssh_config")
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr == (
+        "Error: -F /missing/ssh_config: cannot read the ssh_config (No such file or "
+        "directory); nothing was trusted\n"
+    )
+    broken = tmp_path / "broken_config"
+    broken.write_text("Hots *\n")
+    bad = trust("-F", str(broken))
+    assert bad.returncode == 1 and len(bad.stderr.splitlines()) == 1, bad.stderr
+    assert bad.stderr.startswith(f"Error: -F {broken}: ssh -G 192.0.2.1: {broken}: line 1: Bad ")
+    assert not (tmp_path / "x.known_hosts").exists()

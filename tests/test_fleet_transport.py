@@ -231,3 +231,25 @@ def test_hosts_at_the_addresses_of_a_model(make_hosts):
     assert fleet.controller == "10.77.0.1"
     with connections(fleet) as ssh:
         assert ssh.open(Target("lb1", "10.77.0.10")).raw("hostname").text == ["lb1"]
+
+
+def test_commands_go_through_a_master_reached_by_proxyjump(make_hosts, tmp_path):
+    """A command's client names the master's socket by its expanded path: %C hashes the
+    ProxyJump, which the client's ProxyCommand=false (no connection behind the master's back)
+    would otherwise change."""
+    fleet = make_hosts(2)
+    jump, host = fleet[0], fleet[1]
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host jump\n    HostName {jump.address}\n    UserKnownHostsFile {fleet.known_hosts}\n"
+        "    HostKeyAlias host1\n    StrictHostKeyChecking yes\n    BatchMode yes\n"
+        f"Host {host.address}\n    ProxyJump jump\n"
+        f"Host *\n    IdentityFile {fleet.client_key}\n    IdentitiesOnly yes\n    User root\n"
+    )
+    with Connections(fleet.known_hosts, config=str(config), entry_point=fleet.entry_point) as ssh:
+        connection = ssh.open(Target("host2", host.address))
+        came_from = connection.raw("echo $SSH_CONNECTION").text
+        assert came_from and came_from[0].split()[0] == jump.address  # through the jump host
+        assert connection.raw("hostname").text == ["host2"]
+        result = connection.run("status")
+        assert result.code == 0, result.stderr

@@ -77,6 +77,17 @@ def trust(
             f"{shown(fingerprint)} is not a SHA256 fingerprint",
             "SHA256: and 43 characters, as ssh-keygen -l prints it",
         )
+    if ssh_config:  # the controller's own mistake: one line, before the host is asked
+        try:
+            with open(ssh_config, "rb"):
+                pass
+        except OSError as error:
+            raise ModelError(
+                None,
+                None,
+                f"cannot read the ssh_config ({error.strerror}); nothing was trusted",
+                source=f"-F {ssh_config}",
+            ) from None
     address = model.hosts[host].address
     name, port = resolve(address, ssh_config)
     offered = scan(name, port, timeout)
@@ -108,6 +119,14 @@ def resolve(address: str, ssh_config: str | None) -> tuple[str, str]:
     """The host name and port ssh would connect to (~/.ssh/config may rename or move it)."""
     command = ["ssh", *(["-F", ssh_config] if ssh_config else []), "-G", address]
     result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:  # its first line is the cause ("FILE line 3: Bad ...")
+        cause = next((line for line in result.stderr.splitlines() if line.strip()), "")
+        raise ModelError(
+            None,
+            None,
+            f"ssh -G {address}: {cause}; nothing was trusted",
+            source=f"-F {ssh_config}" if ssh_config else "~/.ssh/config",
+        )
     values = dict(line.partition(" ")[::2] for line in result.stdout.splitlines())
     return values.get("hostname", address), values.get("port", "22")
 
