@@ -8,9 +8,16 @@ FIDO keys) works as it does for the operator. What this module adds is fixed on 
   name (``HostKeyAlias``), so the file reads ``app1 ssh-ed25519 ...`` and nothing is trusted on
   first use;
 - ``BatchMode=yes`` (never a prompt), ``ConnectTimeout`` and ``ServerAliveInterval`` x
-  ``ServerAliveCountMax`` (a dead host is noticed in seconds, not at TCP's pace);
+  ``ServerAliveCountMax``, 1 s x 3 (a host that stops answering is lost within 5 s, not at
+  TCP's pace);
 - one master per host (``-S DIR/%C`` in a private 0700 directory: a short path, since a Unix
-  socket path longer than ~104 bytes breaks), owned by this process and ended by ``-O exit``;
+  socket path longer than ~104 bytes breaks), owned by this process and ended by ``-O exit``
+  -- or by the run's watchdog process when this one ends without closing them (killed);
+- a command goes through its master or not at all (``ProxyCommand=false`` on its client): a
+  connection lost is reported as one, whatever the command (:class:`TransportError`
+  ``unreachable``), never followed by a new connection behind the master's back;
+- the files the controller reads (``-F``, the pinned keys, identity files) are checked
+  before any host is tried (:meth:`Connections.check`);
 - the one remote command is ``[sudo -n] ENTRY fleet-host ACTION``, configuration on stdin.
 
 Every failure is a :class:`TransportError`: one line that names the host (worded by
