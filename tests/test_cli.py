@@ -257,3 +257,45 @@ def test_converge_takes_prefixes_of_its_options_as_every_subcommand_does(tmp_pat
         "system-recipes converge: error: unrecognized argument 'nonsense' "
         "(expected [section:]option=value)"
     )
+
+
+def test_explain_without_meta_sections_says_so_and_names_the_level_1_parts(scratch):
+    scratch.write(HOST)
+    result = run("explain", "-c", "host.cfg", cwd=scratch.directory)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "explain: host.cfg has no meta-recipe section to explain; its 1 part is level-1: "
+        "app-config (`system-recipes plan -c host.cfg` shows what it writes)\n"
+    )
+
+
+def test_an_override_or_a_refinement_of_a_section_no_part_uses_is_an_error(scratch):
+    """Not "0 files to change": the closest section a part uses is named."""
+    scratch.write(HOST)
+    for argv in (
+        [SYSTEM_RECIPES, "plan", "-c", "host.cfg", "app-confg:port=8081"],
+        [SYSTEM_RECIPES, "converge", "-c", "host.cfg", "app-confg:port=8081"],
+        [BUILDOUT, "-c", "host.cfg", "app-confg:port=8081"],
+    ):
+        result = subprocess.run(argv, capture_output=True, text=True, cwd=scratch.directory)
+        assert (result.returncode, result.stderr) == (
+            1,
+            "Error: [app-confg] port: set on the command line, but no part uses this section; "
+            "did you mean 'app-config'? (expected [section:]option=value naming a part's "
+            "section)\n",
+        ), argv
+    scratch.write(HOST + "\n[app-confg]\nport = 8081\n")
+    result = run("plan", "-c", "host.cfg", cwd=scratch.directory)
+    assert (result.returncode, result.stderr) == (
+        1,
+        "Error: [app-confg]: no part uses this section; did you mean 'app-config'? (expected a "
+        "part in [buildout] parts, a section a part refers to, or one it refines)\n",
+    )
+    assert not os.path.exists(scratch.path("/etc/app"))
+    # a part that parts leaves out is switched off, and a macro is read through <=
+    scratch.write(
+        HOST.replace("port = 8080\n", "<= common\n")
+        + "\n[off]\nrecipe = system_recipes:template\npath = /etc/app/off.ini\ntext = x\n"
+        + "\n[common]\nport = 8080\n"
+    )
+    assert run("plan", "-c", "host.cfg", cwd=scratch.directory).returncode == 2

@@ -125,7 +125,8 @@ CHANGES = [
     ("an option", lambda h: h.write("moon"), (), "changed"),
     (
         "an extended file",
-        lambda h: (h.profile / "common.cfg").open("a").write("\n[unrelated]\nx = 1\n"),
+        # a setting no part's files depend on (an unused section would be refused)
+        lambda h: (h.profile / "common.cfg").open("a").write("lock-timeout = 31\n"),
         (),
         "changed",
     ),

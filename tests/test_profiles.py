@@ -148,9 +148,14 @@ def dropping(tmp_path, name: str, role: str, drop: str | None, rpm: str) -> Host
     host.write(
         f"[buildout]\nextends = {os.path.join(ROLES, role)}\n"
         + (f"parts -= {drop}\n" if drop else "")
-        + "[monitored]\nhosts = web1 10.0.0.11 Shop\n"
-        "nrpe-checks = web1 check_shop_http Shop health\n"
-        "[system-recipes]\nroot = {root}\n"
+        # the monitoring role's part; refined in another role's host, it is refused as unused
+        + (
+            "[monitored]\nhosts = web1 10.0.0.11 Shop\n"
+            "nrpe-checks = web1 check_shop_http Shop health\n"
+            if role == "monitoring.cfg"
+            else ""
+        )
+        + "[system-recipes]\nroot = {root}\n"
     )
     return host
 

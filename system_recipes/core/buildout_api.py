@@ -102,6 +102,13 @@ def configured_parts(buildout) -> set[str]:
     return names | set(getattr(buildout, "_parts", ()))  # a plain mapping has none (tests)
 
 
+def constructed_sections(buildout) -> set[str] | None:
+    """The sections buildout built (``Buildout._data``): the parts, what they refer to with
+    ``${...}``, the settings read through ``buildout[name]``. None for a plain mapping (tests)."""
+    data = getattr(buildout, "_data", None)
+    return None if data is None else set(data)
+
+
 def file_being_read(traceback: types.TracebackType | None) -> str | None:
     """The configuration file buildout was reading when ``traceback`` was raised (the
     ``filename`` of the innermost ``_open``, which reads each file and the files it extends)."""

@@ -128,6 +128,16 @@ def run_explain(config: str, sections: list[str]) -> int:
         raise zc.buildout.UserError(
             f"[{unknown[0]}] is not a meta-recipe part (meta parts: {known})"
         )
+    if not expansions:  # nothing generated: say so, and what the parts are
+        parts = buildout["buildout"].get("parts", "").split()
+        report.say(
+            f"explain: {config} has no meta-recipe section to explain; its "
+            f"{len(parts)} part{'s' if len(parts) != 1 else ''} "
+            f"{'are' if len(parts) != 1 else 'is'} level-1: {', '.join(parts) or 'none'} "
+            f"(`system-recipes plan -c {config}` shows what "
+            f"{'they write' if len(parts) != 1 else 'it writes'})"
+        )
+        return 0
     secrets = Secrets(buildout)
     for name in sections or list(expansions):
         generator = f"{section_of(buildout, name)['recipe'].strip()} [{name}]"
