@@ -106,6 +106,12 @@ def test_a_connection_lost_during_checks_is_reported_as_lost_within_seconds(make
         "host3": "not started",
         "host4": "not started",
     }
+    assert re.search(
+        r"^apply: 4 hosts, 1 unreachable, 3 not started, stopped: 1 lost during their apply, "
+        r"more than --max-fail 0 \(",
+        result.stdout,
+        re.M,
+    ), result.stdout
 
 
 def test_a_host_lost_before_its_command_ran_is_unreachable_not_failed(make_hosts, tmp_path):

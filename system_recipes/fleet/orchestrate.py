@@ -339,6 +339,7 @@ class FleetRun:
     ) -> str | None:
         """Run the waves in order; returns why the run stopped early, or None."""
         down: dict[str, int] = {}
+        lost = 0  # of the failures: hosts whose connection was lost during their apply
         for name, line in self.out.hosts.items():
             if FINAL.get(line.state):  # unreachable or failed: its instances count as down
                 self.hold(self.jobs[name], down)
@@ -365,13 +366,16 @@ class FleetRun:
                             pass  # lost before its command ran: not a failure (still down)
                         elif FINAL.get(state):
                             failures += 1  # a failed host's instances stay down
+                            lost += state == "unreachable"
                         else:
                             self.hold(job, down, -1)
                 if self.interrupted.is_set():
                     return "interrupted"
                 left = [name for name in ready if not self.out.hosts[name].final]
                 if failures > limit and left:  # the threshold stopped something
-                    return f"{failures} failed, more than --max-fail {self.settings.max_fail}"
+                    counts = [f"{failures - lost} failed"] * (failures > lost)
+                    counts += [f"{lost} lost during their apply"] * bool(lost)
+                    return f"{', '.join(counts)}, more than --max-fail {self.settings.max_fail}"
         return None
 
     def fits(self, job: HostJob, down: dict[str, int]) -> bool:
