@@ -219,3 +219,16 @@ def test_the_lock_names_its_holder_on_an_overlay(host):
     ok(host.buildout())
     line = held_lock_line(host, host.path("/var/lib/system-recipes/lock"))
     assert f"(pid {os.getpid()})" in line, line
+
+
+def test_a_run_killed_writing_its_manifest_is_rolled_back_without_a_trace(host):
+    host.write(APP)
+    ok(host.buildout())
+    host.write(APP.replace("port = 8080", "port = 9090"))
+    assert killed_in_write(host, 2).returncode in (-9, 137)  # app.ini, then the manifest
+    assert leftovers(host, "/var/lib/system-recipes") != []
+    host.write(APP)
+    out = ok(host.buildout()).stdout
+    assert "rolled back 1 change(s)" in out, out
+    assert host.read("/etc/app/app.ini") == "port = 8080\n"
+    assert leftovers(host, "/var/lib/system-recipes") == []
