@@ -222,6 +222,7 @@ class Apply:
 
     def rmdir(self, action: Action, books: dict) -> None:
         fsops.remove_empty_directory(self.root, action.path)  # only when empty: never loses files
+        self.journal.directory_removed(action.path)
         books["directories"].pop(action.path, None)
 
     # -- helpers -------------------------------------------------------------------------------

@@ -28,6 +28,10 @@ class Journal:
         self.log_path = os.path.join(directory, "log.jsonl")
         self._stream: TextIO | None = None
         self._count = 0
+        #: directories whose times an entry recorded already (the first record is the one a
+        #: rollback puts back), and directories known to exist (a write there makes none)
+        self._timed: set[str] = set()
+        self._present: set[str] = set()
 
     # -- writing ---------------------------------------------------------------------------
     def _open(self) -> TextIO:
@@ -41,9 +45,10 @@ class Journal:
         if path and entry["op"] in ("file", "link", "mkdir"):
             # the times of the directory it changes and of a file it replaces: put back by a
             # rollback, which then leaves the tree as it found it, modification times included
-            entry["dir_times"] = {
-                os.path.dirname(path): fsops.times(self.root, os.path.dirname(path))
-            }
+            directory = os.path.dirname(path)
+            if directory not in self._timed:
+                self._timed.add(directory)
+                entry["dir_times"] = {directory: fsops.times(self.root, directory)}
             if entry.get("backup") is not None:
                 entry["times"] = fsops.times(self.root, path)
         stream = self._open()
@@ -126,7 +131,14 @@ class Journal:
     def before_write(self, path: str) -> None:
         """The directories a write of ``path`` is about to create (rolled back after the file,
         being journaled before it)."""
-        self.created_directories(fsops.missing_directories(self.root, path))
+        directory = os.path.dirname(path)
+        if directory not in self._present:
+            self.created_directories(fsops.missing_directories(self.root, path))
+            self._present.add(directory)  # there once this write is made
+
+    def directory_removed(self, path: str) -> None:
+        """``path`` was removed (an empty directory a part left): a write there makes it again."""
+        self._present = {d for d in self._present if d != path and not d.startswith(path + "/")}
 
     def before_accounts_change(self) -> None:
         from .accounts import ACCOUNT_FILES
@@ -171,6 +183,8 @@ class Journal:
     def discard(self) -> None:
         self.close()
         shutil.rmtree(self.directory, ignore_errors=True)
+        self._timed.clear()
+        self._present.clear()
 
     # -- reading and undoing ---------------------------------------------------------------
     def entries(self) -> list[dict]:
