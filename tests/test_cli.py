@@ -299,3 +299,11 @@ def test_an_override_or_a_refinement_of_a_section_no_part_uses_is_an_error(scrat
         + "\n[common]\nport = 8080\n"
     )
     assert run("plan", "-c", "host.cfg", cwd=scratch.directory).returncode == 2
+
+
+def test_a_run_with_no_parts_removes_everything_whatever_the_sections(scratch):
+    """``parts =`` (how an RPM's %preun removes what the host buildout wrote) leaves every
+    section unused: that is no mistake."""
+    scratch.write(HOST + "\n[app-extra]\nport = 1\n")
+    result = run("plan", "-c", "host.cfg", "buildout:parts=", cwd=scratch.directory)
+    assert result.returncode == 0, result.stderr
