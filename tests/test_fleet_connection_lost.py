@@ -331,3 +331,29 @@ def test_fleet_trust_with_an_ssh_config_that_cannot_be_read_is_one_line(tmp_path
     assert bad.returncode == 1 and len(bad.stderr.splitlines()) == 1, bad.stderr
     assert bad.stderr.startswith(f"Error: -F {broken}: ssh -G 192.0.2.1: {broken}: line 1: Bad ")
     assert not (tmp_path / "x.known_hosts").exists()
+
+
+def test_fleet_export_of_one_host_is_singular(tmp_path):
+    from test_fleet_apply import REPO, ROLES
+
+    profiles = tmp_path / "profiles"
+    (profiles / "roles").mkdir(parents=True)
+    (profiles / "base.cfg").write_text(open(os.path.join(REPO, "profiles", "base.cfg")).read())
+    (profiles / "roles" / "db.cfg").write_text(ROLES["db"])
+    model = tmp_path / "one.toml"
+    model.write_text(
+        f'[system]\nname = "one"\nprofiles = "{profiles}"\n\n'
+        '[hosts.host1]\naddress = "192.0.2.1"\nmemory = "1G"\n\n'
+        '[services.db]\nrole = "roles/db.cfg"\nport = 5400\nport-option = "db-config:port"\n'
+    )
+    (tmp_path / "one.known_hosts").write_text("host1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA\n")
+    base = [SYSTEM_RECIPES, "fleet", "-", "-m", str(model), "--profiles", str(profiles)]
+    compiled = subprocess.run(base[:2] + ["compile"] + base[3:], capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stderr
+    exported = subprocess.run(
+        base[:2] + ["export", "ansible", str(tmp_path / "out")] + base[3:],
+        capture_output=True,
+        text=True,
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert f"{tmp_path / 'out'}: 1 host in 1 wave, revision 1: " in exported.stdout

@@ -30,6 +30,7 @@ import yaml
 
 from ..core import report
 from .orchestrate import failure_limit
+from .output import counted
 from .prepare import System, assign_waves, prepare
 from .roles import Expander
 from .spec import load_model
@@ -143,8 +144,9 @@ def run_export(args, expander: Expander, profiles: str) -> int:
     for name, job in system.hosts.items():
         report.say(f"{name}: wave {job.wave}, {directory}/host_vars/{name}/host.cfg")
     report.say(
-        f"{directory}: {len(system.hosts)} hosts in {len(waves)} waves, revision "
-        f"{system.revision}: ansible-playbook site.yml (push), ansible-pull ... local.yml (pull)"
+        f"{directory}: {counted(len(system.hosts), 'host')} in {counted(len(waves), 'wave')}, "
+        f"revision {system.revision}: ansible-playbook site.yml (push), ansible-pull ... "
+        "local.yml (pull)"
     )
     return 0
 
