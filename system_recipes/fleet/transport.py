@@ -328,6 +328,7 @@ class Connection:
         self.name = target.name
         self.args = owner.arguments(target)
         self.master: subprocess.Popen | None = None
+        self.lost = ""  # why the master ended on its own, once it did
         resolved = owner.resolve(target)
         self.user, self.control_path = resolved["user"][0], resolved["controlpath"][0]
         self.address = f"{resolved['hostname'][0]}:{resolved['port'][0]}"
@@ -408,6 +409,8 @@ class Connection:
         connection ``when`` (``"before"`` a command ran, or ``"during"`` one). ``settle``: how
         long an ending master may take to exit (its clients see the end first)."""
         if self.master is None:
+            if self.lost:  # found lost before: every later command is refused the same way
+                raise TransportError(self.name, self.lost, unreachable="before")
             return
         try:
             self.master.wait(timeout=settle) if settle else self.master.poll()
@@ -418,11 +421,8 @@ class Connection:
         stderr = self.master.stderr.read() if self.master.stderr else ""
         status = self.master.returncode
         self.close()
-        raise TransportError(
-            self.name,
-            "connection lost: " + (last_line(stderr) or f"ssh exited with status {status}"),
-            unreachable=when,
-        )
+        self.lost = "connection lost: " + (last_line(stderr) or f"ssh exited with status {status}")
+        raise TransportError(self.name, self.lost, unreachable=when)
 
     def remote_command(self, action: str, arguments: list[str] | tuple[str, ...] = ()) -> str:
         """The one command a host runs: ``[sudo -n] ENTRY fleet-host ACTION ...`` (what the
