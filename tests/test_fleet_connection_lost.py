@@ -296,6 +296,12 @@ def test_a_controller_file_that_cannot_be_read_is_one_line_before_any_host(tmp_p
         "Error: /missing/key: cannot read the identity file host1 is reached with (No such "
         f"file or directory; IdentityFile in -F {identity}); no host was tried\n"
     )
+    explicit = tmp_path / "explicit_config"  # named explicitly: its default name changes nothing
+    explicit.write_text("IdentityFile none\nIdentityFile ~/.ssh/id_ed25519_missing\n")
+    named = fleet("plan", "-F", str(explicit))
+    assert named.returncode == 1 and named.stderr.startswith(
+        "Error: ~/.ssh/id_ed25519_missing: cannot read the identity file host1 is reached with"
+    ), named.stderr
     (tmp_path / "x.known_hosts").mkdir()  # a directory where the pinned keys are expected
     pinned = fleet("plan")
     assert pinned.returncode == 1 and pinned.stdout == ""

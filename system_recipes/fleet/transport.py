@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -92,9 +91,6 @@ class ControllerError(Exception):
         self.source, self.problem = source, problem
         super().__init__(f"{source}: {problem}")
 
-
-#: the identity files ssh tries when none is configured (``ssh -G`` prints them unexpanded)
-DEFAULT_IDENTITIES = re.compile(r"~/\.ssh/id_[a-z0-9_]+")
 
 # The run's watchdog: a process of its own that reads the pids of the control masters from a
 # pipe of the controller ("+PID", "-PID"), and at the end of the pipe (the controller ended,
@@ -195,6 +191,7 @@ class Connections:
         self.resolved: dict[Target, dict[str, list[str]]] = {}
         self.lock = threading.Lock()
         self.watcher: subprocess.Popen | None = None
+        self._defaults: list[str] | None = None  # default_identities()
 
     def __enter__(self) -> Connections:
         return self
@@ -260,9 +257,12 @@ class Connections:
         for target, values in found.items():
             if isinstance(values, str):
                 raise ControllerError(config, f"{values} (for {target.name}); no host was tried")
-            for path in values.get("identityfile", []):
-                if DEFAULT_IDENTITIES.fullmatch(path):
-                    continue  # ssh's defaults: tried when present
+            identities = values.get("identityfile", [])
+            if identities == self.default_identities():
+                continue  # none configured: ssh tries its defaults, those present
+            for path in identities:
+                if path == "none":
+                    continue
                 try:
                     with open(os.path.expanduser(path), "rb"):
                         pass
@@ -272,6 +272,19 @@ class Connections:
                         f"cannot read the identity file {target.name} is reached with "
                         f"({error.strerror}; IdentityFile in {config}); no host was tried",
                     ) from None
+
+    def default_identities(self) -> list[str]:
+        """The identity files this ssh tries when none is configured (``~/.ssh/id_rsa``...)."""
+        if self._defaults is None:
+            result = subprocess.run(
+                [self.ssh, "-F", "/dev/null", "-G", "localhost"], capture_output=True, text=True
+            )
+            self._defaults = [
+                line.partition(" ")[2]
+                for line in result.stdout.splitlines()
+                if line.startswith("identityfile ")
+            ]
+        return self._defaults
 
     def open(self, target: Target) -> Connection:
         connection = Connection(self, target)
