@@ -91,8 +91,11 @@ def test_every_host_answers_through_its_control_master(fleet_hosts):
         # a command over an open master is one round trip, not a new ssh connection
         assert max(timings) < 0.5, timings
         masters = [c.master for c in ssh.connections.values()]
+        watcher = ssh.watcher  # the watchdog that ends the masters if this process is killed
+        assert watcher is not None and watcher.poll() is None
     assert masters and not any(fleet_hosts.alive(master.pid) for master in masters)
     assert not os.path.exists(ssh.directory)
+    assert watcher.returncode == 0 and ssh.watcher is None  # it ended with the run
 
 
 def test_a_host_key_mismatch_is_refused_in_one_line(fleet_hosts, tmp_path):
