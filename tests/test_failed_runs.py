@@ -232,3 +232,17 @@ def test_a_run_killed_writing_its_manifest_is_rolled_back_without_a_trace(host):
     assert "rolled back 1 change(s)" in out, out
     assert host.read("/etc/app/app.ini") == "port = 8080\n"
     assert leftovers(host, "/var/lib/system-recipes") == []
+
+
+def test_a_plan_without_root_after_an_apply_says_it_needs_root(shared):
+    """The state directory an apply left is root's (0700): a plan cannot read what it holds."""
+    shared.write(APP.replace("/etc/app/app.ini", "/etc/sr-unprivileged.ini"))
+    ok(shared.buildout())
+    result = shared.sandbox.run(
+        [*NOBODY, SYSTEM_RECIPES, "plan", "-c", os.path.join(shared.directory, "host.cfg")],
+        cwd=shared.directory,
+    )
+    assert result.returncode == 1, result
+    one_error_line(
+        result, "cannot read the state directory /var/lib/system-recipes", "run it as root"
+    )

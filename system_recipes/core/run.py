@@ -104,9 +104,12 @@ class Run:
 
     def _lock_for_plan(self) -> int | None:
         path = os.path.join(self.state, "lock")
-        if not os.path.exists(path):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
             return None  # nothing was ever applied: nothing to lock against
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except PermissionError as error:
+            raise RunError(not_permitted(error, self.state, "read")) from None
         self._wait(fd, path, fcntl.LOCK_SH)
         return fd
 
@@ -345,11 +348,12 @@ def lock_holder(fd: int) -> str:
     return ", ".join(found) if found else "?"
 
 
-def not_permitted(error: OSError, state: str) -> str:
-    """The one line for a state directory this user cannot write (one slash: the root joined
-    to the state directory is normalized)."""
-    return f"cannot write the state directory {os.path.normpath(state)}: {error.strerror}" + (
-        " (a run needs root: run it as root, or give this user write access to the state directory)"
+def not_permitted(error: OSError, state: str, access: str = "write") -> str:
+    """The one line for a state directory this user cannot write (or, planning, read); one
+    slash: the root joined to the state directory is normalized."""
+    return f"cannot {access} the state directory {os.path.normpath(state)}: {error.strerror}" + (
+        f" (a run needs root: run it as root, or give this user {access} access to the state "
+        "directory)"
         if os.geteuid() != 0
         else ""
     )
