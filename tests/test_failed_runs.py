@@ -127,6 +127,7 @@ def listing(*tops: str) -> dict[str, tuple]:
     return result
 
 
+@pytest.mark.sandbox  # root: the files are written as root's
 def test_a_failed_first_run_leaves_the_root_as_it_found_it(scratch):
     scratch.write(SCRATCH.replace("port = 8080", "mode = 999\nport = 8080"))
     before = listing(scratch.root, scratch.directory)
@@ -135,6 +136,7 @@ def test_a_failed_first_run_leaves_the_root_as_it_found_it(scratch):
     assert not os.path.exists(os.path.join(scratch.root, "var"))
 
 
+@pytest.mark.sandbox  # root: the files are written as root's
 def test_a_run_that_fails_validation_changes_nothing_state_included(scratch):
     scratch.write(SCRATCH)
     ok(scratch.buildout())
@@ -201,6 +203,7 @@ def held_lock_line(host, lock: str) -> str:
         os.close(fd)
 
 
+@pytest.mark.sandbox  # root: the files are written as root's
 def test_the_lock_names_its_holder_and_is_never_written(scratch):
     scratch.write(SCRATCH)
     ok(scratch.buildout())
