@@ -426,7 +426,9 @@ def test_a_command_of_max_command_bytes_is_written_and_accepted(spool, scratch_r
 
 def test_crontab_n_blames_command_for_a_single_entry(spool):
     """Should the recipe's own limit ever be passed, cron's verdict still names command."""
-    line = ("schedule", "@daily root " + "x" * 2000, "@daily", "root", "x" * 2000)
+    line = cron_daemon.CronLine(
+        "schedule", "@daily root " + "x" * 2000, schedule="@daily", user="root", command="x" * 2000
+    )
     errors = cron_daemon.CronValidator._crontab_n([(0, line)])
     assert errors[0].startswith("command: '@daily root xxx") and "command too long" in errors[0]
     assert len(errors[0]) < 300, errors[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 
@@ -44,10 +45,14 @@ class Reload:
 
 @dataclass(frozen=True)
 class Check:
-    """A validator to run on a file's new content, with recipe-specific arguments."""
+    """A validator to run on a file's new content, with what that validator must know besides
+    the content: ``context`` is the validator's own frozen dataclass (declared beside it, such
+    as ``daemons.haproxy.HaproxyContext``), built by name by the recipe, or None for a
+    validator that needs nothing else. It is part of the validation cache's key, so it is
+    hashable and compared by value."""
 
     validator: str
-    arguments: tuple = ()
+    context: Hashable | None = None
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ import subprocess
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import PROBLEM, clip, shown
 from .model import Check, FileSpec
@@ -41,11 +41,31 @@ class ValidationContext:
         return os.path.join(self.root, path.lstrip("/"))
 
 
+Context = TypeVar("Context")
+
+
 @dataclass(frozen=True)
 class Item:
     part: str
     file: FileSpec
     check: Check
+
+    def given(self, kind: type[Context]) -> Context:
+        """The context the recipe gave this item's check: a ``kind`` (the validator's own frozen
+        dataclass), or ``kind()`` when it gave none (a kind whose fields all have defaults).
+        Anything else is a recipe's mistake, not the user's: TypeError."""
+        context = self.check.context
+        if context is None:
+            try:
+                return kind()
+            except TypeError:
+                pass
+        if not isinstance(context, kind):
+            raise TypeError(
+                f"the {self.check.validator} check of {self.file.path} needs a {kind.__name__} "
+                f"as its context, not {context!r}"
+            )
+        return context
 
 
 # a tool's message may quote a whole value; beside the line it names (echoed shorter still)

@@ -7,6 +7,7 @@ import os
 import posixpath
 import re
 import tempfile
+from dataclasses import dataclass
 
 from ..core import validate
 from ..core.errors import shown
@@ -91,6 +92,29 @@ def dry_run_command(path: str) -> list[str]:
     return ["crontab", "-n", path]
 
 
+@dataclass(frozen=True)
+class CronLine:
+    """One line a cron file must hold: an environment line (``option`` is ``environment``, the
+    rest empty) or an entry, with the option that wrote it, its schedule, user and command."""
+
+    option: str
+    line: str
+    schedule: str = ""
+    user: str = ""
+    command: str = ""
+
+    @property
+    def environment(self) -> bool:
+        return self.option == "environment"
+
+
+@dataclass(frozen=True)
+class CronContext:
+    """What the ``cron`` check knows besides the file: the lines it must hold, in order."""
+
+    lines: tuple[CronLine, ...] = ()
+
+
 @validate.register
 class CronValidator(validate.Validator):
     """cron's own dry run (``crontab -n``) on every changed file at once, then python-crontab's
@@ -103,13 +127,13 @@ class CronValidator(validate.Validator):
         self, items: list[validate.Item], context: validate.ValidationContext
     ) -> dict[int, str]:
         errors: dict[int, str] = {}
-        owners: list[tuple[int, tuple]] = []  # one per entry of the temp crontab
+        owners: list[tuple[int, CronLine]] = []  # one per entry of the temp crontab
         for index, item in enumerate(items):
             problem = self._read_back(item)
             if problem:
                 errors[index] = problem
                 continue
-            owners += [(index, line) for line in item.check.arguments]
+            owners += [(index, line) for line in item.given(CronContext).lines]
         if owners:
             for index, message in self._crontab_n(owners).items():
                 errors.setdefault(index, message)
@@ -127,50 +151,57 @@ class CronValidator(validate.Validator):
         written = [
             line for line in text.split("\n") if line.strip() and not line.lstrip().startswith("#")
         ]
-        expected = [line[1] for line in item.check.arguments]
-        if written != expected:
+        lines = item.given(CronContext).lines
+        if written != [line.line for line in lines]:
             return (
                 "the template did not write the environment lines and entries exactly "
                 "once, in order (cron.j2 must render every one of them)"
             )
-        entries = [line for line in item.check.arguments if line[0] != "environment"]
+        entries = [line for line in lines if not line.environment]
         parsed = read_entries(text)
         if len(parsed) != len(entries):
-            for option, line, schedule, _, command in entries:
-                if len(read_entries(line)) != 1:
+            for entry in entries:
+                if len(read_entries(entry.line)) != 1:
                     hint = (
                         " (it reads a '#' in the command of an @special entry as a comment: "
                         "write the schedule as five fields)"
-                        if schedule.startswith("@") and "#" in command
+                        if entry.schedule.startswith("@") and "#" in entry.command
                         else ""
                     )
-                    return f"{option}: {shown(line)}: python-crontab cannot read it back{hint}"
+                    return (
+                        f"{entry.option}: {shown(entry.line)}: python-crontab cannot read it "
+                        f"back{hint}"
+                    )
             return (
                 f"python-crontab read {len(parsed)} of the {len(entries)} entries written "
                 "(it drops lines it cannot parse)"
             )
-        for job, (option, line, _, user, command) in zip(parsed, entries, strict=True):
-            if job.user != user:
-                return f"{option}: {shown(line)}: read back with user {shown(job.user)}, not {shown(user)}"
+        for job, entry in zip(parsed, entries, strict=True):
+            if job.user != entry.user:
+                return (
+                    f"{entry.option}: {shown(entry.line)}: read back with user "
+                    f"{shown(job.user)}, not {shown(entry.user)}"
+                )
             # python-crontab splits ' # ...' off as a comment (and takes a comment line just
             # above an entry as its "pre-comment"): compare without blanks
             inline = job.comment if job.comment and not job.pre_comment else ""
             read = job.command + (f"#{inline}" if inline else "")
-            if "".join(read.split()) != "".join(command.split()):
-                return f"{option}: {shown(line)}: read back as the command {shown(read)}"
+            if "".join(read.split()) != "".join(entry.command.split()):
+                return (
+                    f"{entry.option}: {shown(entry.line)}: read back as the command {shown(read)}"
+                )
         return None
 
     @staticmethod
-    def _crontab_n(owners: list[tuple[int, tuple]]) -> dict[int, str]:
+    def _crontab_n(owners: list[tuple[int, CronLine]]) -> dict[int, str]:
         """One ``crontab -n`` for every line of the batch. crontab reports the line *before*
         an error in a schedule and the line itself for a command that is too long, so each
         line follows a marker comment and both numbers map back to it."""
         body = []
         for number, (_, line) in enumerate(owners):
-            option, text = line[0], line[1]
-            if option != "environment":
-                _, _, schedule, _, command = line
-                text = f"{schedule} {escape_percent(command)}"  # no user column in a crontab
+            text = line.line
+            if not line.environment:  # no user column in a crontab
+                text = f"{line.schedule} {escape_percent(line.command)}"
             body += [f"# {number}", text]
         with tempfile.NamedTemporaryFile(
             "w", prefix="system-recipes-cron-", suffix=".tab", encoding="utf-8"
@@ -187,10 +218,10 @@ class CronValidator(validate.Validator):
                 number = max(int(match.group(1)) - 1, 0) // 2
                 if number < len(owners):
                     index, line = owners[number]
-                    option = line[0]
+                    option = line.option
                     if option == "schedule" and "command" in match.group(2):
                         option = "command"  # schedule + command: the command is too long
-                    return {index: f"{option}: {shown(line[1])}: crontab -n: {match.group(2)}"}
+                    return {index: f"{option}: {shown(line.line)}: crontab -n: {match.group(2)}"}
         summary = output.splitlines()[0] if output else f"exit status {result.returncode}"
         return {
             index: f"crontab -n refused the cron files of this run: {summary}"

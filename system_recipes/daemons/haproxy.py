@@ -28,6 +28,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 
 from ..core import reload, report, validate
 from ..core.settings import Settings
@@ -66,6 +67,15 @@ def unit_dropin(include: str, section: str) -> str:
 
 
 # -- the validator ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HaproxyContext:
+    """What the ``haproxy`` check knows besides the file: the ``main`` configuration's host
+    path, and the option that wrote each line of the file (``origins``: an error names it)."""
+
+    main: str
+    origins: tuple[str, ...] = ()
+
+
 @validate.register
 class HaproxyValidator(validate.Validator):
     """``haproxy -c -f MAIN -f DIR``: DIR is a copy of the include directory as it will be
@@ -84,7 +94,7 @@ class HaproxyValidator(validate.Validator):
         errors: dict[int, str | validate.Problem] = {}
         groups: dict[tuple[str, str], list[int]] = {}
         for index, item in enumerate(items):
-            main = item.check.arguments[0]
+            main = item.given(HaproxyContext).main
             groups.setdefault((main, posixpath.dirname(item.file.path)), []).append(index)
         for (main, include), indexes in groups.items():
             errors.update(self._check_directory(items, indexes, main, include, context))
@@ -155,7 +165,7 @@ class HaproxyValidator(validate.Validator):
                             f"haproxy -c: {text}",
                             items[index].file.content,
                             number,
-                            items[index].check.arguments[1],
+                            items[index].given(HaproxyContext).origins,
                         )
                 elif level == "ALERT":
                     unplaced.append(message)

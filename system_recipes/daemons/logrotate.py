@@ -7,6 +7,7 @@ import os
 import posixpath
 import re
 import tempfile
+from dataclasses import dataclass
 
 from ..core import validate
 
@@ -48,6 +49,16 @@ def quote(path: str) -> str:
 
 
 # -- the validator: one logrotate -d for every changed file -------------------------------
+@dataclass(frozen=True)
+class LogrotateContext:
+    """What the ``logrotate`` check judges: ``checked``, the file as rendered for the check
+    (what logrotate -d reads instead of the file itself), and ``origins``, the option that
+    wrote each of its lines (an error names that option)."""
+
+    checked: bytes
+    origins: tuple[str, ...] = ()
+
+
 @validate.register
 class LogrotateValidator(validate.Validator):
     """``logrotate -d`` on copies of the changed files; its output, not its exit code, counts."""
@@ -65,7 +76,7 @@ class LogrotateValidator(validate.Validator):
             for index, item in enumerate(items):
                 path = os.path.join(tmp, f"{index}-{posixpath.basename(item.file.path)}")
                 with open(path, "wb") as stream:
-                    stream.write(item.check.arguments[0])
+                    stream.write(item.given(LogrotateContext).checked)
                 os.chmod(path, 0o644)
                 files[path] = index
             command = [self.tools[0], "-d", "-s", os.path.join(tmp, "state"), *files]
@@ -128,7 +139,8 @@ def explain(lines: list[str], path: str, item: validate.Item) -> str | validate.
     message = "logrotate -d: " + summary(messages, limit=1)
     if number is None:
         return message
-    return validate.locate(message, item.file.content, number, item.check.arguments[1])
+    origins = item.given(LogrotateContext).origins
+    return validate.locate(message, item.file.content, number, origins)
 
 
 def summary(lines: list[str], limit: int = 3) -> str:

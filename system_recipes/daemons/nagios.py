@@ -7,6 +7,7 @@ import posixpath
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 
 from ..core import reload, validate
 from ..core.settings import Settings
@@ -19,6 +20,17 @@ def main_config(layout) -> str:
 
 
 # -- the validator: nagios -v on a copy of the main configuration -----------------------------
+@dataclass(frozen=True)
+class NagiosContext:
+    """What the ``nagios4``/``nagios`` check knows besides the object file: the ``main``
+    configuration's host path, the ``objects`` directory it reads, and the option that wrote
+    each line of the file (``origins``: an error names that option)."""
+
+    main: str
+    objects: str
+    origins: tuple[str, ...] = ()
+
+
 @validate.register
 class NagiosValidator(validate.Validator):
     """``nagios4 -v`` on a temporary main config that reads the object directory to be."""
@@ -32,8 +44,8 @@ class NagiosValidator(validate.Validator):
     ) -> dict[int, str | validate.Problem]:
         groups: dict[tuple, list[int]] = {}
         for index, item in enumerate(items):
-            main, objects = item.check.arguments[:2]
-            groups.setdefault((main, objects), []).append(index)
+            given = item.given(NagiosContext)
+            groups.setdefault((given.main, given.objects), []).append(index)
         errors: dict[int, str | validate.Problem] = {}
         for (main, objects), indexes in groups.items():
             errors.update(
@@ -226,7 +238,7 @@ def _located(prefix: str, lines: list[str], item: validate.Item) -> str | valida
         else:
             specific.append(line)
     message = prefix + _summary(specific + located, limit=1)
-    origins = item.check.arguments[2] if len(item.check.arguments) > 2 else ()
+    origins = item.given(NagiosContext).origins
     if number is None:
         # "... specified in service 'SSH' for host 'shop1' not defined": that definition
         named = re.search(r"service '([^']*)' for host '([^']*)'", lines[0])

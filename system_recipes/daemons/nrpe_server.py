@@ -21,6 +21,7 @@ import shlex
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 
 from ..core import reload, report, validate
 from ..core.errors import shown
@@ -114,13 +115,18 @@ def server_directives(
     return found
 
 
+@dataclass(frozen=True)
+class NrpeServerContext:
+    """What the ``nrpe-server`` check knows besides the file: ``main``, nrpe.cfg's host path."""
+
+    main: str
+
+
 @validate.register
 class NrpeServerValidator(validate.Validator):
     """A server file: only ``allowed_hosts=``, each entry valid, within NRPE's line buffer, and
     no other file the server reads allowing a host beyond loopback and this file's (NRPE adds
-    them all up, so "exactly these hosts" needs the others to allow none).
-
-    Check arguments: (nrpe.cfg's host path,)."""
+    them all up, so "exactly these hosts" needs the others to allow none)."""
 
     name = "nrpe-server"
     tools = ()
@@ -149,7 +155,7 @@ class NrpeServerValidator(validate.Validator):
                     break
             if index in errors:
                 continue
-            main = item.check.arguments[0]
+            main = item.given(NrpeServerContext).main
             others = server_directives(
                 context.below, main, "allowed_hosts", set(context.leaving), batch
             )

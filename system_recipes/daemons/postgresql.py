@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..core import reload, validate
 from ..core.errors import shown
@@ -98,12 +99,21 @@ def show_settings(
     return values
 
 
+@dataclass(frozen=True)
+class PostgresqlConfContext:
+    """What the ``postgresql-conf`` check knows besides the fragment: the cluster's
+    configuration ``directory``, the directory of the PostgreSQL ``programs`` and the
+    ``expected`` value of each parameter, ``((parameter, value), ...)``."""
+
+    directory: str
+    programs: str
+    expected: tuple[tuple[str, str], ...] = ()
+
+
 @validate.register
 class ConfigValidator(validate.Validator):
-    """``postgres -C`` on a copy of the cluster's configuration with the fragment in place.
-
-    Check arguments: (cluster config directory, the directory of the PostgreSQL programs,
-    ((parameter, expected value), ...)). The programs are the machine's, as for every
+    """``postgres -C`` on a copy of the cluster's configuration with the fragment in place,
+    as its :class:`PostgresqlConfContext` says. The programs are the machine's, as for every
     validator; the configuration is the one below the root."""
 
     name = "postgresql-conf"
@@ -112,8 +122,10 @@ class ConfigValidator(validate.Validator):
     def check(self, items, context):
         errors: dict[int, str] = {}
         for index, item in enumerate(items):
-            directory, programs, expected = item.check.arguments
-            message = self._judge(item, context, directory, programs, dict(expected))
+            given = item.given(PostgresqlConfContext)
+            message = self._judge(
+                item, context, given.directory, given.programs, dict(given.expected)
+            )
             if message:
                 errors[index] = message
         return errors

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import socket
+from dataclasses import dataclass
 
 from ..core import validate
 from ..core.errors import shown
@@ -258,6 +259,14 @@ def hba_problems(text: str, ssl: bool = True) -> list[tuple[int, str]]:
     ]
 
 
+@dataclass(frozen=True)
+class HbaContext:
+    """What the ``postgresql-hba`` check knows besides the file: the option that wrote each of
+    its lines (an error names that option)."""
+
+    origins: tuple[str, ...] = ()
+
+
 @validate.register
 class HbaValidator(validate.Validator):
     """pg_hba: no program reads it offline in PostgreSQL 15 (see the module docstring)."""
@@ -272,7 +281,7 @@ class HbaValidator(validate.Validator):
             problems = hba_problems(content)
             if problems:
                 number, message = problems[0]
-                origins = item.check.arguments[0] if item.check.arguments else ()
+                origins = item.given(HbaContext).origins
                 errors[index] = validate.locate(
                     f"PostgreSQL would not load this line: {message}", content, number, origins
                 )

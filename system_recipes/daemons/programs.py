@@ -5,16 +5,27 @@ root and its planned state), not while a recipe builds its files."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from ..core import validate
 from ..core.errors import clip
 
 
+@dataclass(frozen=True)
+class ProgramContext:
+    """What the ``program`` check judges: ``program`` (its path on the host), the ``option``
+    that named it (a problem names that option) and a ``label`` said before the path (such as
+    ``"check_app: plugin "``, the NRPE check that runs it)."""
+
+    program: str
+    option: str
+    label: str = ""
+
+
 @validate.register
 class ProgramValidator(validate.Validator):
-    """``Check("program", (PROGRAM, OPTION[, LABEL]))``: PROGRAM exists below the root and is
-    executable; a problem names OPTION, the option that named the program (LABEL, such as
-    ``"check_app: plugin "``, comes before the path)."""
+    """``Check("program", ProgramContext(PROGRAM, OPTION))``: PROGRAM exists below the root and
+    is executable; a problem names OPTION, the option that named the program."""
 
     name = "program"
     tools = ()
@@ -25,10 +36,10 @@ class ProgramValidator(validate.Validator):
         errors: dict[int, str | validate.Problem] = {}
         below = "" if context.root == "/" else f" below {context.root}"
         for index, item in enumerate(items):
-            program, option, *rest = item.check.arguments
-            label = rest[0] if rest else ""  # e.g. "check_app: plugin " (the NRPE check)
-            real = context.below(program)
-            program = clip(program)  # the path as echoed: a 1 MB path is not a 1 MB error
+            given = item.given(ProgramContext)
+            option, label = given.option, given.label
+            real = context.below(given.program)
+            program = clip(given.program)  # the path as echoed: a 1 MB path is not a 1 MB error
             if not os.path.isfile(real):
                 errors[index] = validate.Problem(
                     f"{label}{program} does not exist{below}", option=option

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 
 from ..core import reload, validate
 from ..core.errors import shown
@@ -50,6 +51,14 @@ def isolated(command: list[str]) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class SystemdUnitContext:
+    """What the ``systemd-unit`` check knows besides the unit: the option that wrote each of
+    its lines (:func:`..core.validate.trace`), so an error names that option."""
+
+    origins: tuple[str, ...] = ()
+
+
 @validate.register
 class SystemdUnitValidator(validate.Validator):
     """``systemd-analyze verify --man=no`` on every changed unit at once, in a temp dir.
@@ -78,7 +87,7 @@ class SystemdUnitValidator(validate.Validator):
             excused = False
             for index, (item, path) in enumerate(zip(items, paths, strict=True)):
                 unit = os.path.basename(path)
-                origins = (item.check.arguments + ((),))[0]
+                origins = item.given(SystemdUnitContext).origins
                 for line in lines:
                     text = line.strip()
                     number = None

@@ -69,6 +69,8 @@ from ..daemons.cron import (
     CRON_FILE_NAME,
     MAX_COMMAND,
     MAX_ENVIRONMENT_LINE,
+    CronContext,
+    CronLine,
     escape_percent,
     schedule_problem,
 )
@@ -231,12 +233,20 @@ class Recipe(BaseRecipe):
                 "entries": lines,
             },
         )
-        expected = tuple(
-            [("environment", line, "", "", "") for line in environment]
-            + [
-                (entry.option, line, entry.schedule, values.user, entry.command)
-                for entry, line in zip(entries, lines, strict=True)
-            ]
+        expected = CronContext(
+            tuple(
+                [CronLine("environment", line) for line in environment]
+                + [
+                    CronLine(
+                        entry.option,
+                        line,
+                        schedule=entry.schedule,
+                        user=values.user,
+                        command=entry.command,
+                    )
+                    for entry, line in zip(entries, lines, strict=True)
+                ]
+            )
         )
         spec.force = values.force
         spec.needs_accounts.append(("user", values.user, None))

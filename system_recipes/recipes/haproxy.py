@@ -57,7 +57,7 @@ from ..core.schema import (
     force_option,
     section_name,
 )
-from ..daemons.haproxy import unit_dropin
+from ..daemons.haproxy import HaproxyContext, unit_dropin
 
 # haproxy's proxy and server names: letters, digits, '-', '_', '.', ':' (no ':' here: the name
 # is also a file name)
@@ -256,7 +256,14 @@ class Recipe(BaseRecipe):
                 path=posixpath.join(layout.haproxy_include, name + ".cfg"),
                 content=content,
                 mode=0o644,
-                checks=[Check("haproxy", (layout.haproxy_config, validate.trace(content, claims)))],
+                checks=[
+                    Check(
+                        "haproxy",
+                        HaproxyContext(
+                            layout.haproxy_config, origins=validate.trace(content, claims)
+                        ),
+                    )
+                ],
                 reloads=[Reload("haproxy", service)],
             )
         )

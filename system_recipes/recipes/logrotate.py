@@ -77,6 +77,7 @@ from ..core.schema import (
     section_name,
 )
 from ..daemons.logrotate import (
+    LogrotateContext,
     quote,
 )
 from .logrotate_options import (
@@ -258,7 +259,7 @@ class Recipe(BaseRecipe):
                 path=path,
                 content=content,
                 mode=0o644,
-                checks=[Check("logrotate", (checked, origins))],
+                checks=[Check("logrotate", LogrotateContext(checked, origins))],
             )
         )
 

@@ -64,6 +64,7 @@ from ..core.schema import (
     section_name,
 )
 from ..daemons.nagios import (
+    NagiosContext,
     main_config,
 )
 
@@ -302,7 +303,11 @@ class Recipe(BaseRecipe):
                 checks=[
                     Check(
                         self.layout.nagios_service,
-                        (main_config(self.layout), objects, validate.trace(content, claims)),
+                        NagiosContext(
+                            main_config(self.layout),
+                            objects,
+                            origins=validate.trace(content, claims),
+                        ),
                     )
                 ],
                 reloads=[service],

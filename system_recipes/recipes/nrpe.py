@@ -54,6 +54,7 @@ from ..daemons.nrpe import (
     nrpe_macros,
     takes_arguments,
 )
+from ..daemons.programs import ProgramContext
 
 PLUGIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 CHECK_SYNTAX = "CHECK PLUGIN [ARGUMENT...] [warning=W] [critical=C]"
@@ -201,7 +202,7 @@ class Recipe(BaseRecipe):
                 # the plugins first: a missing one is the file's first (and only) error line
                 checks=[
                     *(
-                        Check("program", (plugin, "checks", label))
+                        Check("program", ProgramContext(plugin, "checks", label=label))
                         for plugin, label in plugins.items()
                     ),
                     Check("nrpe"),

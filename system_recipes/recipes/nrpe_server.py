@@ -30,7 +30,7 @@ from ..core.model import Check, FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import Name, Option, Schema, Text, Values, force_option, section_name
 from ..daemons.nrpe import MAX_LINE, main_config
-from ..daemons.nrpe_server import parse_allowed_host
+from ..daemons.nrpe_server import NrpeServerContext, parse_allowed_host
 
 SCHEMA = Schema(
     [
@@ -101,7 +101,7 @@ class Recipe(BaseRecipe):
                 path=path,
                 content=content,
                 mode=0o644,
-                checks=[Check("nrpe-server", (main_config(self.settings),))],
+                checks=[Check("nrpe-server", NrpeServerContext(main_config(self.settings)))],
                 reloads=[restart],
             )
         )

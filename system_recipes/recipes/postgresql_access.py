@@ -60,8 +60,8 @@ from ..core.schema import (
     force_option,
     section_name,
 )
-from ..daemons.postgresql import cluster_directory, clusters, quote
-from ..daemons.postgresql_hba import DEBIAN_LOCAL_LINES, HOSTNAME, NAME_TOKEN
+from ..daemons.postgresql import PostgresqlConfContext, cluster_directory, clusters, quote
+from ..daemons.postgresql_hba import DEBIAN_LOCAL_LINES, HOSTNAME, NAME_TOKEN, HbaContext
 
 CLIENT_SYNTAX = "ADDRESS[/PREFIX] DATABASE USER"
 METHOD = "scram-sha-256"
@@ -249,7 +249,7 @@ class Recipe(BaseRecipe):
                 content=hba,
                 mode=0o640,
                 group="postgres",
-                checks=[Check("postgresql-hba", (origins,))],
+                checks=[Check("postgresql-hba", HbaContext(origins))],
                 reloads=[service],
             )
         )
@@ -274,7 +274,12 @@ class Recipe(BaseRecipe):
                 path=conf_path,
                 content=conf,
                 mode=0o644,
-                checks=[Check("postgresql-conf", (directory, programs, expected))],
+                checks=[
+                    Check(
+                        "postgresql-conf",
+                        PostgresqlConfContext(directory, programs, expected=expected),
+                    )
+                ],
                 reloads=[service],
             )
         )

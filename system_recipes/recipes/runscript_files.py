@@ -19,7 +19,13 @@ from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, LinkSpec, PartSpec, Reload
 from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import Values
-from ..daemons.systemd import specifiers, systemd_assignment, systemd_word
+from ..daemons.programs import ProgramContext
+from ..daemons.systemd import (
+    SystemdUnitContext,
+    specifiers,
+    systemd_assignment,
+    systemd_word,
+)
 from ..daemons.sysv import FACILITIES, pidfile
 
 START_LEVELS, STOP_LEVELS = ("2", "3", "4", "5"), ("0", "1", "6")
@@ -66,7 +72,10 @@ def systemd_unit(
             content=content,
             mode=0o644,
             # the program first: its absence is the one error line
-            checks=[Check("program", (argv[0], "command")), Check("systemd-unit", (origins,))],
+            checks=[
+                Check("program", ProgramContext(argv[0], "command")),
+                Check("systemd-unit", SystemdUnitContext(origins)),
+            ],
             reloads=[service],
         )
     )
@@ -144,7 +153,10 @@ def sysv_script(
             path=script,
             content=content,
             mode=0o755,
-            checks=[Check("program", (program, "command")), Check("init-script-sh")],
+            checks=[
+                Check("program", ProgramContext(program, "command")),
+                Check("init-script-sh"),
+            ],
             reloads=[Reload("sysv", values.name)],
         )
     )
