@@ -10,10 +10,10 @@ import sys
 
 import zc.buildout
 
-from . import daemons  # noqa: F401  (registers every validator and reload handler)
 from .core import report
 from .core.command_line import EXIT_CLOSED_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, ArgumentParser
 from .core.loading import loaded
+from .daemons import every  # noqa: F401  (registers every validator and reload handler)
 
 __all__ = ["load_and_plan", "loaded", "main"]  # loaded: tests load configurations through it
 

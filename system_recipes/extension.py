@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import os
 
-from . import daemons  # noqa: F401  (registers every validator and reload handler)
 from .core import buildout_api, converge_index, fastpath, report, run
 from .core.accounts import ACCOUNT_FILES
 from .core.manifest import MANIFEST_NAME
 from .core.recipe_names import check_recipe_names
 from .core.settings import settings_from_buildout
+from .daemons import every  # noqa: F401  (registers every validator and reload handler)
 from .meta.expand import expand
 
 BUILDOUT_STATE = ("installed", "bin-directory", "parts-directory", "develop-eggs-directory")

@@ -91,3 +91,38 @@ def test_cli_and_explain_do_not_import_each_other():
         t.startswith("system_recipes.cli")
         for t in imported("system_recipes.meta.explain", known["system_recipes.meta.explain"])
     )
+
+
+#: the package databases' own commands: asked and read in daemons/packages.py alone
+PACKAGE_QUERIES = ("rpm", "dpkg", "dpkg-query")
+
+
+def package_queries(path: str) -> list[int]:
+    """The lines of ``path`` that run rpm or dpkg: a command list (``["rpm", "-q", ...]``)
+    or a shell command (``"dpkg-query -W ..."``) in the code."""
+    found = []
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, (ast.List, ast.Tuple)) and node.elts:
+            first = node.elts[0]
+            if isinstance(first, ast.Constant) and first.value in PACKAGE_QUERIES:
+                found.append(node.lineno)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value.split(" ", 1)[0] in PACKAGE_QUERIES and " -" in node.value:
+                found.append(node.lineno)
+    return found
+
+
+def test_only_daemons_packages_asks_rpm_or_dpkg():
+    """One reader per fact: fleet's host step (and every other module) asks
+    daemons/packages.py what is installed, never rpm or dpkg-query itself."""
+    known = modules()
+    asking = {module: lines for module, path in known.items() if (lines := package_queries(path))}
+    assert set(asking) == {"system_recipes.daemons.packages"}, asking
+
+
+def test_the_daemons_package_imports_no_daemon_module():
+    """Each daemon module registers itself, and daemons/every.py imports them all: a module of
+    facts (daemons/packages.py, which fleet's host step reads on every no-op) is read without
+    the validators and zc.buildout behind them."""
+    path = modules()["system_recipes.daemons"]
+    assert imported("system_recipes.daemons", path) == set()

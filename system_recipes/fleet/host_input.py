@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 
-from ..core.reading import byte_problem
 from .step_basics import StepError, check_name
 
 HEADER_KEYS = ("model", "revision", "digest", "packages", "host")
@@ -31,6 +30,9 @@ def parse_input(data: bytes) -> tuple[dict, str]:
     try:
         config = config_bytes.decode("utf-8")
     except UnicodeDecodeError as error:  # as a host.cfg read from a file is reported
+        # core.reading imports zc.buildout: not on a step that has nothing to plan
+        from ..core.reading import byte_problem
+
         raise StepError("input", f"host.cfg: {byte_problem(config_bytes, error.start)}") from None
     try:
         header = json.loads(first)

@@ -1,9 +1,12 @@
 """The packages a host must have, ensured with its own package manager (dnf, yum or apt-get).
 
-What is installed is read first (``rpm -q``, ``dpkg-query``), so a host that has every package
-at its version runs no package manager at all: a no-op costs one query. A version is the
-package manager's own (``1.0`` or ``1.0-1`` for an RPM, the full Debian version for a deb);
-an installed ``1.0-1`` satisfies ``1.0``. ``None`` asks for the package at any version.
+What is installed is read first, in one query of the manager's database, so a host that has
+every package at its version runs no package manager at all: a no-op costs one query. That
+query, which manager the host has and whether an installed version is the one wanted are asked
+of :mod:`system_recipes.daemons.packages` (the one reader of rpm and dpkg); this module decides
+what to install and installs it. A version is the package manager's own (``1.0`` or ``1.0-1``
+for an RPM, the full Debian version for a deb); an installed ``1.0-1`` satisfies ``1.0``.
+``None`` asks for the package at any version.
 
 While the packages install, ``/run/system-recipes/defer-host-buildout`` exists (and
 ``SYSTEM_RECIPES_DEFER_BUILDOUT=1`` is in the environment): an RPM's ``%post`` that sees either
@@ -13,11 +16,11 @@ leaves the host buildout to ``fleet-host``, which runs it once, after every pack
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-MANAGERS = ("dnf", "yum", "apt-get")
+from ..daemons import packages as facts
+
 DEFER_FLAG = "/run/system-recipes/defer-host-buildout"
 
 
@@ -35,35 +38,14 @@ class Packages:
 
     def __post_init__(self) -> None:
         if self.manager is None and self.wanted:
-            self.manager = detect()
+            self.manager = facts.manager()
 
     def read_installed(self) -> dict[str, str]:
         """name -> installed version, for the wanted packages that are installed."""
-        names = sorted(self.wanted)
-        if not names:
+        if not self.wanted:
             return {}
-        if self.manager == "apt-get":
-            result = subprocess.run(
-                ["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Abbrev}\n", *names],
-                capture_output=True,
-                text=True,
-            )
-            rows = [line.split("\t") for line in result.stdout.splitlines()]
-            self.installed = {r[0]: r[1] for r in rows if len(r) == 3 and r[2].startswith("ii")}
-        else:
-            result = subprocess.run(
-                [
-                    "rpm",
-                    "-q",
-                    "--qf",
-                    "%{NAME}\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\n",
-                    *names,
-                ],
-                capture_output=True,
-                text=True,
-            )
-            rows = [line.split("\t") for line in result.stdout.splitlines()]
-            self.installed = {r[0]: r[1] for r in rows if len(r) == 2}
+        database = facts.DATABASES.get(str(self.manager), "rpm")
+        self.installed = facts.installed_versions(self.wanted, database)
         return self.installed
 
     def pending(self) -> list[str]:
@@ -77,7 +59,7 @@ class Packages:
         result = []
         for name, version in sorted(self.wanted.items()):
             have = self.installed.get(name)
-            if have is not None and (version is None or satisfies(have, version)):
+            if have is not None and (version is None or facts.satisfies(have, version)):
                 continue
             if version is None:
                 result.append(name)
@@ -128,21 +110,6 @@ class Packages:
                 f"{last_line(result.stderr or result.stdout)}"
             )
         return specs
-
-
-def detect() -> str | None:
-    for manager in MANAGERS:
-        if shutil.which(manager):
-            return manager
-    return None
-
-
-def satisfies(installed: str, wanted: str) -> bool:
-    """``1.0-1`` and ``2:1.0-1`` satisfy ``1.0``; ``1.0-1`` satisfies ``1.0-1``."""
-    for have in (installed, installed.split(":", 1)[-1]):
-        if have == wanted or have.startswith(wanted + "-"):
-            return True
-    return False
 
 
 def last_line(text: str) -> str:
