@@ -297,7 +297,9 @@ def test_a_controller_file_that_cannot_be_read_is_one_line_before_any_host(tmp_p
         f"file or directory; IdentityFile in -F {identity}); no host was tried\n"
     )
     explicit = tmp_path / "explicit_config"  # named explicitly: its default name changes nothing
-    explicit.write_text("IdentityFile none\nIdentityFile ~/.ssh/id_ed25519_missing\n")
+    explicit.write_text(
+        "IdentityFile none\nIdentityFile %d/.ssh/%h\nIdentityFile ~/.ssh/id_ed25519_missing\n"
+    )
     named = fleet("plan", "-F", str(explicit))
     assert named.returncode == 1 and named.stderr.startswith(
         "Error: ~/.ssh/id_ed25519_missing: cannot read the identity file host1 is reached with"

@@ -261,8 +261,8 @@ class Connections:
             if identities == self.default_identities():
                 continue  # none configured: ssh tries its defaults, those present
             for path in identities:
-                if path == "none":
-                    continue
+                if path == "none" or "%" in path or "${" in path:
+                    continue  # no file, or ssh's tokens: expanded by ssh as it connects
                 try:
                     with open(os.path.expanduser(path), "rb"):
                         pass
