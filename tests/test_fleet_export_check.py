@@ -23,3 +23,23 @@ def test_check_mode_leaves_hosts_never_applied_as_they_were(make_hosts, tmp_path
     for host in fleet:
         assert not host.exists("/etc/system-recipes") and not host.exists("/var/lib/system-recipes")
     assert {host.name: tree(host) for host in fleet} == before
+
+
+def test_the_ansible_task_message_counts_in_the_singular_for_one():
+    """The plugin is loaded by Ansible from its file: so is it here."""
+    import importlib.util
+
+    from system_recipes.fleet.export_ansible import PLUGIN
+
+    spec = importlib.util.spec_from_file_location("fleet_host_action", PLUGIN)
+    assert spec is not None and spec.loader is not None
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    assert [plugin.counted(n, "file change") for n in (0, 1, 2)] == [
+        "0 file changes",
+        "1 file change",
+        "2 file changes",
+    ]
+    with open(PLUGIN) as stream:
+        text = stream.read()
+    assert "} changes" not in text and "} file changes" not in text

@@ -67,13 +67,14 @@ class ActionModule(ActionBase):
             if diff and texts:
                 result["diff"] = [{"prepared": text.rstrip("\n")} for text in texts]
             planned: dict = next((e for e in events if e.get("step") == "plan"), {})
-            result["msg"] = f"{planned.get('changed', 0)} file changes pending" if code else "ok"
+            pending = int(planned.get("changed", 0))
+            result["msg"] = f"{counted(pending, 'file change')} pending" if code else "ok"
             return result
         done = events[-1] if events else {}
         packages: dict = next((e for e in events if e.get("step") == "packages"), {})
         changed = int(done.get("changed") or 0) + int(packages.get("changed") or 0)
         result["changed"] = changed > 0
-        result["msg"] = f"{changed} changes" if changed else "ok"
+        result["msg"] = counted(changed, "change") if changed else "ok"
         confirm = done.get("confirm")
         failure = self.checks(args, confirm)
         if failure is None and confirm:
@@ -170,3 +171,9 @@ def problem(events: list, stderr: str, code: int) -> str:
         return str(errors[0])
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     return lines[-1] if lines else f"fleet-host exited {code}"
+
+
+def counted(number: int, noun: str) -> str:
+    """``1 change``, ``2 changes``: as fleet's own output counts (this plugin is loaded by
+    Ansible from its file, so it imports nothing of system_recipes)."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
