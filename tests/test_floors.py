@@ -126,3 +126,23 @@ def test_the_daemons_package_imports_no_daemon_module():
     the validators and zc.buildout behind them."""
     path = modules()["system_recipes.daemons"]
     assert imported("system_recipes.daemons", path) == set()
+
+
+def test_every_daemon_module_that_registers_is_imported_by_every():
+    """A validator or reload handler is registered by importing its module: daemons/every.py
+    (what the recipes, the extension and the CLI import) names each module that registers."""
+    known = modules()
+    registering = {
+        module
+        for module, path in known.items()
+        if module.startswith("system_recipes.daemons.")
+        and any(
+            isinstance(node, ast.Attribute)
+            and node.attr == "register"
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("validate", "reload")
+            for node in ast.walk(ast.parse(open(path).read()))
+        )
+    }
+    every = "system_recipes.daemons.every"
+    assert registering and registering <= imported(every, known[every])
