@@ -439,7 +439,7 @@ port = 20000
         (
             "[services.shop]\nport = 'x'\n",
             "lock: [services.shop] port: the string 'x' is not an "
-            "integer (expected an integer >= 1 and <= 65535)",
+            "integer (expected a port number 1-65535)",
         ),
         (
             "[services.shop.instances]\n0 = 'app1'\n",

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import datatypes
 from .errors import ConfigError, clip, shown
 
 IGNORED_OPTIONS = {"recipe"}
@@ -94,6 +95,15 @@ class Integer(OptionType):
         ):
             raise ValueError(f"{clip(str(value))} is out of range")
         return value
+
+
+class PortNumber(OptionType):
+    """A TCP port (:func:`.datatypes.port`)."""
+
+    expected = datatypes.PORT_EXPECTED
+
+    def parse(self, text: str) -> int:
+        return datatypes.port(text.strip())
 
 
 class Mode(OptionType):

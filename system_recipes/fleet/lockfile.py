@@ -26,7 +26,7 @@ import tomli_w
 from ..core.reading import byte_problem
 from ..core.schema import Line, Option
 from .tables import ModelError, Table
-from .values import NAME, NAME_EXPECTED, Int, Str
+from .values import NAME, NAME_EXPECTED, Int, Port, Str
 
 
 def order(name: str) -> tuple:
@@ -64,7 +64,7 @@ LOCK = Table(
                 free=Table(
                     "services.NAME",
                     keys=[
-                        Option("port", Int(1, 65535)),
+                        Option("port", Port()),
                         Option(
                             "instances",
                             Table(

@@ -18,6 +18,7 @@ import ipaddress
 import re
 from typing import Any
 
+from ..core import datatypes
 from ..core.errors import shown
 from ..core.schema import AbsolutePath, Integer, Line, OptionType
 from ..core.secret_names import looks_secret as looks_secret  # one rule for every floor
@@ -105,17 +106,18 @@ def size(value: int) -> str:
 
 
 class Port(OptionType):
-    """A TCP port number, or (``auto=True``) the string ``"auto"``."""
+    """A TCP port number (:func:`..core.datatypes.port`, as the recipes read one), or
+    (``auto=True``) the string ``"auto"``."""
 
     def __init__(self, auto: bool = False):
         self.auto = auto
-        self.number = Int(1, 65535)
-        self.expected = 'a port number 1-65535 or "auto"' if auto else "a port number 1-65535"
+        expected = datatypes.PORT_EXPECTED
+        self.expected = f'{expected} or "auto"' if auto else expected
 
     def parse(self, value: Any) -> int | str:
         if self.auto and value == "auto":
             return "auto"
-        return self.number.parse(value)
+        return datatypes.port(Int().parse(value))
 
 
 class PortRange(OptionType):
@@ -126,8 +128,11 @@ class PortRange(OptionType):
         match = re.fullmatch(r"([0-9]{1,5})-([0-9]{1,5})", text)
         if not match:
             raise ValueError(f"{shown(text)} is not a range")
-        low, high = int(match.group(1)), int(match.group(2))
-        if not 1 <= low <= high <= 65535:
+        try:
+            low, high = datatypes.port(match.group(1)), datatypes.port(match.group(2))
+        except ValueError:
+            low, high = 0, 0  # not ports: no range
+        if not 0 < low <= high:
             raise ValueError(f"{shown(text)} is not a range of ports from low to high")
         return low, high
 
@@ -181,7 +186,7 @@ class Check(OptionType):
         kind, args = (words[0], list(words[1:])) if words else ("", [])
         port = None
         if args and args[0].isdigit():
-            port = Int(1, 65535).parse(int(args.pop(0)))
+            port = datatypes.port(int(args.pop(0)))
         if kind == "http" and len(args) <= 1:
             path = args[0] if args else "/"
             if not path.startswith("/"):

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from .allocate import Allocation
+from ..core.datatypes import format_endpoint
+from .allocate import Allocation, Instance
 from .config import HostConfig, Value
 from .roles import Draft
 from .spec import Model, check_words
@@ -118,7 +119,7 @@ class Wiring:
         section.set("name", name, f"{where}: the service's name")
         section.set(
             "bind",
-            f"*:{port}",
+            format_endpoint("*", port),
             f"{where} port" + (" (the allocation)" if service.port == "auto" else ""),
         )
         http = backend.check is not None and backend.check[0] == "http"
@@ -129,7 +130,7 @@ class Wiring:
             default=True,
         )
         servers = [
-            f"{i.name} {host_port(self.address(i.host), i.port)}"
+            f"{i.name} {format_endpoint(self.address(i.host), backend_port(i))}"
             for i in self.allocation.instances(service.backends)
         ]
         section.set(
@@ -255,13 +256,9 @@ def nrpe_line(name: str, words: str) -> str:
     )
 
 
-def host_port(address: str, port: int | None) -> str:
-    try:
-        if ipaddress.ip_address(address).version == 6:
-            return f"[{address}]:{port}"
-    except ValueError:
-        pass
-    return f"{address}:{port}"
+def backend_port(instance: Instance) -> int:
+    assert instance.port is not None  # the model refuses backends of a service without a port
+    return instance.port
 
 
 def client_address(address: str) -> str:

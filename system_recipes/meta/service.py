@@ -58,6 +58,7 @@ import zc.buildout
 
 from ..core import run
 from ..core.buildout_api import substituted
+from ..core.datatypes import port
 from ..core.errors import ConfigError
 from ..core.schema import (
     Account,
@@ -200,9 +201,7 @@ def parse_check(text: str) -> tuple[str, ...]:
     if words in ((), ("none",)):
         return ()
     kind, args = words[0], words[1:]
-    port_ok = bool(args) and (
-        args[0].startswith("${") or (args[0].isdigit() and 0 < int(args[0]) < 65536)
-    )
+    port_ok = bool(args) and (args[0].startswith("${") or _is_port(args[0]))
     if kind == "http" and port_ok and len(args) <= 2:
         path = args[1] if len(args) == 2 else "/"
         if not (path.startswith("/") or path.startswith("${")):
@@ -211,6 +210,14 @@ def parse_check(text: str) -> tuple[str, ...]:
     if kind == "tcp" and port_ok and len(args) == 1:
         return ("tcp", args[0])
     raise ValueError(f"{text.strip()!r} is not a check")
+
+
+def _is_port(text: str) -> bool:
+    try:
+        port(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _value(buildout, name: str, raw: dict, option: str) -> str | None:

@@ -36,12 +36,12 @@ Example::
 
 from __future__ import annotations
 
-import ipaddress
 import posixpath
 import re
 from dataclasses import dataclass
 
 from ..core import validate
+from ..core.datatypes import format_endpoint, parse_endpoint
 from ..core.errors import ConfigError, shown
 from ..core.model import Check, FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe as BaseRecipe
@@ -63,39 +63,14 @@ from ..daemons.haproxy import HaproxyContext, unit_dropin
 # is also a file name)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 NAME_EXPECTED = "a haproxy name: letters, digits, '-', '_' and '.', at most 64"
-HOST = re.compile(
-    r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
-)
 # what haproxy's parser would read as a comment, quote, escape or variable is left out
 PATH = re.compile(r"/[A-Za-z0-9._~!&()*+,;=:@%/?-]{0,200}")
 
 
-def parse_endpoint(text: str, wildcard: bool) -> str:
-    """``ADDRESS:PORT`` as haproxy writes it; ValueError with the problem."""
-    address, sep, port = text.rpartition(":")
-    if not sep:
-        raise ValueError(f"{shown(text)} has no port")
-    if not (port.isdigit() and len(port) <= 5 and 1 <= int(port) <= 65535):
-        raise ValueError(f"port {shown(port)} is not a port from 1 to 65535")
-    port = str(int(port))
-    if wildcard and address in ("", "*"):
-        return f"{address}:{port}"
-    if address.startswith("[") and address.endswith("]"):
-        try:
-            return f"[{ipaddress.IPv6Address(address[1:-1]).compressed}]:{port}"
-        except ValueError:
-            raise ValueError(f"{shown(address)} is not an IPv6 address") from None
-    if ":" in address:
-        raise ValueError(f"{shown(text)}: write an IPv6 address in brackets, [::1]:{port}")
-    if re.fullmatch(r"[0-9.]+", address):
-        try:
-            return f"{ipaddress.IPv4Address(address)}:{port}"
-        except ValueError:
-            raise ValueError(f"{shown(address)} is not an IPv4 address") from None
-    if not HOST.fullmatch(address):
-        raise ValueError(f"{shown(address)} is not an address or host name")
-    return f"{address}:{port}"
+def endpoint(text: str, wildcard: bool) -> str:
+    """``ADDRESS:PORT`` as haproxy writes it (:mod:`..core.datatypes`, as the system compiler
+    writes it); ValueError with the problem."""
+    return format_endpoint(*parse_endpoint(text, wildcard))
 
 
 class Endpoint(OptionType):
@@ -108,7 +83,7 @@ class Endpoint(OptionType):
         )
 
     def parse(self, text: str) -> str:
-        return parse_endpoint(text.strip(), self.wildcard)
+        return endpoint(text.strip(), self.wildcard)
 
 
 @dataclass(frozen=True)
@@ -133,7 +108,7 @@ class Servers(OptionType):
                 raise ValueError(f"server name {shown(words[0])} is not a haproxy name")
             if any(s.name == words[0] for s in servers):
                 raise ValueError(f"server {words[0]} is given twice")
-            servers.append(Server(words[0], parse_endpoint(words[1], wildcard=False)))
+            servers.append(Server(words[0], endpoint(words[1], wildcard=False)))
         if not servers:
             raise ValueError("no servers")
         return servers

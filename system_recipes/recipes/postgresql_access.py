@@ -50,11 +50,11 @@ from ..core.model import Check, FileSpec, PartSpec, Reload
 from ..core.recipe import Recipe as BaseRecipe
 from ..core.schema import (
     Choice,
-    Integer,
     Line,
     Lines,
     Name,
     Option,
+    PortNumber,
     Schema,
     Values,
     force_option,
@@ -92,7 +92,7 @@ SCHEMA = Schema(
         ),
         Option(
             "port",
-            Integer(1, 65535),
+            PortNumber(),
             default=5432,
             help="the cluster's port (takes effect at its next restart)",
         ),
