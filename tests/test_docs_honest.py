@@ -1,9 +1,11 @@
 """The documents say what the code does: no "in progress", "not yet" or "TODO" in README.md,
 docs/**/*.md or profiles/**/*.md, except under a heading that says "Roadmap" (what is really
-not built goes there, and says so)."""
+not built goes there, and says so); and no docstring of system_recipes/ says "TODO" instead of
+what its module, class or function does."""
 
 from __future__ import annotations
 
+import ast
 import glob
 import os
 import re
@@ -63,3 +65,29 @@ def test_the_documents_say_what_the_code_does():
         "say what the code does, or move what is not built into a section whose heading says "
         "Roadmap:\n" + "\n".join(hits)
     )
+
+
+def docstrings(path: str) -> list[tuple[int, str, str]]:
+    """(line, name, docstring) of the module at ``path`` and of each class and function in it."""
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            text = ast.get_docstring(node, clean=False)
+            if text is not None:
+                name = getattr(node, "name", "the module")
+                found.append((getattr(node, "lineno", 1), name, text))
+    return found
+
+
+def test_no_docstring_of_the_package_says_todo():
+    package = os.path.join(REPO, "system_recipes")
+    paths = sorted(glob.glob(os.path.join(package, "**", "*.py"), recursive=True))
+    assert os.path.join(package, "daemons", "nrpe.py") in paths
+    hits = [
+        f"{os.path.relpath(path, REPO)}:{line}: {name}: {text.strip()[:60]}"
+        for path in paths
+        for line, name, text in docstrings(path)
+        if re.search(r"\bTODO\b", text, re.IGNORECASE)
+    ]
+    assert hits == [], "say what it does (what it knows, how it asks, why):\n" + "\n".join(hits)

@@ -1,4 +1,25 @@
-"""TODO docstring"""
+"""cron: what Debian's cron takes in a file of ``/etc/cron.d``, and how such a file is judged.
+
+The facts: cron.h's limits (:data:`MAX_ENVIRONMENT_LINE`, 999 bytes of an environment line;
+:data:`MAX_COMMAND`, 998 bytes of a command as written, measured with ``crontab -n``), the names
+run-parts accepts in the directory (:data:`CRON_FILE_NAME`: cron ignores any other file), the
+escape that keeps a ``%`` of a command from becoming a newline (:func:`escape_percent`), and
+python-crontab's reading of a schedule and of a file's entries (:func:`schedule_problem`,
+:func:`read_entries`: cached by content, as schedules repeat, and imported only when a cron
+file is read).
+
+The validator ``cron`` judges each changed file twice. It reads the file back: its name, its
+final newline (cron drops a last line without one), exactly the lines the recipe meant to write,
+in order (:class:`CronContext`), and python-crontab's reading of their entries, users and
+commands, because python-crontab silently drops a line it cannot parse. Then cron itself judges
+the environment lines and schedules of every changed file of the run in one ``crontab -n`` (the
+dry run of Debian's crontab; it reports the first error only): the lines go without their user
+column, which a user crontab does not have, each after a marker comment, so that the line
+crontab names maps back to the file and the option that wrote it. As root the dry run gets a
+private, throw-away spool (:func:`dry_run_command`): it writes a temporary file into cron's
+spool, which would wake the daemon, and a check (or ``plan``) changes nothing on the machine.
+No reload is registered: cron notices the new modification time of ``/etc/cron.d`` and reads
+it again at the next minute."""
 
 from __future__ import annotations
 

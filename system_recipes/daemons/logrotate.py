@@ -1,4 +1,21 @@
-"""TODO docstring"""
+"""logrotate: which files of its include directory it skips (:data:`TABOO_EXTENSIONS`, its
+config.c ``defTabooExts``, asked by :func:`ignored_by_logrotate`: a file named ``app.bak`` or
+``app.disabled`` would never be read, so the recipe refuses such a name), how a path with
+blanks is written (:func:`quote`), and how a file of its configuration is judged.
+
+The validator ``logrotate`` runs one ``logrotate -d`` (debug: it reads the configuration and
+rotates nothing) for every changed file of the run, on copies in a temporary directory of mode
+0755, files 0644 (logrotate refuses a file others could have written), with a state file of its
+own there. Each copy is the file as rendered for the check (:class:`LogrotateContext`): the
+recipe names ``root`` instead of the host's accounts of ``create``, ``su`` and
+``createolddir`` and leaves ``olddir`` out, which logrotate would judge against the machine
+running the build, not the host being configured. logrotate exits 0 on unknown directives, so
+its output counts, not its exit status: each ``error:`` line printed while it reads the
+configuration (:func:`config_errors`; what comes after "Handling N logs" is about logs that do
+not exist yet, not about the configuration) fails the file it names, located at the first line
+it numbers and blamed on the option that wrote it (:func:`explain`); a file logrotate does not
+say it read fails too. No reload is registered: logrotate is run by cron or a systemd timer and
+reads its configuration each time."""
 
 from __future__ import annotations
 

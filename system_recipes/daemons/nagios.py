@@ -1,4 +1,26 @@
-"""TODO docstring"""
+"""Nagios (``nagios4`` on Debian's layout, ``nagios`` on Red Hat's): where its main configuration
+is (:func:`main_config`, ``nagios.cfg`` beside the object directory), how an object file of that
+directory is judged, and how a running Nagios is reloaded.
+
+The validators ``nagios4`` and ``nagios`` (the same check, named after the layout's service and
+its program) run the daemon's own ``-v`` once per main configuration and object directory, for
+every changed file there. Nagios resolves the objects of all its files together (a service
+names a host, a command and templates defined elsewhere), so a file is judged with the others,
+not alone. The main configuration (below the install root, or this machine's when the root has
+none) must read the object directory (``cfg_dir=``, or the files would never be read); a
+temporary copy of it points that ``cfg_dir`` at a copy of the directory as the run leaves it
+(the files below the root, less those the run removes, plus this run's contents) and its other
+``cfg_file``/``cfg_dir``/``resource_file`` lines at the files below the root. The answer is the
+output and the exit status: exit 0, ``Total Errors: 0`` and no ``Error:`` or ``Unable to`` line.
+An error line goes to the file it names; one that names no file (a host a service refers to is
+not defined) goes to the first file whose addition breaks the configuration, found by verifying
+again with the files added one at a time. A problem is located at the line nagios names (``in
+file 'PATH' on line N`` and its variants, or the definition of the service it names) and blamed
+on the option that wrote it (:class:`NagiosContext`).
+
+The reload ``nagios`` is ``systemctl reload`` of the active unit when systemd runs; otherwise
+SIGHUP to the pid in the ``lock_file`` of nagios.cfg (Nagios's pidfile), and a Nagios that
+exits within a second of it has refused the new configuration (a problem; see its log)."""
 
 from __future__ import annotations
 

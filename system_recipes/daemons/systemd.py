@@ -1,4 +1,25 @@
-"""TODO docstring"""
+"""systemd units (the ``runscript`` recipe's ``kind = systemd``): whether the install root has
+systemd (:func:`has_systemd`, what ``kind = auto`` asks), the unit names ``After=`` and
+``Wants=`` take (:class:`UnitNames`), the quoting of an ``ExecStart=`` word and an
+``Environment=`` assignment (systemd unquotes and C-unescapes both and expands ``%``
+specifiers in both, ``$VARS`` in ``ExecStart=`` only: :func:`systemd_word`,
+:func:`systemd_assignment`), how a unit is checked, and how the manager is told.
+
+The validator ``systemd-unit`` writes every changed unit of the run into one temporary
+directory and runs ``systemd-analyze verify --man=no`` on them at once. verify exits 0 on
+unknown keys and sections and on values it cannot parse (it ignores them), so every line it
+prints about one of the units is an error, located at the unit's line it names and blamed on
+the option that wrote it (:class:`SystemdUnitContext`); excused are a notice about
+``User=nobody`` (:data:`BENIGN`) and "is not executable", which :mod:`.programs` judges below
+the install root rather than on this machine. As root, verify runs in a private mount namespace
+with a scratch ``/run/systemd`` (:func:`isolated`): it would otherwise stamp the running
+manager's ``/run/systemd/systemd-units-load``, and a check leaves the machine as it found it.
+
+The reload ``systemd`` runs ``systemctl daemon-reload`` once, then ``try-restart`` on the
+changed units (a stopped unit stays stopped) and ``stop`` on those whose file is gone; the
+restart ``systemd-restart`` (``restart = systemd UNIT``) try-restarts, less what the reload of
+the same run already restarted. Both skip every unit when systemd is not the init system
+(a container or a chroot: there is no manager to tell)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,19 @@
-"""TODO docstring"""
+"""SysV init scripts (the ``runscript`` recipe's ``kind = sysv``): where a service's pidfile is
+(:func:`pidfile`, ``/run/NAME.pid``, which the generated script writes and the reload reads),
+the LSB facilities that stand for the systemd targets an ``after`` may name
+(:data:`FACILITIES`: ``network-online.target`` is ``$network`` in an LSB header), how a script
+is checked, and how its service is restarted or stopped.
+
+The validator ``init-script-sh`` runs ``sh -n`` on each script (one process per script: sh
+parses one file without running it): a script that does not parse would otherwise fail only
+when the service is started, at the next boot perhaps. The reload ``sysv`` asks the script
+itself: ``SCRIPT status`` (exit 0 when it runs), then ``SCRIPT restart``, so a stopped service
+stays stopped (skipped, "not running") and a failed restart is a problem naming its last line.
+A script removed with its part can no longer be asked: the process its pidfile names is stopped
+(SIGTERM, then SIGKILL after 30 s) and the pidfile removed. The restart ``sysv-restart``
+(``restart = sysv NAME`` of a template or package part whose file changed) restarts a running
+service the same way, and is left out for a service the ``sysv`` reload of the same run
+already restarted."""
 
 from __future__ import annotations
 
