@@ -1,13 +1,13 @@
 """`fleet plan` and `fleet apply` on real sshd hosts (tests/support/fleet_hosts.py) when one host
 cannot take part: its host key is not the pinned one, its sudo wants a password, its buildout
 fails. That host ends in one line naming the cause (the same line in its summary), the exit
-status says so, and the other hosts converge (the System of tests/test_fleet_apply.py)."""
+status says so, and the other hosts converge (the System of tests/support/fleet_scenarios.py)."""
 
 from __future__ import annotations
 
 import re
 
-from test_fleet_apply import System, lines, states
+from support.fleet_scenarios import System, lines, states
 
 pytest_plugins = ["support.fleet_hosts"]
 

@@ -550,7 +550,7 @@ api-port = 0
 
 
 def layered_system(tmp_path, db: str = "db1", lb_tag: str = "lb"):
-    from test_fleet_apply import ROLES
+    from support.fleet_scenarios import ROLES
 
     from system_recipes.fleet.prepare import prepare
     from system_recipes.meta.expand import expand

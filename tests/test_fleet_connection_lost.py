@@ -1,9 +1,10 @@
 """`fleet apply` when a connection goes away, and when the controller does (tests/support/
-fleet_hosts.py, the System of tests/test_fleet_apply.py): a connection lost is reported as one,
-whatever step it interrupts, within the bound docs/fleet-transport.md gives; a host lost before
-its command ran is unreachable (it never counts as a failure); a failed preflight exits 1; the
-controller killed with -9 leaves no ssh process behind; the controller's own files that cannot
-be read are one line, exit 1, before any host is tried; counts are singular when they are 1."""
+fleet_hosts.py, the System of tests/support/fleet_scenarios.py): a connection lost is reported
+as one, whatever step it interrupts, within the bound docs/fleet-transport.md gives; a host lost
+before its command ran is unreachable (it never counts as a failure); a failed preflight exits
+1; the controller killed with -9 leaves no ssh process behind; the controller's own files that
+cannot be read are one line, exit 1, before any host is tried; counts are singular when they
+are 1."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import sys
 import threading
 import time
 
-from test_fleet_apply import MODEL, System, lines, states
+from support.fleet_scenarios import MODEL, ROLES, System, lines, states
+from support.paths import REPO
 
 pytest_plugins = ["support.fleet_hosts"]
 SYSTEM_RECIPES = os.path.join(os.path.dirname(sys.executable), "system-recipes")
@@ -240,8 +242,6 @@ def compiled_model(tmp_path) -> str:
     system = MODEL.format(
         name="x", profiles=profiles, **{f"host{i}": f"192.0.2.{i}" for i in range(1, 5)}
     )
-    from test_fleet_apply import REPO, ROLES
-
     (profiles / "roles").mkdir(parents=True)
     (profiles / "base.cfg").write_text(open(os.path.join(REPO, "profiles", "base.cfg")).read())
     for role, text in ROLES.items():
@@ -342,8 +342,6 @@ def test_fleet_trust_with_an_ssh_config_that_cannot_be_read_is_one_line(tmp_path
 
 
 def test_fleet_export_of_one_host_is_singular(tmp_path):
-    from test_fleet_apply import REPO, ROLES
-
     profiles = tmp_path / "profiles"
     (profiles / "roles").mkdir(parents=True)
     (profiles / "base.cfg").write_text(open(os.path.join(REPO, "profiles", "base.cfg")).read())

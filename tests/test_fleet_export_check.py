@@ -4,8 +4,8 @@ written on any of them -- no /etc/system-recipes/MODEL/, no state directory, no 
 
 from __future__ import annotations
 
-from test_fleet_apply import System, tree
-from test_fleet_export import HOSTS, export, playbook, recap
+from support.ansible_export import HOSTS, export, playbook, recap
+from support.fleet_scenarios import System, tree
 
 pytest_plugins = ["support.fleet_hosts"]
 

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from support.dnf_host import example_repository, install_dnf
+from support.live_daemons import STALE, SUPERVISOR, Daemons, alive, shop_pid, start
 
 pytest_plugins = ["support.fleet_hosts"]
 
@@ -39,17 +39,9 @@ SYSTEM_RECIPES = os.path.join(os.path.dirname(sys.executable), "system-recipes")
 ORDER = ("db1", "app1", "app2", "lb1", "mon1")
 CHECK_NRPE = "/usr/lib/nagios/plugins/check_nrpe"
 PG = "/usr/lib/postgresql/15/bin"
-SUPERVISOR = "/etc/supervisor/supervisord.conf"
 NAGIOS_STATUS = "/var/lib/nagios4/status.dat"
 NAGIOS_COMMANDS = "/var/lib/nagios4/rw/nagios.cmd"
 REQUESTS = 10
-# what a booted host does not have: the machine's runtime files of the daemons started here
-# (a test host's /run is an overlay of the machine's, not a fresh tmpfs)
-STALE = (
-    "/run/supervisord.pid /run/supervisor.sock /run/haproxy.pid /run/haproxy/admin.sock "
-    "/run/nagios/nrpe.pid /run/nagios4/nagios4.pid /run/postgresql/15-main.pid "
-    "/run/postgresql/.s.PGSQL.5432 /run/postgresql/.s.PGSQL.5432.lock"
-)
 
 
 def fleet(action: str, model: str, hosts, *extra: str) -> subprocess.CompletedProcess:
@@ -88,42 +80,6 @@ def last_run(model: str) -> tuple[dict, dict[str, list[dict]]]:
     return summary, events
 
 
-# -- the daemons, started as an init system would, each remembered by its pid -------------------
-def start(host, command: str, pidfile: str, programs: tuple[str, ...], timeout: float = 20) -> int:
-    """Run a daemon's own start command inside the host (it forks and writes ``pidfile``);
-    the pid once that process lives, is one of ``programs`` and is in the host's network
-    namespace (only such a pid is ever killed)."""
-    log = f"/run/start-{programs[0]}.log"
-    host.run(f"rm -f {pidfile} && {command} </dev/null >{log} 2>&1")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pid = running(host, pidfile, programs)
-        if pid:
-            return pid
-        time.sleep(0.05)
-    raise AssertionError(f"{host.name}: {command} did not start: {host.read(log)}")
-
-
-def running(host, pidfile: str, programs: tuple[str, ...]) -> int | None:
-    """The pid in the host's ``pidfile`` when it is a live ``programs`` of that host."""
-    try:
-        pid = int(host.read(pidfile).split()[0])
-        with open(f"/proc/{pid}/comm") as stream:
-            comm = stream.read().strip()
-        same = os.readlink(f"/proc/{pid}/ns/net") == os.readlink(f"/proc/{host.pid}/ns/net")
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if comm in programs and same and alive(pid) else None
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stream:
-            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def wait_port(address: str, port: int, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -134,75 +90,6 @@ def wait_port(address: str, port: int, timeout: float = 20) -> None:
             if time.monotonic() > deadline:
                 raise AssertionError(f"nothing listens on {address}:{port}") from None
             time.sleep(0.05)
-
-
-class Daemons:
-    """Every daemon the test starts, by host and name; ``stop()`` ends each by its pid: the
-    daemon's own stop signal (PostgreSQL's immediate shutdown removes its SysV segment, which
-    a SIGKILL would leave on the machine), SIGKILL for what is left after a few seconds."""
-
-    STOP = {"postgres": signal.SIGQUIT}
-
-    def __init__(self):
-        self.pids: dict[tuple[str, str], int] = {}
-        self.pidfiles: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
-        self.namespaces: dict[int, str] = {}
-        self.hosts: dict[str, object] = {}
-
-    def add(
-        self, host, name: str, pid: int, pidfile: str = "", programs: tuple[str, ...] = ()
-    ) -> None:
-        self.pids[(host.name, name)] = pid
-        self.namespaces[pid] = os.readlink(f"/proc/{host.pid}/ns/net")
-        self.hosts[host.name] = host
-        if pidfile:
-            self.pidfiles[(host.name, name)] = (pidfile, programs)
-
-    def current(self) -> dict[tuple[str, str], int | None]:
-        """What each daemon's pidfile names now (a restart, such as PostgreSQL's for its new
-        listen address, has a new pid: it is taken over as ours)."""
-        found = {}
-        for key, (pidfile, programs) in self.pidfiles.items():
-            host = self.hosts[key[0]]
-            found[key] = running(host, pidfile, programs)
-            if found[key] and found[key] != self.pids[key]:
-                self.add(host, key[1], found[key], pidfile, programs)
-        return found
-
-    def ours(self, pid: int) -> bool:
-        """Still the process we started: alive, in its host's network namespace."""
-        try:
-            return alive(pid) and os.readlink(f"/proc/{pid}/ns/net") == self.namespaces[pid]
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        self.current()
-        for (_, name), pid in reversed(list(self.pids.items())):
-            if self.ours(pid):
-                os.kill(pid, self.STOP.get(name, signal.SIGTERM))
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(map(self.ours, self.pids.values())):
-            time.sleep(0.05)
-        for pid in self.pids.values():
-            if self.ours(pid):
-                os.kill(pid, signal.SIGKILL)
-
-
-def shop_pid(host) -> int:
-    """The pid supervisord runs shop-server as (supervisorctl's own answer)."""
-    deadline = time.monotonic() + 20
-    while True:
-        status = host.run(["supervisorctl", "-c", SUPERVISOR, "status"], check=False)
-        found = re.search(r"^shop\S*\s+RUNNING\s+pid (\d+)", status.stdout, re.M)
-        if found:
-            return int(found.group(1))
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"{host.name}: shop is not running under supervisord: "
-                f"{status.stdout}{status.stderr}"
-            )
-        time.sleep(0.1)
 
 
 def start_daemons(hosts, daemons: Daemons, nrpe_hosts: list[str]) -> None:

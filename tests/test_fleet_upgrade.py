@@ -17,7 +17,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from support.dnf_host import example_repository, install_dnf
-from test_fleet_live import STALE, Daemons, shop_pid, start
+from support.live_daemons import STALE, Daemons, shop_pid, start
 
 pytest_plugins = ["support.fleet_hosts"]
 

@@ -1,6 +1,7 @@
 """The floors of system_recipes: a module imports only from its own package and the floors
 below it (core -> daemons -> recipes -> meta -> the commands and the extension), lazy imports
-inside functions included. fleet and release stand on core beside the recipes."""
+inside functions included. fleet and release stand on core beside the recipes. And the tests
+have one floor below their modules: no test module imports another (tests/support/ is shared)."""
 
 from __future__ import annotations
 
@@ -146,3 +147,36 @@ def test_every_daemon_module_that_registers_is_imported_by_every():
     }
     every = "system_recipes.daemons.every"
     assert registering and registering <= imported(every, known[every])
+
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+def modules_of_tests() -> dict[str, str]:
+    """Every test module under tests/ (``test_fleet_apply``) -> its path."""
+    found = {}
+    for directory, _, files in os.walk(TESTS):
+        for name in files:
+            if name.startswith("test_") and name.endswith(".py"):
+                found[name[:-3]] = os.path.join(directory, name)
+    return found
+
+
+def test_no_test_module_imports_another():
+    """What test modules share lives in tests/support/ (fleet_scenarios, live_daemons, ...),
+    not in one test module that others import: a test file stays free to change its own
+    tests and helpers without breaking another. Lazy imports inside functions are counted."""
+    known = modules_of_tests()
+    found = []
+    for module, path in sorted(known.items()):
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                targets = [node.module or ""] + [alias.name for alias in node.names]
+            else:
+                continue
+            for target in targets:
+                if any(part in known for part in target.split(".")):
+                    found.append(f"{module} imports {target} (line {node.lineno})")
+    assert found == []

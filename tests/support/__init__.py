@@ -14,6 +14,11 @@
 - :mod:`support.markers`: ``@needs("sandbox", "daemon")`` on a fixture marks its tests.
 - :mod:`support.cases`: the recipe cases of tests/recipes/ (data) and their scratch root.
 - :mod:`support.examples`: the documented configuration examples, made runnable.
+- :mod:`support.fleet_hosts`: sshd test hosts in network namespaces (a pytest plugin).
+- :mod:`support.fleet_scenarios`: the fleet tests' small system (roles, model, :class:`System`).
+- :mod:`support.ansible_export`: that system exported to Ansible, its playbook run and recap.
+- :mod:`support.live_daemons`: daemons started on the test hosts, each stopped by its pid.
+- :mod:`support.dnf_host`: dnf and a repository of the example RPMs on a test host.
 
 Test modules import from here, never from each other; tests/conftest.py holds only fixtures
 and pytest hooks.
