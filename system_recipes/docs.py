@@ -7,9 +7,9 @@ import os
 import sys
 import textwrap
 
-from .core.recipe_names import recipe_entry_points
-from .core.settings import SCHEMA as SETTINGS_SCHEMA
-from .fleet.spec import reference_markdown as systems_reference
+from system_recipes.core.buildout.recipe_names import recipe_entry_points
+from system_recipes.core.declare.settings import SCHEMA as SETTINGS_SCHEMA
+from system_recipes.fleet.model.spec import reference_markdown as systems_reference
 
 #: the system model's reference, one level above the recipes' pages (docs/systems-reference.md)
 SYSTEMS_REFERENCE = os.path.join("..", "systems-reference.md")

@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import os
 
-from .core import buildout_api, converge_index, fastpath, report, run
-from .core.accounts import ACCOUNT_FILES
-from .core.manifest import MANIFEST_NAME
-from .core.recipe_names import check_recipe_names
-from .core.settings import settings_from_buildout
-from .daemons import every  # noqa: F401  (registers every validator and reload handler)
-from .meta.expand import expand
+from system_recipes.core.buildout import api as buildout_api
+from system_recipes.core.buildout.recipe_names import check_recipe_names
+from system_recipes.core.declare.settings import settings_from_buildout
+from system_recipes.core.disk.accounts import ACCOUNT_FILES
+from system_recipes.core.disk.manifest import MANIFEST_NAME
+from system_recipes.core.fastpath import converge_index
+from system_recipes.core.fastpath import record as fastpath
+from system_recipes.core.plan import report, run
+from system_recipes.daemons import every  # noqa: F401  (registers every validator and reload handler)
+from system_recipes.meta.expand import expand
 
 BUILDOUT_STATE = ("installed", "bin-directory", "parts-directory", "develop-eggs-directory")
 #: the requirement buildout loads this package's recipes by (``recipe = system_recipes:NAME``)

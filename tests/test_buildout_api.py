@@ -1,4 +1,4 @@
-"""What system_recipes/core/buildout_api.py (and buildout_install.py, its install loop) assumes
+"""What system_recipes/core/buildout/api.py (and buildout_install.py, its install loop) assumes
 about zc.buildout's private API, checked
 against the pinned buildout: a real ``Buildout`` loaded from a tiny configuration in a tmp
 directory. When an upgrade changes one of these, the test of that function fails naming the
@@ -17,7 +17,9 @@ import textwrap
 import pytest
 import zc.buildout.buildout as zb
 
-from system_recipes.core import buildout_api, buildout_install, run
+from system_recipes.core.buildout import api as buildout_api
+from system_recipes.core.buildout import install as buildout_install
+from system_recipes.core.plan import run
 from system_recipes.recipes import template
 
 SETUP_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.cfg")
@@ -71,7 +73,7 @@ def test_the_installed_buildout_is_the_pinned_one():
         if line.strip().startswith("zc.buildout")
     ]
     assert pins == [f"zc.buildout=={importlib.metadata.version('zc.buildout')}"], (
-        "zc.buildout changed: check every assumption in system_recipes/core/buildout_api.py"
+        "zc.buildout changed: check every assumption in system_recipes/core/buildout/api.py"
     )
 
 
@@ -346,7 +348,7 @@ def test_the_log_lines_the_extension_rewrites_are_buildouts(tmp_path):
 
 
 def test_the_module_is_the_only_user_of_the_private_api():
-    """Outside core/buildout_api.py and core/buildout_install.py no module of system_recipes
+    """Outside core/buildout/api.py and core/buildout/install.py no module of system_recipes
     reaches into buildout: no ``_name`` of a buildout object or of zc.buildout.buildout, no
     SectionKey or Options."""
     private = re.compile(

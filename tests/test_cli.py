@@ -13,7 +13,7 @@ import pytest
 from support.paths import BASE_CFG, BUILDOUT, SYSTEM_RECIPES
 from support.results import one_error_line
 
-from system_recipes.cli import build_parser
+from system_recipes.commands.cli import build_parser
 
 HOST = """
 [buildout]

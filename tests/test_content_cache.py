@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from system_recipes.core import validate
-from system_recipes.core.errors import ConfigError
+from system_recipes.core.declare.errors import ConfigError
+from system_recipes.core.hooks import validate
 from system_recipes.daemons import cron, supervisor
 
 CRON = "SHELL=/bin/sh\n0 3 * * * www-data /usr/bin/find /tmp -delete\n"

@@ -423,7 +423,7 @@ def test_the_manifest_is_written_as_jsons_indented_form(instances):
     fragment of it): the bytes stay exactly those of json.dumps(indent=1, sort_keys=True)."""
     import json
 
-    from system_recipes.core.manifest import Manifest
+    from system_recipes.core.disk.manifest import Manifest
 
     manifest = Manifest(json.loads(json.dumps(instances)), "host")
     kept = {name: parts for name, parts in manifest.instances.items() if parts}

@@ -18,8 +18,8 @@ from support.markers import needs
 from support.results import ok, one_error_line, snapshot
 from support.sandbox import Sandbox
 
-from system_recipes.core import validate
-from system_recipes.core.errors import ConfigError, RunError
+from system_recipes.core.declare.errors import ConfigError, RunError
+from system_recipes.core.hooks import validate
 from system_recipes.daemons import cron as cron_daemon
 from system_recipes.recipes import cron
 

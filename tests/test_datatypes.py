@@ -1,5 +1,5 @@
 """One converter per datum (issue 22): a port and an endpoint are read and written by
-core/datatypes.py alone, for the recipes and the system model alike."""
+core/declare/datatypes.py alone, for the recipes and the system model alike."""
 
 from __future__ import annotations
 
@@ -13,21 +13,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import system_recipes
-from system_recipes.core import datatypes
-from system_recipes.core.datatypes import format_endpoint, parse_endpoint, port
-from system_recipes.fleet.values import Port, PortRange
+from system_recipes.core.declare import datatypes
+from system_recipes.core.declare.datatypes import format_endpoint, parse_endpoint, port
+from system_recipes.fleet.model.values import Port, PortRange
 from system_recipes.recipes.haproxy import Endpoint
 
 PACKAGE = os.path.dirname(os.path.abspath(system_recipes.__file__))
 
 
 def test_the_port_range_is_stated_once():
-    """65535 (or 65536) appears in core/datatypes.py only: every other module asks it."""
+    """65535 (or 65536) appears in core/declare/datatypes.py only: every other module asks it."""
     found = []
     for directory, _, files in os.walk(PACKAGE):
         for name in files:
             path = os.path.join(directory, name)
-            if name.endswith(".py") and os.path.relpath(path, PACKAGE) != "core/datatypes.py":
+            if (
+                name.endswith(".py")
+                and os.path.relpath(path, PACKAGE) != "core/declare/datatypes.py"
+            ):
                 for number, line in enumerate(open(path, encoding="utf-8"), start=1):
                     # a port range, not a buffer size (host_step clips a diff to 64 KiB)
                     if re.search(r"\b6553[56]\b", line) and "[:65536]" not in line:
@@ -114,7 +117,7 @@ def test_not_an_endpoint(text, message):
     number=st.integers(1, 65535),
 )
 def test_what_the_compiler_writes_the_haproxy_recipe_reads_back(address, number):
-    """fleet/wiring.py writes a backend with format_endpoint; the haproxy recipe reads it."""
+    """fleet/compile/wiring.py writes a backend with format_endpoint; the haproxy recipe reads it."""
     written = format_endpoint(address, number)
     host, read = parse_endpoint(written)
     assert read == number

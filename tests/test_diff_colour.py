@@ -99,7 +99,7 @@ def test_no_colour_when_piped_or_no_color_is_set(changed):
 
 
 def test_each_kind_of_line_has_its_style_and_the_text_is_kept():
-    from system_recipes.core.report import coloured
+    from system_recipes.core.plan.report import coloured
 
     text = "--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n-a [b]\n+++c\n same\n\\ No newline at end of file"
     lines = coloured(text).split("\n")

@@ -27,7 +27,7 @@ from support.examples import (
 )
 from support.paths import REPO
 
-from system_recipes.cli import load_and_plan
+from system_recipes.planning import load_and_plan
 
 EXAMPLES = recipe_examples() + document_examples()
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from support.declare import declare
 from support.host import link_nagios_plugins, make_scratch_root
 
-from system_recipes.core.errors import ConfigError, RunError, shown
+from system_recipes.core.declare.errors import ConfigError, RunError, shown
 from system_recipes.recipes import cron, logrotate, nagios, nrpe, runscript, supervisor
 
 LONGEST = 300

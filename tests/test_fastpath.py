@@ -228,7 +228,7 @@ def converge_in_a_probe(host: Host) -> subprocess.CompletedProcess:
     """``converge`` in a fresh interpreter that then says whether zc.buildout was imported."""
     probe = (
         "import sys\n"
-        "from system_recipes.entry import main\n"
+        "from system_recipes.commands.entry import main\n"
         f"code = main(['converge', '-c', {str(host.profile / 'host.cfg')!r}])\n"
         "print('imported' if 'zc.buildout' in sys.modules else 'not imported', code)\n"
     )

@@ -13,10 +13,10 @@ import tomli_w
 from hypothesis import given
 from hypothesis import strategies as st
 
-from system_recipes.fleet.allocate import Allocation, allocate, parse_lock, update
-from system_recipes.fleet.lockfile import dumps
-from system_recipes.fleet.spec import Model, parse_model
-from system_recipes.fleet.tables import ModelError
+from system_recipes.fleet.model.allocate import Allocation, allocate, parse_lock, update
+from system_recipes.fleet.model.lockfile import dumps
+from system_recipes.fleet.model.spec import Model, parse_model
+from system_recipes.fleet.model.tables import ModelError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOP = os.path.join(REPO, "profiles", "systems", "shop.toml")

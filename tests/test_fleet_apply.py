@@ -18,8 +18,8 @@ import pytest
 from support.fleet_scenarios import MODEL, ROLES, System, lines, states, tree
 from support.paths import REPO, SYSTEM_RECIPES
 
-from system_recipes.fleet.orchestrate import failure_limit
-from system_recipes.fleet.prepare import assign_waves, prepare, removed_checks
+from system_recipes.fleet.compile.prepare import assign_waves, prepare, removed_checks
+from system_recipes.fleet.controller.orchestrate import failure_limit
 from system_recipes.meta.expand import expand
 
 pytest_plugins = ["support.fleet_hosts"]

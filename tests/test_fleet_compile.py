@@ -19,7 +19,7 @@ from support.results import ok
 from support.rpmbuild import RPM_OVERLAYS, rpm_install
 from support.sandbox import Sandbox
 
-from system_recipes.cli import main
+from system_recipes.commands.cli import main
 from system_recipes.meta.explain import load
 
 SYSTEMS = os.path.join(REPO, "profiles", "systems")
@@ -552,7 +552,7 @@ api-port = 0
 def layered_system(tmp_path, db: str = "db1", lb_tag: str = "lb"):
     from support.fleet_scenarios import ROLES
 
-    from system_recipes.fleet.prepare import prepare
+    from system_recipes.fleet.compile.prepare import prepare
     from system_recipes.meta.expand import expand
 
     profiles = tmp_path / "profiles"
@@ -568,7 +568,7 @@ def layered_system(tmp_path, db: str = "db1", lb_tag: str = "lb"):
 def test_hosts_go_in_waves_after_the_hosts_their_services_need(tmp_path):
     """The app hosts run the balanced API (a service of wave 2) and a web app linking to it
     (wave 3): the load balancer of the API still goes after them, never with them."""
-    from system_recipes.fleet.prepare import assign_waves
+    from system_recipes.fleet.compile.prepare import assign_waves
 
     system = layered_system(tmp_path)
     assert assign_waves(system) == [["db1"], ["app1", "app2"], ["lb1"]]
@@ -579,7 +579,7 @@ def test_hosts_go_in_waves_after_the_hosts_their_services_need(tmp_path):
 def test_hosts_that_need_each_other_are_one_line(tmp_path):
     """The database and the API's load balancer on one host, the API on two others: no order
     of hosts holds both needs; the earlier service's need holds, the later one is said."""
-    from system_recipes.fleet.prepare import assign_waves
+    from system_recipes.fleet.compile.prepare import assign_waves
 
     system = layered_system(tmp_path, db="dblb", lb_tag="db")
     assert assign_waves(system) == [["dblb", "lb1"], ["app1", "app2"]]  # lb1 runs nothing

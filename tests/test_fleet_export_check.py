@@ -29,7 +29,7 @@ def test_the_ansible_task_message_counts_in_the_singular_for_one():
     """The plugin is loaded by Ansible from its file: so is it here."""
     import importlib.util
 
-    from system_recipes.fleet.export_ansible import PLUGIN
+    from system_recipes.fleet.export.ansible import PLUGIN
 
     spec = importlib.util.spec_from_file_location("fleet_host_action", PLUGIN)
     assert spec is not None and spec.loader is not None

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from system_recipes.fleet.packages import Packages
-from system_recipes.fleet.transport import Connections, Target
+from system_recipes.fleet.controller.transport import Connections, Target
+from system_recipes.fleet.host.packages import Packages
 
 pytest_plugins = ["support.fleet_hosts"]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -249,7 +249,7 @@ def test_packages_go_through_the_hosts_apt_get(ssh, fleet_hosts):
 
 NO_OP_PROBE = """\
 import sys
-from system_recipes.entry import main
+from system_recipes.commands.entry import main
 code = main(["fleet-host", "apply"])
 loaded = sorted(m for m in sys.modules if m == "zc.buildout" or m.startswith("system_recipes.daemons"))
 print("probe:", code, *loaded, file=sys.stderr)
@@ -274,7 +274,7 @@ def test_a_no_op_step_imports_neither_zc_buildout_nor_a_validator(ssh, fleet_hos
 def test_the_install_command_apt_get_would_run(fleet_hosts):
     """Simulated (apt-get -s) inside a host: a real resolution, nothing installed."""
     script = (
-        "import json; from system_recipes.fleet.packages import Packages; "
+        "import json; from system_recipes.fleet.host.packages import Packages; "
         "p = Packages({'hello': None, 'passwd': None}); "
         "print(json.dumps([p.pending(), p.command(p.pending()), p.ensure(simulate=True)]))"
     )

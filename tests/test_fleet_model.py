@@ -10,20 +10,20 @@ import tomllib
 
 import pytest
 
-import system_recipes.fleet.allocate
-import system_recipes.fleet.lockfile
-import system_recipes.fleet.spec
-import system_recipes.fleet.values
-from system_recipes.core.errors import ConfigError
-from system_recipes.fleet.allocate import allocate, load_lock
-from system_recipes.fleet.spec import (
+import system_recipes.fleet.model.allocate
+import system_recipes.fleet.model.lockfile
+import system_recipes.fleet.model.spec
+import system_recipes.fleet.model.values
+from system_recipes.core.declare.errors import ConfigError
+from system_recipes.fleet.model.allocate import allocate, load_lock
+from system_recipes.fleet.model.spec import (
     check_words,
     load_model,
     lock_path,
     parse_model,
     reference_markdown,
 )
-from system_recipes.fleet.tables import ModelError
+from system_recipes.fleet.model.tables import ModelError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOP = os.path.join(REPO, "profiles", "systems", "shop.toml")
@@ -299,7 +299,7 @@ def test_the_committed_lock_is_what_allocation_produces_from_the_committed_model
 def test_the_checked_in_reference_is_current():
     with open(os.path.join(REPO, "docs", "systems-reference.md"), encoding="utf-8") as stream:
         assert stream.read() == reference_markdown(), (
-            "regenerate docs/systems-reference.md from system_recipes.fleet.spec.reference_markdown"
+            "regenerate docs/systems-reference.md from system_recipes.fleet.model.spec.reference_markdown"
         )
 
 
@@ -344,10 +344,10 @@ def test_the_reference_documents_every_key():
 @pytest.mark.parametrize(
     "module",
     [
-        system_recipes.fleet.spec,
-        system_recipes.fleet.values,
-        system_recipes.fleet.lockfile,
-        system_recipes.fleet.allocate,
+        system_recipes.fleet.model.spec,
+        system_recipes.fleet.model.values,
+        system_recipes.fleet.model.lockfile,
+        system_recipes.fleet.model.allocate,
     ],
 )
 def test_docstring_examples(module):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from system_recipes.fleet.transport import Connections, Target, TransportError
+from system_recipes.fleet.controller.transport import Connections, Target, TransportError
 
 pytest_plugins = ["support.fleet_hosts"]
 SYSTEM_RECIPES = os.path.join(os.path.dirname(sys.executable), "system-recipes")

@@ -22,11 +22,11 @@ FLOORS = {
     "shipped": 2,
     "meta": 3,
     "docs": 3,
-    "cli": 4,
-    "converge": 3,
     "extension": 4,
-    # the console script: answers ``converge`` without importing cli (and so zc.buildout)
-    "entry": 5,
+    # load a host configuration and plan it in-process (plan, fleet-host plan, the tests)
+    "planning": 4,
+    # every argparse parser and console entry point (cli, entry, converge); nothing imports it
+    "commands": 5,
 }
 
 
@@ -89,7 +89,7 @@ def test_no_import_from_a_lower_floor_to_a_higher_one():
 def test_cli_and_explain_do_not_import_each_other():
     known = modules()
     assert not any(
-        t.startswith("system_recipes.cli")
+        t.startswith("system_recipes.commands.cli")
         for t in imported("system_recipes.meta.explain", known["system_recipes.meta.explain"])
     )
 

@@ -20,7 +20,7 @@ from support.host import link_nagios_plugins
 from support.paths import BASE_CFG
 
 import system_recipes
-from system_recipes.core import report
+from system_recipes.core.plan import report
 
 PACKAGES = (os.path.dirname(zb.__file__), os.path.dirname(system_recipes.__file__))
 #: a function doing 2.5 times the work at 2N (plus this much) grows faster than the parts

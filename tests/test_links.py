@@ -13,9 +13,10 @@ import pytest
 from support.declare import fake_run
 from support.host import make_scratch_root
 
-from system_recipes.core import fsops, run
-from system_recipes.core.errors import ConfigError, RunError
-from system_recipes.core.model import FileSpec, LinkSpec, PartSpec
+from system_recipes.core.declare.errors import ConfigError, RunError
+from system_recipes.core.declare.specs import FileSpec, LinkSpec, PartSpec
+from system_recipes.core.disk import fsops
+from system_recipes.core.plan import run
 
 WANTS = "/etc/demo/wants/web.service"
 UNIT = "/etc/demo/web.service"

@@ -16,8 +16,8 @@ from support.declare import declare, fake_run
 from support.host import make_scratch_root
 from support.results import ok, one_error_line, snapshot
 
-from system_recipes.core import validate
-from system_recipes.core.errors import ConfigError, RunError
+from system_recipes.core.declare.errors import ConfigError, RunError
+from system_recipes.core.hooks import validate
 from system_recipes.daemons import logrotate as logrotate_daemon
 from system_recipes.recipes import logrotate
 

@@ -13,7 +13,7 @@ from support.paths import SYSTEM_RECIPES
 from support.results import ok, one_error_line, said, snapshot
 from support.rpmbuild import install_below_root
 
-from system_recipes.core.errors import ConfigError
+from system_recipes.core.declare.errors import ConfigError
 from system_recipes.meta import service
 from system_recipes.recipes import nrpe
 

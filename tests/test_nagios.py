@@ -14,7 +14,7 @@ from support.declare import declare
 from support.host import make_scratch_root
 from support.results import ok, one_error_line, snapshot
 
-from system_recipes.core.errors import ConfigError, RunError
+from system_recipes.core.declare.errors import ConfigError, RunError
 from system_recipes.recipes import nagios
 
 OBJECTS = "/etc/nagios4/conf.d"

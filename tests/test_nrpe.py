@@ -22,8 +22,8 @@ from support.markers import needs
 from support.net import free_port, wait_port
 from support.results import ok, one_error_line, snapshot
 
-from system_recipes.core.errors import ConfigError, RunError
-from system_recipes.core.schema import unescape
+from system_recipes.core.declare.errors import ConfigError, RunError
+from system_recipes.core.declare.schema import unescape
 from system_recipes.daemons import nrpe as nrpe_daemon
 from system_recipes.recipes import nrpe
 

@@ -59,7 +59,7 @@ def test_wheel_carries_templates_and_finds_them(tmp_path):
         [
             sys.executable,
             "-c",
-            "from system_recipes.core.render import packaged_templates;print(packaged_templates())",
+            "from system_recipes.core.declare.render import packaged_templates;print(packaged_templates())",
         ],
         cwd=str(tmp_path),
         env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")),

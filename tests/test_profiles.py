@@ -119,7 +119,7 @@ ROLE_FILES = sorted(name for name in os.listdir(ROLES) if name.endswith(".cfg"))
 
 def parts_of(config: str) -> list[str]:
     """``[buildout] parts`` as buildout's own loader resolves it (extends, +=, -=)."""
-    from system_recipes.cli import loaded
+    from system_recipes.core.buildout.loading import loaded
 
     with loaded(config) as buildout:
         return buildout["buildout"]["parts"].split()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from support.host import make_scratch_root
 from support.paths import BASE_CFG
 
-from system_recipes.cli import load_and_plan
+from system_recipes.planning import load_and_plan
 
 # values embedded in a .cfg file: "\n" becomes a continuation line; other line breaks would
 # make the file itself unparsable, which is buildout's business, not the recipe's

@@ -2,7 +2,7 @@
 
 Each case's sections go into a host configuration extending profiles/base.cfg, below a scratch
 root; the real buildout loads it and constructs every part (each recipe renders and the real
-tools validate: ``system_recipes.cli.load_and_plan``), and nothing is written. The files and
+tools validate: ``system_recipes.planning.load_and_plan``), and nothing is written. The files and
 links the run would write must be exactly the expected ones, or the run must stop with exactly
 the expected error line.
 """
@@ -17,7 +17,7 @@ import zc.buildout
 from support.cases import CASES as CASE_DIRECTORY
 from support.cases import case_root, discover, host_config, parse
 
-from system_recipes.cli import load_and_plan
+from system_recipes.planning import load_and_plan
 
 CASES = discover()
 

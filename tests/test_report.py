@@ -11,12 +11,12 @@ import sys
 from support.declare import fake_run
 from support.results import ok
 
-from system_recipes.core import reload
-from system_recipes.core.model import Reload
+from system_recipes.core.declare.specs import Reload
+from system_recipes.core.hooks import reload
 
 SAY_FROM_THREADS = """
 import threading
-from system_recipes.core import report
+from system_recipes.core.plan import report
 
 def host(number):
     for line in range(400):

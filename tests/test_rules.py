@@ -7,9 +7,9 @@ import doctest
 
 import pytest
 
-from system_recipes.core import rules
-from system_recipes.core.errors import ConfigError
-from system_recipes.core.schema import Bool, Line, Option, Schema
+from system_recipes.core.declare import rules
+from system_recipes.core.declare.errors import ConfigError
+from system_recipes.core.declare.schema import Bool, Line, Option, Schema
 
 SCHEMA = Schema(
     [

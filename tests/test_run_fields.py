@@ -13,8 +13,9 @@ import textwrap
 import pytest
 import zc.buildout.buildout as zb
 
-from system_recipes.cli import load_and_plan
-from system_recipes.core import buildout_api, run
+from system_recipes.core.buildout import api as buildout_api
+from system_recipes.core.plan import run
+from system_recipes.planning import load_and_plan
 
 
 def declared_fields() -> set[str]:

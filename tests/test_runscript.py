@@ -22,8 +22,8 @@ from support.host import make_scratch_root
 from support.net import free_port, listening
 from support.results import ok, one_error_line, snapshot
 
-from system_recipes.core.errors import ConfigError, RunError
-from system_recipes.core.schema import unescape
+from system_recipes.core.declare.errors import ConfigError, RunError
+from system_recipes.core.declare.schema import unescape
 from system_recipes.daemons.systemd import isolated
 from system_recipes.recipes import runscript
 
@@ -193,7 +193,7 @@ def test_one_systemd_analyze_for_all_changed_units_and_none_on_a_noop_run(scratc
         """
     scratch.write(text)
     counted = (
-        "import sys; from system_recipes.core import validate; from system_recipes.cli "
+        "import sys; from system_recipes.core.hooks import validate; from system_recipes.planning "
         "import load_and_plan; load_and_plan(sys.argv[1]); "
         "print(validate.PROCESS_COUNT['n'])"
     )

@@ -2,8 +2,8 @@
 
 import pytest
 
-from system_recipes.core.errors import ConfigError
-from system_recipes.core.schema import (
+from system_recipes.core.declare.errors import ConfigError
+from system_recipes.core.declare.schema import (
     AbsolutePath,
     Account,
     Assignments,

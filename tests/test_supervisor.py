@@ -20,8 +20,8 @@ from support.host import make_scratch_root
 from support.markers import needs
 from support.results import ok, one_error_line, snapshot
 
-from system_recipes.core.errors import ConfigError, RunError
-from system_recipes.core.schema import unescape
+from system_recipes.core.declare.errors import ConfigError, RunError
+from system_recipes.core.declare.schema import unescape
 from system_recipes.daemons import supervisor as supervisor_daemon
 from system_recipes.daemons import supervisor_exec
 from system_recipes.recipes import supervisor

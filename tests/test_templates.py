@@ -300,8 +300,8 @@ def test_a_secret_part_a_reference_or_a_name_that_is_no_secret_is_accepted(scrat
 def test_the_secret_name_rule_is_the_one_level_4_uses():
     import doctest
 
-    from system_recipes.core import secret_names
-    from system_recipes.fleet import spec, tables, values
+    from system_recipes.core.declare import secret_names
+    from system_recipes.fleet.model import spec, tables, values
 
     assert values.looks_secret is secret_names.looks_secret
     assert spec.looks_secret is tables.looks_secret is secret_names.looks_secret
@@ -411,7 +411,7 @@ def test_an_unknown_recipe_is_one_line(scratch, recipe, message):
 def test_the_known_recipes_are_the_entry_points():
     from importlib.metadata import distribution
 
-    from system_recipes.core.recipe_names import known_recipes
+    from system_recipes.core.buildout.recipe_names import known_recipes
 
     declared = {
         ep.name for ep in distribution("system-recipes").entry_points if ep.group == "zc.buildout"

@@ -14,8 +14,8 @@ import pytest
 
 import system_recipes
 import system_recipes.daemons
-from system_recipes.core.model import Check, FileSpec
-from system_recipes.core.validate import Item, Validation, ValidationContext
+from system_recipes.core.declare.specs import Check, FileSpec
+from system_recipes.core.hooks.validate import Item, Validation, ValidationContext
 from system_recipes.daemons.haproxy import HaproxyContext
 from system_recipes.daemons.programs import ProgramContext
 from system_recipes.daemons.systemd import SystemdUnitContext

@@ -16,7 +16,8 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable
 
-from ..core import reload, report
+from system_recipes.core.hooks import reload
+from system_recipes.core.plan import report
 
 
 def systemd_running() -> bool:

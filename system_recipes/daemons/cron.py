@@ -30,8 +30,8 @@ import re
 import tempfile
 from dataclasses import dataclass
 
-from ..core import validate
-from ..core.errors import shown
+from system_recipes.core.declare.errors import shown
+from system_recipes.core.hooks import validate
 
 # cron.h: MAX_ENVSTR; cron reads at most 999 bytes of an environment line, dropping the rest
 MAX_ENVIRONMENT_LINE = 999

@@ -1,7 +1,7 @@
 """Every daemon module: importing this registers every validator and reload handler (the
 recipes, the extension and the command line import it)."""
 
-from . import (  # noqa: F401
+from system_recipes.daemons import (  # noqa: F401
     cron,
     haproxy,
     logrotate,

@@ -30,9 +30,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from ..core import reload, report, validate
-from ..core.settings import Settings
-from .common import reload_unit, running_pid, systemd_running, try_restart_unit
+from system_recipes.core.declare.settings import Settings
+from system_recipes.core.hooks import reload, validate
+from system_recipes.core.plan import report
+from system_recipes.daemons.common import (
+    reload_unit,
+    running_pid,
+    systemd_running,
+    try_restart_unit,
+)
 
 PROGRAM = "/usr/sbin/haproxy"
 PIDFILE = "/run/haproxy.pid"  # Debian's and Red Hat's units and Debian's init script

@@ -26,7 +26,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 
-from ..core import validate
+from system_recipes.core.hooks import validate
 
 # logrotate 3.21 config.c defTabooExts: files of an include directory whose names match
 # "*" + one of these are skipped ("Ignoring NAME, because of PATTERN pattern match").

@@ -31,9 +31,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 
-from ..core import reload, validate
-from ..core.settings import Settings
-from .common import directive, reload_service
+from system_recipes.core.declare.settings import Settings
+from system_recipes.core.hooks import reload, validate
+from system_recipes.daemons.common import directive, reload_service
 
 
 def main_config(layout) -> str:

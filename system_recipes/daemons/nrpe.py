@@ -14,10 +14,10 @@ import os
 import posixpath
 import re
 
-from ..core import reload, validate
-from ..core.errors import shown
-from ..core.settings import Settings
-from .common import IncludeNames, directive, reload_service
+from system_recipes.core.declare.errors import shown
+from system_recipes.core.declare.settings import Settings
+from system_recipes.core.hooks import reload, validate
+from system_recipes.daemons.common import IncludeNames, directive, reload_service
 
 # nrpe.c MAX_COMMAND_ARGUMENTS: $ARG1$ ... $ARG16$ take the arguments of a query
 MAX_ARGUMENTS = 16

@@ -23,11 +23,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from ..core import reload, report, validate
-from ..core.errors import shown
-from ..core.settings import Settings
-from .common import directive, running_pid, systemd_running, try_restart_unit
-from .nrpe import MAX_LINE, main_config
+from system_recipes.core.declare.errors import shown
+from system_recipes.core.declare.settings import Settings
+from system_recipes.core.hooks import reload, validate
+from system_recipes.core.plan import report
+from system_recipes.daemons.common import directive, running_pid, systemd_running, try_restart_unit
+from system_recipes.daemons.nrpe import MAX_LINE, main_config
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost", "ip6-loopback"}
 

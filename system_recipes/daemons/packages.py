@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..core import fastpath
+from system_recipes.core.fastpath import record as fastpath
 
 #: the package managers a host installs with, in the order they are looked for on the PATH, and
 #: the database each keeps what is installed in

@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..core import reload, validate
-from ..core.errors import shown
-from ..core.layout import Layout
-from ..core.settings import Settings
-from .common import reload_service
+from system_recipes.core.declare.errors import shown
+from system_recipes.core.declare.layout import Layout
+from system_recipes.core.declare.settings import Settings
+from system_recipes.core.hooks import reload, validate
+from system_recipes.daemons.common import reload_service
 
 
 # -- postgresql.conf and the cluster --------------------------------------------------------

@@ -17,8 +17,8 @@ import re
 import socket
 from dataclasses import dataclass
 
-from ..core import validate
-from ..core.errors import shown
+from system_recipes.core.declare.errors import shown
+from system_recipes.core.hooks import validate
 
 # the methods of PostgreSQL 15's client authentication (auth methods, chapter 21.1), with the
 # options each takes; sspi and bsd exist only on Windows and OpenBSD: postgres refuses them here

@@ -18,10 +18,17 @@ import shutil
 import subprocess
 import tempfile
 
-from ..core import reload, report
-from ..core.settings import Settings
-from .common import systemd_running
-from .postgresql import HBA_ERRORS, PENDING_RESTART, ask_cluster, postmaster, reload_postgresql
+from system_recipes.core.declare.settings import Settings
+from system_recipes.core.hooks import reload
+from system_recipes.core.plan import report
+from system_recipes.daemons.common import systemd_running
+from system_recipes.daemons.postgresql import (
+    HBA_ERRORS,
+    PENDING_RESTART,
+    ask_cluster,
+    postmaster,
+    reload_postgresql,
+)
 
 RESTART_TIMEOUT = 120
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..core import validate
-from ..core.errors import clip
+from system_recipes.core.declare.errors import clip
+from system_recipes.core.hooks import validate
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,11 @@ import socket
 import subprocess
 from collections.abc import Iterator
 
-from ..core import reload, report, validate
-from ..core.errors import ConfigError, shown
-from ..core.settings import Settings
-from .common import IncludeNames
+from system_recipes.core.declare.errors import ConfigError, shown
+from system_recipes.core.declare.settings import Settings
+from system_recipes.core.hooks import reload, validate
+from system_recipes.core.plan import report
+from system_recipes.daemons.common import IncludeNames
 
 
 def _options():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 
-from ..core.errors import ConfigError, shown
+from system_recipes.core.declare.errors import ConfigError, shown
 
 # include/uapi/linux/binfmts.h: one argument or environment string, with its NUL
 MAX_ARG_STRLEN = 32 * 4096

@@ -31,14 +31,11 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
-from ..core import reload, validate
-from ..core.errors import shown
-from ..core.schema import (
-    Lines,
-    OptionType,
-)
-from ..core.settings import Settings
-from .common import systemd_running
+from system_recipes.core.declare.errors import shown
+from system_recipes.core.declare.schema import Lines, OptionType
+from system_recipes.core.declare.settings import Settings
+from system_recipes.core.hooks import reload, validate
+from system_recipes.daemons.common import systemd_running
 
 
 def has_systemd(root: str) -> bool:

@@ -23,8 +23,9 @@ import signal
 import subprocess
 import time
 
-from ..core import reload, report, validate
-from ..core.settings import Settings
+from system_recipes.core.declare.settings import Settings
+from system_recipes.core.hooks import reload, validate
+from system_recipes.core.plan import report
 
 
 def pidfile(name: str) -> str:

@@ -13,10 +13,16 @@ came from.
 
 from __future__ import annotations
 
-from ..core.buildout_api import annotate, raw_section, section_of, set_raw_section, source_of
-from ..core.errors import ConfigError
-from ..core.model import GENERATED_FROM, Expansion, GeneratedFrom
-from ..core.recipe_names import our_recipe, recipe_class
+from system_recipes.core.buildout.api import (
+    annotate,
+    raw_section,
+    section_of,
+    set_raw_section,
+    source_of,
+)
+from system_recipes.core.buildout.recipe_names import our_recipe, recipe_class
+from system_recipes.core.declare.errors import ConfigError
+from system_recipes.core.declare.specs import GENERATED_FROM, Expansion, GeneratedFrom
 
 #: Expansion lives in core (the run reports by it); meta-recipes take it from here
 __all__ = ["Expansion", "expand", "meta_sections", "origin"]

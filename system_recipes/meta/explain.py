@@ -13,11 +13,11 @@ import re
 
 import zc.buildout
 
-from ..core import report
-from ..core.buildout_api import raw_sections, section_of, substituted
-from ..core.loading import loaded
-from ..core.schema import Bool
-from .expand import expand, origin
+from system_recipes.core.buildout.api import raw_sections, section_of, substituted
+from system_recipes.core.buildout.loading import loaded
+from system_recipes.core.declare.schema import Bool
+from system_recipes.core.plan import report
+from system_recipes.meta.expand import expand, origin
 
 #: what is printed instead of a secret value (``plan`` prints "(secret: content of PATH not shown)")
 MASK = "(secret: value not shown)"
@@ -57,7 +57,7 @@ class Secrets:
     """Which options of a loaded configuration hold (or are made from) a secret."""
 
     def __init__(self, buildout):
-        from ..recipes.template import SCHEMA
+        from system_recipes.recipes.template import SCHEMA
 
         self.raw = raw_sections(buildout)
         self.own: set[tuple[str, str]] = (

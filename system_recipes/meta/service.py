@@ -56,11 +56,10 @@ from __future__ import annotations
 
 import zc.buildout
 
-from ..core import run
-from ..core.buildout_api import substituted
-from ..core.datatypes import port
-from ..core.errors import ConfigError
-from ..core.schema import (
+from system_recipes.core.buildout.api import substituted
+from system_recipes.core.declare.datatypes import port
+from system_recipes.core.declare.errors import ConfigError
+from system_recipes.core.declare.schema import (
     Account,
     Assignments,
     Bool,
@@ -75,11 +74,9 @@ from ..core.schema import (
     inline_comment_hint,
     section_name,
 )
-from .expand import GENERATED_BY, Expansion
-from .service_sections import (
-    SECTIONS,
-    Service,
-)
+from system_recipes.core.plan import run
+from system_recipes.meta.expand import GENERATED_BY, Expansion
+from system_recipes.meta.service_sections import SECTIONS, Service
 
 RUN_KINDS = ("supervisor", "systemd", "sysv")
 CHECK_SYNTAX = "http PORT [PATH], tcp PORT, or none"
@@ -290,7 +287,7 @@ def generate(name: str, raw: dict[str, str], buildout) -> Expansion:
                 out.blame[(section, option)] = meta_option
         if made.suffix == "nrpe":
             # exported: the system compiler makes a Nagios service of each on the monitoring
-            # host (fleet/roles.py), so it never guesses the names from a convention
+            # host (fleet/compile/roles.py), so it never guesses the names from a convention
             checks = made.options["checks"] or ""
             out.facts["nrpe-checks"] = [
                 line.split(None, 1)[0] for line in checks.splitlines() if line.strip()

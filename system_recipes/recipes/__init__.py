@@ -1,3 +1,3 @@
 """Level 1: one recipe per kind of file. Each module is a thin declaration on ``core``."""
 
-from ..daemons import every  # noqa: F401  (registers every validator and reload handler)
+from system_recipes.daemons import every  # noqa: F401  (registers every validator and reload handler)

@@ -50,10 +50,9 @@ import posixpath
 import unicodedata
 from dataclasses import dataclass
 
-from ..core.errors import ConfigError, shown
-from ..core.model import Check, FileSpec, PartSpec
-from ..core.recipe import Recipe as BaseRecipe
-from ..core.schema import (
+from system_recipes.core.declare.errors import ConfigError, shown
+from system_recipes.core.declare.recipe import Recipe as BaseRecipe
+from system_recipes.core.declare.schema import (
     Account,
     Assignments,
     Line,
@@ -65,7 +64,8 @@ from ..core.schema import (
     force_option,
     section_name,
 )
-from ..daemons.cron import (
+from system_recipes.core.declare.specs import Check, FileSpec, PartSpec
+from system_recipes.daemons.cron import (
     CRON_FILE_NAME,
     MAX_COMMAND,
     MAX_ENVIRONMENT_LINE,

@@ -14,9 +14,8 @@ Example::
 
 from __future__ import annotations
 
-from ..core.model import AccountSpec, DirSpec, PartSpec
-from ..core.recipe import Recipe as BaseRecipe
-from ..core.schema import (
+from system_recipes.core.declare.recipe import Recipe as BaseRecipe
+from system_recipes.core.declare.schema import (
     AbsolutePath,
     Account,
     Bool,
@@ -27,6 +26,7 @@ from ..core.schema import (
     Values,
     section_name,
 )
+from system_recipes.core.declare.specs import AccountSpec, DirSpec, PartSpec
 
 
 def derived(pattern: str):

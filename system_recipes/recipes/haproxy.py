@@ -40,13 +40,11 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from ..core import validate
-from ..core.datatypes import format_endpoint, parse_endpoint
-from ..core.errors import ConfigError, shown
-from ..core.model import Check, FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe as BaseRecipe
-from ..core.rules import refused_with
-from ..core.schema import (
+from system_recipes.core.declare.datatypes import format_endpoint, parse_endpoint
+from system_recipes.core.declare.errors import ConfigError, shown
+from system_recipes.core.declare.recipe import Recipe as BaseRecipe
+from system_recipes.core.declare.rules import refused_with
+from system_recipes.core.declare.schema import (
     Choice,
     Line,
     Lines,
@@ -57,7 +55,9 @@ from ..core.schema import (
     force_option,
     section_name,
 )
-from ..daemons.haproxy import HaproxyContext, unit_dropin
+from system_recipes.core.declare.specs import Check, FileSpec, PartSpec, Reload
+from system_recipes.core.hooks import validate
+from system_recipes.daemons.haproxy import HaproxyContext, unit_dropin
 
 # haproxy's proxy and server names: letters, digits, '-', '_', '.', ':' (no ':' here: the name
 # is also a file name)

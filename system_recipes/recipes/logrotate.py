@@ -60,12 +60,10 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
-from ..core import validate
-from ..core.errors import ConfigError, shown
-from ..core.model import Check, FileSpec, PartSpec
-from ..core.recipe import Recipe as BaseRecipe
-from ..core.rules import refused_with, requires
-from ..core.schema import (
+from system_recipes.core.declare.errors import ConfigError, shown
+from system_recipes.core.declare.recipe import Recipe as BaseRecipe
+from system_recipes.core.declare.rules import refused_with, requires
+from system_recipes.core.declare.schema import (
     Bool,
     Choice,
     Integer,
@@ -76,11 +74,10 @@ from ..core.schema import (
     force_option,
     section_name,
 )
-from ..daemons.logrotate import (
-    LogrotateContext,
-    quote,
-)
-from .logrotate_options import (
+from system_recipes.core.declare.specs import Check, FileSpec, PartSpec
+from system_recipes.core.hooks import validate
+from system_recipes.daemons.logrotate import LogrotateContext, quote
+from system_recipes.recipes.logrotate_options import (
     AccountPair,
     Create,
     DateFormat,

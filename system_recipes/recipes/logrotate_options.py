@@ -7,18 +7,9 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from ..core.errors import shown
-from ..core.schema import (
-    Account,
-    Bool,
-    Line,
-    Name,
-    OptionType,
-    Text,
-)
-from ..daemons.logrotate import (
-    ignored_by_logrotate,
-)
+from system_recipes.core.declare.errors import shown
+from system_recipes.core.declare.schema import Account, Bool, Line, Name, OptionType, Text
+from system_recipes.daemons.logrotate import ignored_by_logrotate
 
 SIZE_UNITS = {"": 1, "k": 1024, "K": 1024, "M": 1024**2, "G": 1024**3}
 

@@ -47,12 +47,10 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from ..core import validate
-from ..core.errors import ConfigError, shown
-from ..core.model import Check, FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe as BaseRecipe
-from ..core.rules import UNSET, AtLeastOneOf, refused_with
-from ..core.schema import (
+from system_recipes.core.declare.errors import ConfigError, shown
+from system_recipes.core.declare.recipe import Recipe as BaseRecipe
+from system_recipes.core.declare.rules import UNSET, AtLeastOneOf, refused_with
+from system_recipes.core.declare.schema import (
     Line,
     Lines,
     Name,
@@ -63,10 +61,9 @@ from ..core.schema import (
     force_option,
     section_name,
 )
-from ..daemons.nagios import (
-    NagiosContext,
-    main_config,
-)
+from system_recipes.core.declare.specs import Check, FileSpec, PartSpec, Reload
+from system_recipes.core.hooks import validate
+from system_recipes.daemons.nagios import NagiosContext, main_config
 
 OBJECT_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,199}"
 OBJECT = re.compile(OBJECT_NAME)

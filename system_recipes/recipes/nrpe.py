@@ -41,11 +41,19 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from ..core.errors import ConfigError, shown
-from ..core.model import Check, FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe as BaseRecipe
-from ..core.schema import Lines, Name, Option, Schema, Values, force_option, section_name
-from ..daemons.nrpe import (
+from system_recipes.core.declare.errors import ConfigError, shown
+from system_recipes.core.declare.recipe import Recipe as BaseRecipe
+from system_recipes.core.declare.schema import (
+    Lines,
+    Name,
+    Option,
+    Schema,
+    Values,
+    force_option,
+    section_name,
+)
+from system_recipes.core.declare.specs import Check, FileSpec, PartSpec, Reload
+from system_recipes.daemons.nrpe import (
     ARG_MACRO,
     CHECK_NAME,
     MAX_ARGUMENTS,
@@ -54,7 +62,7 @@ from ..daemons.nrpe import (
     nrpe_macros,
     takes_arguments,
 )
-from ..daemons.programs import ProgramContext
+from system_recipes.daemons.programs import ProgramContext
 
 PLUGIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 CHECK_SYNTAX = "CHECK PLUGIN [ARGUMENT...] [warning=W] [critical=C]"

@@ -25,12 +25,20 @@ from __future__ import annotations
 
 import posixpath
 
-from ..core.errors import ConfigError, shown
-from ..core.model import Check, FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe as BaseRecipe
-from ..core.schema import Name, Option, Schema, Text, Values, force_option, section_name
-from ..daemons.nrpe import MAX_LINE, main_config
-from ..daemons.nrpe_server import NrpeServerContext, parse_allowed_host
+from system_recipes.core.declare.errors import ConfigError, shown
+from system_recipes.core.declare.recipe import Recipe as BaseRecipe
+from system_recipes.core.declare.schema import (
+    Name,
+    Option,
+    Schema,
+    Text,
+    Values,
+    force_option,
+    section_name,
+)
+from system_recipes.core.declare.specs import Check, FileSpec, PartSpec, Reload
+from system_recipes.daemons.nrpe import MAX_LINE, main_config
+from system_recipes.daemons.nrpe_server import NrpeServerContext, parse_allowed_host
 
 SCHEMA = Schema(
     [

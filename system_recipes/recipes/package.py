@@ -20,11 +20,9 @@ Example::
 
 from __future__ import annotations
 
-from ..core import reload
-from ..core.errors import ConfigError
-from ..core.model import PartSpec
-from ..core.recipe import Recipe as BaseRecipe
-from ..core.schema import (
+from system_recipes.core.declare.errors import ConfigError
+from system_recipes.core.declare.recipe import Recipe as BaseRecipe
+from system_recipes.core.declare.schema import (
     AbsolutePath,
     Choice,
     Line,
@@ -33,7 +31,9 @@ from ..core.schema import (
     Values,
     section_name,
 )
-from ..daemons.packages import NotInstalled, common_prefix, query_dpkg, query_rpm
+from system_recipes.core.declare.specs import PartSpec
+from system_recipes.core.hooks import reload
+from system_recipes.daemons.packages import NotInstalled, common_prefix, query_dpkg, query_rpm
 
 SCHEMA = Schema(
     [

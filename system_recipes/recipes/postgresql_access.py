@@ -44,11 +44,9 @@ import ipaddress
 import posixpath
 from dataclasses import dataclass
 
-from ..core import validate
-from ..core.errors import ConfigError, shown
-from ..core.model import Check, FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe as BaseRecipe
-from ..core.schema import (
+from system_recipes.core.declare.errors import ConfigError, shown
+from system_recipes.core.declare.recipe import Recipe as BaseRecipe
+from system_recipes.core.declare.schema import (
     Choice,
     Line,
     Lines,
@@ -60,8 +58,20 @@ from ..core.schema import (
     force_option,
     section_name,
 )
-from ..daemons.postgresql import PostgresqlConfContext, cluster_directory, clusters, quote
-from ..daemons.postgresql_hba import DEBIAN_LOCAL_LINES, HOSTNAME, NAME_TOKEN, HbaContext
+from system_recipes.core.declare.specs import Check, FileSpec, PartSpec, Reload
+from system_recipes.core.hooks import validate
+from system_recipes.daemons.postgresql import (
+    PostgresqlConfContext,
+    cluster_directory,
+    clusters,
+    quote,
+)
+from system_recipes.daemons.postgresql_hba import (
+    DEBIAN_LOCAL_LINES,
+    HOSTNAME,
+    NAME_TOKEN,
+    HbaContext,
+)
 
 CLIENT_SYNTAX = "ADDRESS[/PREFIX] DATABASE USER"
 METHOD = "scram-sha-256"

@@ -67,10 +67,9 @@ import re
 import shlex
 import signal
 
-from ..core.errors import ConfigError, shown
-from ..core.model import PartSpec
-from ..core.recipe import Recipe as BaseRecipe
-from ..core.schema import (
+from system_recipes.core.declare.errors import ConfigError, shown
+from system_recipes.core.declare.recipe import Recipe as BaseRecipe
+from system_recipes.core.declare.schema import (
     AbsolutePath,
     Account,
     Assignments,
@@ -85,11 +84,9 @@ from ..core.schema import (
     force_option,
     section_name,
 )
-from ..daemons.systemd import (
-    UnitNames,
-    has_systemd,
-)
-from .runscript_files import systemd_unit, sysv_script
+from system_recipes.core.declare.specs import PartSpec
+from system_recipes.daemons.systemd import UnitNames, has_systemd
+from system_recipes.recipes.runscript_files import systemd_unit, sysv_script
 
 SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 RESTART = ("no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always")

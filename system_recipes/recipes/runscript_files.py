@@ -14,19 +14,19 @@ import posixpath
 import re
 import shlex
 
-from ..core import validate
-from ..core.errors import ConfigError, shown
-from ..core.model import Check, FileSpec, LinkSpec, PartSpec, Reload
-from ..core.recipe import Recipe as BaseRecipe
-from ..core.schema import Values
-from ..daemons.programs import ProgramContext
-from ..daemons.systemd import (
+from system_recipes.core.declare.errors import ConfigError, shown
+from system_recipes.core.declare.recipe import Recipe as BaseRecipe
+from system_recipes.core.declare.schema import Values
+from system_recipes.core.declare.specs import Check, FileSpec, LinkSpec, PartSpec, Reload
+from system_recipes.core.hooks import validate
+from system_recipes.daemons.programs import ProgramContext
+from system_recipes.daemons.systemd import (
     SystemdUnitContext,
     specifiers,
     systemd_assignment,
     systemd_word,
 )
-from ..daemons.sysv import FACILITIES, pidfile
+from system_recipes.daemons.sysv import FACILITIES, pidfile
 
 START_LEVELS, STOP_LEVELS = ("2", "3", "4", "5"), ("0", "1", "6")
 

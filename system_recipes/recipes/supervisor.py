@@ -65,10 +65,9 @@ from __future__ import annotations
 import posixpath
 import re
 
-from ..core.errors import ConfigError
-from ..core.model import Check, FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe as BaseRecipe
-from ..core.schema import (
+from system_recipes.core.declare.errors import ConfigError
+from system_recipes.core.declare.recipe import Recipe as BaseRecipe
+from system_recipes.core.declare.schema import (
     AbsolutePath,
     Account,
     Assignments,
@@ -85,7 +84,8 @@ from ..core.schema import (
     force_option,
     section_name,
 )
-from ..daemons.supervisor import (
+from system_recipes.core.declare.specs import Check, FileSpec, PartSpec, Reload
+from system_recipes.daemons.supervisor import (
     EXPANSIONS,
     _check_environment,
     environment_text,
@@ -93,7 +93,7 @@ from ..daemons.supervisor import (
     group_of,
     read_back,
 )
-from ..daemons.supervisor_exec import exec_size
+from system_recipes.daemons.supervisor_exec import exec_size
 
 BYTES = r"(?i)\d+(kb|mb|gb)?"
 SIGNALS = ("TERM", "HUP", "INT", "QUIT", "KILL", "USR1", "USR2")

@@ -26,12 +26,11 @@ Example::
 
 from __future__ import annotations
 
-from ..core import reload, render
-from ..core.errors import ConfigError
-from ..core.model import FileSpec, PartSpec, Reload
-from ..core.recipe import Recipe as BaseRecipe
-from ..core.rules import ExactlyOneOf
-from ..core.schema import (
+from system_recipes.core.declare import render
+from system_recipes.core.declare.errors import ConfigError
+from system_recipes.core.declare.recipe import Recipe as BaseRecipe
+from system_recipes.core.declare.rules import ExactlyOneOf
+from system_recipes.core.declare.schema import (
     AbsolutePath,
     Account,
     Bool,
@@ -44,7 +43,9 @@ from ..core.schema import (
     did_you_mean,
     force_option,
 )
-from ..core.secret_names import is_reference, looks_secret
+from system_recipes.core.declare.secret_names import is_reference, looks_secret
+from system_recipes.core.declare.specs import FileSpec, PartSpec, Reload
+from system_recipes.core.hooks import reload
 
 
 def _group_default(values: Values) -> str:

@@ -22,10 +22,10 @@ import zipfile
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
-from ..core.errors import ConfigError
-from .progress import Progress, pip_wheel_step
-from .progress import run as run_watched
-from .project import canonical
+from system_recipes.core.declare.errors import ConfigError
+from system_recipes.release.progress import Progress, pip_wheel_step
+from system_recipes.release.progress import run as run_watched
+from system_recipes.release.project import canonical
 
 # What a build leaves in a source tree; never copied into the private build copy.
 BUILD_LEFTOVERS = shutil.ignore_patterns(

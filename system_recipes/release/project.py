@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
-from ..core.errors import ConfigError, shown
+from system_recipes.core.declare.errors import ConfigError, shown
 
 VERSION_EXPECTED = "a version such as 1.0, 2.1.3 or 2.0rc1 (PEP 440, no '-')"
 NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")

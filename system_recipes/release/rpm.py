@@ -27,11 +27,11 @@ import tarfile
 import tempfile
 import time
 
-from ..core.errors import ConfigError
-from ..core.render import RenderError, packaged_templates, render
-from .progress import Progress, rpmbuild_step
-from .progress import run as run_watched
-from .tarball import output_directory, source_date_epoch
+from system_recipes.core.declare.errors import ConfigError
+from system_recipes.core.declare.render import RenderError, packaged_templates, render
+from system_recipes.release.progress import Progress, rpmbuild_step
+from system_recipes.release.progress import run as run_watched
+from system_recipes.release.tarball import output_directory, source_date_epoch
 
 SPEC_TEMPLATE = "release.spec.j2"
 RPM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")

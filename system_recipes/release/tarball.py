@@ -25,11 +25,11 @@ import tarfile
 import tempfile
 from importlib.metadata import version as installed_version
 
-from ..core.errors import ConfigError
-from ..core.render import RenderError, packaged_templates, render
-from . import dists as dist_tools
-from .progress import Progress
-from .project import Project, canonical, check_version, load
+from system_recipes.core.declare.errors import ConfigError
+from system_recipes.core.declare.render import RenderError, packaged_templates, render
+from system_recipes.release import dists as dist_tools
+from system_recipes.release.progress import Progress
+from system_recipes.release.project import Project, canonical, check_version, load
 
 DEFAULT_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip (wheel) can hold
 INSTALL_TEMPLATE = "release-install.sh.j2"

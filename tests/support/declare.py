@@ -6,7 +6,7 @@ validates them with the real tools (``validate_declared``), nothing is written.
 
 from __future__ import annotations
 
-from system_recipes.core import run
+from system_recipes.core.plan import run
 
 
 class FakeBuildout(dict):

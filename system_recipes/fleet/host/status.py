@@ -1,0 +1,72 @@
+"""``system-recipes fleet-host status [MODEL]``: what was applied on this host and whether it
+still holds -- one ``status`` event per model (``never-applied``, ``in-sync``, ``drifted``: the
+plan of the kept host.cfg has changes or drift, or the file was edited since it was applied;
+``error``: it cannot be planned), then ``done`` with the highest of the models' codes (0 in sync, 1 an
+error, 2 pending).
+
+Separate from :mod:`.host_step` (plan and apply) as :mod:`.confirm` is: it changes nothing, and
+reads the same record and host.cfg through the step it is given (``step.etc``, ``step.state``,
+``step.planner``, ``step.read_record``, ``step.emit``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from system_recipes.fleet.host.basics import StepError, check_name, read_text, sha256
+
+
+def status(step, model: str | None) -> int:
+    try:
+        models = (
+            [check_name(model)]
+            if model
+            else sorted(name[:-5] for name in os.listdir(step.state) if name.endswith(".json"))
+            if os.path.isdir(step.state)
+            else []
+        )
+    except StepError as error:
+        return step.fail(error)
+    worst = 0
+    for name in models:
+        worst = max(worst, status_of(step, name))
+    return step.done(
+        "ok" if worst == 0 else "pending" if worst == 2 else "error", worst, models=models
+    )
+
+
+def status_of(step, model: str) -> int:
+    record = step.read_record(model)
+    applied = record.get("applied")
+    path = os.path.join(step.etc, model, "host.cfg")
+    if not applied or not os.path.exists(path):
+        step.emit("status", model=model, result="never-applied", last=record.get("last"))
+        return 2
+    text = read_text(path) or ""
+    from zc.buildout import UserError
+
+    try:
+        _, plan = step.planner(path)
+    except UserError as error:
+        step.emit(
+            "status",
+            model=model,
+            result="error",
+            applied=applied,
+            error=str(error).splitlines()[0],
+        )
+        return 1
+    edited = sha256(text) != applied.get("config_sha256")
+    changed = len(plan.actions)
+    drifted = bool(changed or plan.drift or edited)
+    step.emit(
+        "status",
+        model=model,
+        result="drifted" if drifted else "in-sync",
+        applied=applied,
+        last=record.get("last"),
+        changed=changed,
+        drift=[a.path for a in plan.drift],
+        config_edited=edited,
+    )
+    return 2 if drifted else 0
