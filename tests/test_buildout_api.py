@@ -1,4 +1,4 @@
-"""What system_recipes/core/buildout/api.py (and buildout_install.py, its install loop) assumes
+"""What system_recipes/core/buildout/api.py (and install.py beside it, its install loop) assumes
 about zc.buildout's private API, checked
 against the pinned buildout: a real ``Buildout`` loaded from a tiny configuration in a tmp
 directory. When an upgrade changes one of these, the test of that function fails naming the
@@ -17,6 +17,7 @@ import textwrap
 import pytest
 import zc.buildout.buildout as zb
 
+import system_recipes
 from system_recipes.core.buildout import api as buildout_api
 from system_recipes.core.buildout import install as buildout_install
 from system_recipes.core.plan import run
@@ -355,7 +356,7 @@ def test_the_module_is_the_only_user_of_the_private_api():
         r"buildout\w*\._[a-z]|getattr\([\w.]*buildout\w*, \"_[a-z]"
         r"|import _[a-z]|\"_open\"|SectionKey|\.Options\("
     )
-    package = os.path.dirname(os.path.dirname(os.path.abspath(buildout_api.__file__)))
+    package = os.path.dirname(os.path.abspath(system_recipes.__file__))  # all of it
     offenders = []
     for directory, _, files in os.walk(package):
         for name in files:
