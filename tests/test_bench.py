@@ -16,13 +16,13 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONVERGE = os.path.join(REPO, "bench", "commands/converge.py")
+CONVERGE = os.path.join(REPO, "bench", "converge.py")
 KINDS_DIRS = ("cron.d", "logrotate.d", "supervisor/conf.d", "nagios/nrpe.d")
 SCENARIOS = ("first", "noop", "change", "plan")
 
 
 def run_bench(tmp_path, shape: str) -> tuple[subprocess.CompletedProcess, dict]:
-    """commands/converge.py at N=2, one run per scenario, system-recipes and the floor: its output and
+    """bench/converge.py at N=2, one run per scenario, system-recipes and the floor: its output and
     its CSV rows by (tool, scenario)."""
     results, work = tmp_path / "results", tmp_path / "work"
     done = subprocess.run(
