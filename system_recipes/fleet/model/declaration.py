@@ -16,7 +16,7 @@ from system_recipes.fleet.model.values import (
     NAME_EXPECTED,
     TAG,
     Address,
-    Check,
+    CheckOption,
     Flag,
     Int,
     List,
@@ -190,7 +190,7 @@ SERVICE = Table(
         ),
         Option(
             "check",
-            Check(),
+            CheckOption(),
             default=the_roles_check,
             help="its health check, an NRPE command on each of its hosts and a Nagios service "
             "on the monitoring host",

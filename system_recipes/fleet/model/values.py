@@ -175,7 +175,7 @@ class Address(OptionType):
         return text.lower()
 
 
-class Check(OptionType):
+class CheckOption(OptionType):
     """The meta-recipe's check forms; the port may be left out to mean the service's own port
     (which may be automatic), and the compiler writes the allocated number."""
 
