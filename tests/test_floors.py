@@ -180,3 +180,15 @@ def test_no_test_module_imports_another():
                 if any(part in known for part in target.split(".")):
                     found.append(f"{module} imports {target} (line {node.lineno})")
     assert found == []
+
+
+def test_only_daemons_nrpe_reads_nrpe_command_lines():
+    """One reader per fact: the controller's checks read the host's ``command[NAME]=`` lines
+    through daemons/nrpe.py. The exported Ansible action plugin is loaded by Ansible from its
+    file and imports nothing of system_recipes, so it keeps its own few lines."""
+    readers = sorted(
+        module
+        for module, path in modules().items()
+        if 'startswith("command[")' in open(path).read()
+    )
+    assert readers == ["system_recipes.fleet.export.ansible_action"]

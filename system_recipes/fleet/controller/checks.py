@@ -1,7 +1,7 @@
 """A host is done when its own checks pass: its NRPE check commands, run on it.
 
-The commands are read from the host's NRPE include directory (``command[NAME]=...`` lines, as
-NRPE reads them, ``$$`` meaning ``$``) and run through the host's control master, each until it
+The commands are read from the host's NRPE include directory by daemons/nrpe.py's reader
+(``command[NAME]=...`` lines, as NRPE reads them; ``$$`` means ``$``) and run through the host's control master, each until it
 exits 0 or ``--check-timeout`` runs out. Only the checks the compiled configuration gives the
 host are run.
 """
@@ -9,6 +9,8 @@ host are run.
 from __future__ import annotations
 
 import time
+
+from system_recipes.daemons.nrpe import read_commands
 
 NRPE_INCLUDES = (
     "/etc/nagios/nrpe.d",
@@ -23,11 +25,8 @@ def run_checks(fleet, job) -> str | None:
     listing = connection.raw(
         " ".join(f"cat {d}/*.cfg 2>/dev/null;" for d in NRPE_INCLUDES) + " true"
     ).text
-    commands = {}
-    for line in listing:
-        if line.startswith("command[") and "]=" in line:
-            name, _, command = line[len("command[") :].partition("]=")
-            commands[name] = command.replace("$$", "$")  # NRPE's escape of a $
+    defined, _ = read_commands("\n".join(listing))  # our own files: their problems are plan's
+    commands = {name: command.replace("$$", "$") for name, command in defined.items()}  # NRPE's $
     missing = [name for name in job.checks if name not in commands]
     if missing:
         return f"check {missing[0]} is not defined on the host (in {NRPE_INCLUDES[0]})"
