@@ -1,5 +1,5 @@
 """Load a host configuration and plan it in this process, changing nothing on disk: ``plan``,
-``fleet-host plan`` (through the planner it is handed) and the tests that drive recipes."""
+``fleet-host plan`` (the host step imports it when it plans) and the tests that drive recipes."""
 
 from __future__ import annotations
 

@@ -20,7 +20,6 @@ from support.paths import REPO, SYSTEM_RECIPES
 
 from system_recipes.fleet.compile.prepare import assign_waves, prepare, removed_checks
 from system_recipes.fleet.controller.orchestrate import failure_limit
-from system_recipes.meta.expand import expand
 
 pytest_plugins = ["support.fleet_hosts"]
 
@@ -377,7 +376,7 @@ def test_waves_follow_the_links_and_the_monitoring_host_goes_last_or_first(tmp_p
         ).returncode
         == 0
     )
-    system = prepare(str(model), expand, str(profiles))
+    system = prepare(str(model), str(profiles))
     assert assign_waves(system) == [["host1"], ["host2", "host3"], ["host4"], ["mon"]]
     assert assign_waves(system, monitoring_first=True) == [
         ["mon"],

@@ -553,7 +553,6 @@ def layered_system(tmp_path, db: str = "db1", lb_tag: str = "lb"):
     from support.fleet_scenarios import ROLES
 
     from system_recipes.fleet.compile.prepare import prepare
-    from system_recipes.meta.expand import expand
 
     profiles = tmp_path / "profiles"
     (profiles / "roles").mkdir(parents=True)
@@ -562,7 +561,7 @@ def layered_system(tmp_path, db: str = "db1", lb_tag: str = "lb"):
         (profiles / "roles" / f"{role}.cfg").write_text(text)
     model = tmp_path / "layers.toml"
     model.write_text(LAYERED.format(profiles=profiles, db=db, lb_tag=lb_tag))
-    return prepare(str(model), expand, str(profiles), allow_moves=True)
+    return prepare(str(model), str(profiles), allow_moves=True)
 
 
 def test_hosts_go_in_waves_after_the_hosts_their_services_need(tmp_path):

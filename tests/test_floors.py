@@ -17,16 +17,18 @@ FLOORS = {
     "core": 0,
     "daemons": 1,
     "recipes": 2,
-    "fleet": 2,
     "release": 2,
     "shipped": 2,
     "meta": 3,
-    "docs": 3,
     "extension": 4,
     # load a host configuration and plan it in-process (plan, fleet-host plan, the tests)
     "planning": 4,
+    # above meta and planning: compile expands the meta-recipes, the host step plans (lazily)
+    "fleet": 5,
+    # the reference reads the system model's spec
+    "docs": 6,
     # every argparse parser and console entry point (cli, entry, converge); nothing imports it
-    "commands": 5,
+    "commands": 7,
 }
 
 

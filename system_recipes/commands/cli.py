@@ -128,7 +128,7 @@ def _main(argv: list[str] | None) -> int:
         if args.command == "fleet-host":
             from system_recipes.fleet.host.step import run as run_fleet_host
 
-            return run_fleet_host(args, load_and_plan)
+            return run_fleet_host(args)
     except zc.buildout.UserError as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_ERROR
@@ -290,10 +290,8 @@ def _fleet_commands(commands) -> None:
     add_run_parsers(actions)
 
 
-def run_fleet_command(args) -> int:
-    """The fleet package stands below the meta-recipes: it gets their expansion from here."""
+def run_fleet_command(args: argparse.Namespace) -> int:
     from system_recipes.fleet.controller.commands import run_compile, run_explain, run_fleet
-    from system_recipes.meta.expand import expand
     from system_recipes.shipped import profiles_directory
 
     if args.action == "trust":
@@ -302,12 +300,10 @@ def run_fleet_command(args) -> int:
         return run_trust(args)
     profiles = args.profiles or profiles_directory()
     if args.action in ("plan", "apply", "status", "export"):
-        return run_fleet(args, expand, profiles)
+        return run_fleet(args, profiles)
     if args.action == "compile":
-        return run_compile(
-            args.model, args.output, args.allow_moves, expand, profiles, force=args.force
-        )
-    return run_explain(args.model, args.host, expand, profiles)
+        return run_compile(args.model, args.output, args.allow_moves, profiles, force=args.force)
+    return run_explain(args.model, args.host, profiles)
 
 
 def run_release_command(args) -> int:

@@ -23,19 +23,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def fleet_host(argv: list[str]) -> int:
-    """The host's step; only a step that plans imports buildout (through the planner)."""
+    """The host's step; only a step that plans imports buildout (the step imports planning
+    when it plans)."""
     from system_recipes.fleet.host.step import add_parser, run
 
     parser = ArgumentParser(prog="system-recipes")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-
-    def planner(path: str):
-        from system_recipes.planning import load_and_plan
-
-        return load_and_plan(path)
-
     try:
-        return run(args, planner)
+        return run(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -35,7 +35,6 @@ import posixpath
 from system_recipes.fleet.compile.config import HostConfig, Section, Value
 from system_recipes.fleet.compile.roles import (
     Draft,
-    Expander,
     RoleInfo,
     load_draft,
     need_option,
@@ -48,22 +47,16 @@ from system_recipes.fleet.model.spec import Model, check_words, lock_path
 from system_recipes.fleet.model.tables import ModelError
 
 
-def compile_system(
-    model: Model, allocation: Allocation, expander: Expander, profiles: str
-) -> dict[str, str]:
-    """host -> the text of its host.cfg. ``expander`` is ``meta.expand.expand`` (a floor
-    above: the caller passes it); ``profiles`` is this machine's copy of the profiles that are
-    at ``[system] profiles`` on the hosts (the roles are read from there)."""
+def compile_system(model: Model, allocation: Allocation, profiles: str) -> dict[str, str]:
+    """host -> the text of its host.cfg. ``profiles`` is this machine's copy of the profiles
+    that are at ``[system] profiles`` on the hosts (the roles are read from there)."""
     return {
-        host: config.text()
-        for host, config in compile_hosts(model, allocation, expander, profiles).items()
+        host: config.text() for host, config in compile_hosts(model, allocation, profiles).items()
     }
 
 
-def compile_hosts(
-    model: Model, allocation: Allocation, expander: Expander, profiles: str
-) -> dict[str, HostConfig]:
-    return Compiler(model, allocation, expander, profiles).run()
+def compile_hosts(model: Model, allocation: Allocation, profiles: str) -> dict[str, HostConfig]:
+    return Compiler(model, allocation, profiles).run()
 
 
 def header(model: Model, allocation: Allocation, host: str) -> list[str]:
@@ -80,9 +73,8 @@ def header(model: Model, allocation: Allocation, host: str) -> list[str]:
 
 
 class Compiler:
-    def __init__(self, model: Model, allocation: Allocation, expander: Expander, profiles: str):
-        self.model, self.allocation = model, allocation
-        self.expander, self.profiles = expander, profiles
+    def __init__(self, model: Model, allocation: Allocation, profiles: str) -> None:
+        self.model, self.allocation, self.profiles = model, allocation, profiles
         self.wiring = Wiring(model, allocation)
         self.roles: dict[str, RoleInfo] = {}
 
@@ -132,7 +124,7 @@ class Compiler:
         """The role of the service ``name``, read once per compilation."""
         role = self.model.services[name].role
         if role not in self.roles:
-            self.roles[role] = role_info(self.profiles, role, self.expander)
+            self.roles[role] = role_info(self.profiles, role)
         return self.roles[role]
 
     def role_parts(self, name: str) -> list[str]:
@@ -244,7 +236,7 @@ class Compiler:
             for value in config.extends
         ]
         text = config.body(extends=local)
-        return load_draft(text, self.expander, f"[hosts.{config.host}]")
+        return load_draft(text, f"[hosts.{config.host}]")
 
     # -- built-in kinds ---------------------------------------------------------------------
     def refine_kinds(self, host: str, config: HostConfig) -> None:

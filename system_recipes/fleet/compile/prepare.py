@@ -25,7 +25,6 @@ import os
 from dataclasses import dataclass, field
 
 from system_recipes.fleet.compile.compiler import Compiler
-from system_recipes.fleet.compile.roles import Expander
 from system_recipes.fleet.host.basics import write_atomic
 from system_recipes.fleet.model.allocate import Allocation, update
 from system_recipes.fleet.model.spec import Model, lock_path
@@ -73,9 +72,7 @@ class System:
         return True
 
 
-def prepare(
-    model_path: str, expander: Expander, profiles: str, allow_moves: bool = False
-) -> System:
+def prepare(model_path: str, profiles: str, allow_moves: bool = False) -> System:
     """Allocate and compile in memory; a lock that would change (a new placement, a move)
     is refused in one line unless ``allow_moves``: it is reviewed with ``fleet compile``."""
     model, allocation = update(model_path, allow_moves=allow_moves, write=False)
@@ -89,7 +86,7 @@ def prepare(
             "writes it for review, or pass --allow-moves",
             source=lock_path(model_path),
         )
-    compiler = Compiler(model, allocation, expander, profiles)
+    compiler = Compiler(model, allocation, profiles)
     configs = {host: config.text() for host, config in compiler.run().items()}
     packages = {
         host: {

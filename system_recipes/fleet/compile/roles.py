@@ -4,8 +4,8 @@ A role is never parsed by hand here. Its ``parts`` are what buildout reads for i
 files it extends), and what a host's roles generate -- the sections a meta-recipe adds and the
 NRPE checks it defines -- comes from a *draft* of the host's configuration (its roles and the
 model's refinements, extending the roles as they are in this checkout) loaded by buildout and
-expanded by the real meta-recipe expansion. The expansion lives on a floor above this one
-(meta), so the caller passes it in, as :meth:`system_recipes.core.plan.run.Run.expand` takes it.
+expanded by the real meta-recipe expansion (:func:`system_recipes.meta.expand.expand`, on the
+floor below fleet).
 
 The check names are the facts an expansion exports (``Expansion.facts["nrpe-checks"]``, set
 by ``system_recipes:service``); a level-1 ``system_recipes:nrpe`` part of a role names its
@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import zc.buildout
@@ -26,8 +26,7 @@ from system_recipes.core.buildout.api import raw_section, raw_sections
 from system_recipes.core.buildout.loading import loaded
 from system_recipes.core.declare.specs import Expansion
 from system_recipes.fleet.model.tables import ModelError
-
-Expander = Callable[[object], dict[str, Expansion]]
+from system_recipes.meta.expand import expand
 
 
 @dataclass
@@ -66,7 +65,7 @@ def read_by_buildout(path: str) -> Iterator:
         os.chdir(here)
 
 
-def role_info(profiles: str, role: str, expander: Expander) -> RoleInfo:
+def role_info(profiles: str, role: str) -> RoleInfo:
     """``role`` (relative to ``profiles``) read by buildout, and expanded."""
     path = os.path.join(profiles, role)
     if not os.path.isfile(path):
@@ -76,12 +75,12 @@ def role_info(profiles: str, role: str, expander: Expander) -> RoleInfo:
         )
     with read_by_buildout(path) as buildout:
         parts = buildout["buildout"].get("parts", "").split()
-        expansions = expander(buildout)
+        expansions = expand(buildout)
         sections = {name: dict(options) for name, options in raw_sections(buildout).items()}
     return RoleInfo(parts, [part for part in parts if part in expansions], sections)
 
 
-def load_draft(text: str, expander: Expander, where: str) -> Draft:
+def load_draft(text: str, where: str) -> Draft:
     """Load ``text`` (a host configuration whose extends are local paths) with buildout and
     expand it; ``where`` names the host in errors."""
     with tempfile.TemporaryDirectory(prefix="system-recipes-fleet-") as directory:
@@ -90,7 +89,7 @@ def load_draft(text: str, expander: Expander, where: str) -> Draft:
             stream.write(text)
         try:
             with read_by_buildout(path) as buildout:
-                expansions = expander(buildout)
+                expansions = expand(buildout)
                 sections = {name: dict(options) for name, options in raw_sections(buildout).items()}
                 parts = buildout["buildout"].get("parts", "").split()
                 checks = nrpe_checks(buildout, parts, expansions)

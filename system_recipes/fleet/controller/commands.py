@@ -1,15 +1,13 @@
-"""``system-recipes fleet compile`` and ``fleet explain``: what system_recipes/commands/cli.py calls.
-
-The meta-recipe expansion is on a floor above this package: commands/cli.py passes it in.
-"""
+"""``system-recipes fleet compile`` and ``fleet explain`` (and ``fleet plan|apply|status``):
+what system_recipes/commands/cli.py calls."""
 
 from __future__ import annotations
 
+import argparse
 import os
 
 from system_recipes.core.plan import report
 from system_recipes.fleet.compile.compiler import check_output, compile_hosts, write
-from system_recipes.fleet.compile.roles import Expander
 from system_recipes.fleet.host.basics import read_text, write_atomic
 from system_recipes.fleet.model.allocate import update
 from system_recipes.fleet.model.spec import lock_path
@@ -25,7 +23,6 @@ def run_compile(
     model_path: str,
     output: str | None,
     allow_moves: bool,
-    expander: Expander,
     profiles: str,
     force: bool = False,
 ) -> int:
@@ -34,7 +31,7 @@ def run_compile(
     the output that fleet compile did not write (or one changed by hand since) included,
     unless ``force``."""
     model, allocation = update(model_path, allow_moves=allow_moves, write=False)
-    configs = compile_hosts(model, allocation, expander, profiles)
+    configs = compile_hosts(model, allocation, profiles)
     writes = check_output(
         output or default_output(model_path),
         model,
@@ -52,7 +49,7 @@ def run_compile(
     return 0
 
 
-def run_explain(model_path: str, host: str, expander: Expander, profiles: str) -> int:
+def run_explain(model_path: str, host: str, profiles: str) -> int:
     """Each value of ``host``'s compiled configuration and where it came from. Reads the lock
     as it is (a model that needs a new allocation is refused: compile it first)."""
     model, allocation = update(model_path, allow_moves=False, write=False)
@@ -75,7 +72,7 @@ def run_explain(model_path: str, host: str, expander: Expander, profiles: str) -
             "`system-recipes fleet compile` first",
             source=lock_path(model_path),
         )
-    config = compile_hosts(model, allocation, expander, profiles)[host]
+    config = compile_hosts(model, allocation, profiles)[host]
     instances = [
         f"{i.name} (port {i.port})" if i.port else i.name for i in allocation.instances(host=host)
     ]
@@ -176,13 +173,13 @@ def add_run_parsers(actions) -> None:
     )
 
 
-def run_fleet(args, expander: Expander, profiles: str) -> int:
+def run_fleet(args: argparse.Namespace, profiles: str) -> int:
     """``fleet plan|apply|status`` (and ``fleet export``): 1 for a model error (no host
     contacted)."""
     if args.action == "export":
         from system_recipes.fleet.export.ansible import run_export
 
-        return run_export(args, expander, profiles)
+        return run_export(args, profiles)
     from system_recipes.fleet.compile.prepare import prepare
     from system_recipes.fleet.controller.orchestrate import (
         FleetRun,
@@ -212,7 +209,7 @@ def run_fleet(args, expander: Expander, profiles: str) -> int:
         failure_limit(settings.max_fail, 1)
     except ValueError as error:
         raise ModelError(None, None, str(error), source="fleet") from None
-    system = prepare(args.model, expander, profiles, allow_moves=args.allow_moves)
+    system = prepare(args.model, profiles, allow_moves=args.allow_moves)
     try:  # a file the controller cannot read is its mistake: one line, before any host
         connections = controller_connections(system, settings, check=True)
     except ControllerError as error:

@@ -21,6 +21,7 @@ The YAML files are PyYAML's (its safe dumper), comments put above: a host named 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -30,7 +31,6 @@ import yaml
 
 from system_recipes.core.plan import report
 from system_recipes.fleet.compile.prepare import System, assign_waves, prepare
-from system_recipes.fleet.compile.roles import Expander
 from system_recipes.fleet.compile.written import check_writes
 from system_recipes.fleet.controller.orchestrate import failure_limit
 from system_recipes.fleet.controller.output import counted
@@ -101,7 +101,7 @@ def add_parser(actions) -> None:
     )
 
 
-def run_export(args, expander: Expander, profiles: str) -> int:
+def run_export(args: argparse.Namespace, profiles: str) -> int:
     """Compile as ``fleet apply`` does, write the project, then the revision into the lock as
     ``fleet apply`` does; one line per host. Nothing is written when the model or an option is
     refused, or a file in DIR that the export did not write (or one changed by hand since)
@@ -128,7 +128,7 @@ def run_export(args, expander: Expander, profiles: str) -> int:
             "`fleet trust` pins them)",
             source="fleet export",
         )
-    system = prepare(args.model, expander, profiles, allow_moves=args.allow_moves)
+    system = prepare(args.model, profiles, allow_moves=args.allow_moves)
     waves = assign_waves(system)
     directory = args.directory
     files = project(system, waves, args, pinned)

@@ -157,7 +157,7 @@ def rollback(step, model: str, pending: dict) -> int:
     write_atomic(path, previous)
     try:
         step.buildout(path, -1)
-        run, _ = step.planner(path)
+        run, _ = step.load_and_plan(path)
         _, problems = reload.perform(
             [Reload(kind, target) for kind, target in pending["reloads"]], run.settings
         )

@@ -6,7 +6,7 @@ error, 2 pending).
 
 Separate from :mod:`.host_step` (plan and apply) as :mod:`.confirm` is: it changes nothing, and
 reads the same record and host.cfg through the step it is given (``step.etc``, ``step.state``,
-``step.planner``, ``step.read_record``, ``step.emit``).
+``step.load_and_plan``, ``step.read_record``, ``step.emit``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def status_of(step, model: str) -> int:
     from zc.buildout import UserError
 
     try:
-        _, plan = step.planner(path)
+        _, plan = step.load_and_plan(path)
     except UserError as error:
         step.emit(
             "status",

@@ -25,6 +25,7 @@ time, files changed, packages; ``last``: the last attempt and its result).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import json
@@ -34,8 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, TextIO
 
 from system_recipes.core.fastpath import converge_index
 from system_recipes.fleet.host.basics import StepError, read_text, sha256, write_atomic
@@ -43,10 +43,12 @@ from system_recipes.fleet.host.packages import PackageError, Packages
 from system_recipes.fleet.host.status import status
 from system_recipes.fleet.host.stdin import MAX_INPUT, parse_input
 
+if TYPE_CHECKING:
+    from system_recipes.core.plan.actions import Plan
+    from system_recipes.core.plan.run import Run
+
 ETC = "/etc/system-recipes"
 STATE = "/var/lib/system-recipes/fleet"
-#: the planner commands/cli.py passes in: ``planner(config_path) -> (run, plan)``
-Planner = Callable[[str], Any]
 
 
 def add_parser(commands) -> None:
@@ -81,12 +83,12 @@ def add_parser(commands) -> None:
     )
 
 
-def run(args, planner: Planner) -> int:
+def run(args: argparse.Namespace) -> int:
     """The command; stdout carries only the JSON lines (fd 1 is kept for them and pointed at
     stderr for everything else: a validator's tool must not break the stream)."""
     out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
-    step = HostStep(out, planner)
+    step = HostStep(out)
     step.diff, step.confirm_timeout = args.diff, args.confirm_timeout
     try:
         if args.action == "status":
@@ -103,8 +105,8 @@ def run(args, planner: Planner) -> int:
 
 
 class HostStep:
-    def __init__(self, out, planner: Planner, etc: str = ETC, state: str = STATE):
-        self.out, self.planner, self.etc, self.state = out, planner, etc, state
+    def __init__(self, out: TextIO, etc: str = ETC, state: str = STATE) -> None:
+        self.out, self.etc, self.state = out, etc, state
         self.started = time.monotonic()
         self.diff, self.confirm_timeout = False, 0.0
 
@@ -281,11 +283,18 @@ class HostStep:
             self.emit("plan", result="ok", changed=0, drift=[], actions=[], fast_path=detail)
         return parts is not None
 
-    def plan(self, path: str):
+    def load_and_plan(self, path: str) -> tuple[Run, Plan]:
+        """:func:`system_recipes.planning.load_and_plan`, imported here: a step that does not
+        plan (a no-op answered from the fast path) never imports zc.buildout."""
+        from system_recipes.planning import load_and_plan
+
+        return load_and_plan(path)
+
+    def plan(self, path: str) -> Plan:
         from zc.buildout import UserError  # only a step that plans pays for buildout's import
 
         try:
-            _, plan = self.planner(path)
+            _, plan = self.load_and_plan(path)
         except UserError as error:
             raise StepError(
                 "plan", str(error).splitlines()[0] if str(error) else "failed"
