@@ -106,7 +106,14 @@ class HaproxyValidator(validate.Validator):
             errors.update(self._check_directory(items, indexes, main, include, context))
         return errors
 
-    def _check_directory(self, items, indexes, main, include, context) -> dict:
+    def _check_directory(
+        self,
+        items: list[validate.Item],
+        indexes: list[int],
+        main: str,
+        include: str,
+        context: validate.ValidationContext,
+    ) -> dict[int, str | validate.Problem]:
         if not os.path.isfile(context.below(main)):
             return {
                 i: f"haproxy's main configuration {main} is not there below the root "
@@ -114,72 +121,97 @@ class HaproxyValidator(validate.Validator):
                 for i in indexes
             }
         ours = {posixpath.basename(items[i].file.path): i for i in indexes}
-        errors: dict[int, str | validate.Problem] = {}
         with tempfile.TemporaryDirectory(prefix="system-recipes-haproxy-") as directory:
             copy = os.path.join(directory, "d")
             os.mkdir(copy)
-            on_disk = context.below(include)
-            for name in sorted(os.listdir(on_disk)) if os.path.isdir(on_disk) else []:
-                host_path = posixpath.join(include, name)
-                if (
-                    name.endswith(".cfg")
-                    and name not in ours
-                    and host_path not in context.leaving
-                    and os.path.isfile(os.path.join(on_disk, name))
-                ):
-                    shutil.copyfile(os.path.join(on_disk, name), os.path.join(copy, name))
-            for name, index in ours.items():
-                with open(os.path.join(copy, name), "wb") as stream:
-                    stream.write(items[index].file.content)
+            _stage_directory(items, ours, include, copy, context)
             result = validate.run_tool(
                 ["haproxy", "-c", "-f", context.below(main), "-f", copy], timeout=120
             )
-            unplaced: list[str] = []
-            for line in (result.stdout + result.stderr).splitlines():
-                match = LEVEL.match(line.strip())
-                if not match:
-                    continue
-                level, message = match.groups()
-                # name the files as the host will have them
-                message = message.replace(copy + "/", include + "/")
-                # the first place the message names in one of our files: haproxy reports a
-                # clash where it finds the second definition, which may be the other file's
-                name = None
-                number: int | None = None
-                for where in ANYWHERE.finditer(message):
-                    if (
-                        posixpath.dirname(where.group(1)) == include
-                        and posixpath.basename(where.group(1)) in ours
-                    ):
-                        name, number = posixpath.basename(where.group(1)), int(where.group(2))
-                        break
-                if any(s in message for s in SUMMARY):
-                    continue
-                if name in ours and number is not None:
-                    index = ours[name]
-                    if index not in errors:
-                        text = re.sub(r"^parsing\s*", "", message, flags=re.I)
-                        bracket = WHERE.match(text)
-                        if (
-                            bracket
-                            and int(bracket.group(2)) == number
-                            and posixpath.basename(bracket.group(1)) == name
-                        ):
-                            text = text[bracket.end() :]  # the line is named after the message
-                        text = text.strip(" :")
-                        errors[index] = validate.locate(
-                            f"haproxy -c: {text}",
-                            items[index].file.content,
-                            number,
-                            items[index].given(HaproxyContext).origins,
-                        )
-                elif level == "ALERT":
-                    unplaced.append(message)
+            errors, unplaced = _read_complaints(
+                items, ours, include, copy, result.stdout + result.stderr
+            )
             if result.returncode and not any(i in errors for i in indexes):
                 why = unplaced[0] if unplaced else f"exited {result.returncode}"
                 for index in indexes:
                     errors[index] = f"haproxy -c refuses the configuration with this file: {why}"
         return errors
+
+
+def _stage_directory(
+    items: list[validate.Item],
+    ours: dict[str, int],
+    include: str,
+    copy: str,
+    context: validate.ValidationContext,
+) -> None:
+    """``copy`` becomes the include directory as it will be: the other .cfg files on disk
+    (minus those leaving), plus this run's."""
+    on_disk = context.below(include)
+    for name in sorted(os.listdir(on_disk)) if os.path.isdir(on_disk) else []:
+        host_path = posixpath.join(include, name)
+        if (
+            name.endswith(".cfg")
+            and name not in ours
+            and host_path not in context.leaving
+            and os.path.isfile(os.path.join(on_disk, name))
+        ):
+            shutil.copyfile(os.path.join(on_disk, name), os.path.join(copy, name))
+    for name, index in ours.items():
+        with open(os.path.join(copy, name), "wb") as stream:
+            stream.write(items[index].file.content)
+
+
+def _read_complaints(
+    items: list[validate.Item], ours: dict[str, int], include: str, copy: str, output: str
+) -> tuple[dict[int, str | validate.Problem], list[str]]:
+    """haproxy's complaints: each one placed in one of our files is that file's error (the
+    first per file); the alerts placed in none are returned apart."""
+    errors: dict[int, str | validate.Problem] = {}
+    unplaced: list[str] = []
+    for line in output.splitlines():
+        match = LEVEL.match(line.strip())
+        if not match:
+            continue
+        level, message = match.groups()
+        # name the files as the host will have them
+        message = message.replace(copy + "/", include + "/")
+        name, number = _first_place(message, include, ours)
+        if any(s in message for s in SUMMARY):
+            continue
+        if name is not None and number is not None:
+            index = ours[name]
+            if index not in errors:
+                errors[index] = validate.locate(
+                    f"haproxy -c: {_without_place(message, name, number)}",
+                    items[index].file.content,
+                    number,
+                    items[index].given(HaproxyContext).origins,
+                )
+        elif level == "ALERT":
+            unplaced.append(message)
+    return errors, unplaced
+
+
+def _first_place(message: str, include: str, ours: dict[str, int]) -> tuple[str | None, int | None]:
+    """The first place the message names in one of our files: haproxy reports a clash where it
+    finds the second definition, which may be the other file's."""
+    for where in ANYWHERE.finditer(message):
+        if (
+            posixpath.dirname(where.group(1)) == include
+            and posixpath.basename(where.group(1)) in ours
+        ):
+            return posixpath.basename(where.group(1)), int(where.group(2))
+    return None, None
+
+
+def _without_place(message: str, name: str, number: int) -> str:
+    """The message without its leading 'parsing [FILE:LINE]' (the line is named after it)."""
+    text = re.sub(r"^parsing\s*", "", message, flags=re.I)
+    bracket = WHERE.match(text)
+    if bracket and int(bracket.group(2)) == number and posixpath.basename(bracket.group(1)) == name:
+        text = text[bracket.end() :]  # the line is named after the message
+    return text.strip(" :")
 
 
 # -- reloads ----------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import posixpath
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from system_recipes.core.declare.settings import Settings
@@ -100,15 +101,9 @@ class NagiosValidator(validate.Validator):
                 i: f"cannot read the Nagios main configuration {main}: {error.strerror}"
                 for i, _ in batch
             }
-
-        def real(path: str) -> str:
-            return os.path.join(root, path.lstrip("/")) if from_root and root != "/" else path
-
-        def resolve(value: str) -> str:
-            return posixpath.normpath(posixpath.join(posixpath.dirname(main), value))
-
         if not any(
-            _key(line) == "cfg_dir" and resolve(_value(line)) == objects for line in main_lines
+            _key(line) == "cfg_dir" and _resolve(main, _value(line)) == objects
+            for line in main_lines
         ):
             return {
                 i: f"{main} does not read {objects} (expected cfg_dir={objects})" for i, _ in batch
@@ -116,74 +111,19 @@ class NagiosValidator(validate.Validator):
         with tempfile.TemporaryDirectory(prefix="system-recipes-nagios-") as tmp:
             os.chmod(tmp, 0o755)  # nagios -v reads the objects as nagios_user
             copy = os.path.join(tmp, "objects")
-            source = os.path.join(root, objects.lstrip("/"))
-            skip = {item.file.path for _, item in batch} | leaving
-
-            def ignore(directory: str, names: list[str]) -> list[str]:
-                host_dir = objects + directory[len(source) :]
-                return [n for n in names if posixpath.join(host_dir, n) in skip]
-
-            if os.path.isdir(source):
-                shutil.copytree(source, copy, symlinks=True, ignore=ignore)
-            else:
-                os.makedirs(copy)
-            files: dict[str, tuple[int, str]] = {}  # temp path -> (index, host path)
-            for index, item in batch:
-                relative = posixpath.relpath(item.file.path, objects)
-                target = os.path.join(copy, relative)
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with open(target, "wb") as copied:
-                    copied.write(item.file.content)
-                files[target] = (index, item.file.path)
+            files = _stage_objects(root, objects, copy, leaving, batch)
             config = os.path.join(tmp, "nagios.cfg")
-            lines = []
-            for line in main_lines:
-                key = _key(line)
-                if key in ("cfg_dir", "cfg_file", "resource_file"):
-                    path = resolve(_value(line))
-                    line = f"{key}={copy if key == 'cfg_dir' and path == objects else real(path)}"
-                lines.append(line)
-            with open(config, "w", encoding="utf-8") as stream:
-                stream.write("\n".join(lines) + "\n")
+            others_below = root if from_root and root != "/" else None
+            _write_main(config, main, main_lines, objects, copy, others_below)
 
             def verify(active: set[str]) -> list[str]:
-                for path in files:  # nagios reads only *.cfg from a cfg_dir
-                    parked = path + ".off"
-                    if path in active and os.path.exists(parked):
-                        os.rename(parked, path)
-                    elif path not in active and os.path.exists(path):
-                        os.rename(path, parked)
+                _activate(files, active)
                 return self._verify(config, tmp, files, objects, copy)
 
             problems = verify(set(files))
             if not problems:
                 return {}
-            errors: dict[int, list[str]] = {}
-            unattributed = []
-            for line in problems:
-                owners = [files[path] for path in files if _mentions(line, path, copy, objects)]
-                if owners:
-                    for index, _ in owners:
-                        errors.setdefault(index, []).append(line)
-                else:
-                    unattributed.append(line)
-            if unattributed:
-                order = list(files)
-                if len(order) == 1:
-                    errors.setdefault(files[order[0]][0], []).extend(unattributed)
-                else:  # the first file whose addition breaks the configuration
-                    for count in range(1, len(order) + 1):
-                        found = verify(set(order[:count]))
-                        if found:
-                            errors.setdefault(files[order[count - 1]][0], []).extend(
-                                line
-                                for line in found
-                                if line not in errors.get(files[order[count - 1]][0], [])
-                            )
-                            break
-                    else:
-                        for index, _ in files.values():
-                            errors.setdefault(index, []).extend(unattributed)
+            errors = _attribute(problems, files, copy, objects, verify)
         tool = self.tools[0]
         by_index = dict(batch)
         return {
@@ -226,6 +166,114 @@ class NagiosValidator(validate.Validator):
 class NagiosRedHatValidator(NagiosValidator):
     name = "nagios"
     tools = ("nagios",)
+
+
+def _resolve(main: str, value: str) -> str:
+    """A path of the main configuration, relative to its directory."""
+    return posixpath.normpath(posixpath.join(posixpath.dirname(main), value))
+
+
+def _stage_objects(
+    root: str, objects: str, copy: str, leaving: set[str], batch: list[tuple[int, validate.Item]]
+) -> dict[str, tuple[int, str]]:
+    """``copy`` becomes the object directory as the run leaves it: the files below the root,
+    less those the run removes or writes, plus this run's contents. Returns each of this run's
+    files by its temporary path: (its index, its host path)."""
+    source = os.path.join(root, objects.lstrip("/"))
+    skip = {item.file.path for _, item in batch} | leaving
+
+    def ignore(directory: str, names: list[str]) -> list[str]:
+        host_dir = objects + directory[len(source) :]
+        return [n for n in names if posixpath.join(host_dir, n) in skip]
+
+    if os.path.isdir(source):
+        shutil.copytree(source, copy, symlinks=True, ignore=ignore)
+    else:
+        os.makedirs(copy)
+    files: dict[str, tuple[int, str]] = {}  # temp path -> (index, host path)
+    for index, item in batch:
+        relative = posixpath.relpath(item.file.path, objects)
+        target = os.path.join(copy, relative)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as copied:
+            copied.write(item.file.content)
+        files[target] = (index, item.file.path)
+    return files
+
+
+def _write_main(
+    config: str,
+    main: str,
+    main_lines: list[str],
+    objects: str,
+    copy: str,
+    others_below: str | None,
+) -> None:
+    """The temporary main configuration: its ``cfg_dir`` of the objects reads ``copy``, its
+    other ``cfg_file``/``cfg_dir``/``resource_file`` lines read below ``others_below`` (the
+    root the main configuration was found in; None: as they are)."""
+    lines = []
+    for line in main_lines:
+        key = _key(line)
+        if key in ("cfg_dir", "cfg_file", "resource_file"):
+            path = _resolve(main, _value(line))
+            if key == "cfg_dir" and path == objects:
+                line = f"{key}={copy}"
+            elif others_below is not None:
+                line = f"{key}={os.path.join(others_below, path.lstrip('/'))}"
+            else:
+                line = f"{key}={path}"
+        lines.append(line)
+    with open(config, "w", encoding="utf-8") as stream:
+        stream.write("\n".join(lines) + "\n")
+
+
+def _activate(files: dict[str, tuple[int, str]], active: set[str]) -> None:
+    """Only the ``active`` files of this run are read: nagios reads only *.cfg from a cfg_dir,
+    so the others are parked as .off."""
+    for path in files:
+        parked = path + ".off"
+        if path in active and os.path.exists(parked):
+            os.rename(parked, path)
+        elif path not in active and os.path.exists(path):
+            os.rename(path, parked)
+
+
+def _attribute(
+    problems: list[str],
+    files: dict[str, tuple[int, str]],
+    copy: str,
+    objects: str,
+    verify: Callable[[set[str]], list[str]],
+) -> dict[int, list[str]]:
+    """Each error line to the file it names; the lines naming none to the first file whose
+    addition breaks the configuration (verified again with the files added one at a time)."""
+    errors: dict[int, list[str]] = {}
+    unattributed = []
+    for line in problems:
+        owners = [files[path] for path in files if _mentions(line, path, copy, objects)]
+        if owners:
+            for index, _ in owners:
+                errors.setdefault(index, []).append(line)
+        else:
+            unattributed.append(line)
+    if not unattributed:
+        return errors
+    order = list(files)
+    if len(order) == 1:
+        errors.setdefault(files[order[0]][0], []).extend(unattributed)
+        return errors
+    for count in range(1, len(order) + 1):  # the first file whose addition breaks it
+        found = verify(set(order[:count]))
+        if found:
+            culprit = files[order[count - 1]][0]
+            errors.setdefault(culprit, []).extend(
+                line for line in found if line not in errors.get(culprit, [])
+            )
+            return errors
+    for index, _ in files.values():
+        errors.setdefault(index, []).extend(unattributed)
+    return errors
 
 
 def _key(line: str) -> str:

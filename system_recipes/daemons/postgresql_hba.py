@@ -193,6 +193,12 @@ def hba_line_problem(line: str, ssl: bool = True) -> str | None:
         if problem:
             return problem
         rest = rest[used:]
+    return _method_problem(kind, rest)
+
+
+def _method_problem(kind: str, rest: list[tuple[str, bool]]) -> str | None:
+    """The authentication method and its options (the fields after the address), as
+    parse_hba_line() reads them for a line of type ``kind``."""
     if not rest:
         return "end-of-line before authentication method"
     method = rest[0][0]

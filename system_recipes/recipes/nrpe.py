@@ -116,42 +116,10 @@ def parse_check(line: str, plugins: str, arguments_allowed: bool | str = False) 
             f"check name {shown(name)} is not a plain name (letters, digits, '_', '.', "
             "'-'; no ']', '=' or spaces)"
         )
-    if "/" in plugin:
-        if not plugin.startswith("/") or ".." in plugin.split("/"):
-            raise ValueError(f"plugin {shown(plugin)} is not an absolute path without '..'")
-        path = posixpath.normpath(plugin)
-    elif PLUGIN_NAME.fullmatch(plugin):
-        path = posixpath.join(plugins, plugin)
-    else:
-        raise ValueError(f"plugin {shown(plugin)} is not a plugin name")
-    arguments: list[str] = []
-    seen: set[str] = set()
-    for word in rest:
-        key, sep, value = word.partition("=")
-        if sep and key in THRESHOLDS:
-            if key in seen:
-                raise ValueError(f"{name}: {key}= is given twice")
-            if not value:
-                raise ValueError(f"{name}: {key}= has no value")
-            seen.add(key)
-            arguments += [THRESHOLDS[key], value]
-        else:
-            arguments.append(word)
+    path = _plugin_path(plugin, plugins)
+    arguments = _arguments(name, rest)
     for word in arguments:
-        if any(c in word for c in "\n\r\0"):
-            raise ValueError(f"{name}: an argument holds a line break")
-        for macro in ARG_MACRO.findall(word):
-            if arguments_allowed is not True:
-                raise ValueError(
-                    f"{name}: {shown(macro)} would reach the plugin as an empty "
-                    f"string: {arguments_allowed or 'NRPE takes no arguments'}"
-                )
-            number = macro[4:-1]
-            if len(number) > 2 or not 1 <= int(number) <= MAX_ARGUMENTS:
-                raise ValueError(
-                    f"{name}: {shown(macro)} is always empty (NRPE fills $ARG1$ "
-                    f"to $ARG{MAX_ARGUMENTS}$)"
-                )
+        _check_argument(name, word, arguments_allowed)
     check = NrpeCheck(name, path, tuple(arguments))
     if not any(ARG_MACRO.search(word) for word in arguments) and nrpe_macros(
         check.command
@@ -163,6 +131,54 @@ def parse_check(line: str, plugins: str, arguments_allowed: bool | str = False) 
             f"{name}: the command line is {length} bytes, NRPE reads at most {MAX_LINE}"
         )
     return check
+
+
+def _plugin_path(plugin: str, plugins: str) -> str:
+    """The plugin's host path: an absolute path as given, a plain name in ``plugins``."""
+    if "/" in plugin:
+        if not plugin.startswith("/") or ".." in plugin.split("/"):
+            raise ValueError(f"plugin {shown(plugin)} is not an absolute path without '..'")
+        return posixpath.normpath(plugin)
+    if PLUGIN_NAME.fullmatch(plugin):
+        return posixpath.join(plugins, plugin)
+    raise ValueError(f"plugin {shown(plugin)} is not a plugin name")
+
+
+def _arguments(name: str, words: list[str]) -> list[str]:
+    """The plugin's arguments: a threshold ``KEY=VALUE`` becomes its option and value (each
+    once), any other word is passed as it is."""
+    arguments: list[str] = []
+    seen: set[str] = set()
+    for word in words:
+        key, sep, value = word.partition("=")
+        if sep and key in THRESHOLDS:
+            if key in seen:
+                raise ValueError(f"{name}: {key}= is given twice")
+            if not value:
+                raise ValueError(f"{name}: {key}= has no value")
+            seen.add(key)
+            arguments += [THRESHOLDS[key], value]
+        else:
+            arguments.append(word)
+    return arguments
+
+
+def _check_argument(name: str, word: str, arguments_allowed: bool | str) -> None:
+    """An argument holds no line break, and a ``$ARGn$`` in it is one NRPE fills."""
+    if any(c in word for c in "\n\r\0"):
+        raise ValueError(f"{name}: an argument holds a line break")
+    for macro in ARG_MACRO.findall(word):
+        if arguments_allowed is not True:
+            raise ValueError(
+                f"{name}: {shown(macro)} would reach the plugin as an empty "
+                f"string: {arguments_allowed or 'NRPE takes no arguments'}"
+            )
+        number = macro[4:-1]
+        if len(number) > 2 or not 1 <= int(number) <= MAX_ARGUMENTS:
+            raise ValueError(
+                f"{name}: {shown(macro)} is always empty (NRPE fills $ARG1$ "
+                f"to $ARG{MAX_ARGUMENTS}$)"
+            )
 
 
 class Recipe(BaseRecipe):

@@ -5,7 +5,7 @@ parts no longer want are in :mod:`.plan_removals`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from system_recipes.core.declare.errors import ConfigError
 from system_recipes.core.declare.settings import Settings
@@ -33,6 +33,28 @@ def _wants_as_written(books: dict, item: FileSpec) -> bool:
     )
 
 
+def _wanted_paths(live: Mapping[str, PartSpec]) -> dict[str, str]:
+    """Every path a live part writes, with the part writing it; a path two parts write is a
+    mistake."""
+    wanted_paths: dict[str, str] = {}
+    for name, spec in live.items():
+        paths: list[FileSpec | DirSpec | LinkSpec] = [
+            *spec.files,
+            *spec.directories,
+            *spec.links,
+        ]
+        for item in paths:
+            other = wanted_paths.setdefault(item.path, name)
+            if other != name:
+                raise ConfigError(
+                    name,
+                    "path",
+                    f"{item.path} is also written by [{other}]",
+                    "each file to belong to one part",
+                )
+    return wanted_paths
+
+
 class Planner:
     """Compares what parts want with the disk and the manifest; raises on anything unsafe."""
 
@@ -46,23 +68,8 @@ class Planner:
     def plan(self, specs: Mapping[str, PartSpec | None], removed: set[str]) -> Plan:
         """``specs``: parts to converge (None: uninstall); ``removed``: orphans to remove too."""
         result = Plan()
-        wanted_paths: dict[str, str] = {}
         live = {name: spec for name, spec in specs.items() if spec is not None}
-        for name, spec in live.items():
-            paths: list[FileSpec | DirSpec | LinkSpec] = [
-                *spec.files,
-                *spec.directories,
-                *spec.links,
-            ]
-            for item in paths:
-                other = wanted_paths.setdefault(item.path, name)
-                if other != name:
-                    raise ConfigError(
-                        name,
-                        "path",
-                        f"{item.path} is also written by [{other}]",
-                        "each file to belong to one part",
-                    )
+        wanted_paths = _wanted_paths(live)
         for spec in live.values():
             self._plan_accounts(spec, result)
         for spec in live.values():
@@ -80,6 +87,11 @@ class Planner:
         leaving = {n for n, s in specs.items() if s is None} | removed
         for name in list(self.manifest.parts):
             plan_removals(self, name, live.get(name), name in leaving, wanted_paths, result)
+        self._name_outcomes(live, leaving, result)
+        return result
+
+    def _name_outcomes(self, live: Mapping[str, PartSpec], leaving: set[str], result: Plan) -> None:
+        """What the plan does to each part: created, updated, unchanged, drifted or removed."""
         drifted = {a.part for a in result.drift}
         acted = {a.part for a in result.actions}
         for name in live:
@@ -92,7 +104,6 @@ class Planner:
         for name in sorted(leaving):
             if name in self.manifest.parts and name not in live:
                 result.parts[name] = "removed"
-        return result
 
     # -- owners ----------------------------------------------------------------------------
     def check_owner(self, part: str, option: str, user: str, group: str) -> None:
@@ -171,7 +182,9 @@ class Planner:
             result.unchanged.setdefault(spec.name, []).append(item.path)
 
     # -- files -----------------------------------------------------------------------------
-    def _handed_over(self, part: str, path: str, wanted: dict, books_of) -> dict | None:
+    def _handed_over(
+        self, part: str, path: str, wanted: dict, books_of: Callable[[str], dict[str, dict]]
+    ) -> dict | None:
         """The books of ``path`` when another part of this instance owned it and gives it up in
         this run; a path another part keeps, or another instance owns, is a conflict."""
         owner = self.manifest.owner_of(path)

@@ -39,56 +39,66 @@ def plan_removals(
     keep_links = {link.path for link in spec.links} if spec else set()
     force = spec.force if spec else False
     for path, books in planner.manifest.files(name).items():
-        if path in keep_files or path in wanted:
-            continue
-        state = planner.inspect(name, path)
-        secret = was_secret(books, state)
-        if state is None:
-            result.actions.append(Action(name, "forget", path, note="already gone"))
-        elif state.kind != "file" or sha256(state.content) != books["sha256"]:
-            if force and state.kind == "file":
-                result.actions.append(
-                    Action(name, "remove", path, old=state, backup=True, was_secret=secret)
-                )
-            else:
-                result.actions.append(
-                    Action(
-                        name,
-                        "keep",
-                        path,
-                        old=state,
-                        note="changed since written; left in place",
-                        was_secret=secret,
-                    )
-                )
-        else:
-            result.actions.append(Action(name, "remove", path, old=state, was_secret=secret))
+        if path not in keep_files and path not in wanted:
+            result.actions.append(_file_removal(planner, name, path, books, force))
     for path, books in planner.manifest.links(name).items():
-        if path in keep_links or path in wanted:
-            continue
-        state = planner.inspect(name, path, read=False)
-        if state is None:
-            result.actions.append(Action(name, "forget", path, note="already gone"))
-        elif state.kind == "symlink" and state.target == books["target"]:
-            result.actions.append(Action(name, "unlink", path, old=state))
-        else:
-            result.actions.append(
-                Action(name, "keep", path, old=state, note="changed since made; left in place")
-            )
+        if path not in keep_links and path not in wanted:
+            result.actions.append(_link_removal(planner, name, path, books))
     for path, books in sorted(planner.manifest.directories(name).items(), reverse=True):
-        if path in keep_dirs or path in wanted:
-            continue
-        if books.get("created"):
-            result.actions.append(Action(name, "rmdir", path))
-        elif books.get("found"):
-            result.actions.append(restore_directory(planner, name, path, books))
-        else:
-            result.actions.append(Action(name, "forget", path, note="not ours"))
-    if spec is None and planner.manifest.parts.get(name, {}).get("facts"):
-        result.actions.append(Action(name, "forget", "recorded facts"))
+        if path not in keep_dirs and path not in wanted:
+            result.actions.append(_directory_removal(planner, name, path, books))
     if spec is None:
-        for item in planner.manifest.parts.get(name, {}).get("removal_reloads", []):
-            result.removal_reloads.append(Reload(*item))
+        _plan_part_gone(planner, name, result)
+
+
+def _file_removal(planner: Planner, name: str, path: str, books: dict, force: bool) -> Action:
+    """A file the part wrote and no longer wants: removed if as written (or forced, with a
+    backup), kept if changed since."""
+    state = planner.inspect(name, path)
+    secret = was_secret(books, state)
+    if state is None:
+        return Action(name, "forget", path, note="already gone")
+    if state.kind == "file" and sha256(state.content) == books["sha256"]:
+        return Action(name, "remove", path, old=state, was_secret=secret)
+    if force and state.kind == "file":
+        return Action(name, "remove", path, old=state, backup=True, was_secret=secret)
+    return Action(
+        name,
+        "keep",
+        path,
+        old=state,
+        note="changed since written; left in place",
+        was_secret=secret,
+    )
+
+
+def _link_removal(planner: Planner, name: str, path: str, books: dict) -> Action:
+    """A symlink the part made and no longer wants: unlinked if it still points where made."""
+    state = planner.inspect(name, path, read=False)
+    if state is None:
+        return Action(name, "forget", path, note="already gone")
+    if state.kind == "symlink" and state.target == books["target"]:
+        return Action(name, "unlink", path, old=state)
+    return Action(name, "keep", path, old=state, note="changed since made; left in place")
+
+
+def _directory_removal(planner: Planner, name: str, path: str, books: dict) -> Action:
+    """A directory the part no longer wants: removed if it created it, restored if it only
+    changed it, forgotten otherwise."""
+    if books.get("created"):
+        return Action(name, "rmdir", path)
+    if books.get("found"):
+        return restore_directory(planner, name, path, books)
+    return Action(name, "forget", path, note="not ours")
+
+
+def _plan_part_gone(planner: Planner, name: str, result: Plan) -> None:
+    """A part that leaves: its recorded facts are forgotten, its removal reloads run."""
+    books = planner.manifest.parts.get(name, {})
+    if books.get("facts"):
+        result.actions.append(Action(name, "forget", "recorded facts"))
+    for item in books.get("removal_reloads", []):
+        result.removal_reloads.append(Reload(*item))
 
 
 def restore_directory(planner: Planner, part: str, path: str, books: dict) -> Action:

@@ -88,72 +88,89 @@ def check_references(model: Model) -> None:
         addresses[host.address] = name
     if model.monitoring is not None:
         need_host(model, "monitoring", "host", model.monitoring.host)
-    low, high = model.port_range
     for name, service in model.services.items():
-        where = f"services.{name}"
-        if (service.role is None) == (service.kind is None):
-            raise ModelError(
-                where,
-                "role",
-                "a service has a role or a kind, not both" if service.role else "missing",
-                f"a role or a kind ({', '.join(KINDS)})",
-            )
-        for key in ("port-option", "link-section"):
-            if service.kind and service[key] is not None:
-                raise ModelError(
-                    where,
-                    key,
-                    f"only a service with a role has one (a "
-                    f"{service.kind} service is compiled by system-recipes)",
-                    "no " + key + " here",
-                )
-        if service.kind and service.port is None:
-            raise ModelError(
-                where,
-                "port",
-                f"missing: a {service.kind} service listens on one",
-                'a port number or "auto"',
-            )
-        if isinstance(service.port, int) and low <= service.port <= high:
-            raise ModelError(
-                where,
-                "port",
-                f"{service.port} is inside the automatic range {low}-{high}",
-                'a port outside it, or "auto"',
-            )
-        if (
-            service.check
-            and service.check[0] != "none"
-            and service.check[1] is None
-            and service.port is None
-        ):
-            raise ModelError(
-                where,
-                "check",
-                "names no port and the service has none",
-                "a check with a PORT, or a port for the service",
-            )
-        for host in service.placement.hosts:
-            need_host(model, f"{where}.placement", "hosts", host)
-        for link in service.links:
-            if link == name or link not in model.services:
-                raise ModelError(
-                    where,
-                    "links",
-                    f"{shown(link)} is not another service",
-                    "names of [services.NAME] tables",
-                )
-        check_backends(model, name, service)
-        for section, options in service.settings.items():
-            for option in options:
-                if looks_secret(option):
-                    raise ModelError(
-                        f"{where}.settings.{section}",
-                        option,
-                        "a literal secret (secrets by reference only; the value is not shown)",
-                        f'secrets = {{ {option} = "file:/PATH" }} in [{where}]',
-                    )
+        check_service(model, name, service)
     check_cycles(model)
+
+
+def check_service(model: Model, name: str, service: Values) -> None:
+    """One service's references, in the order they are reported: its role or kind, its port,
+    its hosts, its links, its backends, its settings."""
+    where = f"services.{name}"
+    _check_role_or_kind(where, service)
+    _check_port(model, where, service)
+    for host in service.placement.hosts:
+        need_host(model, f"{where}.placement", "hosts", host)
+    for link in service.links:
+        if link == name or link not in model.services:
+            raise ModelError(
+                where,
+                "links",
+                f"{shown(link)} is not another service",
+                "names of [services.NAME] tables",
+            )
+    check_backends(model, name, service)
+    for section, options in service.settings.items():
+        for option in options:
+            if looks_secret(option):
+                raise ModelError(
+                    f"{where}.settings.{section}",
+                    option,
+                    "a literal secret (secrets by reference only; the value is not shown)",
+                    f'secrets = {{ {option} = "file:/PATH" }} in [{where}]',
+                )
+
+
+def _check_role_or_kind(where: str, service: Values) -> None:
+    """A service has a role or a kind; the options of a role are not a kind's."""
+    if (service.role is None) == (service.kind is None):
+        raise ModelError(
+            where,
+            "role",
+            "a service has a role or a kind, not both" if service.role else "missing",
+            f"a role or a kind ({', '.join(KINDS)})",
+        )
+    for key in ("port-option", "link-section"):
+        if service.kind and service[key] is not None:
+            raise ModelError(
+                where,
+                key,
+                f"only a service with a role has one (a "
+                f"{service.kind} service is compiled by system-recipes)",
+                "no " + key + " here",
+            )
+
+
+def _check_port(model: Model, where: str, service: Values) -> None:
+    """A kind's service has a port, a fixed port is outside the automatic range, and a check
+    without a port of its own has the service's."""
+    low, high = model.port_range
+    if service.kind and service.port is None:
+        raise ModelError(
+            where,
+            "port",
+            f"missing: a {service.kind} service listens on one",
+            'a port number or "auto"',
+        )
+    if isinstance(service.port, int) and low <= service.port <= high:
+        raise ModelError(
+            where,
+            "port",
+            f"{service.port} is inside the automatic range {low}-{high}",
+            'a port outside it, or "auto"',
+        )
+    if (
+        service.check
+        and service.check[0] != "none"
+        and service.check[1] is None
+        and service.port is None
+    ):
+        raise ModelError(
+            where,
+            "check",
+            "names no port and the service has none",
+            "a check with a PORT, or a port for the service",
+        )
 
 
 def need_host(model: Model, where: str, key: str, host: str) -> None:
