@@ -10,12 +10,7 @@ import sys
 
 import zc.buildout
 
-from system_recipes.commands.parser import (
-    EXIT_CLOSED_PIPE,
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
-    ArgumentParser,
-)
+from system_recipes.commands.parser import ArgumentParser, Exit
 from system_recipes.core.plan import report
 from system_recipes.daemons import every  # noqa: F401  (registers every validator and reload handler)
 from system_recipes.planning import load_and_plan
@@ -97,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         # flush of stdout again at exit, so stdout is pointed at /dev/null first.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_CLOSED_PIPE
+        return Exit.CLOSED_PIPE
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return Exit.INTERRUPTED
 
 
 def _main(argv: list[str] | None) -> int:
@@ -131,14 +126,14 @@ def _main(argv: list[str] | None) -> int:
             return run_fleet_host(args)
     except zc.buildout.UserError as error:
         print(f"Error: {error}", file=sys.stderr)
-        return EXIT_ERROR
+        return Exit.ERROR
     except OSError as error:
         if isinstance(error, BrokenPipeError):
             raise
         # a file named on the command line that is missing, a directory, unreadable...
         print(f"Error: {_os_error(error)}", file=sys.stderr)
-        return EXIT_ERROR
-    return 0
+        return Exit.ERROR
+    return Exit.OK
 
 
 def _os_error(error: OSError) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 
-from system_recipes.commands.parser import EXIT_ERROR, ArgumentParser
+from system_recipes.commands.parser import ArgumentParser, Exit
 from system_recipes.core.fastpath import converge_index
 
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             say(
                 f"system-recipes: nothing to do: {parts} part(s) as the last run left them ({detail})"
             )
-            return 0
+            return Exit.OK
         if request.verbosity:
             say(f"system-recipes: a full run: {detail}")
     return run_buildout(request)
@@ -104,5 +104,5 @@ def run_buildout(request: converge_index.Request) -> int:
         buildout_api.run_main(arguments)
     except SystemExit as exit:
         code = exit.code
-        return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
-    return 0
+        return code if isinstance(code, int) else (Exit.OK if code is None else Exit.ERROR)
+    return Exit.OK

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from system_recipes.commands.parser import EXIT_INTERRUPTED, ArgumentParser
+from system_recipes.commands.parser import ArgumentParser, Exit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,4 +33,4 @@ def fleet_host(argv: list[str]) -> int:
     try:
         return run(args)
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return Exit.INTERRUPTED

@@ -1,19 +1,20 @@
-"""What every command line shares: the exit statuses (README, "Exit statuses") and argparse's
-parser, which says a usage mistake in the words of the subcommand that was given.
+"""What every command line shares: the exit statuses (README, "Exit statuses": core's
+:class:`~system_recipes.core.declare.exits.Exit`, re-exported) and argparse's parser, which
+says a usage mistake in the words of the subcommand that was given.
 
 Imported by ``system-recipes converge`` before anything else, so it imports nothing but the
-standard library's argparse (difflib only for a mistake).
+standard library's argparse (difflib only for a mistake) and the exit statuses (enum alone).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
-#: plan's 2 means "changes pending", so a usage error is 1 like any other error, not argparse's 2
-EXIT_ERROR = 1
-EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer killed by a closed pipe
-EXIT_INTERRUPTED = 130  # 128 + SIGINT
+from system_recipes.core.declare.exits import Exit
+
+__all__ = ["ArgumentParser", "Exit", "chosen_subparser", "closest"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -21,9 +22,9 @@ class ArgumentParser(argparse.ArgumentParser):
     reported by the subcommand that was given (its usage, not the top level's), with the
     closest of its options: ``plan --quite`` -> ``did you mean --quiet?``."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+        self.exit(Exit.ERROR, f"{self.prog}: error: {message}\n")
 
     def parse_args(self, args=None, namespace=None):
         parsed, extras = self.parse_known_args(args, namespace)
@@ -33,7 +34,9 @@ class ArgumentParser(argparse.ArgumentParser):
         return parsed
 
 
-def chosen_subparser(parser: argparse.ArgumentParser, parsed) -> argparse.ArgumentParser:
+def chosen_subparser(
+    parser: argparse.ArgumentParser, parsed: argparse.Namespace
+) -> argparse.ArgumentParser:
     """The innermost subcommand's parser that ``parsed`` went through (``fleet plan``)."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -34,19 +35,16 @@ from system_recipes.fleet.compile.prepare import (
     removed_checks,
 )
 from system_recipes.fleet.controller.checks import run_checks
-from system_recipes.fleet.controller.output import FINAL, Output, counted
+from system_recipes.fleet.controller.output import Output, counted
 from system_recipes.fleet.controller.preflight import preflight
 from system_recipes.fleet.controller.transport import (
     Connection,
     Connections,
+    Result,
     Target,
     TransportError,
 )
-
-EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_FAILED, EXIT_STOPPED = 0, 1, 2, 3, 4
-EXIT_INTERRUPTED = 130
-#: the states of a host whose apply has started: a connection lost then counts as a failure
-IN_FLIGHT = ("applying", "checking", "confirming")
+from system_recipes.fleet.protocol import Exit, HostState, Step, event
 
 
 @dataclass
@@ -143,13 +141,14 @@ class FleetRun:
 
     def plan(self) -> int:
         results = self.each(self.plan_host)
-        code = self.close_code(results, pending=("pending",))
-        return self.finish(EXIT_INTERRUPTED if self.interrupted.is_set() else code)
+        code = self.close_code(results, pending=(HostState.PENDING,))
+        return self.finish(Exit.INTERRUPTED if self.interrupted.is_set() else code)
 
     def status(self) -> int:
         results = self.each(self.status_host)
-        code = self.close_code(results, pending=("behind", "drifted", "never applied"))
-        return self.finish(EXIT_INTERRUPTED if self.interrupted.is_set() else code)
+        pending = (HostState.BEHIND, HostState.DRIFTED, HostState.NEVER_APPLIED)
+        code = self.close_code(results, pending=pending)
+        return self.finish(Exit.INTERRUPTED if self.interrupted.is_set() else code)
 
     def apply(self) -> int:
         found = preflight(self)
@@ -158,21 +157,21 @@ class FleetRun:
                 self.out.say(line)
             for name in self.jobs:
                 if not self.out.hosts[name].final:
-                    self.out.state(name, "not started", "the preflight refused the run")
-            return self.finish(EXIT_ERROR, "preflight")
-        failures = sum(1 for line in self.out.hosts.values() if line.state == "failed")
+                    self.out.state(name, HostState.NOT_STARTED, "the preflight refused the run")
+            return self.finish(Exit.ERROR, "preflight")
+        failures = sum(1 for line in self.out.hosts.values() if line.state == HostState.FAILED)
         limit = failure_limit(self.settings.max_fail, len(self.jobs))
         stopped = "interrupted" if self.interrupted.is_set() else None
         if (
             not stopped
             and failures > limit
-            and any(self.out.hosts[name].state == "waiting" for name in found)
+            and any(self.out.hosts[name].state == HostState.WAITING for name in found)
         ):  # a failed preflight: nothing changed, exit 1 (docs/systems.md, exit statuses)
             stopped = f"{failures} failed, more than --max-fail {self.settings.max_fail}"
             for name in self.jobs:
                 if not self.out.hosts[name].final:
-                    self.out.state(name, "not started", stopped)
-            return self.finish(EXIT_ERROR, f"preflight: {stopped}")
+                    self.out.state(name, HostState.NOT_STARTED, stopped)
+            return self.finish(Exit.ERROR, f"preflight: {stopped}")
         if not stopped:
             if self.system.allocation.changes:  # --allow-moves: the run's allocation
                 self.stamp_lock()
@@ -187,21 +186,21 @@ class FleetRun:
                 self.out.say(note)
             for name, job in self.jobs.items():
                 self.out.hosts[name].wave = job.wave
-            ready = {name for name in found if self.out.hosts[name].state == "waiting"}
+            ready = {name for name in found if self.out.hosts[name].state == HostState.WAITING}
             stopped = self.waves(waves, ready, failures, limit)
         for name in self.jobs:
             if not self.out.hosts[name].final:
-                self.out.state(name, "not started", stopped or "blocked by max-unavailable")
+                self.out.state(name, HostState.NOT_STARTED, stopped or "blocked by max-unavailable")
         if stopped == "interrupted":
-            return self.finish(EXIT_INTERRUPTED, stopped)
+            return self.finish(Exit.INTERRUPTED, stopped)
         if stopped:
-            return self.finish(EXIT_STOPPED, stopped)
-        failed = any(FINAL.get(line.state) for line in self.out.hosts.values())
+            return self.finish(Exit.STOPPED, stopped)
+        failed = any(line.state.failed for line in self.out.hosts.values())
         if failed:
-            return self.finish(EXIT_FAILED)
+            return self.finish(Exit.FAILED)
         # converged, but a file edited by hand was left as it is: not as the model says, as
         # `fleet status` (drifted) and `fleet plan` (pending) exit too
-        return self.finish(EXIT_PENDING if self.drifted else EXIT_OK)
+        return self.finish(Exit.PENDING if self.drifted else Exit.OK)
 
     def finish(self, code: int, stopped: str | None = None) -> int:
         self.out.close(code, self.system.revision, stopped)
@@ -216,16 +215,16 @@ class FleetRun:
                 f"({self.system.digest[:19]}...) written into the lock"
             )
 
-    def close_code(self, results: dict[str, str], pending: tuple[str, ...]) -> int:
-        if any(FINAL.get(state) for state in results.values()):
-            return EXIT_FAILED
-        return EXIT_PENDING if any(state in pending for state in results.values()) else EXIT_OK
+    def close_code(self, results: dict[str, HostState], pending: tuple[HostState, ...]) -> Exit:
+        if any(state.failed for state in results.values()):
+            return Exit.FAILED
+        return Exit.PENDING if any(state in pending for state in results.values()) else Exit.OK
 
     # -- running hosts ------------------------------------------------------------------------
 
-    def each(self, work) -> dict[str, str]:
+    def each(self, work: Callable[[HostJob], HostState]) -> dict[str, HostState]:
         """``work(job)`` on every host, ``forks`` at a time (plan, status, preflight)."""
-        results: dict[str, str] = {}
+        results: dict[str, HostState] = {}
         with ThreadPoolExecutor(max_workers=self.settings.forks) as pool:
             futures = {}
             for name, job in self.jobs.items():
@@ -236,33 +235,39 @@ class FleetRun:
                 results[name] = future.result()
         for name in self.jobs:
             if name not in results:
-                self.out.state(name, "not started", "interrupted")
-                results[name] = "not started"
+                self.out.state(name, HostState.NOT_STARTED, "interrupted")
+                results[name] = HostState.NOT_STARTED
         return results
 
-    def guarded(self, work, job: HostJob):
+    def guarded(self, work: Callable[[HostJob], HostState], job: HostJob) -> HostState:
         if self.interrupted.is_set():
-            self.out.state(job.name, "not started", "interrupted")
-            return "not started"
+            self.out.state(job.name, HostState.NOT_STARTED, "interrupted")
+            return HostState.NOT_STARTED
         try:
             return work(job)
         except TransportError as error:
             # a host whose key is not the pinned one answered, and was refused; one whose
             # connection failed or was lost is unreachable, whatever step it was at
-            state = "refused" if error.refused else "unreachable" if error.unreachable else "failed"
-            if error.unreachable == "during" and self.out.hosts[job.name].state in IN_FLIGHT:
+            state = (
+                HostState.REFUSED
+                if error.refused
+                else HostState.UNREACHABLE
+                if error.unreachable
+                else HostState.FAILED
+            )
+            if error.unreachable == "during" and self.out.hosts[job.name].state.in_flight:
                 self.lost.add(job.name)  # its apply ran, or its checks: not known how far
             self.out.state(job.name, state, error.problem)
             return state
         except Exception as error:  # a bug must not leave the other hosts' threads hanging
-            self.out.state(job.name, "failed", f"{type(error).__name__}: {error}")
-            return "failed"
+            self.out.state(job.name, HostState.FAILED, f"{type(error).__name__}: {error}")
+            return HostState.FAILED
 
     def connect(self, job: HostJob) -> Connection:
         existing = self.connections.connections.get(job.name)
         if existing is not None:
             return existing
-        self.out.state(job.name, "connecting", job.address)
+        self.out.state(job.name, HostState.CONNECTING, job.address)
         return self.connections.open(Target(job.name, job.address))
 
     def remote(self, job: HostJob, action: str, stdin: str = "", arguments=()):
@@ -275,21 +280,23 @@ class FleetRun:
             self.out.log(job.name, "# stderr:\n" + result.stderr)
         return result
 
-    def plan_host(self, job: HostJob) -> str:
+    def plan_host(self, job: HostJob) -> HostState:
         self.connect(job)
-        self.out.state(job.name, "planning")
+        self.out.state(job.name, HostState.PLANNING)
         arguments = ["--diff"] * self.settings.diff + ["--force"] * self.settings.force
         result = self.remote(job, "plan", job.stdin(), arguments)
-        if result.code not in (0, 2):
+        if result.code not in (Exit.OK, Exit.PENDING):
             return self.failed(job, result)
-        plan: dict = next((e for e in result.events if e.get("step") == "plan"), {})
-        packages: dict = next((e for e in result.events if e.get("step") == "packages"), {})
-        diffs = [e.get("text", "").rstrip("\n") for e in result.events if e.get("step") == "diff"]
+        plan = event(result.events, Step.PLAN)
+        packages = event(result.events, Step.PACKAGES)
+        diffs = [
+            e.get("text", "").rstrip("\n") for e in result.events if e.get("step") == Step.DIFF
+        ]
         if diffs:  # one block per host: other hosts' lines never come between
             self.out.say(f"{job.name}: diff\n" + "\n".join(diffs))
-        if result.code == 0:
-            self.out.state(job.name, "in sync")
-            return "in sync"
+        if result.code == Exit.OK:
+            self.out.state(job.name, HostState.IN_SYNC)
+            return HostState.IN_SYNC
         changes = (
             "file changes known once the packages are in"
             if plan.get("result") == "after-packages"
@@ -300,38 +307,38 @@ class FleetRun:
             + [f"drift {', '.join(plan['drift'])}"] * bool(plan.get("drift"))
             + [f"packages {' '.join(packages['pending'])}"] * bool(packages.get("pending"))
         )
-        self.out.state(job.name, "pending", "; ".join(parts))
-        return "pending"
+        self.out.state(job.name, HostState.PENDING, "; ".join(parts))
+        return HostState.PENDING
 
-    def status_host(self, job: HostJob) -> str:
+    def status_host(self, job: HostJob) -> HostState:
         self.connect(job)
-        self.out.state(job.name, "asking")
+        self.out.state(job.name, HostState.ASKING)
         result = self.remote(job, "status", arguments=[self.system.model.name])
-        status = next((e for e in result.events if e.get("step") == "status"), None)
-        if status is None or status.get("result") == "error":
+        status = event(result.events, Step.STATUS)
+        if not status or status.get("result") == "error":
             return self.failed(job, result)
         applied = status.get("applied") or {}
         if status["result"] == "never-applied":
-            state, detail = "never applied", ""
+            state, detail = HostState.NEVER_APPLIED, ""
         elif (applied.get("revision"), applied.get("digest")) != (
             self.system.revision,
             self.system.digest,
         ):
             state, detail = (
-                "behind",
+                HostState.BEHIND,
                 f"revision {applied.get('revision')} applied, {self.system.revision} is current",
             )
         elif status["result"] == "drifted":
-            state = "drifted"
+            state = HostState.DRIFTED
             detail = ", ".join(status.get("drift") or []) or counted(
                 status.get("changed", 0), "change"
             )
         else:
-            state, detail = "in sync", f"revision {applied.get('revision')}"
+            state, detail = HostState.IN_SYNC, f"revision {applied.get('revision')}"
         self.out.state(job.name, state, detail)
         return state
 
-    def failed(self, job: HostJob, result) -> str:
+    def failed(self, job: HostJob, result: Result) -> HostState:
         errors = [e for e in result.events if e.get("error")]
         refused = any(e.get("result") == "refused" for e in errors)
         detail = (
@@ -339,8 +346,9 @@ class FleetRun:
             if errors
             else (result.stderr.strip().splitlines() or [f"fleet-host exited {result.code}"])[-1]
         )
-        self.out.state(job.name, "refused" if refused else "failed", detail)
-        return "refused" if refused else "failed"
+        state = HostState.REFUSED if refused else HostState.FAILED
+        self.out.state(job.name, state, detail)
+        return state
 
     # -- apply --------------------------------------------------------------------------------
 
@@ -351,7 +359,7 @@ class FleetRun:
         down: dict[str, int] = {}
         lost = 0  # of the failures: hosts whose connection was lost during their apply
         for name, line in self.out.hosts.items():
-            if FINAL.get(line.state):  # unreachable or failed: its instances count as down
+            if line.state.failed:  # unreachable or failed: its instances count as down
                 self.hold(self.jobs[name], down)
         with ThreadPoolExecutor(max_workers=self.settings.forks) as pool:
             for wave in waves:
@@ -372,11 +380,11 @@ class FleetRun:
                     for future in done:
                         job = inflight.pop(future)
                         state = future.result()
-                        if state == "unreachable" and job.name not in self.lost:
+                        if state == HostState.UNREACHABLE and job.name not in self.lost:
                             pass  # lost before its command ran: not a failure (still down)
-                        elif FINAL.get(state):
+                        elif state.failed:
                             failures += 1  # a failed host's instances stay down
-                            lost += state == "unreachable"
+                            lost += state == HostState.UNREACHABLE
                         else:
                             self.hold(job, down, -1)
                 if self.interrupted.is_set():
@@ -403,8 +411,8 @@ class FleetRun:
         for service, count in job.services.items():
             down[service] = down.get(service, 0) + sign * count
 
-    def apply_host(self, job: HostJob) -> str:
-        self.out.state(job.name, "applying", f"wave {job.wave}")
+    def apply_host(self, job: HostJob) -> HostState:
+        self.out.state(job.name, HostState.APPLYING, f"wave {job.wave}")
         arguments = ["--force"] * self.settings.force
         if self.settings.confirm_timeout:
             arguments += ["--confirm-timeout", f"{self.settings.confirm_timeout:g}"]
@@ -416,7 +424,7 @@ class FleetRun:
         if result.code:
             return self.failed(job, result)
         self.stamp_lock()  # the host took the revision
-        plan: dict = next((e for e in result.events if e.get("step") == "plan"), {})
+        plan = event(result.events, Step.PLAN)
         return self.done(
             job,
             self.connect(job),
@@ -428,15 +436,15 @@ class FleetRun:
     def done(
         self,
         job: HostJob,
-        connection,
+        connection: Connection,
         changed: int,
         confirm: dict | None = None,
         drift: list[str] | None = None,
-    ) -> str:
+    ) -> HostState:
         """Done when its checks pass (and, after a confirmed apply, it is confirmed anew);
         ``drift``: the files edited by hand its apply left as they are, said as plan says them."""
         if job.checks:
-            self.out.state(job.name, "checking", ", ".join(job.checks))
+            self.out.state(job.name, HostState.CHECKING, ", ".join(job.checks))
             problem = run_checks(self, job)
             if problem:
                 if confirm:
@@ -444,17 +452,17 @@ class FleetRun:
                         "; not confirmed: the host rolls back by itself within "
                         f"{confirm['timeout']:g} s"
                     )
-                self.out.state(job.name, "failed", problem)
-                return "failed"
+                self.out.state(job.name, HostState.FAILED, problem)
+                return HostState.FAILED
         if confirm:
             from system_recipes.fleet.host.confirm import confirm_from_controller
 
-            self.out.state(job.name, "confirming", "over a new connection")
+            self.out.state(job.name, HostState.CONFIRMING, "over a new connection")
             problem = confirm_from_controller(self, job, confirm)
             if problem:
-                self.out.state(job.name, "failed", problem)
-                return "failed"
-        state = "changed" if changed else "unchanged"
+                self.out.state(job.name, HostState.FAILED, problem)
+                return HostState.FAILED
+        state = HostState.CHANGED if changed else HostState.UNCHANGED
         detail = [counted(changed, "file")] if changed else []
         if drift:
             self.drifted.add(job.name)

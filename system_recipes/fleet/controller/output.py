@@ -17,36 +17,13 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from system_recipes.core.plan import report
+from system_recipes.fleet.protocol import HostState, Step
 
-#: states a host ends in, and whether it counts as a failure
-FINAL = {
-    "unchanged": False,
-    "changed": False,
-    "in sync": False,
-    "pending": False,
-    "behind": False,
-    "drifted": False,
-    "never applied": False,
-    "failed": True,
-    "unreachable": True,
-    "refused": True,
-    "not started": True,
-}
-COUNTED = (
-    "changed",
-    "unchanged",
-    "in sync",
-    "pending",
-    "behind",
-    "drifted",
-    "never applied",
-    "failed",
-    "unreachable",
-    "refused",
-    "not started",
-)
+if TYPE_CHECKING:
+    from rich.console import Group
 
 
 def counted(number: int, noun: str) -> str:
@@ -83,7 +60,7 @@ def run_directory(model_path: str, action: str, log_dir: str | None) -> str:
 class HostLine:
     name: str
     wave: int = 0
-    state: str = "waiting"
+    state: HostState = HostState.WAITING
     detail: str = ""
     started: float | None = None
     seconds: float | None = None
@@ -91,7 +68,7 @@ class HostLine:
 
     @property
     def final(self) -> bool:
-        return self.state in FINAL
+        return self.state.final
 
 
 class Output:
@@ -127,22 +104,25 @@ class Output:
         line = self.hosts[host]
         line.events.append(event)
         self.log(host, json.dumps(event))
-        if self.view is not None and not line.final and event.get("step") != "done":
+        if self.view is not None and not line.final and event.get("step") != Step.DONE:
             line.detail = f"{event.get('step')}: {event.get('result')}"
             self.refresh()
 
-    def state(self, host: str, state: str, detail: str = "") -> None:
+    def state(self, host: str, state: HostState, detail: str = "") -> None:
+        state = HostState(state)
         line = self.hosts[host]
         now = time.monotonic()
         if (
-            line.started is None and state not in ("waiting", "not started") or state == "applying"
+            line.started is None
+            and state not in (HostState.WAITING, HostState.NOT_STARTED)
+            or state == HostState.APPLYING
         ):  # an apply's time is its own, not its wave's wait
             line.started = now
-        if state in FINAL and line.started is not None:
+        if state.final and line.started is not None:
             line.seconds = now - line.started
         line.state, line.detail = state, detail
         text = f"{host}: {state}" + (f": {detail}" if detail else "")
-        if state in FINAL and line.seconds is not None:
+        if state.final and line.seconds is not None:
             text += f" ({line.seconds:.1f} s)"
         self.log(host, f"# {time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} {text}")
         if self.view is None:
@@ -164,7 +144,7 @@ class Output:
         if self.view is not None:
             self.view.update(self.render())
 
-    def render(self):
+    def render(self) -> Group:
         from rich.table import Table
 
         table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
@@ -179,7 +159,7 @@ class Output:
             )
             style = (
                 "red"
-                if FINAL.get(line.state)
+                if line.state.failed
                 else "green"
                 if line.final
                 else "yellow"
@@ -208,8 +188,8 @@ class Output:
         parts += [f"{count} {state}" for state, count in counts.items()]
         return ", ".join(parts) + f" ({time.monotonic() - self.started:.1f} s)"
 
-    def counts(self) -> dict[str, int]:
-        counts = {state: 0 for state in COUNTED}
+    def counts(self) -> dict[HostState, int]:
+        counts = {state: 0 for state in HostState.counted()}
         for line in self.hosts.values():
             if line.state in counts:
                 counts[line.state] += 1
@@ -256,8 +236,8 @@ class Output:
             f"{revision}); exit {code}; logs in {self.directory}"
         )
         for name, line in self.hosts.items():
-            if FINAL.get(line.state) and line.state != "not started":
+            if line.state.failed and line.state != HostState.NOT_STARTED:
                 report.say(f"  {name}: {line.state}: {line.detail} (log: {self.log_path(name)})")
-        never = [name for name, line in self.hosts.items() if line.state == "not started"]
+        never = [name for name, line in self.hosts.items() if line.state == HostState.NOT_STARTED]
         if never:
             report.say(f"  not started: {', '.join(never)}")

@@ -16,7 +16,7 @@ import shlex
 
 from system_recipes.fleet.compile.prepare import HostJob
 from system_recipes.fleet.controller.output import counted
-from system_recipes.fleet.host.step import ETC, STATE
+from system_recipes.fleet.protocol import ETC, STATE, Exit, HostState, Step, event
 
 
 def preflight(fleet) -> dict[str, tuple[dict, str | None]]:
@@ -32,7 +32,7 @@ def preflight(fleet) -> dict[str, tuple[dict, str | None]]:
         f"cat {ETC}/{model}/host.cfg 2>/dev/null; true"
     )
 
-    def read(job: HostJob) -> str:
+    def read(job: HostJob) -> HostState:
         connection = fleet.connect(job)
         lines = connection.raw(command).text
         index = lines.index(mark) if mark in lines else len(lines)
@@ -45,25 +45,25 @@ def preflight(fleet) -> dict[str, tuple[dict, str | None]]:
         refusal = stale(fleet, job.name, record)
         if refusal:
             fleet.refusals.append(refusal)
-            return "refused"
-        fleet.out.state(job.name, "planning")
+            return HostState.REFUSED
+        fleet.out.state(job.name, HostState.PLANNING)
         result = fleet.remote(job, "plan", job.stdin(), ["--force"] * fleet.settings.force)
-        if result.code not in (0, 2):
+        if result.code not in (Exit.OK, Exit.PENDING):
             return fleet.failed(job, result)
         applied = record.get("applied") or {}
         current = (applied.get("revision"), applied.get("digest")) == (
             fleet.system.revision,
             fleet.system.digest,
         )
-        job.clean = result.code == 0  # applying it changes nothing but its record
+        job.clean = result.code == Exit.OK  # applying it changes nothing but its record
         if not (job.clean and current):
-            plan: dict = next((e for e in result.events if e.get("step") == "plan"), {})
+            plan = event(result.events, Step.PLAN)
             fleet.out.state(
                 job.name,
-                "waiting",
+                HostState.WAITING,
                 counted(plan.get("changed", 0), "change") if not job.clean else "its record only",
             )
-            return "waiting"
+            return HostState.WAITING
         return fleet.done(job, connection, 0)
 
     fleet.each(read)
@@ -81,5 +81,5 @@ def stale(fleet, name: str, record: dict) -> str | None:
         why = f"revision {revision} applied from another model ({str(digest)[:19]}...)"
     else:
         return None
-    fleet.out.state(name, "refused", why)
+    fleet.out.state(name, HostState.REFUSED, why)
     return f"{name}: refused: {why} (a stale checkout? update it; --force applies this one anyway)"

@@ -9,11 +9,13 @@ import re
 import tempfile
 from typing import Any
 
+from system_recipes.fleet.protocol import Step
+
 
 class StepError(Exception):
-    """One line; ``step`` names where it happened."""
+    """One line; ``step`` names where it happened (the JSON line it is said in)."""
 
-    def __init__(self, step: str, message: str, result: str = "error"):
+    def __init__(self, step: Step, message: str, result: str = "error") -> None:
         self.step, self.result = step, result
         super().__init__(message)
 
@@ -21,7 +23,7 @@ class StepError(Exception):
 def check_name(model: Any) -> str:
     if not isinstance(model, str) or not MODEL_NAME.fullmatch(model):
         raise StepError(
-            "input",
+            Step.INPUT,
             f"model: {str(model)[:40]!r} (expected a model name: a "
             "lowercase letter, then letters, digits or '-')",
         )

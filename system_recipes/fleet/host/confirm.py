@@ -23,8 +23,13 @@ import os
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from system_recipes.fleet.host.basics import write_atomic
+from system_recipes.fleet.protocol import Exit, Step
+
+if TYPE_CHECKING:
+    from system_recipes.fleet.host.step import HostStep
 
 POLL = 0.2  # how often the watchdog looks for the confirmation
 
@@ -41,14 +46,14 @@ def read_pending(step, model: str) -> dict | None:
         return None
 
 
-def refuse_if_pending(step, model: str) -> None:
+def refuse_if_pending(step: HostStep, model: str) -> None:
     """A new apply while the last one awaits its confirmation would lose what to go back to."""
     from system_recipes.fleet.host.basics import StepError
 
     pending = read_pending(step, model)
     if pending and pending["deadline"] > time.time():
         raise StepError(
-            "confirm",
+            Step.CONFIRM,
             f"revision {pending['revision']} of {model} awaits its "
             f"confirmation for {pending['deadline'] - time.time():.0f} s more "
             "(then it is rolled back; try again after that)",
@@ -106,7 +111,7 @@ def without_parts(text: str) -> str:
     return "[buildout]\n" + (f"extends = {' '.join(extends)}\n" if extends else "") + "parts =\n"
 
 
-def confirm(step, model: str, revision: int) -> int:
+def confirm(step: HostStep, model: str, revision: int) -> Exit:
     """``fleet-host confirm MODEL REVISION``: the controller reached the host anew."""
     from system_recipes.fleet.host.basics import StepError, check_name
 
@@ -121,12 +126,12 @@ def confirm(step, model: str, revision: int) -> int:
                     if last.get("result") == "rolled-back" and last.get("revision") == revision
                     else f"revision {revision} of {model} awaits no confirmation"
                 )
-                raise StepError("confirm", why)
+                raise StepError(Step.CONFIRM, why)
             os.unlink(pending_path(step, model))
     except StepError as error:
         return step.fail(error)
-    step.emit("confirm", result="ok", revision=revision)
-    return step.done("ok", 0)
+    step.emit(Step.CONFIRM, result="ok", revision=revision)
+    return step.done("ok", Exit.OK)
 
 
 def watchdog(step, model: str, revision: int) -> int:

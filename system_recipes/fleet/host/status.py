@@ -12,11 +12,16 @@ reads the same record and host.cfg through the step it is given (``step.etc``, `
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from system_recipes.fleet.host.basics import StepError, check_name, read_text, sha256
+from system_recipes.fleet.protocol import Exit, Step
+
+if TYPE_CHECKING:
+    from system_recipes.fleet.host.step import HostStep
 
 
-def status(step, model: str | None) -> int:
+def status(step: HostStep, model: str | None) -> Exit:
     try:
         models = (
             [check_name(model)]
@@ -27,21 +32,23 @@ def status(step, model: str | None) -> int:
         )
     except StepError as error:
         return step.fail(error)
-    worst = 0
+    worst = Exit.OK
     for name in models:
         worst = max(worst, status_of(step, name))
     return step.done(
-        "ok" if worst == 0 else "pending" if worst == 2 else "error", worst, models=models
+        "ok" if worst == Exit.OK else "pending" if worst == Exit.PENDING else "error",
+        worst,
+        models=models,
     )
 
 
-def status_of(step, model: str) -> int:
+def status_of(step: HostStep, model: str) -> Exit:
     record = step.read_record(model)
     applied = record.get("applied")
     path = os.path.join(step.etc, model, "host.cfg")
     if not applied or not os.path.exists(path):
-        step.emit("status", model=model, result="never-applied", last=record.get("last"))
-        return 2
+        step.emit(Step.STATUS, model=model, result="never-applied", last=record.get("last"))
+        return Exit.PENDING
     text = read_text(path) or ""
     from zc.buildout import UserError
 
@@ -49,18 +56,18 @@ def status_of(step, model: str) -> int:
         _, plan = step.load_and_plan(path)
     except UserError as error:
         step.emit(
-            "status",
+            Step.STATUS,
             model=model,
             result="error",
             applied=applied,
             error=str(error).splitlines()[0],
         )
-        return 1
+        return Exit.ERROR
     edited = sha256(text) != applied.get("config_sha256")
     changed = len(plan.actions)
     drifted = bool(changed or plan.drift or edited)
     step.emit(
-        "status",
+        Step.STATUS,
         model=model,
         result="drifted" if drifted else "in-sync",
         applied=applied,
@@ -69,4 +76,4 @@ def status_of(step, model: str) -> int:
         drift=[a.path for a in plan.drift],
         config_edited=edited,
     )
-    return 2 if drifted else 0
+    return Exit.PENDING if drifted else Exit.OK

@@ -35,20 +35,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, TextIO
 
 from system_recipes.core.fastpath import converge_index
 from system_recipes.fleet.host.basics import StepError, read_text, sha256, write_atomic
 from system_recipes.fleet.host.packages import PackageError, Packages
 from system_recipes.fleet.host.status import status
 from system_recipes.fleet.host.stdin import MAX_INPUT, parse_input
+from system_recipes.fleet.protocol import ETC, STATE, Exit, Step
 
 if TYPE_CHECKING:
     from system_recipes.core.plan.actions import Plan
     from system_recipes.core.plan.run import Run
-
-ETC = "/etc/system-recipes"
-STATE = "/var/lib/system-recipes/fleet"
 
 
 def add_parser(commands) -> None:
@@ -97,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             from system_recipes.fleet.host import confirm
 
             if args.model is None or args.revision is None:
-                return step.fail(StepError("input", f"{args.action} needs MODEL REVISION"))
+                return step.fail(StepError(Step.INPUT, f"{args.action} needs MODEL REVISION"))
             return getattr(confirm, args.action)(step, args.model, args.revision)
         return step.plan_or_apply(args.action, sys.stdin.buffer.read(MAX_INPUT + 1), args.force)
     finally:
@@ -110,12 +109,12 @@ class HostStep:
         self.started = time.monotonic()
         self.diff, self.confirm_timeout = False, 0.0
 
-    def emit(self, step: str, **fields) -> None:
+    def emit(self, step: Step, **fields: Any) -> None:
         self.out.write(json.dumps({"step": step, **fields}, sort_keys=False) + "\n")
 
-    def done(self, result: str, code: int, **fields) -> int:
+    def done(self, result: str, code: Exit, **fields: Any) -> Exit:
         self.emit(
-            "done",
+            Step.DONE,
             result=result,
             exit=code,
             seconds=round(time.monotonic() - self.started, 3),
@@ -123,10 +122,10 @@ class HostStep:
         )
         return code
 
-    def fail(self, error: StepError) -> int:
+    def fail(self, error: StepError) -> Exit:
         self.emit(error.step, result=error.result, error=str(error))
         print(f"Error: {error}", file=sys.stderr)
-        return self.done(error.result, 1)
+        return self.done(error.result, Exit.ERROR)
 
     # -- plan and apply -----------------------------------------------------------------------
 
@@ -149,7 +148,7 @@ class HostStep:
         applied = record.get("applied") or {}
         if applied and header["revision"] < applied["revision"] and not force:
             raise StepError(
-                "revision",
+                Step.REVISION,
                 f"revision {header['revision']} of {model} is older "
                 f"than revision {applied['revision']}, applied "
                 f"{applied.get('time', '')} (a stale model? --force applies it)",
@@ -160,7 +159,7 @@ class HostStep:
 
             refuse_if_pending(self, model)
         self.emit(
-            "revision", result="ok", revision=header["revision"], applied=applied.get("revision")
+            Step.REVISION, result="ok", revision=header["revision"], applied=applied.get("revision")
         )
         packages = Packages(header["packages"])
         missing: list[str] = []
@@ -169,7 +168,7 @@ class HostStep:
             if action == "plan":
                 missing = packages.pending()
                 self.emit(
-                    "packages",
+                    Step.PACKAGES,
                     result="pending" if missing else "ok",
                     manager=packages.manager,
                     pending=missing,
@@ -177,19 +176,19 @@ class HostStep:
             else:
                 installed = packages.ensure()
                 self.emit(
-                    "packages",
+                    Step.PACKAGES,
                     result="ok",
                     manager=packages.manager,
                     installed=installed,
                     changed=len(installed),
                 )
         except PackageError as error:
-            raise StepError("packages", str(error)) from None
+            raise StepError(Step.PACKAGES, str(error)) from None
         directory = os.path.join(self.etc, model)
         path = os.path.join(directory, "host.cfg")
         old = read_text(path)
         digest = sha256(text)
-        self.emit("config", result="ok", path=path, changed=old != text, sha256=digest)
+        self.emit(Step.CONFIG, result="ok", path=path, changed=old != text, sha256=digest)
         # the same host.cfg is planned where it is kept: a no-op writes no file, not even a
         # candidate. An apply plans a new one beside it and replaces it only for the buildout;
         # a plan plans a copy in a scratch directory (it writes nothing on the host)
@@ -204,21 +203,25 @@ class HostStep:
                 if action == "plan" and missing:
                     # a first install: the configuration reads facts of packages that apply
                     # installs first, so its plan can only be made after them
-                    self.emit("plan", result="after-packages", changed=0, drift=[], why=str(error))
-                    return self.done("pending", 2)
+                    self.emit(
+                        Step.PLAN, result="after-packages", changed=0, drift=[], why=str(error)
+                    )
+                    return self.done("pending", Exit.PENDING)
                 raise
             changes = len(plan.actions) if plan else 0
             drift = plan.drift if plan else []
             if action == "plan":
                 pending = bool(changes or drift or not same or missing)
-                return self.done("pending" if pending else "ok", 2 if pending else 0)
+                return self.done(
+                    "pending" if pending else "ok", Exit.PENDING if pending else Exit.OK
+                )
             if not same:
                 os.replace(candidate, path)
         try:
             if changes:
                 self.buildout(path, changes)
             else:
-                self.emit("buildout", result="unchanged", changed=0)
+                self.emit(Step.BUILDOUT, result="unchanged", changed=0)
         except StepError:
             if old is None:
                 os.unlink(path)
@@ -232,11 +235,11 @@ class HostStep:
             confirm = arm(
                 self, model, header, old, text, plan, applied or None, self.confirm_timeout
             )
-            self.emit("confirm", result="armed", **confirm)
+            self.emit(Step.CONFIRM, result="armed", **confirm)
         self.record(model, header, digest, "ok", changes)
         return self.done(
             "changed" if changes else "ok",
-            0,
+            Exit.OK,
             changed=changes,
             **({"confirm": confirm} if confirm else {}),
         )
@@ -280,7 +283,7 @@ class HostStep:
     def nothing_changed(self, path: str) -> bool:
         parts, detail = converge_index.nothing_changed(converge_index.Request(path))
         if parts is not None:
-            self.emit("plan", result="ok", changed=0, drift=[], actions=[], fast_path=detail)
+            self.emit(Step.PLAN, result="ok", changed=0, drift=[], actions=[], fast_path=detail)
         return parts is not None
 
     def load_and_plan(self, path: str) -> tuple[Run, Plan]:
@@ -297,11 +300,11 @@ class HostStep:
             _, plan = self.load_and_plan(path)
         except UserError as error:
             raise StepError(
-                "plan", str(error).splitlines()[0] if str(error) else "failed"
+                Step.PLAN, str(error).splitlines()[0] if str(error) else "failed"
             ) from None
         actions = [f"{a.verb} {a.path}" for a in plan.actions]
         self.emit(
-            "plan",
+            Step.PLAN,
             result="pending" if actions or plan.drift else "ok",
             changed=len(actions),
             drift=[a.path for a in plan.drift],
@@ -311,7 +314,7 @@ class HostStep:
             from system_recipes.core.plan.report import diffs
 
             for text in diffs(plan):
-                self.emit("diff", text=text[:65536])
+                self.emit(Step.DIFF, text=text[:65536])
         return plan
 
     def buildout(self, path: str, changes: int) -> None:
@@ -329,9 +332,12 @@ class HostStep:
             errors = [line for line in lines if line.startswith(("Error:", "While:"))]
             # the buildout's own line already says "Error:"; fail() and the controller add theirs
             line = (errors or lines or ["failed"])[-1].removeprefix("Error:").strip()
-            raise StepError("buildout", line[:500] or "failed")
+            raise StepError(Step.BUILDOUT, line[:500] or "failed")
         self.emit(
-            "buildout", result="ok", changed=changes, seconds=round(time.monotonic() - started, 3)
+            Step.BUILDOUT,
+            result="ok",
+            changed=changes,
+            seconds=round(time.monotonic() - started, 3),
         )
 
     # -- the record ---------------------------------------------------------------------------
@@ -344,7 +350,7 @@ class HostStep:
             return json.loads(text)
         except ValueError:
             raise StepError(
-                "revision",
+                Step.REVISION,
                 f"{self.state}/{model}.json is damaged (expected the "
                 "JSON fleet-host writes; remove it and apply with --force)",
             ) from None
@@ -374,7 +380,7 @@ class HostStep:
             and not changed
             and identity(record.get("last") or {}) == identity({**entry, "result": "ok"})
         ):
-            self.emit("record", result="unchanged", path=path)
+            self.emit(Step.RECORD, result="unchanged", path=path)
             return
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         record["model"] = model
@@ -385,10 +391,10 @@ class HostStep:
             record["applied"] = {**entry, "time": now}
         os.makedirs(self.state, mode=0o755, exist_ok=True)
         write_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
-        self.emit("record", result="ok", path=path)
+        self.emit(Step.RECORD, result="ok", path=path)
 
     @contextlib.contextmanager
-    def locked(self, model: str, wait: float = 0, shared: bool = False):
+    def locked(self, model: str, wait: float = 0, shared: bool = False) -> Iterator[None]:
         """One fleet-host at a time per model on a host (a second is refused, not queued;
         ``wait``: seconds to wait first -- a confirmation, a watchdog). ``shared`` (a plan,
         which writes nothing): with other plans, never during an apply; on the lock file an
@@ -414,7 +420,7 @@ class HostStep:
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         raise StepError(
-                            "lock", f"another fleet-host is running for {model} on this host"
+                            Step.LOCK, f"another fleet-host is running for {model} on this host"
                         ) from None
                     time.sleep(0.05)
             yield
