@@ -21,6 +21,7 @@ import os
 import sys
 import types
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import zc.buildout.buildout as _buildout
 import zc.buildout.configparser as _configparser
@@ -32,6 +33,11 @@ from system_recipes.core.buildout.reading import (
     reading_problem,
 )
 from system_recipes.core.declare.errors import NamedError
+
+if TYPE_CHECKING:
+    # zc.buildout has no annotations: mypy takes a Buildout for what it is (a plain mapping
+    # stands in for one in the recipe tests)
+    from zc.buildout.buildout import Buildout
 
 #: buildout's logger and the lines of it the extension rewrites (extension.TruthfulBuildoutLog)
 LOGGER = "zc.buildout"
@@ -45,24 +51,24 @@ SIGNATURE = "__buildout_signature__"
 
 
 # -- the configuration as read -----------------------------------------------------------------
-def raw_sections(buildout) -> dict[str, dict[str, str]]:
+def raw_sections(buildout: Buildout) -> dict[str, dict[str, str]]:
     """Every section as read, unsubstituted (``Buildout._raw``: section -> option -> text).
     The mapping is buildout's own: a section changed or added here is what ``buildout[name]``
     constructs from, as long as it was not accessed before."""
     return buildout._raw
 
 
-def raw_section(buildout, name: str) -> dict[str, str] | None:
+def raw_section(buildout: Buildout, name: str) -> dict[str, str] | None:
     """One section as read (buildout's own dict: changes to it are seen), or None."""
     return buildout._raw.get(name)
 
 
-def section_of(buildout, name: str) -> dict[str, str]:
+def section_of(buildout: Buildout, name: str) -> dict[str, str]:
     """A section known to be there (a configured part, or one an expansion added), as read."""
     return buildout._raw[name]
 
 
-def set_raw_section(buildout, name: str, options: dict[str, str]) -> None:
+def set_raw_section(buildout: Buildout, name: str, options: dict[str, str]) -> None:
     """Add or replace a section before anything accessed it (a meta-recipe's expansion)."""
     buildout._raw[name] = options
 
@@ -73,7 +79,7 @@ def set_raw_section(buildout, name: str, options: dict[str, str]) -> None:
 ADDED_SOURCES = "_system_recipes_added_sources"
 
 
-def annotate(buildout, section: str, option: str, value: str, source: str) -> None:
+def annotate(buildout: Buildout, section: str, option: str, value: str, source: str) -> None:
     """Record where ``[section] option``, added by an expansion, came from: ``source_of``
     answers it unless buildout read the option from a file itself (the profile refined it)."""
     table = getattr(buildout, ADDED_SOURCES, None)
@@ -83,7 +89,7 @@ def annotate(buildout, section: str, option: str, value: str, source: str) -> No
     table.setdefault(section, {})[option] = source
 
 
-def source_of(buildout, section: str, option: str) -> str | None:
+def source_of(buildout: Buildout, section: str, option: str) -> str | None:
     """Where ``[section] option`` was set (a file, a command line, an annotation), or None."""
     try:
         return buildout._annotated[section][option].source
@@ -92,14 +98,14 @@ def source_of(buildout, section: str, option: str) -> str | None:
     return getattr(buildout, ADDED_SOURCES, {}).get(section, {}).get(option)
 
 
-def substituted(buildout, section: str, raw: dict[str, str], option: str) -> str | None:
+def substituted(buildout: Buildout, section: str, raw: dict[str, str], option: str) -> str | None:
     """``option`` of ``raw`` (a section's text) with its ``${...}`` substituted, without
     constructing the section: a throwaway ``Buildout.Options`` that is never initialized (that
     would construct its recipe and add it to the parts)."""
     return buildout.Options(buildout, section, dict(raw)).get(option)
 
 
-def configured_parts(buildout) -> set[str]:
+def configured_parts(buildout: Buildout) -> set[str]:
     """The ``parts`` option, and every section buildout constructed a recipe for
     (``Buildout._parts``: the parts ``buildout install`` installs include those that parts
     depend on through ``${...}``)."""
@@ -107,7 +113,7 @@ def configured_parts(buildout) -> set[str]:
     return names | set(getattr(buildout, "_parts", ()))  # a plain mapping has none (tests)
 
 
-def constructed_sections(buildout) -> set[str] | None:
+def constructed_sections(buildout: Buildout) -> set[str] | None:
     """The sections buildout built (``Buildout._data``): the parts, what they refer to with
     ``${...}``, the settings read through ``buildout[name]``. None for a plain mapping (tests)."""
     data = getattr(buildout, "_data", None)
@@ -131,7 +137,7 @@ class ReadingBuildout(_buildout.Buildout):
     """buildout, whose reading of a configuration file it cannot read (syntax, encoding, missing,
     a directory, an ``extends`` included) ends in one line (:mod:`.reading`), not a traceback."""
 
-    def __init__(self, config_file, *args, **kwargs):
+    def __init__(self, config_file: str, *args: Any, **kwargs: Any) -> None:
         check_readable(config_file)
         try:
             super().__init__(config_file, *args, **kwargs)
@@ -185,7 +191,7 @@ def cache_recipe_loading(spec: str) -> None:
         return
     cache: dict[tuple[str, str, str], object] = {}
 
-    def install_and_load(spec_, group, entry, buildout):
+    def install_and_load(spec_: str, group: str, entry: str, buildout: Buildout) -> object:
         if spec_ != spec:
             return original(spec_, group, entry, buildout)
         key = (spec_, group, entry)
@@ -197,13 +203,13 @@ def cache_recipe_loading(spec: str) -> None:
     _buildout._install_and_load = install_and_load
 
 
-def sign_parts_once(buildout, same: Callable[[str], bool]) -> None:
+def sign_parts_once(buildout: Buildout, same: Callable[[str], bool]) -> None:
     """Parts for which ``same(part)`` holds share one signature: it is computed for the first
     of them and copied to the rest (buildout signs every part with its recipe's distributions,
     ``_compute_part_signatures``, resolving the working set once per part)."""
     original = buildout._compute_part_signatures
 
-    def compute(parts):
+    def compute(parts: list[str]) -> None:
         alike = [p for p in parts if same(p)]
         alike_set = set(alike)  # a list here made signing O(N^2) in the parts
         original([p for p in parts if p not in alike_set] + alike[:1])
@@ -216,7 +222,7 @@ def sign_parts_once(buildout, same: Callable[[str], bool]) -> None:
 
 
 # -- what the configuration was read from (the converge index) ---------------------------------
-def configuration_files(buildout) -> list[str] | None:
+def configuration_files(buildout: Buildout) -> list[str] | None:
     """Every local file the configuration was read from: the sources of the annotated options,
     the files they extend (a file may hold nothing but ``extends``) and the user's defaults
     (``~/.buildout/default.cfg``, present or not). None when a file came from a URL: only the

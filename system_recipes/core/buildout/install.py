@@ -16,10 +16,17 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import zc.buildout.buildout as _buildout
 
 from system_recipes.core.buildout.api import INSTALLING, SIGNATURE, UPDATING
+
+if TYPE_CHECKING:  # zc.buildout has no annotations: mypy takes these for what they are
+    from zc.buildout.buildout import Buildout, Options
+
+#: installed.cfg as buildout reads it: every section's options, and whether the file exists
+Installed = tuple[dict[str, "Options"], bool]
 
 
 class DeferredInstalled:
@@ -33,11 +40,12 @@ class DeferredInstalled:
     (options)`` rewrites the file, ``self._update_installed(**options)`` appends a
     ``[buildout]`` section), so replacing them on the instance defers them."""
 
-    def __init__(self, buildout):
+    def __init__(self, buildout: Buildout) -> None:
         self.buildout = buildout
         self.save, self.append = buildout._save_installed_options, buildout._update_installed
         self.read = buildout._read_installed_part_options  # -> ({section: options}, exists)
-        self.saved = None  # the options buildout last asked to save (it keeps mutating them)
+        #: the options buildout last asked to save (it keeps mutating them)
+        self.saved: dict[str, Options] | None = None
         self.appended: dict[str, str] = {}
         self.remove = False  # no part is left: the file goes (buildout removes it)
         #: every configured part was installed or updated (not ``buildout install PART...``)
@@ -49,10 +57,10 @@ class DeferredInstalled:
         self._installed: tuple | None = None  # (options, exists, parts text) as read
         self._sign: Callable[[list[str]], None] | None = None  # buildout's, while replaced
 
-    def _defer_save(self, options) -> None:
+    def _defer_save(self, options: dict[str, Options]) -> None:
         self.saved, self.appended = options, {}
 
-    def _defer_append(self, **options) -> None:
+    def _defer_append(self, **options: str) -> None:
         self.appended.update(options)
 
     def flush(self) -> None:
@@ -82,7 +90,7 @@ class DeferredInstalled:
     # ``install``, which loads the extensions, so its code cannot be replaced; instead buildout
     # reads an installed.cfg without parts (``_read_for_install``), the loops below do its work
     # where it computes the signatures, and they leave it no part to install.
-    def _read_for_install(self):
+    def _read_for_install(self) -> Installed:
         options, exists = read_installed_shared(self.read)
         self._installed = (options, exists, options["buildout"]["parts"])
         options["buildout"]["parts"] = ""  # buildout's own loops: nothing installed...
@@ -136,7 +144,7 @@ class DeferredInstalled:
             buildout._parts = kept
 
 
-def read_installed_shared(read):
+def read_installed_shared(read: Callable[[], Installed]) -> Installed:
     """``installed.cfg`` as buildout's own ``_read_installed_part_options`` (``read``) returns
     it, then with equal values and option names shared: every part of ours has the same
     670-character signature, and a host of 1000 services has 7000 parts (14 MB of copies of the
@@ -151,7 +159,7 @@ def read_installed_shared(read):
     return options, exists
 
 
-def _reinstall(buildout, part: str, old) -> bool:
+def _reinstall(buildout: Buildout, part: str, old: Options) -> bool:
     """Whether an installed ``part`` in the configuration must be uninstalled first: its
     options changed, or a file it installed is gone (``Buildout.install``'s first loop)."""
     old_options = old.copy()
@@ -180,7 +188,13 @@ def _reinstall(buildout, part: str, old) -> bool:
     return True
 
 
-def _install_part(buildout, part: str, options, installed: dict, exists: bool) -> bool:
+def _install_part(
+    buildout: Buildout,
+    part: str,
+    options: dict[str, Options],
+    installed: dict[str, None],
+    exists: bool,
+) -> bool:
     """Install or update one part (``Buildout.install``'s second loop); True when buildout
     would rewrite installed.cfg for it (new files), False when it would append."""
     signature = buildout[part].pop(SIGNATURE)
@@ -237,7 +251,7 @@ def _install_part(buildout, part: str, options, installed: dict, exists: bool) -
     return save
 
 
-def defer_installed_writes(buildout) -> DeferredInstalled:
+def defer_installed_writes(buildout: Buildout) -> DeferredInstalled:
     """From now on ``buildout.install`` writes nothing to ``installed.cfg``; ``flush()`` writes
     what it last asked for."""
     return DeferredInstalled(buildout)
@@ -250,7 +264,7 @@ SETUP_DIRECTORIES = ("bin-directory", "parts-directory", "develop-eggs-directory
 
 
 def note_buildout_directories(
-    buildout, makedirs: Callable[[str], None], made: Callable[[str], None]
+    buildout: Buildout, makedirs: Callable[[str], None], made: Callable[[str], None]
 ) -> None:
     """The parents of buildout's own state are made by ``makedirs``, and each directory
     ``Buildout._setup_directories`` makes is told to ``made``: a run that fails takes them

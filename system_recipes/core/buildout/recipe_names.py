@@ -11,10 +11,14 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import re
+from typing import TYPE_CHECKING
 
 from system_recipes.core.buildout.api import raw_sections
 from system_recipes.core.declare.errors import ConfigError
 from system_recipes.core.declare.schema import did_you_mean
+
+if TYPE_CHECKING:  # zc.buildout has no annotations: mypy takes a Buildout for what it is
+    from zc.buildout.buildout import Buildout
 
 DISTRIBUTION = "system-recipes"
 
@@ -53,7 +57,7 @@ def _ours(requirement: str) -> bool:
     return re.sub(r"[-_.]+", "-", requirement).lower() == DISTRIBUTION
 
 
-def check_recipe_names(buildout) -> None:
+def check_recipe_names(buildout: Buildout) -> None:
     """Raise ConfigError for the first section whose recipe names this distribution and an
     entry point it does not have (``recipe = system_recipes:cronn``)."""
     known = known_recipes()

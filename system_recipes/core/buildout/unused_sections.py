@@ -11,16 +11,20 @@ generate (``[NAME-...]``: a meta section's generated sections are named so).
 from __future__ import annotations
 
 import difflib
+from typing import TYPE_CHECKING
 
 from system_recipes.core.buildout import api as buildout_api
 from system_recipes.core.declare.errors import ConfigError
+
+if TYPE_CHECKING:  # zc.buildout has no annotations: mypy takes a Buildout for what it is
+    from zc.buildout.buildout import Buildout
 
 #: sections read as settings, never built as a part: buildout's, its version pins, ours, and
 #: the ``[fleet]`` record of a compiled host.cfg (fleet/compile/compiler.py), which fleet-host reads
 SETTINGS = frozenset({"buildout", "versions", "system-recipes", "fleet"})
 
 
-def check_sections_used(buildout) -> None:
+def check_sections_used(buildout: Buildout) -> None:
     """Raise :class:`.ConfigError` naming the first section that no part uses, with the
     closest one that is used; an override on the command line is named as such."""
     built = buildout_api.constructed_sections(buildout)

@@ -15,7 +15,7 @@ def clip(text: str, limit: int = SHOWN) -> str:
     return f"{text[:limit]}… ({len(text)} characters)"
 
 
-def shown(value, limit: int = SHOWN) -> str:
+def shown(value: object, limit: int = SHOWN) -> str:
     """A value as an error echoes it: its ``repr``, clipped (``'aaaa…' (1048576 characters)``).
 
     >>> shown("a" * 1000)[-24:]

@@ -8,6 +8,7 @@ manifest, validation, reloads -- is done once, here and in :mod:`run`.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import zc.buildout
 
@@ -18,8 +19,11 @@ from system_recipes.core.declare.schema import Schema, Values, unescape
 from system_recipes.core.declare.specs import GENERATED_FROM, PartSpec
 from system_recipes.core.plan import run
 
+if TYPE_CHECKING:  # zc.buildout has no annotations: mypy takes these for what they are
+    from zc.buildout.buildout import Buildout, Options
 
-def blamed(buildout, error: ConfigError) -> ConfigError:
+
+def blamed(buildout: Buildout, error: ConfigError) -> ConfigError:
     """An error in a generated section names the section and option the user wrote (``[shop]
     check``, not ``[shop-nrpe] checks``); the generated place stays in the message. Every
     problem the error carries (``plan --all``) is blamed the same way."""
@@ -31,7 +35,7 @@ def blamed(buildout, error: ConfigError) -> ConfigError:
     return first
 
 
-def _blamed_one(buildout, error: ConfigError) -> ConfigError:
+def _blamed_one(buildout: Buildout, error: ConfigError) -> ConfigError:
     table = getattr(buildout, GENERATED_FROM, {})
     origin = table.get((error.section, error.option)) or (
         table.get((error.section, None)) if error.option is None else None
@@ -53,7 +57,7 @@ class Recipe:
     #: options written back for other sections to reference (``${app:log-directory}``)
     exposed: tuple[str, ...] = ()
 
-    def __init__(self, buildout, name: str, options):
+    def __init__(self, buildout: Buildout, name: str, options: Options) -> None:
         self.buildout, self.name, self.options = buildout, name, options
         active = run.current(buildout)
         if active is None:
@@ -131,14 +135,14 @@ class Recipe:
         return SectionsView(self.buildout)
 
     # -- buildout's interface --------------------------------------------------------------
-    def install(self):
+    def install(self) -> tuple[str, ...]:
         self.run.stage(self.name)
         return ()  # system-recipes keeps its own books; buildout must not delete anything
 
     update = install
 
 
-def uninstall(name: str, options) -> None:
+def uninstall(name: str, options: Options) -> None:
     """``zc.buildout.uninstall`` entry point: stage the removal of a dropped part's files."""
     active = run.current()
     if active is None:
@@ -148,7 +152,7 @@ def uninstall(name: str, options) -> None:
     active.stage_removal(name)
 
 
-def _option_text(value) -> str:
+def _option_text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -161,7 +165,7 @@ def _option_text(value) -> str:
 class SectionsView:
     """``{{ sections.app.port }}``: other sections' options in templates (``$$`` -> ``$``)."""
 
-    def __init__(self, buildout):
+    def __init__(self, buildout: Buildout) -> None:
         self._buildout = buildout
 
     def __getitem__(self, name: str) -> dict:

@@ -197,7 +197,9 @@ def names_used(name_or_text: str, search_path: tuple[str, ...], inline: bool = F
 
 
 @functools.lru_cache(maxsize=256)
-def _parse(env: jinja2.Environment, source: str, name: str | None):
+def _parse(
+    env: jinja2.Environment, source: str, name: str | None
+) -> tuple[frozenset[str], dict[str, set[str] | None], tuple[str | None, ...]]:
     """What a template reads; raises TemplateSyntaxError (not cached: it is raised again)."""
     try:
         tree = env.parse(source, name)
@@ -210,7 +212,7 @@ def _parse(env: jinja2.Environment, source: str, name: str | None):
     )
 
 
-def _constant(node) -> str | None:
+def _constant(node: jinja2.nodes.Node | None) -> str | None:
     if isinstance(node, jinja2.nodes.Getattr):
         return node.attr
     if (
@@ -222,7 +224,7 @@ def _constant(node) -> str | None:
     return None
 
 
-def _section_reads(tree) -> dict[str, set[str] | None]:
+def _section_reads(tree: jinja2.nodes.Template) -> dict[str, set[str] | None]:
     """``sections.app.port`` and ``sections['app']['port']`` -> ``{'app': {'port'}}``; a
     section used any other way (``sections.app.items()``, ``sections[name]``) -> ``None``."""
     parents: dict[int, jinja2.nodes.Node] = {}

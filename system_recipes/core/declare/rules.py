@@ -9,6 +9,7 @@ themselves, reported as the same one-line error, and listed in the generated ref
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ class Condition:
     value: Any = SET
     negate: bool = False
 
-    def holds(self, values) -> bool:
+    def holds(self, values: Mapping[str, Any]) -> bool:
         got = values.get(self.option)
         if self.value is SET:
             result = _is_set(got)
@@ -71,7 +72,7 @@ class Refused:
     expected: str
     value: Any = SET
 
-    def violation(self, values, given: set[str]) -> tuple[str, str, str] | None:
+    def violation(self, values: Mapping[str, Any], given: set[str]) -> tuple[str, str, str] | None:
         if self.option not in given or not Condition(self.option, self.value).holds(values):
             return None
         if all(condition.holds(values) for condition in self.when):
@@ -87,7 +88,7 @@ class Refused:
 class ExactlyOneOf:
     options: tuple[str, ...]
 
-    def violation(self, values, given: set[str]) -> tuple[str, str, str] | None:
+    def violation(self, values: Mapping[str, Any], given: set[str]) -> tuple[str, str, str] | None:
         present = [o for o in self.options if _is_set(values.get(o))]
         if len(present) == 1:
             return None
@@ -109,7 +110,9 @@ class AtLeastOneOf:
     options: tuple[str, ...]
     problem: str
 
-    def violation(self, values, given: set[str]) -> tuple[str | None, str, str] | None:
+    def violation(
+        self, values: Mapping[str, Any], given: set[str]
+    ) -> tuple[str | None, str, str] | None:
         if any(_is_set(values.get(o)) for o in self.options):
             return None
         return None, self.problem, ", ".join(self.options[:-1]) + " or " + self.options[-1]
@@ -118,7 +121,11 @@ class AtLeastOneOf:
         return "at least one of " + ", ".join(f"`{o}`" for o in self.options)
 
 
-def _condition(spec) -> Condition:
+#: how a rule names a condition: an option (it is set), ``(option, value)`` or a Condition
+ConditionSpec = Condition | str | tuple[str, Any]
+
+
+def _condition(spec: ConditionSpec) -> Condition:
     if isinstance(spec, Condition):
         return spec
     if isinstance(spec, str):
@@ -127,7 +134,14 @@ def _condition(spec) -> Condition:
     return Condition(option, value)
 
 
-def refused_with(option: str, *, when, problem: str, expected: str, value: Any = SET) -> Refused:
+def refused_with(
+    option: str,
+    *,
+    when: ConditionSpec | list[ConditionSpec],
+    problem: str,
+    expected: str,
+    value: Any = SET,
+) -> Refused:
     """``option`` (set, or set to ``value``) is refused when ``when`` holds: an option name
     (it is set), an ``(option, value)`` pair or a :class:`Condition` -- or a list of them."""
     conditions = when if isinstance(when, list) else [when]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import posixpath
 import re
-from collections.abc import Callable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -369,7 +369,7 @@ class Schema:
         return "\n".join(lines) + "\n"
 
 
-def did_you_mean(word: str, candidates) -> str | None:
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """The closest of ``candidates`` to a misspelled ``word`` (``secrte`` -> ``secret``)."""
     close = difflib.get_close_matches(word, list(candidates), n=1)
     return close[0] if close else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from system_recipes.core.declare.errors import ConfigError
 from system_recipes.core.declare.layout import LAYOUTS, Layout, detect_layout
@@ -17,6 +18,9 @@ from system_recipes.core.declare.schema import (
     Option,
     Schema,
 )
+
+if TYPE_CHECKING:  # zc.buildout has no annotations: mypy takes a Buildout for what it is
+    from zc.buildout.buildout import Buildout
 
 SECTION = "system-recipes"
 
@@ -113,7 +117,7 @@ class Settings:
         return self.root == "/"
 
 
-def settings_from_buildout(buildout) -> Settings:
+def settings_from_buildout(buildout: Buildout) -> Settings:
     raw = dict(buildout[SECTION]) if SECTION in buildout else {}
     directory = buildout["buildout"]["directory"]
     values = SCHEMA.parse(SECTION, raw)

@@ -143,7 +143,9 @@ class GeneratedFrom:
         kept = known[2] if known is not None else (frozenset(refined) if refined else _NONE)
         self._sections[section] = (meta, expansion, kept)
 
-    def get(self, key: tuple[str, str | None], default=None):
+    def get(
+        self, key: tuple[str, str | None], default: tuple[str, str | None] | None = None
+    ) -> tuple[str, str | None] | None:
         section, option = key
         entry = self._sections.get(section)
         if entry is None:

@@ -83,7 +83,7 @@ class Manifest:
 _OUTER_LEVELS = 3
 
 
-def _dump_indented(value, level: int, out: bytearray) -> None:
+def _dump_indented(value: object, level: int, out: bytearray) -> None:
     if not isinstance(value, dict) or not value or level >= _OUTER_LEVELS:
         text = json.dumps(value, indent=1, sort_keys=True)
         out += text.replace("\n", "\n" + " " * level).encode("utf-8")  # nested this deep

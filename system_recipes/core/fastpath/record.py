@@ -26,8 +26,9 @@ import stat
 import sys
 import sysconfig
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import system_recipes
 
@@ -157,13 +158,13 @@ def _audit(event: str, args: tuple) -> None:
             note_path(os.fsdecode(path))
 
 
-def _noting(original):
+def _noting(original: Callable[..., Any]) -> Callable[..., Any]:
     """``os.stat``/``lstat``/``access`` that note the absolute paths they are asked about:
     a run decides by existence too (``os.path.isdir`` of systemd's directory chose a runscript's
     kind, jinja's loader looks for a template with ``stat``), and no audit hook sees a stat.
     Calls relative to a directory descriptor (fsops' walks of managed paths) are left out."""
 
-    def noting(path, *args, **kwargs):
+    def noting(path: object, *args: Any, **kwargs: Any) -> Any:
         if _LISTENING[0] and not kwargs.get("dir_fd") and isinstance(path, (str, bytes)):
             text = os.fsdecode(path)
             if text.startswith("/"):
@@ -191,7 +192,7 @@ def stop_listening() -> None:
 
 
 @contextlib.contextmanager
-def paused():
+def paused() -> Iterator[None]:
     """What a validator looks at (its tool on PATH, cron's spool it isolates itself from) is
     left out: a no-op validates nothing, so none of it can change a no-op's outcome."""
     listening = _LISTENING[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from system_recipes.core.declare.schema import Lines, Option, OptionType
 from system_recipes.core.declare.settings import Settings
@@ -33,6 +34,8 @@ class Outcome:
 
 Handler = Callable[[list[str], Settings], "Outcome | list[str]"]
 HANDLERS: dict[str, Handler] = {}
+#: a handler as it is declared (its own, narrower signature is kept for its callers)
+H = TypeVar("H", bound=Handler)
 #: restart kind -> the reload kind whose targets it already restarts (done once, not twice)
 COVERED_BY: dict[str, str] = {}
 #: how a ``restart`` option names a restart: ``supervisor PROGRAM`` -> ``supervisor-restart``
@@ -43,11 +46,11 @@ RESTART_KINDS = {
 }
 
 
-def register(kind: str, covered_by: str | None = None):
+def register(kind: str, covered_by: str | None = None) -> Callable[[H], H]:
     """Register ``handler(targets, settings) -> Outcome`` (or a list of problems, meaning every
     target was done) for reloads of ``kind``."""
 
-    def decorate(handler: Handler) -> Handler:
+    def decorate(handler: H) -> H:
         HANDLERS[kind] = handler
         if covered_by:
             COVERED_BY[kind] = covered_by

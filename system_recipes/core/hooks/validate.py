@@ -170,7 +170,7 @@ def which(tool: str) -> str | None:
     return shutil.which(tool, path=os.environ.get("PATH", "") + os.pathsep + SBIN_PATH)
 
 
-def run_tool(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+def run_tool(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
     """Run a validator process (counted, so benchmarks can show how many a run starts)."""
     PROCESS_COUNT["n"] += 1
     kwargs.setdefault("capture_output", True)

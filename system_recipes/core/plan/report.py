@@ -6,7 +6,9 @@ import difflib
 import os
 import sys
 import threading
+from typing import TextIO
 
+from system_recipes.core.declare.specs import Expansion
 from system_recipes.core.plan.actions import Action, Plan
 
 VERBS = {
@@ -77,7 +79,7 @@ def describe(action: Action) -> str:
     return text
 
 
-def part_lines(plan: Plan, tense: str, expansions: dict | None = None) -> list[str]:
+def part_lines(plan: Plan, tense: str, expansions: dict[str, Expansion] | None = None) -> list[str]:
     """One line per part: ``  [web-logrotate] updated: update /etc/logrotate.d/web``; a meta
     section's line (before its generated parts) sums them up."""
     lines = []
@@ -102,7 +104,7 @@ def part_lines(plan: Plan, tense: str, expansions: dict | None = None) -> list[s
     return lines
 
 
-def _meta_line(plan: Plan, name: str, expansion, width: int, tense: str) -> str:
+def _meta_line(plan: Plan, name: str, expansion: Expansion, width: int, tense: str) -> str:
     """A drifted part is an unchanged one (its file is left as edited), here as in the summary:
     ``[web] unchanged: 4 generated parts; drifted: web-config (left as edited)``."""
     generated = [s for s in expansion.sections if s in plan.parts]
@@ -159,7 +161,7 @@ def link_diff(action: Action) -> str:
     return "\n".join(lines) + "\n"
 
 
-def colour_wanted(stream=None) -> bool:
+def colour_wanted(stream: TextIO | None = None) -> bool:
     """Colour on a terminal only: never when piped, when ``NO_COLOR`` is set (no-color.org:
     to anything but nothing) or on a ``TERM=dumb`` terminal."""
     stream = stream if stream is not None else sys.stdout

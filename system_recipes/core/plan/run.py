@@ -15,6 +15,7 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from system_recipes.core.buildout import api as buildout_api
 from system_recipes.core.buildout import install as buildout_install
@@ -34,13 +35,16 @@ from system_recipes.core.plan.actions import Plan
 from system_recipes.core.plan.apply import Apply
 from system_recipes.core.plan.planner import Planner
 
+if TYPE_CHECKING:  # zc.buildout has no annotations: mypy takes a Buildout for what it is
+    from zc.buildout.buildout import Buildout
+
 ATTRIBUTE = "_system_recipes_run"
 
 
 _LATEST: list[Run] = []
 
 
-def current(buildout=None) -> Run | None:
+def current(buildout: Buildout | None = None) -> Run | None:
     """The run of ``buildout``; without it, the latest run of this process (for uninstallers,
     which buildout calls without the buildout)."""
     if buildout is None:
@@ -49,7 +53,9 @@ def current(buildout=None) -> Run | None:
 
 
 class Run:
-    def __init__(self, buildout, settings: Settings | None = None, mode: str = "apply"):
+    def __init__(
+        self, buildout: Buildout, settings: Settings | None = None, mode: str = "apply"
+    ) -> None:
         self.buildout = buildout
         self.settings: Settings = settings or settings_from_buildout(buildout)
         self.mode: str = mode  # "apply" or "plan"
@@ -363,7 +369,7 @@ def not_permitted(error: OSError, state: str, access: str = "write") -> str:
     )
 
 
-def _verbosity(buildout) -> int:
+def _verbosity(buildout: Buildout) -> int:
     """How many -v buildout was given (it adds 10 to ``verbosity`` per -v)."""
     try:
         return int(buildout["buildout"].get("verbosity", 0) or 0)

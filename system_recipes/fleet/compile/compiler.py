@@ -197,7 +197,7 @@ class Compiler:
                     )
                 target.set(option, text, f"[{where}.settings.{section}] {option}")
 
-    def add_links(self, config: HostConfig, name: str, info, comment: str) -> None:
+    def add_links(self, config: HostConfig, name: str, info: RoleInfo, comment: str) -> None:
         service = self.model.services[name]
         if not service.links:
             return

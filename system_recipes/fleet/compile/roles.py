@@ -19,6 +19,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import zc.buildout
 
@@ -27,6 +28,9 @@ from system_recipes.core.buildout.loading import loaded
 from system_recipes.core.declare.specs import Expansion
 from system_recipes.fleet.model.tables import ModelError
 from system_recipes.meta.expand import expand
+
+if TYPE_CHECKING:  # zc.buildout has no annotations: mypy takes a Buildout for what it is
+    from zc.buildout.buildout import Buildout
 
 
 @dataclass
@@ -100,7 +104,7 @@ def load_draft(text: str, where: str) -> Draft:
 
 
 def nrpe_checks(
-    buildout, parts: list[str], expansions: dict[str, Expansion]
+    buildout: Buildout, parts: list[str], expansions: dict[str, Expansion]
 ) -> dict[str, list[str]]:
     """part -> the NRPE checks it defines: a meta section's exported facts; a level-1 nrpe
     part that no meta section generated, its own ``checks`` lines."""

@@ -20,9 +20,10 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 
 from system_recipes.core.declare.datatypes import format_endpoint
-from system_recipes.fleet.compile.config import HostConfig, Value
+from system_recipes.fleet.compile.config import HostConfig, Section, Value
 from system_recipes.fleet.compile.roles import Draft
 from system_recipes.fleet.model.allocate import Allocation, Instance
 from system_recipes.fleet.model.spec import Model, check_words
@@ -56,7 +57,7 @@ class Wiring:
         service: str,
         comment: str,
         origin: str,
-    ):
+    ) -> Section:
         if draft is not None and name in draft.sections:
             raise ModelError(
                 f"services.{service}",
@@ -111,7 +112,7 @@ class Wiring:
                 (instances, line.split()[0], f"[{name}-nrpe] checks")
             )
 
-    def haproxy(self, section, name: str, port: int) -> None:
+    def haproxy(self, section: Section, name: str, port: int) -> None:
         service = self.model.services[name]
         backend = self.model.services[service.backends]
         where = f"[services.{name}]"
@@ -146,7 +147,7 @@ class Wiring:
             )
         section.set("balance", "roundrobin", "system-recipes' default", default=True)
 
-    def postgresql(self, section, name: str, port: int) -> None:
+    def postgresql(self, section: Section, name: str, port: int) -> None:
         where = f"[services.{name}]"
         section.set("recipe", "system_recipes:postgresql-access", f"{where} kind")
         section.set("name", name, f"{where}: the service's name")
@@ -173,7 +174,13 @@ class Wiring:
         section.set("port", str(port), f"{where} port")
 
     # -- checks of the roles -----------------------------------------------------------------
-    def role_checks(self, config: HostConfig, roles: list[str], draft: Draft, role_parts) -> None:
+    def role_checks(
+        self,
+        config: HostConfig,
+        roles: list[str],
+        draft: Draft,
+        role_parts: Callable[[str], list[str]],
+    ) -> None:
         """The checks the host's roles define (their expansion's facts), by the services whose
         role has the part."""
         for part, names in draft.checks.items():

@@ -21,6 +21,7 @@ a line in :attr:`Allocation.changes`; re-running on its own result changes nothi
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -211,7 +212,9 @@ def allocate_ports(model: Model, lock: Allocation) -> tuple[dict[str, int], dict
     return dict(sorted(ports.items())), reasons
 
 
-def wanted(model: Model, name: str, ports: dict[str, int], refusals) -> str:
+def wanted(
+    model: Model, name: str, ports: dict[str, int], refusals: Iterable[tuple[str, str] | None]
+) -> str:
     """``a host with tags app and 1G of memory free``: the constraints that left no host."""
     service = model.services[name]
     kinds = {refusal[0] for refusal in refusals if refusal}

@@ -56,7 +56,7 @@ class Table(OptionType):
     #: parsed from an empty table when absent (placement, settings); else absent is None
     implicit: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.options = {option.name: option for option in self.keys}
         self.expected = "a table"
 
