@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -270,7 +270,9 @@ class FleetRun:
         self.out.state(job.name, HostState.CONNECTING, job.address)
         return self.connections.open(Target(job.name, job.address))
 
-    def remote(self, job: HostJob, action: str, stdin: str = "", arguments=()):
+    def remote(
+        self, job: HostJob, action: str, stdin: str = "", arguments: Sequence[str] = ()
+    ) -> Result:
         connection = self.connect(job)
         self.out.log(job.name, f"# fleet-host {action} {' '.join(arguments)}")
         result = connection.run(
