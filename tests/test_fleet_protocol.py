@@ -193,3 +193,23 @@ def test_a_refused_input_is_said_in_the_protocols_words():
     assert events[-1]["exit"] == result.returncode == Exit.ERROR
     assert protocol.event(events, Step.DONE) == events[-1]
     assert protocol.event(events, Step.PLAN) == {}
+
+
+def test_the_header_the_controller_writes_is_the_one_the_host_reads(tmp_path):
+    """Both ends of the header: what prepare() puts on each host's stdin has the protocol's
+    keys, and the host step's own reader takes it as it is."""
+    import shutil
+
+    from system_recipes.fleet.compile.prepare import prepare
+    from system_recipes.fleet.host.stdin import parse_input
+
+    systems = os.path.join(os.path.dirname(PACKAGE), "profiles", "systems")
+    for name in ("shop.toml", "shop.lock.toml"):
+        shutil.copy(os.path.join(systems, name), tmp_path / name)
+    profiles = os.path.join(os.path.dirname(PACKAGE), "profiles")
+    system = prepare(str(tmp_path / "shop.toml"), profiles)
+    assert system.hosts
+    for job in system.hosts.values():
+        assert set(job.header) == set(HEADER_KEYS)
+        header, config = parse_input(job.stdin().encode("utf-8"))
+        assert (header, config) == (job.header, job.config)
