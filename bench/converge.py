@@ -153,6 +153,59 @@ def run_tools(args, tools, n, shape, rows, skipped, mismatches) -> bool:
     return True
 
 
+def checked_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, int]:
+    """The options checked (``parser.error`` on a wrong one) and ``args.bin``/``args.python``
+    set; returns the largest N of each peer."""
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    if args.bin is None:
+        args.bin = os.path.join(REPO, ".venv", "bin") if args.editable else installed_copy()
+    args.python = os.path.join(args.bin, "python")
+    for executable in ("buildout", "system-recipes", "python"):
+        if not os.path.exists(os.path.join(args.bin, executable)):
+            parser.error(f"{args.bin}/{executable} not found (--bin)")
+    max_n = {name: spec[3] for name, spec in PEERS.items()}
+    for text in args.peer_max_n:
+        name, _, value = text.partition("=")
+        if name not in PEERS or not value.isdigit():
+            parser.error(f"--peer-max-n {text}: expected PEER=N, PEER one of {sorted(PEERS)}")
+        max_n[name] = int(value)
+    return max_n
+
+
+def recipe_notes(real: dict[str, bool], why_not: dict[str, str]) -> list[str]:
+    """One note per kind: the recipe that writes its file, or the stand-in and why."""
+    notes = []
+    for kind in KINDS:
+        if real[kind]:
+            notes.append(f"  {kind:10} system_recipes:{RECIPE_OF[kind]}")
+        else:
+            notes.append(
+                f"  {kind:10} STAND-IN: system_recipes:template part writing the same "
+                f"file, not validated (system_recipes/recipes/{RECIPE_OF[kind]}.py "
+                f"{why_not[kind]})"
+            )
+    return notes
+
+
+def peer_paths(args: argparse.Namespace, notes: list[str]) -> dict[str, str]:
+    """With --peers: each peer's executable (its venv made if needed); a peer that cannot run
+    is noted in ``notes`` instead."""
+    peers: dict[str, str] = {}
+    peer_problems: dict[str, str] = {}
+    if args.peers:
+        for name in args.only_peers or sorted(PEERS):
+            venv, packages, executable, _ = PEERS[name]
+            path, problem = ensure_venv(venv, packages, executable)
+            if path:
+                peers[name] = path
+            else:
+                peer_problems[name] = problem
+    for name, problem in peer_problems.items():
+        notes.append(f"  peer {name}: NOT RUN: {problem}")
+    return peers
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -233,20 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="keep the scratch trees here")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per run")
     args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    if args.bin is None:
-        args.bin = os.path.join(REPO, ".venv", "bin") if args.editable else installed_copy()
-    args.python = os.path.join(args.bin, "python")
-    for executable in ("buildout", "system-recipes", "python"):
-        if not os.path.exists(os.path.join(args.bin, executable)):
-            parser.error(f"{args.bin}/{executable} not found (--bin)")
-    max_n = {name: spec[3] for name, spec in PEERS.items()}
-    for text in args.peer_max_n:
-        name, _, value = text.partition("=")
-        if name not in PEERS or not value.isdigit():
-            parser.error(f"--peer-max-n {text}: expected PEER=N, PEER one of {sorted(PEERS)}")
-        max_n[name] = int(value)
+    max_n = checked_options(parser, args)
 
     real = {
         kind: kind not in args.stand_in and recipe_available(kind, args.python) for kind in KINDS
@@ -275,28 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(
             f"  converge: not available (system-recipes converge --help fails in {args.bin})"
         )
-    for kind in KINDS:
-        if real[kind]:
-            notes.append(f"  {kind:10} system_recipes:{RECIPE_OF[kind]}")
-        else:
-            notes.append(
-                f"  {kind:10} STAND-IN: system_recipes:template part writing the same "
-                f"file, not validated (system_recipes/recipes/{RECIPE_OF[kind]}.py "
-                f"{why_not[kind]})"
-            )
+    notes += recipe_notes(real, why_not)
 
-    peers: dict[str, str] = {}
-    peer_problems: dict[str, str] = {}
-    if args.peers:
-        for name in args.only_peers or sorted(PEERS):
-            venv, packages, executable, _ = PEERS[name]
-            path, problem = ensure_venv(venv, packages, executable)
-            if path:
-                peers[name] = path
-            else:
-                peer_problems[name] = problem
-    for name, problem in peer_problems.items():
-        notes.append(f"  peer {name}: NOT RUN: {problem}")
+    peers = peer_paths(args, notes)
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="bench-converge-")
     os.makedirs(workdir, exist_ok=True)

@@ -338,6 +338,34 @@ def report(rows: list[Row], ns: list[int], tools: list[str]) -> None:
                 print(f"  {scenario:7} {row.wall_s:.2f} s: {row.note}")
 
 
+def peer_tools(args: argparse.Namespace, notes: list[str]) -> list[str]:
+    """The tools measured beside fleet (ansible, and the export when it can run), each noted
+    in ``notes``; ``args.ansible`` becomes ansible's venv, or None."""
+    tools: list[str] = []
+    args.ansible = None
+    if args.no_peers:
+        return tools
+    args.ansible, problem = ensure_venv(*PEERS["ansible"][:3])
+    if args.ansible:
+        tools.append("ansible")
+        notes.append("  ansible: ansible-core 2.19.14, template tasks writing the same files")
+    else:
+        notes.append(f"  ansible: NOT RUN: {problem}")
+    if args.no_export:
+        notes.append("  export: not run (--no-export)")
+    elif not args.ansible:
+        notes.append("  export: NOT RUN: no ansible-playbook")
+    elif fleet_work.export_available(args.bin):
+        tools.append("export")
+        notes.append("  export: `fleet export ansible` + ansible-playbook of the export")
+    else:
+        notes.append(
+            "  export: EMPTY: this system-recipes has no `fleet export ansible` yet "
+            "(issue 14); the column fills in once it has"
+        )
+    return tools
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, nargs="+", default=[2, 5, 10, 20], metavar="N")
@@ -382,27 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         # the bench venv's name is a digest of the checkout's sources: which code was measured
         f"  system-recipes: {os.path.relpath(os.path.dirname(args.bin), BENCH)}",
     ]
-    tools = ["fleet"]
-    args.ansible = None
-    if not args.no_peers:
-        args.ansible, problem = ensure_venv(*PEERS["ansible"][:3])
-        if args.ansible:
-            tools.append("ansible")
-            notes.append("  ansible: ansible-core 2.19.14, template tasks writing the same files")
-        else:
-            notes.append(f"  ansible: NOT RUN: {problem}")
-        if args.no_export:
-            notes.append("  export: not run (--no-export)")
-        elif not args.ansible:
-            notes.append("  export: NOT RUN: no ansible-playbook")
-        elif fleet_work.export_available(args.bin):
-            tools.append("export")
-            notes.append("  export: `fleet export ansible` + ansible-playbook of the export")
-        else:
-            notes.append(
-                "  export: EMPTY: this system-recipes has no `fleet export ansible` yet "
-                "(issue 14); the column fills in once it has"
-            )
+    tools = ["fleet", *peer_tools(args, notes)]
 
     keep = bool(args.workdir)
     args.workdir = args.workdir or tempfile.mkdtemp(prefix="bench-fleet-")
