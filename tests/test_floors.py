@@ -194,3 +194,18 @@ def test_only_daemons_nrpe_reads_nrpe_command_lines():
         if 'startswith("command[")' in open(path).read()
     )
     assert readers == ["system_recipes.fleet.export.ansible_action"]
+
+
+def test_the_host_step_and_the_controller_speak_only_through_the_protocol():
+    """No import between fleet/host/ and fleet/controller/, lazy ones included: what they share
+    is declared in fleet/protocol.py."""
+    known = modules()
+    crossing = [
+        f"{module} -> {target}"
+        for module, path in known.items()
+        for mine, theirs in (("host", "controller"), ("controller", "host"))
+        if module.startswith(f"system_recipes.fleet.{mine}.")
+        for target in imported(module, path)
+        if target.startswith(f"system_recipes.fleet.{theirs}")
+    ]
+    assert crossing == []

@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass, field
 
 from system_recipes.fleet.compile.compiler import Compiler
-from system_recipes.fleet.host.basics import write_atomic
+from system_recipes.fleet.files import write_atomic
 from system_recipes.fleet.model.allocate import Allocation, update
 from system_recipes.fleet.model.spec import Model, lock_path
 from system_recipes.fleet.model.tables import ModelError

@@ -28,7 +28,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from system_recipes.fleet.host.basics import write_atomic
+from system_recipes.fleet.files import write_atomic
 from system_recipes.fleet.model.tables import ModelError
 
 #: the manifest of each command, in the directory it writes

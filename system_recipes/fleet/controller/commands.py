@@ -8,7 +8,7 @@ import os
 
 from system_recipes.core.plan import report
 from system_recipes.fleet.compile.compiler import check_output, compile_hosts, write
-from system_recipes.fleet.host.basics import read_text, write_atomic
+from system_recipes.fleet.files import read_text, write_atomic
 from system_recipes.fleet.model.allocate import update
 from system_recipes.fleet.model.spec import lock_path
 

@@ -457,7 +457,7 @@ class FleetRun:
                 self.out.state(job.name, HostState.FAILED, problem)
                 return HostState.FAILED
         if confirm:
-            from system_recipes.fleet.host.confirm import confirm_from_controller
+            from system_recipes.fleet.controller.confirmation import confirm_from_controller
 
             self.out.state(job.name, HostState.CONFIRMING, "over a new connection")
             problem = confirm_from_controller(self, job, confirm)

@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import TYPE_CHECKING
 
 from system_recipes.fleet.compile.prepare import HostJob
 from system_recipes.fleet.controller.output import counted
 from system_recipes.fleet.protocol import ETC, STATE, Exit, HostState, Step, event
 
-if TYPE_CHECKING:
-    from system_recipes.fleet.controller.orchestrate import FleetRun
 
-
-def preflight(fleet: FleetRun) -> dict[str, tuple[dict, str | None]]:
+def preflight(fleet) -> dict[str, tuple[dict, str | None]]:
     """Connect every host, read what it applied (its record and kept host.cfg are
     world-readable: no sudo, one round trip) and plan it, in parallel. A host with nothing
     to do is checked and done here; a stale one refuses the run (``fleet.refusals``)."""
@@ -74,7 +70,7 @@ def preflight(fleet: FleetRun) -> dict[str, tuple[dict, str | None]]:
     return found
 
 
-def stale(fleet: FleetRun, name: str, record: dict) -> str | None:
+def stale(fleet, name: str, record: dict) -> str | None:
     applied = record.get("applied") or {}
     if fleet.settings.force or not applied:
         return None

@@ -451,6 +451,34 @@ class Connection:
             command[:0] = ["sudo", "-n"]
         return " ".join(shlex.quote(word) for word in command)
 
+    def run_over_new_connection(
+        self, action: str, arguments: list[str], timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        """``fleet-host ACTION`` over a connection of its own, not the master: to show the host
+        still lets the controller in (the confirmation). Raises subprocess.TimeoutExpired."""
+        args, skip = [], False
+        for word in self.args:  # the master's socket (-S PATH) left out
+            if skip or word == "-S":
+                skip = not skip
+                continue
+            args.append(word)
+        return subprocess.run(
+            [
+                self.owner.ssh,
+                *args,
+                "-o",
+                "ControlPath=none",
+                "-T",
+                self.target.destination,
+                self.remote_command(action, arguments),
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            process_group=0,
+        )
+
     def run(
         self,
         action: str,

@@ -14,7 +14,7 @@ import re
 import subprocess
 
 from system_recipes.core.declare.errors import shown
-from system_recipes.fleet.host.basics import write_atomic
+from system_recipes.fleet.files import write_atomic
 from system_recipes.fleet.model.spec import load_model
 from system_recipes.fleet.model.tables import ModelError
 

@@ -23,13 +23,9 @@ import os
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
 
-from system_recipes.fleet.host.basics import write_atomic
+from system_recipes.fleet.files import write_atomic
 from system_recipes.fleet.protocol import Exit, Step
-
-if TYPE_CHECKING:
-    from system_recipes.fleet.host.step import HostStep
 
 POLL = 0.2  # how often the watchdog looks for the confirmation
 
@@ -46,7 +42,7 @@ def read_pending(step, model: str) -> dict | None:
         return None
 
 
-def refuse_if_pending(step: HostStep, model: str) -> None:
+def refuse_if_pending(step, model: str) -> None:
     """A new apply while the last one awaits its confirmation would lose what to go back to."""
     from system_recipes.fleet.host.basics import StepError
 
@@ -111,7 +107,7 @@ def without_parts(text: str) -> str:
     return "[buildout]\n" + (f"extends = {' '.join(extends)}\n" if extends else "") + "parts =\n"
 
 
-def confirm(step: HostStep, model: str, revision: int) -> Exit:
+def confirm(step, model: str, revision: int) -> Exit:
     """``fleet-host confirm MODEL REVISION``: the controller reached the host anew."""
     from system_recipes.fleet.host.basics import StepError, check_name
 
@@ -153,7 +149,8 @@ def watchdog(step, model: str, revision: int) -> int:
 def rollback(step, model: str, pending: dict) -> int:
     from system_recipes.core.declare.specs import Reload
     from system_recipes.core.hooks import reload
-    from system_recipes.fleet.host.basics import StepError, read_text, sha256
+    from system_recipes.fleet.files import read_text, sha256
+    from system_recipes.fleet.host.basics import StepError
 
     path = os.path.join(step.etc, model, "host.cfg")
     previous = read_text(pending["previous"]) or ""
@@ -193,53 +190,3 @@ def rollback(step, model: str, pending: dict) -> int:
     os.unlink(pending_path(step, model))
     print(f"{model}: revision {pending['revision']}: {why}", file=sys.stderr)
     return 1 if problems else 0
-
-
-# -- the controller's side ----------------------------------------------------------------------
-
-
-def confirm_from_controller(fleet, job, info: dict) -> str | None:
-    """Confirm over a new ssh connection (not the control master: the point is to show the
-    host still lets the controller in). Returns a problem, or None."""
-    from system_recipes.fleet.controller.ssh_problems import explain, last_line
-
-    connection = fleet.connect(job)
-    args, skip = [], False
-    for word in connection.args:  # the master's socket (-S PATH) left out
-        if skip or word == "-S":
-            skip = not skip
-            continue
-        args.append(word)
-    command = connection.remote_command("confirm", [fleet.system.model.name, str(info["revision"])])
-    try:
-        result = subprocess.run(
-            [
-                connection.owner.ssh,
-                *args,
-                "-o",
-                "ControlPath=none",
-                "-T",
-                connection.target.destination,
-                command,
-            ],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=info["timeout"] + 30,
-            process_group=0,
-        )
-    except subprocess.TimeoutExpired:
-        return f"confirmation timed out; the host rolls back by itself within {info['timeout']:g} s"
-    fleet.out.log(
-        job.name,
-        f"# confirm over a new connection: exit {result.returncode}\n"
-        + result.stdout
-        + result.stderr,
-    )
-    if result.returncode == 0:
-        return None
-    if result.returncode == 255:
-        why = explain(connection, result.stderr)
-    else:
-        why = last_line(result.stderr) or f"fleet-host confirm exited {result.returncode}"
-    return f"not confirmed ({why}); the host rolls back by itself within {info['timeout']:g} s"

@@ -12,16 +12,13 @@ reads the same record and host.cfg through the step it is given (``step.etc``, `
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
-from system_recipes.fleet.host.basics import StepError, check_name, read_text, sha256
+from system_recipes.fleet.files import read_text, sha256
+from system_recipes.fleet.host.basics import StepError, check_name
 from system_recipes.fleet.protocol import Exit, Step
 
-if TYPE_CHECKING:
-    from system_recipes.fleet.host.step import HostStep
 
-
-def status(step: HostStep, model: str | None) -> Exit:
+def status(step, model: str | None) -> Exit:
     try:
         models = (
             [check_name(model)]
@@ -42,7 +39,7 @@ def status(step: HostStep, model: str | None) -> Exit:
     )
 
 
-def status_of(step: HostStep, model: str) -> Exit:
+def status_of(step, model: str) -> Exit:
     record = step.read_record(model)
     applied = record.get("applied")
     path = os.path.join(step.etc, model, "host.cfg")

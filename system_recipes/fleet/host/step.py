@@ -39,7 +39,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from system_recipes.core.fastpath import converge_index
-from system_recipes.fleet.host.basics import StepError, read_text, sha256, write_atomic
+from system_recipes.fleet.files import read_text, sha256, write_atomic
+from system_recipes.fleet.host.basics import StepError
 from system_recipes.fleet.host.packages import PackageError, Packages
 from system_recipes.fleet.host.status import status
 from system_recipes.fleet.host.stdin import MAX_INPUT, parse_input

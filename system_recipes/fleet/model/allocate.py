@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from system_recipes.fleet.host.basics import write_atomic
+from system_recipes.fleet.files import write_atomic
 from system_recipes.fleet.model.lockfile import dumps, loads_lock, read_lock
 from system_recipes.fleet.model.spec import Model, load_model, lock_path
 from system_recipes.fleet.model.tables import ModelError
