@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from system_recipes.fleet.controller.transport import Connections, Target
-from system_recipes.fleet.host.packages import Packages
+from system_recipes.fleet.host.installs import Packages
 
 pytest_plugins = ["support.fleet_hosts"]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -274,7 +274,7 @@ def test_a_no_op_step_imports_neither_zc_buildout_nor_a_validator(ssh, fleet_hos
 def test_the_install_command_apt_get_would_run(fleet_hosts):
     """Simulated (apt-get -s) inside a host: a real resolution, nothing installed."""
     script = (
-        "import json; from system_recipes.fleet.host.packages import Packages; "
+        "import json; from system_recipes.fleet.host.installs import Packages; "
         "p = Packages({'hello': None, 'passwd': None}); "
         "print(json.dumps([p.pending(), p.command(p.pending()), p.ensure(simulate=True)]))"
     )

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from system_recipes.core.fastpath import converge_index
 from system_recipes.fleet.files import read_text, sha256, write_atomic
 from system_recipes.fleet.host.basics import StepError
-from system_recipes.fleet.host.packages import PackageError, Packages
+from system_recipes.fleet.host.installs import PackageError, Packages
 from system_recipes.fleet.host.status import status
 from system_recipes.fleet.host.stdin import MAX_INPUT, parse_input
 from system_recipes.fleet.protocol import ETC, STATE, Exit, Step
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from system_recipes.core.plan.run import Run
 
 
-def add_parser(commands) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     step = commands.add_parser(
         "fleet-host",
         help="one host's step of a fleet run (what the "
@@ -246,7 +246,7 @@ class HostStep:
         )
 
     @contextlib.contextmanager
-    def candidate(self, action: str, directory: str, text: str, same: bool):
+    def candidate(self, action: str, directory: str, text: str, same: bool) -> Iterator[str]:
         """Where the host.cfg to plan is; whatever was written for it is gone afterwards,
         unless an apply moved it into place. A plan writes nothing on the host: its copy is in
         a scratch directory laid out as the kept one (every other entry of ``directory`` and of
