@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from system_recipes.core.plan.run import Run
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(commands) -> None:
     step = commands.add_parser(
         "fleet-host",
         help="one host's step of a fleet run (what the "
@@ -246,7 +246,7 @@ class HostStep:
         )
 
     @contextlib.contextmanager
-    def candidate(self, action: str, directory: str, text: str, same: bool) -> Iterator[str]:
+    def candidate(self, action: str, directory: str, text: str, same: bool):
         """Where the host.cfg to plan is; whatever was written for it is gone afterwards,
         unless an apply moved it into place. A plan writes nothing on the host: its copy is in
         a scratch directory laid out as the kept one (every other entry of ``directory`` and of
