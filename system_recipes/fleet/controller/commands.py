@@ -183,7 +183,7 @@ def run_fleet(args: argparse.Namespace, profiles: str) -> int:
     from system_recipes.fleet.compile.prepare import prepare
     from system_recipes.fleet.controller.orchestrate import (
         FleetRun,
-        Settings,
+        RunOptions,
         controller_connections,
         failure_limit,
     )
@@ -194,7 +194,7 @@ def run_fleet(args: argparse.Namespace, profiles: str) -> int:
 
     if args.forks < 1:
         raise ModelError(None, None, f"--forks: {args.forks} (expected 1 or more)", source="fleet")
-    settings = Settings(
+    settings = RunOptions(
         forks=args.forks,
         known_hosts=known_hosts_path(args.model),
         ssh_config=args.ssh_config,

@@ -48,7 +48,11 @@ from system_recipes.fleet.protocol import Exit, HostState, Step, event
 
 
 @dataclass
-class Settings:
+class RunOptions:
+    """A fleet run's options, from the command line (--forks, --max-fail, --diff, --force,
+    --confirm-timeout, ...); a host's own ``[system-recipes]`` settings are
+    core/declare/settings.Settings."""
+
     forks: int = 10
     max_fail: str = "0"
     known_hosts: str = ""
@@ -81,7 +85,9 @@ def failure_limit(text: str, hosts: int) -> int:
         ) from None
 
 
-def controller_connections(system: System, settings: Settings, check: bool = False) -> Connections:
+def controller_connections(
+    system: System, settings: RunOptions, check: bool = False
+) -> Connections:
     """The run's connections; ``check``: first make sure the files the controller reads (the
     ssh_config, the pinned keys, the identity files) can be read, before any host is tried
     (raises :class:`~.transport.ControllerError`)."""
@@ -108,7 +114,7 @@ class FleetRun:
         self,
         action: str,
         system: System,
-        settings: Settings,
+        settings: RunOptions,
         output: Output,
         connections: Connections | None = None,
     ):
