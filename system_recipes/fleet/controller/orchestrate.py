@@ -159,12 +159,7 @@ class FleetRun:
     def apply(self) -> int:
         found = preflight(self)
         if self.refusals:
-            for line in self.refusals:
-                self.out.say(line)
-            for name in self.jobs:
-                if not self.out.hosts[name].final:
-                    self.out.state(name, HostState.NOT_STARTED, "the preflight refused the run")
-            return self.finish(Exit.ERROR, "preflight")
+            return self.refused()
         failures = sum(1 for line in self.out.hosts.values() if line.state == HostState.FAILED)
         limit = failure_limit(self.settings.max_fail, len(self.jobs))
         stopped = "interrupted" if self.interrupted.is_set() else None
@@ -173,27 +168,50 @@ class FleetRun:
             and failures > limit
             and any(self.out.hosts[name].state == HostState.WAITING for name in found)
         ):  # a failed preflight: nothing changed, exit 1 (docs/systems.md, exit statuses)
-            stopped = f"{failures} failed, more than --max-fail {self.settings.max_fail}"
-            for name in self.jobs:
-                if not self.out.hosts[name].final:
-                    self.out.state(name, HostState.NOT_STARTED, stopped)
-            return self.finish(Exit.ERROR, f"preflight: {stopped}")
+            return self.preflight_failed(failures)
         if not stopped:
-            if self.system.allocation.changes:  # --allow-moves: the run's allocation
-                self.stamp_lock()
-            monitor = self.system.model.monitoring
-            first = bool(
-                monitor
-                and monitor.host in found
-                and removed_checks(found[monitor.host][1], self.jobs[monitor.host].config)
-            )
-            waves = assign_waves(self.system, monitoring_first=first)
-            for note in self.system.notes:  # hosts that need each other
-                self.out.say(note)
-            for name, job in self.jobs.items():
-                self.out.hosts[name].wave = job.wave
-            ready = {name for name in found if self.out.hosts[name].state == HostState.WAITING}
-            stopped = self.waves(waves, ready, failures, limit)
+            stopped = self.run_waves(found, failures, limit)
+        return self.apply_end(stopped)
+
+    def refused(self) -> int:
+        """The preflight refused the run: its reasons said, no host started."""
+        for line in self.refusals:
+            self.out.say(line)
+        for name in self.jobs:
+            if not self.out.hosts[name].final:
+                self.out.state(name, HostState.NOT_STARTED, "the preflight refused the run")
+        return self.finish(Exit.ERROR, "preflight")
+
+    def preflight_failed(self, failures: int) -> int:
+        """More hosts failed their preflight than --max-fail: no host started."""
+        stopped = f"{failures} failed, more than --max-fail {self.settings.max_fail}"
+        for name in self.jobs:
+            if not self.out.hosts[name].final:
+                self.out.state(name, HostState.NOT_STARTED, stopped)
+        return self.finish(Exit.ERROR, f"preflight: {stopped}")
+
+    def run_waves(
+        self, found: dict[str, tuple[dict, str | None]], failures: int, limit: int
+    ) -> str | None:
+        """The hosts the preflight left waiting, wave by wave; why the run stopped, if it did."""
+        if self.system.allocation.changes:  # --allow-moves: the run's allocation
+            self.stamp_lock()
+        monitor = self.system.model.monitoring
+        first = bool(
+            monitor
+            and monitor.host in found
+            and removed_checks(found[monitor.host][1], self.jobs[monitor.host].config)
+        )
+        waves = assign_waves(self.system, monitoring_first=first)
+        for note in self.system.notes:  # hosts that need each other
+            self.out.say(note)
+        for name, job in self.jobs.items():
+            self.out.hosts[name].wave = job.wave
+        ready = {name for name in found if self.out.hosts[name].state == HostState.WAITING}
+        return self.waves(waves, ready, failures, limit)
+
+    def apply_end(self, stopped: str | None) -> int:
+        """The hosts never started said so; the run's exit status."""
         for name in self.jobs:
             if not self.out.hosts[name].final:
                 self.out.state(name, HostState.NOT_STARTED, stopped or "blocked by max-unavailable")
