@@ -1,7 +1,7 @@
 """Desired state vs disk: the Planner, which compares what the parts want (accounts,
 directories, files, symlinks, facts) with the disk and the manifest and raises on anything
 unsafe. The actions and the Plan it returns are in :mod:`.actions`; the removals of what the
-parts no longer want are in :mod:`.plan_removals`."""
+parts no longer want are in :mod:`.removals` (the Removals half of the Planner, inherited)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from system_recipes.core.declare.specs import (
 from system_recipes.core.disk import accounts, fsops
 from system_recipes.core.disk.manifest import Manifest
 from system_recipes.core.plan.actions import Action, Plan, was_secret
-from system_recipes.core.plan.removals import plan_removals
+from system_recipes.core.plan.removals import Removals
 
 
 def _wants_as_written(books: dict, item: FileSpec) -> bool:
@@ -55,7 +55,7 @@ def _wanted_paths(live: Mapping[str, PartSpec]) -> dict[str, str]:
     return wanted_paths
 
 
-class Planner:
+class Planner(Removals):
     """Compares what parts want with the disk and the manifest; raises on anything unsafe."""
 
     def __init__(self, settings: Settings, manifest: Manifest):
@@ -86,7 +86,7 @@ class Planner:
             self._plan_facts(spec, result)
         leaving = {n for n, s in specs.items() if s is None} | removed
         for name in list(self.manifest.parts):
-            plan_removals(self, name, live.get(name), name in leaving, wanted_paths, result)
+            self.plan_removals(name, live.get(name), name in leaving, wanted_paths, result)
         self._name_outcomes(live, leaving, result)
         return result
 
