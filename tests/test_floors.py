@@ -209,3 +209,60 @@ def test_the_host_step_and_the_controller_speak_only_through_the_protocol():
         if target.startswith(f"system_recipes.fleet.{theirs}")
     ]
     assert crossing == []
+
+
+#: top-level class names more than one module defines, on purpose: name -> why
+SHARED_CLASS_NAMES = {
+    # zc.buildout's convention: each recipe module's class is its entry point
+    # (setup.cfg: ``cron = system_recipes.recipes.cron:Recipe``); they subclass the base,
+    # core/declare/recipe.Recipe
+    "Recipe": "each recipe's buildout entry point, and the base they share",
+}
+
+#: basenames more than one module of system_recipes has, on purpose (``__init__.py`` aside):
+#: daemons/X.py is what the tool X knows (its files on disk, how they are judged, how it is
+#: reloaded), recipes/X.py the buildout recipe writing X's files with it: one tool, two floors
+SHARED_BASENAMES = {
+    f"{tool}.py": {f"system_recipes/daemons/{tool}.py", f"system_recipes/recipes/{tool}.py"}
+    for tool in ("cron", "haproxy", "logrotate", "nagios", "nrpe", "nrpe_server", "supervisor")
+}
+
+
+def top_level_classes() -> dict[str, list[str]]:
+    """Class name -> the modules that define it at their top level."""
+    found: dict[str, list[str]] = {}
+    for module, path in sorted(modules().items()):
+        for node in ast.parse(open(path).read()).body:
+            if isinstance(node, ast.ClassDef):
+                found.setdefault(node.name, []).append(module)
+    return found
+
+
+def test_no_two_modules_define_a_class_of_the_same_name():
+    """A name means one thing (issue 22: three Planners, two Settings, two Checks): a class
+    name is defined at the top level of one module, but for SHARED_CLASS_NAMES."""
+    shared = {name: where for name, where in top_level_classes().items() if len(where) > 1}
+    assert set(shared) == set(SHARED_CLASS_NAMES), shared
+
+
+def test_the_shared_class_names_are_recipes():
+    """Every module defining a Recipe is a recipe (its entry point) or the base class."""
+    assert all(
+        module.startswith(("system_recipes.recipes.", "system_recipes.meta."))
+        or module == "system_recipes.core.declare.recipe"
+        for module in top_level_classes()["Recipe"]
+    )
+
+
+def test_no_two_modules_share_a_basename():
+    """One file name, one job (issue 22: two packages.py, the facts and the host step's
+    installs): a basename appears once in system_recipes/, but for ``__init__.py`` and the
+    daemons/X.py and recipes/X.py pairs of SHARED_BASENAMES."""
+    found: dict[str, set[str]] = {}
+    root = os.path.dirname(PACKAGE)
+    for path in modules().values():
+        name = os.path.basename(path)
+        if name != "__init__.py":
+            found.setdefault(name, set()).add(os.path.relpath(path, root).replace(os.sep, "/"))
+    shared = {name: paths for name, paths in found.items() if len(paths) > 1}
+    assert shared == SHARED_BASENAMES

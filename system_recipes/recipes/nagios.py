@@ -157,7 +157,7 @@ class Command:
 
 
 @dataclass(frozen=True)
-class Service:
+class NagiosService:
     host: str
     description: str
     command: str
@@ -237,14 +237,14 @@ def _head(line: str, count: int) -> tuple[list[str], str]:
     return words, stream.read().strip()
 
 
-def parse_service(line: str) -> Service:
+def parse_service(line: str) -> NagiosService:
     words, rest = _head(line, 2)
     if len(words) < 2 or not rest:
         raise ValueError(f"{shown(line)} has no check command")
-    return Service(_name("host", words[0]), _description(words[1]), check_command(rest))
+    return NagiosService(_name("host", words[0]), _description(words[1]), check_command(rest))
 
 
-def parse_nrpe(line: str, nrpe_command: str) -> Service:
+def parse_nrpe(line: str, nrpe_command: str) -> NagiosService:
     words = _words(line)
     if len(words) < 2:
         raise ValueError(f"{shown(line)} has no NRPE check")
@@ -252,7 +252,7 @@ def parse_nrpe(line: str, nrpe_command: str) -> Service:
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", check):
         raise ValueError(f"NRPE check {shown(check)} is not a plain name")
     description = " ".join(words[2:]) or check
-    return Service(host, _description(description), f"{nrpe_command}!{check}")
+    return NagiosService(host, _description(description), f"{nrpe_command}!{check}")
 
 
 class Recipe(BaseRecipe):
@@ -336,8 +336,8 @@ def object_claims(
     values: Values,
     hosts: list[Host],
     commands: list[Command],
-    services: list[Service],
-    nrpe_services: list[Service],
+    services: list[NagiosService],
+    nrpe_services: list[NagiosService],
     extra: str,
 ) -> list[tuple[str, str]]:
     """The lines of each object definition and the option that wrote them, in the template's

@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import posixpath
 
-from system_recipes.fleet.compile.config import HostConfig, Section, Value
+from system_recipes.fleet.compile.config import HostConfig, HostSection, Value
 from system_recipes.fleet.compile.roles import (
     Draft,
     RoleInfo,
@@ -266,7 +266,7 @@ class Compiler:
                         )
                     target.set(option, text, f"[{where}] {option}")
 
-    def record_package(self, fleet: Section, name: str) -> None:
+    def record_package(self, fleet: HostSection, name: str) -> None:
         service = self.model.services[name]
         if service.package:
             current = fleet.options.get("packages")

@@ -21,7 +21,7 @@ class Value:
 
 
 @dataclass
-class Section:
+class HostSection:
     name: str
     comment: str
     options: dict[str, Value] = field(default_factory=dict)
@@ -36,14 +36,14 @@ class HostConfig:
     header: list[str]
     extends: list[Value] = field(default_factory=list)
     parts: list[Value] = field(default_factory=list)
-    sections: list[Section] = field(default_factory=list)
+    sections: list[HostSection] = field(default_factory=list)
 
-    def section(self, name: str, comment: str) -> Section:
+    def section(self, name: str, comment: str) -> HostSection:
         """The section ``name``, added (with its comment) the first time it is asked for."""
         for section in self.sections:
             if section.name == name:
                 return section
-        section = Section(name, comment)
+        section = HostSection(name, comment)
         self.sections.append(section)
         return section
 

@@ -23,7 +23,7 @@ import ipaddress
 from collections.abc import Callable
 
 from system_recipes.core.declare.datatypes import format_endpoint
-from system_recipes.fleet.compile.config import HostConfig, Section, Value
+from system_recipes.fleet.compile.config import HostConfig, HostSection, Value
 from system_recipes.fleet.compile.roles import Draft
 from system_recipes.fleet.model.allocate import Allocation, Instance
 from system_recipes.fleet.model.spec import Model, check_words
@@ -57,7 +57,7 @@ class Wiring:
         service: str,
         comment: str,
         origin: str,
-    ) -> Section:
+    ) -> HostSection:
         if draft is not None and name in draft.sections:
             raise ModelError(
                 f"services.{service}",
@@ -112,7 +112,7 @@ class Wiring:
                 (instances, line.split()[0], f"[{name}-nrpe] checks")
             )
 
-    def haproxy(self, section: Section, name: str, port: int) -> None:
+    def haproxy(self, section: HostSection, name: str, port: int) -> None:
         service = self.model.services[name]
         backend = self.model.services[service.backends]
         where = f"[services.{name}]"
@@ -147,7 +147,7 @@ class Wiring:
             )
         section.set("balance", "roundrobin", "system-recipes' default", default=True)
 
-    def postgresql(self, section: Section, name: str, port: int) -> None:
+    def postgresql(self, section: HostSection, name: str, port: int) -> None:
         where = f"[services.{name}]"
         section.set("recipe", "system_recipes:postgresql-access", f"{where} kind")
         section.set("name", name, f"{where}: the service's name")

@@ -29,7 +29,7 @@ class _Reply(Protocol):
     def text(self) -> list[str]: ...
 
 
-class Connection(Protocol):
+class ConnectionFacts(Protocol):
     @property
     def name(self) -> str: ...
     @property
@@ -47,7 +47,7 @@ SUDOERS_RULE = "{user} ALL=(root) NOPASSWD: {entry} fleet-host *"
 SUDO_PASSWORD = ("a password is required", "a terminal is required")
 
 
-def explain(connection: Connection, stderr: str) -> str:
+def explain(connection: ConnectionFacts, stderr: str) -> str:
     """ssh's own words, as one line about this host."""
     where = (
         f"({connection.address}) " if connection.address.split(":")[0] != connection.name else ""
@@ -76,7 +76,7 @@ def explain(connection: Connection, stderr: str) -> str:
     return f"{where}{last_line(stderr) or 'ssh failed'}"
 
 
-def sudo_problem(connection: Connection) -> str:
+def sudo_problem(connection: ConnectionFacts) -> str:
     """sudo wanted a password: the sudoers rule that lets fleet-host run without one."""
     entry = connection.owner.entry_point
     if not entry.startswith("/"):  # the rule needs the absolute path the host has
