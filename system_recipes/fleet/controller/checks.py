@@ -9,8 +9,12 @@ host are run.
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from system_recipes.daemons.nrpe import read_commands
+from system_recipes.fleet.compile.prepare import HostJob
+from system_recipes.fleet.controller.output import Output
+from system_recipes.fleet.controller.transport import Connection
 
 NRPE_INCLUDES = (
     "/etc/nagios/nrpe.d",
@@ -18,7 +22,28 @@ NRPE_INCLUDES = (
 )  # Debian's, Red Hat's (core/declare/layout.py)
 
 
-def run_checks(fleet, job) -> str | None:
+class CheckOptions(Protocol):
+    @property
+    def check_timeout(self) -> float: ...
+
+    @property
+    def check_interval(self) -> float: ...
+
+
+class CheckingRun(Protocol):
+    """What run_checks uses of the run it is given (orchestrate.py's FleetRun, which imports
+    this module: named here, not imported from there)."""
+
+    @property
+    def settings(self) -> CheckOptions: ...
+
+    @property
+    def out(self) -> Output: ...
+
+    def connect(self, job: HostJob) -> Connection: ...
+
+
+def run_checks(fleet: CheckingRun, job: HostJob) -> str | None:
     """Run the host's own NRPE check commands on it until they pass (``--check-timeout``);
     the commands are read from the host's NRPE include directory, as NRPE reads them."""
     connection = fleet.connect(job)

@@ -92,7 +92,7 @@ def run_explain(model_path: str, host: str, profiles: str) -> int:
     return 0
 
 
-def add_run_parsers(actions) -> None:
+def add_run_parsers(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``fleet plan|apply|status``: the options of a run over ssh."""
     helps = {
         "plan": "what applying the system would change on each host (over ssh)",

@@ -5,11 +5,28 @@ controller in cannot be confirmed, and rolls itself back at its deadline."""
 from __future__ import annotations
 
 import subprocess
+from typing import Protocol
 
+from system_recipes.fleet.compile.prepare import HostJob, System
+from system_recipes.fleet.controller.output import Output
 from system_recipes.fleet.controller.ssh_problems import explain, last_line
+from system_recipes.fleet.controller.transport import Connection
 
 
-def confirm_from_controller(fleet, job, info: dict) -> str | None:
+class ConfirmingRun(Protocol):
+    """What confirm_from_controller uses of the run it is given (orchestrate.py's FleetRun,
+    which imports this module: named here, not imported from there)."""
+
+    @property
+    def system(self) -> System: ...
+
+    @property
+    def out(self) -> Output: ...
+
+    def connect(self, job: HostJob) -> Connection: ...
+
+
+def confirm_from_controller(fleet: ConfirmingRun, job: HostJob, info: dict) -> str | None:
     """Confirm the revision ``info`` names on ``job``'s host. Returns a problem, or None."""
     connection = fleet.connect(job)
     try:

@@ -13,13 +13,56 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
-from system_recipes.fleet.compile.prepare import HostJob
-from system_recipes.fleet.controller.output import counted
+from system_recipes.fleet.compile.prepare import HostJob, System
+from system_recipes.fleet.controller.output import Output, counted
+from system_recipes.fleet.controller.transport import Connection, Result
 from system_recipes.fleet.protocol import ETC, STATE, Exit, HostState, Step, event
 
 
-def preflight(fleet) -> dict[str, tuple[dict, str | None]]:
+class PreflightOptions(Protocol):
+    @property
+    def force(self) -> bool: ...
+
+
+class PreflightRun(Protocol):
+    """What the preflight uses of the run it is given (orchestrate.py's FleetRun, which
+    imports this module: named here, not imported from there)."""
+
+    refusals: list[str]
+
+    @property
+    def system(self) -> System: ...
+
+    @property
+    def settings(self) -> PreflightOptions: ...
+
+    @property
+    def out(self) -> Output: ...
+
+    def each(self, work: Callable[[HostJob], HostState]) -> dict[str, HostState]: ...
+
+    def connect(self, job: HostJob) -> Connection: ...
+
+    def remote(
+        self, job: HostJob, action: str, stdin: str = "", arguments: Sequence[str] = ()
+    ) -> Result: ...
+
+    def failed(self, job: HostJob, result: Result) -> HostState: ...
+
+    def done(
+        self,
+        job: HostJob,
+        connection: Connection,
+        changed: int,
+        confirm: dict | None = None,
+        drift: list[str] | None = None,
+    ) -> HostState: ...
+
+
+def preflight(fleet: PreflightRun) -> dict[str, tuple[dict, str | None]]:
     """Connect every host, read what it applied (its record and kept host.cfg are
     world-readable: no sudo, one round trip) and plan it, in parallel. A host with nothing
     to do is checked and done here; a stale one refuses the run (``fleet.refusals``)."""
@@ -70,7 +113,7 @@ def preflight(fleet) -> dict[str, tuple[dict, str | None]]:
     return found
 
 
-def stale(fleet, name: str, record: dict) -> str | None:
+def stale(fleet: PreflightRun, name: str, record: dict) -> str | None:
     applied = record.get("applied") or {}
     if fleet.settings.force or not applied:
         return None

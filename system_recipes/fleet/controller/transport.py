@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import IO
 
 from system_recipes.fleet.controller.ssh_problems import (
     SUDO_PASSWORD,
@@ -202,7 +203,7 @@ class Connections:
     def __enter__(self) -> Connections:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def arguments(self, target: Target) -> list[str]:
@@ -571,7 +572,7 @@ class Connection:
         return result
 
 
-def _feed(stream, text: str) -> None:
+def _feed(stream: IO[str], text: str) -> None:
     try:
         if text:
             stream.write(text)

@@ -9,6 +9,7 @@ operator read on the host itself; it replaces whatever was pinned for that host.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -26,7 +27,7 @@ def known_hosts_path(model_path: str) -> str:
     return f"{os.path.splitext(model_path)[0]}.known_hosts"
 
 
-def add_parser(actions) -> None:
+def add_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     trust = actions.add_parser(
         "trust",
         help="pin a host's ssh key (beside the model) when it has exactly the fingerprint given",
@@ -50,7 +51,7 @@ def add_parser(actions) -> None:
     trust.add_argument("--timeout", type=int, default=5, help="seconds to wait for the host")
 
 
-def run_trust(args) -> int:
+def run_trust(args: argparse.Namespace) -> int:
     from system_recipes.core.plan import report
 
     report.say(trust(args.model, args.host, args.fingerprint, args.ssh_config, args.timeout))

@@ -21,6 +21,7 @@ import json
 import os
 import shlex
 import time
+from typing import Any
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -33,7 +34,9 @@ class ActionModule(ActionBase):
     _supports_check_mode = True  # check mode plans: fleet-host plan changes nothing
     _supports_async = False
 
-    def run(self, tmp=None, task_vars=None):
+    def run(
+        self, tmp: str | None = None, task_vars: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         args = self._task.args
         directory = args["directory"]
@@ -105,7 +108,7 @@ class ActionModule(ActionBase):
                     events.append(event)
         return {"rc": raw.get("rc", 1), "events": events, "stderr": raw.get("stderr", "")}
 
-    def checks(self, args, confirm) -> str | None:
+    def checks(self, args: dict[str, Any], confirm: dict[str, Any] | None) -> str | None:
         """The host's own NRPE check commands, each until it exits 0 or the timeout runs out
         (read from its NRPE include directory, ``$$`` meaning ``$``, as NRPE reads them)."""
         names = list(args.get("checks") or [])

@@ -23,18 +23,49 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
 from system_recipes.fleet.files import write_atomic
+from system_recipes.fleet.host.basics import StepError
 from system_recipes.fleet.protocol import Exit, Step
+
+if TYPE_CHECKING:
+    from system_recipes.core.plan.actions import Plan
+    from system_recipes.core.plan.run import Run
 
 POLL = 0.2  # how often the watchdog looks for the confirmation
 
 
-def pending_path(step, model: str) -> str:
+class ConfirmStep(Protocol):
+    """What these functions use of the host step they are given (fleet/host/step.py's
+    HostStep), named here: the step module imports this one, not the other way round."""
+
+    etc: str
+    state: str
+
+    def emit(self, step: Step, **fields: Any) -> None: ...
+
+    def done(self, result: str, code: Exit, **fields: Any) -> Exit: ...
+
+    def fail(self, error: StepError) -> Exit: ...
+
+    def locked(
+        self, model: str, wait: float = 0, shared: bool = False
+    ) -> AbstractContextManager[None]: ...
+
+    def read_record(self, model: str) -> dict: ...
+
+    def buildout(self, path: str, changes: int) -> None: ...
+
+    def load_and_plan(self, path: str) -> tuple[Run, Plan]: ...
+
+
+def pending_path(step: ConfirmStep, model: str) -> str:
     return os.path.join(step.state, f"{model}.confirm.json")
 
 
-def read_pending(step, model: str) -> dict | None:
+def read_pending(step: ConfirmStep, model: str) -> dict | None:
     try:
         with open(pending_path(step, model), encoding="utf-8") as stream:
             return json.load(stream)
@@ -42,10 +73,8 @@ def read_pending(step, model: str) -> dict | None:
         return None
 
 
-def refuse_if_pending(step, model: str) -> None:
+def refuse_if_pending(step: ConfirmStep, model: str) -> None:
     """A new apply while the last one awaits its confirmation would lose what to go back to."""
-    from system_recipes.fleet.host.basics import StepError
-
     pending = read_pending(step, model)
     if pending and pending["deadline"] > time.time():
         raise StepError(
@@ -57,12 +86,12 @@ def refuse_if_pending(step, model: str) -> None:
 
 
 def arm(
-    step,
+    step: ConfirmStep,
     model: str,
     header: dict,
     old: str | None,
     new: str,
-    plan,
+    plan: Plan | None,
     applied: dict | None,
     timeout: float,
 ) -> dict:
@@ -78,7 +107,7 @@ def arm(
         "previous": previous,
         "first": old is None,
         "applied": applied,
-        "reloads": [[r.kind, r.target] for r in plan.reloads],
+        "reloads": [[r.kind, r.target] for r in plan.reloads] if plan else [],
     }
     write_atomic(pending_path(step, model), json.dumps(info, indent=2) + "\n")
     log = open(os.path.join(step.state, f"{model}.watchdog.log"), "a")
@@ -107,9 +136,9 @@ def without_parts(text: str) -> str:
     return "[buildout]\n" + (f"extends = {' '.join(extends)}\n" if extends else "") + "parts =\n"
 
 
-def confirm(step, model: str, revision: int) -> Exit:
+def confirm(step: ConfirmStep, model: str, revision: int) -> Exit:
     """``fleet-host confirm MODEL REVISION``: the controller reached the host anew."""
-    from system_recipes.fleet.host.basics import StepError, check_name
+    from system_recipes.fleet.host.basics import check_name
 
     try:
         check_name(model)
@@ -130,7 +159,7 @@ def confirm(step, model: str, revision: int) -> Exit:
     return step.done("ok", Exit.OK)
 
 
-def watchdog(step, model: str, revision: int) -> int:
+def watchdog(step: ConfirmStep, model: str, revision: int) -> int:
     """Wait for the confirmation; without it by the deadline, roll back."""
     while True:
         pending = read_pending(step, model)
@@ -146,11 +175,10 @@ def watchdog(step, model: str, revision: int) -> int:
         return rollback(step, model, pending)
 
 
-def rollback(step, model: str, pending: dict) -> int:
+def rollback(step: ConfirmStep, model: str, pending: dict) -> int:
     from system_recipes.core.declare.specs import Reload
     from system_recipes.core.hooks import reload
     from system_recipes.fleet.files import read_text, sha256
-    from system_recipes.fleet.host.basics import StepError
 
     path = os.path.join(step.etc, model, "host.cfg")
     previous = read_text(pending["previous"]) or ""

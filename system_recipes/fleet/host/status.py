@@ -12,13 +12,36 @@ reads the same record and host.cfg through the step it is given (``step.etc``, `
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any, Protocol
 
 from system_recipes.fleet.files import read_text, sha256
 from system_recipes.fleet.host.basics import StepError, check_name
 from system_recipes.fleet.protocol import Exit, Step
 
+if TYPE_CHECKING:
+    from system_recipes.core.plan.actions import Plan
+    from system_recipes.core.plan.run import Run
 
-def status(step, model: str | None) -> Exit:
+
+class StatusStep(Protocol):
+    """What these functions use of the host step they are given (fleet/host/step.py's
+    HostStep), named here: the step module imports this one, not the other way round."""
+
+    etc: str
+    state: str
+
+    def emit(self, step: Step, **fields: Any) -> None: ...
+
+    def done(self, result: str, code: Exit, **fields: Any) -> Exit: ...
+
+    def fail(self, error: StepError) -> Exit: ...
+
+    def read_record(self, model: str) -> dict: ...
+
+    def load_and_plan(self, path: str) -> tuple[Run, Plan]: ...
+
+
+def status(step: StatusStep, model: str | None) -> Exit:
     try:
         models = (
             [check_name(model)]
@@ -39,7 +62,7 @@ def status(step, model: str | None) -> Exit:
     )
 
 
-def status_of(step, model: str) -> Exit:
+def status_of(step: StatusStep, model: str) -> Exit:
     record = step.read_record(model)
     applied = record.get("applied")
     path = os.path.join(step.etc, model, "host.cfg")

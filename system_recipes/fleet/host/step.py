@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from system_recipes.core.fastpath import converge_index
 from system_recipes.fleet.files import read_text, sha256, write_atomic
@@ -50,8 +50,10 @@ if TYPE_CHECKING:
     from system_recipes.core.plan.actions import Plan
     from system_recipes.core.plan.run import Run
 
+Parser = TypeVar("Parser", bound=argparse.ArgumentParser)  # the command line's own class
 
-def add_parser(commands) -> None:
+
+def add_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     step = commands.add_parser(
         "fleet-host",
         help="one host's step of a fleet run (what the "
@@ -246,7 +248,7 @@ class HostStep:
         )
 
     @contextlib.contextmanager
-    def candidate(self, action: str, directory: str, text: str, same: bool):
+    def candidate(self, action: str, directory: str, text: str, same: bool) -> Iterator[str]:
         """Where the host.cfg to plan is; whatever was written for it is gone afterwards,
         unless an apply moved it into place. A plan writes nothing on the host: its copy is in
         a scratch directory laid out as the kept one (every other entry of ``directory`` and of
