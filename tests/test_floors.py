@@ -266,3 +266,29 @@ def test_no_two_modules_share_a_basename():
             found.setdefault(name, set()).add(os.path.relpath(path, root).replace(os.sep, "/"))
     shared = {name: paths for name, paths in found.items() if len(paths) > 1}
     assert shared == SHARED_BASENAMES
+
+
+# The rooms of tests/ that are not rooms of system_recipes/: level 3 (the example profiles and
+# etc-examples/), the documents, and the benchmarks under bench/.
+TEST_ROOMS_BEYOND_THE_PACKAGE = {"profiles", "docs", "bench"}
+# What tests the house as a whole stays at the top: its floors, and the scripts/ a machine runs.
+TESTS_OF_THE_WHOLE = {"test_floors", "test_scripts"}
+
+
+def test_tests_mirror_the_package():
+    """A test module lives in the folder of the room it tests (tests/fleet/ for
+    system_recipes/fleet/, ...), so the tests of one room are found, and run, together."""
+    rooms = {
+        name
+        for name in os.listdir(PACKAGE)
+        if os.path.isfile(os.path.join(PACKAGE, name, "__init__.py"))
+    }
+    misplaced = []
+    for module, path in sorted(modules_of_tests().items()):
+        folder = os.path.relpath(os.path.dirname(path), TESTS)
+        if folder == ".":
+            if module not in TESTS_OF_THE_WHOLE:
+                misplaced.append(f"{module} at the top of tests/")
+        elif folder not in rooms | TEST_ROOMS_BEYOND_THE_PACKAGE:
+            misplaced.append(f"{module} in tests/{folder}/, which is no room")
+    assert misplaced == []

@@ -46,7 +46,7 @@ def nrpe_macros(command: str, arguments: tuple[str, ...] = ()) -> str:
     """What NRPE runs for a command line (nrpe.c process_macros): the text between two ``$``
     is a macro; ``$ARGn$`` is the n-th argument of the query (empty when none came, which is
     always so with ``dont_blame_nrpe=0``), ``$$`` is ``$``, any other ``$x$`` stays, and a last
-    unpaired ``$`` gains a second one. Checked against a real NRPE in tests/test_nrpe.py."""
+    unpaired ``$`` gains a second one. Checked against a real NRPE in tests/recipes/test_nrpe.py."""
     out = []
     for index, piece in enumerate(command.split("$")):
         if index % 2 == 0:

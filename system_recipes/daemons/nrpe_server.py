@@ -2,7 +2,7 @@
 files of the server's configuration set them, the validator that requires a server file to be
 the only one allowing a host beyond loopback, and the restart that makes a removal take effect.
 
-Measured with the real nrpe 4.1 (tests/test_nrpe_server.py): every allowed_hosts line NRPE
+Measured with the real nrpe 4.1 (tests/recipes/test_nrpe_server.py): every allowed_hosts line NRPE
 reads adds to its list -- a file of nrpe.d cannot replace nrpe.cfg's 127.0.0.1,::1 -- and
 SIGHUP only adds the new entries: a host taken out stays allowed until NRPE restarts (so the
 reload kind ``nrpe-restart`` restarts it).

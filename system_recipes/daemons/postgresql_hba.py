@@ -5,7 +5,7 @@ as the server reads them, methods and their options), its validator, and the tok
 
 Why a parser of our own: PostgreSQL 15 (Debian 12) reads ``pg_hba.conf`` only inside a running
 server (at start, on SIGHUP, and in the ``pg_hba_file_rules`` view); ``postgres -C`` stops
-before it loads the file, and no program checks one offline. tests/test_postgresql_access.py
+before it loads the file, and no program checks one offline. tests/recipes/test_postgresql_access.py
 feeds the same lines to a real server's ``pg_hba_file_rules`` and requires the same verdicts.
 Separate from :mod:`.postgresql` (the cluster's configuration, its ``postgres -C`` check and its
 reload) because it is a self-contained format: it needs no cluster, no program, no account.

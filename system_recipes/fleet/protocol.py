@@ -18,7 +18,7 @@ module, and it imports neither.
 
 The exported Ansible action plugin (export/ansible_action.py) is loaded by Ansible from its
 file and imports nothing of system_recipes: it reads the same names as strings, and
-tests/test_fleet_protocol.py checks that they are these.
+tests/fleet/test_fleet_protocol.py checks that they are these.
 """
 
 from __future__ import annotations

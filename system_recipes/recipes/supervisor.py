@@ -147,7 +147,7 @@ def _log_options(stream: str) -> list[Option]:
 
 
 # Every option of supervisor.options.ServerOptions.processes_from_section, under its name
-# there (tests/test_supervisor.py reads that function and fails when one is missing here).
+# there (tests/recipes/test_supervisor.py reads that function and fails when one is missing here).
 PROGRAM_OPTIONS = [
     Option(
         "command",

@@ -8,7 +8,7 @@ recipe loading and part signatures (once per process, not once per part), buildo
 API, so all of it is here, behind small named functions -- except the deferred writes of
 ``installed.cfg`` and the install loop that goes with them, which are in
 :mod:`.buildout_install` -- and every assumption each one makes about the pinned buildout
-(setup.cfg: ``zc.buildout==6.0.1``) is checked by tests/test_buildout_api.py, which fails
+(setup.cfg: ``zc.buildout==6.0.1``) is checked by tests/core/test_buildout_api.py, which fails
 naming the assumption when an upgrade breaks it.
 
 A plain mapping stands in for a buildout in the recipe tests (tests/support/declare.py): the

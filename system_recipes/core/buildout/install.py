@@ -6,7 +6,7 @@ changed or left, install or update the rest) done in one pass instead of O(N^2).
 Separate from :mod:`.buildout_api` (the rest of buildout's private API: the configuration as
 read, recipe loading and signatures, the log lines, the configuration files) because it is the
 largest use and one job: the install of the parts. The same rule holds here as there: no other
-module touches a ``_name`` of buildout, and tests/test_buildout_api.py checks each assumption
+module touches a ``_name`` of buildout, and tests/core/test_buildout_api.py checks each assumption
 against the pinned buildout.
 """
 

@@ -18,10 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from support.dnf_host import example_repository, install_dnf
 from support.live_daemons import STALE, Daemons, shop_pid, start
+from support.paths import REPO
 
 pytest_plugins = ["support.fleet_hosts"]
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(REPO, "profiles", "systems", "shop.toml")
 SYSTEM_RECIPES = os.path.join(os.path.dirname(sys.executable), "system-recipes")
 SUPERVISOR = "/etc/supervisor/supervisord.conf"

@@ -16,6 +16,7 @@ import textwrap
 
 import pytest
 import zc.buildout.buildout as zb
+from support.paths import REPO
 
 import system_recipes
 from system_recipes.core.buildout import api as buildout_api
@@ -23,7 +24,7 @@ from system_recipes.core.buildout import install as buildout_install
 from system_recipes.core.plan import run
 from system_recipes.recipes import template
 
-SETUP_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.cfg")
+SETUP_CFG = os.path.join(REPO, "setup.cfg")
 
 
 def load(tmp_path, text: str) -> zb.Buildout:

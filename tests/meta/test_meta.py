@@ -9,7 +9,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from support.host import Host, link_nagios_plugins, make_scratch_root
-from support.paths import SYSTEM_RECIPES
+from support.paths import REPO, SYSTEM_RECIPES
 from support.results import ok, one_error_line, said, snapshot
 from support.rpmbuild import install_below_root
 
@@ -283,9 +283,7 @@ def test_plan_shows_the_generated_parts(scratch):
 
 
 # -- the app-server role in both forms --------------------------------------------------------
-ROLES = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "profiles", "roles"
-)
+ROLES = os.path.join(REPO, "profiles", "roles")
 
 
 def role_host(tmp_path, name: str, role: str, rpm: str):

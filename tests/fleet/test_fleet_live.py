@@ -27,10 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from support.dnf_host import example_repository, install_dnf
 from support.live_daemons import STALE, SUPERVISOR, Daemons, alive, shop_pid, start
+from support.paths import REPO
 
 pytest_plugins = ["support.fleet_hosts"]
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(REPO, "profiles", "systems", "shop.toml")
 COMPILED = os.path.join(REPO, "profiles", "systems", "shop")  # `fleet compile`'s output
 SYSTEM_RECIPES = os.path.join(os.path.dirname(sys.executable), "system-recipes")

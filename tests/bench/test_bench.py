@@ -14,8 +14,8 @@ import subprocess
 import sys
 
 import pytest
+from support.paths import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONVERGE = os.path.join(REPO, "bench", "converge.py")
 KINDS_DIRS = ("cron.d", "logrotate.d", "supervisor/conf.d", "nagios/nrpe.d")
 SCENARIOS = ("first", "noop", "change", "plan")

@@ -14,11 +14,11 @@ from support.daemons import CONFIG, ask, ctl, running_pid
 from support.host import Host
 from support.markers import needs
 from support.net import free_port, wait_port
+from support.paths import REPO
 from support.results import ok, said
 from support.rpmbuild import RPM_OVERLAYS, rpm_install
 from support.sandbox import Sandbox
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEB1 = os.path.join(REPO, "profiles", "hosts", "web1.cfg")
 PROGRAM = "/etc/supervisor/conf.d/shop.conf"
 MANAGED_TOPS = (

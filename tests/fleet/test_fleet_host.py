@@ -11,13 +11,12 @@ import subprocess
 import sys
 
 import pytest
+from support.paths import BASE_CFG
 
 from system_recipes.fleet.controller.transport import Connections, Target
 from system_recipes.fleet.host.installs import Packages
 
 pytest_plugins = ["support.fleet_hosts"]
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BASE_CFG = os.path.join(REPO, "profiles", "base.cfg")
 
 HOST_CFG = """\
 [buildout]

@@ -12,13 +12,13 @@ import pytest
 import tomli_w
 from hypothesis import given
 from hypothesis import strategies as st
+from support.paths import REPO
 
 from system_recipes.fleet.model.allocate import Allocation, allocate, parse_lock, update
 from system_recipes.fleet.model.lockfile import dumps
 from system_recipes.fleet.model.spec import Model, parse_model
 from system_recipes.fleet.model.tables import ModelError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOP = os.path.join(REPO, "profiles", "systems", "shop.toml")
 HOST_NAMES = [f"h{i}" for i in range(1, 7)]
 SERVICE_NAMES = ["a", "b", "c", "d", "e"]

@@ -1,4 +1,4 @@
-"""The fleet's transport on real sshd hosts (network namespaces on a bridge, tests/fleet_hosts.py):
+"""The fleet's transport on real sshd hosts (network namespaces on a bridge, tests/support/fleet_hosts.py):
 one control master per host, pinned host keys, `fleet trust`, sudo, dead hosts -- every failure
 one line naming the host."""
 

@@ -18,7 +18,7 @@ import tempfile
 import yaml
 from support.ansible_export import HOSTS, export, playbook, recap
 from support.fleet_scenarios import System, states
-from support.paths import BIN, SYSTEM_RECIPES
+from support.paths import BIN, REPO, SYSTEM_RECIPES
 
 pytest_plugins = ["support.fleet_hosts"]
 
@@ -133,7 +133,7 @@ def test_a_failing_host_stops_the_rollout_as_max_fail_does(make_hosts, tmp_path)
     run = playbook(system, project)
     assert run.returncode != 0, run.stdout
     counters = recap(run)
-    # what fleet apply --max-fail 0 does (tests/test_fleet_apply.py): both app servers were in
+    # what fleet apply --max-fail 0 does (tests/fleet/test_fleet_apply.py): both app servers were in
     # flight and host3 finished its own transaction; the load balancer never started
     assert {h: (c["changed"], c["failed"]) for h, c in counters.items()} == {
         "host1": (1, 0),
@@ -188,7 +188,7 @@ def test_ansible_pull_converges_a_host_from_a_git_repository_of_the_export(make_
 def test_the_example_system_exports_its_waves_and_bad_input_is_one_line(tmp_path):
     """The shipped example (a copy: the export writes the revision into the lock): its waves,
     groups and timers; a missing key file or a bad option is one line, nothing written."""
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = REPO
     for name in ("shop.toml", "shop.lock.toml"):
         shutil.copy(os.path.join(repo, "profiles", "systems", name), tmp_path)
     model, project = str(tmp_path / "shop.toml"), tmp_path / "project"
@@ -232,7 +232,7 @@ def test_the_example_system_exports_its_waves_and_bad_input_is_one_line(tmp_path
 def shop_copy(directory, *extra_hosts: tuple[str, str, str]) -> str:
     """The shipped example in ``directory`` (the export writes the revision into its lock),
     with ``extra_hosts`` (name, address, tag) and pinned keys; the model's path."""
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = REPO
     for name in ("shop.toml", "shop.lock.toml"):
         shutil.copy(os.path.join(repo, "profiles", "systems", name), directory)
     with open(os.path.join(directory, "shop.toml"), "a", encoding="utf-8") as stream:

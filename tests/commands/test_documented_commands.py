@@ -45,7 +45,7 @@ DEFAULT_DBPATH = subprocess.run(
 NOT_RUN = {
     "bash scripts/test.sh": "it is this test suite (CI's .ci/run): running it here would recurse",
     "python bench/converge.py": "minutes at N=100 and a bench venv of its own; "
-    "tests/test_bench.py runs the same script at N=2",
+    "tests/bench/test_bench.py runs the same script at N=2",
 }
 
 #: what is changed in a command to run it here, and why
@@ -64,7 +64,7 @@ REWRITES = [
     (r"^rpm (-q\w*) ", r"rpm \1 --dbpath /var/lib/rpm ", "the same database"),
 ]
 #: ``extends = .../profiles/X.cfg``: this checkout's profiles stand for the installed copy
-#: (tests/test_installed.py runs the installed one)
+#: (tests/release/test_installed.py runs the installed one)
 EXTENDS = re.compile(r"^(extends[ \t]*=[ \t]*)\S*?((?:roles/|hosts/)?[\w.-]+\.cfg)[ \t]*$", re.M)
 #: ``[profiles/roles/app-server.cfg](...)`` just before an ini block: the block is an excerpt
 #: of that file, and a host.cfg extending it is what the commands after it mean

@@ -6,11 +6,11 @@ import re
 import pytest
 from support.host import Host, link_nagios_plugins, make_scratch_root
 from support.markers import needs
+from support.paths import REPO
 from support.results import ok, said
 from support.rpmbuild import RPM_OVERLAYS, install_below_root, rpm_install
 from support.sandbox import Sandbox
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEB1 = os.path.join(REPO, "profiles", "hosts", "web1.cfg")
 
 

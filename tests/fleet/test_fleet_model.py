@@ -9,6 +9,7 @@ import os
 import tomllib
 
 import pytest
+from support.paths import REPO
 
 import system_recipes.fleet.model.allocate
 import system_recipes.fleet.model.lockfile
@@ -25,7 +26,6 @@ from system_recipes.fleet.model.spec import (
 )
 from system_recipes.fleet.model.tables import ModelError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOP = os.path.join(REPO, "profiles", "systems", "shop.toml")
 with open(SHOP, "rb") as _stream:
     EXAMPLE = tomllib.load(_stream)

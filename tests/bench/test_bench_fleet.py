@@ -14,8 +14,8 @@ import subprocess
 import sys
 
 import pytest
+from support.paths import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLEET = os.path.join(REPO, "bench", "fleet.py")
 
 
