@@ -40,3 +40,11 @@ def test_a_symlink_planted_as_the_key_is_refused(tmp_path):
     (tmp_path / "s/secret.key").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(fsops.UnsafePath, match="not a regular file"):
         secret_key.host_key(str(tmp_path), "/s")
+
+
+def test_a_file_that_is_no_key_is_refused_not_replaced(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s/secret.key").write_bytes(b"short")
+    with pytest.raises(fsops.UnsafePath, match="not a key of 32 bytes"):
+        secret_key.host_key(str(tmp_path), "/s")
+    assert (tmp_path / "s/secret.key").read_bytes() == b"short"

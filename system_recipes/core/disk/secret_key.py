@@ -31,7 +31,11 @@ def host_key(root: str, state_directory: str, create: bool = True) -> bytes | No
     state = fsops.inspect(root, path)
     if state is not None and state.kind != "file":
         raise fsops.UnsafePath(0, f"{path} is not a regular file; refusing to use it as the key")
-    if state is not None and len(state.content) == KEY_BYTES:
+    if state is not None:
+        if len(state.content) != KEY_BYTES:
+            # not a key this module wrote: replacing it would change every keyed hash, and
+            # overwrite a file the tool did not create
+            raise fsops.UnsafePath(0, f"{path} is not a key of {KEY_BYTES} bytes; refusing it")
         return state.content
     if not create:
         return None
